@@ -1,0 +1,30 @@
+# The two commands of the README: `make demo` (main job) and `make test`.
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: deps demo test lint unit bench down
+
+deps:
+	scripts/install-deps.sh
+
+demo: deps
+	$(BIN)/kuryr stack up
+	$(BIN)/python -m kuryr.demo
+
+lint: deps
+	$(BIN)/ruff check kuryr tests bench
+	$(BIN)/ruff format --check kuryr tests bench
+	$(BIN)/mypy
+
+unit: deps
+	$(BIN)/pytest -q tests/unit
+
+test: lint
+	$(BIN)/pytest -q -ra tests
+
+bench: deps
+	$(BIN)/kuryr stack up
+	$(BIN)/python -m bench
+
+down:
+	$(BIN)/kuryr stack down

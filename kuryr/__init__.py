@@ -1,0 +1,1 @@
+"""Kuryr: Docker's libnetwork network and IPAM drivers, implemented with OpenStack Neutron."""

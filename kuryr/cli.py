@@ -1,0 +1,47 @@
+"""The ``kuryr`` command. Each subcommand lives in the module that owns its work."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from kuryr import server
+
+    return server.main(args)
+
+
+def _stack(args: argparse.Namespace) -> int:
+    from kuryr.stack import cli as stack_cli
+
+    return stack_cli.main(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kuryr", description=__doc__)
+    parser.add_argument("--config-file", help="INI config (default /etc/kuryr/kuryr.conf)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the Docker network and IPAM driver (foreground)")
+    serve.set_defaults(handler=_serve)
+
+    stack = sub.add_parser("stack", help="the local single-node OVS+OVN+Neutron+dockerd stack")
+    stack.add_argument("action", choices=["up", "down", "status"])
+    stack.add_argument("--dir", help="stack directory (default /var/lib/kuryr-stack)")
+    stack.add_argument("--purge", action="store_true", help="down: also drop databases/state")
+    stack.set_defaults(handler=_stack)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler: Handler = args.handler
+    return handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

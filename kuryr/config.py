@@ -1,0 +1,145 @@
+"""Configuration: an INI file that accepts kuryr-libnetwork's section and key names.
+
+Sections and keys (all optional; defaults suit the local stack):
+
+``[DEFAULT]``  ``debug``; ``socket`` (the plugin socket, default
+``/run/docker/plugins/kuryr.sock``); ``socket_group`` (owner group for mode 0660);
+``state_dir`` (local durable state, default ``/var/lib/kuryr``);
+``metrics_listen`` (``127.0.0.1:PORT`` or ``unix:/path``; off when empty).
+
+``[neutron]``  standard keystoneauth options. ``auth_type = none`` with ``endpoint`` talks to
+a noauth Neutron; ``cloud`` names a clouds.yaml entry; with neither, ``OS_*`` variables are
+used. Also kuryr-libnetwork's ``default_subnetpool_v4`` / ``default_subnetpool_v6``,
+``vif_plugging_timeout``, ``enable_dhcp``, ``timeout``, ``retries``.
+
+``[binding]``  ``host`` (the chassis name used as ``binding:host_id``; default: OVSDB
+``external_ids:hostname``), ``ovsdb_connection``, ``integration_bridge``,
+``veth_dst_prefix``.
+
+``[pool]``  ``min``, ``max``, ``batch`` (pre-created ports per subnet).
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_CONFIG_FILE = Path("/etc/kuryr/kuryr.conf")
+
+
+@dataclass(frozen=True)
+class NeutronConfig:
+    auth_type: str = ""
+    endpoint: str = ""
+    cloud: str = ""
+    # Remaining keystoneauth options (auth_url, username, password, project_name, ...).
+    auth: dict[str, str] = field(default_factory=dict)
+    region_name: str = ""
+    default_subnetpool_v4: str = "kuryr"
+    default_subnetpool_v6: str = "kuryr6"
+    enable_dhcp: bool = True
+    timeout: float = 10.0
+    retries: int = 2
+    vif_plugging_timeout: float = 10.0
+
+
+@dataclass(frozen=True)
+class BindingConfig:
+    host: str = ""
+    ovsdb_connection: str = "unix:/var/run/openvswitch/db.sock"
+    integration_bridge: str = "br-int"
+    veth_dst_prefix: str = "eth"
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    min: int = 0
+    max: int = 0
+    batch: int = 0
+
+
+@dataclass(frozen=True)
+class Config:
+    debug: bool = False
+    socket: Path = Path("/run/docker/plugins/kuryr.sock")
+    socket_group: str = ""
+    state_dir: Path = Path("/var/lib/kuryr")
+    metrics_listen: str = ""
+    neutron: NeutronConfig = field(default_factory=NeutronConfig)
+    binding: BindingConfig = field(default_factory=BindingConfig)
+    pool: PoolConfig = field(default_factory=PoolConfig)
+
+
+_NEUTRON_KEYS = {
+    "auth_type",
+    "endpoint",
+    "cloud",
+    "region_name",
+    "default_subnetpool_v4",
+    "default_subnetpool_v6",
+    "enable_dhcp",
+    "timeout",
+    "retries",
+    "vif_plugging_timeout",
+}
+
+
+def load(path: Path | None = None) -> Config:
+    """Read ``path`` (or ``$KURYR_CONFIG``, or the default file if present)."""
+    if path is None:
+        env = os.environ.get("KURYR_CONFIG")
+        path = Path(env) if env else DEFAULT_CONFIG_FILE
+        if not env and not path.exists():
+            return Config()
+    parser = configparser.ConfigParser(interpolation=None)
+    if not parser.read(path):
+        raise FileNotFoundError(f"config file {path} cannot be read")
+    return parse(parser)
+
+
+def parse(parser: configparser.ConfigParser) -> Config:
+    d = parser["DEFAULT"]
+    neutron = parser["neutron"] if parser.has_section("neutron") else d
+    binding = parser["binding"] if parser.has_section("binding") else d
+    pool = parser["pool"] if parser.has_section("pool") else d
+    defaults = set(d)
+    auth = {
+        k: v
+        for k, v in neutron.items()
+        if k not in _NEUTRON_KEYS and (k not in defaults or parser.has_option("neutron", k))
+    }
+    if not parser.has_section("neutron"):
+        auth = {}
+    nd = NeutronConfig()
+    bd = BindingConfig()
+    return Config(
+        debug=d.getboolean("debug", False),
+        socket=Path(d.get("socket", str(Config.socket))),
+        socket_group=d.get("socket_group", ""),
+        state_dir=Path(d.get("state_dir", str(Config.state_dir))),
+        metrics_listen=d.get("metrics_listen", ""),
+        neutron=NeutronConfig(
+            auth_type=neutron.get("auth_type", ""),
+            endpoint=neutron.get("endpoint", ""),
+            cloud=neutron.get("cloud", ""),
+            auth=auth,
+            region_name=neutron.get("region_name", ""),
+            default_subnetpool_v4=neutron.get("default_subnetpool_v4", nd.default_subnetpool_v4),
+            default_subnetpool_v6=neutron.get("default_subnetpool_v6", nd.default_subnetpool_v6),
+            enable_dhcp=neutron.getboolean("enable_dhcp", nd.enable_dhcp),
+            timeout=neutron.getfloat("timeout", nd.timeout),
+            retries=neutron.getint("retries", nd.retries),
+            vif_plugging_timeout=neutron.getfloat("vif_plugging_timeout", nd.vif_plugging_timeout),
+        ),
+        binding=BindingConfig(
+            host=binding.get("host", ""),
+            ovsdb_connection=binding.get("ovsdb_connection", bd.ovsdb_connection),
+            integration_bridge=binding.get("integration_bridge", bd.integration_bridge),
+            veth_dst_prefix=binding.get("veth_dst_prefix", bd.veth_dst_prefix),
+        ),
+        pool=PoolConfig(
+            min=pool.getint("min", 0), max=pool.getint("max", 0), batch=pool.getint("batch", 0)
+        ),
+    )
