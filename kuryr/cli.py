@@ -10,9 +10,9 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from kuryr import server
+    from kuryr import app
 
-    return server.main(args)
+    return app.main(args)
 
 
 def _stack(args: argparse.Namespace) -> int:

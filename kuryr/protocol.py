@@ -99,6 +99,14 @@ class CreateNetworkRequest(_Model):
     def _no_options(cls, v: Any) -> Any:
         return {} if v is None else v
 
+    @field_validator("options")
+    @classmethod
+    def _generic_is_object(cls, v: dict[str, Any]) -> dict[str, Any]:
+        # Checked here so a bad request is rejected before it reaches the domain.
+        if not isinstance(v.get(OPT_GENERIC) or {}, dict):
+            raise ValueError(f"{OPT_GENERIC} must be an object")
+        return v
+
     @field_validator("ipv4_data", "ipv6_data", mode="before")
     @classmethod
     def _no_data(cls, v: Any) -> Any:
@@ -223,6 +231,12 @@ class AllocateNetworkRequest(_Model):
     options: dict[str, str] = Field(default_factory=dict, alias="Options")
     ipv4_data: list[IPAMData] = Field(default_factory=list, alias="IPv4Data")
     ipv6_data: list[IPAMData] = Field(default_factory=list, alias="IPv6Data")
+
+
+class FreeNetworkRequest(_Model):
+    """Swarm-scope only, like AllocateNetwork."""
+
+    network_id: str = Field(alias="NetworkID", min_length=1, max_length=255)
 
 
 class AllocateNetworkResponse(_Model):

@@ -1,0 +1,95 @@
+"""``kuryr serve``: the composition root that turns a config file into a running daemon.
+
+Start-up order matters to Docker: the socket appears only once the domain is fully built, so
+dockerd never activates a half-ready plugin. SIGTERM/SIGINT stop it cleanly: the socket goes
+first, in-flight requests finish, then the domain closes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import logging
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+
+from kuryr import config as config_mod
+from kuryr import metrics
+from kuryr.api import IpamDriver, NetworkDriver
+from kuryr.config import Config
+from kuryr.server import Domain, StartupError, serving
+
+log = logging.getLogger(__name__)
+
+Builder = Callable[
+    [Config], Awaitable[tuple[NetworkDriver, IpamDriver, Callable[[], Awaitable[None]]]]
+]
+
+# Client libraries whose debug output can carry request headers and bodies (tokens, passwords).
+_QUIET_LOGGERS = ("keystoneauth", "openstack", "urllib3", "stevedore")
+
+
+def setup_logging(debug: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for name in _QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.INFO)
+
+
+@asynccontextmanager
+async def _metrics_served(listen: str) -> AsyncIterator[None]:
+    if not listen:
+        yield
+        return
+    runner = await metrics.start(listen)
+    log.info("metrics on %s", listen)
+    try:
+        yield
+    finally:
+        await runner.cleanup()
+
+
+async def run(config: Config, build: Builder, stop: asyncio.Event) -> None:
+    """Build the domain, serve until ``stop`` is set, then tear everything down."""
+    network, ipam, close = await build(config)
+    async with AsyncExitStack() as stack:
+        stack.push_async_callback(close)
+        await stack.enter_async_context(_metrics_served(config.metrics_listen))
+        await stack.enter_async_context(
+            serving(config.socket, Domain(network, ipam), config.socket_group)
+        )
+        log.info("serving Docker's NetworkDriver and IpamDriver on %s", config.socket)
+        await stop.wait()
+        log.info("stopping")
+
+
+async def _run_until_signalled(config: Config) -> None:
+    # Imported here: the domain pulls in Neutron and OVSDB clients only a serving daemon needs.
+    build: Builder = importlib.import_module("kuryr.driver").build
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await run(config, build, stop)
+
+
+def main(args: argparse.Namespace) -> int:
+    config_file = getattr(args, "config_file", None)
+    try:
+        config = config_mod.load(Path(config_file) if config_file else None)
+    except (OSError, ValueError) as exc:
+        logging.basicConfig()
+        log.error("cannot load configuration: %s", exc)
+        return 2
+    setup_logging(config.debug)
+    try:
+        asyncio.run(_run_until_signalled(config))
+    except StartupError as exc:
+        log.error("cannot start: %s", exc)
+        return 1
+    return 0

@@ -1,0 +1,341 @@
+"""Docker's plugin HTTP surface: route table, request validation, error envelopes, the socket.
+
+Every request goes through one dispatcher: look the path up in :data:`ROUTES`, validate the
+body with the route's model, call one domain method, answer its ``wire()`` form. A request that
+fails validation never reaches the domain. Errors are wrapped in the envelope of the route's
+interface (:func:`envelope`); a stack trace never leaves the process.
+"""
+
+from __future__ import annotations
+
+import errno
+import grp
+import json
+import logging
+import os
+import socket
+import stat
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any, Protocol
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from kuryr import metrics
+from kuryr import protocol as p
+from kuryr.api import IpamDriver, NetworkDriver
+from kuryr.errors import InvalidRequest, KuryrError
+
+log = logging.getLogger(__name__)
+
+# dockerd's largest requests (CreateNetwork with many options) are a few KiB.
+MAX_BODY = 1024 * 1024
+# Room for an error message that names the field without echoing a huge input back.
+_MAX_MESSAGE_PART = 200
+_MAX_ERRORS_SHOWN = 3
+# In-flight requests get this long to finish on shutdown.
+_SHUTDOWN_GRACE = 30.0
+
+
+class Interface(Enum):
+    """Which libnetwork interface a route belongs to; it decides the error envelope."""
+
+    PLUGIN = "Plugin"
+    NETWORK = "NetworkDriver"
+    IPAM = "IpamDriver"
+
+
+class ProtocolError(KuryrError):
+    """A refusal at the HTTP level (wrong verb, body too large); its status is set per case."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def envelope(interface: Interface, message: str) -> dict[str, str]:
+    """The error body Docker reads for ``interface``.
+
+    dockerd's plugin client reads ``Err`` from any non-200 answer, while its IPAM driver reads
+    ``Error`` from a 200 one, so IPAM errors carry both keys and users always see the message.
+    """
+    if interface is Interface.IPAM:
+        return {"Error": message, "Err": message}
+    return {"Err": message}
+
+
+@dataclass(frozen=True)
+class Domain:
+    network: NetworkDriver
+    ipam: IpamDriver
+
+
+class Wire(Protocol):
+    def wire(self) -> dict[str, Any]: ...
+
+
+Handler = Callable[[Domain, Any], Awaitable[Wire | None]]
+
+
+@dataclass(frozen=True)
+class Route:
+    interface: Interface
+    request: type[BaseModel] | None
+    handler: Handler
+    # False for routes answered by the server alone (no domain call).
+    calls_domain: bool = True
+
+
+def _constant(answer: Wire | None) -> Handler:
+    async def handler(_domain: Domain, _request: Any) -> Wire | None:
+        return answer
+
+    return handler
+
+
+def _fixed(interface: Interface, request: type[BaseModel] | None, answer: Wire | None) -> Route:
+    return Route(interface, request, _constant(answer), calls_domain=False)
+
+
+_NET = Interface.NETWORK
+_IPAM = Interface.IPAM
+# kuryr-libnetwork's default address space names; Docker only echoes them back.
+_NO_ADDRESS_SPACE = "no_address_space"
+
+ROUTES: dict[str, Route] = {
+    "/Plugin.Activate": _fixed(
+        Interface.PLUGIN, None, p.ActivateResponse(implements=["NetworkDriver", "IpamDriver"])
+    ),
+    "/NetworkDriver.GetCapabilities": _fixed(
+        _NET, None, p.CapabilitiesResponse(scope="local", connectivity_scope="local")
+    ),
+    "/NetworkDriver.CreateNetwork": Route(
+        _NET, p.CreateNetworkRequest, lambda d, r: d.network.create_network(r)
+    ),
+    "/NetworkDriver.DeleteNetwork": Route(
+        _NET, p.NetworkRequest, lambda d, r: d.network.delete_network(r)
+    ),
+    "/NetworkDriver.CreateEndpoint": Route(
+        _NET, p.CreateEndpointRequest, lambda d, r: d.network.create_endpoint(r)
+    ),
+    "/NetworkDriver.EndpointOperInfo": Route(
+        _NET, p.EndpointRequest, lambda d, r: d.network.endpoint_oper_info(r)
+    ),
+    "/NetworkDriver.DeleteEndpoint": Route(
+        _NET, p.EndpointRequest, lambda d, r: d.network.delete_endpoint(r)
+    ),
+    "/NetworkDriver.Join": Route(_NET, p.JoinRequest, lambda d, r: d.network.join(r)),
+    "/NetworkDriver.Leave": Route(_NET, p.EndpointRequest, lambda d, r: d.network.leave(r)),
+    "/NetworkDriver.ProgramExternalConnectivity": Route(
+        _NET,
+        p.ExternalConnectivityRequest,
+        lambda d, r: d.network.program_external_connectivity(r),
+    ),
+    "/NetworkDriver.RevokeExternalConnectivity": Route(
+        _NET, p.EndpointRequest, lambda d, r: d.network.revoke_external_connectivity(r)
+    ),
+    # Node discovery and swarm allocation do not concern a local-scope driver: validate, agree.
+    "/NetworkDriver.DiscoverNew": _fixed(_NET, p.DiscoveryRequest, None),
+    "/NetworkDriver.DiscoverDelete": _fixed(_NET, p.DiscoveryRequest, None),
+    "/NetworkDriver.AllocateNetwork": _fixed(
+        _NET, p.AllocateNetworkRequest, p.AllocateNetworkResponse()
+    ),
+    "/NetworkDriver.FreeNetwork": _fixed(_NET, p.FreeNetworkRequest, None),
+    "/IpamDriver.GetCapabilities": _fixed(
+        _IPAM,
+        None,
+        # No MAC from Docker: CreateEndpoint then hands out the Neutron port's MAC.
+        p.IpamCapabilitiesResponse(requires_mac_address=False, requires_request_replay=False),
+    ),
+    "/IpamDriver.GetDefaultAddressSpaces": _fixed(
+        _IPAM,
+        None,
+        p.AddressSpacesResponse(
+            local_default="no_address_space", global_default="no_address_space"
+        ),
+    ),
+    "/IpamDriver.RequestPool": Route(
+        _IPAM, p.RequestPoolRequest, lambda d, r: d.ipam.request_pool(r)
+    ),
+    "/IpamDriver.ReleasePool": Route(
+        _IPAM, p.ReleasePoolRequest, lambda d, r: d.ipam.release_pool(r)
+    ),
+    "/IpamDriver.RequestAddress": Route(
+        _IPAM, p.RequestAddressRequest, lambda d, r: d.ipam.request_address(r)
+    ),
+    "/IpamDriver.ReleaseAddress": Route(
+        _IPAM, p.ReleaseAddressRequest, lambda d, r: d.ipam.release_address(r)
+    ),
+}
+
+
+def _clip(text: str, limit: int = _MAX_MESSAGE_PART) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def condense(error: ValidationError) -> str:
+    """One line naming each bad field: ``EndpointID: must be a 64-character ...``."""
+    problems = error.errors(include_url=False, include_input=False, include_context=False)
+    parts = []
+    for problem in problems[:_MAX_ERRORS_SHOWN]:
+        where = ".".join(str(part) for part in problem["loc"]) or "body"
+        message = problem["msg"].removeprefix("Value error, ")
+        parts.append(f"{_clip(where, 80)}: {_clip(message)}")
+    hidden = len(problems) - _MAX_ERRORS_SHOWN
+    if hidden > 0:
+        parts.append(f"and {hidden} more")
+    return "; ".join(parts)
+
+
+def parse(name: str, model: type[BaseModel], body: bytes) -> BaseModel:
+    """Validate ``body`` as ``model``; raise :class:`InvalidRequest` naming what is wrong."""
+    try:
+        data = json.loads(body) if body.strip() else {}
+    except (ValueError, RecursionError) as exc:
+        raise InvalidRequest(f"{name}: malformed JSON: {_clip(str(exc))}") from None
+    if not isinstance(data, dict):
+        raise InvalidRequest(f"{name}: the body must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidRequest(f"{name}: {condense(exc)}") from None
+
+
+def _interface_of(path: str) -> Interface:
+    return Interface.IPAM if path.startswith("/IpamDriver.") else Interface.NETWORK
+
+
+async def _read_body(request: web.Request, name: str) -> bytes:
+    too_large = ProtocolError(413, f"{name}: request body larger than {MAX_BODY} bytes")
+    if (request.content_length or 0) > MAX_BODY:
+        raise too_large
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise too_large from None
+
+
+async def _answer(domain: Domain, request: web.Request, route: Route) -> tuple[int, dict[str, Any]]:
+    # Docker shows this message to users; the method name alone reads best there.
+    name = request.path.rpartition(".")[2]
+    try:
+        if request.method != "POST":
+            raise ProtocolError(405, f"{name}: only POST is allowed")
+        body = await _read_body(request, name)
+        parsed = parse(name, route.request, body) if route.request else None
+        result = await route.handler(domain, parsed)
+        return 200, {} if result is None else result.wire()
+    except KuryrError as exc:
+        return exc.status, envelope(route.interface, exc.message)
+    except Exception as exc:
+        log.exception("%s failed", name)
+        message = f"internal error: {type(exc).__name__}: {_clip(str(exc), 500)}"
+        return 500, envelope(route.interface, message)
+
+
+def make_app(domain: Domain) -> web.Application:
+    """The plugin application: every path goes to the dispatcher, which owns the envelopes."""
+
+    async def dispatch(request: web.Request) -> web.Response:
+        start = time.perf_counter()
+        route = ROUTES.get(request.path)
+        if route is None:
+            method = "unknown"
+            message = f"unknown method {_clip(request.path, 100)!r}"
+            status, body = 404, envelope(_interface_of(request.path), message)
+        else:
+            method = request.path.removeprefix("/")
+            status, body = await _answer(domain, request, route)
+        elapsed = time.perf_counter() - start
+        metrics.observe_request(method, status, elapsed)
+        log.debug("%s %s -> %d in %.1f ms", request.method, method, status, elapsed * 1000)
+        return web.json_response(body, status=status)
+
+    # The router's own size check would answer 413 in plain text, not in an envelope.
+    app = web.Application(client_max_size=MAX_BODY + 1)
+    app.router.add_route("*", "/{path:.*}", dispatch)
+    return app
+
+
+class StartupError(RuntimeError):
+    """The socket cannot be served (in use, wrong kind of file, unknown group)."""
+
+
+def _remove_stale(path: Path) -> None:
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise StartupError(f"{path} exists and is not a socket; not removing it")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1.0)
+        try:
+            probe.connect(str(path))
+        except OSError as exc:
+            if exc.errno not in (errno.ECONNREFUSED, errno.ENOENT):
+                raise StartupError(f"cannot probe {path}: {exc}") from None
+        else:
+            raise StartupError(f"another process is serving {path}")
+    path.unlink(missing_ok=True)
+
+
+def bind_unix(path: Path, group: str = "") -> socket.socket:
+    """A bound unix socket at ``path``: mode 0600, or 0660 owned by ``group``.
+
+    The umask covers the bind itself, so the socket is never reachable with looser rights.
+    """
+    try:
+        gid = grp.getgrnam(group).gr_gid if group else None
+    except KeyError:
+        raise StartupError(f"socket_group {group!r} does not exist") from None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        previous = os.umask(0o177)
+        try:
+            sock.bind(str(path))
+        finally:
+            os.umask(previous)
+        if gid is not None:
+            os.chown(path, -1, gid)
+            os.chmod(path, 0o660)
+    except OSError as exc:
+        sock.close()
+        raise StartupError(f"cannot bind {path}: {exc}") from None
+    return sock
+
+
+def _unlink_own(path: Path, inode: int) -> None:
+    """Remove the socket unless another process has already replaced it."""
+    try:
+        if os.lstat(path).st_ino == inode:
+            path.unlink()
+    except FileNotFoundError:
+        return
+
+
+@asynccontextmanager
+async def serving(path: Path, domain: Domain, group: str = "") -> AsyncIterator[None]:
+    """Serve the plugin API on ``path`` for the duration of the block.
+
+    On exit the socket file goes first (Docker stops dialing a daemon that is leaving), then
+    in-flight requests are allowed to finish.
+    """
+    sock = bind_unix(path, group)
+    inode = os.lstat(path).st_ino
+    runner = web.AppRunner(make_app(domain), access_log=None, shutdown_timeout=_SHUTDOWN_GRACE)
+    try:
+        await runner.setup()
+        await web.SockSite(runner, sock).start()
+        yield
+    finally:
+        _unlink_own(path, inode)
+        await runner.cleanup()
+        sock.close()

@@ -1,0 +1,92 @@
+"""In-memory NetworkDriver/IpamDriver that record their calls, for testing the HTTP surface only.
+
+They answer plausibly and remember nothing else: routing, validation and envelopes are what the
+server tests check, and "the domain saw no call" is how they prove a rejection changed nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from kuryr import protocol as p
+from kuryr.api import IpamDriver, NetworkDriver
+from kuryr.server import Domain
+
+
+@dataclass
+class Recorder:
+    calls: list[tuple[str, Any]] = field(default_factory=list)
+    # Method name -> exception to raise instead of answering.
+    failures: dict[str, BaseException] = field(default_factory=dict)
+
+    def record(self, method: str, request: Any) -> None:
+        self.calls.append((method, request))
+        if method in self.failures:
+            raise self.failures[method]
+
+
+class FakeNetwork(NetworkDriver):
+    def __init__(self, recorder: Recorder) -> None:
+        self.rec = recorder
+
+    async def create_network(self, req: p.CreateNetworkRequest) -> None:
+        self.rec.record("create_network", req)
+
+    async def delete_network(self, req: p.NetworkRequest) -> None:
+        self.rec.record("delete_network", req)
+
+    async def create_endpoint(self, req: p.CreateEndpointRequest) -> p.CreateEndpointResponse:
+        self.rec.record("create_endpoint", req)
+        address = req.interface.address if req.interface else ""
+        return p.CreateEndpointResponse(
+            interface=p.EndpointInterface(address=address, mac_address="fa:16:3e:00:00:01")
+        )
+
+    async def endpoint_oper_info(self, req: p.EndpointRequest) -> p.EndpointOperInfoResponse:
+        self.rec.record("endpoint_oper_info", req)
+        return p.EndpointOperInfoResponse(value={"port": "fake"})
+
+    async def delete_endpoint(self, req: p.EndpointRequest) -> None:
+        self.rec.record("delete_endpoint", req)
+
+    async def join(self, req: p.JoinRequest) -> p.JoinResponse:
+        self.rec.record("join", req)
+        return p.JoinResponse(
+            interface_name=p.InterfaceName(src_name="tapfake", dst_prefix="eth"),
+            gateway="10.0.0.1",
+        )
+
+    async def leave(self, req: p.EndpointRequest) -> None:
+        self.rec.record("leave", req)
+
+    async def program_external_connectivity(self, req: p.ExternalConnectivityRequest) -> None:
+        self.rec.record("program_external_connectivity", req)
+
+    async def revoke_external_connectivity(self, req: p.EndpointRequest) -> None:
+        self.rec.record("revoke_external_connectivity", req)
+
+
+class FakeIpam(IpamDriver):
+    def __init__(self, recorder: Recorder) -> None:
+        self.rec = recorder
+
+    async def request_pool(self, req: p.RequestPoolRequest) -> p.RequestPoolResponse:
+        self.rec.record("request_pool", req)
+        pool = req.pool or "10.0.0.0/24"
+        return p.RequestPoolResponse(pool_id=f"fake-{pool}", pool=pool)
+
+    async def release_pool(self, req: p.ReleasePoolRequest) -> None:
+        self.rec.record("release_pool", req)
+
+    async def request_address(self, req: p.RequestAddressRequest) -> p.RequestAddressResponse:
+        self.rec.record("request_address", req)
+        return p.RequestAddressResponse(address=f"{req.address or '10.0.0.2'}/24")
+
+    async def release_address(self, req: p.ReleaseAddressRequest) -> None:
+        self.rec.record("release_address", req)
+
+
+def fake_domain() -> tuple[Domain, Recorder]:
+    recorder = Recorder()
+    return Domain(FakeNetwork(recorder), FakeIpam(recorder)), recorder
