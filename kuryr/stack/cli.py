@@ -1,0 +1,92 @@
+"""``kuryr stack up|down|status``: prints one row per component, a usage summary after up,
+and for failures a one-line reason plus the tail of the failing component's log."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+
+from kuryr.stack import lifecycle, proc
+from kuryr.stack.errors import StackError
+from kuryr.stack.layout import DOCKER_SOCK, NEUTRON_URL, PLUGIN_SOCK, Layout
+from kuryr.stack.lifecycle import Health
+
+
+def _table(report: list[Health]) -> str:
+    width = max(len(h.name) for h in report)
+    return "\n".join(
+        f"  {h.name:<{width}}  {'ok  ' if h.healthy else 'FAIL'}  {h.detail}" for h in report
+    )
+
+
+def _summary(layout: Layout) -> str:
+    return f"""
+Stack directory {layout.root} (configs, databases, pidfiles; logs in {layout.logs}).
+  Neutron API    {NEUTRON_URL} (noauth: no token needed)
+  Docker         unix://{DOCKER_SOCK}, image kuryr/busybox
+  Kuryr driver   unix://{PLUGIN_SOCK} (config {layout.sub("kuryr.conf")})
+Try:
+  docker network create -d kuryr --ipam-driver kuryr test
+  docker run --rm --net test kuryr/busybox ip addr
+  ovn-nbctl show
+  kuryr stack status   |   kuryr stack down [--purge]"""
+
+
+def _fail(layout: Layout, exc: StackError) -> int:
+    print(f"kuryr stack: {exc}", file=sys.stderr)
+    if exc.log is not None:
+        lines = proc.tail(exc.log)
+        if lines:
+            print(f"--- last lines of {exc.log}:", file=sys.stderr)
+            print("\n".join(lines), file=sys.stderr)
+    return 1
+
+
+def _up(layout: Layout) -> int:
+    began = time.monotonic()
+    report = lifecycle.up(layout)
+    print(_table(report))
+    print(f"stack up in {time.monotonic() - began:.1f} s")
+    print(_summary(layout))
+    required = [h for h in report if h.name not in lifecycle.OPTIONAL]
+    if not lifecycle.healthy(required):
+        return 1
+    for h in report:
+        if not h.healthy:
+            print(f"kuryr stack: {h.name}: {h.detail} (see {lifecycle.log_of(layout, h.name)})")
+    return 0
+
+
+def _down(layout: Layout, purge: bool) -> int:
+    errors = lifecycle.down(layout, purge)
+    for exc in errors:
+        _fail(layout, exc)
+    if not errors:
+        print(f"stack down{' and purged' if purge else ''} ({layout.root})")
+    return 1 if errors else 0
+
+
+def _status(layout: Layout) -> int:
+    report = lifecycle.status(layout)
+    print(_table(report))
+    return 0 if lifecycle.healthy(report) else 1
+
+
+def main(args: argparse.Namespace) -> int:
+    layout = Layout.resolve(args.dir)
+    try:
+        if args.action == "up":
+            return _up(layout)
+        if args.action == "down":
+            return _down(layout, args.purge)
+        return _status(layout)
+    except StackError as exc:
+        return _fail(layout, exc)
+    except (OSError, subprocess.SubprocessError) as exc:
+        print(f"kuryr stack: {args.action} failed: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("kuryr stack: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,166 @@
+"""dockerd on the host socket only, its data in the stack directory, and the offline image
+``kuryr/busybox`` built from busybox-static."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import tarfile
+from pathlib import Path
+
+from kuryr.stack import netdev, proc, unixhttp
+from kuryr.stack.errors import StackError
+from kuryr.stack.layout import DOCKER_SOCK, Layout
+
+MARKER = "dockerd"
+IMAGE = "kuryr/busybox"
+BUSYBOX = Path("/bin/busybox")
+BRIDGE = "docker0"
+EXEC_ROOT = Path("/var/run/docker")
+
+
+def ping() -> bool:
+    try:
+        status, body = unixhttp.request(DOCKER_SOCK, "GET", "/_ping", timeout=2)
+    except OSError:
+        return False
+    return status == 200 and body == b"OK"
+
+
+def busybox_rootfs_tar() -> bytes:
+    """A tar of a rootfs: /bin/busybox, its applets as symlinks, passwd, group and /tmp."""
+    applets = subprocess.run(
+        [str(BUSYBOX), "--list-full"], capture_output=True, check=True, timeout=10
+    ).stdout.decode()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+
+        def add_dir(name: str, mode: int = 0o755) -> None:
+            info = tarfile.TarInfo(name)
+            info.type, info.mode = tarfile.DIRTYPE, mode
+            tar.addfile(info)
+
+        def add_file(name: str, data: bytes, mode: int = 0o644) -> None:
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), mode
+            tar.addfile(info, io.BytesIO(data))
+
+        for d in ("bin", "sbin", "usr", "usr/bin", "usr/sbin", "etc", "root", "proc", "sys"):
+            add_dir(d)
+        add_dir("tmp", 0o1777)
+        add_file("bin/busybox", BUSYBOX.read_bytes(), 0o755)
+        add_file(
+            "etc/passwd", b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534::/:/bin/false\n"
+        )
+        add_file("etc/group", b"root:x:0:\nnogroup:x:65534:\n")
+        for applet in sorted(set(applets.split())):
+            if applet == "bin/busybox":
+                continue
+            link = tarfile.TarInfo(applet)
+            link.type, link.linkname = tarfile.SYMTYPE, "/bin/busybox"
+            tar.addfile(link)
+    return buf.getvalue()
+
+
+class Docker:
+    name = "dockerd"
+
+    def __init__(self, layout: Layout) -> None:
+        self.layout = layout
+        self.pidfile = layout.pidfile("dockerd")
+        self.driver_file = layout.sub("docker-storage-driver")
+
+    @property
+    def log(self) -> Path:
+        return self.layout.log("dockerd")
+
+    def _argv(self, driver: str) -> list[str]:
+        # No iptables: Docker would set the FORWARD policy to DROP, changing the host,
+        # and traffic through OVS br-int never passes the Linux bridge anyway.
+        return [
+            "dockerd",
+            f"--storage-driver={driver}",
+            f"--data-root={self.layout.sub('docker')}",
+            f"--exec-root={EXEC_ROOT}",
+            f"--pidfile={self.pidfile}",
+            f"--host=unix://{DOCKER_SOCK}",
+            "--iptables=false",
+            "--ip-forward=false",
+        ]
+
+    def start(self) -> None:
+        pid = proc.running(self.pidfile, MARKER)
+        if pid is None:
+            if ping():
+                raise StackError(self.name, f"another dockerd already answers on {DOCKER_SOCK}")
+            self._clean_stale()
+            drivers = [self.driver_file.read_text().strip()] if self.driver_file.exists() else []
+            for driver in drivers or ["overlay2", "vfs"]:
+                if self._start_with(driver):
+                    self.driver_file.write_text(driver + "\n")
+                    break
+            else:
+                raise StackError(self.name, "dockerd did not start", self.log)
+        self._ensure_image()
+
+    def _clean_stale(self) -> None:
+        DOCKER_SOCK.unlink(missing_ok=True)
+        self.pidfile.unlink(missing_ok=True)
+        containerd = EXEC_ROOT / "containerd" / "containerd.pid"
+        proc.stop_pidfile(containerd, "containerd")
+
+    def _start_with(self, driver: str) -> bool:
+        pid = proc.spawn(self._argv(driver), self.log, None)
+        if proc.wait_for(lambda: ping() or not proc.alive(pid), 30, 0.1) and ping():
+            return True
+        proc.terminate(pid)
+        return False
+
+    def _ensure_image(self) -> None:
+        try:
+            status, _ = unixhttp.request(DOCKER_SOCK, "GET", f"/images/{IMAGE}/json")
+        except OSError as exc:
+            raise StackError(self.name, f"dockerd stopped answering: {exc}", self.log) from exc
+        if status == 200:
+            return
+        proc.run(
+            self.name,
+            [
+                "docker",
+                "-H",
+                f"unix://{DOCKER_SOCK}",
+                "import",
+                "-c",
+                'CMD ["/bin/sh"]',
+                "-",
+                IMAGE,
+            ],
+            timeout=120,
+            input_bytes=busybox_rootfs_tar(),
+        )
+
+    def stop(self) -> None:
+        pid = proc.running(self.pidfile, MARKER)
+        if pid is not None:
+            children = proc.descendants(pid)
+            proc.terminate(pid, timeout=30)
+            for child in children:
+                proc.terminate(child, timeout=5)
+        self.pidfile.unlink(missing_ok=True)
+        netdev.delete_links([BRIDGE])
+
+    def check(self) -> tuple[bool, str]:
+        if proc.running(self.pidfile, MARKER) is None:
+            return False, "dockerd is not running"
+        if not ping():
+            return False, f"dockerd does not answer on {DOCKER_SOCK}"
+        try:
+            status, _ = unixhttp.request(DOCKER_SOCK, "GET", f"/images/{IMAGE}/json")
+        except OSError as exc:
+            return False, str(exc)
+        if status != 200:
+            return False, f"image {IMAGE} is missing"
+        return True, f"unix://{DOCKER_SOCK}, image {IMAGE}"
+
+    def purge(self) -> None:
+        """Its data root lives in the stack directory."""

@@ -1,0 +1,113 @@
+"""up, down and status over the stack's components, in dependency order."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from kuryr.stack import host
+from kuryr.stack.component import Component
+from kuryr.stack.daemon import KuryrDaemon
+from kuryr.stack.docker import Docker
+from kuryr.stack.errors import StackError
+from kuryr.stack.layout import Layout
+from kuryr.stack.neutron import Neutron
+from kuryr.stack.ovn import OvnCentral, OvnController
+from kuryr.stack.ovs import OpenVSwitch
+from kuryr.stack.postgres import Postgres
+from kuryr.stack.subnetpools import Subnetpools
+
+# The daemon is being built alongside the stack: its failure is reported, not fatal.
+OPTIONAL = {"kuryr"}
+
+
+@dataclass(frozen=True)
+class Health:
+    name: str
+    healthy: bool
+    detail: str
+
+
+def components(layout: Layout) -> list[Component]:
+    postgres = Postgres(layout)
+    return [
+        OpenVSwitch(layout),
+        OvnCentral(layout),
+        OvnController(layout),
+        postgres,
+        Neutron(layout, postgres),
+        Subnetpools(layout),
+        KuryrDaemon(layout),
+        Docker(layout),
+    ]
+
+
+def require_root() -> None:
+    if os.geteuid() != 0:
+        raise StackError("stack", "must run as root (it starts OVS, OVN, PostgreSQL, dockerd)")
+
+
+@contextmanager
+def locked(layout: Layout) -> Iterator[None]:
+    """One up or down at a time: concurrent test sessions share one stack."""
+    layout.create()
+    with open(layout.sub("lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def up(layout: Layout) -> list[Health]:
+    """Start what is not running; raise StackError when a required component fails."""
+    require_root()
+    failures: list[Health] = []
+    with locked(layout):
+        host.remember(layout)
+        for component in components(layout):
+            try:
+                component.start()
+            except StackError as exc:
+                if component.name not in OPTIONAL:
+                    raise
+                failures.append(Health(component.name, False, exc.reason))
+    reported = {f.name: f for f in failures}
+    return [reported.get(h.name, h) for h in status(layout)]
+
+
+def down(layout: Layout, purge: bool = False) -> list[StackError]:
+    """Stop everything in reverse order; return the errors met (all steps are attempted)."""
+    require_root()
+    errors: list[StackError] = []
+    if not layout.root.exists():
+        return errors
+    with locked(layout):
+        for component in reversed(components(layout)):
+            try:
+                component.stop()
+                if purge:
+                    component.purge()
+            except StackError as exc:
+                errors.append(exc)
+        host.restore(layout)
+    if purge:
+        host.unmount_under(layout.root)
+        shutil.rmtree(layout.root, ignore_errors=True)
+    return errors
+
+
+def status(layout: Layout) -> list[Health]:
+    return [Health(c.name, *c.check()) for c in components(layout)]
+
+
+def healthy(report: list[Health]) -> bool:
+    return all(h.healthy for h in report)
+
+
+def log_of(layout: Layout, name: str) -> str:
+    for component in components(layout):
+        if component.name == name:
+            return str(component.log)
+    return str(layout.logs)

@@ -1,0 +1,164 @@
+"""PostgreSQL for Neutron: a cluster of its own (``15/kuryr``) with its data in the stack
+directory, listening on 127.0.0.1 only, with a role and database ``neutron``."""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+from pathlib import Path
+
+from kuryr.stack import ports, proc
+from kuryr.stack.errors import StackError
+from kuryr.stack.layout import POSTGRES_PORT, Layout
+
+CLUSTER = "kuryr"
+PG_ROOT = Path("/usr/lib/postgresql")
+CONF_ROOT = Path("/etc/postgresql")
+
+
+def version() -> str:
+    """The newest installed PostgreSQL major version."""
+    found = sorted((int(p.name) for p in PG_ROOT.glob("[0-9]*") if p.name.isdigit()), reverse=True)
+    if not found:
+        raise StackError("postgres", "PostgreSQL is not installed (run scripts/install-deps.sh)")
+    return str(found[0])
+
+
+class Postgres:
+    name = "postgres"
+
+    def __init__(self, layout: Layout) -> None:
+        self.layout = layout
+        self.data = layout.sub("postgres")
+        self.secret_file = layout.sub("postgres.secret")
+
+    @property
+    def log(self) -> Path:
+        return self.layout.log("postgres")
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg2://neutron:{self.password()}@127.0.0.1:{POSTGRES_PORT}/neutron"
+
+    def password(self) -> str:
+        if not self.secret_file.exists():
+            self.secret_file.touch(mode=0o600)
+            self.secret_file.write_text(secrets.token_hex(16))
+        return self.secret_file.read_text().strip()
+
+    def _conf_dir(self) -> Path:
+        return CONF_ROOT / version() / CLUSTER
+
+    def _pidfile(self) -> Path:
+        return self.data / "postmaster.pid"
+
+    def _ctl(self, action: str, *extra: str) -> None:
+        proc.run(
+            self.name,
+            ["pg_ctlcluster", version(), CLUSTER, action, *extra],
+            timeout=60,
+            log=self.log,
+        )
+
+    def start(self) -> None:
+        if self._conf_dir().exists() and not (self.data / "PG_VERSION").exists():
+            # The cluster's data was removed behind our back: start over.
+            self._drop()
+        if not self._conf_dir().exists():
+            self._create()
+        if proc.running(self._pidfile(), "postgres") is None:
+            self._pidfile().unlink(missing_ok=True)
+            owner = ports.listener(POSTGRES_PORT)
+            if owner is not None:
+                raise StackError(
+                    self.name, f"port {POSTGRES_PORT} is taken by {ports.describe(owner)}", self.log
+                )
+            self._ctl("start")
+        self._ensure_role()
+
+    def _create(self) -> None:
+        self.data.mkdir(parents=True, exist_ok=True)
+        shutil.chown(self.data, "postgres", "postgres")
+        self.data.chmod(0o700)
+        proc.run(
+            self.name,
+            [
+                "pg_createcluster",
+                "--start-conf=manual",
+                f"--port={POSTGRES_PORT}",
+                f"--datadir={self.data}",
+                f"--logfile={self.log}",
+                version(),
+                CLUSTER,
+                "--",
+                "--auth-local=peer",
+                "--auth-host=scram-sha-256",
+            ],
+            timeout=60,
+        )
+        conf = self._conf_dir() / "conf.d"
+        conf.mkdir(parents=True, exist_ok=True)
+        (conf / "kuryr-stack.conf").write_text(
+            "listen_addresses = '127.0.0.1'\nmax_connections = 200\nfsync = off\n"
+        )
+        self.log.touch()
+        shutil.chown(self.log, "postgres", "postgres")
+
+    def _psql(self, sql: str, database: str = "postgres") -> str:
+        return proc.run(
+            self.name,
+            [
+                "runuser",
+                "-u",
+                "postgres",
+                "--",
+                "psql",
+                "-X",
+                "-q",
+                "-t",
+                "-A",
+                "-p",
+                str(POSTGRES_PORT),
+                "-d",
+                database,
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-c",
+                sql,
+            ],
+            timeout=30,
+            log=self.log,
+        ).strip()
+
+    def _ensure_role(self) -> None:
+        if self._psql("SELECT 1 FROM pg_roles WHERE rolname = 'neutron'") != "1":
+            # The password is ours (hex), so it is safe to place in the statement.
+            self._psql(f"CREATE ROLE neutron LOGIN PASSWORD '{self.password()}'")
+        if self._psql("SELECT 1 FROM pg_database WHERE datname = 'neutron'") != "1":
+            self._psql("CREATE DATABASE neutron OWNER neutron")
+
+    def _drop(self) -> None:
+        proc.run(
+            self.name, ["pg_dropcluster", "--stop", version(), CLUSTER], timeout=60, log=self.log
+        )
+
+    def stop(self) -> None:
+        if proc.running(self._pidfile(), "postgres") is not None:
+            self._ctl("stop", "--", "-m", "fast")
+
+    def check(self) -> tuple[bool, str]:
+        if proc.running(self._pidfile(), "postgres") is None:
+            return False, "postgres is not running"
+        try:
+            proc.run(
+                self.name,
+                ["pg_isready", "-q", "-h", "127.0.0.1", "-p", str(POSTGRES_PORT)],
+                timeout=5,
+            )
+        except StackError:
+            return False, f"postgres does not accept connections on 127.0.0.1:{POSTGRES_PORT}"
+        return True, f"cluster {version()}/{CLUSTER} on 127.0.0.1:{POSTGRES_PORT}"
+
+    def purge(self) -> None:
+        if self._conf_dir().exists():
+            self._drop()

@@ -1,0 +1,34 @@
+"""A minimal HTTP client over a unix socket, for dockerd's API and the plugin socket."""
+
+from __future__ import annotations
+
+import http.client
+import socket
+from pathlib import Path
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: Path, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        sock.connect(str(self._path))
+        self.sock = sock
+
+
+def request(
+    path: Path, method: str, url: str, body: bytes | None = None, timeout: float = 3.0
+) -> tuple[int, bytes]:
+    """One request; raises OSError when nothing answers on the socket."""
+    conn = _UnixConnection(path, timeout)
+    try:
+        conn.request(method, url, body=body)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    except http.client.HTTPException as exc:
+        raise OSError(str(exc)) from exc
+    finally:
+        conn.close()
