@@ -1,0 +1,28 @@
+"""Fixtures of the end-to-end tests: real dockerd, the real Kuryr daemon, the real stack."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.e2e.helpers import DockerEnv, Neutron
+
+
+@pytest.fixture(autouse=True)
+def _stack_is_up(stack: object) -> None:
+    """Every e2e test needs the whole stack; the session fixture brings it up once."""
+
+
+@pytest.fixture(scope="session")
+def neutron() -> Neutron:
+    return Neutron()
+
+
+@pytest.fixture
+def env() -> Iterator[DockerEnv]:
+    resources = DockerEnv()
+    try:
+        yield resources
+    finally:
+        resources.close()
