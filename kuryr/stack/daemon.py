@@ -91,6 +91,10 @@ host = {hostname()}
             proc.terminate(pid)
             pid = None
         if pid is None:
+            if activates()[0]:
+                raise StackError(
+                    self.name, f"another Kuryr daemon already answers on {PLUGIN_SOCK}"
+                )
             PLUGIN_SOCK.parent.mkdir(parents=True, exist_ok=True)
             # A killed daemon leaves its socket; nobody else may hold our plugin name.
             PLUGIN_SOCK.unlink(missing_ok=True)

@@ -60,7 +60,24 @@ class Postgres:
             log=self.log,
         )
 
+    def _cluster_data(self) -> Path | None:
+        """The data directory the existing cluster is configured with, if the cluster exists."""
+        try:
+            lines = (self._conf_dir() / "postgresql.conf").read_text().splitlines()
+        except OSError:
+            return None
+        for line in lines:
+            key, _, value = line.partition("=")
+            if key.strip() == "data_directory":
+                return Path(value.split("#")[0].strip().strip("'"))
+        return None
+
     def start(self) -> None:
+        data = self._cluster_data()
+        if data is not None and data != self.data and (data / "PG_VERSION").exists():
+            raise StackError(
+                self.name, f"cluster {version()}/{CLUSTER} belongs to another stack ({data})"
+            )
         if self._conf_dir().exists() and not (self.data / "PG_VERSION").exists():
             # The cluster's data was removed behind our back: start over.
             self._drop()

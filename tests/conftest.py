@@ -1,0 +1,75 @@
+"""Session fixtures shared by every test directory.
+
+``stack`` brings the local stack up once per pytest run with the same code as
+``kuryr stack up`` and yields the facts tests need. Tests that disrupt the shared stack
+(killing it, purging it) live in files named ``test_stack_lifecycle*.py`` and always run last.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from kuryr.stack import lifecycle, proc
+from kuryr.stack.errors import StackError
+from kuryr.stack.layout import DOCKER_SOCK, NEUTRON_URL, PLUGIN_SOCK, Layout
+from kuryr.stack.ovs import hostname
+
+DISRUPTIVE = "test_stack_lifecycle"
+
+
+@dataclass(frozen=True)
+class StackFacts:
+    """What a test needs to know about the running stack."""
+
+    layout: Layout
+    neutron_url: str
+    chassis_hostname: str
+    docker_sock: Path
+    plugin_sock: Path
+    kuryr_healthy: bool
+    kuryr_detail: str
+
+    @property
+    def directory(self) -> Path:
+        return self.layout.root
+
+
+def bring_up(layout: Layout) -> list[lifecycle.Health]:
+    """``kuryr stack up``; a required component that fails fails the caller with its log."""
+    try:
+        report = lifecycle.up(layout)
+    except StackError as exc:
+        lines = proc.tail(exc.log) if exc.log else []
+        pytest.fail(f"the stack cannot come up: {exc}\n" + "\n".join(lines), pytrace=False)
+    broken = [h for h in report if not h.healthy and h.name not in lifecycle.OPTIONAL]
+    if broken:
+        pytest.fail(f"the stack is unhealthy: {broken}", pytrace=False)
+    return report
+
+
+def facts(layout: Layout, report: list[lifecycle.Health]) -> StackFacts:
+    kuryr = next(h for h in report if h.name == "kuryr")
+    return StackFacts(
+        layout=layout,
+        neutron_url=NEUTRON_URL,
+        chassis_hostname=hostname(),
+        docker_sock=DOCKER_SOCK,
+        plugin_sock=PLUGIN_SOCK,
+        kuryr_healthy=kuryr.healthy,
+        kuryr_detail=kuryr.detail,
+    )
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[StackFacts]:
+    layout = Layout.resolve(None)
+    yield facts(layout, bring_up(layout))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the tests that kill or purge the shared stack after all the others."""
+    items.sort(key=lambda item: DISRUPTIVE in item.path.name)
