@@ -72,6 +72,9 @@ class Config:
     pool: PoolConfig = field(default_factory=PoolConfig)
 
 
+# A section name no file uses, so configparser's [DEFAULT] inheritance never applies.
+_NO_DEFAULT_SECTION = "kuryr:no-default-section"
+
 _NEUTRON_KEYS = {
     "auth_type",
     "endpoint",
@@ -93,25 +96,34 @@ def load(path: Path | None = None) -> Config:
         path = Path(env) if env else DEFAULT_CONFIG_FILE
         if not env and not path.exists():
             return Config()
-    parser = configparser.ConfigParser(interpolation=None)
+    parser = new_parser()
     if not parser.read(path):
         raise FileNotFoundError(f"config file {path} cannot be read")
     return parse(parser)
 
 
+def new_parser() -> configparser.ConfigParser:
+    """A parser with oslo.config's semantics: ``[DEFAULT]`` keys stay in ``[DEFAULT]``.
+
+    configparser would otherwise copy every ``[DEFAULT]`` key into each section, and keys such
+    as ``bindir`` or ``debug`` would reach keystoneauth as authentication options.
+    """
+    return configparser.ConfigParser(interpolation=None, default_section=_NO_DEFAULT_SECTION)
+
+
+def _section(parser: configparser.ConfigParser, name: str) -> configparser.SectionProxy:
+    if not parser.has_section(name):
+        parser.add_section(name)
+    return parser[name]
+
+
 def parse(parser: configparser.ConfigParser) -> Config:
-    d = parser["DEFAULT"]
-    neutron = parser["neutron"] if parser.has_section("neutron") else d
-    binding = parser["binding"] if parser.has_section("binding") else d
-    pool = parser["pool"] if parser.has_section("pool") else d
-    defaults = set(d)
-    auth = {
-        k: v
-        for k, v in neutron.items()
-        if k not in _NEUTRON_KEYS and (k not in defaults or parser.has_option("neutron", k))
-    }
-    if not parser.has_section("neutron"):
-        auth = {}
+    """Build a :class:`Config` from a parser made by :func:`new_parser`."""
+    d = _section(parser, "DEFAULT")
+    neutron = _section(parser, "neutron")
+    binding = _section(parser, "binding")
+    pool = _section(parser, "pool")
+    auth = {k: v for k, v in neutron.items() if k not in _NEUTRON_KEYS}
     nd = NeutronConfig()
     bd = BindingConfig()
     return Config(

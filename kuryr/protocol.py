@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 DOCKER_ID_RE = re.compile(r"^[0-9a-f]{64}$")
+MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
 
 # Option keys dockerd sends.
 OPT_GENERIC = "com.docker.network.generic"
@@ -136,6 +137,13 @@ class EndpointInterface(_Model):
     @classmethod
     def _addr(cls, v: str) -> str:
         return _cidr_or_empty(v)
+
+    @field_validator("mac_address")
+    @classmethod
+    def _mac(cls, v: str) -> str:
+        if v and not MAC_RE.match(v):
+            raise ValueError("must be a MAC address like 02:42:ac:11:00:02")
+        return v
 
 
 class CreateEndpointRequest(_Model):

@@ -112,7 +112,8 @@ def _replace(body: Any, path: tuple[Any, ...], value: Any) -> Any:
     if not path:
         return value
     copy: Any = dict(body) if isinstance(body, dict) else list(body)
-    copy[path[0]] = _replace(copy[path[0]], path[1:], value)
+    # A one-step path may name a key the seed lacks: the mutation then adds it.
+    copy[path[0]] = value if len(path) == 1 else _replace(copy[path[0]], path[1:], value)
     return copy
 
 
@@ -128,28 +129,36 @@ def _encode(body: Any) -> bytes:
     return json.dumps(body).encode()
 
 
+_ID_FIELDS = ("NetworkID", "EndpointID", "PoolID")
+_ADDRESS_FIELDS = ("Address", "AddressIPv6", "Pool", "SubPool", "Gateway", "MacAddress")
+
+
+def _seed_paths(draw: st.DrawFn, fields: tuple[str, ...] = ()) -> tuple[Captured, list[Any]]:
+    """A seed and its key paths; with ``fields``, a seed holding one of them and only those."""
+    seeds = captured()
+    if fields:
+        seeds = tuple(s for s in seeds if any(p[-1] in fields for p in _paths(s.body)))
+    seed = draw(st.sampled_from(seeds))
+    paths = _paths(seed.body)
+    return seed, [p for p in paths if p[-1] in fields] if fields else paths
+
+
 @st.composite
 def _mutated(draw: st.DrawFn) -> FuzzRequest:
-    seed = draw(st.sampled_from(captured()))
-    paths = _paths(seed.body)
     kind = draw(
         st.sampled_from(
             ["replace", "delete", "bad-id", "bad-address", "extra-key", "wrong-method", "as-is"]
         )
     )
+    fields = {"bad-id": _ID_FIELDS, "bad-address": _ADDRESS_FIELDS}.get(kind, ())
+    seed, paths = _seed_paths(draw, fields)
     body: Any = seed.body
     path = seed.path
-    if kind == "replace" and paths:
-        body = _replace(body, draw(st.sampled_from(paths)), draw(_json_values()))
-    elif kind == "delete" and paths:
+    if kind in ("replace", "bad-id", "bad-address"):
+        values = {"bad-id": _BAD_IDS, "bad-address": _BAD_ADDRESSES}.get(kind, _json_values())
+        body = _replace(body, draw(st.sampled_from(paths)), draw(values))
+    elif kind == "delete":
         body = _delete(body, draw(st.sampled_from(paths)))
-    elif kind == "bad-id":
-        ids = [p for p in paths if p[-1] in ("NetworkID", "EndpointID", "PoolID")] or [("X",)]
-        body = _replace(body, draw(st.sampled_from(ids)), draw(_BAD_IDS))
-    elif kind == "bad-address":
-        fields = ("Address", "AddressIPv6", "Pool", "SubPool", "Gateway", "MacAddress")
-        addrs = [p for p in paths if p[-1] in fields] or [("Address",)]
-        body = _replace(body, draw(st.sampled_from(addrs)), draw(_BAD_ADDRESSES))
     elif kind == "extra-key":
         body = {**body, draw(st.text(min_size=1)): draw(_json_values())}
     elif kind == "wrong-method":
@@ -193,7 +202,9 @@ def _unknown(draw: st.DrawFn) -> FuzzRequest:
 
 def requests() -> st.SearchStrategy[FuzzRequest]:
     """Mutated captured requests, garbled bodies and unknown methods."""
-    return st.one_of(_mutated(), _garbled(), _unknown())
+    # one_of picks its branches evenly: repeating one weights it. Mutations of valid requests
+    # reach the deepest validation, so they get most of the budget.
+    return st.one_of(_mutated(), _mutated(), _mutated(), _garbled(), _garbled(), _unknown())
 
 
 class _UnixConnection(http.client.HTTPConnection):

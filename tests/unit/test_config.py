@@ -1,0 +1,116 @@
+"""Config files as kuryr-libnetwork operators write them, and Kuryr's own keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kuryr import config
+from kuryr.config import Config
+
+KURYR_LIBNETWORK_KEYSTONE = """
+[DEFAULT]
+bindir = /usr/libexec/kuryr
+capability_scope = local
+debug = True
+
+[neutron]
+auth_url = http://127.0.0.1/identity
+auth_type = password
+username = admin
+password = s3cret
+user_domain_name = Default
+project_name = service
+project_domain_name = Default
+region_name = RegionTwo
+default_subnetpool_v4 = kuryr
+default_subnetpool_v6 = kuryr6
+vif_plugging_timeout = 20
+enable_dhcp = False
+"""
+
+NOAUTH = """
+[DEFAULT]
+socket = /run/srv-test/kuryr.sock
+socket_group = docker
+state_dir = /tmp/srv-state
+metrics_listen = 127.0.0.1:9311
+
+[neutron]
+auth_type = none
+endpoint = http://127.0.0.1:9696
+timeout = 2.5
+retries = 5
+
+[binding]
+host = srv-host
+integration_bridge = br-srv
+veth_dst_prefix = eth
+
+[pool]
+min = 2
+max = 8
+batch = 4
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "kuryr.conf"
+    path.write_text(text)
+    return path
+
+
+def test_kuryr_libnetwork_keystone_file(tmp_path: Path) -> None:
+    conf = config.load(write(tmp_path, KURYR_LIBNETWORK_KEYSTONE))
+    assert conf.debug is True
+    neutron = conf.neutron
+    assert neutron.auth_type == "password"
+    assert neutron.region_name == "RegionTwo"
+    assert neutron.vif_plugging_timeout == 20.0
+    assert neutron.enable_dhcp is False
+    # Keystone options pass through to keystoneauth; [DEFAULT] keys do not leak into them.
+    assert neutron.auth == {
+        "auth_url": "http://127.0.0.1/identity",
+        "username": "admin",
+        "password": "s3cret",
+        "user_domain_name": "Default",
+        "project_name": "service",
+        "project_domain_name": "Default",
+    }
+    assert conf.socket == Config().socket
+
+
+def test_noauth_file_with_every_kuryr_section(tmp_path: Path) -> None:
+    conf = config.load(write(tmp_path, NOAUTH))
+    assert conf.socket == Path("/run/srv-test/kuryr.sock")
+    assert conf.socket_group == "docker"
+    assert conf.state_dir == Path("/tmp/srv-state")
+    assert conf.metrics_listen == "127.0.0.1:9311"
+    assert (conf.neutron.auth_type, conf.neutron.endpoint) == ("none", "http://127.0.0.1:9696")
+    assert (conf.neutron.timeout, conf.neutron.retries) == (2.5, 5)
+    assert conf.neutron.auth == {}
+    assert conf.binding.host == "srv-host"
+    assert conf.binding.integration_bridge == "br-srv"
+    assert conf.binding.ovsdb_connection == Config().binding.ovsdb_connection
+    assert (conf.pool.min, conf.pool.max, conf.pool.batch) == (2, 8, 4)
+
+
+def test_defaults_section_only(tmp_path: Path) -> None:
+    conf = config.load(write(tmp_path, "[DEFAULT]\ndebug = false\n"))
+    assert conf == Config()
+
+
+def test_config_env_variable_is_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KURYR_CONFIG", str(write(tmp_path, NOAUTH)))
+    assert config.load().binding.host == "srv-host"
+
+
+def test_named_file_that_is_missing_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        config.load(tmp_path / "absent.conf")
+
+
+def test_bad_number_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        config.load(write(tmp_path, "[neutron]\ntimeout = soon\n"))
