@@ -1,0 +1,123 @@
+"""OVS binding (ML2/OVN and the OVS agent): the veth's host end on the integration bridge.
+
+The Interface carries the external_ids Neutron backends look for (``iface-id`` = Neutron port
+id, ``attached-mac``, ``iface-status``, ``vm-uuid``) and Kuryr's owner marker, so the daemon
+can list what it plugged. Readiness is OVN's ``ovn-installed=true`` on that Interface,
+awaited as an OVSDB event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, ClassVar
+
+from kuryr.binding.base import Binder, Vif
+from kuryr.errors import BackendError
+from kuryr.netlink import Netlink
+from kuryr.ovsdb import InterfaceState, OvsApi, Ovsdb
+
+LOG = logging.getLogger(__name__)
+
+OWNER_KEY = "kuryr-endpoint"
+OVN_INSTALLED = "ovn-installed"
+
+
+def interface_external_ids(vif: Vif) -> dict[str, str]:
+    return {
+        "iface-id": vif.port_id,
+        "attached-mac": vif.mac_address,
+        "iface-status": "active",
+        "vm-uuid": vif.endpoint_id,
+        OWNER_KEY: vif.endpoint_id,
+    }
+
+
+def is_settled(state: InterfaceState) -> bool:
+    """OVN has wired the interface, or OVS could not open it: either way, stop waiting."""
+    return state.external_ids.get(OVN_INSTALLED) == "true" or bool(state.error)
+
+
+def plugged_ports(interfaces: list[InterfaceState]) -> dict[str, str]:
+    """Neutron port id -> interface name, for the interfaces carrying Kuryr's owner marker."""
+    return {
+        state.external_ids["iface-id"]: state.name
+        for state in interfaces
+        if OWNER_KEY in state.external_ids and "iface-id" in state.external_ids
+    }
+
+
+class OvsBinder(Binder):
+    vif_types: ClassVar[frozenset[str]] = frozenset({"ovs"})
+
+    def __init__(self, ovsdb: Ovsdb, netlink: Netlink, integration_bridge: str) -> None:
+        self._ovsdb = ovsdb
+        self._netlink = netlink
+        self._bridge = integration_bridge
+
+    def _bridge_for(self, vif: Vif) -> str:
+        # The OVS agent names another bridge for trunk ports; OVN always uses br-int.
+        return str(vif.vif_details.get("bridge_name") or self._bridge)
+
+    async def plug(self, vif: Vif, ready_timeout: float) -> None:
+        """Plug and wait for ``ovn-installed``; on failure nothing is left behind."""
+        try:
+            await self._plug(vif, ready_timeout)
+        except BaseException:
+            await asyncio.shield(self._unplug_quietly(vif))
+            raise
+
+    async def _plug(self, vif: Vif, ready_timeout: float) -> None:
+        name = vif.host_ifname
+        bridge = self._bridge_for(vif)
+        await self._netlink.create_veth(name, vif.container_ifname, vif.mac_address, vif.mtu)
+        # Watch before committing, so ovn-controller cannot be faster than the watch.
+        watch = self._ovsdb.watch_interface(name, is_settled)
+        try:
+
+            def commands(api: OvsApi) -> list[Any]:
+                # Replacing any port left by an earlier attempt gives a fresh Interface row,
+                # whose ovn-installed can only come from this plug.
+                return [
+                    api.del_port(name, if_exists=True),
+                    api.add_port(
+                        bridge, name, may_exist=False, external_ids=interface_external_ids(vif)
+                    ),
+                ]
+
+            await self._ovsdb.transact(commands)
+            watch.offer(await self._ovsdb.interface(name))
+            try:
+                state = await asyncio.wait_for(asyncio.shield(watch.future), ready_timeout)
+            except TimeoutError:
+                raise BackendError(
+                    f"port {vif.port_id} not wired by OVN within {ready_timeout:g}s: "
+                    f"ovn-controller did not set {OVN_INSTALLED} on interface {name} "
+                    f"(bridge {bridge}); check that the port's binding:host_id is this "
+                    "chassis and that ovn-controller is running"
+                ) from None
+        finally:
+            watch.cancel()
+        if state.error:
+            raise BackendError(
+                f"port {vif.port_id}: OVS cannot attach interface {name}: {state.error}"
+            )
+
+    async def unplug(self, vif: Vif) -> None:
+        name = vif.host_ifname
+        await self._ovsdb.transact(lambda api: [api.del_port(name, if_exists=True)])
+        # Gone already when its peer was moved into a namespace that has since died.
+        await self._netlink.delete_link(name)
+
+    async def _unplug_quietly(self, vif: Vif) -> None:
+        try:
+            await self.unplug(vif)
+        except BackendError as e:
+            # The plug error is the one the caller needs; reconciliation removes leftovers.
+            LOG.warning("cleanup after a failed plug of port %s: %s", vif.port_id, e)
+
+    async def plugged(self) -> dict[str, str]:
+        return plugged_ports(await self._ovsdb.interfaces())
+
+    async def close(self) -> None:
+        """The shared OVSDB connection and netlink socket belong to the registry."""

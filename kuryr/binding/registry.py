@@ -1,0 +1,106 @@
+"""The binders of this host, chosen by a port's ``binding:vif_type``.
+
+Registration is explicit: ``BINDER_CLASSES`` maps every binder class to the function that
+builds it from the host's backends; :func:`load` builds each one whose backend is present
+(OVS needs a reachable OVSDB) and remembers why the others are not.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from kuryr.binding.base import Binder
+from kuryr.binding.linuxbridge import LinuxBridgeBinder
+from kuryr.binding.ovs import OvsBinder
+from kuryr.config import BindingConfig
+from kuryr.errors import BackendError
+from kuryr.netlink import Netlink
+from kuryr.ovsdb import Ovsdb
+
+LOG = logging.getLogger(__name__)
+
+
+def _ovs_binder(config: BindingConfig, netlink: Netlink, ovsdb: Ovsdb | None) -> Binder:
+    if ovsdb is None:
+        raise BackendError(f"OVSDB {config.ovsdb_connection} is not reachable")
+    return OvsBinder(ovsdb, netlink, config.integration_bridge)
+
+
+def _linuxbridge_binder(config: BindingConfig, netlink: Netlink, ovsdb: Ovsdb | None) -> Binder:
+    return LinuxBridgeBinder(netlink)
+
+
+BINDER_CLASSES: Mapping[type[Binder], Callable[[BindingConfig, Netlink, Ovsdb | None], Binder]] = {
+    OvsBinder: _ovs_binder,
+    LinuxBridgeBinder: _linuxbridge_binder,
+}
+
+# What Neutron reports when it could not bind a port, and why.
+_UNBINDABLE = {
+    "binding_failed": "Neutron could not bind it to host {host} (is binding:host_id this "
+    "host's chassis name, and does a mechanism driver serve it?)",
+    "unbound": "it is not bound to any host (binding:host_id should be {host})",
+}
+
+
+@dataclass
+class Binders:
+    """The host's chassis name and its binders, by the vif_types they serve."""
+
+    host: str
+    by_vif_type: dict[str, Binder]
+    unavailable: dict[str, str]  # vif_type -> why its backend is missing
+    netlink: Netlink
+    ovsdb: Ovsdb | None
+
+    def for_vif_type(self, vif_type: str) -> Binder:
+        binder = self.by_vif_type.get(vif_type)
+        if binder is not None:
+            return binder
+        if vif_type in _UNBINDABLE:
+            reason = _UNBINDABLE[vif_type].format(host=self.host)
+            raise BackendError(f"port has binding:vif_type {vif_type}: {reason}")
+        if vif_type in self.unavailable:
+            raise BackendError(
+                f"cannot plug a port of vif_type {vif_type}: {self.unavailable[vif_type]}"
+            )
+        known = ", ".join(sorted(self.by_vif_type)) or "none"
+        raise BackendError(f"no binder for vif_type {vif_type!r} (this host serves: {known})")
+
+    async def close(self) -> None:
+        for binder in self.by_vif_type.values():
+            await binder.close()
+        await self.netlink.close()
+        if self.ovsdb is not None:
+            await self.ovsdb.close()
+
+
+async def load(config: BindingConfig) -> Binders:
+    netlink = Netlink()
+    by_vif_type: dict[str, Binder] = {}
+    unavailable: dict[str, str] = {}
+    ovsdb: Ovsdb | None = None
+    try:
+        ovsdb = await Ovsdb.connect(config.ovsdb_connection)
+    except BackendError as e:
+        LOG.warning("no OVSDB: %s", e)
+    for cls, build in BINDER_CLASSES.items():
+        try:
+            binder = build(config, netlink, ovsdb)
+        except BackendError as e:
+            LOG.warning("%s unavailable: %s", cls.__name__, e)
+            unavailable.update(dict.fromkeys(cls.vif_types, str(e)))
+            continue
+        by_vif_type.update(dict.fromkeys(cls.vif_types, binder))
+    host = config.host or (await ovsdb.hostname() if ovsdb is not None else "")
+    if not host:
+        await netlink.close()
+        if ovsdb is not None:
+            await ovsdb.close()
+        raise BackendError(
+            "this host's chassis name is unknown: set [binding] host, or OVSDB "
+            "Open_vSwitch external_ids:hostname"
+        )
+    return Binders(host, by_vif_type, unavailable, netlink, ovsdb)

@@ -1,0 +1,142 @@
+"""Link operations over rtnetlink (pyroute2), without forking ``ip``.
+
+One :class:`Netlink` holds one rtnetlink socket for one network namespace; pyroute2's asyncio
+core matches replies by sequence number, so many coroutines may share it at once.
+"""
+
+from __future__ import annotations
+
+import errno
+from dataclasses import dataclass
+
+from pyroute2 import AsyncIPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from kuryr.errors import BackendError
+
+IFF_UP = 0x1
+
+
+@dataclass(frozen=True)
+class Link:
+    name: str
+    index: int
+    mac: str
+    mtu: int
+    up: bool
+    master: int | None  # index of the bridge it is enslaved to
+
+
+class Netlink:
+    """rtnetlink in the current namespace, or in the named one (``/run/netns/<netns>``)."""
+
+    def __init__(self, netns: str | None = None) -> None:
+        self._netns = netns
+        self._ipr: AsyncIPRoute | None = None
+
+    def _socket(self) -> AsyncIPRoute:
+        # Opened lazily so the socket belongs to the running event loop.
+        if self._ipr is None:
+            self._ipr = AsyncIPRoute(netns=self._netns) if self._netns else AsyncIPRoute()
+        return self._ipr
+
+    async def close(self) -> None:
+        if self._ipr is not None:
+            self._ipr.close()
+            self._ipr = None
+
+    async def index(self, ifname: str) -> int | None:
+        """The interface index of ``ifname``, or None when there is no such link."""
+        found = await self._socket().link_lookup(ifname=ifname)
+        return int(found[0]) if found else None
+
+    async def create_veth(
+        self, host: str, container: str, mac: str, mtu: int, master: int | None = None
+    ) -> None:
+        """Create the pair in one request: host end up (enslaved to ``master`` if given),
+        container end with ``mac``. A pair left by an earlier attempt is replaced, so a
+        retried plug starts from a clean link."""
+        spec: dict[str, object] = {
+            "ifname": host,
+            "kind": "veth",
+            "mtu": mtu,
+            "state": "up",
+            "peer": {"ifname": container, "address": mac, "mtu": mtu},
+        }
+        if master is not None:
+            spec["master"] = master
+        try:
+            await self._socket().link("add", **spec)
+        except NetlinkError as e:
+            if e.code != errno.EEXIST:
+                raise _backend_error(f"cannot create veth {host}/{container}", e) from e
+            await self.delete_link(host)
+            await self.delete_link(container)
+            try:
+                await self._socket().link("add", **spec)
+            except NetlinkError as e2:
+                raise _backend_error(f"cannot create veth {host}/{container}", e2) from e2
+
+    async def delete_link(self, ifname: str) -> bool:
+        """Delete ``ifname`` (a veth takes its peer along); False when it did not exist."""
+        try:
+            await self._socket().link("del", ifname=ifname)
+        except NetlinkError as e:
+            if e.code == errno.ENODEV:
+                return False
+            raise _backend_error(f"cannot delete link {ifname}", e) from e
+        return True
+
+    async def ensure_bridge(self, name: str) -> int:
+        """The index of Linux bridge ``name``, created (and set up) when missing."""
+        found = await self.index(name)
+        if found is not None:
+            return found
+        try:
+            await self._socket().link("add", ifname=name, kind="bridge", state="up")
+        except NetlinkError as e:
+            # Another plug on the same network may have created it meanwhile.
+            if e.code != errno.EEXIST:
+                raise _backend_error(f"cannot create bridge {name}", e) from e
+        created = await self.index(name)
+        if created is None:
+            raise BackendError(f"bridge {name} vanished right after creation")
+        return created
+
+    async def set_alias(self, ifname: str, alias: str) -> None:
+        try:
+            await self._socket().link("set", ifname=ifname, ifalias=alias)
+        except NetlinkError as e:
+            raise _backend_error(f"cannot set the alias of {ifname}", e) from e
+
+    async def aliased(self, prefix: str) -> dict[str, str]:
+        """Alias -> interface name, for every link whose alias starts with ``prefix``."""
+        found: dict[str, str] = {}
+        async for link in await self._socket().link("dump"):
+            alias = link.get("ifalias")
+            if alias and alias.startswith(prefix):
+                found[alias] = link.get("ifname")
+        return found
+
+    async def link(self, ifname: str) -> Link | None:
+        """What the kernel says of ``ifname``, or None when there is no such link."""
+        try:
+            found = await self._socket().link("get", ifname=ifname)
+        except NetlinkError as e:
+            if e.code == errno.ENODEV:
+                return None
+            raise _backend_error(f"cannot read link {ifname}", e) from e
+        msg = found[0]
+        master = msg.get("master")
+        return Link(
+            name=str(msg.get("ifname")),
+            index=int(msg["index"]),
+            mac=str(msg.get("address")),
+            mtu=int(msg.get("mtu")),
+            up=bool(msg["flags"] & IFF_UP),
+            master=int(master) if master else None,
+        )
+
+
+def _backend_error(what: str, e: NetlinkError) -> BackendError:
+    return BackendError(f"{what}: {e.args[1] if len(e.args) > 1 else e}")
