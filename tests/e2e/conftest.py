@@ -6,12 +6,15 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.conftest import StackFacts
 from tests.e2e.helpers import DockerEnv, Neutron
 
 
 @pytest.fixture(autouse=True)
-def _stack_is_up(stack: object) -> None:
-    """Every e2e test needs the whole stack; the session fixture brings it up once."""
+def _stack_is_up(stack: StackFacts) -> None:
+    """Every e2e test needs the whole stack including the Kuryr daemon: fail, never skip."""
+    if not stack.kuryr_healthy:
+        pytest.fail(f"the Kuryr daemon is not healthy: {stack.kuryr_detail}", pytrace=False)
 
 
 @pytest.fixture(scope="session")

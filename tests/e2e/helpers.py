@@ -66,6 +66,17 @@ def wait_for(probe: Callable[[], T | None], what: str, timeout: float = SETTLE_T
         time.sleep(0.25)
 
 
+def settle(probe: Callable[[], T], expected: T, timeout: float = SETTLE_TIMEOUT) -> T:
+    """Poll ``probe`` until it returns ``expected`` or time runs out; return its last value,
+    for the caller to assert on (so a failure shows what was really there)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value == expected or time.monotonic() > deadline:
+            return value
+        time.sleep(0.25)
+
+
 def ovn_nbctl(*args: str) -> str:
     return run(["ovn-nbctl", f"--db={NB_DB}", *args]).stdout.strip()
 

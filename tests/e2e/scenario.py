@@ -4,6 +4,7 @@ Neutron, OVN and each other, then torn down and checked gone."""
 from __future__ import annotations
 
 import random
+import secrets
 from typing import Any
 
 from tests.e2e.helpers import (
@@ -23,18 +24,22 @@ from tests.e2e.helpers import (
 )
 
 
-def free_kuryr_subnet(neutron: Neutron) -> str:
-    """A ``10.10.<x>.0/24`` with x in 200..250 that no Neutron subnet or Docker network uses."""
+def free_subnet(neutron: Neutron, template: str, choices: range) -> str:
+    """``template`` filled with one of ``choices`` that no Neutron subnet or Docker network uses."""
     used = {s["cidr"] for s in neutron.find("subnets")}
     for name in docker("network", "ls", "--format", "{{.Name}}").split():
-        used.update(
-            docker(
-                "network", "inspect", "-f", "{{range .IPAM.Config}}{{.Subnet}} {{end}}", name
-            ).split()
+        subnets = docker(
+            "network", "inspect", "-f", "{{range .IPAM.Config}}{{.Subnet}} {{end}}", name
         )
-    free = [f"10.10.{x}.0/24" for x in range(200, 251) if f"10.10.{x}.0/24" not in used]
-    assert free, "no free 10.10.x.0/24 in 200..250"
+        used.update(subnets.split())
+    free = [template.format(x) for x in choices if template.format(x) not in used]
+    assert free, f"no free {template} for {choices}"
     return random.choice(free)
+
+
+def free_kuryr_subnet(neutron: Neutron) -> str:
+    """A ``10.10.<x>.0/24`` (inside the ``kuryr`` pool's prefix) with x in 200..250."""
+    return free_subnet(neutron, "10.10.{}.0/24", range(200, 251))
 
 
 def check_endpoint(neutron: Neutron, ep: Endpoint, network: dict[str, Any]) -> dict[str, Any]:
@@ -57,13 +62,18 @@ def two_containers(
     net: str,
     neutron_net: dict[str, Any],
     run_args: tuple[tuple[str, ...], tuple[str, ...]] = ((), ()),
+    ipv6: bool = False,
 ) -> None:
     """Two containers: addresses, MACs, ACTIVE ports, OVN, pings; then rm and ports gone.
 
-    ``run_args`` are extra ``docker run`` arguments, one tuple per container.
+    ``run_args`` are extra ``docker run`` arguments, one tuple per container; ``ipv6`` says
+    whether each container must also have an IPv6 address.
     """
     names = [env.container(net, *args) for args in run_args]
     eps = [endpoint(n, net) for n in names]
+    for ep in eps:
+        assert ep.ipv4, f"{ep.container} has no IPv4 address"
+        assert bool(ep.ipv6) == ipv6, f"{ep.container} IPv6 address {ep.ipv6!r}"
     ports = [check_endpoint(neutron, ep, neutron_net) for ep in eps]
     for args, port in zip(run_args, ports, strict=True):
         if "--mac-address" in args:
@@ -99,3 +109,14 @@ def remove_network(env: DockerEnv, neutron: Neutron, net: str, neutron_net: dict
     neutron.wait_gone("networks", neutron_net["id"])
     for subnet in subnets:
         neutron.wait_gone("subnets", subnet)
+
+
+def random_ula_subnet() -> str:
+    """A random IPv6 ULA /64: collisions with anything else on the stack are negligible."""
+    groups = [
+        secrets.token_hex(1),
+        secrets.token_hex(2),
+        secrets.token_hex(2),
+        secrets.token_hex(2),
+    ]
+    return f"fd{groups[0]}:{groups[1]}:{groups[2]}:{groups[3]}::/64"
