@@ -1,0 +1,104 @@
+"""The pure parts of the binders: names, OVSDB external_ids, readiness, vif_type choice."""
+
+from __future__ import annotations
+
+import pytest
+
+from kuryr.binding.base import Vif
+from kuryr.binding.linuxbridge import LinuxBridgeBinder, bridge_name
+from kuryr.binding.ovs import OWNER_KEY, interface_external_ids, is_settled, plugged_ports
+from kuryr.binding.registry import Binders
+from kuryr.errors import BackendError
+from kuryr.netlink import Netlink
+from kuryr.ovsdb import InterfaceState
+
+ENDPOINT = "0123456789abcdef" * 4
+PORT = "5e2b7c1a-0c1d-4e5f-8a9b-0c1d2e3f4a5b"
+NETWORK = "9f8e7d6c-5b4a-3928-1706-f5e4d3c2b1a0"
+
+
+def vif(**overrides: object) -> Vif:
+    fields: dict[str, object] = {
+        "port_id": PORT,
+        "endpoint_id": ENDPOINT,
+        "network_id": NETWORK,
+        "mac_address": "fa:16:3e:12:34:56",
+        "mtu": 1442,
+    }
+    fields.update(overrides)
+    return Vif(**fields)  # type: ignore[arg-type]
+
+
+def test_interface_external_ids_name_port_mac_endpoint_and_owner() -> None:
+    assert interface_external_ids(vif()) == {
+        "iface-id": PORT,
+        "attached-mac": "fa:16:3e:12:34:56",
+        "iface-status": "active",
+        "vm-uuid": ENDPOINT,
+        OWNER_KEY: ENDPOINT,
+    }
+
+
+def test_interface_names_fit_ifnamsiz() -> None:
+    assert vif().host_ifname == "tap0123456789a"
+    assert vif().container_ifname == "t_c0123456789a"
+    assert len(vif().host_ifname) <= 15
+
+
+@pytest.mark.parametrize(
+    ("external_ids", "error", "settled"),
+    [
+        ({"iface-id": PORT}, "", False),
+        ({"iface-id": PORT, "ovn-installed": "false"}, "", False),
+        ({"iface-id": PORT, "ovn-installed": "true"}, "", True),
+        ({"iface-id": PORT}, "could not open network device tapx (No such device)", True),
+    ],
+)
+def test_settled_when_ovn_installed_or_ovs_failed(
+    external_ids: dict[str, str], error: str, settled: bool
+) -> None:
+    assert is_settled(InterfaceState("tapx", external_ids, error)) is settled
+
+
+def test_plugged_lists_only_interfaces_kuryr_marked() -> None:
+    interfaces = [
+        InterfaceState("tapmine", {"iface-id": PORT, OWNER_KEY: ENDPOINT}, ""),
+        InterfaceState("tapnova", {"iface-id": "other-port"}, ""),
+        InterfaceState("br-int", {}, ""),
+    ]
+    assert plugged_ports(interfaces) == {PORT: "tapmine"}
+
+
+def test_linux_bridge_name_is_the_agents() -> None:
+    assert bridge_name(NETWORK) == "brq9f8e7d6c-5b"
+
+
+def binders() -> Binders:
+    netlink = Netlink()
+    return Binders(
+        host="vm",
+        by_vif_type={"bridge": LinuxBridgeBinder(netlink)},
+        unavailable={"ovs": "OVSDB unix:/nowhere is not reachable"},
+        netlink=netlink,
+        ovsdb=None,
+    )
+
+
+def test_vif_type_picks_its_binder() -> None:
+    assert isinstance(binders().for_vif_type("bridge"), LinuxBridgeBinder)
+
+
+@pytest.mark.parametrize(
+    ("vif_type", "message"),
+    [
+        ("binding_failed", "binding:vif_type binding_failed: Neutron could not bind it to host vm"),
+        ("unbound", "binding:vif_type unbound: it is not bound to any host"),
+        ("ovs", "cannot plug a port of vif_type ovs: OVSDB unix:/nowhere is not reachable"),
+        ("vhostuser", "no binder for vif_type 'vhostuser' (this host serves: bridge)"),
+    ],
+)
+def test_vif_type_without_binder_is_a_clear_error(vif_type: str, message: str) -> None:
+    with pytest.raises(BackendError) as raised:
+        binders().for_vif_type(vif_type)
+    assert message in raised.value.message
+    assert raised.value.status == 502
