@@ -12,8 +12,8 @@ import asyncio
 import importlib
 import logging
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 from kuryr import config as config_mod
@@ -41,25 +41,14 @@ def setup_logging(debug: bool) -> None:
         logging.getLogger(name).setLevel(logging.INFO)
 
 
-@asynccontextmanager
-async def _metrics_served(listen: str) -> AsyncIterator[None]:
-    if not listen:
-        yield
-        return
-    runner = await metrics.start(listen)
-    log.info("metrics on %s", listen)
-    try:
-        yield
-    finally:
-        await runner.cleanup()
-
-
 async def run(config: Config, build: Builder, stop: asyncio.Event) -> None:
     """Build the domain, serve until ``stop`` is set, then tear everything down."""
     network, ipam, close = await build(config)
     async with AsyncExitStack() as stack:
         stack.push_async_callback(close)
-        await stack.enter_async_context(_metrics_served(config.metrics_listen))
+        if config.metrics_listen:
+            await stack.enter_async_context(metrics.serving(config.metrics_listen))
+            log.info("metrics on %s", config.metrics_listen)
         await stack.enter_async_context(
             serving(config.socket, Domain(network, ipam), config.socket_group)
         )
@@ -82,6 +71,8 @@ def main(args: argparse.Namespace) -> int:
     config_file = getattr(args, "config_file", None)
     try:
         config = config_mod.load(Path(config_file) if config_file else None)
+        if config.metrics_listen:
+            metrics.parse_listen(config.metrics_listen)
     except (OSError, ValueError) as exc:
         logging.basicConfig()
         log.error("cannot load configuration: %s", exc)

@@ -8,8 +8,8 @@ the server's route table, Neutron methods and resources from code, never from re
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 from aiohttp import web
@@ -111,8 +111,9 @@ def parse_listen(listen: str) -> tuple[str, int] | Path:
     return host.strip("[]"), int(port)
 
 
-async def start(listen: str) -> web.AppRunner:
-    """Serve ``/metrics`` on ``listen``; the caller cleans the returned runner up."""
+@asynccontextmanager
+async def serving(listen: str) -> AsyncIterator[None]:
+    """Serve ``/metrics`` on ``listen`` for the duration of the block."""
     where = parse_listen(listen)
     runner = web.AppRunner(make_app(), access_log=None)
     await runner.setup()
@@ -122,5 +123,10 @@ async def start(listen: str) -> web.AppRunner:
         site = web.UnixSite(runner, str(where))
     else:
         site = web.TCPSite(runner, where[0], where[1])
-    await site.start()
-    return runner
+    try:
+        await site.start()
+        yield
+    finally:
+        await runner.cleanup()
+        if isinstance(where, Path):
+            where.unlink(missing_ok=True)
