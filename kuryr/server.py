@@ -220,7 +220,8 @@ async def _read_body(request: web.Request, name: str) -> bytes:
         raise too_large from None
 
 
-async def _answer(domain: Domain, request: web.Request, route: Route) -> tuple[int, dict[str, Any]]:
+async def _answer(domain: Domain, request: web.Request, route: Route) -> tuple[int, str]:
+    """The status and JSON text of the answer; every failure is turned into an envelope."""
     # Docker shows this message to users; the method name alone reads best there.
     name = request.path.rpartition(".")[2]
     try:
@@ -229,13 +230,16 @@ async def _answer(domain: Domain, request: web.Request, route: Route) -> tuple[i
         body = await _read_body(request, name)
         parsed = parse(name, route.request, body) if route.request else None
         result = await route.handler(domain, parsed)
-        return 200, {} if result is None else result.wire()
+        # Serialised here so an answer that cannot be encoded is an error like any other.
+        return 200, json.dumps({} if result is None else result.wire())
     except KuryrError as exc:
-        return exc.status, envelope(route.interface, exc.message)
+        level = logging.WARNING if exc.status >= 500 else logging.INFO
+        log.log(level, "%s refused (%d): %s", name, exc.status, exc.message)
+        return exc.status, json.dumps(envelope(route.interface, exc.message))
     except Exception as exc:
         log.exception("%s failed", name)
         message = f"internal error: {type(exc).__name__}: {_clip(str(exc), 500)}"
-        return 500, envelope(route.interface, message)
+        return 500, json.dumps(envelope(route.interface, message))
 
 
 def make_app(domain: Domain) -> web.Application:
@@ -247,14 +251,14 @@ def make_app(domain: Domain) -> web.Application:
         if route is None:
             method = "unknown"
             message = f"unknown method {_clip(request.path, 100)!r}"
-            status, body = 404, envelope(_interface_of(request.path), message)
+            status, body = 404, json.dumps(envelope(_interface_of(request.path), message))
         else:
             method = request.path.removeprefix("/")
             status, body = await _answer(domain, request, route)
         elapsed = time.perf_counter() - start
         metrics.observe_request(method, status, elapsed)
         log.debug("%s %s -> %d in %.1f ms", request.method, method, status, elapsed * 1000)
-        return web.json_response(body, status=status)
+        return web.Response(text=body, status=status, content_type="application/json")
 
     # The router's own size check would answer 413 in plain text, not in an envelope.
     app = web.Application(client_max_size=MAX_BODY + 1)

@@ -19,6 +19,7 @@ class Recorder:
     calls: list[tuple[str, Any]] = field(default_factory=list)
     # Method name -> exception to raise instead of answering.
     failures: dict[str, BaseException] = field(default_factory=dict)
+    oper_info: dict[str, Any] = field(default_factory=lambda: {"port": "fake"})
 
     def record(self, method: str, request: Any) -> None:
         self.calls.append((method, request))
@@ -45,7 +46,7 @@ class FakeNetwork(NetworkDriver):
 
     async def endpoint_oper_info(self, req: p.EndpointRequest) -> p.EndpointOperInfoResponse:
         self.rec.record("endpoint_oper_info", req)
-        return p.EndpointOperInfoResponse(value={"port": "fake"})
+        return p.EndpointOperInfoResponse(value=self.rec.oper_info)
 
     async def delete_endpoint(self, req: p.EndpointRequest) -> None:
         self.rec.record("delete_endpoint", req)

@@ -310,6 +310,14 @@ async def test_unexpected_exception_is_500_without_a_trace(
     assert "Traceback" in caplog.text
 
 
+async def test_answer_that_cannot_be_encoded_is_500(client: Client) -> None:
+    client.recorder.oper_info = {"not json": {1, 2}}
+    body = {"NetworkID": NET, "EndpointID": EP}
+    status, reply = await client.post("/NetworkDriver.EndpointOperInfo", body)
+    assert status == 500
+    assert reply["Err"].startswith("internal error: TypeError: ")
+
+
 async def test_socket_is_owner_only(client: Client) -> None:
     mode = os.stat(client.path).st_mode
     assert stat.S_ISSOCK(mode)
