@@ -1,0 +1,115 @@
+"""Neutron calls counted by the proxy: parsing its log, naming each request by its kind
+(method plus path with ids and tags elided) and counting them per operation window.
+
+A call is *sync* when it reached Neutron while the docker command was still running (the
+user waited for it) and *async* when it came after the command returned, before the
+daemon went quiet (bookkeeping, pool refills)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
+_HEX_ID = re.compile(r"^[0-9a-f]{32}$", re.I)
+
+
+@dataclass(frozen=True)
+class Call:
+    who: str
+    arrived: float
+    done: float
+    method: str
+    path: str
+    status: int
+
+    @property
+    def kind(self) -> str:
+        return f"{self.method} {kind_of_path(self.path)}"
+
+
+def kind_of_path(path: str) -> str:
+    """``/v2.0/ports/<uuid>/tags/<tag>?x=y`` -> ``/v2.0/ports/{id}/tags/{tag}``."""
+    segments = urlsplit(path).path.split("/")
+    named: list[str] = []
+    for i, segment in enumerate(segments):
+        if i > 0 and segments[i - 1] == "tags" and segment:
+            named.append("{tag}")
+        elif _UUID.match(segment) or _HEX_ID.match(segment):
+            named.append("{id}")
+        else:
+            named.append(segment)
+    return "/".join(named) or "/"
+
+
+def parse_log(lines: Iterable[str]) -> Iterator[Call]:
+    """Calls from the proxy's JSON lines; blank or truncated lines (a write in progress)
+    are skipped."""
+    for line in lines:
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            raw = json.loads(line)
+            yield Call(
+                who=str(raw["who"]),
+                arrived=float(raw["t0"]),
+                done=float(raw["t1"]),
+                method=str(raw["method"]),
+                path=str(raw["path"]),
+                status=int(raw["status"]),
+            )
+        except (ValueError, KeyError, TypeError):
+            continue
+
+
+@dataclass
+class CallCount:
+    sync: int = 0
+    background: int = 0
+    sync_kinds: Counter[str] = field(default_factory=Counter)
+    background_kinds: Counter[str] = field(default_factory=Counter)
+    errors: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.sync + self.background
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "sync": self.sync,
+            "async": self.background,
+            "total": self.total,
+            "http_errors": self.errors,
+            "sync_kinds": dict(sorted(self.sync_kinds.items())),
+            "async_kinds": dict(sorted(self.background_kinds.items())),
+        }
+
+
+def count_window(
+    calls: Iterable[Call], who: str, started: float, returned: float, quiet: float
+) -> CallCount:
+    """Count ``who``'s calls that arrived in [started, returned] (sync) and in
+    (returned, quiet] (async)."""
+    count = CallCount()
+    for call in calls:
+        if call.who != who or call.arrived < started or call.arrived > quiet:
+            continue
+        if call.status >= 400:
+            count.errors += 1
+        if call.arrived <= returned:
+            count.sync += 1
+            count.sync_kinds[call.kind] += 1
+        else:
+            count.background += 1
+            count.background_kinds[call.kind] += 1
+    return count
+
+
+def last_arrival(calls: Iterable[Call], who: str) -> float | None:
+    times = [c.arrived for c in calls if c.who == who]
+    return max(times) if times else None

@@ -1,0 +1,65 @@
+"""The networks compared: each driver row of the tables, how its network is created and
+which daemon (if any) makes Neutron calls for it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bench.dockercli import PREFIX
+
+
+@dataclass(frozen=True)
+class Driver:
+    key: str
+    title: str
+    # None for --net=none, which has no network to create.
+    create_args: tuple[str, ...] | None
+    # Whose Neutron calls the proxy counts ("kuryr", "kuryrlib"); None: no Neutron at all.
+    daemon: str | None
+    # Each driver's networks get their own address range, so no two ever overlap.
+    octet: int
+
+    @property
+    def network(self) -> str:
+        return f"{PREFIX}{self.key}"
+
+    def net_arg(self, network: str | None = None) -> str:
+        if self.create_args is None:
+            return "--net=none"
+        return f"--net={network or self.network}"
+
+    def create_command(self, network: str, index: int = 0) -> list[str] | None:
+        """``docker network create`` argv for a network of this driver; ``index`` picks one
+        of 128 disjoint /23 subnets of the driver's /16."""
+        if self.create_args is None:
+            return None
+        third = (index % 128) * 2
+        subnet = f"10.{self.octet}.{third}.0/23"
+        gateway = f"10.{self.octet}.{third}.1"
+        return [
+            "network",
+            "create",
+            *self.create_args,
+            "--subnet",
+            subnet,
+            "--gateway",
+            gateway,
+            network,
+        ]
+
+
+NONE = Driver("none", "--net=none", None, None, 0)
+BRIDGE = Driver("bridge", "Docker bridge (user-defined)", ("-d", "bridge"), None, 241)
+KURYR = Driver(
+    "kuryr", "Kuryr, Kuryr IPAM", ("-d", "kuryr", "--ipam-driver", "kuryr"), "kuryr", 242
+)
+KURYR_DOCKER_IPAM = Driver("kuryr-dipam", "Kuryr, Docker IPAM", ("-d", "kuryr"), "kuryr", 243)
+KURYRLIB = Driver(
+    "kuryrlib",
+    "kuryr-libnetwork 18.0.0",
+    ("-d", "kuryrlib", "--ipam-driver", "kuryrlib"),
+    "kuryrlib",
+    244,
+)
+
+ALL = (NONE, BRIDGE, KURYR, KURYR_DOCKER_IPAM, KURYRLIB)

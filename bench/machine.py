@@ -1,0 +1,68 @@
+"""What the figures were measured on: hardware, kernel, and the versions of every piece."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+
+def _first_line(argv: list[str]) -> str:
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    lines = (done.stdout or done.stderr).strip().splitlines()
+    return lines[0].strip() if lines else "unknown"
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _memory_gib() -> float:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            return round(int(line.split()[1]) / 1024 / 1024, 1)
+    return 0.0
+
+
+def _os_release() -> str:
+    try:
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                return line.split("=", 1)[1].strip('"')
+    except OSError:
+        pass
+    return "unknown"
+
+
+def _deb_version(package: str) -> str:
+    return _first_line(["dpkg-query", "-W", "-f", "${Version}", package])
+
+
+def describe() -> dict[str, object]:
+    return {
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "memory_gib": _memory_gib(),
+        "kernel": platform.release(),
+        "os": _os_release(),
+    }
+
+
+def versions(repo: Path) -> dict[str, str]:
+    return {
+        "kuryr_commit": _first_line(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"]),
+        "neutron_server": _deb_version("neutron-server"),
+        "openvswitch": _deb_version("openvswitch-switch"),
+        "ovn": _deb_version("ovn-host"),
+        "python": platform.python_version(),
+    }

@@ -1,0 +1,197 @@
+"""One benchmark run, start to finish: set up the reference driver and the networks, run
+every scenario interleaved across drivers, count Neutron calls, tear down, write reports."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from bench import counting, dockercli, kuryrlib, machine, neutron, procs, report, scenarios
+from bench.drivers import ALL, Driver
+from bench.ourdaemon import OurDaemon
+from kuryr.stack.layout import Layout
+
+REPO = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--runs", type=int, default=20, help="docker run --rm per driver")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--net-reps", type=int, default=5, help="network create/rm per driver")
+    parser.add_argument("--parallel", type=int, default=20)
+    parser.add_argument("--scale", default="10,200", help="endpoint counts, comma-separated")
+    parser.add_argument("--scale-probes", type=int, default=7)
+    parser.add_argument("--fill-width", type=int, default=4, help="parallel fills at scale")
+    parser.add_argument("--count-reps", type=int, default=3)
+    parser.add_argument("--only", default="", help="driver keys to run, comma-separated")
+    parser.add_argument("--docs", type=Path, default=REPO / "docs")
+    parser.add_argument("--results", type=Path, default=REPO / "bench" / "results")
+    return parser.parse_args(argv)
+
+
+def _phase(name: str, timings: dict[str, float], work: Callable[[], T]) -> T:
+    print(f"bench: {name} ...", flush=True)
+    started = time.monotonic()
+    try:
+        return work()
+    finally:
+        timings[name] = round(time.monotonic() - started, 1)
+        print(f"bench: {name} took {timings[name]} s", flush=True)
+
+
+def _create_networks(drivers: Sequence[Driver]) -> tuple[list[Driver], dict[str, str]]:
+    """Networks for every driver; a driver whose network cannot be made is left out, with
+    the error it gave."""
+    usable: list[Driver] = []
+    failed: dict[str, str] = {}
+    for driver in drivers:
+        command = driver.create_command(driver.network)
+        if command is not None:
+            made = dockercli.docker(*command)
+            if not made.ok:
+                failed[driver.key] = made.error
+                continue
+        usable.append(driver)
+    return usable, failed
+
+
+def _peak_rss(reference: kuryrlib.Reference, ours: OurDaemon) -> dict[str, int | None]:
+    dockerd = procs.read_pid(Layout.resolve(None).pidfile("dockerd"))
+    pids = {"kuryr": ours.pid(), "kuryrlib": reference.pid(), "dockerd": dockerd}
+    return {name: procs.peak_rss_kib(pid) if pid else None for name, pid in pids.items()}
+
+
+def _count_calls(
+    drivers: Sequence[Driver],
+    reference: kuryrlib.Reference,
+    ours: OurDaemon,
+    reps: int,
+    workdir: Path,
+) -> dict[str, Any]:
+    """Point each daemon at the counting proxy, count, and put ours back as it was (the
+    reference daemon is stopped at the end of the run anyway)."""
+    proxy = counting.Proxy(
+        workdir / "neutron-calls.jsonl", workdir / "proxy.pid", neutron.NEUTRON_URL
+    )
+    launch = ours.launch() if any(d.daemon == "kuryr" for d in drivers) else None
+    counting_pid: int | None = None
+    counted: dict[str, Any] = {}
+    proxy.start()
+    try:
+        if any(d.daemon == "kuryrlib" for d in drivers):
+            reference.start(proxy.endpoint("kuryrlib"))
+        if launch is not None:
+            counting_pid = ours.restart_through(
+                launch, proxy.endpoint("kuryr"), workdir / "kuryr-counting.conf"
+            )
+        for driver in drivers:
+            if driver.daemon == "kuryr" and counting_pid is None:
+                counted[driver.key] = {"error": "the Kuryr daemon is not running"}
+                continue
+            counted[driver.key] = _count_driver_checked(proxy, driver, reps, ours, counting_pid)
+    finally:
+        # Leave a daemon someone else restarted meanwhile alone: it already runs as usual.
+        if launch is not None and ours.pid() in (None, counting_pid):
+            ours.restore(launch)
+        proxy.stop()
+    return counted
+
+
+def _count_driver_checked(
+    proxy: counting.Proxy, driver: Driver, reps: int, ours: OurDaemon, counting_pid: int | None
+) -> dict[str, Any]:
+    result = counting.count_driver(proxy, driver, reps)
+    # Someone's `kuryr stack up` may restart the daemon with its usual config mid-phase:
+    # then its calls bypassed the proxy and the counts are not to be trusted.
+    if driver.daemon == "kuryr" and ours.pid() != counting_pid:
+        return {"error": "the Kuryr daemon was restarted by someone else while counting"}
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    begun = time.monotonic()
+    date = datetime.datetime.now(datetime.UTC).replace(microsecond=0).isoformat()
+    if not neutron.answers():
+        raise SystemExit("bench: Neutron does not answer on 127.0.0.1:9696: run `kuryr stack up`")
+    wanted = {k for k in args.only.split(",") if k}
+    drivers = [d for d in ALL if not wanted or d.key in wanted]
+    reference = kuryrlib.Reference.default()
+    ours = OurDaemon()
+    phases: dict[str, float] = {}
+    results: dict[str, Any] = {
+        "date": date,
+        "machine": machine.describe(),
+        "versions": machine.versions(REPO),
+        "phases_s": phases,
+    }
+    try:
+        if any(d.daemon == "kuryrlib" for d in drivers):
+            _phase("install kuryr-libnetwork", phases, reference.install)
+            reference.ensure_pools()
+            reference.start(neutron.NEUTRON_URL)
+            results["versions"]["kuryr_libnetwork"] = reference.installed_version() or "?"
+        dockercli.cleanup()
+        usable, failed = _phase("create networks", phases, lambda: _create_networks(drivers))
+        results["drivers"] = {
+            d.key: {
+                "title": d.title,
+                "create": d.create_command(d.network),
+                "error": failed.get(d.key),
+            }
+            for d in drivers
+        }
+        results["connectivity"] = _phase(
+            "connectivity",
+            phases,
+            lambda: {d.key: scenarios.connectivity(d) for d in usable if d.create_args},
+        )
+        results["start_latency"] = _phase(
+            "start latency", phases, lambda: scenarios.start_latency(usable, args.runs, args.warmup)
+        )
+        results["network_lifecycle"] = _phase(
+            "network create/rm", phases, lambda: scenarios.network_lifecycle(usable, args.net_reps)
+        )
+        results["parallel"] = _phase(
+            "parallel starts", phases, lambda: scenarios.parallel_starts(usable, args.parallel)
+        )
+        sizes = [int(s) for s in args.scale.split(",") if s]
+        results["scale"] = _phase(
+            "scale",
+            phases,
+            lambda: scenarios.scale(usable, sizes, args.scale_probes, args.fill_width),
+        )
+        results["peak_rss_kib"] = _peak_rss(reference, ours)
+        for driver in usable:
+            if driver.create_args is not None:
+                dockercli.docker("network", "rm", driver.network)
+        counted_drivers = [d for d in usable if d.daemon is not None]
+        results["neutron_calls"] = _phase(
+            "neutron calls",
+            phases,
+            lambda: _count_calls(counted_drivers, reference, ours, args.count_reps, reference.root),
+        )
+    finally:
+        dockercli.cleanup()
+        reference.stop()
+    results["duration_s"] = round(time.monotonic() - begun, 1)
+    results["derived"] = report.derive(results)
+    write(results, args.docs, args.results)
+    return 0
+
+
+def write(results: dict[str, Any], docs: Path, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(results, indent=1, sort_keys=True) + "\n"
+    (out / "latest.json").write_text(text)
+    docs.mkdir(parents=True, exist_ok=True)
+    (docs / "benchmarks.json").write_text(text)
+    (docs / "benchmarks.md").write_text(report.render(results))
+    print(f"bench: wrote {docs / 'benchmarks.md'} and {docs / 'benchmarks.json'}")

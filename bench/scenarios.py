@@ -1,0 +1,159 @@
+"""The measured scenarios. Each takes the drivers to compare and returns plain data (lists,
+dicts, numbers) that goes into the JSON file unchanged."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from bench.dockercli import (
+    IMAGE,
+    PREFIX,
+    Outcome,
+    docker,
+    remove_containers,
+    run_in_batches,
+    run_many,
+)
+from bench.drivers import Driver
+from bench.stats import Summary
+
+# How many error messages of one kind are kept in the results, to stay readable.
+MAX_ERRORS = 3
+
+
+def _timings(outcomes: Sequence[Outcome]) -> dict[str, Any]:
+    samples = [o.elapsed for o in outcomes if o.ok]
+    errors = [o.error for o in outcomes if not o.ok]
+    return {
+        "samples": samples,
+        "summary": Summary.of(samples).as_dict() if samples else None,
+        "errors": len(errors),
+        "error_examples": sorted(set(errors))[:MAX_ERRORS],
+    }
+
+
+def run_rm(driver: Driver, network: str | None = None) -> Outcome:
+    return docker("run", "--rm", driver.net_arg(network), IMAGE, "true")
+
+
+def start_latency(drivers: Sequence[Driver], runs: int, warmup: int) -> dict[str, Any]:
+    """``docker run --rm IMAGE true``, interleaved A B C ... A B C after ``warmup`` rounds."""
+    for _ in range(warmup):
+        for driver in drivers:
+            run_rm(driver)
+    outcomes: dict[str, list[Outcome]] = {d.key: [] for d in drivers}
+    for _ in range(runs):
+        for driver in drivers:
+            outcomes[driver.key].append(run_rm(driver))
+    return {key: _timings(done) for key, done in outcomes.items()}
+
+
+def network_lifecycle(drivers: Sequence[Driver], reps: int) -> dict[str, Any]:
+    """``docker network create`` then ``rm``, interleaved across drivers."""
+    created: dict[str, list[Outcome]] = {}
+    removed: dict[str, list[Outcome]] = {}
+    for rep in range(1, reps + 1):
+        for driver in drivers:
+            name = f"{PREFIX}nc-{driver.key}-{rep}"
+            command = driver.create_command(name, index=rep)
+            if command is None:
+                continue
+            made = docker(*command)
+            created.setdefault(driver.key, []).append(made)
+            if made.ok:
+                removed.setdefault(driver.key, []).append(docker("network", "rm", name))
+    return {
+        key: {"create": _timings(created[key]), "rm": _timings(removed.get(key, []))}
+        for key in created
+    }
+
+
+def _sleepers(driver: Driver, names: Sequence[str]) -> list[list[str]]:
+    return [
+        ["run", "-d", "--name", name, driver.net_arg(), IMAGE, "sleep", "86400"] for name in names
+    ]
+
+
+def _wall(outcomes: Sequence[Outcome]) -> float:
+    return max(o.returned for o in outcomes) - min(o.started for o in outcomes)
+
+
+def parallel_starts(drivers: Sequence[Driver], count: int) -> dict[str, Any]:
+    """``count`` ``docker run -d`` at once per driver: wall time and errors; then the same
+    containers removed at once."""
+    results: dict[str, Any] = {}
+    for driver in drivers:
+        names = [f"{PREFIX}par-{driver.key}-{i}" for i in range(count)]
+        started = run_many(_sleepers(driver, names))
+        removed = run_many([["rm", "-f", name] for name in names])
+        errors = [o.error for o in started if not o.ok]
+        results[driver.key] = {
+            "count": count,
+            "wall_s": _wall(started),
+            "each": _timings(started)["summary"],
+            "errors": len(errors),
+            "error_examples": sorted(set(errors))[:MAX_ERRORS],
+            "rm_wall_s": _wall(removed),
+            "rm_errors": sum(not o.ok for o in removed),
+        }
+    return results
+
+
+def scale(
+    drivers: Sequence[Driver], sizes: Sequence[int], probes: int, fill_width: int
+) -> dict[str, Any]:
+    """Start latency on a network already holding each of ``sizes`` running containers."""
+    results: dict[str, Any] = {}
+    for driver in drivers:
+        if driver.create_args is None:
+            continue
+        held: list[str] = []
+        steps: list[dict[str, Any]] = []
+        for size in sizes:
+            names = [f"{PREFIX}sc-{driver.key}-{i}" for i in range(len(held), size)]
+            fill_started = time.time()
+            filled = run_in_batches(_sleepers(driver, names), fill_width)
+            fill_s = time.time() - fill_started
+            held.extend(o.argv[4] for o in filled if o.ok)
+            probe = _timings([run_rm(driver) for _ in range(probes)])
+            steps.append(
+                {
+                    "endpoints": len(held),
+                    "target": size,
+                    "fill_s": fill_s,
+                    "fill_errors": sum(not o.ok for o in filled),
+                    "fill_error_examples": sorted({o.error for o in filled if not o.ok})[
+                        :MAX_ERRORS
+                    ],
+                    "start": probe,
+                }
+            )
+            if len(held) < size:
+                break
+        rm_started = time.time()
+        remove_containers(held)
+        results[driver.key] = {"steps": steps, "cleanup_s": time.time() - rm_started}
+    return results
+
+
+def connectivity(driver: Driver) -> dict[str, Any]:
+    """One container pings another on the driver's network: the rows only mean something
+    for networks that really carry traffic."""
+    name = f"{PREFIX}ping-{driver.key}"
+    server = docker("run", "-d", "--name", name, driver.net_arg(), IMAGE, "sleep", "600")
+    if not server.ok:
+        return {"ok": False, "error": server.error}
+    try:
+        address = docker(
+            "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", name
+        ).stdout.strip()
+        ping = docker("run", "--rm", driver.net_arg(), IMAGE, "ping", "-c", "2", "-W", "3", address)
+        result: dict[str, Any] = {"ok": ping.ok, "target": address}
+        if not ping.ok:
+            output = ping.stdout.strip().splitlines()
+            result["error"] = ping.error if ping.stderr.strip() else " / ".join(output[-2:])
+        return result
+    finally:
+        docker("rm", "-f", name)

@@ -1,0 +1,88 @@
+"""Parsing of the counting proxy's log and counting of Neutron calls per operation."""
+
+from __future__ import annotations
+
+import json
+
+from bench.calls import Call, count_window, kind_of_path, last_arrival, parse_log
+from bench.procs import parse_vmhwm
+
+PORT_ID = "0b1f6f6e-4a57-4c1e-9a51-3f1f2d6e9c10"
+NET_ID = "5d3c8f1a-77b0-4e7e-bb7e-0e8b2d4f7a21"
+
+
+def _line(who: str, t0: float, method: str, path: str, status: int = 200) -> str:
+    return json.dumps(
+        {"who": who, "t0": t0, "t1": t0 + 0.01, "method": method, "path": path, "status": status}
+    )
+
+
+def test_kind_elides_ids_tags_and_query() -> None:
+    assert kind_of_path(f"/v2.0/ports/{PORT_ID}") == "/v2.0/ports/{id}"
+    assert kind_of_path(f"/v2.0/ports/{PORT_ID}/tags/kuryr.net.uuid.lh:abc") == (
+        "/v2.0/ports/{id}/tags/{tag}"
+    )
+    assert kind_of_path(f"/v2.0/ports?device_id={PORT_ID}&tags=x") == "/v2.0/ports"
+    assert kind_of_path(f"/v2.0/networks/{NET_ID}/tags") == "/v2.0/networks/{id}/tags"
+    assert kind_of_path("/") == "/"
+
+
+def test_kind_elides_docker_style_hex_ids() -> None:
+    docker_id = "a" * 32
+    assert kind_of_path(f"/v2.0/subnets/{docker_id}") == "/v2.0/subnets/{id}"
+
+
+def test_parse_log_reads_records_and_skips_blank_and_partial_lines() -> None:
+    lines = [
+        _line("kuryr", 10.0, "GET", "/v2.0/networks?name=x"),
+        "",
+        '{"who": "kuryr", "t0": 11.0, "t1"',
+        _line("kuryrlib", 12.0, "POST", "/v2.0/ports", 201),
+    ]
+    calls = list(parse_log(lines))
+    assert calls == [
+        Call("kuryr", 10.0, 10.01, "GET", "/v2.0/networks?name=x", 200),
+        Call("kuryrlib", 12.0, 12.01, "POST", "/v2.0/ports", 201),
+    ]
+    assert calls[0].kind == "GET /v2.0/networks"
+
+
+def test_count_window_splits_sync_and_background_per_daemon() -> None:
+    lines = [
+        _line("kuryr", 99.0, "GET", "/v2.0/ports"),  # before the command: not counted
+        _line("kuryr", 100.1, "POST", "/v2.0/ports", 201),
+        _line("kuryr", 100.2, "PUT", f"/v2.0/ports/{PORT_ID}/tags/a"),
+        _line("kuryrlib", 100.3, "GET", "/v2.0/ports"),  # another daemon
+        _line("kuryr", 100.5, "PUT", f"/v2.0/ports/{PORT_ID}/tags/b"),  # at the return
+        _line("kuryr", 101.0, "PUT", f"/v2.0/ports/{PORT_ID}", 409),  # after: async
+        _line("kuryr", 103.5, "GET", "/v2.0/networks"),  # after quiet: not counted
+    ]
+    count = count_window(parse_log(lines), "kuryr", started=100.0, returned=100.5, quiet=103.0)
+    assert (count.sync, count.background, count.total, count.errors) == (3, 1, 4, 1)
+    assert count.sync_kinds == {"POST /v2.0/ports": 1, "PUT /v2.0/ports/{id}/tags/{tag}": 2}
+    assert count.background_kinds == {"PUT /v2.0/ports/{id}": 1}
+    assert count.as_dict()["async"] == 1
+
+
+def test_count_window_with_no_calls_is_zero() -> None:
+    count = count_window([], "kuryr", 0.0, 1.0, 2.0)
+    assert count.as_dict() == {
+        "sync": 0,
+        "async": 0,
+        "total": 0,
+        "http_errors": 0,
+        "sync_kinds": {},
+        "async_kinds": {},
+    }
+
+
+def test_last_arrival_per_daemon() -> None:
+    calls = list(parse_log([_line("kuryr", 5.0, "GET", "/"), _line("kuryrlib", 9.0, "GET", "/")]))
+    assert last_arrival(calls, "kuryr") == 5.0
+    assert last_arrival(calls, "nobody") is None
+
+
+def test_parse_vmhwm_reads_peak_rss_in_kib() -> None:
+    status = "Name:\tkuryr\nVmPeak:\t  300000 kB\nVmHWM:\t   51234 kB\nVmRSS:\t   40000 kB\n"
+    assert parse_vmhwm(status) == 51234
+    assert parse_vmhwm("Name:\tkthreadd\n") is None
