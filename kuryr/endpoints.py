@@ -1,0 +1,362 @@
+"""Docker endpoints as Neutron ports: create, join (plug), leave, delete.
+
+With Kuryr IPAM the port exists before CreateEndpoint (RequestAddress made it bound to this
+host), so CreateEndpoint answers from memory and writes the bookkeeping (device_id, name,
+tags) to Neutron in the background, after Docker has its answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from kuryr import naming
+from kuryr import protocol as p
+from kuryr.binding.base import Binder, Vif
+from kuryr.errors import Conflict, InvalidRequest, NotFound
+from kuryr.ipam import Ipam, find_port_by_ip
+from kuryr.model import Network, Subnet, fixed_ips
+from kuryr.networks import Networks
+from kuryr.neutron import Neutron, NeutronError, Resource
+
+LOG = logging.getLogger(__name__)
+
+_IP_TAKEN = ("IpAddressAlreadyAllocated", "IpAddressInUse")
+
+
+class Binders(Protocol):
+    """What endpoints need of kuryr.binding.registry.Binders."""
+
+    host: str
+
+    def for_vif_type(self, vif_type: str) -> Binder: ...
+
+
+@dataclass
+class Endpoint:
+    endpoint_id: str
+    network_id: str  # Docker network id
+    port: Resource
+    expose_sg: str | None = None  # id of the --expose security group, when programmed
+
+    @property
+    def port_id(self) -> str:
+        return str(self.port["id"])
+
+
+class Endpoints:
+    def __init__(
+        self,
+        neutron: Neutron,
+        networks: Networks,
+        ipam: Ipam,
+        binders: Binders,
+        vif_plugging_timeout: float,
+        veth_dst_prefix: str,
+    ) -> None:
+        self._neutron = neutron
+        self._networks = networks
+        self._ipam = ipam
+        self._binders = binders
+        self._plug_timeout = vif_plugging_timeout
+        self._dst_prefix = veth_dst_prefix
+        self._endpoints: dict[str, Endpoint] = {}
+        self._bookkeeping: dict[str, asyncio.Task[None]] = {}  # endpoint id -> pending write
+
+    @property
+    def host(self) -> str:
+        return self._binders.host
+
+    # --- lookup --------------------------------------------------------------------------------
+
+    async def find(self, endpoint_id: str, network_id: str) -> Endpoint | None:
+        """The endpoint from memory, else from Neutron (its port carries its id)."""
+        known = self._endpoints.get(endpoint_id)
+        if known is not None:
+            return known
+        ports = await self._neutron.query("ports", {"device_id": endpoint_id})
+        if not ports:
+            ports = await self._neutron.query("ports", {"tags": naming.id_tag_filter(endpoint_id)})
+        if not ports:
+            return None
+        endpoint = Endpoint(endpoint_id, network_id, ports[0])
+        self._endpoints[endpoint_id] = endpoint
+        return endpoint
+
+    async def get(self, endpoint_id: str, network_id: str) -> Endpoint:
+        endpoint = await self.find(endpoint_id, network_id)
+        if endpoint is None:
+            raise NotFound(f"endpoint {endpoint_id[:12]} has no Neutron port")
+        return endpoint
+
+    def known(self) -> list[Endpoint]:
+        return list(self._endpoints.values())
+
+    # --- CreateEndpoint ------------------------------------------------------------------------
+
+    async def create(self, req: p.CreateEndpointRequest) -> p.CreateEndpointResponse:
+        iface = req.interface or p.EndpointInterface()
+        known = self._endpoints.get(req.endpoint_id)
+        if known is None:
+            network = await self._networks.get(req.network_id)
+            wanted = _addresses(network, iface)
+            port = await self._port_for(req.endpoint_id, network, wanted, iface.mac_address)
+            known = Endpoint(req.endpoint_id, req.network_id, port)
+            self._endpoints[req.endpoint_id] = known
+            self._schedule_bookkeeping(known)
+        return _create_answer(iface, known.port)
+
+    async def _port_for(
+        self,
+        endpoint_id: str,
+        network: Network,
+        wanted: list[tuple[Subnet, str | None]],
+        mac: str,
+    ) -> Resource:
+        held = [self._ipam.take_held(s.id, ip) for s, ip in wanted if ip]
+        ports = {pt["id"]: pt for pt in held if pt is not None}
+        if not ports:
+            return await self._create_port(endpoint_id, network, wanted, mac)
+        main, *extra = ports.values()
+        try:
+            if extra or len(held) != len(ports) or None in held:
+                main = await self._merge(main, extra, wanted)
+            if mac and mac.lower() != str(main["mac_address"]).lower():
+                main = await self._set_mac(main, mac)
+        except BaseException:
+            for port in ports.values():
+                await self._ipam.release_port(port)
+            raise
+        return main
+
+    async def _create_port(
+        self,
+        endpoint_id: str,
+        network: Network,
+        wanted: list[tuple[Subnet, str | None]],
+        mac: str,
+    ) -> Resource:
+        """Docker's own IPAM (or an address RequestAddress no longer holds): one POST."""
+        if not wanted:
+            raise InvalidRequest(f"network {network.docker_id[:12]} has no subnet to address from")
+        attrs: dict[str, Any] = {
+            "name": naming.port_name(endpoint_id),
+            "network_id": network.neutron_id,
+            "admin_state_up": True,
+            "fixed_ips": [_fixed(s, ip) for s, ip in wanted],
+            "device_owner": naming.DEVICE_OWNER,
+            "device_id": endpoint_id,
+            "binding:host_id": self.host,
+        }
+        if mac:
+            attrs["mac_address"] = mac
+        try:
+            return await self._neutron.create("ports", attrs)
+        except NeutronError as exc:
+            if exc.neutron_type not in _IP_TAKEN:
+                raise
+        return await self._claim_existing(endpoint_id, wanted, attrs)
+
+    async def _claim_existing(
+        self, endpoint_id: str, wanted: list[tuple[Subnet, str | None]], attrs: dict[str, Any]
+    ) -> Resource:
+        """An address is taken: by this endpoint's own port (a retry after a restart), by a
+        free Kuryr port of this host, or by a free hand-made port (adopted, as
+        kuryr-libnetwork does); anything else is a conflict."""
+        subnet, ip = next((s, ip) for s, ip in wanted if ip)
+        port = await find_port_by_ip(self._neutron, subnet.id, ip or "")
+        if port is None:
+            raise Conflict(f"address {ip} is in use in subnet {subnet.cidr}")
+        if port.get("device_id") == endpoint_id:
+            return port
+        owner = port.get("device_owner") or ""
+        if port.get("device_id") or owner not in ("", naming.DEVICE_OWNER):
+            raise Conflict(f"address {ip} is held by Neutron port {port['id']}")
+        update = {k: v for k, v in attrs.items() if k not in ("network_id", "admin_state_up")}
+        claimed = await self._neutron.update("ports", port["id"], update)
+        if not owner:
+            tags = [*port.get("tags", []), naming.TAG_EXISTING_PORT]
+            claimed["tags"] = await self._neutron.set_tags("ports", port["id"], tags)
+        return claimed
+
+    async def _merge(
+        self, main: Resource, extra: list[Resource], wanted: list[tuple[Subnet, str | None]]
+    ) -> Resource:
+        """Dual stack with Kuryr IPAM: Docker asked for the v4 and v6 address separately, so
+        two ports hold them; the endpoint needs one port with both."""
+        for port in extra:
+            await self._ipam.release_port(port)
+        return await self._neutron.update(
+            "ports", main["id"], {"fixed_ips": [_fixed(s, ip) for s, ip in wanted]}
+        )
+
+    async def _set_mac(self, port: Resource, mac: str) -> Resource:
+        """Docker's --mac-address: Neutron changes the MAC only of an unbound port."""
+        try:
+            return await self._neutron.update("ports", port["id"], {"mac_address": mac})
+        except NeutronError as exc:
+            if exc.http_status != 409 or exc.neutron_type == "MacAddressInUse":
+                raise
+        await self._neutron.update("ports", port["id"], {"binding:host_id": ""})
+        await self._neutron.update("ports", port["id"], {"mac_address": mac})
+        return await self._neutron.update("ports", port["id"], {"binding:host_id": self.host})
+
+    def _schedule_bookkeeping(self, endpoint: Endpoint) -> None:
+        task = asyncio.create_task(self._write_bookkeeping(endpoint))
+        self._bookkeeping[endpoint.endpoint_id] = task
+        task.add_done_callback(lambda t: self._bookkeeping_done(endpoint.endpoint_id, t))
+
+    async def _write_bookkeeping(self, endpoint: Endpoint) -> None:
+        port = endpoint.port
+        eid = endpoint.endpoint_id
+        if port.get("device_id") != eid or port.get("name") != naming.port_name(eid):
+            updated = await self._neutron.update(
+                "ports", port["id"], {"device_id": eid, "name": naming.port_name(eid)}
+            )
+            port.update(device_id=updated["device_id"], name=updated["name"])
+        tags = [*port.get("tags", []), *naming.id_tags(eid)]
+        if set(tags) != set(port.get("tags", [])):
+            port["tags"] = await self._neutron.set_tags("ports", port["id"], tags)
+
+    def _bookkeeping_done(self, endpoint_id: str, task: asyncio.Task[None]) -> None:
+        if self._bookkeeping.get(endpoint_id) is task:
+            del self._bookkeeping[endpoint_id]
+        if not task.cancelled() and task.exception() is not None:
+            LOG.error(
+                "bookkeeping of endpoint %s's port failed: %s", endpoint_id[:12], task.exception()
+            )
+
+    async def _settle(self, endpoint_id: str) -> None:
+        """Wait for the endpoint's background write, so a delete cannot race it."""
+        task = self._bookkeeping.get(endpoint_id)
+        if task is not None:
+            await asyncio.wait([task])
+
+    async def drain(self) -> None:
+        """Wait for every pending background write (shutdown, tests)."""
+        if self._bookkeeping:
+            await asyncio.wait(list(self._bookkeeping.values()))
+
+    # --- Join / Leave ----------------------------------------------------------------------------
+
+    async def join(self, req: p.JoinRequest) -> p.JoinResponse:
+        endpoint = await self.get(req.endpoint_id, req.network_id)
+        network = await self._networks.get(req.network_id)
+        vif = _vif(endpoint, network)
+        await self._binders.for_vif_type(vif.vif_type).plug(vif, self._plug_timeout)
+        return _join_answer(vif, network, endpoint.port, self._dst_prefix)
+
+    async def leave(self, req: p.EndpointRequest) -> None:
+        endpoint = await self.find(req.endpoint_id, req.network_id)
+        if endpoint is None:
+            return
+        network = await self._networks.find(req.network_id)
+        vif = _vif(endpoint, network)
+        await self._binders.for_vif_type(vif.vif_type).unplug(vif)
+
+    # --- DeleteEndpoint ---------------------------------------------------------------------------
+
+    async def delete(
+        self, req: p.EndpointRequest, before_release: Callable[[Endpoint], Awaitable[None]]
+    ) -> Endpoint | None:
+        """Release the endpoint's port; returns the endpoint that was removed, if any."""
+        await self._settle(req.endpoint_id)
+        endpoint = await self.find(req.endpoint_id, req.network_id)
+        if endpoint is None:
+            return None
+        await before_release(endpoint)
+        await self._ipam.release_port(endpoint.port)
+        self._endpoints.pop(req.endpoint_id, None)
+        return endpoint
+
+    def oper_info(self, endpoint: Endpoint) -> p.EndpointOperInfoResponse:
+        port = endpoint.port
+        value = {
+            "port_id": port["id"],
+            "network_id": port.get("network_id", ""),
+            "mac_address": port.get("mac_address", ""),
+            "status": port.get("status", ""),
+            "host": port.get("binding:host_id", ""),
+            "vif_type": port.get("binding:vif_type", ""),
+            "fixed_ips": [ip for _, ip in fixed_ips(port)],
+        }
+        return p.EndpointOperInfoResponse(value=value)
+
+
+def _fixed(subnet: Subnet, ip: str | None) -> dict[str, str]:
+    fixed = {"subnet_id": subnet.id}
+    if ip:
+        fixed["ip_address"] = ip
+    return fixed
+
+
+def _addresses(network: Network, iface: p.EndpointInterface) -> list[tuple[Subnet, str | None]]:
+    """(subnet, ip) for each address Docker gave; with none, one Neutron-chosen IP per
+    subnet version (the network then tells Docker the addresses)."""
+    given = [a for a in (iface.address, iface.address_ipv6) if a]
+    if not given:
+        firsts: dict[int, Subnet] = {}
+        for s in network.subnets:
+            firsts.setdefault(s.version, s)
+        return [(s, None) for s in firsts.values()]
+    wanted: list[tuple[Subnet, str | None]] = []
+    for cidr in given:
+        ip = str(ipaddress.ip_interface(cidr).ip)
+        subnet = network.subnet_for(ip)
+        if subnet is None:
+            raise InvalidRequest(
+                f"address {ip} is in no subnet of network {network.docker_id[:12]}"
+            )
+        wanted.append((subnet, ip))
+    return wanted
+
+
+def _create_answer(iface: p.EndpointInterface, port: Resource) -> p.CreateEndpointResponse:
+    """Fill only what Docker left empty: echoing a set field makes Docker roll back."""
+    answer: dict[str, str] = {}
+    if not iface.mac_address:
+        answer["mac_address"] = str(port["mac_address"])
+    if not iface.address and not iface.address_ipv6:
+        for _, ip in fixed_ips(port):
+            key = "address" if ipaddress.ip_address(ip).version == 4 else "address_ipv6"
+            answer.setdefault(key, ip)
+    return p.CreateEndpointResponse(interface=p.EndpointInterface(**answer))
+
+
+def _vif(endpoint: Endpoint, network: Network | None) -> Vif:
+    port = endpoint.port
+    return Vif(
+        port_id=port["id"],
+        endpoint_id=endpoint.endpoint_id,
+        network_id=str(port.get("network_id", "")),
+        mac_address=str(port.get("mac_address", "")),
+        mtu=network.mtu if network is not None else 1500,
+        vif_type=str(port.get("binding:vif_type") or "ovs"),
+        vif_details=dict(port.get("binding:vif_details") or {}),
+    )
+
+
+def _join_answer(vif: Vif, network: Network, port: Resource, dst_prefix: str) -> p.JoinResponse:
+    subnets = {s.id: s for s in network.subnets}
+    mine = [subnets[sid] for sid, _ in fixed_ips(port) if sid in subnets]
+    gateways: dict[int, str] = {}
+    routes: list[p.StaticRoute] = []
+    for subnet in mine:
+        if subnet.gateway_ip and not network.internal:
+            gateways.setdefault(subnet.version, subnet.gateway_ip)
+        routes += [
+            p.StaticRoute(destination=dest, route_type=0, next_hop=hop)
+            for dest, hop in subnet.host_routes
+        ]
+    no_gateway = network.internal or any(not s.gateway_ip for s in mine) or not mine
+    return p.JoinResponse(
+        interface_name=p.InterfaceName(src_name=vif.container_ifname, dst_prefix=dst_prefix),
+        gateway=gateways.get(4),
+        gateway_ipv6=gateways.get(6),
+        static_routes=routes or None,
+        disable_gateway_service=True if no_gateway else None,
+    )

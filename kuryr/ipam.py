@@ -1,0 +1,441 @@
+"""Docker IPAM on Neutron: pools are (subnetpool, CIDR) pairs, addresses are Neutron ports.
+
+RequestPool only picks or checks a CIDR (no Neutron write when a default pool serves it);
+the subnet is created by CreateNetwork with ``subnetpool_id`` and that CIDR, so Neutron
+enforces uniqueness. RequestAddress creates the endpoint's port already in its final shape
+(owner, host binding, fixed IP) through :class:`PortAllocator`, the one seam where a pool of
+pre-created ports will slot in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from kuryr import naming
+from kuryr import protocol as p
+from kuryr.api import IpamDriver
+from kuryr.errors import Conflict, InvalidRequest, NotFound
+from kuryr.model import IPNetwork, Subnet, first_host, fixed_ips, subnet_of
+from kuryr.neutron import Neutron, NeutronError, Resource
+
+LOG = logging.getLogger(__name__)
+
+OPT_POOL_UUID = "neutron.pool.uuid"
+OPT_POOL_NAME = "neutron.pool.name"
+OPT_POOL_V6_UUID = "neutron.pool.v6.uuid"
+OPT_POOL_V6_NAME = "neutron.pool.v6.name"
+OPT_SHARED = "neutron.net.shared"
+
+# Neutron error types meaning "this fixed IP is taken".
+_IP_TAKEN = ("IpAddressAlreadyAllocated", "IpAddressInUse")
+
+
+@dataclass
+class PoolChoice:
+    """What RequestPool decided, kept until CreateNetwork makes the subnet."""
+
+    subnetpool_id: str
+    cidr: IPNetwork
+    sub_pool: IPNetwork | None = None
+    gateway: str | None = None
+    aux: set[str] = field(default_factory=set)
+
+    @property
+    def pool_id(self) -> str:
+        return naming.pool_id(self.subnetpool_id, str(self.cidr))
+
+
+class PortAllocator:
+    """Acquire a Neutron port holding an address on a subnet; release it again.
+
+    Today every acquire creates a port and every release deletes it; a pool of pre-created,
+    pre-bound ports (with local durable state) replaces both without touching callers.
+    """
+
+    def __init__(self, neutron: Neutron, host: str) -> None:
+        self._neutron = neutron
+        self._host = host
+
+    async def acquire(
+        self, subnet: Subnet, address: str | None, mac: str | None = None
+    ) -> Resource:
+        fixed: dict[str, str] = {"subnet_id": subnet.id}
+        if address:
+            fixed["ip_address"] = address
+        attrs: dict[str, Any] = {
+            "name": naming.UNBOUND_PORT_NAME,
+            "network_id": subnet.network_id,
+            "admin_state_up": True,
+            "fixed_ips": [fixed],
+            "device_owner": naming.DEVICE_OWNER,
+            "binding:host_id": self._host,
+        }
+        if mac:
+            attrs["mac_address"] = mac
+        try:
+            return await self._neutron.create("ports", attrs)
+        except NeutronError as exc:
+            if not (address and exc.neutron_type in _IP_TAKEN):
+                raise
+        return await self._take_over(subnet, address)
+
+    async def _take_over(self, subnet: Subnet, address: str) -> Resource:
+        """The address is held by a port already: reuse it if it is free to take.
+
+        A free Kuryr port on this host is a leftover of an interrupted start; a free port with
+        no owner was made by hand for this address (kuryr-libnetwork's "existing port") and is
+        adopted, tagged so that it is released, not deleted, later.
+        """
+        port = await find_port_by_ip(self._neutron, subnet.id, address)
+        if port is None or port.get("device_id"):
+            raise Conflict(f"address {address} is already in use in subnet {subnet.cidr}")
+        owner = port.get("device_owner") or ""
+        if owner == naming.DEVICE_OWNER and port.get("binding:host_id") == self._host:
+            return port
+        if owner:
+            raise Conflict(f"address {address} is held by Neutron port {port['id']} ({owner})")
+        updated = await self._neutron.update(
+            "ports",
+            port["id"],
+            {"device_owner": naming.DEVICE_OWNER, "binding:host_id": self._host},
+        )
+        tags = [*port.get("tags", []), naming.TAG_EXISTING_PORT]
+        updated["tags"] = await self._neutron.set_tags("ports", port["id"], tags)
+        return updated
+
+    async def release(self, port: Resource) -> None:
+        """Delete the port, or hand an adopted one back as it was found."""
+        if naming.TAG_EXISTING_PORT not in port.get("tags", []):
+            await self._neutron.delete("ports", port["id"])
+            return
+        try:
+            await self._neutron.update(
+                "ports",
+                port["id"],
+                {"device_id": "", "device_owner": "", "binding:host_id": ""},
+            )
+            tags = [
+                t
+                for t in naming.without_kuryr_tags(port.get("tags", []))
+                if t != naming.TAG_EXISTING_PORT
+            ]
+            await self._neutron.set_tags("ports", port["id"], tags)
+        except NeutronError as exc:
+            if not exc.not_found:
+                raise
+
+
+async def find_port_by_ip(neutron: Neutron, subnet_id: str, address: str) -> Resource | None:
+    ports = await neutron.query(
+        "ports", {"fixed_ips": [f"subnet_id={subnet_id}", f"ip_address={address}"]}
+    )
+    return ports[0] if ports else None
+
+
+class Ipam(IpamDriver):
+    def __init__(
+        self,
+        neutron: Neutron,
+        allocator: PortAllocator,
+        default_pool_v4: str = "kuryr",
+        default_pool_v6: str = "kuryr6",
+    ) -> None:
+        self._neutron = neutron
+        self.allocator = allocator
+        self._default_names = {4: default_pool_v4, 6: default_pool_v6}
+        self._defaults: dict[int, Resource] = {}
+        self._choices: dict[str, PoolChoice] = {}  # PoolID -> choice not yet a subnet
+        self._subnets: dict[str, Subnet] = {}  # PoolID -> subnet
+        self._held: dict[tuple[str, str], Resource] = {}  # (subnet id, ip) -> port
+        self._released: set[tuple[str, str]] = set()
+        self._pick_lock = asyncio.Lock()
+
+    # --- RequestPool / ReleasePool ---------------------------------------------------------
+
+    async def request_pool(self, req: p.RequestPoolRequest) -> p.RequestPoolResponse:
+        version = 6 if req.v6 else 4
+        named = await self._named_pool(req.options, version)
+        if req.pool:
+            cidr = ipaddress.ip_network(req.pool)
+            if cidr.version != version:
+                raise InvalidRequest(f"pool {cidr} is not IPv{version}")
+            sub_pool = ipaddress.ip_network(req.sub_pool) if req.sub_pool else None
+            if sub_pool is not None and not subnet_of(sub_pool, cidr):
+                raise InvalidRequest(f"ip range {sub_pool} is not inside {cidr}")
+            subnetpool = named or await self._pool_for_cidr(cidr, _shared(req.options))
+            if not _contains(subnetpool, cidr):
+                raise InvalidRequest(f"{cidr} is not inside subnetpool {subnetpool['name']}")
+            await self._check_unused(subnetpool, cidr)
+            choice = PoolChoice(subnetpool["id"], cidr, sub_pool)
+        else:
+            subnetpool = named or await self._default_pool(version)
+            async with self._pick_lock:
+                cidr = await self._pick_free(subnetpool)
+                choice = PoolChoice(subnetpool["id"], cidr)
+                self._choices[choice.pool_id] = choice
+        self._choices.setdefault(choice.pool_id, choice)
+        return p.RequestPoolResponse(pool_id=choice.pool_id, pool=str(cidr), data={})
+
+    async def release_pool(self, req: p.ReleasePoolRequest) -> None:
+        subnetpool_id, _ = _parse(req.pool_id)
+        self._choices.pop(req.pool_id, None)
+        self._subnets.pop(req.pool_id, None)
+        await self.cleanup_subnetpool(subnetpool_id)
+
+    async def cleanup_subnetpool(self, subnetpool_id: str) -> None:
+        """Delete a ``kuryrPool-*`` subnetpool Kuryr made once no subnet uses it.
+
+        Default pools, pools adopted by option and pools of other names are never touched.
+        """
+        if any(d["id"] == subnetpool_id for d in self._defaults.values()):
+            return
+        pool = await self._neutron.show("subnetpools", subnetpool_id)
+        if pool is None or not self._deletable(pool):
+            return
+        if await self._neutron.query("subnets", {"subnetpool_id": subnetpool_id, "fields": "id"}):
+            return
+        try:
+            await self._neutron.delete("subnetpools", subnetpool_id)
+        except NeutronError as exc:
+            if not exc.conflict:
+                raise
+            LOG.info("subnetpool %s still in use, kept", subnetpool_id)
+
+    def _deletable(self, pool: Resource) -> bool:
+        return (
+            str(pool.get("name", "")).startswith(naming.SUBNETPOOL_NAME_PREFIX)
+            and pool.get("name") not in self._default_names.values()
+            and naming.TAG_EXISTING_SUBNETPOOL not in pool.get("tags", [])
+        )
+
+    # --- what CreateNetwork needs ----------------------------------------------------------
+
+    def choice_for(self, cidr: IPNetwork) -> PoolChoice | None:
+        """The pool RequestPool chose for ``cidr``, if this daemon made that choice."""
+        return next((c for c in self._choices.values() if c.cidr == cidr), None)
+
+    async def recover_choice(self, cidr: IPNetwork) -> PoolChoice | None:
+        """After a restart between RequestPool and CreateNetwork: which pool serves ``cidr``."""
+        default = await self._default_pool(cidr.version)
+        if _contains(default, cidr):
+            return PoolChoice(default["id"], cidr)
+        name = naming.subnetpool_name(str(cidr))
+        pools = await self._neutron.query("subnetpools", {"name": name})
+        return PoolChoice(pools[0]["id"], cidr) if pools else None
+
+    def subnet_created(self, choice: PoolChoice, subnet: Subnet) -> None:
+        self._choices.pop(choice.pool_id, None)
+        self._subnets[choice.pool_id] = subnet
+
+    def forget_subnet(self, subnet: Subnet) -> None:
+        for pool_id in [k for k, s in self._subnets.items() if s.id == subnet.id]:
+            del self._subnets[pool_id]
+        for held in [k for k in self._held if k[0] == subnet.id]:
+            del self._held[held]
+
+    # --- RequestAddress / ReleaseAddress ---------------------------------------------------
+
+    async def request_address(self, req: p.RequestAddressRequest) -> p.RequestAddressResponse:
+        _, cidr = _parse(req.pool_id)
+        if req.address and ipaddress.ip_address(req.address) not in cidr:
+            raise InvalidRequest(f"address {req.address} is not in pool {cidr}")
+        choice = self._choices.get(req.pool_id)
+        subnet = None if choice else await self._subnet(req.pool_id)
+        if req.is_gateway:
+            address = self._gateway(req, cidr, choice, subnet)
+        elif subnet is None:
+            if choice is None or not req.address:
+                raise NotFound(
+                    f"pool {req.pool_id} has no Neutron subnet; create the network first"
+                )
+            # An --aux-address, asked before the subnet exists: kept out of its pools later.
+            choice.aux.add(req.address)
+            address = req.address
+        else:
+            mac = req.options.get(p.OPT_MAC_ADDRESS) or None
+            address = await self._acquire(subnet, req.address or None, mac)
+        return p.RequestAddressResponse(address=f"{address}/{cidr.prefixlen}", data={})
+
+    def _gateway(
+        self,
+        req: p.RequestAddressRequest,
+        cidr: IPNetwork,
+        choice: PoolChoice | None,
+        subnet: Subnet | None,
+    ) -> str:
+        if subnet is not None:
+            if subnet.gateway_ip is None:
+                return "0.0.0.0" if cidr.version == 4 else "::"
+            if req.address and req.address != subnet.gateway_ip:
+                raise Conflict(
+                    f"gateway {req.address} differs from subnet {subnet.id}'s {subnet.gateway_ip}"
+                )
+            return subnet.gateway_ip
+        address = req.address or first_host(cidr)
+        if choice is not None:
+            choice.gateway = address
+        return address
+
+    async def _acquire(self, subnet: Subnet, address: str | None, mac: str | None) -> str:
+        if address and (subnet.id, address) in self._held:
+            return address
+        port = await self.allocator.acquire(subnet, address, mac)
+        ip = next(ip for sid, ip in fixed_ips(port) if sid == subnet.id)
+        self._held[(subnet.id, ip)] = port
+        self._released.discard((subnet.id, ip))
+        return ip
+
+    async def release_address(self, req: p.ReleaseAddressRequest) -> None:
+        _, cidr = _parse(req.pool_id)
+        if ipaddress.ip_address(req.address) not in cidr:
+            raise InvalidRequest(f"address {req.address} is not in pool {cidr}")
+        choice = self._choices.get(req.pool_id)
+        if choice is not None:
+            choice.aux.discard(req.address)
+            return
+        subnet = await self._subnet(req.pool_id)
+        if subnet is None or req.address == subnet.gateway_ip:
+            return
+        key = (subnet.id, req.address)
+        if key in self._released:
+            self._released.discard(key)
+            return
+        port = self._held.pop(key, None)
+        if port is None:
+            port = await find_port_by_ip(self._neutron, subnet.id, req.address)
+            if port is None or port.get("device_owner") != naming.DEVICE_OWNER:
+                return
+        await self.allocator.release(port)
+
+    # --- what endpoints need -----------------------------------------------------------------
+
+    def take_held(self, subnet_id: str, address: str) -> Resource | None:
+        """Hand the port RequestAddress made for ``address`` to the endpoint that uses it."""
+        return self._held.pop((subnet_id, address), None)
+
+    async def release_port(self, port: Resource) -> None:
+        """Release an endpoint's port; a later ReleaseAddress of its IPs then costs nothing."""
+        await self.allocator.release(port)
+        for key in fixed_ips(port):
+            self._held.pop(key, None)
+            self._released.add(key)
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    async def _subnet(self, pool_id: str) -> Subnet | None:
+        cached = self._subnets.get(pool_id)
+        if cached is not None:
+            return cached
+        subnetpool_id, cidr = _parse(pool_id)
+        found = await self._neutron.query(
+            "subnets", {"subnetpool_id": subnetpool_id, "cidr": str(cidr)}
+        )
+        if not found:
+            return None
+        subnet = Subnet.from_neutron(found[0])
+        self._subnets[pool_id] = subnet
+        return subnet
+
+    async def _named_pool(self, options: dict[str, str], version: int) -> Resource | None:
+        uuid_key, name_key = (
+            (OPT_POOL_V6_UUID, OPT_POOL_V6_NAME) if version == 6 else (OPT_POOL_UUID, OPT_POOL_NAME)
+        )
+        if options.get(uuid_key):
+            pool = await self._neutron.show("subnetpools", options[uuid_key])
+            if pool is None:
+                raise NotFound(f"subnetpool {options[uuid_key]} does not exist")
+        elif options.get(name_key):
+            pool = await self._one_pool_named(options[name_key])
+        else:
+            return None
+        if pool.get("ip_version") != version:
+            raise InvalidRequest(f"subnetpool {pool['name']} is not IPv{version}")
+        return pool
+
+    async def _one_pool_named(self, name: str) -> Resource:
+        pools = await self._neutron.query("subnetpools", {"name": name})
+        if not pools:
+            raise NotFound(f"subnetpool {name} does not exist")
+        if len(pools) > 1:
+            raise Conflict(f"{len(pools)} subnetpools are named {name}; give neutron.pool.uuid")
+        return pools[0]
+
+    async def _default_pool(self, version: int) -> Resource:
+        if version not in self._defaults:
+            self._defaults[version] = await self._one_pool_named(self._default_names[version])
+        return self._defaults[version]
+
+    async def _pool_for_cidr(self, cidr: IPNetwork, shared: bool) -> Resource:
+        """The default pool when it contains ``cidr`` (Neutron then keeps every network of the
+        pool apart), else the ``kuryrPool-<cidr>`` pool, created when missing."""
+        try:
+            default = await self._default_pool(cidr.version)
+        except NotFound:
+            default = None
+        if default is not None and _contains(default, cidr):
+            return default
+        name = naming.subnetpool_name(str(cidr))
+        pools = await self._neutron.query("subnetpools", {"name": name})
+        if pools:
+            return pools[0]
+        return await self._neutron.create(
+            "subnetpools",
+            {
+                "name": name,
+                "prefixes": [str(cidr)],
+                "default_prefixlen": cidr.prefixlen,
+                "min_prefixlen": cidr.prefixlen,
+                "shared": shared,
+            },
+        )
+
+    async def _check_unused(self, subnetpool: Resource, cidr: IPNetwork) -> None:
+        used = await self._neutron.query(
+            "subnets", {"subnetpool_id": subnetpool["id"], "fields": ["id", "cidr"]}
+        )
+        for s in used:
+            if ipaddress.ip_network(s["cidr"]).overlaps(cidr):
+                raise Conflict(f"{cidr} overlaps Neutron subnet {s['id']} ({s['cidr']})")
+
+    async def _pick_free(self, subnetpool: Resource) -> IPNetwork:
+        used = await self._neutron.query(
+            "subnets", {"subnetpool_id": subnetpool["id"], "fields": "cidr"}
+        )
+        taken = [ipaddress.ip_network(s["cidr"]) for s in used]
+        taken += [c.cidr for c in self._choices.values() if c.subnetpool_id == subnetpool["id"]]
+        prefixlen = int(subnetpool["default_prefixlen"])
+        for prefix in subnetpool.get("prefixes", []):
+            block = ipaddress.ip_network(prefix)
+            if block.prefixlen > prefixlen:
+                continue
+            free = _first_free(block.subnets(new_prefix=prefixlen), taken)
+            if free is not None:
+                return free
+        raise Conflict(f"subnetpool {subnetpool['name']} has no free /{prefixlen} left")
+
+
+def _first_free(candidates: Iterable[IPNetwork], taken: list[IPNetwork]) -> IPNetwork | None:
+    for candidate in candidates:
+        if not any(candidate.overlaps(t) for t in taken):
+            return candidate
+    return None
+
+
+def _contains(subnetpool: Resource, cidr: IPNetwork) -> bool:
+    return any(subnet_of(cidr, ipaddress.ip_network(p)) for p in subnetpool.get("prefixes", []))
+
+
+def _shared(options: dict[str, str]) -> bool:
+    return options.get(OPT_SHARED, "").lower() in ("1", "true", "yes", "on")
+
+
+def _parse(pool_id: str) -> tuple[str, IPNetwork]:
+    try:
+        return naming.parse_pool_id(pool_id)
+    except ValueError as exc:
+        raise NotFound(f"unknown pool {pool_id!r}") from exc

@@ -1,0 +1,119 @@
+"""Neutron names and tags, compatible with kuryr-libnetwork (pure functions).
+
+A Neutron tag holds at most 60 characters, so a 64-character Docker id is split into a
+lower half (``kuryr.net.uuid.lh:<id[0:32]>``) and an upper half (``...uh:<id[32:64]>``).
+Networks carry the Docker network id that way, ports the Docker endpoint id.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+
+NET_NAME_PREFIX = "kuryr-net-"
+SUBNET_NAME_PREFIX = "kuryr-subnet-"
+SUBNETPOOL_NAME_PREFIX = "kuryrPool-"
+PORT_NAME_SUFFIX = "-port"
+UNBOUND_PORT_NAME = "kuryr-unbound-port"
+EXPOSE_SG_PREFIX = "kuryr_expose_"
+
+DEVICE_OWNER = "compute:kuryr"
+
+TAG_ID_LOW = "kuryr.net.uuid.lh"
+TAG_ID_HIGH = "kuryr.net.uuid.uh"
+TAG_EXISTING_NET = "kuryr.net.existing"
+TAG_EXISTING_PORT = "kuryr.port.existing"
+TAG_EXISTING_SUBNETPOOL = "kuryr.subnetpool.existing"
+# Not in kuryr-libnetwork: remembers ``--internal`` across daemon restarts.
+TAG_INTERNAL_NET = "kuryr.net.internal"
+
+_HALF = 32
+
+
+def id_tags(docker_id: str) -> list[str]:
+    """The two tags that carry a Docker id (network or endpoint)."""
+    tags = [f"{TAG_ID_LOW}:{docker_id[:_HALF]}"]
+    if len(docker_id) > _HALF:
+        tags.append(f"{TAG_ID_HIGH}:{docker_id[_HALF : 2 * _HALF]}")
+    return tags
+
+
+def id_tag_filter(docker_id: str) -> str:
+    """The ``?tags=`` value that finds a resource carrying ``docker_id``."""
+    return ",".join(id_tags(docker_id))
+
+
+def id_from_tags(tags: Iterable[str]) -> str | None:
+    """The Docker id carried by ``tags``, or None if either half is missing."""
+    low = high = None
+    for tag in tags:
+        key, _, value = tag.partition(":")
+        if key == TAG_ID_LOW:
+            low = value
+        elif key == TAG_ID_HIGH:
+            high = value
+    if low is None or high is None:
+        return None
+    return low + high
+
+
+def is_kuryr_tag(tag: str) -> bool:
+    """Tags Kuryr owns on a resource and removes when it lets the resource go."""
+    key = tag.partition(":")[0]
+    return key in (TAG_ID_LOW, TAG_ID_HIGH, TAG_EXISTING_NET, TAG_INTERNAL_NET)
+
+
+def without_kuryr_tags(tags: Iterable[str]) -> list[str]:
+    return [t for t in tags if not is_kuryr_tag(t)]
+
+
+def existing_net_tag(network_id: str) -> str:
+    return f"{TAG_EXISTING_NET}:{network_id[:12]}"
+
+
+def is_adopted_network(tags: Iterable[str]) -> bool:
+    return any(t.partition(":")[0] == TAG_EXISTING_NET for t in tags)
+
+
+def network_name(network_id: str) -> str:
+    return NET_NAME_PREFIX + network_id[:8]
+
+
+def subnet_name(cidr: str) -> str:
+    return SUBNET_NAME_PREFIX + str(ipaddress.ip_network(cidr, strict=False))
+
+
+def subnetpool_name(cidr: str) -> str:
+    return SUBNETPOOL_NAME_PREFIX + str(ipaddress.ip_network(cidr, strict=False))
+
+
+def port_name(endpoint_id: str) -> str:
+    return endpoint_id + PORT_NAME_SUFFIX
+
+
+def expose_sg_name(endpoint_id: str) -> str:
+    return EXPOSE_SG_PREFIX + endpoint_id[:12]
+
+
+# --- IPAM pool ids ---------------------------------------------------------------------
+# A PoolID names the Neutron subnetpool and the CIDR taken from it: ``<pool uuid>/<cidr>``.
+# The subnetpool alone would be ambiguous (every network of the default pool shares it).
+
+
+def pool_id(subnetpool_id: str, cidr: str) -> str:
+    return f"{subnetpool_id}/{ipaddress.ip_network(cidr, strict=False)}"
+
+
+def parse_pool_id(value: str) -> tuple[str, ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """(subnetpool uuid, cidr); ValueError when ``value`` is not a Kuryr PoolID."""
+    subnetpool, sep, cidr = value.partition("/")
+    if not sep or not _is_uuid(subnetpool):
+        raise ValueError(f"not a Kuryr pool id: {value!r}")
+    return subnetpool, ipaddress.ip_network(cidr, strict=True)
+
+
+def _is_uuid(value: str) -> bool:
+    parts = value.split("-")
+    return [len(p) for p in parts] == [8, 4, 4, 4, 12] and all(
+        c in "0123456789abcdef" for c in value.replace("-", "")
+    )

@@ -1,0 +1,322 @@
+"""Docker networks as Neutron networks and subnets: create, adopt, find again, delete.
+
+A network is found by the Docker id it carries in its tags, so a restarted daemon (dockerd
+never replays CreateNetwork) finds it again; found networks are cached in memory.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from kuryr import naming
+from kuryr import protocol as p
+from kuryr.errors import Conflict, InvalidRequest, KuryrError, NotFound
+from kuryr.ipam import Ipam, PoolChoice
+from kuryr.model import IPNetwork, Network, Subnet, allocation_pools
+from kuryr.neutron import Neutron, NeutronError, Resource
+
+LOG = logging.getLogger(__name__)
+
+OPT_NET_UUID = "neutron.net.uuid"
+OPT_NET_NAME = "neutron.net.name"
+OPT_NET_SHARED = "neutron.net.shared"
+OPT_SUBNET_UUID = {4: "neutron.subnet.uuid", 6: "neutron.subnet.v6.uuid"}
+OPT_SUBNET_NAME = {4: "neutron.subnet.name", 6: "neutron.subnet.v6.name"}
+
+Undo = Callable[[], Awaitable[Any]]
+
+
+class Networks:
+    def __init__(self, neutron: Neutron, ipam: Ipam, host: str, enable_dhcp: bool = True) -> None:
+        self._neutron = neutron
+        self._ipam = ipam
+        self._host = host
+        self._enable_dhcp = enable_dhcp
+        self._cache: dict[str, Network] = {}
+
+    # --- lookup ----------------------------------------------------------------------------
+
+    async def get(self, docker_id: str) -> Network:
+        network = await self.find(docker_id)
+        if network is None:
+            raise NotFound(f"network {docker_id[:12]} is not a Kuryr network known to Neutron")
+        return network
+
+    async def find(self, docker_id: str) -> Network | None:
+        cached = self._cache.get(docker_id)
+        if cached is not None:
+            return cached
+        found = await self._neutron.query("networks", {"tags": naming.id_tag_filter(docker_id)})
+        if not found:
+            return None
+        if len(found) > 1:
+            ids = ", ".join(n["id"] for n in found)
+            raise Conflict(f"several Neutron networks carry Docker network {docker_id[:12]}: {ids}")
+        subnets = await self._neutron.query("subnets", {"network_id": found[0]["id"]})
+        network = _network(docker_id, found[0], [Subnet.from_neutron(s) for s in subnets])
+        self._cache[docker_id] = network
+        return network
+
+    # --- CreateNetwork -----------------------------------------------------------------------
+
+    async def create(self, req: p.CreateNetworkRequest) -> Network:
+        existing = await self.find(req.network_id)
+        if existing is not None:
+            await self._ensure_subnets(existing, req, undo=[])
+            return existing
+        options = req.generic_options
+        undo: list[Undo] = []
+        try:
+            if options.get(OPT_NET_UUID) or options.get(OPT_NET_NAME):
+                network = await self._adopt(req, options, undo)
+            else:
+                network = await self._create(req, options, undo)
+            await self._ensure_subnets(network, req, undo)
+        except BaseException:
+            await _run_undo(undo)
+            raise
+        self._cache[req.network_id] = network
+        return network
+
+    async def _create(
+        self, req: p.CreateNetworkRequest, options: dict[str, str], undo: list[Undo]
+    ) -> Network:
+        attrs: dict[str, Any] = {
+            "name": naming.network_name(req.network_id),
+            "admin_state_up": True,
+        }
+        if _truthy(options.get(OPT_NET_SHARED, "")):
+            attrs["shared"] = True
+        mtu = req.options.get(p.OPT_MTU)
+        if mtu:
+            attrs["mtu"] = _int_option(p.OPT_MTU, mtu)
+        created = await self._neutron.create("networks", attrs)
+        undo.append(lambda: self._neutron.delete("networks", created["id"]))
+        tags = naming.id_tags(req.network_id)
+        if req.options.get(p.OPT_INTERNAL):
+            tags.append(naming.TAG_INTERNAL_NET)
+        created["tags"] = await self._neutron.set_tags("networks", created["id"], tags)
+        return _network(req.network_id, created, [])
+
+    async def _adopt(
+        self, req: p.CreateNetworkRequest, options: dict[str, str], undo: list[Undo]
+    ) -> Network:
+        if options.get(OPT_NET_UUID):
+            found = await self._neutron.show("networks", options[OPT_NET_UUID])
+            if found is None:
+                raise NotFound(f"Neutron network {options[OPT_NET_UUID]} does not exist")
+        else:
+            found = await self._one("networks", options[OPT_NET_NAME])
+        other = naming.id_from_tags(found.get("tags", []))
+        if other is not None and other != req.network_id:
+            raise Conflict(
+                f"Neutron network {found['id']} already backs Docker network {other[:12]}"
+            )
+        original = list(found.get("tags", []))
+        tags = [*original, *naming.id_tags(req.network_id), naming.existing_net_tag(req.network_id)]
+        if req.options.get(p.OPT_INTERNAL):
+            tags.append(naming.TAG_INTERNAL_NET)
+        found["tags"] = await self._neutron.set_tags("networks", found["id"], tags)
+        undo.append(lambda: self._neutron.set_tags("networks", found["id"], original))
+        subnets = await self._neutron.query("subnets", {"network_id": found["id"]})
+        return _network(req.network_id, found, [Subnet.from_neutron(s) for s in subnets])
+
+    async def _ensure_subnets(
+        self, network: Network, req: p.CreateNetworkRequest, undo: list[Undo]
+    ) -> None:
+        """One Neutron subnet per Docker pool: adopted by option, reused, or created (in one
+        bulk call), tagged nowhere: a subnet is found by its network and CIDR."""
+        options = req.generic_options
+        wanted: list[tuple[dict[str, Any], PoolChoice | None]] = []
+        for data in [*req.ipv4_data, *req.ipv6_data]:
+            cidr = ipaddress.ip_network(data.pool, strict=False)
+            if cidr.prefixlen == 0:
+                continue  # the null IPAM driver: no addresses, no subnet
+            choice = self._ipam.choice_for(cidr)
+            present = await self._adopt_subnet(network, cidr, options) or next(
+                (s for s in network.subnets if s.cidr == cidr), None
+            )
+            if present is not None:
+                if choice is not None:
+                    self._ipam.subnet_created(choice, present)
+                continue
+            choice = choice or await self._recover_choice(data, cidr)
+            wanted.append((self._subnet_attrs(network, data, cidr, choice), choice))
+        if not wanted:
+            return
+        try:
+            created = await self._neutron.create_bulk("subnets", [attrs for attrs, _ in wanted])
+        except NeutronError as exc:
+            raise _subnet_error(exc, [a for a, _ in wanted]) from exc
+        for raw, (_, choice) in zip(created, wanted, strict=True):
+            subnet = Subnet.from_neutron(raw)
+            undo.append(self._subnet_deleter(subnet.id))
+            network.subnets.append(subnet)
+            if choice is not None:
+                self._ipam.subnet_created(choice, subnet)
+
+    def _subnet_deleter(self, subnet_id: str) -> Undo:
+        return lambda: self._neutron.delete("subnets", subnet_id)
+
+    async def _recover_choice(self, data: p.IPAMData, cidr: IPNetwork) -> PoolChoice | None:
+        if data.address_space in ("", "LocalDefault", "GlobalDefault"):
+            return None  # Docker's own IPAM
+        return await self._ipam.recover_choice(cidr)
+
+    def _subnet_attrs(
+        self, network: Network, data: p.IPAMData, cidr: IPNetwork, choice: PoolChoice | None
+    ) -> dict[str, Any]:
+        gateway = str(ipaddress.ip_interface(data.gateway).ip) if data.gateway else None
+        attrs: dict[str, Any] = {
+            "name": naming.subnet_name(str(cidr)),
+            "network_id": network.neutron_id,
+            "ip_version": cidr.version,
+            "cidr": str(cidr),
+            "gateway_ip": gateway,
+            # Docker's IPAM hands out the addresses: a DHCP port (and, with OVN metadata,
+            # the metadata port on .2) would take one Docker gives a container.
+            "enable_dhcp": self._enable_dhcp and choice is not None,
+        }
+        if choice is not None:
+            attrs["subnetpool_id"] = choice.subnetpool_id
+        aux = {str(ipaddress.ip_interface(a).ip) for a in data.aux_addresses.values()}
+        if choice is not None:
+            aux |= choice.aux
+        sub_pool = choice.sub_pool if choice is not None else None
+        if aux or sub_pool is not None:
+            excluded = aux | ({gateway} if gateway else set())
+            attrs["allocation_pools"] = allocation_pools(cidr, sub_pool, excluded)
+        return attrs
+
+    async def _adopt_subnet(
+        self, network: Network, cidr: IPNetwork, options: dict[str, str]
+    ) -> Subnet | None:
+        uuid = options.get(OPT_SUBNET_UUID[cidr.version])
+        name = options.get(OPT_SUBNET_NAME[cidr.version])
+        if not uuid and not name:
+            return None
+        if uuid:
+            raw = await self._neutron.show("subnets", uuid)
+            if raw is None:
+                raise NotFound(f"Neutron subnet {uuid} does not exist")
+        else:
+            raw = await self._one("subnets", name or "")
+        subnet = Subnet.from_neutron(raw)
+        if subnet.network_id != network.neutron_id:
+            raise InvalidRequest(
+                f"subnet {subnet.id} is on network {subnet.network_id}, not {network.neutron_id}"
+            )
+        if subnet.cidr != cidr:
+            raise InvalidRequest(f"subnet {subnet.id} is {subnet.cidr}, Docker's pool is {cidr}")
+        if all(s.id != subnet.id for s in network.subnets):
+            network.subnets.append(subnet)
+        return subnet
+
+    async def _one(self, resource: str, name: str) -> Resource:
+        found = await self._neutron.query(resource, {"name": name})
+        if not found:
+            raise NotFound(f"no Neutron {resource} named {name}")
+        if len(found) > 1:
+            raise Conflict(f"{len(found)} Neutron {resource} are named {name}; give the uuid")
+        return found[0]
+
+    # --- DeleteNetwork -----------------------------------------------------------------------
+
+    async def delete(self, docker_id: str) -> None:
+        network = await self.find(docker_id)
+        if network is None:
+            return
+        ports = await self._neutron.query(
+            "ports",
+            {
+                "network_id": network.neutron_id,
+                "fields": ["id", "device_owner", "device_id", "binding:host_id"],
+            },
+        )
+        in_use = [pt for pt in ports if self._blocks_delete(pt, network)]
+        if in_use:
+            ids = ", ".join(pt["id"] for pt in in_use[:5])
+            raise Conflict(f"network {docker_id[:12]} still has {len(in_use)} endpoint(s): {ids}")
+        for leftover in (pt for pt in ports if self._is_leftover(pt)):
+            await self._neutron.delete("ports", leftover["id"])
+        if network.adopted:
+            await self._release_adopted(network)
+        else:
+            # Neutron deletes the subnets (and its own network:* ports) with the network.
+            await self._neutron.delete("networks", network.neutron_id)
+        for subnet in network.subnets:
+            self._ipam.forget_subnet(subnet)
+        for pool in {s.subnetpool_id for s in network.subnets if s.subnetpool_id}:
+            await self._ipam.cleanup_subnetpool(pool)
+        self._cache.pop(docker_id, None)
+
+    def _is_leftover(self, port: Resource) -> bool:
+        """A Kuryr port of this host that no endpoint took (an interrupted start)."""
+        return (
+            port.get("device_owner") == naming.DEVICE_OWNER
+            and not port.get("device_id")
+            and port.get("binding:host_id") == self._host
+        )
+
+    def _blocks_delete(self, port: Resource, network: Network) -> bool:
+        owner = str(port.get("device_owner") or "")
+        if owner.startswith("network:") or self._is_leftover(port):
+            return False
+        if network.adopted:
+            # Ports of VMs or other hosts are expected on an adopted network.
+            return owner == naming.DEVICE_OWNER and port.get("binding:host_id") == self._host
+        return True
+
+    async def _release_adopted(self, network: Network) -> None:
+        """Leave an adopted network as found: Kuryr's subnets and tags go, the rest stays."""
+        for subnet in network.subnets:
+            if not subnet.name.startswith(naming.SUBNET_NAME_PREFIX):
+                continue
+            try:
+                await self._neutron.delete("subnets", subnet.id)
+            except NeutronError as exc:
+                if not exc.conflict:
+                    raise
+                LOG.warning("subnet %s of adopted network is in use, kept", subnet.id)
+        await self._neutron.set_tags(
+            "networks", network.neutron_id, naming.without_kuryr_tags(network.tags)
+        )
+
+
+def _network(docker_id: str, raw: Resource, subnets: list[Subnet]) -> Network:
+    return Network(
+        docker_id=docker_id,
+        neutron_id=raw["id"],
+        mtu=int(raw.get("mtu") or 1500),
+        tags=list(raw.get("tags", [])),
+        subnets=subnets,
+    )
+
+
+async def _run_undo(undo: list[Undo]) -> None:
+    for step in reversed(undo):
+        try:
+            await step()
+        except KuryrError as exc:
+            LOG.error("undo after a failed CreateNetwork failed: %s", exc)
+
+
+def _subnet_error(exc: NeutronError, wanted: list[dict[str, Any]]) -> KuryrError:
+    cidrs = ", ".join(str(a["cidr"]) for a in wanted)
+    if exc.http_status in (400, 409):
+        return Conflict(f"cannot create Neutron subnet(s) {cidrs}: {exc.message}")
+    return exc
+
+
+def _truthy(value: str) -> bool:
+    return value.lower() in ("1", "true", "yes", "on")
+
+
+def _int_option(key: str, value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError) as exc:
+        raise InvalidRequest(f"option {key} must be an integer, got {value!r}") from exc
