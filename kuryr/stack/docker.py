@@ -141,11 +141,15 @@ class Docker:
 
     def stop(self) -> None:
         pid = proc.running(self.pidfile, MARKER)
+        children = proc.descendants(pid) if pid is not None else []
         if pid is not None:
-            children = proc.descendants(pid)
+            # dockerd stops its containers and its containerd on SIGTERM.
             proc.terminate(pid, timeout=30)
-            for child in children:
-                proc.terminate(child, timeout=5)
+        # What a killed dockerd left behind: containerd, shims and their containers.
+        for orphan in proc.find(str(EXEC_ROOT / "containerd")):
+            children += [orphan, *proc.descendants(orphan)]
+        for child in children:
+            proc.terminate(child, timeout=5)
         self.pidfile.unlink(missing_ok=True)
         netdev.delete_links([BRIDGE])
 

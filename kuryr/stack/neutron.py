@@ -131,6 +131,7 @@ root_helper =
             proc.terminate(pid)
             pid = None
         if pid is None:
+            self._stop_orphans()
             owner = ports.listener(NEUTRON_PORT)
             if owner is not None:
                 raise StackError(
@@ -156,8 +157,14 @@ root_helper =
         if not proc.wait_for(ready, START_TIMEOUT, 0.25):
             raise StackError(self.name, f"no answer on {NEUTRON_URL} after 60 s", self.log)
 
+    def _stop_orphans(self) -> None:
+        """Workers outlive a killed neutron-server and keep its port: they carry our config."""
+        for pid in proc.find(str(self.config_files[0])):
+            proc.terminate(pid)
+
     def stop(self) -> None:
         proc.stop_pidfile(self.pidfile, MARKER, timeout=15)
+        self._stop_orphans()
 
     def check(self) -> tuple[bool, str]:
         if proc.running(self.pidfile, MARKER) is None:

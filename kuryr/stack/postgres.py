@@ -78,12 +78,19 @@ class Postgres:
             raise StackError(
                 self.name, f"cluster {version()}/{CLUSTER} belongs to another stack ({data})"
             )
-        if self._conf_dir().exists() and not (self.data / "PG_VERSION").exists():
+        if data is not None and not (self.data / "PG_VERSION").exists():
             # The cluster's data was removed behind our back: start over.
             self._drop()
-        if not self._conf_dir().exists():
+        if self._cluster_data() is None:
             self._create()
         if proc.running(self._pidfile(), "postgres") is None:
+            # Backends of a killed postmaster hold its shared memory and block a restart.
+            for pid in proc.find(f"postgres: {version()}/{CLUSTER}:"):
+                proc.terminate(pid)
+            # PostgreSQL refuses to start while its old postmaster is even a zombie.
+            old = proc.read_pid(self._pidfile())
+            if old is not None:
+                proc.wait_for(lambda: not Path(f"/proc/{old}").exists(), 10)
             self._pidfile().unlink(missing_ok=True)
             owner = ports.listener(POSTGRES_PORT)
             if owner is not None:
@@ -94,6 +101,8 @@ class Postgres:
         self._ensure_role()
 
     def _create(self) -> None:
+        # pg_dropcluster leaves files it did not write, such as our conf.d snippet.
+        shutil.rmtree(self._conf_dir(), ignore_errors=True)
         self.data.mkdir(parents=True, exist_ok=True)
         shutil.chown(self.data, "postgres", "postgres")
         self.data.chmod(0o700)
@@ -158,6 +167,7 @@ class Postgres:
         proc.run(
             self.name, ["pg_dropcluster", "--stop", version(), CLUSTER], timeout=60, log=self.log
         )
+        shutil.rmtree(self._conf_dir(), ignore_errors=True)
 
     def stop(self) -> None:
         if proc.running(self._pidfile(), "postgres") is not None:
@@ -177,5 +187,6 @@ class Postgres:
         return True, f"cluster {version()}/{CLUSTER} on 127.0.0.1:{POSTGRES_PORT}"
 
     def purge(self) -> None:
-        if self._conf_dir().exists():
+        if self._cluster_data() is not None:
             self._drop()
+        shutil.rmtree(self._conf_dir(), ignore_errors=True)

@@ -47,6 +47,15 @@ def running(pidfile: Path, marker: str) -> int | None:
     return pid
 
 
+def find(marker: str) -> list[int]:
+    """Live processes whose argv contains ``marker`` (a path or name only the stack uses)."""
+    return [
+        int(entry.name)
+        for entry in Path("/proc").iterdir()
+        if entry.name.isdigit() and marker in cmdline(int(entry.name)) and alive(int(entry.name))
+    ]
+
+
 def descendants(pid: int) -> list[int]:
     """All live descendants of ``pid`` (children first level first)."""
     children: dict[int, list[int]] = {}
