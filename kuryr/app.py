@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable
@@ -59,7 +58,9 @@ async def run(config: Config, build: Builder, stop: asyncio.Event) -> None:
 
 async def _run_until_signalled(config: Config) -> None:
     # Imported here: the domain pulls in Neutron and OVSDB clients only a serving daemon needs.
-    build: Builder = importlib.import_module("kuryr.driver").build
+    from kuryr import driver
+
+    build: Builder = driver.build
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
