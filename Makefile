@@ -2,7 +2,7 @@
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: deps demo test lint unit bench down
+.PHONY: deps demo test lint unit bench up status down purge
 
 deps:
 	scripts/install-deps.sh
@@ -26,5 +26,14 @@ bench: deps
 	$(BIN)/kuryr stack up
 	$(BIN)/python -m bench
 
+up: deps
+	$(BIN)/kuryr stack up
+
+status:
+	$(BIN)/kuryr stack status
+
 down:
 	$(BIN)/kuryr stack down
+
+purge:
+	$(BIN)/kuryr stack down --purge
