@@ -54,7 +54,7 @@ def plug_client(env: DockerEnv, neutron: Neutron, network: dict[str, Any]) -> Ne
     assert subnet is not None
     prefixlen = ipaddress.ip_network(subnet["cidr"]).prefixlen
 
-    namespace = f"{env.prefix}-client"
+    namespace = env.name("client-ns")
     suffix = secrets.token_hex(4)
     host_end, ns_end = f"e2e{suffix}h", f"e2e{suffix}n"
     run(["ip", "netns", "add", namespace])
