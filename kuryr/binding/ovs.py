@@ -88,7 +88,7 @@ class OvsBinder(Binder):
             await self._ovsdb.transact(commands)
             watch.offer(await self._ovsdb.interface(name))
             try:
-                state = await asyncio.wait_for(asyncio.shield(watch.future), ready_timeout)
+                state = await asyncio.wait_for(watch.future, ready_timeout)
             except TimeoutError:
                 raise BackendError(
                     f"port {vif.port_id} not wired by OVN within {ready_timeout:g}s: "

@@ -7,7 +7,8 @@ import pytest
 from kuryr.binding.base import Vif
 from kuryr.binding.linuxbridge import LinuxBridgeBinder, bridge_name
 from kuryr.binding.ovs import OWNER_KEY, interface_external_ids, is_settled, plugged_ports
-from kuryr.binding.registry import Binders
+from kuryr.binding.registry import Binders, load
+from kuryr.config import BindingConfig
 from kuryr.errors import BackendError
 from kuryr.netlink import Netlink
 from kuryr.ovsdb import InterfaceState
@@ -102,3 +103,19 @@ def test_vif_type_without_binder_is_a_clear_error(vif_type: str, message: str) -
         binders().for_vif_type(vif_type)
     assert message in raised.value.message
     assert raised.value.status == 502
+
+
+async def test_load_without_ovsdb_serves_linux_bridge_and_explains_ovs() -> None:
+    loaded = await load(BindingConfig(host="vm", ovsdb_connection="unix:/nonexistent/db.sock"))
+    try:
+        assert loaded.host == "vm"
+        assert isinstance(loaded.for_vif_type("bridge"), LinuxBridgeBinder)
+        with pytest.raises(BackendError, match=r"vif_type ovs: OVSDB unix:/nonexistent/db.sock"):
+            loaded.for_vif_type("ovs")
+    finally:
+        await loaded.close()
+
+
+async def test_load_without_ovsdb_or_host_is_a_clear_error() -> None:
+    with pytest.raises(BackendError, match=r"chassis name is unknown: set \[binding\] host"):
+        await load(BindingConfig(ovsdb_connection="unix:/nonexistent/db.sock"))
