@@ -90,12 +90,12 @@ def allocation_pools(
     pools stops Neutron from handing them to a container.
     """
     span = ip_range or cidr
-    start = int(span.network_address)
-    end = int(span.broadcast_address)
-    if ip_range is None and cidr.version == 4 and cidr.prefixlen < 31:
-        start, end = start + 1, end - 1  # network and broadcast addresses
-    elif ip_range is None and cidr.version == 6:
-        start += 1  # the subnet-router anycast address
+    # Neutron refuses the subnet's network and broadcast addresses (IPv4) and the
+    # subnet-router anycast address (IPv6) in allocation pools.
+    first = int(cidr.network_address) + 1
+    last = int(cidr.broadcast_address) - (1 if cidr.version == 4 else 0)
+    start = max(int(span.network_address), first)
+    end = min(int(span.broadcast_address), last)
     holes = sorted(
         int(ipaddress.ip_address(a)) for a in excluded if ipaddress.ip_address(a) in span
     )

@@ -44,3 +44,8 @@ def test_subnet_of_across_versions_is_false() -> None:
     assert subnet_of(net("10.10.1.0/24"), net("10.10.0.0/16"))
     assert not subnet_of(net("10.11.1.0/24"), net("10.10.0.0/16"))
     assert not subnet_of(net("fd00::/64"), net("10.10.0.0/16"))
+
+
+def test_ip_range_at_the_subnet_edge_leaves_out_broadcast() -> None:
+    pools = allocation_pools(net("10.10.251.0/24"), net("10.10.251.128/25"), {"10.10.251.254"})
+    assert pools == [{"start": "10.10.251.128", "end": "10.10.251.253"}]

@@ -1,0 +1,105 @@
+"""Helpers for the domain's integration tests against the real Neutron.
+
+Every resource a test makes by hand is named ``dom-...``; Kuryr-made ones are found through
+the random Docker ids the test used, and everything is removed at the end.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from kuryr import naming
+from kuryr import protocol as p
+from kuryr.config import NeutronConfig
+from kuryr.ipam import Ipam, PortAllocator
+from kuryr.networks import Networks
+from kuryr.neutron import Neutron, connect
+
+
+def docker_id() -> str:
+    return secrets.token_hex(32)
+
+
+def neutron_client(url: str) -> Neutron:
+    return connect(NeutronConfig(auth_type="none", endpoint=url, timeout=30.0))
+
+
+@dataclass
+class Domain:
+    neutron: Neutron
+    ipam: Ipam
+    networks: Networks
+    host: str
+    docker_ids: list[str] = field(default_factory=list)
+
+    def new_id(self) -> str:
+        self.docker_ids.append(docker_id())
+        return self.docker_ids[-1]
+
+
+def make_domain(neutron: Neutron, host: str) -> Domain:
+    ipam = Ipam(neutron, PortAllocator(neutron, host))
+    return Domain(neutron, ipam, Networks(neutron, ipam, host), host)
+
+
+@asynccontextmanager
+async def domain(url: str, host: str) -> AsyncIterator[Domain]:
+    d = make_domain(neutron_client(url), host)
+    try:
+        yield d
+    finally:
+        await cleanup(d.neutron, d.docker_ids)
+
+
+async def cleanup(neutron: Neutron, docker_ids: list[str]) -> None:
+    """Remove what the Docker ids left behind: ports, networks, kuryrPool-* subnetpools."""
+    for did in docker_ids:
+        for port in await neutron.query("ports", {"tags": naming.id_tag_filter(did)}):
+            await neutron.delete("ports", port["id"])
+        for port in await neutron.query("ports", {"device_id": did}):
+            await neutron.delete("ports", port["id"])
+        for net in await neutron.query("networks", {"tags": naming.id_tag_filter(did)}):
+            pools = {
+                s["subnetpool_id"]
+                for s in await neutron.query("subnets", {"network_id": net["id"]})
+                if s.get("subnetpool_id")
+            }
+            for port in await neutron.query("ports", {"network_id": net["id"]}):
+                if not str(port.get("device_owner", "")).startswith("network:"):
+                    await neutron.delete("ports", port["id"])
+            if naming.is_adopted_network(net.get("tags", [])):
+                await neutron.set_tags(
+                    "networks", net["id"], naming.without_kuryr_tags(net["tags"])
+                )
+            else:
+                await neutron.delete("networks", net["id"])
+            for pool in pools:
+                found = await neutron.show("subnetpools", pool)
+                if found and found["name"].startswith(naming.SUBNETPOOL_NAME_PREFIX):
+                    await neutron.delete("subnetpools", pool)
+
+
+def create_request(
+    network_id: str,
+    pool: str,
+    gateway: str = "",
+    generic: dict[str, str] | None = None,
+    address_space: str = "no_address_space",
+    v6_pool: str = "",
+    v6_gateway: str = "",
+) -> p.CreateNetworkRequest:
+    v4 = [{"AddressSpace": address_space, "Pool": pool, "Gateway": gateway}]
+    v6 = (
+        [{"AddressSpace": address_space, "Pool": v6_pool, "Gateway": v6_gateway}] if v6_pool else []
+    )
+    return p.CreateNetworkRequest.model_validate(
+        {
+            "NetworkID": network_id,
+            "IPv4Data": v4,
+            "IPv6Data": v6,
+            "Options": {"com.docker.network.generic": generic or {}},
+        }
+    )

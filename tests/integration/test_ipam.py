@@ -1,0 +1,246 @@
+"""Kuryr IPAM against the real Neutron, in the order dockerd calls it."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+import pytest
+
+from kuryr import naming
+from kuryr import protocol as p
+from kuryr.binding.base import Binder
+from kuryr.endpoints import Endpoints
+from kuryr.errors import Conflict, InvalidRequest, NotFound
+from tests.conftest import StackFacts
+from tests.integration.domain_helpers import Domain, create_request, domain
+
+pytestmark = pytest.mark.stack
+
+GATEWAY = {p.OPT_REQUEST_ADDRESS_TYPE: p.REQUEST_ADDRESS_TYPE_GATEWAY}
+
+
+@dataclass
+class NoBinders:
+    """Endpoints without Join: CreateEndpoint and DeleteEndpoint only need the host."""
+
+    host: str
+
+    def for_vif_type(self, vif_type: str) -> Binder:
+        raise AssertionError("no plugging in these tests")
+
+
+def endpoints(d: Domain) -> Endpoints:
+    return Endpoints(d.neutron, d.networks, d.ipam, NoBinders(d.host), 10.0, "eth")
+
+
+async def pool_snapshot(d: Domain, name: str) -> dict[str, object]:
+    [pool] = await d.neutron.query("subnetpools", {"name": name})
+    return {k: pool[k] for k in ("id", "prefixes", "default_prefixlen", "revision_number")}
+
+
+async def request_pool(d: Domain, pool: str = "", **kw: object) -> p.RequestPoolResponse:
+    return await d.ipam.request_pool(p.RequestPoolRequest.model_validate({"Pool": pool, **kw}))
+
+
+async def test_network_without_subnet_from_the_default_pool(stack: StackFacts) -> None:
+    async with domain(stack.neutron_url, stack.chassis_hostname) as d:
+        before = await pool_snapshot(d, "kuryr")
+        did, eid = d.new_id(), d.new_id()
+        pool = await request_pool(d)
+        cidr = ipaddress.ip_network(pool.pool)
+        assert cidr.prefixlen == 24 and cidr.subnet_of(ipaddress.ip_network("10.10.0.0/16"))
+        gw = await d.ipam.request_address(
+            p.RequestAddressRequest(PoolID=pool.pool_id, Options=GATEWAY)
+        )
+        assert gw.address == f"{cidr.network_address + 1}/24"
+        calls = sum(d.neutron.calls.values())
+        net = await d.networks.create(create_request(did, pool.pool, gw.address))
+        assert sum(d.neutron.calls.values()) - calls <= 4  # find, POST net, PUT tags, POST subnet
+        [subnet] = await d.neutron.query("subnets", {"network_id": net.neutron_id})
+        assert subnet["subnetpool_id"] == before["id"]
+        assert subnet["cidr"] == pool.pool
+
+        calls = sum(d.neutron.calls.values())
+        addr = await d.ipam.request_address(p.RequestAddressRequest(PoolID=pool.pool_id))
+        assert sum(d.neutron.calls.values()) - calls == 1  # the port POST, nothing else
+        ip = addr.address.split("/")[0]
+        [port] = await d.neutron.query("ports", {"fixed_ips": f"ip_address={ip}"})
+        assert port["device_owner"] == naming.DEVICE_OWNER
+        assert port["binding:host_id"] == d.host
+        assert port["binding:vif_type"] == "ovs"
+
+        eps = endpoints(d)
+        calls = sum(d.neutron.calls.values())
+        answer = await eps.create(
+            p.CreateEndpointRequest.model_validate(
+                {"NetworkID": did, "EndpointID": eid, "Interface": {"Address": addr.address}}
+            )
+        )
+        assert sum(d.neutron.calls.values()) == calls  # answered without Neutron
+        assert answer.wire() == {"Interface": {"MacAddress": port["mac_address"]}}
+        await eps.drain()
+        port = await d.neutron.show("ports", port["id"]) or {}
+        assert port["device_id"] == eid
+        assert port["name"] == naming.port_name(eid)
+        assert set(naming.id_tags(eid)) <= set(port["tags"])
+
+        ep_req = p.EndpointRequest(NetworkID=did, EndpointID=eid)
+        await eps.delete(ep_req, _no_revoke)
+        assert await d.neutron.show("ports", port["id"]) is None
+        await eps.delete(ep_req, _no_revoke)  # unknown endpoint now: success
+        calls = sum(d.neutron.calls.values())
+        await d.ipam.release_address(p.ReleaseAddressRequest(PoolID=pool.pool_id, Address=ip))
+        await d.ipam.release_address(
+            p.ReleaseAddressRequest(PoolID=pool.pool_id, Address=gw.address.split("/")[0])
+        )
+        assert sum(d.neutron.calls.values()) == calls
+        await d.ipam.release_pool(p.ReleasePoolRequest(PoolID=pool.pool_id))
+        await d.networks.delete(did)
+        assert await d.neutron.show("networks", net.neutron_id) is None
+        assert await pool_snapshot(d, "kuryr") == before
+
+
+async def _no_revoke(_: object) -> None:
+    return None
+
+
+async def test_two_pools_at_once_differ(stack: StackFacts) -> None:
+    async with domain(stack.neutron_url, stack.chassis_hostname) as d:
+        a = await request_pool(d)
+        b = await request_pool(d)
+        assert a.pool != b.pool
+        await d.ipam.release_pool(p.ReleasePoolRequest(PoolID=a.pool_id))
+        await d.ipam.release_pool(p.ReleasePoolRequest(PoolID=b.pool_id))
+
+
+async def test_explicit_subnet_inside_the_default_pool(stack: StackFacts) -> None:
+    async with domain(stack.neutron_url, stack.chassis_hostname) as d:
+        before = await pool_snapshot(d, "kuryr")
+        pool = await request_pool(d, "10.10.251.0/24", SubPool="10.10.251.128/25")
+        assert pool.pool == "10.10.251.0/24"
+        assert pool.pool_id == naming.pool_id(str(before["id"]), "10.10.251.0/24")
+        gw = await d.ipam.request_address(
+            p.RequestAddressRequest(PoolID=pool.pool_id, Address="10.10.251.254", Options=GATEWAY)
+        )
+        assert gw.address == "10.10.251.254/24"
+        did = d.new_id()
+        net = await d.networks.create(create_request(did, pool.pool, gw.address))
+        [subnet] = await d.neutron.query("subnets", {"network_id": net.neutron_id})
+        assert subnet["allocation_pools"] == [{"start": "10.10.251.128", "end": "10.10.251.253"}]
+        with pytest.raises(Conflict):  # the same CIDR again: Neutron would refuse it later
+            await request_pool(d, "10.10.251.0/24")
+        addr = await d.ipam.request_address(
+            p.RequestAddressRequest(PoolID=pool.pool_id, Address="10.10.251.200")
+        )
+        assert addr.address == "10.10.251.200/24"
+        # A restarted daemon asked again for the address takes over its own free port.
+        d.ipam._held.clear()
+        again = await d.ipam.request_address(
+            p.RequestAddressRequest(PoolID=pool.pool_id, Address="10.10.251.200")
+        )
+        assert again.address == addr.address
+        assert len(await d.neutron.query("ports", {"fixed_ips": "ip_address=10.10.251.200"})) == 1
+        # An address held by a live endpoint's port is a conflict.
+        busy = await d.neutron.create(
+            "ports",
+            {
+                "network_id": net.neutron_id,
+                "fixed_ips": [{"ip_address": "10.10.251.201"}],
+                "device_owner": naming.DEVICE_OWNER,
+                "device_id": "dom-endpoint",
+            },
+        )
+        with pytest.raises(Conflict):
+            await d.ipam.request_address(
+                p.RequestAddressRequest(PoolID=pool.pool_id, Address="10.10.251.201")
+            )
+        await d.neutron.delete("ports", busy["id"])
+        await d.ipam.release_address(
+            p.ReleaseAddressRequest(PoolID=pool.pool_id, Address="10.10.251.200")
+        )
+        assert await d.neutron.query("ports", {"fixed_ips": "ip_address=10.10.251.200"}) == []
+        await d.ipam.release_pool(p.ReleasePoolRequest(PoolID=pool.pool_id))
+        await d.networks.delete(did)
+        assert await pool_snapshot(d, "kuryr") == before
+
+
+async def test_explicit_subnet_outside_gets_a_kuryr_pool_deleted_with_the_network(
+    stack: StackFacts,
+) -> None:
+    async with domain(stack.neutron_url, stack.chassis_hostname) as d:
+        pool = await request_pool(d, "10.77.3.0/24")
+        [sp] = await d.neutron.query("subnetpools", {"name": "kuryrPool-10.77.3.0/24"})
+        assert pool.pool_id == naming.pool_id(sp["id"], "10.77.3.0/24")
+        did = d.new_id()
+        await d.networks.create(create_request(did, pool.pool, "10.77.3.1/24"))
+        await d.ipam.release_pool(p.ReleasePoolRequest(PoolID=pool.pool_id))
+        assert await d.neutron.show("subnetpools", sp["id"]) is not None  # subnet still uses it
+        await d.networks.delete(did)
+        assert await d.neutron.show("subnetpools", sp["id"]) is None
+
+
+async def test_dual_stack_default_pools(stack: StackFacts) -> None:
+    async with domain(stack.neutron_url, stack.chassis_hostname) as d:
+        v4 = await request_pool(d)
+        v6 = await request_pool(d, V6=True)
+        net6 = ipaddress.ip_network(v6.pool)
+        assert net6.version == 6 and net6.prefixlen == 64
+        gw4 = await d.ipam.request_address(
+            p.RequestAddressRequest(PoolID=v4.pool_id, Options=GATEWAY)
+        )
+        gw6 = await d.ipam.request_address(
+            p.RequestAddressRequest(PoolID=v6.pool_id, Options=GATEWAY)
+        )
+        did, eid = d.new_id(), d.new_id()
+        net = await d.networks.create(
+            create_request(
+                did, v4.pool, gw4.address, None, "no_address_space", v6.pool, gw6.address
+            )
+        )
+        assert len(net.subnets) == 2
+        a4 = await d.ipam.request_address(p.RequestAddressRequest(PoolID=v4.pool_id))
+        a6 = await d.ipam.request_address(p.RequestAddressRequest(PoolID=v6.pool_id))
+        eps = endpoints(d)
+        await eps.create(
+            p.CreateEndpointRequest.model_validate(
+                {
+                    "NetworkID": did,
+                    "EndpointID": eid,
+                    "Interface": {"Address": a4.address, "AddressIPv6": a6.address},
+                }
+            )
+        )
+        await eps.drain()
+        [port] = await d.neutron.query("ports", {"device_id": eid})
+        assert sorted(f["ip_address"] for f in port["fixed_ips"]) == sorted(
+            [a4.address.split("/")[0], a6.address.split("/")[0]]
+        )
+        await eps.delete(p.EndpointRequest(NetworkID=did, EndpointID=eid), _no_revoke)
+        assert (
+            await d.neutron.query(
+                "ports", {"network_id": net.neutron_id, "device_owner": naming.DEVICE_OWNER}
+            )
+            == []
+        )
+        for pool in (v4, v6):
+            await d.ipam.release_pool(p.ReleasePoolRequest(PoolID=pool.pool_id))
+        await d.networks.delete(did)
+
+
+async def test_bad_pool_ids_and_addresses(stack: StackFacts) -> None:
+    async with domain(stack.neutron_url, stack.chassis_hostname) as d:
+        with pytest.raises(NotFound):
+            await d.ipam.request_address(p.RequestAddressRequest(PoolID="feaspool-10.30.0.0/24"))
+        with pytest.raises(NotFound):
+            await d.ipam.release_pool(p.ReleasePoolRequest(PoolID="nope"))
+        pool = await request_pool(d)
+        with pytest.raises(InvalidRequest):
+            await d.ipam.request_address(
+                p.RequestAddressRequest(PoolID=pool.pool_id, Address="192.0.2.1")
+            )
+        with pytest.raises(NotFound):  # no network (subnet) yet
+            await d.ipam.request_address(p.RequestAddressRequest(PoolID=pool.pool_id))
+        with pytest.raises(NotFound):
+            await request_pool(d, **{"Options": {"neutron.pool.name": "dom-no-such-pool"}})
+        await d.ipam.release_pool(p.ReleasePoolRequest(PoolID=pool.pool_id))
