@@ -49,7 +49,12 @@ async def run(config: Config, build: Builder, stop: asyncio.Event) -> None:
             await stack.enter_async_context(metrics.serving(config.metrics_listen))
             log.info("metrics on %s", config.metrics_listen)
         await stack.enter_async_context(
-            serving(config.socket, Domain(network, ipam), config.socket_group)
+            serving(
+                config.socket,
+                Domain(network, ipam),
+                config.socket_group,
+                config.request_timeout,
+            )
         )
         log.info("serving Docker's NetworkDriver and IpamDriver on %s", config.socket)
         await stop.wait()

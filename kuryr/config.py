@@ -5,7 +5,9 @@ Sections and keys (all optional; defaults suit the local stack):
 ``[DEFAULT]``  ``debug``; ``socket`` (the plugin socket, default
 ``/run/docker/plugins/kuryr.sock``); ``socket_group`` (owner group for mode 0660);
 ``state_dir`` (local durable state, default ``/var/lib/kuryr``);
-``metrics_listen`` (``127.0.0.1:PORT`` or ``unix:/path``; off when empty).
+``metrics_listen`` (``127.0.0.1:PORT`` or ``unix:/path``; off when empty);
+``request_timeout`` (seconds one Docker request may spend on backend calls in total; keep it
+under dockerd's 30 s plugin timeout; default 20).
 
 ``[neutron]``  standard keystoneauth options. ``auth_type = none`` with ``endpoint`` talks to
 a noauth Neutron; ``cloud`` names a clouds.yaml entry; with neither, ``OS_*`` variables are
@@ -67,6 +69,7 @@ class Config:
     socket_group: str = ""
     state_dir: Path = Path("/var/lib/kuryr")
     metrics_listen: str = ""
+    request_timeout: float = 20.0
     neutron: NeutronConfig = field(default_factory=NeutronConfig)
     binding: BindingConfig = field(default_factory=BindingConfig)
     pool: PoolConfig = field(default_factory=PoolConfig)
@@ -132,6 +135,7 @@ def parse(parser: configparser.ConfigParser) -> Config:
         socket_group=d.get("socket_group", ""),
         state_dir=Path(d.get("state_dir", str(Config.state_dir))),
         metrics_listen=d.get("metrics_listen", ""),
+        request_timeout=d.getfloat("request_timeout", Config.request_timeout),
         neutron=NeutronConfig(
             auth_type=neutron.get("auth_type", ""),
             endpoint=neutron.get("endpoint", ""),

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from kuryr import naming
+from kuryr import deadline, naming
 from kuryr import protocol as p
 from kuryr.binding.base import Binder, Vif
 from kuryr.errors import Conflict, InvalidRequest, NotFound
@@ -128,8 +128,9 @@ class Endpoints:
             if mac and mac.lower() != str(main["mac_address"]).lower():
                 main = await self._set_mac(main, mac)
         except BaseException:
-            for port in ports.values():
-                await self._ipam.release_port(port)
+            with deadline.cleanup():
+                for port in ports.values():
+                    await self._ipam.release_port(port)
             raise
         return main
 
@@ -247,7 +248,8 @@ class Endpoints:
         endpoint = await self.get(req.endpoint_id, req.network_id)
         network = await self._networks.get(req.network_id)
         vif = _vif(endpoint, network)
-        await self._binders.for_vif_type(vif.vif_type).plug(vif, self._plug_timeout)
+        timeout = deadline.clamp(self._plug_timeout, f"plugging port {vif.port_id}")
+        await self._binders.for_vif_type(vif.vif_type).plug(vif, timeout)
         return _join_answer(vif, network, endpoint.port, self._dst_prefix)
 
     async def leave(self, req: p.EndpointRequest) -> None:

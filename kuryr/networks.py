@@ -11,7 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from kuryr import naming
+from kuryr import deadline, naming
 from kuryr import protocol as p
 from kuryr.errors import Conflict, InvalidRequest, KuryrError, NotFound
 from kuryr.ipam import Ipam, PoolChoice
@@ -297,11 +297,13 @@ def _network(docker_id: str, raw: Resource, subnets: list[Subnet]) -> Network:
 
 
 async def _run_undo(undo: list[Undo]) -> None:
-    for step in reversed(undo):
-        try:
-            await step()
-        except KuryrError as exc:
-            LOG.error("undo after a failed CreateNetwork failed: %s", exc)
+    # A fresh short budget: the failure may have been the request's budget running out.
+    with deadline.cleanup():
+        for step in reversed(undo):
+            try:
+                await step()
+            except KuryrError as exc:
+                LOG.error("undo after a failed CreateNetwork failed: %s", exc)
 
 
 def _subnet_error(exc: NeutronError, wanted: list[dict[str, Any]]) -> KuryrError:

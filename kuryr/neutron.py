@@ -4,10 +4,12 @@ openstacksdk builds the authenticated keystoneauth session (noauth + endpoint, a
 entry, or ``OS_*`` variables) and finds the network endpoint; requests are then plain REST
 calls on that session. Plain REST keeps every body explicit (``binding:host_id``, bulk
 creates, ``PUT .../tags``) and costs one HTTP round trip per call, which is what the
-performance budget counts. Each call runs in a worker thread with a bounded timeout, is
-retried with backoff only when the connection could not be made (the request never reached
-Neutron, so a retry cannot duplicate a write), is counted, and fails as a
-:class:`NeutronError` naming the call and the cause.
+performance budget counts. Each call runs in a worker thread with a bounded timeout (cut to
+what the Docker request has left, see :mod:`kuryr.deadline`), is retried with backoff only
+when the connection failed in a way that cannot duplicate a write (refused, or dropped
+during a GET/PUT/DELETE), is counted, and fails as a :class:`NeutronError` naming the call
+and the cause. No state is kept about a failed backend: the next call simply tries again,
+so the daemon serves again as soon as Neutron is back.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from keystoneauth1 import exceptions as ks_exc
+from urllib3 import exceptions as urllib3_exc
 
+from kuryr import deadline
 from kuryr.config import NeutronConfig
 from kuryr.errors import BackendError
 
@@ -29,6 +33,8 @@ LOG = logging.getLogger(__name__)
 
 API_VERSION = "v2.0"
 _BACKOFF_SECONDS = 0.2
+# The worker thread honours the timeout itself; this only catches a thread that does not.
+_THREAD_SLACK = 2.0
 
 Resource = dict[str, Any]
 Params = Mapping[str, str | Sequence[str]]
@@ -81,7 +87,7 @@ class Neutron:
 
     async def query(self, resource: str, params: Params | None = None) -> list[Resource]:
         body = await self.request("GET", resource, f"/{resource}", params=params)
-        return list(body.get(resource, []))
+        return list(body.get(resource.replace("-", "_"), []))
 
     async def show(self, resource: str, resource_id: str) -> Resource | None:
         """The resource, or None when Neutron has no such id."""
@@ -103,10 +109,11 @@ class Neutron:
         self, resource: str, items: Sequence[Mapping[str, Any]]
     ) -> list[Resource]:
         """One POST creating all ``items``; Neutron makes them all or none."""
+        key = resource.replace("-", "_")
         body = await self.request(
-            "POST", resource, f"/{resource}", json={resource: [dict(i) for i in items]}
+            "POST", resource, f"/{resource}", json={key: [dict(i) for i in items]}
         )
-        return list(body[resource])
+        return list(body[key])
 
     async def update(self, resource: str, resource_id: str, attrs: Mapping[str, Any]) -> Resource:
         body = await self.request(
@@ -147,30 +154,48 @@ class Neutron:
         what = f"Neutron {method} {path}"
         attempt = 0
         while True:
+            timeout = deadline.clamp(self._timeout, what)
             try:
                 with self._hook(method, resource):
-                    response = await asyncio.to_thread(self._send, method, url, json, params)
+                    # The outer bound also covers the wait for a free worker thread.
+                    response = await asyncio.wait_for(
+                        asyncio.to_thread(self._send, method, url, json, params, timeout),
+                        timeout + _THREAD_SLACK,
+                    )
+            except (ks_exc.ConnectTimeout, TimeoutError) as exc:
+                # The request may have reached Neutron: never repeated.
+                raise NeutronError(
+                    f"{what} failed: Neutron at {self._base} gave no answer within "
+                    f"{timeout:.3g}s (is neutron-server overloaded or hung?)"
+                ) from exc
             except ks_exc.ConnectFailure as exc:
-                if attempt >= self._retries or isinstance(exc, ks_exc.ConnectTimeout):
-                    raise NeutronError(f"{what} failed: cannot connect ({exc})") from exc
+                # A POST that may have been sent is not repeated: it could create twice.
+                retriable = method != "POST" or _never_sent(exc)
+                if attempt >= self._retries or not retriable:
+                    raise NeutronError(
+                        f"{what} failed: cannot connect to Neutron at {self._base} "
+                        f"(is neutron-server running?): {_short(exc)}"
+                    ) from exc
                 attempt += 1
-                LOG.warning(
-                    "%s: cannot connect, retry %d in %.1fs", what, attempt, _backoff(attempt)
-                )
-                await asyncio.sleep(_backoff(attempt))
+                pause = min(_backoff(attempt), max(0.0, (deadline.remaining() or 60.0) - 0.5))
+                LOG.warning("%s: cannot connect, retry %d in %.1fs", what, attempt, pause)
+                await asyncio.sleep(pause)
                 continue
-            except ks_exc.RequestTimeout as exc:
-                raise NeutronError(f"{what} failed: no answer within {self._timeout}s") from exc
             except ks_exc.ClientException as exc:
-                raise NeutronError(f"{what} failed: {exc}") from exc
+                raise NeutronError(f"{what} failed: {_short(exc)}") from exc
             return _decode(what, response)
 
     def _send(
-        self, method: str, url: str, json: Mapping[str, Any] | None, params: Params | None
+        self,
+        method: str,
+        url: str,
+        json: Mapping[str, Any] | None,
+        params: Params | None,
+        timeout: float,
     ) -> Any:
         kwargs: dict[str, Any] = {
             "raise_exc": False,
-            "timeout": self._timeout,
+            "timeout": timeout,
             "connect_retries": 0,
         }
         if json is not None:
@@ -180,16 +205,34 @@ class Neutron:
         return self._session.request(url, method, **kwargs)
 
 
+def _never_sent(exc: BaseException) -> bool:
+    """True when the connection was refused, so the request cannot have reached Neutron."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ConnectionRefusedError | urllib3_exc.NewConnectionError):
+            return True
+        if isinstance(seen, urllib3_exc.MaxRetryError) and isinstance(
+            seen.reason, urllib3_exc.NewConnectionError
+        ):
+            return True
+        nested = [a for a in getattr(seen, "args", ()) if isinstance(a, BaseException)]
+        seen = seen.__cause__ or seen.__context__ or (nested[0] if nested else None)
+    return False
+
+
+def _short(exc: BaseException) -> str:
+    """The first line of an exception, clipped: urllib3 nests whole reprs in its messages."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text if len(text) <= 300 else text[:300] + "..."
+
+
 def _backoff(attempt: int) -> float:
     return _BACKOFF_SECONDS * (2 ** (attempt - 1))
 
 
 def _singular(resource: str) -> str:
-    if resource == "security-group-rules":
-        return "security_group_rule"
-    if resource == "security-groups":
-        return "security_group"
-    return resource.removesuffix("s")
+    """The body key of one resource: ``security-groups`` -> ``security_group``."""
+    return resource.replace("-", "_").removesuffix("s")
 
 
 def _decode(what: str, response: Any) -> dict[str, Any]:

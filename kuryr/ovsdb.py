@@ -21,6 +21,7 @@ from ovsdbapp.backend.ovs_idl import connection, idlutils, transaction
 from ovsdbapp.backend.ovs_idl.event import RowEvent, RowEventHandler
 from ovsdbapp.schema.open_vswitch import impl_idl
 
+from kuryr import deadline
 from kuryr.errors import BackendError
 
 T = TypeVar("T")
@@ -34,6 +35,8 @@ _COLUMNS: dict[str, list[str]] = {
     "Interface": ["name", "type", "external_ids", "error", "ofport"],
 }
 _MAX_THREADS = 64
+# ovsdbapp's own commit timeout is the connection's (10 s); a request's deadline may cut it.
+TRANSACTION_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -197,8 +200,14 @@ class Ovsdb:
                 txn.add(command)
             txn.commit()
 
+        timeout = deadline.clamp(TRANSACTION_TIMEOUT, "OVSDB transaction")
         try:
-            await self.run(commit)
+            await asyncio.wait_for(self.run(commit), timeout)
+        except TimeoutError:
+            raise BackendError(
+                f"OVSDB {self.remote} did not commit a transaction within {timeout:.3g}s "
+                "(is ovsdb-server running?)"
+            ) from None
         except BackendError:
             raise
         except Exception as e:

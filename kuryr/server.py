@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from kuryr import metrics
+from kuryr import deadline, metrics
 from kuryr import protocol as p
 from kuryr.api import IpamDriver, NetworkDriver
 from kuryr.errors import InvalidRequest, KuryrError
@@ -220,7 +220,9 @@ async def _read_body(request: web.Request, name: str) -> bytes:
         raise too_large from None
 
 
-async def _answer(domain: Domain, request: web.Request, route: Route) -> tuple[int, str]:
+async def _answer(
+    domain: Domain, request: web.Request, route: Route, request_timeout: float
+) -> tuple[int, str]:
     """The status and JSON text of the answer; every failure is turned into an envelope."""
     # Docker shows this message to users; the method name alone reads best there.
     name = request.path.rpartition(".")[2]
@@ -229,7 +231,8 @@ async def _answer(domain: Domain, request: web.Request, route: Route) -> tuple[i
             raise ProtocolError(405, f"{name}: only POST is allowed")
         body = await _read_body(request, name)
         parsed = parse(name, route.request, body) if route.request else None
-        result = await route.handler(domain, parsed)
+        with deadline.bounded(request_timeout):
+            result = await route.handler(domain, parsed)
         # Serialised here so an answer that cannot be encoded is an error like any other.
         return 200, json.dumps({} if result is None else result.wire())
     except KuryrError as exc:
@@ -242,8 +245,13 @@ async def _answer(domain: Domain, request: web.Request, route: Route) -> tuple[i
         return 500, json.dumps(envelope(route.interface, message))
 
 
-def make_app(domain: Domain) -> web.Application:
-    """The plugin application: every path goes to the dispatcher, which owns the envelopes."""
+def make_app(
+    domain: Domain, request_timeout: float = deadline.DEFAULT_REQUEST_TIMEOUT
+) -> web.Application:
+    """The plugin application: every path goes to the dispatcher, which owns the envelopes.
+
+    Each domain call runs under a ``request_timeout`` budget that its backend calls share.
+    """
 
     async def dispatch(request: web.Request) -> web.Response:
         start = time.perf_counter()
@@ -254,7 +262,7 @@ def make_app(domain: Domain) -> web.Application:
             status, body = 404, json.dumps(envelope(_interface_of(request.path), message))
         else:
             method = request.path.removeprefix("/")
-            status, body = await _answer(domain, request, route)
+            status, body = await _answer(domain, request, route, request_timeout)
         elapsed = time.perf_counter() - start
         metrics.observe_request(method, status, elapsed)
         log.debug("%s %s -> %d in %.1f ms", request.method, method, status, elapsed * 1000)
@@ -326,7 +334,12 @@ def _unlink_own(path: Path, inode: int) -> None:
 
 
 @asynccontextmanager
-async def serving(path: Path, domain: Domain, group: str = "") -> AsyncIterator[None]:
+async def serving(
+    path: Path,
+    domain: Domain,
+    group: str = "",
+    request_timeout: float = deadline.DEFAULT_REQUEST_TIMEOUT,
+) -> AsyncIterator[None]:
     """Serve the plugin API on ``path`` for the duration of the block.
 
     On exit the socket file goes first (Docker stops dialing a daemon that is leaving), then
@@ -334,7 +347,9 @@ async def serving(path: Path, domain: Domain, group: str = "") -> AsyncIterator[
     """
     sock = bind_unix(path, group)
     inode = os.lstat(path).st_ino
-    runner = web.AppRunner(make_app(domain), access_log=None, shutdown_timeout=_SHUTDOWN_GRACE)
+    runner = web.AppRunner(
+        make_app(domain, request_timeout), access_log=None, shutdown_timeout=_SHUTDOWN_GRACE
+    )
     try:
         await runner.setup()
         await web.SockSite(runner, sock).start()

@@ -12,6 +12,7 @@ import asyncio
 import logging
 from typing import Any, ClassVar
 
+from kuryr import deadline
 from kuryr.binding.base import Binder, Vif
 from kuryr.errors import BackendError
 from kuryr.netlink import Netlink
@@ -64,7 +65,8 @@ class OvsBinder(Binder):
         try:
             await self._plug(vif, ready_timeout)
         except BaseException:
-            await asyncio.shield(self._unplug_quietly(vif))
+            with deadline.cleanup():
+                await asyncio.shield(self._unplug_quietly(vif))
             raise
 
     async def _plug(self, vif: Vif, ready_timeout: float) -> None:
