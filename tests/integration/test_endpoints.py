@@ -1,0 +1,127 @@
+"""Endpoints and --expose groups against the real Neutron (no plugging: see tests/e2e)."""
+
+from __future__ import annotations
+
+import pytest
+
+from kuryr import naming
+from kuryr import protocol as p
+from kuryr.endpoints import Endpoints
+from kuryr.errors import InvalidRequest
+from kuryr.security_groups import SecurityGroups
+from tests.conftest import StackFacts
+from tests.integration.domain_helpers import Domain, create_request, domain
+from tests.integration.test_ipam import NoBinders
+
+pytestmark = pytest.mark.stack
+
+
+def endpoints(d: Domain) -> Endpoints:
+    return Endpoints(d.neutron, d.networks, d.ipam, NoBinders(d.host), 10.0, "eth")
+
+
+def create(did: str, eid: str, address: str, mac: str = "") -> p.CreateEndpointRequest:
+    return p.CreateEndpointRequest.model_validate(
+        {
+            "NetworkID": did,
+            "EndpointID": eid,
+            "Interface": {"Address": address, "AddressIPv6": "", "MacAddress": mac},
+        }
+    )
+
+
+async def test_docker_ipam_endpoint_port_and_restart(stack: StackFacts) -> None:
+    async with domain(stack.neutron_url, stack.chassis_hostname) as d:
+        did, eid = d.new_id(), d.new_id()
+        await d.networks.create(
+            create_request(did, "172.31.246.0/24", "172.31.246.1/24", address_space="LocalDefault")
+        )
+        eps = endpoints(d)
+        calls = sum(d.neutron.calls.values())
+        answer = await eps.create(create(did, eid, "172.31.246.2/24"))
+        assert sum(d.neutron.calls.values()) - calls == 1  # one POST with everything
+        [port] = await d.neutron.query("ports", {"device_id": eid})
+        assert port["fixed_ips"][0]["ip_address"] == "172.31.246.2"
+        assert port["binding:host_id"] == d.host
+        assert port["mac_address"].startswith("fa:16:3e")
+        assert answer.wire() == {"Interface": {"MacAddress": port["mac_address"]}}
+        assert (await eps.create(create(did, eid, "172.31.246.2/24"))).wire() == answer.wire()
+        await eps.drain()
+
+        # A restarted daemon (empty memory): CreateEndpoint retried, then DeleteEndpoint.
+        restarted = endpoints(d)
+        again = await restarted.create(create(did, eid, "172.31.246.2/24"))
+        assert again.wire() == answer.wire()
+        assert len(await d.neutron.query("ports", {"device_id": eid})) == 1
+        info = restarted.oper_info(await restarted.get(eid, did))
+        assert info.value["port_id"] == port["id"]
+        await restarted.delete(p.EndpointRequest(NetworkID=did, EndpointID=eid), _none)
+        assert await d.neutron.query("ports", {"device_id": eid}) == []
+        await d.networks.delete(did)
+
+
+async def _none(_: object) -> None:
+    return None
+
+
+async def test_mac_address_from_docker_is_honoured(stack: StackFacts) -> None:
+    async with domain(stack.neutron_url, stack.chassis_hostname) as d:
+        did = d.new_id()
+        pool = await d.ipam.request_pool(p.RequestPoolRequest())
+        await d.networks.create(create_request(did, pool.pool, ""))
+        addr = await d.ipam.request_address(p.RequestAddressRequest(PoolID=pool.pool_id))
+        eps = endpoints(d)
+        eid = d.new_id()
+        answer = await eps.create(create(did, eid, addr.address, "02:aa:bb:cc:dd:01"))
+        assert answer.wire() == {}
+        await eps.drain()
+        [port] = await d.neutron.query("ports", {"device_id": eid})
+        assert port["mac_address"] == "02:aa:bb:cc:dd:01"
+        assert port["binding:host_id"] == d.host
+        assert port["binding:vif_type"] == "ovs"
+        await eps.delete(p.EndpointRequest(NetworkID=did, EndpointID=eid), _none)
+        await d.ipam.release_pool(p.ReleasePoolRequest(PoolID=pool.pool_id))
+        await d.networks.delete(did)
+
+
+async def test_expose_group_programmed_and_revoked_idempotently(stack: StackFacts) -> None:
+    async with domain(stack.neutron_url, stack.chassis_hostname) as d:
+        did, eid = d.new_id(), d.new_id()
+        await d.networks.create(
+            create_request(did, "172.31.247.0/24", "172.31.247.1/24", address_space="LocalDefault")
+        )
+        eps, groups = endpoints(d), SecurityGroups(d.neutron)
+        await eps.create(create(did, eid, "172.31.247.2/24"))
+        endpoint = await eps.get(eid, did)
+        default_groups = list(endpoint.port["security_groups"])
+        options = {
+            p.OPT_EXPOSED_PORTS: [{"Proto": 6, "Port": 80}, {"Proto": 17, "Port": 53}],
+            p.OPT_PORTMAP: [{"Proto": 6, "Port": 80, "HostPort": 8080}],
+        }
+        await groups.program(endpoint, options)
+        await groups.program(endpoint, options)
+        [sg] = await d.neutron.query("security-groups", {"name": naming.expose_sg_name(eid)})
+        assert set(naming.id_tags(eid)) <= set(sg["tags"])
+        ingress = {
+            (r["ethertype"], r["protocol"], r["port_range_min"])
+            for r in sg["security_group_rules"]
+            if r["direction"] == "ingress"
+        }
+        assert ingress == {
+            (e, proto, port) for e in ("IPv4", "IPv6") for proto, port in (("tcp", 80), ("udp", 53))
+        }
+        port = await d.neutron.show("ports", endpoint.port_id) or {}
+        assert set(port["security_groups"]) == {*default_groups, sg["id"]}
+
+        # Revoke by a restarted daemon, which knows the group only from Neutron.
+        restarted = endpoints(d)
+        found = await restarted.get(eid, did)
+        await groups.revoke(found)
+        await groups.revoke(found)
+        port = await d.neutron.show("ports", endpoint.port_id) or {}
+        assert port["security_groups"] == default_groups
+        assert await d.neutron.show("security-groups", sg["id"]) is None
+        with pytest.raises(InvalidRequest):
+            await groups.program(found, {p.OPT_EXPOSED_PORTS: [{"Proto": 1, "Port": 0}]})
+        await restarted.delete(p.EndpointRequest(NetworkID=did, EndpointID=eid), groups.revoke)
+        await d.networks.delete(did)
