@@ -1,0 +1,73 @@
+"""A private ``kuryr serve`` for one test: its own socket, state directory, config and log.
+
+It talks to the shared stack's Neutron and OVSDB like the stack's daemon does, but dockerd
+never sees it, so a test may fuzz it, break its config or read its whole log.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+KURYR = Path(sys.executable).with_name("kuryr")
+START_TIMEOUT = 30.0
+
+
+@dataclass
+class PrivateDaemon:
+    process: subprocess.Popen[bytes]
+    socket: Path
+    log: Path
+    root: Path
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def noauth_neutron() -> str:
+    from kuryr.stack.layout import NEUTRON_URL
+
+    return f"[neutron]\nauth_type = none\nendpoint = {NEUTRON_URL}\n"
+
+
+@contextmanager
+def private_daemon(neutron_section: str = "", extra_default: str = "") -> Iterator[PrivateDaemon]:
+    """Start ``kuryr serve`` and yield it once its socket answers; kill it at the end."""
+    from kuryr.stack.ovs import hostname
+
+    with tempfile.TemporaryDirectory(prefix="rel-daemon-") as tmp:
+        root = Path(tmp)
+        sock, log = root / "plugins" / "kuryr.sock", root / "serve.log"
+        (root / "kuryr.conf").write_text(
+            f"[DEFAULT]\ndebug = true\nsocket = {sock}\nstate_dir = {root / 'state'}\n"
+            f"{extra_default}\n"
+            f"{neutron_section or noauth_neutron()}\n"
+            f"[binding]\nhost = {hostname()}\n"
+        )
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [str(KURYR), "--config-file", str(root / "kuryr.conf"), "serve"],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            deadline = time.monotonic() + START_TIMEOUT
+            while not sock.exists():
+                assert process.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, "socket never appeared\n" + log.read_text()
+                time.sleep(0.05)
+            yield PrivateDaemon(process, sock, log, root)
+        finally:
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
