@@ -11,6 +11,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import requests
@@ -18,6 +19,9 @@ import requests
 NEUTRON_URL = "http://127.0.0.1:9696/v2.0"
 NB_DB = "tcp:127.0.0.1:6641"
 IMAGE = "kuryr/busybox"
+# The client that matches dockerd 20.10: newer CLIs refuse ``--mac-address`` with ``--net``
+# below API 1.44, before Kuryr is ever asked.
+DOCKER = "/usr/bin/docker" if Path("/usr/bin/docker").exists() else "docker"
 PLUGIN_SOCK = "/run/docker/plugins/kuryr.sock"
 PORT_OWNER = "compute:kuryr"
 NEUTRON_MAC_PREFIX = "fa:16:3e:"
@@ -46,7 +50,7 @@ def run(
 
 
 def docker(*args: str, check: bool = True) -> str:
-    return run(["docker", *args], check=check).stdout.strip()
+    return run([DOCKER, *args], check=check).stdout.strip()
 
 
 def unique_name() -> str:
@@ -267,7 +271,7 @@ def ping(container: str, address: str) -> subprocess.CompletedProcess[str]:
     """Three echo requests with a deadline; busybox exits 0 once any reply came back."""
     family = "-6" if ipaddress.ip_address(address).version == 6 else "-4"
     return run(
-        ["docker", "exec", container, "ping", family, "-c", "3", "-w", "15", address], check=False
+        [DOCKER, "exec", container, "ping", family, "-c", "3", "-w", "15", address], check=False
     )
 
 
@@ -332,6 +336,6 @@ class DockerEnv:
 
     @staticmethod
     def _rm_network(name: str) -> None:
-        proc = run(["docker", "network", "rm", name], check=False)
-        if proc.returncode != 0 and "not found" not in proc.stderr:
+        proc = run([DOCKER, "network", "rm", name], check=False)
+        if proc.returncode != 0 and "no such network" not in proc.stderr.lower():
             raise CommandError(f"docker network rm {name}: {proc.stderr.strip()}")

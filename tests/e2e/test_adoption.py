@@ -26,29 +26,46 @@ def kuryr_tags(resource: dict[str, Any]) -> list[str]:
     return [t for t in resource["tags"] if t.startswith("kuryr.")]
 
 
-def premade(env: DockerEnv, neutron: Neutron) -> tuple[dict[str, Any], ...]:
-    """A subnetpool holding exactly one /24, a network and a subnet taking that /24."""
-    cidr = free_subnet(neutron, "192.168.{}.0/24", range(100, 200))
+def premade(env: DockerEnv, neutron: Neutron) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A subnetpool (a /16 handing out /24s) and a network, both made by hand."""
+    prefix = free_subnet(neutron, "10.{}.0.0/16", range(100, 200))
     pool = neutron.create(
-        "subnetpools", name=env.name("pool"), prefixes=[cidr], default_prefixlen=24
+        "subnetpools", name=env.name("pool"), prefixes=[prefix], default_prefixlen=24
     )
     env.defer(lambda: neutron.delete("subnetpools", pool["id"]))
     network = neutron.create("networks", name=env.name("neutron-net"))
-    env.defer(lambda: neutron.delete("networks", network["id"]))
-    subnet = neutron.create(
-        "subnets",
-        name=env.name("neutron-subnet"),
-        network_id=network["id"],
-        ip_version=4,
-        subnetpool_id=pool["id"],
-        prefixlen=24,
-    )
-    return pool, network, subnet
+    # Subnets Kuryr may leave on an adopted network go with it.
+    env.defer(lambda: delete_network_and_subnets(neutron, network["id"]))
+    return pool, network
+
+
+def delete_network_and_subnets(neutron: Neutron, network_id: str) -> None:
+    for subnet in neutron.find("subnets", network_id=network_id):
+        neutron.delete("subnets", subnet["id"])
+    neutron.delete("networks", network_id)
+
+
+def assert_kept_untagged(neutron: Neutron, kind: str, original: dict[str, Any]) -> None:
+    kept = neutron.show(kind, original["id"])
+    assert kept is not None, f"the adopted {kind} {original['id']} was deleted"
+    assert kuryr_tags(kept) == [], f"Kuryr's tags left on {kind} {kept['id']}: {kept['tags']}"
+    if kind == "subnetpools":
+        assert kept["prefixes"] == original["prefixes"]
+
+
+def assert_adopted(neutron: Neutron, docker_id: str, network: dict[str, Any]) -> dict[str, Any]:
+    adopted = neutron.network_of_docker(docker_id)
+    assert adopted["id"] == network["id"]
+    wanted = {*network_tags(docker_id), f"kuryr.net.existing:{docker_id[:12]}"}
+    assert set(adopted["tags"]) >= wanted, adopted["tags"]
+    return adopted
 
 
 @pytest.mark.parametrize("by", ["uuid", "name"])
-def test_adopted_network_and_pool(env: DockerEnv, neutron: Neutron, by: str) -> None:
-    pool, network, subnet = premade(env, neutron)
+def test_adopted_network_with_subnet_from_adopted_pool(
+    env: DockerEnv, neutron: Neutron, by: str
+) -> None:
+    pool, network = premade(env, neutron)
     selector = network["id"] if by == "uuid" else network["name"]
     net = env.network(
         "--ipam-driver",
@@ -58,27 +75,50 @@ def test_adopted_network_and_pool(env: DockerEnv, neutron: Neutron, by: str) -> 
         "--ipam-opt",
         f"neutron.pool.uuid={pool['id']}",
     )
-    docker_id = docker_network_id(net)
+    adopted = assert_adopted(neutron, docker_network_id(net), network)
+    subnets = neutron.find("subnets", network_id=network["id"])
+    assert [s["subnetpool_id"] for s in subnets] == [pool["id"]], subnets
+    assert docker_network_subnets(net) == [subnets[0]["cidr"]]
 
-    adopted = neutron.network_of_docker(docker_id)
-    assert adopted["id"] == network["id"]
-    assert set(adopted["tags"]) >= {
-        *network_tags(docker_id),
-        f"kuryr.net.existing:{docker_id[:12]}",
-    }
+    two_containers(env, neutron, net, adopted)
+    env.remove_network(net)
+    assert_kept_untagged(neutron, "networks", network)
+    assert_kept_untagged(neutron, "subnetpools", pool)
+
+
+def test_adopted_network_and_existing_subnet(env: DockerEnv, neutron: Neutron) -> None:
+    """The kuryr-libnetwork way: ``--subnet`` plus ``neutron.subnet.uuid`` (as a network and
+    an IPAM option) name a subnet that already exists on the adopted network; Kuryr uses it
+    instead of making another."""
+    pool, network = premade(env, neutron)
+    subnet = neutron.create(
+        "subnets",
+        name=env.name("neutron-subnet"),
+        network_id=network["id"],
+        ip_version=4,
+        subnetpool_id=pool["id"],
+        prefixlen=24,
+    )
+    net = env.network(
+        "--ipam-driver",
+        "kuryr",
+        "--subnet",
+        subnet["cidr"],
+        "-o",
+        f"neutron.net.uuid={network['id']}",
+        "-o",
+        f"neutron.subnet.uuid={subnet['id']}",
+        "--ipam-opt",
+        f"neutron.pool.uuid={pool['id']}",
+        "--ipam-opt",
+        f"neutron.subnet.uuid={subnet['id']}",
+    )
+    adopted = assert_adopted(neutron, docker_network_id(net), network)
     assert adopted["subnets"] == [subnet["id"]], "Kuryr made a subnet beside the existing one"
     assert docker_network_subnets(net) == [subnet["cidr"]]
 
     two_containers(env, neutron, net, adopted)
     env.remove_network(net)
-
-    kept_network = neutron.show("networks", network["id"])
-    kept_subnet = neutron.show("subnets", subnet["id"])
-    kept_pool = neutron.show("subnetpools", pool["id"])
-    assert kept_network is not None, "the adopted network was deleted"
-    assert kept_subnet is not None, "the adopted subnet was deleted"
-    assert kept_pool is not None, "the adopted subnetpool was deleted"
-    assert kept_network["subnets"] == [subnet["id"]]
-    assert kept_pool["prefixes"] == pool["prefixes"]
-    for kept in (kept_network, kept_subnet, kept_pool):
-        assert kuryr_tags(kept) == [], f"Kuryr's tags left on {kept['id']}: {kept['tags']}"
+    assert_kept_untagged(neutron, "networks", network)
+    assert_kept_untagged(neutron, "subnets", subnet)
+    assert_kept_untagged(neutron, "subnetpools", pool)
