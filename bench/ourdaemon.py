@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import procs
+from kuryr.stack.daemon import activates
 from kuryr.stack.layout import PLUGIN_SOCK, Layout
 
 MARKER = "serve"
@@ -66,7 +67,7 @@ class OurDaemon:
             procs.terminate(pid)
         PLUGIN_SOCK.unlink(missing_ok=True)
         new = procs.spawn(launch.argv, self.log, self.pidfile, launch.env)
-        if not procs.wait_for(lambda: PLUGIN_SOCK.exists() or not procs.alive(new), 30):
+        if not procs.wait_for(lambda: activates()[0] or not procs.alive(new), 30):
             raise RuntimeError(f"kuryr serve did not come back; see {self.log}")
         if not procs.alive(new):
             raise RuntimeError(f"kuryr serve exited at start; see {self.log}")

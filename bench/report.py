@@ -39,7 +39,9 @@ def derive(results: dict[str, Any]) -> dict[str, Any]:
     }
     growth: dict[str, list[float | None]] = {}
     for key, row in results.get("scale", {}).items():
-        medians = [_median(step["start"]["summary"]) for step in row["steps"]]
+        medians = [
+            _median(step["start"]["summary"]) if "start" in step else None for step in row["steps"]
+        ]
         growth[key] = [ratio(m, medians[0]) for m in medians] if medians else []
     return {"start_ratios": ratios, "scale_growth": growth}
 
@@ -156,10 +158,25 @@ def _scale_section(results: dict[str, Any], derived: dict[str, Any]) -> list[str
     rows = []
     for key, row in results.get("scale", {}).items():
         for step, growth in zip(row["steps"], derived["scale_growth"][key], strict=True):
+            if "start" not in step:
+                rows.append(
+                    [
+                        TITLES.get(key, key),
+                        f"not reached ({step['target']})",
+                        "",
+                        "",
+                        "",
+                        "",
+                        f"skipped: {step['skipped']}",
+                    ]
+                )
+                continue
             start = step["start"]
             fill_errors = str(step["fill_errors"])
             if step["fill_error_examples"]:
                 fill_errors += ": " + "; ".join(f"`{e}`" for e in step["fill_error_examples"])
+            if "limited" in step:
+                fill_errors += f" ({step['limited']})"
             rows.append(
                 [
                     TITLES.get(key, key),

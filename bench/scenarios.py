@@ -101,41 +101,66 @@ def parallel_starts(drivers: Sequence[Driver], count: int) -> dict[str, Any]:
     return results
 
 
+def _affordable(held: int, target: int, per_container_s: float | None, left_s: float) -> int:
+    """How many containers the network can hold by the end of the fill budget, at the
+    rate the previous step was filled (the reference driver fills at seconds per start)."""
+    if per_container_s is None or per_container_s <= 0:
+        return target
+    return min(target, held + int(max(0.0, left_s) / per_container_s))
+
+
 def scale(
-    drivers: Sequence[Driver], sizes: Sequence[int], probes: int, fill_width: int
+    drivers: Sequence[Driver],
+    sizes: Sequence[int],
+    probes: int,
+    fill_width: int,
+    fill_budget_s: float,
 ) -> dict[str, Any]:
-    """Start latency on a network already holding each of ``sizes`` running containers."""
+    """Start latency on a network already holding each of ``sizes`` running containers.
+
+    Filling stops growing a network once ``fill_budget_s`` of filling would be exceeded;
+    the step then records how many it reached and why."""
     results: dict[str, Any] = {}
     for driver in drivers:
         if driver.create_args is None:
             continue
         held: list[str] = []
         steps: list[dict[str, Any]] = []
-        for size in sizes:
+        per_container_s: float | None = None
+        deadline = time.time() + fill_budget_s
+        for target in sizes:
+            size = _affordable(len(held), target, per_container_s, deadline - time.time())
+            if size <= len(held):
+                steps.append({"target": target, "skipped": _budget_note(per_container_s)})
+                break
             names = [f"{PREFIX}sc-{driver.key}-{i}" for i in range(len(held), size)]
             fill_started = time.time()
             filled = run_in_batches(_sleepers(driver, names), fill_width)
             fill_s = time.time() - fill_started
+            per_container_s = fill_s / len(names)
             held.extend(o.argv[4] for o in filled if o.ok)
-            probe = _timings([run_rm(driver) for _ in range(probes)])
-            steps.append(
-                {
-                    "endpoints": len(held),
-                    "target": size,
-                    "fill_s": fill_s,
-                    "fill_errors": sum(not o.ok for o in filled),
-                    "fill_error_examples": sorted({o.error for o in filled if not o.ok})[
-                        :MAX_ERRORS
-                    ],
-                    "start": probe,
-                }
-            )
+            step: dict[str, Any] = {
+                "endpoints": len(held),
+                "target": target,
+                "fill_s": fill_s,
+                "fill_errors": sum(not o.ok for o in filled),
+                "fill_error_examples": sorted({o.error for o in filled if not o.ok})[:MAX_ERRORS],
+                "start": _timings([run_rm(driver) for _ in range(probes)]),
+            }
+            if size < target:
+                step["limited"] = _budget_note(per_container_s)
+            steps.append(step)
             if len(held) < size:
                 break
         rm_started = time.time()
         remove_containers(held)
         results[driver.key] = {"steps": steps, "cleanup_s": time.time() - rm_started}
     return results
+
+
+def _budget_note(per_container_s: float | None) -> str:
+    rate = "n/a" if per_container_s is None else f"{per_container_s:.2f} s"
+    return f"fill time budget reached (filling took {rate} per container)"
 
 
 def connectivity(driver: Driver) -> dict[str, Any]:
