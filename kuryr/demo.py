@@ -174,16 +174,19 @@ def _show_ovn(network: dict[str, Any]) -> None:
 
 def _epilogue() -> None:
     _section("all of it is still running: play with it")
-    print(
-        f"  docker exec -it demo1 sh                       # a shell in demo1\n"
-        f"  docker run --rm -it --net {NETWORK} {IMAGE} sh      # a third container\n"
-        f"  curl -s {NEUTRON_URL}/v2.0/ports | jq .        # Neutron (noauth)\n"
-        f"  ovn-nbctl --db={NB_DB} show                    # OVN northbound\n"
-        f"  ovs-vsctl show                                 # the veths on br-int\n"
-        f"clean up:\n"
-        f"  docker rm -f {' '.join(CONTAINERS)} && docker network rm {NETWORK}\n"
-        f"  make down                                      # stop the whole stack"
-    )
+    hints = [
+        ("docker exec -it demo1 sh", "a shell in demo1"),
+        (f"docker run --rm -it --net {NETWORK} {IMAGE} sh", "a third container"),
+        (f"curl -s {NEUTRON_URL}/v2.0/ports | jq .", "Neutron (noauth)"),
+        (f"ovn-nbctl --db={NB_DB} show", "OVN northbound"),
+        ("ovs-vsctl show", "the veths on br-int"),
+    ]
+    width = max(len(command) for command, _ in hints)
+    for command, why in hints:
+        print(f"  {command.ljust(width)}  # {why}")
+    print("clean up:")
+    print(f"  docker rm -f {' '.join(CONTAINERS)} && docker network rm {NETWORK}")
+    print("  make down    # stop the whole stack")
 
 
 def run_demo() -> None:
