@@ -19,6 +19,7 @@ from kuryr import config as config_mod
 from kuryr import metrics
 from kuryr.api import IpamDriver, NetworkDriver
 from kuryr.config import Config
+from kuryr.errors import KuryrError
 from kuryr.server import Domain, StartupError, serving
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,8 @@ def main(args: argparse.Namespace) -> int:
     setup_logging(config.debug)
     try:
         asyncio.run(_run_until_signalled(config))
-    except StartupError as exc:
+    except (StartupError, KuryrError) as exc:
+        # A backend unreachable at start (e.g. Keystone's catalog): its message says which.
         log.error("cannot start: %s", exc)
         return 1
     return 0

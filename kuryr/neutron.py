@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -35,6 +36,9 @@ API_VERSION = "v2.0"
 _BACKOFF_SECONDS = 0.2
 # The worker thread honours the timeout itself; this only catches a thread that does not.
 _THREAD_SLACK = 2.0
+# keystoneauth's ConnectFailure text: "Unable to establish connection to <url>: <urllib3 repr>".
+_FAILED_URL = re.compile(r"connection to (\S+?):? ")
+_REASON = re.compile(r"\[Errno -?\d+\] [A-Za-z ]+")
 
 Resource = dict[str, Any]
 Params = Mapping[str, str | Sequence[str]]
@@ -172,10 +176,7 @@ class Neutron:
                 # A POST that may have been sent is not repeated: it could create twice.
                 retriable = method != "POST" or _never_sent(exc)
                 if attempt >= self._retries or not retriable:
-                    raise NeutronError(
-                        f"{what} failed: cannot connect to Neutron at {self._base} "
-                        f"(is neutron-server running?): {_short(exc)}"
-                    ) from exc
+                    raise NeutronError(f"{what} failed: {self._unreachable(exc)}") from exc
                 attempt += 1
                 pause = min(_backoff(attempt), max(0.0, (deadline.remaining() or 60.0) - 0.5))
                 LOG.warning("%s: cannot connect, retry %d in %.1fs", what, attempt, pause)
@@ -184,6 +185,19 @@ class Neutron:
             except ks_exc.ClientException as exc:
                 raise NeutronError(f"{what} failed: {_short(exc)}") from exc
             return _decode(what, response)
+
+    def _unreachable(self, exc: ks_exc.ConnectFailure) -> str:
+        """Which service could not be reached (Neutron, or Keystone while authenticating)."""
+        found = _FAILED_URL.search(str(exc))
+        url = found.group(1) if found else self._base
+        reason = _REASON.search(str(exc))
+        why = f" ({reason.group(0)})" if reason else ""
+        if url.startswith(self._base):
+            return f"cannot connect to Neutron at {self._base}{why}; is neutron-server running?"
+        return (
+            f"cannot authenticate: cannot connect to the identity service (Keystone) at "
+            f"{url}{why}; check [neutron] auth_url"
+        )
 
     def _send(
         self,
