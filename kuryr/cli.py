@@ -21,6 +21,12 @@ def _stack(args: argparse.Namespace) -> int:
     return stack_cli.main(args)
 
 
+def _gc(args: argparse.Namespace) -> int:
+    from kuryr import gc
+
+    return gc.main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kuryr", description=__doc__)
     parser.add_argument("--config-file", help="INI config (default /etc/kuryr/kuryr.conf)")
@@ -34,6 +40,21 @@ def build_parser() -> argparse.ArgumentParser:
     stack.add_argument("--dir", help="stack directory (default /var/lib/kuryr-stack)")
     stack.add_argument("--purge", action="store_true", help="down: also drop databases/state")
     stack.set_defaults(handler=_stack)
+
+    gc = sub.add_parser("gc", help="list (with --apply: remove) orphaned Neutron/OVS resources")
+    gc.add_argument("--apply", action="store_true", help="remove/finish them (default: dry run)")
+    gc.add_argument(
+        "--grace", type=float, default=60.0, help="keep what changed in the last SECONDS (60)"
+    )
+    gc.add_argument(
+        "--networks",
+        action="store_true",
+        help="also judge Kuryr networks dockerd does not know (only where this host is the "
+        "single Docker host of its Neutron project)",
+    )
+    gc.add_argument("--docker-socket", default="/var/run/docker.sock", help="dockerd's socket")
+    gc.add_argument("--json", action="store_true", help="machine-readable output")
+    gc.set_defaults(handler=_gc)
     return parser
 
 

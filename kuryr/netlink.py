@@ -118,6 +118,15 @@ class Netlink:
                 found[alias] = link.get("ifname")
         return found
 
+    async def names(self, prefix: str) -> set[str]:
+        """The names of every link whose name starts with ``prefix``."""
+        found: set[str] = set()
+        async for link in await self._socket().link("dump"):
+            name = link.get("ifname")
+            if name and name.startswith(prefix):
+                found.add(str(name))
+        return found
+
     async def link(self, ifname: str) -> Link | None:
         """What the kernel says of ``ifname``, or None when there is no such link."""
         try:

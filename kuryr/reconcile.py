@@ -1,0 +1,463 @@
+"""Reconciliation: what this host made in Neutron, OVS and the kernel against what is in use.
+
+Sources, each read once per run:
+
+- Neutron: the ports this host owns (``device_owner=compute:kuryr``, ``binding:host_id`` =
+  this host), Kuryr's expose security groups, ``kuryrPool-*`` subnetpools, Kuryr networks;
+- OVS: the interfaces Kuryr plugged (they carry its owner marker and the port id);
+- the kernel: host-side veths named like Kuryr's (``tap`` + 11 hex digits);
+- dockerd (optional): the endpoints of running containers on Kuryr networks, and its networks.
+
+What is in use is kept: a port whose endpoint Docker lists, a pool port (empty device_id and
+the pool tag), and anything younger than ``grace`` seconds (a start or stop may be under way:
+Docker lists an endpoint only once it has joined). What is orphaned is removed: a port whose
+endpoint Docker does not list; an address reservation (a port with no device_id, outside any
+pool) no endpoint holds; an OVS interface or a veth whose port is gone or orphaned; an
+expose group whose endpoint has no port; a ``kuryrPool-*`` subnetpool no subnet uses. What
+is half-made is finished: a port Docker's endpoint holds (same network, same address) whose
+bookkeeping (device_id, name, tags) was never written gets it.
+
+Without dockerd's view no port is judged, only what is orphaned by Neutron's own account.
+Networks are judged only when asked (``networks=True``): a Docker network id is local to
+one dockerd, so this is safe only where this host is the only Docker host of its Neutron
+project.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from kuryr import naming
+from kuryr.binding.base import HOST_IF_PREFIX, host_ifname
+from kuryr.binding.ovs import OWNER_KEY
+from kuryr.config import Config
+from kuryr.errors import KuryrError
+from kuryr.model import fixed_ips
+from kuryr.netlink import Netlink
+from kuryr.neutron import Neutron, Resource, connect
+from kuryr.ovsdb import Ovsdb
+
+LOG = logging.getLogger(__name__)
+
+DOCKER_SOCKET = Path("/var/run/docker.sock")
+DOCKER_TIMEOUT = 10.0
+DEFAULT_GRACE = 60.0
+# Seconds after the socket appears before the start-up pass: dockerd's own restart traffic
+# (Leave/DeleteEndpoint of containers it stopped) goes first.
+START_DELAY = 5.0
+# Pool ports carry this tag (kuryr.pools); they wait for a container, nothing to reclaim.
+POOL_TAG = "kuryr.port.pooled"
+_HOST_IF = re.compile(rf"^{HOST_IF_PREFIX}[0-9a-f]{{11}}$")
+
+
+@dataclass(frozen=True)
+class DockerView:
+    """dockerd's Kuryr networks and the endpoints of running containers on them."""
+
+    networks: frozenset[str]
+    endpoints: dict[str, tuple[str, frozenset[str]]]  # endpoint id -> (network id, IPs)
+
+
+@dataclass
+class Action:
+    kind: str
+    ident: str
+    reason: str
+    run: Callable[[], Awaitable[Any]]
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.ident}: {self.reason}"
+
+
+@dataclass
+class Plan:
+    actions: list[Action] = field(default_factory=list)
+    kept: dict[str, int] = field(default_factory=dict)
+    docker_seen: bool = False
+
+    def add(self, kind: str, ident: str, reason: str, run: Callable[[], Awaitable[Any]]) -> None:
+        self.actions.append(Action(kind, ident, reason, run))
+
+    def keep(self, kind: str) -> None:
+        self.kept[kind] = self.kept.get(kind, 0) + 1
+
+
+async def docker_view(socket: Path = DOCKER_SOCKET) -> DockerView | None:
+    """What dockerd says, or None when it does not answer (then nothing is judged by it)."""
+    timeout = aiohttp.ClientTimeout(total=DOCKER_TIMEOUT)
+    try:
+        async with aiohttp.ClientSession(
+            connector=aiohttp.UnixConnector(path=str(socket)), timeout=timeout
+        ) as http:
+            filters = json.dumps({"driver": ["kuryr"]})
+            async with http.get("http://docker/networks", params={"filters": filters}) as resp:
+                resp.raise_for_status()
+                listed = await resp.json()
+            endpoints: dict[str, tuple[str, frozenset[str]]] = {}
+            for net in listed:
+                async with http.get(f"http://docker/networks/{net['Id']}") as resp:
+                    if resp.status == 404:
+                        continue
+                    resp.raise_for_status()
+                    detail = await resp.json()
+                for ep in (detail.get("Containers") or {}).values():
+                    ips = {
+                        str(ep[key]).partition("/")[0]
+                        for key in ("IPv4Address", "IPv6Address")
+                        if ep.get(key)
+                    }
+                    endpoints[str(ep["EndpointID"])] = (str(net["Id"]), frozenset(ips))
+    except (aiohttp.ClientError, OSError, TimeoutError, KeyError, ValueError) as exc:
+        LOG.warning("dockerd at %s does not answer (%s): ports are not judged", socket, exc)
+        return None
+    return DockerView(frozenset(str(n["Id"]) for n in listed), endpoints)
+
+
+def _age(resource: Resource, now: float) -> float:
+    """Seconds since Neutron last changed ``resource`` (0 when it does not say)."""
+    stamp = resource.get("updated_at") or resource.get("created_at")
+    if not stamp:
+        return 0.0
+    parsed = datetime.strptime(str(stamp), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    return max(0.0, now - parsed.timestamp())
+
+
+class Reconciler:
+    def __init__(
+        self,
+        neutron: Neutron,
+        host: str,
+        ovsdb: Ovsdb | None,
+        netlink: Netlink,
+        docker_socket: Path = DOCKER_SOCKET,
+        grace: float = DEFAULT_GRACE,
+    ) -> None:
+        self._neutron = neutron
+        self._host = host
+        self._ovsdb = ovsdb
+        self._netlink = netlink
+        self._docker_socket = docker_socket
+        self._grace = grace
+
+    async def plan(self, networks: bool = False) -> Plan:
+        """Survey everything and decide; nothing is changed."""
+        plan = Plan()
+        now = time.time()
+        docker = await docker_view(self._docker_socket)
+        plan.docker_seen = docker is not None
+        ports = await self._neutron.query(
+            "ports", {"device_owner": naming.DEVICE_OWNER, "binding:host_id": self._host}
+        )
+        neutron_nets = await self._neutron.query("networks", {"fields": ["id", "tags"]})
+        docker_of = {n["id"]: naming.id_from_tags(n.get("tags") or []) for n in neutron_nets}
+        in_use = self._judge_ports(plan, ports, docker, docker_of, now)
+        await self._judge_interfaces(plan, ports, in_use)
+        await self._judge_groups(plan, ports, now)
+        await self._judge_subnetpools(plan, now)
+        if networks and docker is not None:
+            await self._judge_networks(plan, docker, now)
+        return plan
+
+    async def apply(self, plan: Plan) -> list[str]:
+        """Carry the plan out in order; returns the failures (each also logged)."""
+        errors = []
+        for action in plan.actions:
+            try:
+                await action.run()
+                LOG.info("reconciled %s", action.describe())
+            except KuryrError as exc:
+                errors.append(f"{action.describe()}: {exc.message}")
+                LOG.warning("cannot reconcile %s: %s", action.describe(), exc.message)
+        return errors
+
+    # --- ports ---------------------------------------------------------------------------
+
+    def _judge_ports(
+        self,
+        plan: Plan,
+        ports: list[Resource],
+        docker: DockerView | None,
+        docker_of: dict[str, str | None],
+        now: float,
+    ) -> set[str]:
+        """Decide each port; returns the ids of the ports kept."""
+        kept: set[str] = set()
+        held = _held_addresses(docker) if docker is not None else {}
+        for port in ports:
+            endpoint_id = str(port.get("device_id") or "")
+            tags = port.get("tags") or []
+            young = _age(port, now) < self._grace
+            if young or docker is None or POOL_TAG in tags:
+                kept.add(port["id"])
+                plan.keep("port")
+                continue
+            if endpoint_id:
+                if endpoint_id in docker.endpoints:
+                    kept.add(port["id"])
+                    plan.keep("port")
+                else:
+                    plan.add(
+                        "port",
+                        port["id"],
+                        f"endpoint {endpoint_id[:12]} is not on any running container",
+                        self._port_remover(port),
+                    )
+                continue
+            owner = self._holder(port, held, docker_of)
+            if owner is not None:
+                kept.add(port["id"])
+                plan.add(
+                    "bookkeeping",
+                    port["id"],
+                    f"held by endpoint {owner[:12]}, device_id and tags never written",
+                    self._bookkeeper(port, owner),
+                )
+            else:
+                ips = ", ".join(ip for _, ip in fixed_ips(port))
+                plan.add(
+                    "address",
+                    port["id"],
+                    f"reservation of {ips} that no endpoint holds",
+                    self._port_remover(port),
+                )
+        return kept
+
+    @staticmethod
+    def _holder(
+        port: Resource,
+        held: dict[tuple[str, str], str],
+        docker_of: dict[str, str | None],
+    ) -> str | None:
+        network = docker_of.get(str(port.get("network_id")))
+        if network is None:
+            return None
+        for _, ip in fixed_ips(port):
+            owner = held.get((network, ip))
+            if owner is not None:
+                return owner
+        return None
+
+    def _port_remover(self, port: Resource) -> Callable[[], Awaitable[Any]]:
+        async def remove() -> None:
+            if naming.TAG_EXISTING_PORT in (port.get("tags") or []):
+                # Made by hand and adopted: handed back as it was found, never deleted.
+                await self._neutron.update(
+                    "ports",
+                    port["id"],
+                    {"device_id": "", "device_owner": "", "binding:host_id": ""},
+                )
+                tags = naming.without_kuryr_tags(port.get("tags") or [])
+                await self._neutron.set_tags(
+                    "ports", port["id"], [t for t in tags if t != naming.TAG_EXISTING_PORT]
+                )
+                return
+            await self._neutron.delete("ports", port["id"])
+
+        return remove
+
+    def _bookkeeper(self, port: Resource, endpoint_id: str) -> Callable[[], Awaitable[Any]]:
+        async def finish() -> None:
+            await self._neutron.update(
+                "ports",
+                port["id"],
+                {"device_id": endpoint_id, "name": naming.port_name(endpoint_id)},
+            )
+            tags = [*(port.get("tags") or []), *naming.id_tags(endpoint_id)]
+            await self._neutron.set_tags("ports", port["id"], tags)
+
+        return finish
+
+    # --- OVS interfaces and veths ----------------------------------------------------------
+
+    async def _judge_interfaces(self, plan: Plan, ports: list[Resource], kept: set[str]) -> None:
+        by_id = {p["id"]: p for p in ports}
+        live_prefixes = {
+            host_ifname(str(by_id[pid].get("device_id") or "")) for pid in kept if pid in by_id
+        }
+        on_ovs: set[str] = set()
+        if self._ovsdb is not None:
+            for state in await self._ovsdb.interfaces():
+                if OWNER_KEY not in state.external_ids:
+                    continue
+                on_ovs.add(state.name)
+                port_id = state.external_ids.get("iface-id", "")
+                if port_id in kept or state.name in live_prefixes:
+                    plan.keep("ovs-interface")
+                    continue
+                why = "its port is gone" if port_id not in by_id else "its port is orphaned"
+                plan.add("ovs-interface", state.name, why, self._unplugger(state.name))
+        for name in sorted(await self._netlink.names(HOST_IF_PREFIX)):
+            if not _HOST_IF.match(name) or name in on_ovs:
+                continue
+            if name in live_prefixes:
+                plan.keep("veth")
+                continue
+            plan.add("veth", name, "not on OVS and no live endpoint", self._link_remover(name))
+
+    def _unplugger(self, name: str) -> Callable[[], Awaitable[Any]]:
+        async def unplug() -> None:
+            if self._ovsdb is not None:
+                await self._ovsdb.transact(lambda api: [api.del_port(name, if_exists=True)])
+            await self._netlink.delete_link(name)
+
+        return unplug
+
+    def _link_remover(self, name: str) -> Callable[[], Awaitable[Any]]:
+        async def remove() -> None:
+            await self._netlink.delete_link(name)
+
+        return remove
+
+    # --- security groups, subnetpools, networks ----------------------------------------------
+
+    async def _judge_groups(self, plan: Plan, ports: list[Resource], now: float) -> None:
+        endpoints = {str(p.get("device_id") or "") for p in ports}
+        for group in await self._neutron.query("security-groups"):
+            name = str(group.get("name") or "")
+            owner = naming.id_from_tags(group.get("tags") or [])
+            if not name.startswith(naming.EXPOSE_SG_PREFIX) or owner is None:
+                continue
+            if owner in endpoints or _age(group, now) < self._grace:
+                plan.keep("security-group")
+                continue
+            # The endpoint may live on another host: only a group no port anywhere has goes.
+            if await self._neutron.query("ports", {"device_id": owner, "fields": "id"}):
+                plan.keep("security-group")
+                continue
+            plan.add(
+                "security-group",
+                group["id"],
+                f"{name}: its endpoint has no port",
+                self._deleter("security-groups", group["id"]),
+            )
+
+    async def _judge_subnetpools(self, plan: Plan, now: float) -> None:
+        for pool in await self._neutron.query("subnetpools"):
+            name = str(pool.get("name") or "")
+            if not name.startswith(naming.SUBNETPOOL_NAME_PREFIX):
+                continue
+            if naming.TAG_EXISTING_SUBNETPOOL in (pool.get("tags") or []):
+                continue
+            if _age(pool, now) < self._grace:
+                plan.keep("subnetpool")
+                continue
+            used = await self._neutron.query(
+                "subnets", {"subnetpool_id": pool["id"], "fields": "id"}
+            )
+            if used:
+                plan.keep("subnetpool")
+                continue
+            plan.add(
+                "subnetpool",
+                pool["id"],
+                f"{name}: no subnet uses it",
+                self._deleter("subnetpools", pool["id"]),
+            )
+
+    async def _judge_networks(self, plan: Plan, docker: DockerView, now: float) -> None:
+        for net in await self._neutron.query("networks"):
+            tags = net.get("tags") or []
+            docker_id = naming.id_from_tags(tags)
+            if docker_id is None or naming.is_adopted_network(tags):
+                continue
+            if docker_id in docker.networks or _age(net, now) < self._grace:
+                plan.keep("network")
+                continue
+            ports = await self._neutron.query("ports", {"network_id": net["id"]})
+            if any(not str(p.get("device_owner") or "").startswith("network:") for p in ports):
+                plan.keep("network")
+                continue
+            plan.add(
+                "network",
+                net["id"],
+                f"{net.get('name')}: Docker has no network {docker_id[:12]}",
+                self._deleter("networks", net["id"]),
+            )
+
+    def _deleter(self, resource: str, ident: str) -> Callable[[], Awaitable[Any]]:
+        async def delete() -> None:
+            await self._neutron.delete(resource, ident)
+
+        return delete
+
+
+def _held_addresses(docker: DockerView) -> dict[tuple[str, str], str]:
+    """(Docker network id, IP) -> the endpoint holding it."""
+    return {
+        (network, ip): endpoint
+        for endpoint, (network, ips) in docker.endpoints.items()
+        for ip in ips
+    }
+
+
+async def run_once(
+    reconciler: Reconciler, apply: bool, networks: bool = False
+) -> tuple[Plan, list[str]]:
+    plan = await reconciler.plan(networks)
+    errors = await reconciler.apply(plan) if apply else []
+    return plan, errors
+
+
+@asynccontextmanager
+async def opened(
+    config: Config, docker_socket: Path = DOCKER_SOCKET, grace: float = DEFAULT_GRACE
+) -> AsyncIterator[Reconciler]:
+    """A reconciler with its own Neutron client, OVSDB connection and netlink socket."""
+    neutron = connect(config.neutron)
+    ovsdb: Ovsdb | None
+    try:
+        ovsdb = await Ovsdb.connect(config.binding.ovsdb_connection)
+    except KuryrError as exc:
+        LOG.warning("OVS interfaces are not judged: %s", exc.message)
+        ovsdb = None
+    netlink = Netlink()
+    try:
+        host = config.binding.host or (await ovsdb.hostname() if ovsdb is not None else "")
+        if not host:
+            raise KuryrError("this host's chassis name is unknown: set [binding] host")
+        yield Reconciler(neutron, host, ovsdb, netlink, docker_socket, grace)
+    finally:
+        await netlink.close()
+        if ovsdb is not None:
+            await ovsdb.close()
+
+
+async def _start_pass(config: Config) -> None:
+    await asyncio.sleep(START_DELAY)
+    try:
+        async with opened(config) as reconciler:
+            plan, errors = await run_once(reconciler, apply=True)
+    except KuryrError as exc:
+        LOG.warning("start-up reconciliation skipped: %s", exc.message)
+        return
+    LOG.info(
+        "start-up reconciliation: %d action(s), %d error(s), kept %s, dockerd %s",
+        len(plan.actions),
+        len(errors),
+        plan.kept,
+        "seen" if plan.docker_seen else "not reachable",
+    )
+
+
+@asynccontextmanager
+async def in_background(config: Config) -> AsyncIterator[None]:
+    """The daemon's start-up pass, run beside serving: dockerd may be waiting for this
+    daemon, so nothing here may hold up the socket. Cancelled if the daemon stops first."""
+    task = asyncio.create_task(_start_pass(config))
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
