@@ -53,6 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
         "single Docker host of its Neutron project)",
     )
     gc.add_argument("--docker-socket", default="/var/run/docker.sock", help="dockerd's socket")
+    gc.add_argument(
+        "--network",
+        action="append",
+        metavar="NEUTRON_NET_ID",
+        help="judge only the ports on this Neutron network (repeatable)",
+    )
     gc.add_argument("--json", action="store_true", help="machine-readable output")
     gc.set_defaults(handler=_gc)
     return parser

@@ -21,7 +21,8 @@ from kuryr.reconcile import Plan, opened, run_once
 async def _run(args: argparse.Namespace) -> tuple[Plan, list[str]]:
     config_file = getattr(args, "config_file", None)
     config = config_mod.load(Path(config_file) if config_file else None)
-    async with opened(config, Path(args.docker_socket), args.grace) as reconciler:
+    scope = frozenset(args.network) if args.network else None
+    async with opened(config, Path(args.docker_socket), args.grace, scope) as reconciler:
         return await run_once(reconciler, args.apply, args.networks)
 
 

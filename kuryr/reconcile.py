@@ -143,7 +143,10 @@ class Reconciler:
         netlink: Netlink,
         docker_socket: Path = DOCKER_SOCKET,
         grace: float = DEFAULT_GRACE,
+        scope: frozenset[str] | None = None,
     ) -> None:
+        """``scope``: judge only the ports on these Neutron networks (and no networks)."""
+        self._scope = scope
         self._neutron = neutron
         self._host = host
         self._ovsdb = ovsdb
@@ -166,7 +169,7 @@ class Reconciler:
         await self._judge_interfaces(plan, ports, in_use)
         await self._judge_groups(plan, ports, now)
         await self._judge_subnetpools(plan, now)
-        if networks and docker is not None:
+        if networks and docker is not None and self._scope is None:
             await self._judge_networks(plan, docker, now)
         return plan
 
@@ -199,7 +202,8 @@ class Reconciler:
             endpoint_id = str(port.get("device_id") or "")
             tags = port.get("tags") or []
             young = _age(port, now) < self._grace
-            if young or docker is None or POOL_TAG in tags:
+            outside = self._scope is not None and port.get("network_id") not in self._scope
+            if young or outside or docker is None or POOL_TAG in tags:
                 kept.add(port["id"])
                 plan.keep("port")
                 continue
@@ -412,7 +416,10 @@ async def run_once(
 
 @asynccontextmanager
 async def opened(
-    config: Config, docker_socket: Path = DOCKER_SOCKET, grace: float = DEFAULT_GRACE
+    config: Config,
+    docker_socket: Path = DOCKER_SOCKET,
+    grace: float = DEFAULT_GRACE,
+    scope: frozenset[str] | None = None,
 ) -> AsyncIterator[Reconciler]:
     """A reconciler with its own Neutron client, OVSDB connection and netlink socket."""
     neutron = connect(config.neutron)
@@ -427,7 +434,7 @@ async def opened(
         host = config.binding.host or (await ovsdb.hostname() if ovsdb is not None else "")
         if not host:
             raise KuryrError("this host's chassis name is unknown: set [binding] host")
-        yield Reconciler(neutron, host, ovsdb, netlink, docker_socket, grace)
+        yield Reconciler(neutron, host, ovsdb, netlink, docker_socket, grace, scope)
     finally:
         await netlink.close()
         if ovsdb is not None:

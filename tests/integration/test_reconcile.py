@@ -1,0 +1,142 @@
+"""``kuryr gc`` on made-up leftovers: what a crash leaves is found and removed, the rest kept.
+
+The leftovers are made by hand on a network of this test's own (``rel-`` prefix) and gc is
+scoped to it (``--network``), so other engineers' in-flight work on the shared stack is never
+judged. Grace is 0: everything is old enough to judge.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import subprocess
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from kuryr.reconcile import POOL_TAG
+from kuryr.stack.layout import Layout
+from tests.conftest import StackFacts
+from tests.e2e.helpers import Neutron, run
+from tests.integration.private_daemon import KURYR
+
+pytestmark = pytest.mark.stack
+
+OWNER = "compute:kuryr"
+
+
+@pytest.fixture
+def network(stack: StackFacts) -> Iterator[dict[str, Any]]:
+    neutron = Neutron()
+    net = neutron.create("networks", name=f"rel-gc-{secrets.token_hex(4)}")
+    neutron.create(
+        "subnets",
+        network_id=net["id"],
+        ip_version=4,
+        cidr="192.168.231.0/24",
+        name=f"rel-gc-{secrets.token_hex(4)}",
+    )
+    yield net
+    for port in neutron.find("ports", network_id=net["id"]):
+        neutron.delete("ports", port["id"])
+    neutron.delete("networks", net["id"])
+
+
+def gc(stack: StackFacts, network_id: str, *extra: str) -> dict[str, Any]:
+    config = Layout.resolve(None).sub("kuryr.conf")
+    done = subprocess.run(
+        [
+            str(KURYR),
+            "--config-file",
+            str(config),
+            "gc",
+            "--json",
+            "--grace",
+            "0",
+            "--network",
+            network_id,
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def port(neutron: Neutron, network_id: str, host: str, **attrs: Any) -> dict[str, Any]:
+    return neutron.create(
+        "ports",
+        network_id=network_id,
+        device_owner=OWNER,
+        **{"binding:host_id": host},
+        **attrs,
+    )
+
+
+def plug(ifname: str, port_id: str) -> None:
+    """An interface as Kuryr's OVS binder leaves it: a veth on br-int with its markers."""
+    run(["ip", "link", "add", ifname, "type", "veth", "peer", "name", "t_c" + ifname[3:]])
+    run(
+        [
+            "ovs-vsctl",
+            "add-port",
+            "br-int",
+            ifname,
+            "--",
+            "set",
+            "Interface",
+            ifname,
+            f"external_ids:iface-id={port_id}",
+            f"external_ids:kuryr-endpoint={ifname}",
+        ]
+    )
+
+
+def unplug(ifname: str) -> None:
+    run(["ovs-vsctl", "--if-exists", "del-port", ifname], check=False)
+    run(["ip", "link", "del", ifname], check=False)
+
+
+def test_gc_finds_orphans_and_removes_them_only_with_apply(
+    stack: StackFacts, network: dict[str, Any]
+) -> None:
+    neutron = Neutron()
+    host = stack.chassis_hostname
+    orphan = port(neutron, network["id"], host, device_id=secrets.token_hex(32))
+    reservation = port(neutron, network["id"], host)
+    pooled = port(neutron, network["id"], host)
+    neutron.set_tags("ports", pooled["id"], [POOL_TAG])
+    gone = port(neutron, network["id"], host)
+    neutron.delete("ports", gone["id"])
+    on_ovs, stray = f"tap{secrets.token_hex(6)[:11]}", f"tap{secrets.token_hex(6)[:11]}"
+    try:
+        plug(on_ovs, gone["id"])
+        run(["ip", "link", "add", stray, "type", "veth", "peer", "name", "t_c" + stray[3:]])
+        planned = gc(stack, network["id"])
+        found = {(a["kind"], a["id"]) for a in planned["actions"]}
+        expected = {
+            ("port", orphan["id"]),
+            ("address", reservation["id"]),
+            ("ovs-interface", on_ovs),
+            ("veth", stray),
+        }
+        assert expected <= found, planned
+        assert not any(pooled["id"] == a["id"] for a in planned["actions"]), planned
+        assert neutron.show("ports", orphan["id"]) is not None, "a dry run removed a port"
+
+        applied = gc(stack, network["id"], "--apply")
+        assert applied["errors"] == []
+        assert neutron.show("ports", orphan["id"]) is None
+        assert neutron.show("ports", reservation["id"]) is None
+        assert neutron.show("ports", pooled["id"]) is not None
+        assert on_ovs not in run(["ovs-vsctl", "list-ports", "br-int"]).stdout.split()
+        links = run(["ip", "-o", "link", "show"]).stdout
+        assert f" {on_ovs}@" not in links and f" {stray}@" not in links
+    finally:
+        unplug(on_ovs)
+        unplug(stray)
