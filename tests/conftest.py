@@ -2,7 +2,8 @@
 
 ``stack`` brings the local stack up once per pytest run with the same code as
 ``kuryr stack up`` and yields the facts tests need. Tests that disrupt the shared stack
-(killing it, purging it) live in files named ``test_stack_lifecycle*.py`` and always run last.
+(killing it, purging it) live in files named ``test_stack_lifecycle*.py`` and always run last;
+those that stop one component and restore it (:data:`DISRUPTING`) run just before them.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from kuryr.stack.layout import DOCKER_SOCK, NEUTRON_URL, PLUGIN_SOCK, Layout
 from kuryr.stack.ovs import hostname
 
 DISRUPTIVE = "test_stack_lifecycle"
+# Tests that stop one component (Neutron, dockerd) or kill the daemon, and restore it: after
+# every other test, before the whole-stack lifecycle tests.
+DISRUPTING = ("test_crash", "test_neutron_down", "test_dockerd_restart")
 
 
 @dataclass(frozen=True)
@@ -72,4 +76,8 @@ def stack() -> Iterator[StackFacts]:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Run the tests that kill or purge the shared stack after all the others."""
-    items.sort(key=lambda item: DISRUPTIVE in item.path.name)
+    items.sort(
+        key=lambda item: (
+            2 if DISRUPTIVE in item.path.name else 1 if item.path.stem in DISRUPTING else 0
+        )
+    )
