@@ -9,6 +9,35 @@ from bench.drivers import ALL
 from bench.stats import ratio
 
 TITLES = {d.key: d.title for d in ALL}
+METHOD = """\
+- One Docker daemon, one Neutron (ML2/OVN, noauth, one API worker), one OVS/OVN: the local
+  stack of `kuryr stack up`. It is shared: other engineers' tests may have loaded Neutron
+  during the run, which shows as spread between runs, never as a missing row.
+- Every network is created with an explicit `--subnet` and `--gateway` (kuryr-libnetwork
+  requires them); each driver has its own range (10.241-244.x.0/23), so none overlap.
+- Start latency: the wall time of the `docker` CLI process, as a user waits for it.
+  2 warm-up rounds, then rounds of one `docker run --rm` per network in a fixed order
+  (A B C D E, A B C D E, ...). p90 interpolates linearly between the closest ranks.
+- Containers at once: `docker run -d ... sleep` processes all started at the same moment;
+  wall time from the first start to the last return. Then all removed at once.
+- Scale: long-running `sleep` containers started 8 at a time until the network holds N,
+  then 5 `docker run --rm` probes. A driver stops growing its network once filling would
+  exceed the fill time budget (120 s per driver, so that the whole run stays near 15 min);
+  the table then says how many it reached.
+- Neutron requests: counted by a small proxy (bench/proxy.py, 127.0.0.1:19696 for
+  kuryr-libnetwork, :19697 for Kuryr) that forwards to Neutron and logs each request. For
+  this phase only, each daemon is restarted with its `[neutron] endpoint` on the proxy (the
+  timing phases talk to Neutron directly), and Kuryr's is restored afterwards. *sync*: the
+  request reached Neutron while the docker command was running; *async*: after it
+  returned, until the daemon had made no request for 2 s. `start` = `docker run -d ...
+  sleep`, `stop` = `docker rm -f`, `run_rm` = `docker run --rm ... true` (start and stop).
+- Peak RSS: VmHWM of each daemon process after the scale phase (for Kuryr, since its last
+  start, which the shared stack may have made more recent than the run's start).
+- kuryr-libnetwork 18.0.0 runs from PyPI in its own venv with `[neutron] auth_type = none`,
+  its binding scripts (`bindir` = the venv's libexec/kuryr: veth + the `ovs` script, which
+  puts the host end on br-int with `external_ids:iface-id`), and its own default
+  subnetpools `kuryrlib`/`kuryrlib6`, so it never touches Kuryr's `kuryr`/`kuryr6`."""
+
 REPRODUCE = """\
 ```
 make bench            # = kuryr stack up && .venv/bin/python -m bench
@@ -249,7 +278,7 @@ def _rss_section(results: dict[str, Any]) -> list[str]:
 def _setup_section(results: dict[str, Any]) -> list[str]:
     lines = ["## Networks and what failed", ""]
     for key, row in results.get("drivers", {}).items():
-        command = " ".join(["docker", *row["create"]]) if row["create"] else "`--net=none`"
+        command = " ".join(["docker", *row["create"]]) if row["create"] else "docker run --net=none"
         status = f"could not be created: `{row['error']}`" if row["error"] else "created"
         ping = results.get("connectivity", {}).get(key)
         if ping is not None:
@@ -285,4 +314,5 @@ def render(results: dict[str, Any]) -> str:
         + _calls_section(results)
         + _rss_section(results)
     )
-    return "\n".join([*head, *body, "## How to reproduce", "", REPRODUCE, ""])
+    tail = ["## How it is measured", "", METHOD, "", "## How to reproduce", "", REPRODUCE, ""]
+    return "\n".join([*head, *body, *tail])
