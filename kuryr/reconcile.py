@@ -57,6 +57,11 @@ DEFAULT_GRACE = 60.0
 # Seconds after the socket appears before the start-up pass: dockerd's own restart traffic
 # (Leave/DeleteEndpoint of containers it stopped) goes first.
 START_DELAY = 5.0
+# The unattended start-up pass is more careful than `kuryr gc`: it judges only what has not
+# changed for ten minutes, and leaves address reservations (a pool port whose tag is still
+# being written looks like one) to an operator's `kuryr gc`.
+START_GRACE = 600.0
+START_LEAVES = frozenset({"address"})
 # Pool ports carry this tag (kuryr.pools); they wait for a container, nothing to reclaim.
 POOL_TAG = "kuryr.port.pooled"
 _HOST_IF = re.compile(rf"^{HOST_IF_PREFIX}[0-9a-f]{{11}}$")
@@ -444,8 +449,11 @@ async def opened(
 async def _start_pass(config: Config) -> None:
     await asyncio.sleep(START_DELAY)
     try:
-        async with opened(config) as reconciler:
-            plan, errors = await run_once(reconciler, apply=True)
+        async with opened(config, grace=START_GRACE) as reconciler:
+            plan = await reconciler.plan()
+            left = [a for a in plan.actions if a.kind in START_LEAVES]
+            plan.actions = [a for a in plan.actions if a.kind not in START_LEAVES]
+            errors = await reconciler.apply(plan)
     except KuryrError as exc:
         LOG.warning("start-up reconciliation skipped: %s", exc.message)
         return
@@ -456,6 +464,8 @@ async def _start_pass(config: Config) -> None:
         plan.kept,
         "seen" if plan.docker_seen else "not reachable",
     )
+    for action in left:
+        LOG.info("left for `kuryr gc`: %s", action.describe())
 
 
 @asynccontextmanager
