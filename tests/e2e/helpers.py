@@ -25,6 +25,8 @@ DOCKER = "/usr/bin/docker" if Path("/usr/bin/docker").exists() else "docker"
 PLUGIN_SOCK = "/run/docker/plugins/kuryr.sock"
 PORT_OWNER = "compute:kuryr"
 NEUTRON_MAC_PREFIX = "fa:16:3e:"
+# Kuryr's pre-created ports wait in a pool under this tag (kuryr.pools.POOL_TAG).
+POOL_TAG = "kuryr.port.pooled"
 DEFAULT_POOLS = ("kuryr", "kuryr6")
 
 # Bounds for eventual consistency (Neutron status, asynchronous deletes). Generous on purpose:
@@ -195,7 +197,11 @@ class Neutron:
         return nets[0]
 
     def port_of_endpoint(self, endpoint_id: str) -> dict[str, Any]:
-        ports = self.find("ports", device_id=endpoint_id)
+        """The endpoint's one port. Kuryr writes device_id after answering Docker (journaled,
+        in the background), so it is awaited, not expected at once."""
+        ports = wait_for(
+            lambda: self.find("ports", device_id=endpoint_id), f"device_id {endpoint_id}"
+        )
         assert len(ports) == 1, f"expected one port with device_id {endpoint_id}, got {ports}"
         return ports[0]
 
@@ -208,6 +214,20 @@ class Neutron:
 
     def wait_gone(self, resource: str, ident: str) -> None:
         wait_for(lambda: self.show(resource, ident) is None, f"{resource} {ident} to be deleted")
+
+    def wait_released(self, port_id: str) -> None:
+        """A container's port after ``docker rm``: deleted, or back in Kuryr's port pool with
+        nothing of the container left (empty device_id, no endpoint tags)."""
+
+        def released() -> bool:
+            port = self.show("ports", port_id)
+            return port is None or (
+                port["device_id"] == ""
+                and POOL_TAG in port["tags"]
+                and not any(t.startswith("kuryr.net.uuid.") for t in port["tags"])
+            )
+
+        wait_for(released, f"port {port_id} to be deleted or back in its pool, cleaned")
 
 
 @dataclass

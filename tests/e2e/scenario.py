@@ -97,7 +97,7 @@ def two_containers(
 
     for name, port in zip(names, ports, strict=True):
         env.remove_container(name)
-        neutron.wait_gone("ports", port["id"])
+        neutron.wait_released(port["id"])
     for ep in eps:
         assert neutron.find("ports", device_id=ep.endpoint_id) == []
 

@@ -11,11 +11,13 @@ from typing import Any
 import pytest
 
 from tests.e2e.helpers import (
+    PORT_OWNER,
     DockerEnv,
     Neutron,
     docker_network_id,
     docker_network_subnets,
     network_tags,
+    settle,
 )
 from tests.e2e.scenario import free_subnet, two_containers
 
@@ -40,9 +42,23 @@ def premade(env: DockerEnv, neutron: Neutron) -> tuple[dict[str, Any], dict[str,
 
 
 def delete_network_and_subnets(neutron: Neutron, network_id: str) -> None:
+    for port in kuryr_ports(neutron, network_id):
+        neutron.delete("ports", port["id"])
     for subnet in neutron.find("subnets", network_id=network_id):
         neutron.delete("subnets", subnet["id"])
     neutron.delete("networks", network_id)
+
+
+def kuryr_ports(neutron: Neutron, network_id: str) -> list[dict[str, Any]]:
+    """Ports Kuryr owns on a network: endpoints' and pooled (empty device_id) ones."""
+    return neutron.find("ports", network_id=network_id, device_owner=PORT_OWNER)
+
+
+def assert_released(neutron: Neutron, network_id: str) -> None:
+    """After ``docker network rm`` Kuryr keeps no port on a network it gave back."""
+    nothing: list[str] = []
+    left = settle(lambda: [p["id"] for p in kuryr_ports(neutron, network_id)], nothing)
+    assert left == [], f"Kuryr ports left on the adopted network: {left}"
 
 
 def assert_kept_untagged(neutron: Neutron, kind: str, original: dict[str, Any]) -> None:
@@ -82,6 +98,7 @@ def test_adopted_network_with_subnet_from_adopted_pool(
 
     two_containers(env, neutron, net, adopted)
     env.remove_network(net)
+    assert_released(neutron, network["id"])
     assert_kept_untagged(neutron, "networks", network)
     assert_kept_untagged(neutron, "subnetpools", pool)
 
@@ -119,6 +136,7 @@ def test_adopted_network_and_existing_subnet(env: DockerEnv, neutron: Neutron) -
 
     two_containers(env, neutron, net, adopted)
     env.remove_network(net)
+    assert_released(neutron, network["id"])
     assert_kept_untagged(neutron, "networks", network)
     assert_kept_untagged(neutron, "subnets", subnet)
     assert_kept_untagged(neutron, "subnetpools", pool)

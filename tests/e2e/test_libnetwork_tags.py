@@ -111,7 +111,7 @@ def test_network_tagged_by_kuryr_libnetwork_is_used(
     call("Leave", ids)
     wait_for(lambda: port["id"] not in iface_ids_on_br_int(), "Leave to unplug the port")
     call("DeleteEndpoint", ids)
-    neutron.wait_gone("ports", port["id"])
+    neutron.wait_released(port["id"])
 
     call("DeleteNetwork", {"NetworkID": docker_id})
     if origin == "made":
