@@ -31,9 +31,12 @@ class Outcome:
 
     @property
     def error(self) -> str:
-        """The last non-empty line of stderr: docker puts the reason there."""
-        lines = [line for line in self.stderr.splitlines() if line.strip()]
-        return lines[-1] if lines else f"exit status {self.returncode}"
+        """Docker's reason: the first line of stderr that is not a usage hint."""
+        for line in self.stderr.splitlines():
+            text = line.strip()
+            if text and not text.startswith(("Run '", "See '")):
+                return text
+        return f"exit status {self.returncode}"
 
 
 def docker(*args: str, timeout: float = 300.0) -> Outcome:

@@ -39,7 +39,31 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _phase(name: str, timings: dict[str, float], work: Callable[[], T]) -> T:
+class Disturbed(RuntimeError):
+    """The shared stack changed under the run (dockerd restarted, networks gone): the
+    figures measured since would describe that, not the drivers."""
+
+
+class Watch:
+    """What must stay as it was for the run's figures to mean something."""
+
+    def __init__(self, ours: OurDaemon) -> None:
+        self.dockerd_pidfile = Layout.resolve(None).pidfile("dockerd")
+        self.dockerd = procs.read_pid(self.dockerd_pidfile)
+        self.ours = ours
+        self.kuryr_pids = {ours.pid()}
+        self.networks: list[str] = []
+
+    def check(self) -> None:
+        self.kuryr_pids.add(self.ours.pid())
+        if procs.read_pid(self.dockerd_pidfile) != self.dockerd:
+            raise Disturbed("dockerd was restarted during the run")
+        missing = set(self.networks) - set(dockercli.network_names())
+        if missing:
+            raise Disturbed(f"networks vanished during the run: {', '.join(sorted(missing))}")
+
+
+def _phase(name: str, timings: dict[str, float], watch: Watch, work: Callable[[], T]) -> T:
     print(f"bench: {name} ...", flush=True)
     started = time.monotonic()
     try:
@@ -47,6 +71,7 @@ def _phase(name: str, timings: dict[str, float], work: Callable[[], T]) -> T:
     finally:
         timings[name] = round(time.monotonic() - started, 1)
         print(f"bench: {name} took {timings[name]} s", flush=True)
+        watch.check()
 
 
 def _create_networks(drivers: Sequence[Driver]) -> tuple[list[Driver], dict[str, str]]:
@@ -157,6 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     reference = kuryrlib.Reference.default()
     ours = OurDaemon()
     phases: dict[str, float] = {}
+    watch = Watch(ours)
     results: dict[str, Any] = {
         "date": date,
         "machine": machine.describe(),
@@ -165,12 +191,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     try:
         if any(d.daemon == "kuryrlib" for d in drivers):
-            _phase("install kuryr-libnetwork", phases, reference.install)
+            _phase("install kuryr-libnetwork", phases, watch, reference.install)
             reference.ensure_pools()
             reference.start(neutron.NEUTRON_URL)
             results["versions"]["kuryr_libnetwork"] = reference.installed_version() or "?"
         dockercli.cleanup()
-        usable, failed = _phase("create networks", phases, lambda: _create_networks(drivers))
+        usable, failed = _phase("create networks", phases, watch, lambda: _create_networks(drivers))
+        watch.networks = [d.network for d in usable if d.create_args is not None]
         results["drivers"] = {
             d.key: {
                 "title": d.title,
@@ -182,21 +209,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         results["connectivity"] = _phase(
             "connectivity",
             phases,
+            watch,
             lambda: {d.key: scenarios.connectivity(d) for d in usable if d.create_args},
         )
         results["start_latency"] = _phase(
-            "start latency", phases, lambda: scenarios.start_latency(usable, args.runs, args.warmup)
+            "start latency",
+            phases,
+            watch,
+            lambda: scenarios.start_latency(usable, args.runs, args.warmup),
         )
         results["network_lifecycle"] = _phase(
-            "network create/rm", phases, lambda: scenarios.network_lifecycle(usable, args.net_reps)
+            "network create/rm",
+            phases,
+            watch,
+            lambda: scenarios.network_lifecycle(usable, args.net_reps),
         )
         results["parallel"] = _phase(
-            "parallel starts", phases, lambda: scenarios.parallel_starts(usable, args.parallel)
+            "parallel starts",
+            phases,
+            watch,
+            lambda: scenarios.parallel_starts(usable, args.parallel),
         )
         sizes = [int(s) for s in args.scale.split(",") if s]
         results["scale"] = _phase(
             "scale",
             phases,
+            watch,
             lambda: scenarios.scale(
                 usable, sizes, args.scale_probes, args.fill_width, args.fill_budget
             ),
@@ -205,12 +243,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         for driver in usable:
             if driver.create_args is not None:
                 dockercli.docker("network", "rm", driver.network)
+        watch.networks = []
+        # Restarts of our daemon by others (code changed) show as errors in the rows.
+        results["kuryr_daemon_pids_seen"] = sorted(p for p in watch.kuryr_pids if p)
         counted_drivers = [d for d in usable if d.daemon is not None]
         results["neutron_calls"] = _phase(
             "neutron calls",
             phases,
+            watch,
             lambda: _count_calls(counted_drivers, reference, ours, args.count_reps, reference.root),
         )
+    except Disturbed as exc:
+        print(f"bench: {exc}: no report written; run again on a quiet stack", flush=True)
+        _save(results, args.results)
+        return 1
     finally:
         dockercli.cleanup()
         reference.stop()
@@ -220,10 +266,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def write(results: dict[str, Any], docs: Path, out: Path) -> None:
+def _save(results: dict[str, Any], out: Path) -> str:
     out.mkdir(parents=True, exist_ok=True)
     text = json.dumps(results, indent=1, sort_keys=True) + "\n"
     (out / "latest.json").write_text(text)
+    return text
+
+
+def write(results: dict[str, Any], docs: Path, out: Path) -> None:
+    text = _save(results, out)
     docs.mkdir(parents=True, exist_ok=True)
     (docs / "benchmarks.json").write_text(text)
     (docs / "benchmarks.md").write_text(report.render(results))
