@@ -93,6 +93,17 @@ def network_names(prefix: str = PREFIX) -> list[str]:
     return [n for n in listed.stdout.split() if n.startswith(prefix)]
 
 
+def network_missing(name: str) -> bool | None:
+    """True when dockerd says the network does not exist, False when it does, None when
+    dockerd gave no clear answer."""
+    answer = docker("network", "inspect", "--format", "{{.Name}}", name, timeout=30)
+    if answer.ok:
+        return False
+    if "no such network" in answer.stderr.lower() or "not found" in answer.stderr.lower():
+        return True
+    return None
+
+
 def remove_containers(containers: Sequence[str], width: int = 8) -> list[Outcome]:
     chunks = [list(containers[i : i + 10]) for i in range(0, len(containers), 10)]
     return run_in_batches([["rm", "-f", *chunk] for chunk in chunks], width)

@@ -58,7 +58,7 @@ class Watch:
         self.kuryr_pids.add(self.ours.pid())
         if procs.read_pid(self.dockerd_pidfile) != self.dockerd:
             raise Disturbed("dockerd was restarted during the run")
-        missing = set(self.networks) - set(dockercli.network_names())
+        missing = [n for n in self.networks if dockercli.network_missing(n)]
         if missing:
             raise Disturbed(f"networks vanished during the run: {', '.join(sorted(missing))}")
 
@@ -259,6 +259,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     finally:
         dockercli.cleanup()
+        # By name too: a listing that failed while the stack was disturbed misses them.
+        for driver in drivers:
+            if driver.create_args is not None:
+                dockercli.docker("network", "rm", driver.network)
         reference.stop()
     results["duration_s"] = round(time.monotonic() - begun, 1)
     results["derived"] = report.derive(results)
