@@ -21,6 +21,12 @@ def _stack(args: argparse.Namespace) -> int:
     return stack_cli.main(args)
 
 
+def _pools(args: argparse.Namespace) -> int:
+    from kuryr import pools_admin
+
+    return pools_admin.main(args)
+
+
 def _gc(args: argparse.Namespace) -> int:
     from kuryr import gc
 
@@ -61,6 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gc.add_argument("--json", action="store_true", help="machine-readable output")
     gc.set_defaults(handler=_gc)
+
+    pools = sub.add_parser("pools", help="show, fill or drain the pre-created port pools")
+    pools.add_argument("action", choices=["show", "fill", "drain"])
+    pools.add_argument("--subnet", help="one Neutron subnet's pool (default: all)")
+    pools.add_argument("--count", type=int, default=0, help="fill: ports to add (default: max)")
+    pools.add_argument("--keep", type=int, default=0, help="drain: free ports to keep")
+    pools.add_argument("--json", action="store_true", help="show: JSON instead of a table")
+    pools.set_defaults(handler=_pools)
     return parser
 
 

@@ -18,7 +18,9 @@ used. Also kuryr-libnetwork's ``default_subnetpool_v4`` / ``default_subnetpool_v
 ``external_ids:hostname``), ``ovsdb_connection``, ``integration_bridge``,
 ``veth_dst_prefix``.
 
-``[pool]``  ``min``, ``max``, ``batch`` (pre-created ports per subnet).
+``[pool]``  ``min``, ``max``, ``batch`` (pre-created ports per subnet; off while ``max`` is 0);
+``bookkeeping_delay`` (seconds a journaled Neutron bookkeeping write waits, so a container that
+stops sooner costs Neutron nothing; default 0).
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ class PoolConfig:
     min: int = 0
     max: int = 0
     batch: int = 0
+    bookkeeping_delay: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -156,6 +159,9 @@ def parse(parser: configparser.ConfigParser) -> Config:
             veth_dst_prefix=binding.get("veth_dst_prefix", bd.veth_dst_prefix),
         ),
         pool=PoolConfig(
-            min=pool.getint("min", 0), max=pool.getint("max", 0), batch=pool.getint("batch", 0)
+            min=pool.getint("min", 0),
+            max=pool.getint("max", 0),
+            batch=pool.getint("batch", 0),
+            bookkeeping_delay=pool.getfloat("bookkeeping_delay", 0.0),
         ),
     )

@@ -3,32 +3,45 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 
-from kuryr import metrics
+from kuryr import metrics, pools_admin
 from kuryr import protocol as p
 from kuryr.api import IpamDriver, NetworkDriver
 from kuryr.config import Config
 from kuryr.endpoints import Endpoints
-from kuryr.ipam import Ipam, PortAllocator
+from kuryr.ipam import Ipam, PoolChoice, PortAllocator
+from kuryr.journal import Journal
 from kuryr.networks import Networks
-from kuryr.neutron import connect
+from kuryr.neutron import Neutron, connect
+from kuryr.pools import PooledAllocator, Pools
 from kuryr.security_groups import SecurityGroups
+from kuryr.state import State
 
 
 class KuryrNetworkDriver(NetworkDriver):
     """Thin handlers: each request goes to one domain object."""
 
     def __init__(
-        self, networks: Networks, endpoints: Endpoints, security_groups: SecurityGroups
+        self,
+        networks: Networks,
+        endpoints: Endpoints,
+        security_groups: SecurityGroups,
+        pools: Pools,
     ) -> None:
         self.networks = networks
         self.endpoints = endpoints
         self.security_groups = security_groups
+        self.pools = pools
 
     async def create_network(self, req: p.CreateNetworkRequest) -> None:
-        await self.networks.create(req)
+        network = await self.networks.create(req)
+        await self.pools.network_created(network, req)
 
     async def delete_network(self, req: p.NetworkRequest) -> None:
+        network = await self.networks.find(req.network_id)
+        if network is not None:
+            await self.pools.close_network(network)
         await self.networks.delete(req.network_id)
 
     async def create_endpoint(self, req: p.CreateEndpointRequest) -> p.CreateEndpointResponse:
@@ -62,31 +75,55 @@ async def build(
 ) -> tuple[NetworkDriver, IpamDriver, Callable[[], Awaitable[None]]]:
     from kuryr.binding import registry  # deferred: pulls in OVSDB and netlink clients
 
-    binders = await registry.load(config.binding)
-    try:
+    async with AsyncExitStack() as undo:
+        binders = await registry.load(config.binding)
+        undo.push_async_callback(binders.close)
         neutron = connect(config.neutron, metrics.neutron_call)
-    except BaseException:
-        await binders.close()
-        raise
-    ipam = Ipam(
-        neutron,
-        PortAllocator(neutron, binders.host),
-        config.neutron.default_subnetpool_v4,
-        config.neutron.default_subnetpool_v6,
-    )
-    networks = Networks(neutron, ipam, binders.host, config.neutron.enable_dhcp)
-    endpoints = Endpoints(
-        neutron,
-        networks,
-        ipam,
-        binders,
-        config.neutron.vif_plugging_timeout,
-        config.binding.veth_dst_prefix,
-    )
-    driver = KuryrNetworkDriver(networks, endpoints, SecurityGroups(neutron))
+        state = State.open(config.state_dir)
+        undo.callback(state.close)
+        journal = Journal(state, neutron, config.pool.bookkeeping_delay)
+        undo.push_async_callback(journal.stop)
+        pools = Pools(state, neutron, journal, binders.host, config.pool)
+        undo.push_async_callback(pools.close)
+        ipam = Ipam(
+            neutron,
+            _allocator(neutron, binders.host, pools),
+            config.neutron.default_subnetpool_v4,
+            config.neutron.default_subnetpool_v6,
+        )
+        _known_subnets(ipam, state)
+        networks = Networks(neutron, ipam, binders.host, config.neutron.enable_dhcp, state=state)
+        endpoints = Endpoints(
+            neutron,
+            networks,
+            ipam,
+            binders,
+            config.neutron.vif_plugging_timeout,
+            config.binding.veth_dst_prefix,
+            bookkeeping=journal,
+        )
+        driver = KuryrNetworkDriver(networks, endpoints, SecurityGroups(neutron), pools)
+        await pools.load()
+        journal.start()
+        await undo.enter_async_context(
+            pools_admin.serving(pools_admin.socket_path(config.state_dir), pools)
+        )
+        owned = undo.pop_all()
 
     async def close() -> None:
-        await endpoints.drain()
-        await binders.close()
+        await owned.aclose()
 
     return driver, ipam, close
+
+
+def _allocator(neutron: Neutron, host: str, pools: Pools) -> PortAllocator:
+    return PooledAllocator(neutron, host, pools) if pools.enabled else PortAllocator(neutron, host)
+
+
+def _known_subnets(ipam: Ipam, state: State) -> None:
+    """Tell IPAM the subnets the local state knows, so RequestAddress after a restart needs
+    no Neutron lookup (a PoolID is ``<subnetpool>/<cidr>``)."""
+    for network in state.networks():
+        for subnet in network.subnets:
+            if subnet.subnetpool_id:
+                ipam.subnet_created(PoolChoice(subnet.subnetpool_id, subnet.cidr), subnet)

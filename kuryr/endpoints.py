@@ -1,27 +1,30 @@
 """Docker endpoints as Neutron ports: create, join (plug), leave, delete.
 
 With Kuryr IPAM the port exists before CreateEndpoint (RequestAddress made it bound to this
-host), so CreateEndpoint answers from memory and writes the bookkeeping (device_id, name,
-tags) to Neutron in the background, after Docker has its answer.
+host), so CreateEndpoint answers from memory; the bookkeeping (device_id, name, tags) is
+journaled locally before Docker has its answer and written to Neutron in the background
+(kuryr.journal). Endpoints are remembered in the local state, so Join, Leave and
+DeleteEndpoint read nothing from Neutron, even after a restart.
 """
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from kuryr import deadline, naming
+from kuryr import deadline, journal, naming
 from kuryr import protocol as p
 from kuryr.binding.base import Binder, Vif
 from kuryr.errors import Conflict, InvalidRequest, NotFound
 from kuryr.ipam import Ipam, find_port_by_ip
+from kuryr.journal import Journal
 from kuryr.model import Network, Subnet, fixed_ips
 from kuryr.networks import Networks
 from kuryr.neutron import Neutron, NeutronError, Resource
+from kuryr.state import State
 
 LOG = logging.getLogger(__name__)
 
@@ -57,6 +60,7 @@ class Endpoints:
         binders: Binders,
         vif_plugging_timeout: float,
         veth_dst_prefix: str,
+        bookkeeping: Journal | None = None,
     ) -> None:
         self._neutron = neutron
         self._networks = networks
@@ -65,7 +69,7 @@ class Endpoints:
         self._plug_timeout = vif_plugging_timeout
         self._dst_prefix = veth_dst_prefix
         self._endpoints: dict[str, Endpoint] = {}
-        self._bookkeeping: dict[str, asyncio.Task[None]] = {}  # endpoint id -> pending write
+        self._journal = bookkeeping or Journal(State.in_memory(), neutron)
 
     @property
     def host(self) -> str:
@@ -74,9 +78,15 @@ class Endpoints:
     # --- lookup --------------------------------------------------------------------------------
 
     async def find(self, endpoint_id: str, network_id: str) -> Endpoint | None:
-        """The endpoint from memory, else from Neutron (its port carries its id)."""
+        """The endpoint from memory or the local state, else from Neutron (its port carries
+        its id)."""
         known = self._endpoints.get(endpoint_id)
         if known is not None:
+            return known
+        stored = self._journal.state.endpoint(endpoint_id)
+        if stored is not None:
+            known = Endpoint(endpoint_id, stored[0], stored[1])
+            self._endpoints[endpoint_id] = known
             return known
         ports = await self._neutron.query("ports", {"device_id": endpoint_id})
         if not ports:
@@ -106,8 +116,8 @@ class Endpoints:
             wanted = _addresses(network, iface)
             port = await self._port_for(req.endpoint_id, network, wanted, iface.mac_address)
             known = Endpoint(req.endpoint_id, req.network_id, port)
+            self._remember(known)
             self._endpoints[req.endpoint_id] = known
-            self._schedule_bookkeeping(known)
         return _create_answer(iface, known.port)
 
     async def _port_for(
@@ -120,7 +130,8 @@ class Endpoints:
         held = [self._ipam.take_held(s.id, ip) for s, ip in wanted if ip]
         ports = {pt["id"]: pt for pt in held if pt is not None}
         if not ports:
-            return await self._create_port(endpoint_id, network, wanted, mac)
+            ready = None if mac else await self._ipam.allocator.acquire_given(wanted)
+            return ready or await self._create_port(endpoint_id, network, wanted, mac)
         main, *extra = ports.values()
         try:
             if extra or len(held) != len(ports) or None in held:
@@ -206,41 +217,20 @@ class Endpoints:
         await self._neutron.update("ports", port["id"], {"mac_address": mac})
         return await self._neutron.update("ports", port["id"], {"binding:host_id": self.host})
 
-    def _schedule_bookkeeping(self, endpoint: Endpoint) -> None:
-        task = asyncio.create_task(self._write_bookkeeping(endpoint))
-        self._bookkeeping[endpoint.endpoint_id] = task
-        task.add_done_callback(lambda t: self._bookkeeping_done(endpoint.endpoint_id, t))
-
-    async def _write_bookkeeping(self, endpoint: Endpoint) -> None:
-        port = endpoint.port
-        eid = endpoint.endpoint_id
-        if port.get("device_id") != eid or port.get("name") != naming.port_name(eid):
-            updated = await self._neutron.update(
-                "ports", port["id"], {"device_id": eid, "name": naming.port_name(eid)}
-            )
-            port.update(device_id=updated["device_id"], name=updated["name"])
-        tags = [*port.get("tags", []), *naming.id_tags(eid)]
-        if set(tags) != set(port.get("tags", [])):
-            port["tags"] = await self._neutron.set_tags("ports", port["id"], tags)
-
-    def _bookkeeping_done(self, endpoint_id: str, task: asyncio.Task[None]) -> None:
-        if self._bookkeeping.get(endpoint_id) is task:
-            del self._bookkeeping[endpoint_id]
-        if not task.cancelled() and task.exception() is not None:
-            LOG.error(
-                "bookkeeping of endpoint %s's port failed: %s", endpoint_id[:12], task.exception()
-            )
-
-    async def _settle(self, endpoint_id: str) -> None:
-        """Wait for the endpoint's background write, so a delete cannot race it."""
-        task = self._bookkeeping.get(endpoint_id)
-        if task is not None:
-            await asyncio.wait([task])
+    def _remember(self, endpoint: Endpoint) -> None:
+        """Durable before Docker hears back: the endpoint, and the bookkeeping its port owes
+        Neutron (applied in the background; a crash leaves it for the next start)."""
+        port, eid = endpoint.port, endpoint.endpoint_id
+        desired = journal.assigned(port, eid)
+        state = self._journal.state
+        with state.transaction():
+            self._journal.record(port, desired)
+            port.update(device_id=eid, name=desired["name"], tags=desired["tags"])
+            state.save_endpoint(eid, endpoint.network_id, port)
 
     async def drain(self) -> None:
-        """Wait for every pending background write (shutdown, tests)."""
-        if self._bookkeeping:
-            await asyncio.wait(list(self._bookkeeping.values()))
+        """Wait until every journaled bookkeeping write is in Neutron (tests, tools)."""
+        await self._journal.flush()
 
     # --- Join / Leave ----------------------------------------------------------------------------
 
@@ -265,14 +255,17 @@ class Endpoints:
     async def delete(
         self, req: p.EndpointRequest, before_release: Callable[[Endpoint], Awaitable[None]]
     ) -> Endpoint | None:
-        """Release the endpoint's port; returns the endpoint that was removed, if any."""
-        await self._settle(req.endpoint_id)
+        """Release the endpoint's port; returns the endpoint that was removed, if any.
+
+        The endpoint is forgotten before its port is released: a crash in between leaves a
+        port nobody uses (found by reconciliation), never a port released twice."""
         endpoint = await self.find(req.endpoint_id, req.network_id)
         if endpoint is None:
             return None
         await before_release(endpoint)
-        await self._ipam.release_port(endpoint.port)
+        self._journal.state.forget_endpoint(req.endpoint_id)
         self._endpoints.pop(req.endpoint_id, None)
+        await self._ipam.release_port(endpoint.port)
         return endpoint
 
     def oper_info(self, endpoint: Endpoint) -> p.EndpointOperInfoResponse:

@@ -84,6 +84,11 @@ class PortAllocator:
                 raise
         return await self._take_over(subnet, address)
 
+    async def acquire_given(self, wanted: list[tuple[Subnet, str | None]]) -> Resource | None:
+        """A ready port holding exactly the addresses Docker's own IPAM gave, if one exists
+        (kuryr.pools keeps such ports); None: the caller creates the port."""
+        return None
+
     async def _take_over(self, subnet: Subnet, address: str) -> Resource:
         """The address is held by a port already: reuse it if it is free to take.
 

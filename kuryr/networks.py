@@ -17,6 +17,7 @@ from kuryr.errors import Conflict, InvalidRequest, KuryrError, NotFound
 from kuryr.ipam import Ipam, PoolChoice
 from kuryr.model import IPNetwork, Network, Subnet, allocation_pools
 from kuryr.neutron import Neutron, NeutronError, Resource
+from kuryr.state import State
 
 LOG = logging.getLogger(__name__)
 
@@ -30,12 +31,21 @@ Undo = Callable[[], Awaitable[Any]]
 
 
 class Networks:
-    def __init__(self, neutron: Neutron, ipam: Ipam, host: str, enable_dhcp: bool = True) -> None:
+    def __init__(
+        self,
+        neutron: Neutron,
+        ipam: Ipam,
+        host: str,
+        enable_dhcp: bool = True,
+        state: State | None = None,
+    ) -> None:
         self._neutron = neutron
         self._ipam = ipam
         self._host = host
         self._enable_dhcp = enable_dhcp
         self._cache: dict[str, Network] = {}
+        # Durable copy of the cache: a restarted daemon answers without asking Neutron.
+        self._state = state or State.in_memory()
 
     # --- lookup ----------------------------------------------------------------------------
 
@@ -46,8 +56,9 @@ class Networks:
         return network
 
     async def find(self, docker_id: str) -> Network | None:
-        cached = self._cache.get(docker_id)
+        cached = self._cache.get(docker_id) or self._state.network(docker_id)
         if cached is not None:
+            self._cache[docker_id] = cached
             return cached
         found = await self._neutron.query("networks", {"tags": naming.id_tag_filter(docker_id)})
         if not found:
@@ -57,8 +68,12 @@ class Networks:
             raise Conflict(f"several Neutron networks carry Docker network {docker_id[:12]}: {ids}")
         subnets = await self._neutron.query("subnets", {"network_id": found[0]["id"]})
         network = _network(docker_id, found[0], [Subnet.from_neutron(s) for s in subnets])
-        self._cache[docker_id] = network
+        self._remember(network)
         return network
+
+    def _remember(self, network: Network) -> None:
+        self._cache[network.docker_id] = network
+        self._state.save_network(network)
 
     # --- CreateNetwork -----------------------------------------------------------------------
 
@@ -66,6 +81,7 @@ class Networks:
         existing = await self.find(req.network_id)
         if existing is not None:
             await self._ensure_subnets(existing, req, undo=[])
+            self._remember(existing)
             return existing
         options = req.generic_options
         undo: list[Undo] = []
@@ -78,7 +94,7 @@ class Networks:
         except BaseException:
             await _run_undo(undo)
             raise
-        self._cache[req.network_id] = network
+        self._remember(network)
         return network
 
     async def _create(
@@ -252,6 +268,7 @@ class Networks:
         for pool in {s.subnetpool_id for s in network.subnets if s.subnetpool_id}:
             await self._ipam.cleanup_subnetpool(pool)
         self._cache.pop(docker_id, None)
+        self._state.forget_network(docker_id)
 
     def _is_leftover(self, port: Resource) -> bool:
         """A Kuryr port of this host that no endpoint took (an interrupted start)."""

@@ -73,6 +73,12 @@ endpoint = {NEUTRON_URL}
 
 [binding]
 host = {hostname()}
+
+[pool]
+min = 4
+max = 16
+batch = 8
+bookkeeping_delay = 1
 """
 
     def _stale(self) -> bool:

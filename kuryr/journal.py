@@ -1,0 +1,227 @@
+"""Bookkeeping owed to Neutron, journaled locally before Docker gets its answer.
+
+What a port must end up holding (``device_id``, ``name``, ``tags``; or that it is deleted) is
+recorded in the local state first; a background worker then makes Neutron match. One entry per
+port: a newer record replaces an older one not yet applied, so a container that starts and
+stops before the worker gets to it costs Neutron nothing. Entries left by a crash are applied
+when the next daemon starts the worker. The worker never touches a port twice at once.
+
+A ``view`` per port remembers what Neutron is believed to hold, so only the calls that change
+something are made (a PUT of device_id/name, a PUT of the tags).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import logging
+import time
+from collections.abc import Coroutine, Iterable
+from typing import Any
+
+from kuryr import naming
+from kuryr.errors import BackendError
+from kuryr.neutron import Neutron, NeutronError, Resource
+from kuryr.state import JournalEntry, State
+
+LOG = logging.getLogger(__name__)
+
+DELETE = "delete"
+UPDATE = "update"
+
+_RETRY_SECONDS = 2.0
+
+
+def view_of(port: Resource) -> dict[str, Any]:
+    """The bookkeeping fields of a Neutron port, as a journal view."""
+    return {
+        "device_id": str(port.get("device_id") or ""),
+        "name": str(port.get("name") or ""),
+        "tags": sorted(set(port.get("tags") or [])),
+    }
+
+
+def assigned(port: Resource, endpoint_id: str) -> dict[str, Any]:
+    """What a port handed to ``endpoint_id`` must hold."""
+    keep = [t for t in port.get("tags") or [] if not _is_endpoint_tag(t)]
+    return {
+        "op": UPDATE,
+        "device_id": endpoint_id,
+        "name": naming.port_name(endpoint_id),
+        "tags": sorted({*keep, *naming.id_tags(endpoint_id)}),
+    }
+
+
+def cleaned(port: Resource, extra_tags: Iterable[str] = ()) -> dict[str, Any]:
+    """What a port back in a pool must hold: nothing of its last container."""
+    keep = [t for t in port.get("tags") or [] if not _is_endpoint_tag(t)]
+    return {
+        "op": UPDATE,
+        "device_id": "",
+        "name": naming.UNBOUND_PORT_NAME,
+        "tags": sorted({*keep, *extra_tags}),
+    }
+
+
+def background(work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+    """A task outside any request: a fresh context, so no Docker request's deadline
+    (kuryr.deadline) bounds work that outlives the request."""
+    return asyncio.create_task(work, name=name, context=contextvars.Context())
+
+
+def _is_endpoint_tag(tag: str) -> bool:
+    return tag.partition(":")[0] in (naming.TAG_ID_LOW, naming.TAG_ID_HIGH)
+
+
+class Journal:
+    """Durable, coalescing queue of bookkeeping writes, applied in the background."""
+
+    def __init__(
+        self, state: State, neutron: Neutron, delay: float = 0.0, workers: int = 4
+    ) -> None:
+        self.state = state
+        self._neutron = neutron
+        self._delay = delay
+        self._slots = asyncio.Semaphore(workers)
+        self._wake = asyncio.Event()
+        self._changed = asyncio.Condition()
+        self._busy: dict[str, asyncio.Task[None]] = {}  # port id -> apply in flight
+        self._retry_at: dict[str, float] = {}
+        self._worker: asyncio.Task[None] | None = None
+        self._stopped = False
+
+    # --- recording (synchronous: durable before the caller answers Docker) ----------------------
+
+    def record(self, port: Resource, desired: dict[str, Any]) -> None:
+        port_id = str(port["id"])
+        if self.state.view(port_id) is None:
+            self.state.save_view(port_id, view_of(port))
+        self.state.journal_put(port_id, desired)
+        self._retry_at.pop(port_id, None)
+        self._kick()
+
+    def record_delete(self, port_id: str) -> None:
+        self.state.journal_put(port_id, {"op": DELETE})
+        self._retry_at.pop(port_id, None)
+        self._kick()
+
+    def pending(self, port_ids: Iterable[str] | None = None) -> list[JournalEntry]:
+        entries = self.state.journal()
+        if port_ids is None:
+            return entries
+        wanted = set(port_ids)
+        return [e for e in entries if e.port_id in wanted]
+
+    # --- the worker -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start applying (entries left by a previous run included)."""
+        if self._worker is None and not self._stopped:
+            self._worker = background(self._run(), "kuryr-journal")
+
+    def _kick(self) -> None:
+        self.start()
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            wait = self._dispatch()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), wait)
+
+    def _dispatch(self) -> float | None:
+        """Start applying every due entry; returns how long until the next one is due."""
+        now = time.time()
+        next_due: float | None = None
+        for entry in self.state.journal():
+            if entry.port_id in self._busy:
+                continue
+            due = max(entry.at + self._delay, self._retry_at.get(entry.port_id, 0.0))
+            if due > now:
+                next_due = min(next_due or due, due)
+                continue
+            task = background(self._apply_one(entry), f"journal-{entry.port_id}")
+            self._busy[entry.port_id] = task
+        return None if next_due is None else max(next_due - now, 0.01)
+
+    async def _apply_one(self, entry: JournalEntry) -> None:
+        try:
+            async with self._slots:
+                await self._apply(entry)
+            if not self.state.journal_done(entry.port_id, entry.seq):
+                LOG.debug("port %s: newer bookkeeping recorded meanwhile", entry.port_id)
+        except NeutronError as exc:
+            LOG.warning("bookkeeping of port %s failed, will retry: %s", entry.port_id, exc)
+            self._retry_at[entry.port_id] = time.time() + _RETRY_SECONDS
+        except Exception:
+            LOG.exception("bookkeeping of port %s failed, will retry", entry.port_id)
+            self._retry_at[entry.port_id] = time.time() + _RETRY_SECONDS
+        finally:
+            self._busy.pop(entry.port_id, None)
+            self._wake.set()
+            async with self._changed:
+                self._changed.notify_all()
+
+    async def _apply(self, entry: JournalEntry) -> None:
+        port_id, desired = entry.port_id, entry.desired
+        if desired["op"] == DELETE:
+            await self._neutron.delete("ports", port_id)
+            self.state.forget_view(port_id)
+            return
+        view = self.state.view(port_id) or {}
+        try:
+            fields = {k: desired[k] for k in ("device_id", "name") if view.get(k) != desired[k]}
+            if fields:
+                await self._neutron.update("ports", port_id, fields)
+                view.update(fields)
+                self.state.save_view(port_id, view)
+            if sorted(view.get("tags") or []) != desired["tags"]:
+                view["tags"] = sorted(
+                    await self._neutron.set_tags("ports", port_id, desired["tags"])
+                )
+                self.state.save_view(port_id, view)
+        except NeutronError as exc:
+            if not exc.not_found:
+                raise
+            LOG.info("port %s is gone; its bookkeeping is dropped", port_id)
+            self.state.forget_view(port_id)
+
+    # --- waiting ----------------------------------------------------------------------------------
+
+    async def flush(self, port_ids: Iterable[str] | None = None, timeout: float = 30.0) -> None:
+        """Apply the entries of ``port_ids`` (all when None) now, not after the delay, and wait
+        for them; BackendError when Neutron has not taken them within ``timeout``."""
+        ids = None if port_ids is None else set(port_ids)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        async with self._changed:
+            while entries := self.pending(ids):
+                now = time.time()
+                for entry in entries:
+                    if (
+                        entry.port_id not in self._busy
+                        and self._retry_at.get(entry.port_id, 0) <= now
+                    ):
+                        self._busy[entry.port_id] = background(
+                            self._apply_one(entry), f"journal-{entry.port_id}"
+                        )
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    raise BackendError(
+                        f"bookkeeping of {len(entries)} port(s) not applied within {timeout:g}s"
+                    )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), min(remaining, _RETRY_SECONDS))
+
+    async def stop(self) -> None:
+        """Stop the worker; what is not applied stays journaled for the next start."""
+        self._stopped = True
+        if self._worker is not None:
+            self._worker.cancel()
+            await asyncio.gather(self._worker, return_exceptions=True)
+            self._worker = None
+        busy = list(self._busy.values())
+        if busy:
+            await asyncio.gather(*busy, return_exceptions=True)

@@ -1,0 +1,493 @@
+"""Per-(subnet, host) pools of Neutron ports created ahead, so a container start creates none.
+
+Pool ports are created in bulk (one POST per batch), bound to this host's chassis
+(``binding:host_id``) with ``device_owner=compute:kuryr`` and an EMPTY ``device_id``; their
+membership is the tag :data:`POOL_TAG` (set by the journal: this Neutron ignores tags in POST
+bodies). Taking a port is a synchronous step on the event loop (memory and state change
+together, no await in between), so no port is handed out twice however many starts run at
+once. Refill runs in the background whenever fewer than ``min`` ports are free, in batches of
+``batch``, never beyond ``max`` free-or-being-created ports.
+
+Two modes per subnet. ``any`` (Kuryr IPAM): any free port serves, Neutron picked its address.
+``exact`` (Docker's own IPAM): Docker hands out the LOWEST free address of its pool (libnetwork's
+allocator with serial=false), so the pool keeps ports on the lowest addresses no container
+holds, and the common start finds its address already in a port.
+
+A released port comes back cleaned of its container's bookkeeping (journaled), or is deleted in
+the background when the pool is full. After a restart the pools are rebuilt from the local
+state and from Neutron (ports of this host with the pool tag).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from kuryr import deadline, metrics, naming
+from kuryr import protocol as p
+from kuryr.config import PoolConfig
+from kuryr.errors import BackendError, NotFound
+from kuryr.ipam import PortAllocator
+from kuryr.journal import Journal, background, cleaned
+from kuryr.model import Network, Subnet, fixed_ips
+from kuryr.neutron import Neutron, NeutronError, Resource
+from kuryr.state import FREE, MODE_ANY, MODE_EXACT, TAKEN, PoolPort, PoolRow, State, iter_hosts
+
+LOG = logging.getLogger(__name__)
+
+POOL_TAG = "kuryr.port.pooled"
+_IP_TAKEN = ("IpAddressAlreadyAllocated", "IpAddressInUse")
+_FLUSH_TIMEOUT = 30.0
+# IPAMData address spaces of Docker's own IPAM driver (Kuryr IPAM answers "no_address_space").
+DOCKER_ADDRESS_SPACES = ("", "LocalDefault", "GlobalDefault")
+
+
+@dataclass
+class SubnetPool:
+    row: PoolRow
+    free: dict[str, PoolPort] = field(default_factory=dict)  # port id -> port, oldest first
+    taken: dict[str, PoolPort] = field(default_factory=dict)
+    creating: int = 0
+    refill: asyncio.Task[None] | None = None
+    closing: bool = False
+    started: bool = False  # a container asked for an address: keep the pool filled
+    blocked: set[str] = field(default_factory=set)  # exact mode: addresses Neutron refused
+
+    @property
+    def subnet_id(self) -> str:
+        return self.row.subnet_id
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "subnet_id": self.subnet_id,
+            "network_id": self.row.network_id,
+            "mode": self.row.mode,
+            "free": len(self.free),
+            "taken": len(self.taken),
+            "creating": self.creating,
+            "free_addresses": sorted(pp.ip for pp in self.free.values()),
+        }
+
+
+class Pools:
+    def __init__(
+        self, state: State, neutron: Neutron, journal: Journal, host: str, config: PoolConfig
+    ) -> None:
+        self._state = state
+        self._neutron = neutron
+        self._journal = journal
+        self._host = host
+        self.config = config
+        self._pools: dict[str, SubnetPool] = {}
+        self._refill_tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def enabled(self) -> bool:
+        return self.config.max > 0
+
+    # --- registration -----------------------------------------------------------------------
+
+    def ensure(
+        self,
+        subnet: Subnet,
+        mode: str,
+        ranges: list[tuple[str, str]] | None = None,
+        start: bool = True,
+    ) -> SubnetPool:
+        """The subnet's pool, made on first sight; its refill starts once ``start`` says the
+        subnet is used (a network no container ever joins costs Neutron no ports)."""
+        pool = self._pools.get(subnet.id)
+        if (
+            pool is None
+            or pool.row.mode != mode
+            or (ranges is not None and pool.row.ranges != ranges)
+        ):
+            row = PoolRow(
+                subnet.id,
+                subnet.network_id,
+                mode,
+                ranges if ranges is not None else (pool.row.ranges if pool else []),
+            )
+            self._state.save_pool(row)
+            if pool is None:
+                pool = SubnetPool(row)
+                self._pools[subnet.id] = pool
+            else:
+                pool.row = row
+        if start:
+            pool.started = True
+            self._kick(pool)
+        return pool
+
+    def pool(self, subnet_id: str) -> SubnetPool | None:
+        return self._pools.get(subnet_id)
+
+    def all(self) -> list[SubnetPool]:
+        return list(self._pools.values())
+
+    # --- taking and giving back (synchronous: atomic on the event loop) ------------------------
+
+    def take_any(self, subnet_id: str) -> Resource | None:
+        pool = self._pools.get(subnet_id)
+        if pool is None or not pool.free:
+            return None
+        return self._take(pool, next(iter(pool.free)))
+
+    def take_exact(self, subnet_id: str, ip: str) -> Resource | None:
+        pool = self._pools.get(subnet_id)
+        if pool is None:
+            return None
+        port_id = next((pid for pid, pp in pool.free.items() if pp.ip == ip), None)
+        return None if port_id is None else self._take(pool, port_id)
+
+    def _take(self, pool: SubnetPool, port_id: str) -> Resource:
+        pp = pool.free.pop(port_id)
+        pp.status = TAKEN
+        pool.taken[port_id] = pp
+        self._state.set_pool_port_status(port_id, TAKEN)
+        self._level(pool)
+        self._kick(pool)
+        return dict(pp.port)
+
+    def give_back(self, port: Resource) -> bool:
+        """Put a released port back in its subnet's pool (cleaning journaled); False when it
+        does not belong in a pool (no pool for its subnet, dual stack, pool full): the caller
+        then deletes it."""
+        ips = fixed_ips(port)
+        if len(ips) != 1:
+            return False
+        subnet_id, ip = ips[0]
+        pool = self._pools.get(subnet_id)
+        port_id = str(port["id"])
+        if pool is None or pool.closing:
+            self._forget(pool, port_id)
+            return False
+        if len(pool.free) + pool.creating >= self.config.max:
+            evicted = self._evict_for(pool, ip)
+            if evicted is None:
+                self._forget(pool, port_id)
+                return False
+            self._journal.record_delete(evicted)
+        pool.taken.pop(port_id, None)
+        pp = PoolPort(dict(port), subnet_id, ip, FREE)
+        pp.port["tags"] = cleaned(port, [POOL_TAG])["tags"]
+        pp.port["device_id"] = ""
+        pp.port["name"] = naming.UNBOUND_PORT_NAME
+        with self._state.transaction():
+            self._journal.record(port, cleaned(port, [POOL_TAG]))
+            self._state.save_pool_port(pp)
+        pool.free[port_id] = pp
+        self._level(pool)
+        return True
+
+    def _evict_for(self, pool: SubnetPool, ip: str) -> str | None:
+        """Exact mode keeps the lowest addresses: a full pool drops its highest free port for a
+        lower one coming back. Returns the evicted port id, or None to drop the newcomer."""
+        if pool.row.mode != MODE_EXACT or not pool.free:
+            return None
+        highest = max(pool.free.values(), key=lambda pp: _addr(pp.ip))
+        if _addr(highest.ip) <= _addr(ip):
+            return None
+        del pool.free[highest.port_id]
+        self._state.forget_pool_port(highest.port_id)
+        return highest.port_id
+
+    def _forget(self, pool: SubnetPool | None, port_id: str) -> None:
+        if pool is not None:
+            pool.taken.pop(port_id, None)
+            pool.free.pop(port_id, None)
+        self._state.forget_pool_port(port_id)
+
+    def _level(self, pool: SubnetPool) -> None:
+        metrics.set_pool_level(pool.subnet_id, len(pool.free))
+
+    # --- refill ------------------------------------------------------------------------------
+
+    def _kick(self, pool: SubnetPool) -> None:
+        if not self.enabled or pool.closing or not pool.started:
+            return
+        if pool.refill is None and len(pool.free) + pool.creating < self.config.min:
+            pool.refill = background(self._refill(pool), f"pool-{pool.subnet_id}")
+
+    async def _refill(self, pool: SubnetPool) -> None:
+        try:
+            while not pool.closing and len(pool.free) + pool.creating < self.config.min:
+                if await self.fill(pool, self.config.batch or self.config.min) == 0:
+                    return
+        except Exception as exc:
+            LOG.warning("refill of the pool of subnet %s failed: %s", pool.subnet_id, exc)
+        finally:
+            pool.refill = None
+
+    async def fill(self, pool: SubnetPool, count: int) -> int:
+        """Create up to ``count`` ports (never beyond ``max``); returns how many were made."""
+        count = min(count, self.config.max - len(pool.free) - pool.creating)
+        if count <= 0:
+            return 0
+        wanted = self._fixed_ips(pool, count)
+        if not wanted:
+            return 0
+        pool.creating += len(wanted)
+        try:
+            created = await self._create(pool, wanted)
+        finally:
+            pool.creating -= len(wanted)
+        for port in created:
+            self._add_created(pool, port)
+        return len(created)
+
+    def _fixed_ips(self, pool: SubnetPool, count: int) -> list[dict[str, str]]:
+        subnet_id = pool.subnet_id
+        if pool.row.mode != MODE_EXACT:
+            return [{"subnet_id": subnet_id} for _ in range(count)]
+        used = self._used_addresses(pool)
+        wanted: list[dict[str, str]] = []
+        for ip in iter_hosts(pool.row.ranges):
+            if ip in used or ip in pool.blocked:
+                continue
+            wanted.append({"subnet_id": subnet_id, "ip_address": ip})
+            if len(wanted) == count:
+                break
+        return wanted
+
+    def _used_addresses(self, pool: SubnetPool) -> set[str]:
+        used = {pp.ip for pp in (*pool.free.values(), *pool.taken.values())}
+        for _, port in self._state.endpoints().values():
+            used.update(ip for sid, ip in fixed_ips(port) if sid == pool.subnet_id)
+        return used
+
+    def _attrs(self, pool: SubnetPool, fixed: dict[str, str]) -> dict[str, Any]:
+        return {
+            "name": naming.UNBOUND_PORT_NAME,
+            "network_id": pool.row.network_id,
+            "admin_state_up": True,
+            "fixed_ips": [fixed],
+            "device_owner": naming.DEVICE_OWNER,
+            "binding:host_id": self._host,
+        }
+
+    async def _create(self, pool: SubnetPool, wanted: list[dict[str, str]]) -> list[Resource]:
+        items = [self._attrs(pool, f) for f in wanted]
+        try:
+            return await self._neutron.create_bulk("ports", items)
+        except NeutronError as exc:
+            if exc.neutron_type not in _IP_TAKEN or pool.row.mode != MODE_EXACT:
+                raise
+        # Exact mode: an address is held outside Kuryr's knowledge; make the others one by one.
+        made: list[Resource] = []
+        for fixed, attrs in zip(wanted, items, strict=True):
+            try:
+                made.append(await self._neutron.create("ports", attrs))
+            except NeutronError as exc:
+                if exc.neutron_type not in _IP_TAKEN:
+                    raise
+                pool.blocked.add(fixed.get("ip_address", ""))
+        return made
+
+    def _add_created(self, pool: SubnetPool, port: Resource) -> None:
+        ip = next(ip for sid, ip in fixed_ips(port) if sid == pool.subnet_id)
+        pp = PoolPort(dict(port), pool.subnet_id, ip, FREE)
+        pp.port["tags"] = [POOL_TAG]
+        with self._state.transaction():
+            self._journal.record(port, cleaned(port, [POOL_TAG]))
+            self._state.save_pool_port(pp)
+        pool.free[pp.port_id] = pp
+        self._level(pool)
+
+    # --- networks -------------------------------------------------------------------------------
+
+    async def network_created(self, network: Network, req: p.CreateNetworkRequest) -> None:
+        """Start the pools of a new network's subnets, so its first container finds a port.
+
+        The mode follows the IPAM driver: Docker's own (its address spaces) keeps ports on the
+        addresses Docker picks next, which needs the subnet's allocation pools (read once here,
+        off the start path)."""
+        if not self.enabled:
+            return
+        docker_ipam = {
+            ipaddress.ip_network(d.pool, strict=False)
+            for d in [*req.ipv4_data, *req.ipv6_data]
+            if d.address_space in DOCKER_ADDRESS_SPACES
+        }
+        for subnet in network.subnets:
+            if subnet.cidr in docker_ipam:
+                self.ensure(subnet, MODE_EXACT, await self._ranges(subnet), start=False)
+            else:
+                self.ensure(subnet, MODE_ANY, start=False)
+
+    async def _ranges(self, subnet: Subnet) -> list[tuple[str, str]]:
+        raw = await self._neutron.show("subnets", subnet.id)
+        pools = (raw or {}).get("allocation_pools") or []
+        return [(str(a["start"]), str(a["end"])) for a in pools]
+
+    def discard(self, port_id: str) -> None:
+        """A released port that no pool keeps: deleted in the background, journaled first."""
+        self._journal.record_delete(port_id)
+
+    # --- drain, network removal ------------------------------------------------------------------
+
+    async def drain(self, subnet_id: str, keep: int = 0) -> int:
+        """Delete free ports down to ``keep`` (in the background, journaled); returns how many."""
+        pool = self._pools.get(subnet_id)
+        if pool is None:
+            raise NotFound(f"no pool for subnet {subnet_id}")
+        victims = list(pool.free)[keep:] if keep else list(pool.free)
+        for port_id in victims:
+            del pool.free[port_id]
+            with self._state.transaction():
+                self._state.forget_pool_port(port_id)
+                self._journal.record_delete(port_id)
+        self._level(pool)
+        return len(victims)
+
+    async def close_network(self, network: Network) -> None:
+        """Before a network is deleted: stop its refills, delete its pool ports and finish the
+        journaled bookkeeping of every port on it (a port still carrying a released
+        container's device_id would block the delete)."""
+        doomed: list[str] = []
+        for subnet in network.subnets:
+            pool = self._pools.get(subnet.id)
+            if pool is None:
+                continue
+            pool.closing = True
+            if pool.refill is not None:
+                await asyncio.gather(pool.refill, return_exceptions=True)
+            doomed += list(pool.free) + list(pool.taken)
+            for port_id in [*pool.free, *pool.taken]:
+                self._journal.record_delete(port_id)
+        on_network = await self._neutron.query(
+            "ports", {"network_id": network.neutron_id, "fields": "id"}
+        )
+        left = deadline.remaining()
+        await self._journal.flush(
+            {*doomed, *(str(pt["id"]) for pt in on_network)},
+            timeout=_FLUSH_TIMEOUT if left is None else left,
+        )
+        for subnet in network.subnets:
+            if self._pools.pop(subnet.id, None) is not None:
+                self._state.forget_pool(subnet.id)
+                metrics.forget_pool(subnet.id)
+        if doomed:
+            LOG.info("network %s: %d pool port(s) deleted", network.docker_id[:12], len(doomed))
+
+    async def close(self) -> None:
+        """Stop refilling (shutdown); created ports stay pooled for the next start."""
+        refills = [p.refill for p in self._pools.values() if p.refill is not None]
+        for pool in self._pools.values():
+            pool.closing = True
+        if refills:
+            await asyncio.gather(*refills, return_exceptions=True)
+
+    # --- reload after a restart ------------------------------------------------------------------
+
+    async def load(self) -> None:
+        """Rebuild the pools from the local state, checked against Neutron when it answers.
+
+        Only subnets of networks this daemon knows count: pool ports of other daemons on the
+        same host (a second state directory) are never taken over."""
+        known = {s.id for n in self._state.networks() for s in n.subnets}
+        for row in self._state.pools():
+            if row.subnet_id in known:
+                self._pools[row.subnet_id] = SubnetPool(row)
+            else:
+                self._state.forget_pool(row.subnet_id)
+        local = {pp.port_id: pp for pp in self._state.pool_ports()}
+        try:
+            remote = await self._neutron.query(
+                "ports",
+                {
+                    "device_owner": naming.DEVICE_OWNER,
+                    "binding:host_id": self._host,
+                    "tags": POOL_TAG,
+                },
+            )
+        except BackendError as exc:
+            LOG.warning("pools reloaded from local state only (Neutron: %s)", exc)
+            remote = None
+        if remote is not None:
+            self._merge_remote(local, remote)
+        for pp in local.values():
+            pool = self._pools.get(pp.subnet_id)
+            if pool is None:
+                continue
+            (pool.free if pp.status == FREE else pool.taken)[pp.port_id] = pp
+        for pool in self._pools.values():
+            pool.started = bool(pool.free or pool.taken)
+            self._level(pool)
+            self._kick(pool)
+        LOG.info(
+            "pools reloaded: %s",
+            ", ".join(f"{p.subnet_id[:8]} {len(p.free)} free" for p in self._pools.values())
+            or "none",
+        )
+
+    def _merge_remote(self, local: dict[str, PoolPort], remote: list[Resource]) -> None:
+        """Neutron decides which ports exist; the local state decides which are free."""
+        in_use = {str(port["id"]) for _, port in self._state.endpoints().values()}
+        seen = {str(p["id"]) for p in remote}
+        for port_id in [pid for pid in local if pid not in seen]:
+            if self._journal.state.journal_entry(port_id) is None:
+                del local[port_id]
+                self._state.forget_pool_port(port_id)
+        for port in remote:
+            port_id = str(port["id"])
+            ips = fixed_ips(port)
+            if port_id in local or len(ips) != 1:
+                continue
+            subnet_id, ip = ips[0]
+            if subnet_id not in self._pools:
+                continue
+            free = not port.get("device_id") and port_id not in in_use
+            pp = PoolPort(port, subnet_id, ip, FREE if free else TAKEN)
+            self._state.save_pool_port(pp)
+            local[port_id] = pp
+
+    def show(self) -> list[dict[str, Any]]:
+        return [p.summary() for p in self._pools.values()]
+
+
+class PooledAllocator(PortAllocator):
+    """:class:`PortAllocator` served from the pools; a miss falls back to one Neutron call."""
+
+    def __init__(self, neutron: Neutron, host: str, pools: Pools) -> None:
+        super().__init__(neutron, host)
+        self.pools = pools
+
+    async def acquire(
+        self, subnet: Subnet, address: str | None, mac: str | None = None
+    ) -> Resource:
+        if not mac:
+            if address:
+                port = self.pools.take_exact(subnet.id, address)
+            else:
+                self.pools.ensure(subnet, MODE_ANY)
+                port = self.pools.take_any(subnet.id)
+            if port is not None:
+                return port
+        return await super().acquire(subnet, address, mac)
+
+    async def acquire_given(self, wanted: list[tuple[Subnet, str | None]]) -> Resource | None:
+        """Docker's own IPAM chose the address: a pool port already holding it, if any."""
+        if len(wanted) != 1:
+            return None
+        subnet, ip = wanted[0]
+        pool = self.pools.pool(subnet.id)
+        if pool is None or ip is None:
+            return None
+        if not pool.started:
+            self.pools.ensure(subnet, pool.row.mode)
+        return self.pools.take_exact(subnet.id, ip)
+
+    async def release(self, port: Resource) -> None:
+        if naming.TAG_EXISTING_PORT in (port.get("tags") or []):
+            await super().release(port)
+            return
+        if not self.pools.give_back(port):
+            self.pools.discard(str(port["id"]))
+
+
+def _addr(ip: str) -> int:
+    return int(ipaddress.ip_address(ip))

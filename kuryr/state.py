@@ -1,0 +1,319 @@
+"""Local durable state: what this host made and knows, so the start path reads nothing remote.
+
+One SQLite file in ``state_dir`` (``kuryr.db``), in WAL mode with ``synchronous=NORMAL``: a
+commit is an append to the log without fsync, so it survives the daemon's crash (the case that
+matters: SIGKILL, OOM) but not a power loss, and costs tens of microseconds. Calls are made on
+the event loop's thread on purpose: each one is short, and a check-then-write (taking a pool
+port) is then atomic with respect to every other request without a lock.
+
+Tables: ``networks`` (Docker network -> Neutron network and subnets), ``endpoints`` (Docker
+endpoint -> its port), ``pool_ports`` (pre-created ports and whether they are free),
+``pools`` (per-subnet pool settings), ``journal`` (bookkeeping writes owed to Neutron) and
+``views`` (the bookkeeping fields Neutron is believed to hold). The schema is versioned in
+``meta``; a newer file than this code understands is refused rather than guessed at.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kuryr.model import Network, Subnet
+from kuryr.neutron import Resource
+
+SCHEMA_VERSION = 1
+DB_NAME = "kuryr.db"
+
+FREE = "free"
+TAKEN = "taken"
+
+# Pool modes: ``any`` hands out whichever address a port holds (Kuryr IPAM picks); ``exact``
+# keeps ports on the addresses Docker's own IPAM will pick next.
+MODE_ANY = "any"
+MODE_EXACT = "exact"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS networks (docker_id TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS endpoints (
+    endpoint_id TEXT PRIMARY KEY, network_id TEXT NOT NULL, port TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS pools (
+    subnet_id TEXT PRIMARY KEY, network_id TEXT NOT NULL, mode TEXT NOT NULL,
+    ranges TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS pool_ports (
+    port_id TEXT PRIMARY KEY, subnet_id TEXT NOT NULL, ip TEXT NOT NULL,
+    status TEXT NOT NULL, port TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS pool_ports_subnet ON pool_ports (subnet_id);
+CREATE TABLE IF NOT EXISTS journal (
+    port_id TEXT PRIMARY KEY, seq INTEGER NOT NULL, at REAL NOT NULL, desired TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS views (port_id TEXT PRIMARY KEY, view TEXT NOT NULL);
+"""
+
+
+class StateError(Exception):
+    """The state file cannot be used (unreadable, or written by a newer schema)."""
+
+
+@dataclass(frozen=True)
+class PoolRow:
+    subnet_id: str
+    network_id: str  # Neutron network id
+    mode: str
+    ranges: list[tuple[str, str]]  # allocation pools (first, last) the exact mode walks
+
+
+@dataclass
+class PoolPort:
+    port: Resource
+    subnet_id: str
+    ip: str
+    status: str
+
+    @property
+    def port_id(self) -> str:
+        return str(self.port["id"])
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    port_id: str
+    seq: int
+    at: float
+    desired: dict[str, Any]
+
+
+class State:
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._db = connection
+        self._seq = 0
+        self._migrate()
+
+    @classmethod
+    def open(cls, state_dir: Path) -> State:
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            db = sqlite3.connect(state_dir / DB_NAME, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.Error as exc:
+            raise StateError(f"cannot open {state_dir / DB_NAME}: {exc}") from exc
+        return cls(db)
+
+    @classmethod
+    def in_memory(cls) -> State:
+        """State that lives as long as the process (tests and tools without a state_dir)."""
+        return cls(sqlite3.connect(":memory:", isolation_level=None))
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _migrate(self) -> None:
+        self._db.executescript(_SCHEMA)
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        if row is None:
+            self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        elif int(row[0]) > SCHEMA_VERSION:
+            raise StateError(
+                f"state schema {row[0]} is newer than this Kuryr understands ({SCHEMA_VERSION})"
+            )
+        seq = self._db.execute("SELECT MAX(seq) FROM journal").fetchone()[0]
+        self._seq = int(seq or 0)
+
+    # --- networks -----------------------------------------------------------------------------
+
+    def save_network(self, network: Network) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO networks VALUES (?, ?)",
+            (network.docker_id, json.dumps(network_to_json(network))),
+        )
+
+    def network(self, docker_id: str) -> Network | None:
+        row = self._db.execute(
+            "SELECT data FROM networks WHERE docker_id = ?", (docker_id,)
+        ).fetchone()
+        return network_from_json(json.loads(row[0])) if row else None
+
+    def networks(self) -> list[Network]:
+        rows = self._db.execute("SELECT data FROM networks ORDER BY docker_id").fetchall()
+        return [network_from_json(json.loads(r[0])) for r in rows]
+
+    def forget_network(self, docker_id: str) -> None:
+        self._db.execute("DELETE FROM networks WHERE docker_id = ?", (docker_id,))
+
+    # --- endpoints ----------------------------------------------------------------------------
+
+    def save_endpoint(self, endpoint_id: str, network_id: str, port: Resource) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO endpoints VALUES (?, ?, ?)",
+            (endpoint_id, network_id, json.dumps(port)),
+        )
+
+    def endpoint(self, endpoint_id: str) -> tuple[str, Resource] | None:
+        """(Docker network id, port) of a live endpoint."""
+        row = self._db.execute(
+            "SELECT network_id, port FROM endpoints WHERE endpoint_id = ?", (endpoint_id,)
+        ).fetchone()
+        return (str(row[0]), dict(json.loads(row[1]))) if row else None
+
+    def endpoints(self) -> dict[str, tuple[str, Resource]]:
+        rows = self._db.execute("SELECT endpoint_id, network_id, port FROM endpoints").fetchall()
+        return {str(r[0]): (str(r[1]), dict(json.loads(r[2]))) for r in rows}
+
+    def forget_endpoint(self, endpoint_id: str) -> None:
+        self._db.execute("DELETE FROM endpoints WHERE endpoint_id = ?", (endpoint_id,))
+
+    # --- pools --------------------------------------------------------------------------------
+
+    def save_pool(self, row: PoolRow) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO pools VALUES (?, ?, ?, ?)",
+            (row.subnet_id, row.network_id, row.mode, json.dumps(row.ranges)),
+        )
+
+    def pools(self) -> list[PoolRow]:
+        rows = self._db.execute("SELECT subnet_id, network_id, mode, ranges FROM pools").fetchall()
+        return [
+            PoolRow(str(r[0]), str(r[1]), str(r[2]), [(a, b) for a, b in json.loads(r[3])])
+            for r in rows
+        ]
+
+    def forget_pool(self, subnet_id: str) -> None:
+        with self.transaction():
+            self._db.execute("DELETE FROM pools WHERE subnet_id = ?", (subnet_id,))
+            self._db.execute("DELETE FROM pool_ports WHERE subnet_id = ?", (subnet_id,))
+
+    def save_pool_port(self, pp: PoolPort) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO pool_ports VALUES (?, ?, ?, ?, ?)",
+            (pp.port_id, pp.subnet_id, pp.ip, pp.status, json.dumps(pp.port)),
+        )
+
+    def set_pool_port_status(self, port_id: str, status: str) -> None:
+        self._db.execute("UPDATE pool_ports SET status = ? WHERE port_id = ?", (status, port_id))
+
+    def pool_ports(self) -> list[PoolPort]:
+        rows = self._db.execute(
+            "SELECT subnet_id, ip, status, port FROM pool_ports ORDER BY rowid"
+        ).fetchall()
+        return [PoolPort(dict(json.loads(r[3])), str(r[0]), str(r[1]), str(r[2])) for r in rows]
+
+    def forget_pool_port(self, port_id: str) -> None:
+        self._db.execute("DELETE FROM pool_ports WHERE port_id = ?", (port_id,))
+
+    # --- journal ------------------------------------------------------------------------------
+
+    def journal_put(self, port_id: str, desired: dict[str, Any]) -> int:
+        """Record what Neutron must end up holding for ``port_id``; supersedes older entries."""
+        self._seq += 1
+        self._db.execute(
+            "INSERT OR REPLACE INTO journal VALUES (?, ?, ?, ?)",
+            (port_id, self._seq, time.time(), json.dumps(desired)),
+        )
+        return self._seq
+
+    def journal(self) -> list[JournalEntry]:
+        rows = self._db.execute(
+            "SELECT port_id, seq, at, desired FROM journal ORDER BY seq"
+        ).fetchall()
+        return [JournalEntry(str(r[0]), int(r[1]), float(r[2]), json.loads(r[3])) for r in rows]
+
+    def journal_entry(self, port_id: str) -> JournalEntry | None:
+        row = self._db.execute(
+            "SELECT port_id, seq, at, desired FROM journal WHERE port_id = ?", (port_id,)
+        ).fetchone()
+        return (
+            JournalEntry(str(row[0]), int(row[1]), float(row[2]), json.loads(row[3]))
+            if row
+            else None
+        )
+
+    def journal_done(self, port_id: str, seq: int) -> bool:
+        """Drop the entry if it is still the one applied; False when a newer one replaced it."""
+        cur = self._db.execute("DELETE FROM journal WHERE port_id = ? AND seq = ?", (port_id, seq))
+        return cur.rowcount > 0
+
+    def view(self, port_id: str) -> dict[str, Any] | None:
+        row = self._db.execute("SELECT view FROM views WHERE port_id = ?", (port_id,)).fetchone()
+        return dict(json.loads(row[0])) if row else None
+
+    def save_view(self, port_id: str, view: dict[str, Any]) -> None:
+        self._db.execute("INSERT OR REPLACE INTO views VALUES (?, ?)", (port_id, json.dumps(view)))
+
+    def forget_view(self, port_id: str) -> None:
+        self._db.execute("DELETE FROM views WHERE port_id = ?", (port_id,))
+
+    # --- transactions -------------------------------------------------------------------------
+
+    def transaction(self) -> _Transaction:
+        return _Transaction(self._db)
+
+
+class _Transaction:
+    """``with state.transaction():`` groups writes into one commit (all or none)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self._db.execute("ROLLBACK" if exc_type is not None else "COMMIT")
+
+
+def network_to_json(network: Network) -> dict[str, Any]:
+    return {
+        "docker_id": network.docker_id,
+        "neutron_id": network.neutron_id,
+        "mtu": network.mtu,
+        "tags": list(network.tags),
+        "subnets": [subnet_to_json(s) for s in network.subnets],
+    }
+
+
+def network_from_json(data: dict[str, Any]) -> Network:
+    return Network(
+        docker_id=data["docker_id"],
+        neutron_id=data["neutron_id"],
+        mtu=int(data["mtu"]),
+        tags=list(data["tags"]),
+        subnets=[subnet_from_json(s) for s in data["subnets"]],
+    )
+
+
+def subnet_to_json(subnet: Subnet) -> dict[str, Any]:
+    return {
+        "id": subnet.id,
+        "network_id": subnet.network_id,
+        "cidr": str(subnet.cidr),
+        "gateway_ip": subnet.gateway_ip,
+        "host_routes": [list(r) for r in subnet.host_routes],
+        "subnetpool_id": subnet.subnetpool_id,
+        "name": subnet.name,
+    }
+
+
+def subnet_from_json(data: dict[str, Any]) -> Subnet:
+    return Subnet(
+        id=data["id"],
+        network_id=data["network_id"],
+        cidr=ipaddress.ip_network(data["cidr"]),
+        gateway_ip=data.get("gateway_ip"),
+        host_routes=tuple((d, h) for d, h in data.get("host_routes", [])),
+        subnetpool_id=data.get("subnetpool_id"),
+        name=data.get("name", ""),
+    )
+
+
+def iter_hosts(ranges: list[tuple[str, str]]) -> Iterator[str]:
+    """Every address of the (first, last) ranges, lowest first."""
+    for first, last in sorted(ranges, key=lambda r: int(ipaddress.ip_address(r[0]))):
+        a, b = ipaddress.ip_address(first), ipaddress.ip_address(last)
+        for n in range(int(a), int(b) + 1):
+            yield str(ipaddress.ip_address(n) if a.version == 4 else ipaddress.IPv6Address(n))
