@@ -91,6 +91,15 @@ policy_dirs = {self.conf_dir / "policy.d"}
 
 [agent]
 root_helper =
+
+# One project holds every test and benchmark resource here; the defaults (100 networks,
+# 10 security groups) are a cloud's per-tenant budget, not a single host's.
+[quotas]
+quota_network = -1
+quota_subnet = -1
+quota_port = -1
+quota_security_group = -1
+quota_security_group_rule = -1
 """
 
     def _write_config(self) -> bool:
