@@ -33,6 +33,18 @@ def _gc(args: argparse.Namespace) -> int:
     return gc.main(args)
 
 
+def _status(args: argparse.Namespace) -> int:
+    from kuryr import status
+
+    return status.main(args)
+
+
+def _health(args: argparse.Namespace) -> int:
+    from kuryr import health
+
+    return health.main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kuryr", description=__doc__)
     parser.add_argument("--config-file", help="INI config (default /etc/kuryr/kuryr.conf)")
@@ -75,6 +87,17 @@ def build_parser() -> argparse.ArgumentParser:
     pools.add_argument("--keep", type=int, default=0, help="drain: free ports to keep")
     pools.add_argument("--json", action="store_true", help="show: JSON instead of a table")
     pools.set_defaults(handler=_pools)
+
+    status = sub.add_parser(
+        "status", help="networks, endpoints and pools the running daemon manages on this host"
+    )
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.set_defaults(handler=_status)
+
+    health = sub.add_parser(
+        "health", help="check the daemon's socket, Neutron and OVSDB (exit 0 when all answer)"
+    )
+    health.set_defaults(handler=_health)
     return parser
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 
-from kuryr import metrics, pools_admin
+from kuryr import metrics, pools_admin, status
 from kuryr import protocol as p
 from kuryr.api import IpamDriver, NetworkDriver
 from kuryr.config import Config
@@ -106,7 +107,11 @@ async def build(
         await pools.load()
         journal.start()
         await undo.enter_async_context(
-            pools_admin.serving(pools_admin.socket_path(config.state_dir), pools)
+            pools_admin.serving(
+                pools_admin.socket_path(config.state_dir),
+                pools,
+                functools.partial(status.snapshot, state, pools),
+            )
         )
         owned = undo.pop_all()
 

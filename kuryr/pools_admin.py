@@ -15,7 +15,7 @@ import json
 import os
 import socket
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from http.client import HTTPConnection
 from pathlib import Path
@@ -38,9 +38,17 @@ def socket_path(state_dir: Path) -> Path:
 # --- the daemon's side ---------------------------------------------------------------------------
 
 
-def make_app(pools: Pools) -> web.Application:
+Report = Callable[[], dict[str, Any]]
+
+
+def make_app(pools: Pools, status: Report) -> web.Application:
+    """Pool control, plus ``GET /status``: the ``status`` report (see :mod:`kuryr.status`)."""
+
     async def show(_: web.Request) -> web.Response:
-        return web.json_response({"config": _config(pools), "pools": pools.show()})
+        return web.json_response({"config": pool_config(pools), "pools": pools.show()})
+
+    async def report(_: web.Request) -> web.Response:
+        return web.json_response(status())
 
     async def fill(request: web.Request) -> web.Response:
         body = await request.json()
@@ -72,10 +80,11 @@ def make_app(pools: Pools) -> web.Application:
     app.router.add_get("/pools", show)
     app.router.add_post("/pools/fill", fill)
     app.router.add_post("/pools/drain", drain)
+    app.router.add_get("/status", report)
     return app
 
 
-def _config(pools: Pools) -> dict[str, int]:
+def pool_config(pools: Pools) -> dict[str, int]:
     return {"min": pools.config.min, "max": pools.config.max, "batch": pools.config.batch}
 
 
@@ -89,8 +98,8 @@ def _selected(pools: Pools, subnet_id: str | None) -> list[SubnetPool]:
 
 
 @asynccontextmanager
-async def serving(path: Path, pools: Pools) -> AsyncIterator[None]:
-    runner = web.AppRunner(make_app(pools), access_log=None)
+async def serving(path: Path, pools: Pools, status: Report) -> AsyncIterator[None]:
+    runner = web.AppRunner(make_app(pools, status), access_log=None)
     await runner.setup()
     path.unlink(missing_ok=True)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -112,18 +121,25 @@ async def serving(path: Path, pools: Pools) -> AsyncIterator[None]:
 
 
 class _UnixConnection(HTTPConnection):
-    def __init__(self, path: Path) -> None:
-        super().__init__("localhost", timeout=_TIMEOUT)
+    def __init__(self, path: Path, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
         self._path = path
 
     def connect(self) -> None:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(_TIMEOUT)
+        self.sock.settimeout(self.timeout)
         self.sock.connect(str(self._path))
 
 
-def call(path: Path, method: str, route: str, body: dict[str, Any] | None = None) -> Any:
-    conn = _UnixConnection(path)
+def call(
+    path: Path,
+    method: str,
+    route: str,
+    body: dict[str, Any] | None = None,
+    timeout: float = _TIMEOUT,
+) -> Any:
+    """One JSON request on a unix socket (the admin socket, or the plugin socket)."""
+    conn = _UnixConnection(path, timeout)
     try:
         data = json.dumps(body or {}).encode() if method == "POST" else None
         conn.request(method, route, body=data, headers={"Content-Type": "application/json"})
