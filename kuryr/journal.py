@@ -59,7 +59,7 @@ def cleaned(port: Resource, extra_tags: Iterable[str] = ()) -> dict[str, Any]:
     return {
         "op": UPDATE,
         "device_id": "",
-        "name": naming.UNBOUND_PORT_NAME,
+        "name": naming.POOL_PORT_NAME,
         "tags": sorted({*keep, *extra_tags}),
     }
 

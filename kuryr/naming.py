@@ -8,13 +8,19 @@ Networks carry the Docker network id that way, ports the Docker endpoint id.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 NET_NAME_PREFIX = "kuryr-net-"
 SUBNET_NAME_PREFIX = "kuryr-subnet-"
 SUBNETPOOL_NAME_PREFIX = "kuryrPool-"
 PORT_NAME_SUFFIX = "-port"
+# A port RequestAddress reserved for one container (no endpoint yet).
 UNBOUND_PORT_NAME = "kuryr-unbound-port"
+# A port created ahead for a pool (kuryr.pools). The name goes in the POST body, so the port
+# is recognisable from the moment Neutron makes it; the pool tag only follows in a PUT (this
+# Neutron ignores tags in POST bodies), and a bulk POST can outlive the caller's timeout.
+POOL_PORT_NAME = "kuryr-pool-port"
 EXPOSE_SG_PREFIX = "kuryr_expose_"
 
 DEVICE_OWNER = "compute:kuryr"
@@ -24,6 +30,8 @@ TAG_ID_HIGH = "kuryr.net.uuid.uh"
 TAG_EXISTING_NET = "kuryr.net.existing"
 TAG_EXISTING_PORT = "kuryr.port.existing"
 TAG_EXISTING_SUBNETPOOL = "kuryr.subnetpool.existing"
+# Not in kuryr-libnetwork: a port waiting in one of Kuryr's port pools.
+POOL_TAG = "kuryr.port.pooled"
 # Not in kuryr-libnetwork: remembers ``--internal`` across daemon restarts.
 TAG_INTERNAL_NET = "kuryr.net.internal"
 
@@ -73,6 +81,14 @@ def existing_net_tag(network_id: str) -> str:
 
 def is_adopted_network(tags: Iterable[str]) -> bool:
     return any(t.partition(":")[0] == TAG_EXISTING_NET for t in tags)
+
+
+def is_pool_port(port: Mapping[str, Any]) -> bool:
+    """A port waiting in a pool: no device_id, and the pool tag or (tag not yet written) the
+    pool port name. A pool port handed to a container has a device_id and is judged by it."""
+    if port.get("device_id"):
+        return False
+    return POOL_TAG in (port.get("tags") or []) or port.get("name") == POOL_PORT_NAME
 
 
 def network_name(network_id: str) -> str:

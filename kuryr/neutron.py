@@ -110,12 +110,13 @@ class Neutron:
         return dict(body[_singular(resource)])
 
     async def create_bulk(
-        self, resource: str, items: Sequence[Mapping[str, Any]]
+        self, resource: str, items: Sequence[Mapping[str, Any]], timeout: float | None = None
     ) -> list[Resource]:
-        """One POST creating all ``items``; Neutron makes them all or none."""
+        """One POST creating all ``items``; Neutron makes them all or none. ``timeout``
+        replaces the client's per-call bound (a bulk create costs one create per item)."""
         key = resource.replace("-", "_")
         body = await self.request(
-            "POST", resource, f"/{resource}", json={key: [dict(i) for i in items]}
+            "POST", resource, f"/{resource}", json={key: [dict(i) for i in items]}, timeout=timeout
         )
         return list(body[key])
 
@@ -151,26 +152,29 @@ class Neutron:
         path: str,
         json: Mapping[str, Any] | None = None,
         params: Params | None = None,
+        timeout: float | None = None,
     ) -> dict[str, Any]:
-        """One Neutron call; returns the decoded body ({} when empty)."""
+        """One Neutron call; returns the decoded body ({} when empty). ``timeout``: this
+        call's bound instead of the client's (still cut to the request's deadline)."""
         self.calls[(method, resource)] += 1
         url = f"{self._base}{path}"
         what = f"Neutron {method} {path}"
         attempt = 0
+        bound = self._timeout if timeout is None else timeout
         while True:
-            timeout = deadline.clamp(self._timeout, what)
+            call_timeout = deadline.clamp(bound, what)
             try:
                 with self._hook(method, resource):
                     # The outer bound also covers the wait for a free worker thread.
                     response = await asyncio.wait_for(
-                        asyncio.to_thread(self._send, method, url, json, params, timeout),
-                        timeout + _THREAD_SLACK,
+                        asyncio.to_thread(self._send, method, url, json, params, call_timeout),
+                        call_timeout + _THREAD_SLACK,
                     )
             except (ks_exc.ConnectTimeout, TimeoutError) as exc:
                 # The request may have reached Neutron: never repeated.
                 raise NeutronError(
                     f"{what} failed: Neutron at {self._base} gave no answer within "
-                    f"{timeout:.3g}s (is neutron-server overloaded or hung?)"
+                    f"{call_timeout:.3g}s (is neutron-server overloaded or hung?)"
                 ) from exc
             except ks_exc.ConnectFailure as exc:
                 # A POST that may have been sent is not repeated: it could create twice.

@@ -2,11 +2,13 @@
 
 Pool ports are created in bulk (one POST per batch), bound to this host's chassis
 (``binding:host_id``) with ``device_owner=compute:kuryr`` and an EMPTY ``device_id``; their
-membership is the tag :data:`POOL_TAG` (set by the journal: this Neutron ignores tags in POST
-bodies). Taking a port is a synchronous step on the event loop (memory and state change
-together, no await in between), so no port is handed out twice however many starts run at
-once. Refill runs in the background whenever fewer than ``min`` ports are free, in batches of
-``batch``, never beyond ``max`` free-or-being-created ports.
+membership shows in their name :data:`naming.POOL_PORT_NAME` (in the POST body, so a port is
+recognisable even when the create outlived its caller) and the tag :data:`naming.POOL_TAG` (set
+by the journal: this Neutron ignores tags in POST bodies). Taking a port is a synchronous step
+on the event loop (memory and state change together, no await in between), so no port is handed
+out twice however many starts run at once. Refill runs in the background whenever fewer than
+``min`` ports are free, in batches of ``batch``, never beyond ``max`` free-or-being-created
+ports.
 
 Two modes per subnet. ``any`` (Kuryr IPAM): any free port serves, Neutron picked its address.
 ``exact`` (Docker's own IPAM): Docker hands out the LOWEST free address of its pool (libnetwork's
@@ -15,7 +17,7 @@ holds, and the common start finds its address already in a port.
 
 A released port comes back cleaned of its container's bookkeeping (journaled), or is deleted in
 the background when the pool is full. After a restart the pools are rebuilt from the local
-state and from Neutron (ports of this host with the pool tag).
+state and from Neutron (ports of this host with the pool tag or the pool port name).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,9 +41,12 @@ from kuryr.state import FREE, MODE_ANY, MODE_EXACT, TAKEN, PoolPort, PoolRow, St
 
 LOG = logging.getLogger(__name__)
 
-POOL_TAG = "kuryr.port.pooled"
 _IP_TAKEN = ("IpAddressAlreadyAllocated", "IpAddressInUse")
 _FLUSH_TIMEOUT = 30.0
+# A bulk create runs in the background (no Docker request waits on it) and costs Neutron one
+# bound port create per item: under load it needs far longer than a request-path call, and a
+# caller that gives up early does not stop Neutron from making the ports.
+_BULK_TIMEOUT = 120.0
 # IPAMData address spaces of Docker's own IPAM driver (Kuryr IPAM answers "no_address_space").
 DOCKER_ADDRESS_SPACES = ("", "LocalDefault", "GlobalDefault")
 
@@ -55,6 +61,8 @@ class SubnetPool:
     closing: bool = False
     started: bool = False  # a container asked for an address: keep the pool filled
     blocked: set[str] = field(default_factory=set)  # exact mode: addresses Neutron refused
+    # Until then (monotonic), ports of a bulk create that got no answer may still show up.
+    strays_until: float = 0.0
 
     @property
     def subnet_id(self) -> str:
@@ -173,11 +181,11 @@ class Pools:
             self._journal.record_delete(evicted)
         pool.taken.pop(port_id, None)
         pp = PoolPort(dict(port), subnet_id, ip, FREE)
-        pp.port["tags"] = cleaned(port, [POOL_TAG])["tags"]
+        pp.port["tags"] = cleaned(port, [naming.POOL_TAG])["tags"]
         pp.port["device_id"] = ""
-        pp.port["name"] = naming.UNBOUND_PORT_NAME
+        pp.port["name"] = naming.POOL_PORT_NAME
         with self._state.transaction():
-            self._journal.record(port, cleaned(port, [POOL_TAG]))
+            self._journal.record(port, cleaned(port, [naming.POOL_TAG]))
             self._state.save_pool_port(pp)
         pool.free[port_id] = pp
         self._level(pool)
@@ -214,6 +222,8 @@ class Pools:
 
     async def _refill(self, pool: SubnetPool) -> None:
         try:
+            if time.monotonic() < pool.strays_until:
+                await self._adopt_strays(pool)
             while not pool.closing and len(pool.free) + pool.creating < self.config.min:
                 if await self.fill(pool, self.config.batch or self.config.min) == 0:
                     return
@@ -221,6 +231,30 @@ class Pools:
             LOG.warning("refill of the pool of subnet %s failed: %s", pool.subnet_id, exc)
         finally:
             pool.refill = None
+
+    async def _adopt_strays(self, pool: SubnetPool) -> None:
+        """Take in this subnet's pool ports that no pool knows: made by a bulk create whose
+        answer never came (timeout, or a predecessor killed mid-call)."""
+        found = await self._neutron.query(
+            "ports",
+            {
+                "network_id": pool.row.network_id,
+                "device_owner": naming.DEVICE_OWNER,
+                "binding:host_id": self._host,
+                "name": naming.POOL_PORT_NAME,
+            },
+        )
+        for port in found:
+            port_id = str(port["id"])
+            known = port_id in pool.free or port_id in pool.taken
+            ips = fixed_ips(port)
+            if known or port.get("device_id") or [sid for sid, _ in ips] != [pool.subnet_id]:
+                continue
+            if len(pool.free) + pool.creating >= self.config.max:
+                self._journal.record_delete(port_id)
+            else:
+                self._add_created(pool, port)
+                LOG.info("pool of subnet %s: adopted stray port %s", pool.subnet_id, port_id)
 
     async def fill(self, pool: SubnetPool, count: int) -> int:
         """Create up to ``count`` ports (never beyond ``max``); returns how many were made."""
@@ -261,7 +295,7 @@ class Pools:
 
     def _attrs(self, pool: SubnetPool, fixed: dict[str, str]) -> dict[str, Any]:
         return {
-            "name": naming.UNBOUND_PORT_NAME,
+            "name": naming.POOL_PORT_NAME,
             "network_id": pool.row.network_id,
             "admin_state_up": True,
             "fixed_ips": [fixed],
@@ -272,8 +306,10 @@ class Pools:
     async def _create(self, pool: SubnetPool, wanted: list[dict[str, str]]) -> list[Resource]:
         items = [self._attrs(pool, f) for f in wanted]
         try:
-            return await self._neutron.create_bulk("ports", items)
+            return await self._neutron.create_bulk("ports", items, timeout=_BULK_TIMEOUT)
         except NeutronError as exc:
+            if exc.http_status == 0:
+                pool.strays_until = time.monotonic() + _BULK_TIMEOUT
             if exc.neutron_type not in _IP_TAKEN or pool.row.mode != MODE_EXACT:
                 raise
         # Exact mode: an address is held outside Kuryr's knowledge; make the others one by one.
@@ -290,9 +326,9 @@ class Pools:
     def _add_created(self, pool: SubnetPool, port: Resource) -> None:
         ip = next(ip for sid, ip in fixed_ips(port) if sid == pool.subnet_id)
         pp = PoolPort(dict(port), pool.subnet_id, ip, FREE)
-        pp.port["tags"] = [POOL_TAG]
+        pp.port["tags"] = [naming.POOL_TAG]
         with self._state.transaction():
-            self._journal.record(port, cleaned(port, [POOL_TAG]))
+            self._journal.record(port, cleaned(port, [naming.POOL_TAG]))
             self._state.save_pool_port(pp)
         pool.free[pp.port_id] = pp
         self._level(pool)
@@ -396,14 +432,7 @@ class Pools:
                 self._state.forget_pool(row.subnet_id)
         local = {pp.port_id: pp for pp in self._state.pool_ports()}
         try:
-            remote = await self._neutron.query(
-                "ports",
-                {
-                    "device_owner": naming.DEVICE_OWNER,
-                    "binding:host_id": self._host,
-                    "tags": POOL_TAG,
-                },
-            )
+            remote = await self._pool_ports_in_neutron()
         except BackendError as exc:
             LOG.warning("pools reloaded from local state only (Neutron: %s)", exc)
             remote = None
@@ -415,6 +444,8 @@ class Pools:
                 continue
             (pool.free if pp.status == FREE else pool.taken)[pp.port_id] = pp
         for pool in self._pools.values():
+            # A predecessor killed during a bulk create: Neutron may still be making its ports.
+            pool.strays_until = time.monotonic() + _BULK_TIMEOUT
             pool.started = bool(pool.free or pool.taken)
             self._level(pool)
             self._kick(pool)
@@ -423,6 +454,14 @@ class Pools:
             ", ".join(f"{p.subnet_id[:8]} {len(p.free)} free" for p in self._pools.values())
             or "none",
         )
+
+    async def _pool_ports_in_neutron(self) -> list[Resource]:
+        """This host's pool ports: tagged, or only named (their create outlived its caller,
+        or the daemon died before the journal wrote the tag)."""
+        mine = {"device_owner": naming.DEVICE_OWNER, "binding:host_id": self._host}
+        tagged = await self._neutron.query("ports", {**mine, "tags": naming.POOL_TAG})
+        named = await self._neutron.query("ports", {**mine, "name": naming.POOL_PORT_NAME})
+        return list({str(pt["id"]): pt for pt in [*tagged, *named]}.values())
 
     def _merge_remote(self, local: dict[str, PoolPort], remote: list[Resource]) -> None:
         """Neutron decides which ports exist; the local state decides which are free."""
@@ -442,7 +481,11 @@ class Pools:
                 continue
             free = not port.get("device_id") and port_id not in in_use
             pp = PoolPort(port, subnet_id, ip, FREE if free else TAKEN)
-            self._state.save_pool_port(pp)
+            with self._state.transaction():
+                if free and naming.POOL_TAG not in (port.get("tags") or []):
+                    self._journal.record(port, cleaned(port, [naming.POOL_TAG]))
+                    pp.port["tags"] = cleaned(port, [naming.POOL_TAG])["tags"]
+                self._state.save_pool_port(pp)
             local[port_id] = pp
 
     def show(self) -> list[dict[str, Any]]:

@@ -8,14 +8,15 @@ Sources, each read once per run:
 - the kernel: host-side veths named like Kuryr's (``tap`` + 11 hex digits);
 - dockerd (optional): the endpoints of running containers on Kuryr networks, and its networks.
 
-What is in use is kept: a port whose endpoint Docker lists, a pool port (empty device_id and
-the pool tag), and anything younger than ``grace`` seconds (a start or stop may be under way:
-Docker lists an endpoint only once it has joined). What is orphaned is removed: a port whose
-endpoint Docker does not list; an address reservation (a port with no device_id, outside any
-pool) no endpoint holds; an OVS interface or a veth whose port is gone or orphaned; an
-expose group whose endpoint has no port; a ``kuryrPool-*`` subnetpool no subnet uses. What
-is half-made is finished: a port Docker's endpoint holds (same network, same address) whose
-bookkeeping (device_id, name, tags) was never written gets it.
+What is in use is kept: a port whose endpoint Docker lists, a pool port (empty device_id and the
+pool tag or pool port name, :func:`kuryr.naming.is_pool_port`), and anything younger than
+``grace`` seconds (a start or stop may be under way: Docker lists an endpoint only once it has
+joined). What is orphaned is removed: a port whose endpoint Docker does not list; an address
+reservation (a port with no device_id, outside any pool) no endpoint holds; an OVS interface or
+a veth whose port is gone or orphaned; an expose group whose endpoint has no port; a
+``kuryrPool-*`` subnetpool no subnet uses. What is half-made is finished: a port Docker's
+endpoint holds (same network, same address) whose bookkeeping (device_id, name, tags) was never
+written gets it.
 
 Without dockerd's view no port is judged, only what is orphaned by Neutron's own account.
 Networks are judged only when asked (``networks=True``): a Docker network id is local to
@@ -62,8 +63,6 @@ START_DELAY = 5.0
 # being written looks like one) to an operator's `kuryr gc`.
 START_GRACE = 600.0
 START_LEAVES = frozenset({"address"})
-# Pool ports carry this tag (kuryr.pools); they wait for a container, nothing to reclaim.
-POOL_TAG = "kuryr.port.pooled"
 _HOST_IF = re.compile(rf"^{HOST_IF_PREFIX}[0-9a-f]{{11}}$")
 
 
@@ -205,10 +204,9 @@ class Reconciler:
         held = _held_addresses(docker) if docker is not None else {}
         for port in ports:
             endpoint_id = str(port.get("device_id") or "")
-            tags = port.get("tags") or []
             young = _age(port, now) < self._grace
             outside = self._scope is not None and port.get("network_id") not in self._scope
-            if young or outside or docker is None or POOL_TAG in tags:
+            if young or outside or docker is None or naming.is_pool_port(port):
                 kept.add(port["id"])
                 plan.keep("port")
                 continue
@@ -260,6 +258,16 @@ class Reconciler:
 
     def _port_remover(self, port: Resource) -> Callable[[], Awaitable[Any]]:
         async def remove() -> None:
+            if naming.POOL_TAG in (port.get("tags") or []):
+                # A pool port its container left without cleaning: back to waiting in its
+                # pool, as the daemon's own release would leave it (the daemon may still
+                # count it, so it must keep existing).
+                await self._neutron.update(
+                    "ports", port["id"], {"device_id": "", "name": naming.POOL_PORT_NAME}
+                )
+                tags = naming.without_kuryr_tags(port.get("tags") or [])
+                await self._neutron.set_tags("ports", port["id"], tags)
+                return
             if naming.TAG_EXISTING_PORT in (port.get("tags") or []):
                 # Made by hand and adopted: handed back as it was found, never deleted.
                 await self._neutron.update(

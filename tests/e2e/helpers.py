@@ -16,6 +16,8 @@ from typing import Any, TypeVar
 
 import requests
 
+from kuryr.naming import POOL_TAG
+
 NEUTRON_URL = "http://127.0.0.1:9696/v2.0"
 NB_DB = "tcp:127.0.0.1:6641"
 IMAGE = "kuryr/busybox"
@@ -25,8 +27,6 @@ DOCKER = "/usr/bin/docker" if Path("/usr/bin/docker").exists() else "docker"
 PLUGIN_SOCK = "/run/docker/plugins/kuryr.sock"
 PORT_OWNER = "compute:kuryr"
 NEUTRON_MAC_PREFIX = "fa:16:3e:"
-# Kuryr's pre-created ports wait in a pool under this tag (kuryr.pools.POOL_TAG).
-POOL_TAG = "kuryr.port.pooled"
 DEFAULT_POOLS = ("kuryr", "kuryr6")
 
 # Bounds for eventual consistency (Neutron status, asynchronous deletes). Generous on purpose:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from kuryr.reconcile import POOL_TAG
+from kuryr.naming import is_pool_port
 from kuryr.stack import lifecycle, proc
 from kuryr.stack.daemon import MARKER, KuryrDaemon, executable
 from kuryr.stack.docker import Docker
@@ -184,9 +184,9 @@ def crash_rounds_then_check(stack: StackFacts, env: DockerEnv) -> None:
     assert set(bound) == {ep.endpoint_id for ep in endpoints.values()}
 
     def reservations() -> list[str]:
-        # A pool port being refilled gets its pool tag a moment after it is created.
+        # A pool port is named so in its create (its pool tag follows a moment later).
         found = neutron.find("ports", network_id=neutron_net["id"], device_owner="compute:kuryr")
-        return [p["id"] for p in found if not p["device_id"] and POOL_TAG not in p["tags"]]
+        return [p["id"] for p in found if not p["device_id"] and not is_pool_port(p)]
 
     nothing: list[str] = []
     assert settle(reservations, nothing) == []

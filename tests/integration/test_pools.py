@@ -17,7 +17,8 @@ from kuryr import protocol as p
 from kuryr.api import IpamDriver
 from kuryr.config import BindingConfig, Config, NeutronConfig, PoolConfig
 from kuryr.driver import KuryrNetworkDriver, build
-from kuryr.pools import POOL_TAG, SubnetPool
+from kuryr.naming import POOL_TAG
+from kuryr.pools import SubnetPool
 from tests.conftest import StackFacts
 from tests.integration.domain_helpers import cleanup, create_request, docker_id, neutron_client
 

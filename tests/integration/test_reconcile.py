@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from kuryr.reconcile import POOL_TAG
+from kuryr.naming import POOL_PORT_NAME, POOL_TAG
 from kuryr.stack.layout import Layout
 from tests.conftest import StackFacts
 from tests.e2e.helpers import Neutron, run
@@ -111,6 +111,12 @@ def test_gc_finds_orphans_and_removes_them_only_with_apply(
     reservation = port(neutron, network["id"], host)
     pooled = port(neutron, network["id"], host)
     neutron.set_tags("ports", pooled["id"], [POOL_TAG])
+    # A pool port whose bulk create outlived its caller: named in the POST, never tagged.
+    untagged = port(neutron, network["id"], host, name=POOL_PORT_NAME)
+    # A pool port its container left (device_id of a gone endpoint): back to its pool.
+    dead_endpoint = secrets.token_hex(32)
+    left = port(neutron, network["id"], host, device_id=dead_endpoint, name=f"{dead_endpoint}-port")
+    neutron.set_tags("ports", left["id"], [POOL_TAG, f"kuryr.net.uuid.lh:{dead_endpoint[:32]}"])
     gone = port(neutron, network["id"], host)
     neutron.delete("ports", gone["id"])
     on_ovs, stray = f"tap{secrets.token_hex(6)[:11]}", f"tap{secrets.token_hex(6)[:11]}"
@@ -124,9 +130,11 @@ def test_gc_finds_orphans_and_removes_them_only_with_apply(
             ("address", reservation["id"]),
             ("ovs-interface", on_ovs),
             ("veth", stray),
+            ("port", left["id"]),
         }
         assert expected <= found, planned
-        assert not any(pooled["id"] == a["id"] for a in planned["actions"]), planned
+        for kept in (pooled, untagged):
+            assert not any(kept["id"] == a["id"] for a in planned["actions"]), planned
         assert neutron.show("ports", orphan["id"]) is not None, "a dry run removed a port"
 
         applied = gc(stack, network["id"], "--apply")
@@ -134,6 +142,14 @@ def test_gc_finds_orphans_and_removes_them_only_with_apply(
         assert neutron.show("ports", orphan["id"]) is None
         assert neutron.show("ports", reservation["id"]) is None
         assert neutron.show("ports", pooled["id"]) is not None
+        assert neutron.show("ports", untagged["id"]) is not None
+        cleaned = neutron.show("ports", left["id"])
+        assert cleaned is not None, "a pool port was deleted instead of returned to its pool"
+        assert (cleaned["device_id"], cleaned["name"], cleaned["tags"]) == (
+            "",
+            POOL_PORT_NAME,
+            [POOL_TAG],
+        )
         assert on_ovs not in run(["ovs-vsctl", "list-ports", "br-int"]).stdout.split()
         links = run(["ip", "-o", "link", "show"]).stdout
         assert f" {on_ovs}@" not in links and f" {stray}@" not in links

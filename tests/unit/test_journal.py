@@ -20,7 +20,7 @@ def unreachable_neutron() -> Neutron:
 
 
 def test_assigned_port_carries_the_endpoint() -> None:
-    port = {"id": "p", "device_id": "", "name": "kuryr-unbound-port", "tags": [POOLED]}
+    port = {"id": "p", "device_id": "", "name": naming.POOL_PORT_NAME, "tags": [POOLED]}
     desired = assigned(port, EID)
     assert desired == {
         "op": UPDATE,
@@ -34,7 +34,7 @@ def test_cleaned_port_keeps_foreign_tags_and_drops_the_endpoints() -> None:
     port = {"id": "p", "tags": ["user-tag", *naming.id_tags(EID)]}
     desired = cleaned(port, [POOLED])
     assert desired["device_id"] == ""
-    assert desired["name"] == naming.UNBOUND_PORT_NAME
+    assert desired["name"] == naming.POOL_PORT_NAME
     assert desired["tags"] == sorted(["user-tag", POOLED])
 
 
@@ -49,7 +49,7 @@ def test_view_of_a_port() -> None:
 async def test_records_survive_a_stopped_worker_and_coalesce(tmp_path: Path) -> None:
     journal = Journal(State.open(tmp_path), unreachable_neutron())
     await journal.stop()
-    port = {"id": "p1", "device_id": "", "name": naming.UNBOUND_PORT_NAME, "tags": [POOLED]}
+    port = {"id": "p1", "device_id": "", "name": naming.POOL_PORT_NAME, "tags": [POOLED]}
     journal.record(port, assigned(port, EID))
     journal.record(port, cleaned(port, [POOLED]))
     journal.record_delete("p2")

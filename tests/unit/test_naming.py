@@ -82,3 +82,12 @@ def test_pool_id_of_ipv6() -> None:
 def test_garbage_pool_ids_are_rejected(value: str) -> None:
     with pytest.raises(ValueError):
         naming.parse_pool_id(value)
+
+
+def test_pool_ports_are_known_by_tag_or_by_name_until_a_container_holds_them() -> None:
+    assert naming.is_pool_port({"device_id": "", "tags": [naming.POOL_TAG]})
+    assert naming.is_pool_port({"device_id": "", "name": naming.POOL_PORT_NAME, "tags": []})
+    assert not naming.is_pool_port({"device_id": "", "name": naming.UNBOUND_PORT_NAME})
+    assert not naming.is_pool_port(
+        {"device_id": DOCKER_ID, "name": naming.POOL_PORT_NAME, "tags": [naming.POOL_TAG]}
+    )
