@@ -39,9 +39,14 @@ class Check:
 
 
 async def daemon(config: Config) -> str:
-    answer = await asyncio.to_thread(
-        pools_admin.call, config.socket, "POST", "/Plugin.Activate", None, CHECK_TIMEOUT
-    )
+    try:
+        answer = await asyncio.to_thread(
+            pools_admin.call, config.socket, "POST", "/Plugin.Activate", None, CHECK_TIMEOUT
+        )
+    except OSError as exc:
+        raise RuntimeError(
+            f"{config.socket}: {exc.strerror or exc} (is kuryr serve running?)"
+        ) from exc
     if "NetworkDriver" not in answer.get("Implements", []):
         raise RuntimeError(f"Plugin.Activate answered {answer}")
     return f"{config.socket} answers Plugin.Activate"
