@@ -6,9 +6,15 @@ membership shows in their name :data:`naming.POOL_PORT_NAME` (in the POST body, 
 recognisable even when the create outlived its caller) and the tag :data:`naming.POOL_TAG` (set
 by the journal: this Neutron ignores tags in POST bodies). Taking a port is a synchronous step
 on the event loop (memory and state change together, no await in between), so no port is handed
-out twice however many starts run at once. Refill runs in the background whenever fewer than
-``min`` ports are free, in batches of ``batch``, never beyond ``max`` free-or-being-created
-ports.
+out twice however many starts run at once. Refill runs in the background, in batches of at least
+``batch``, never beyond ``max`` free-or-being-created ports.
+
+A pool starts filling when its network is created, so the first containers find ports. Its
+refill aims at ``target`` free ports (starting at ``min``); a start that finds the pool empty (a
+burst) waits for the pool's one refill instead of making its own port: Neutron serializes port
+creates, so one bulk POST sized to all waiting starts plus the refill serves them sooner than a
+POST each. Each such miss doubles the target (up to ``max``), so the next burst of that size
+finds its ports ready.
 
 Two modes per subnet. ``any`` (Kuryr IPAM): any free port serves, Neutron picked its address.
 ``exact`` (Docker's own IPAM): Docker hands out the LOWEST free address of its pool (libnetwork's
@@ -32,7 +38,7 @@ from typing import Any
 from kuryr import deadline, metrics, naming
 from kuryr import protocol as p
 from kuryr.config import PoolConfig
-from kuryr.errors import BackendError, NotFound
+from kuryr.errors import BackendError, KuryrError, NotFound
 from kuryr.ipam import PortAllocator
 from kuryr.journal import Journal, background, cleaned
 from kuryr.model import Network, Subnet, fixed_ips
@@ -43,6 +49,10 @@ LOG = logging.getLogger(__name__)
 
 _IP_TAKEN = ("IpAddressAlreadyAllocated", "IpAddressInUse")
 _FLUSH_TIMEOUT = 30.0
+# Misses arriving this close together share one bulk POST.
+_COALESCE_SECONDS = 0.005
+# A start waiting for a pool port outside any request's deadline (tools, tests) gives up after.
+_WAIT_TIMEOUT = 60.0
 # A bulk create runs in the background (no Docker request waits on it) and costs Neutron one
 # bound port create per item: under load it needs far longer than a request-path call, and a
 # caller that gives up early does not stop Neutron from making the ports.
@@ -59,7 +69,9 @@ class SubnetPool:
     creating: int = 0
     refill: asyncio.Task[None] | None = None
     closing: bool = False
-    started: bool = False  # a container asked for an address: keep the pool filled
+    started: bool = False  # keep the pool filled (its network exists, or a container asked)
+    target: int = 0  # refill up to this many free ports; raised by misses, up to max
+    waiters: list[asyncio.Future[Resource]] = field(default_factory=list)  # starts on a miss
     blocked: set[str] = field(default_factory=set)  # exact mode: addresses Neutron refused
     # Until then (monotonic), ports of a bulk create that got no answer may still show up.
     strays_until: float = 0.0
@@ -76,6 +88,8 @@ class SubnetPool:
             "free": len(self.free),
             "taken": len(self.taken),
             "creating": self.creating,
+            "target": self.target,
+            "waiting": len(self.waiters),
             "free_addresses": sorted(pp.ip for pp in self.free.values()),
         }
 
@@ -121,7 +135,7 @@ class Pools:
             )
             self._state.save_pool(row)
             if pool is None:
-                pool = SubnetPool(row)
+                pool = SubnetPool(row, target=self.config.min)
                 self._pools[subnet.id] = pool
             else:
                 pool.row = row
@@ -150,6 +164,44 @@ class Pools:
             return None
         port_id = next((pid for pid, pp in pool.free.items() if pp.ip == ip), None)
         return None if port_id is None else self._take(pool, port_id)
+
+    async def take_or_wait(self, subnet_id: str) -> Resource | None:
+        """A free port of the subnet's pool; on a miss, one from the pool's next bulk create
+        (shared with every other start waiting meanwhile). None when the subnet has no pool
+        that could make one: the caller creates the port itself."""
+        pool = self._pools.get(subnet_id)
+        if pool is None or pool.closing or not self.enabled:
+            return None
+        if pool.free:
+            return self._take(pool, next(iter(pool.free)))
+        waiter: asyncio.Future[Resource] = asyncio.get_running_loop().create_future()
+        pool.waiters.append(waiter)
+        pool.target = min(self.config.max, max(2 * pool.target, self.config.min, 1))
+        self._kick(pool)
+        timeout = deadline.clamp(_WAIT_TIMEOUT, f"waiting for a port of subnet {subnet_id}")
+        try:
+            return await asyncio.wait_for(waiter, timeout)
+        except TimeoutError:
+            raise BackendError(
+                f"no port for subnet {subnet_id} within {timeout:g}s: Neutron did not create "
+                "the pool's ports in time"
+            ) from None
+        finally:
+            if waiter in pool.waiters:
+                pool.waiters.remove(waiter)
+
+    def _serve_waiters(self, pool: SubnetPool) -> None:
+        while pool.waiters and pool.free:
+            waiter = pool.waiters.pop(0)
+            if not waiter.done():
+                waiter.set_result(self._take(pool, next(iter(pool.free))))
+
+    def _fail_waiters(self, pool: SubnetPool, exc: Exception) -> None:
+        error = exc if isinstance(exc, KuryrError) else BackendError(str(exc))
+        waiters, pool.waiters = pool.waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_exception(error)
 
     def _take(self, pool: SubnetPool, port_id: str) -> Resource:
         pp = pool.free.pop(port_id)
@@ -189,6 +241,7 @@ class Pools:
             self._state.save_pool_port(pp)
         pool.free[port_id] = pp
         self._level(pool)
+        self._serve_waiters(pool)
         return True
 
     def _evict_for(self, pool: SubnetPool, ip: str) -> str | None:
@@ -215,22 +268,63 @@ class Pools:
     # --- refill ------------------------------------------------------------------------------
 
     def _kick(self, pool: SubnetPool) -> None:
-        if not self.enabled or pool.closing or not pool.started:
+        if not self.enabled or pool.closing or not pool.started or pool.refill is not None:
             return
-        if pool.refill is None and len(pool.free) + pool.creating < self.config.min:
+        if pool.waiters or self._short(pool) > 0:
             pool.refill = background(self._refill(pool), f"pool-{pool.subnet_id}")
 
+    def _short(self, pool: SubnetPool) -> int:
+        return max(pool.target, self.config.min) - len(pool.free) - pool.creating
+
     async def _refill(self, pool: SubnetPool) -> None:
+        """The pool's one refill: rounds of one bulk POST each, until the target is met and
+        no start waits; starts missing meanwhile join the next round."""
         try:
             if time.monotonic() < pool.strays_until:
                 await self._adopt_strays(pool)
-            while not pool.closing and len(pool.free) + pool.creating < self.config.min:
-                if await self.fill(pool, self.config.batch or self.config.min) == 0:
+            if pool.waiters:
+                await asyncio.sleep(_COALESCE_SECONDS)
+            while not pool.closing and (pool.waiters or self._short(pool) > 0):
+                if await self._fill_round(pool) == 0:
+                    if pool.waiters:
+                        raise BackendError(f"subnet {pool.subnet_id} has no address left")
                     return
+            if pool.closing:
+                raise BackendError(f"the network of subnet {pool.subnet_id} is being removed")
         except Exception as exc:
             LOG.warning("refill of the pool of subnet %s failed: %s", pool.subnet_id, exc)
+            self._fail_waiters(pool, exc)
         finally:
             pool.refill = None
+
+    async def _fill_round(self, pool: SubnetPool) -> int:
+        """One bulk create: a port per waiting start, plus the refill (at least ``batch``)
+        when the pool is below its target, capped so free ports never exceed ``max``."""
+        short = self._short(pool)
+        room = self.config.max - len(pool.free) - pool.creating
+        for_pool = min(max(short, self.config.batch), room) if short > 0 else 0
+        wanted = self._fixed_ips(pool, len(pool.waiters) + max(for_pool, 0))
+        if not wanted:
+            return 0
+        pool.creating += len(wanted)
+        try:
+            created = await self._create(pool, wanted)
+        finally:
+            pool.creating -= len(wanted)
+        for port in created:
+            self._add_created(pool, port)
+        self._serve_waiters(pool)
+        # Ports made for starts that gave up meanwhile: beyond max they go.
+        while len(pool.free) > self.config.max:
+            self._drop(pool, next(reversed(pool.free)))
+        return len(created)
+
+    def _drop(self, pool: SubnetPool, port_id: str) -> None:
+        del pool.free[port_id]
+        with self._state.transaction():
+            self._state.forget_pool_port(port_id)
+            self._journal.record_delete(port_id)
+        self._level(pool)
 
     async def _adopt_strays(self, pool: SubnetPool) -> None:
         """Take in this subnet's pool ports that no pool knows: made by a bulk create whose
@@ -336,7 +430,8 @@ class Pools:
     # --- networks -------------------------------------------------------------------------------
 
     async def network_created(self, network: Network, req: p.CreateNetworkRequest) -> None:
-        """Start the pools of a new network's subnets, so its first container finds a port.
+        """Start filling the pools of a new network's subnets (in the background), so its
+        first containers find ports.
 
         The mode follows the IPAM driver: Docker's own (its address spaces) keeps ports on the
         addresses Docker picks next, which needs the subnet's allocation pools (read once here,
@@ -350,9 +445,9 @@ class Pools:
         }
         for subnet in network.subnets:
             if subnet.cidr in docker_ipam:
-                self.ensure(subnet, MODE_EXACT, await self._ranges(subnet), start=False)
+                self.ensure(subnet, MODE_EXACT, await self._ranges(subnet))
             else:
-                self.ensure(subnet, MODE_ANY, start=False)
+                self.ensure(subnet, MODE_ANY)
 
     async def _ranges(self, subnet: Subnet) -> list[tuple[str, str]]:
         raw = await self._neutron.show("subnets", subnet.id)
@@ -391,6 +486,7 @@ class Pools:
             pool.closing = True
             if pool.refill is not None:
                 await asyncio.gather(pool.refill, return_exceptions=True)
+            self._fail_waiters(pool, BackendError(f"network {network.docker_id[:12]} is removed"))
             doomed += list(pool.free) + list(pool.taken)
             for port_id in [*pool.free, *pool.taken]:
                 self._journal.record_delete(port_id)
@@ -427,7 +523,7 @@ class Pools:
         known = {s.id for n in self._state.networks() for s in n.subnets}
         for row in self._state.pools():
             if row.subnet_id in known:
-                self._pools[row.subnet_id] = SubnetPool(row)
+                self._pools[row.subnet_id] = SubnetPool(row, target=self.config.min)
             else:
                 self._state.forget_pool(row.subnet_id)
         local = {pp.port_id: pp for pp in self._state.pool_ports()}
@@ -446,7 +542,7 @@ class Pools:
         for pool in self._pools.values():
             # A predecessor killed during a bulk create: Neutron may still be making its ports.
             pool.strays_until = time.monotonic() + _BULK_TIMEOUT
-            pool.started = bool(pool.free or pool.taken)
+            pool.started = True
             self._level(pool)
             self._kick(pool)
         LOG.info(
@@ -493,7 +589,8 @@ class Pools:
 
 
 class PooledAllocator(PortAllocator):
-    """:class:`PortAllocator` served from the pools; a miss falls back to one Neutron call."""
+    """:class:`PortAllocator` served from the pools. A Kuryr IPAM miss waits for the pool's
+    next bulk create; any other miss (a given address or MAC) makes its own port."""
 
     def __init__(self, neutron: Neutron, host: str, pools: Pools) -> None:
         super().__init__(neutron, host)
@@ -507,7 +604,7 @@ class PooledAllocator(PortAllocator):
                 port = self.pools.take_exact(subnet.id, address)
             else:
                 self.pools.ensure(subnet, MODE_ANY)
-                port = self.pools.take_any(subnet.id)
+                port = await self.pools.take_or_wait(subnet.id)
             if port is not None:
                 return port
         return await super().acquire(subnet, address, mac)

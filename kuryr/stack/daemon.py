@@ -75,9 +75,9 @@ endpoint = {NEUTRON_URL}
 host = {hostname()}
 
 [pool]
-min = 4
-max = 16
-batch = 8
+min = 8
+max = 32
+batch = 16
 bookkeeping_delay = 1
 """
 
