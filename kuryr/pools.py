@@ -340,9 +340,13 @@ class Pools:
         )
         for port in found:
             port_id = str(port["id"])
+            # Known, or on its way out (a journaled delete): not a stray.
             known = port_id in pool.free or port_id in pool.taken
+            known = known or self._journal.state.journal_entry(port_id) is not None
             ips = fixed_ips(port)
             if known or port.get("device_id") or [sid for sid, _ in ips] != [pool.subnet_id]:
+                continue
+            if not _bound(port):
                 continue
             if len(pool.free) + pool.creating >= self.config.max:
                 self._journal.record_delete(port_id)
@@ -570,7 +574,7 @@ class Pools:
         for port in remote:
             port_id = str(port["id"])
             ips = fixed_ips(port)
-            if port_id in local or len(ips) != 1:
+            if port_id in local or len(ips) != 1 or not _bound(port):
                 continue
             subnet_id, ip = ips[0]
             if subnet_id not in self._pools:
@@ -627,6 +631,13 @@ class PooledAllocator(PortAllocator):
             return
         if not self.pools.give_back(port):
             self.pools.discard(str(port["id"]))
+
+
+def _bound(port: Resource) -> bool:
+    """False while Neutron is still binding a port of a bulk create (the ports exist before
+    their binding is done): such a port is taken in later, with its binding, never cached
+    unbound (a container would get a port it cannot plug)."""
+    return port.get("binding:vif_type") not in ("unbound", "binding_failed", None)
 
 
 def _addr(ip: str) -> int:
