@@ -30,6 +30,9 @@ OPT_POOL_NAME = "neutron.pool.name"
 OPT_POOL_V6_UUID = "neutron.pool.v6.uuid"
 OPT_POOL_V6_NAME = "neutron.pool.v6.name"
 OPT_SHARED = "neutron.net.shared"
+# An existing subnet Docker's pool is (adoption); accepted as network and as IPAM options.
+OPT_SUBNET_UUID = {4: "neutron.subnet.uuid", 6: "neutron.subnet.v6.uuid"}
+OPT_SUBNET_NAME = {4: "neutron.subnet.name", 6: "neutron.subnet.v6.name"}
 
 # Neutron error types meaning "this fixed IP is taken".
 _IP_TAKEN = ("IpAddressAlreadyAllocated", "IpAddressInUse")
@@ -172,10 +175,12 @@ class Ipam(IpamDriver):
             sub_pool = ipaddress.ip_network(req.sub_pool) if req.sub_pool else None
             if sub_pool is not None and not subnet_of(sub_pool, cidr):
                 raise InvalidRequest(f"ip range {sub_pool} is not inside {cidr}")
-            subnetpool = named or await self._pool_for_cidr(cidr, _shared(req.options))
+            existing = await self._existing_subnet(req.options, cidr)
+            subnetpool = named or await self._pool_of(existing)
+            subnetpool = subnetpool or await self._pool_for_cidr(cidr, _shared(req.options))
             if not _contains(subnetpool, cidr):
                 raise InvalidRequest(f"{cidr} is not inside subnetpool {subnetpool['name']}")
-            await self._check_unused(subnetpool, cidr)
+            await self._check_unused(subnetpool, cidr, existing)
             choice = PoolChoice(subnetpool["id"], cidr, sub_pool)
         else:
             subnetpool = named or await self._default_pool(version)
@@ -399,11 +404,49 @@ class Ipam(IpamDriver):
             },
         )
 
-    async def _check_unused(self, subnetpool: Resource, cidr: IPNetwork) -> None:
+    async def _existing_subnet(self, options: dict[str, str], cidr: IPNetwork) -> Resource | None:
+        """The existing subnet the options name for ``cidr``'s version (adoption), if any."""
+        uuid = options.get(OPT_SUBNET_UUID[cidr.version])
+        name = options.get(OPT_SUBNET_NAME[cidr.version])
+        if uuid:
+            subnet = await self._neutron.show("subnets", uuid)
+            if subnet is None:
+                raise NotFound(f"Neutron subnet {uuid} does not exist")
+        elif name:
+            found = await self._neutron.query("subnets", {"name": name})
+            if not found:
+                raise NotFound(f"no Neutron subnet named {name}")
+            if len(found) > 1:
+                key = OPT_SUBNET_UUID[cidr.version]
+                raise Conflict(f"{len(found)} Neutron subnets are named {name}; give {key}")
+            subnet = found[0]
+        else:
+            return None
+        if ipaddress.ip_network(subnet["cidr"]) != cidr:
+            raise InvalidRequest(f"subnet {subnet['id']} is {subnet['cidr']}, the pool is {cidr}")
+        return subnet
+
+    async def _pool_of(self, subnet: Resource | None) -> Resource | None:
+        """The subnetpool an existing subnet was allocated from (None: it has none)."""
+        if subnet is None or not subnet.get("subnetpool_id"):
+            return None
+        return await self._neutron.show("subnetpools", str(subnet["subnetpool_id"]))
+
+    async def _check_unused(
+        self, subnetpool: Resource, cidr: IPNetwork, existing: Resource | None = None
+    ) -> None:
+        """Fail early on a CIDR another subnet of the pool holds, unless it is the existing
+        subnet the request adopts (or, named only as a network option, a subnet of that exact
+        CIDR that Kuryr did not make: CreateNetwork then adopts it or Neutron refuses)."""
         used = await self._neutron.query(
-            "subnets", {"subnetpool_id": subnetpool["id"], "fields": ["id", "cidr"]}
+            "subnets", {"subnetpool_id": subnetpool["id"], "fields": ["id", "cidr", "name"]}
         )
         for s in used:
+            if existing is not None and s["id"] == existing["id"]:
+                continue
+            same = ipaddress.ip_network(s["cidr"]) == cidr
+            if same and not str(s.get("name") or "").startswith(naming.SUBNET_NAME_PREFIX):
+                continue
             if ipaddress.ip_network(s["cidr"]).overlaps(cidr):
                 raise Conflict(f"{cidr} overlaps Neutron subnet {s['id']} ({s['cidr']})")
 

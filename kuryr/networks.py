@@ -14,7 +14,7 @@ from typing import Any
 from kuryr import deadline, naming
 from kuryr import protocol as p
 from kuryr.errors import Conflict, InvalidRequest, KuryrError, NotFound
-from kuryr.ipam import Ipam, PoolChoice
+from kuryr.ipam import OPT_SUBNET_NAME, OPT_SUBNET_UUID, Ipam, PoolChoice
 from kuryr.model import IPNetwork, Network, Subnet, allocation_pools
 from kuryr.neutron import Neutron, NeutronError, Resource
 from kuryr.state import State
@@ -24,8 +24,6 @@ LOG = logging.getLogger(__name__)
 OPT_NET_UUID = "neutron.net.uuid"
 OPT_NET_NAME = "neutron.net.name"
 OPT_NET_SHARED = "neutron.net.shared"
-OPT_SUBNET_UUID = {4: "neutron.subnet.uuid", 6: "neutron.subnet.v6.uuid"}
-OPT_SUBNET_NAME = {4: "neutron.subnet.name", 6: "neutron.subnet.v6.name"}
 
 Undo = Callable[[], Awaitable[Any]]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import secrets
 from dataclasses import dataclass
 
 import pytest
@@ -244,3 +245,80 @@ async def test_bad_pool_ids_and_addresses(stack: StackFacts) -> None:
         with pytest.raises(NotFound):
             await request_pool(d, **{"Options": {"neutron.pool.name": "dom-no-such-pool"}})
         await d.ipam.release_pool(p.ReleasePoolRequest(PoolID=pool.pool_id))
+
+
+@pytest.mark.parametrize("named_in", ["ipam", "network"])
+async def test_existing_subnet_of_a_pool_is_adopted_not_refused(
+    stack: StackFacts, named_in: str
+) -> None:
+    """``--subnet <cidr>`` with ``neutron.subnet.uuid`` naming an existing subnet of that CIDR:
+    RequestPool answers with the subnet's own pool (the overlap is the subnet itself; with the
+    option only on the network, a subnet Kuryr did not make); CreateNetwork uses it."""
+    async with domain(stack.neutron_url, stack.chassis_hostname) as d:
+        prefix = f"10.{secrets.randbelow(50) + 200}.0.0/16"
+        pool = await d.neutron.create(
+            "subnetpools",
+            {
+                "name": f"hrd-pool-{secrets.token_hex(3)}",
+                "prefixes": [prefix],
+                "default_prefixlen": 24,
+            },
+        )
+        net = await d.neutron.create("networks", {"name": f"hrd-net-{secrets.token_hex(3)}"})
+        subnet = await d.neutron.create(
+            "subnets",
+            {
+                "name": f"hrd-subnet-{secrets.token_hex(3)}",
+                "network_id": net["id"],
+                "ip_version": 4,
+                "subnetpool_id": pool["id"],
+                "prefixlen": 24,
+            },
+        )
+        adopt = {"neutron.subnet.uuid": subnet["id"]}
+        did = d.new_id()
+        try:
+            # kuryr-libnetwork's way names the pool as IPAM option, the subnet as network one.
+            ipam_opts = adopt if named_in == "ipam" else {"neutron.pool.uuid": pool["id"]}
+            answer = await request_pool(d, subnet["cidr"], Options=ipam_opts)
+            assert answer.pool_id == naming.pool_id(pool["id"], subnet["cidr"])
+            gw = await d.ipam.request_address(
+                p.RequestAddressRequest(PoolID=answer.pool_id, Options=GATEWAY)
+            )
+            created = await d.networks.create(
+                create_request(
+                    did, answer.pool, gw.address, {"neutron.net.uuid": net["id"], **adopt}
+                )
+            )
+            assert [s.id for s in created.subnets] == [subnet["id"]]
+            addr = await d.ipam.request_address(p.RequestAddressRequest(PoolID=answer.pool_id))
+            assert ipaddress.ip_interface(addr.address) in ipaddress.ip_network(subnet["cidr"])
+            await d.ipam.release_address(
+                p.ReleaseAddressRequest(
+                    PoolID=answer.pool_id, Address=addr.address.partition("/")[0]
+                )
+            )
+            await d.ipam.release_pool(p.ReleasePoolRequest(PoolID=answer.pool_id))
+            await d.networks.delete(did)
+            assert await d.neutron.show("subnets", subnet["id"]) is not None
+        finally:
+            for port in await d.neutron.query("ports", {"network_id": net["id"]}):
+                await d.neutron.delete("ports", port["id"])
+            await d.neutron.delete("networks", net["id"])
+            await d.neutron.delete("subnetpools", pool["id"])
+
+
+async def test_existing_subnet_of_another_cidr_is_refused(stack: StackFacts) -> None:
+    async with domain(stack.neutron_url, stack.chassis_hostname) as d:
+        net = await d.neutron.create("networks", {"name": f"hrd-net-{secrets.token_hex(3)}"})
+        try:
+            subnet = await d.neutron.create(
+                "subnets",
+                {"network_id": net["id"], "ip_version": 4, "cidr": "192.168.233.0/24"},
+            )
+            with pytest.raises(InvalidRequest):
+                await request_pool(
+                    d, "192.168.234.0/24", Options={"neutron.subnet.uuid": subnet["id"]}
+                )
+        finally:
+            await d.neutron.delete("networks", net["id"])
