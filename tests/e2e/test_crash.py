@@ -44,12 +44,15 @@ from tests.e2e.helpers import (
     run,
     settle,
 )
+from tests.e2e.scenario import free_subnet
 
 pytestmark = pytest.mark.stack
 
 ROUNDS = 10
 CONTAINERS = 20
-CIDR = "10.231.0.0/20"  # outside the default pool: the network gets its own kuryrPool
+# Outside the default pool (the network gets its own kuryrPool), and not in use: a run cut
+# short may leave its network behind (a stale endpoint in dockerd's store blocks its removal).
+CIDR_TEMPLATE, CIDR_CHOICES = "10.{}.0.0/20", range(224, 240)
 HOST_IF = re.compile(r"^tap[0-9a-f]{11}$")
 
 
@@ -130,7 +133,8 @@ def test_sigkill_during_concurrent_starts_and_stops(stack: StackFacts, env: Dock
 
 def crash_rounds_then_check(stack: StackFacts, env: DockerEnv) -> None:
     neutron = Neutron()
-    net = env.network("--ipam-driver", "kuryr", "--subnet", CIDR)
+    cidr = free_subnet(neutron, CIDR_TEMPLATE, CIDR_CHOICES)
+    net = env.network("--ipam-driver", "kuryr", "--subnet", cidr)
     neutron_net = neutron.network_of_docker(docker_network_id(net))
     subnet_ids = {s["id"] for s in neutron.find("subnets", network_id=neutron_net["id"])}
     pools = {s["subnetpool_id"] for s in neutron.find("subnets", network_id=neutron_net["id"])}
