@@ -206,7 +206,7 @@ class Reconciler:
             endpoint_id = str(port.get("device_id") or "")
             young = _age(port, now) < self._grace
             outside = self._scope is not None and port.get("network_id") not in self._scope
-            if young or outside or docker is None or naming.is_pool_port(port):
+            if young or outside or docker is None:
                 kept.add(port["id"])
                 plan.keep("port")
                 continue
@@ -222,8 +222,13 @@ class Reconciler:
                         self._port_remover(port),
                     )
                 continue
+            # A running endpoint's address decides before the pool look: a pool port handed
+            # to a container whose bookkeeping was never written still looks pooled.
             owner = self._holder(port, held, docker_of)
-            if owner is not None:
+            if owner is None and naming.is_pool_port(port):
+                kept.add(port["id"])
+                plan.keep("port")
+            elif owner is not None:
                 kept.add(port["id"])
                 plan.add(
                     "bookkeeping",
