@@ -31,10 +31,11 @@ class Outcome:
 
     @property
     def error(self) -> str:
-        """Docker's reason: the first line of stderr that is not a usage hint."""
+        """Docker's reason: the first line of stderr that is neither a usage hint nor a
+        warning (dockerd without IP forwarding warns on every run)."""
         for line in self.stderr.splitlines():
             text = line.strip()
-            if text and not text.startswith(("Run '", "See '")):
+            if text and not text.startswith(("Run '", "See '", "WARNING:")):
                 return text
         return f"exit status {self.returncode}"
 

@@ -305,6 +305,13 @@ def render(results: dict[str, Any]) -> str:
         "Versions: " + ", ".join(f"{k} {val}" for k, val in sorted(v.items())) + ".",
         "",
     ]
+    pids = results.get("kuryr_daemon_pids_seen", [])
+    if len(pids) > 1:
+        head += [
+            f"**Disturbed run:** the Kuryr daemon was restarted during the run (PIDs {pids}),",
+            "by another user of the shared stack; Kuryr rows with errors or n/a reflect that.",
+            "",
+        ]
     body = (
         _setup_section(results)
         + _start_section(results, derived)

@@ -26,3 +26,11 @@ def test_error_without_output_names_the_exit_status() -> None:
 def test_elapsed_and_ok() -> None:
     done = Outcome(("docker", "ps"), 10.0, 10.5, 0, "", "")
     assert done.ok and done.elapsed == 0.5
+
+
+def test_error_skips_dockerd_warnings() -> None:
+    stderr = (
+        "WARNING: IPv4 forwarding is disabled. Networking will not work.\n"
+        "docker: Error response from daemon: plugin not found.\n"
+    )
+    assert _failed(stderr).error == "docker: Error response from daemon: plugin not found."
