@@ -47,7 +47,7 @@ from kuryr.config import Config
 from kuryr.errors import KuryrError
 from kuryr.model import fixed_ips
 from kuryr.netlink import Netlink
-from kuryr.neutron import Neutron, Resource, connect
+from kuryr.neutron import Neutron, NeutronError, Resource, connect
 from kuryr.ovsdb import Ovsdb
 
 LOG = logging.getLogger(__name__)
@@ -172,7 +172,9 @@ class Reconciler:
         in_use = self._judge_ports(plan, ports, docker, docker_of, now)
         await self._judge_interfaces(plan, ports, in_use)
         await self._judge_groups(plan, ports, now)
-        await self._judge_subnetpools(plan, now)
+        if self._scope is None:
+            # Subnetpools belong to no network: a run scoped to networks leaves them alone.
+            await self._judge_subnetpools(plan, now)
         if networks and docker is not None and self._scope is None:
             await self._judge_networks(plan, docker, now)
         return plan
@@ -184,6 +186,13 @@ class Reconciler:
             try:
                 await action.run()
                 LOG.info("reconciled %s", action.describe())
+            except NeutronError as exc:
+                if not _overtaken(exc):
+                    errors.append(f"{action.describe()}: {exc.message}")
+                    LOG.warning("cannot reconcile %s: %s", action.describe(), exc.message)
+                    continue
+                # The daemon (or a user) got there first; nothing is left to do.
+                LOG.info("not reconciled %s: overtaken (%s)", action.describe(), exc.message)
             except KuryrError as exc:
                 errors.append(f"{action.describe()}: {exc.message}")
                 LOG.warning("cannot reconcile %s: %s", action.describe(), exc.message)
@@ -413,6 +422,12 @@ class Reconciler:
             await self._neutron.delete(resource, ident)
 
         return delete
+
+
+def _overtaken(exc: NeutronError) -> bool:
+    """The resource changed between plan and apply: gone (404), or a subnetpool that got a
+    new subnet meanwhile (Neutron answers 400 SubnetPoolDeleteError, or 409)."""
+    return exc.not_found or exc.conflict or exc.neutron_type == "SubnetPoolDeleteError"
 
 
 def _held_addresses(docker: DockerView) -> dict[tuple[str, str], str]:
