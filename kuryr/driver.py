@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import ipaddress
+import time
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 
@@ -46,6 +48,10 @@ class KuryrNetworkDriver(NetworkDriver):
         await self.networks.delete(req.network_id)
 
     async def create_endpoint(self, req: p.CreateEndpointRequest) -> p.CreateEndpointResponse:
+        iface = req.interface or p.EndpointInterface()
+        given = [a for a in (iface.address, iface.address_ipv6) if a]
+        addresses = [str(ipaddress.ip_interface(a).ip) for a in given]
+        metrics.endpoint_creating(req.endpoint_id, addresses, time.perf_counter())
         return await self.endpoints.create(req)
 
     async def endpoint_oper_info(self, req: p.EndpointRequest) -> p.EndpointOperInfoResponse:
@@ -54,11 +60,15 @@ class KuryrNetworkDriver(NetworkDriver):
 
     async def delete_endpoint(self, req: p.EndpointRequest) -> None:
         await self.endpoints.delete(req, self.security_groups.revoke)
+        metrics.endpoint_deleted(req.endpoint_id)
 
     async def join(self, req: p.JoinRequest) -> p.JoinResponse:
-        return await self.endpoints.join(req)
+        answer = await self.endpoints.join(req)
+        metrics.joined(req.endpoint_id)
+        return answer
 
     async def leave(self, req: p.EndpointRequest) -> None:
+        metrics.leaving(req.endpoint_id)
         await self.endpoints.leave(req)
 
     async def program_external_connectivity(self, req: p.ExternalConnectivityRequest) -> None:

@@ -12,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from kuryr import naming
+from kuryr import metrics, naming
 from kuryr import protocol as p
 from kuryr.api import IpamDriver
 from kuryr.errors import Conflict, InvalidRequest, NotFound
@@ -251,6 +252,7 @@ class Ipam(IpamDriver):
     # --- RequestAddress / ReleaseAddress ---------------------------------------------------
 
     async def request_address(self, req: p.RequestAddressRequest) -> p.RequestAddressResponse:
+        started = time.perf_counter()
         _, cidr = _parse(req.pool_id)
         if req.address and ipaddress.ip_address(req.address) not in cidr:
             raise InvalidRequest(f"address {req.address} is not in pool {cidr}")
@@ -269,6 +271,7 @@ class Ipam(IpamDriver):
         else:
             mac = req.options.get(p.OPT_MAC_ADDRESS) or None
             address = await self._acquire(subnet, req.address or None, mac)
+            metrics.address_requested(address, started)
         return p.RequestAddressResponse(address=f"{address}/{cidr.prefixlen}", data={})
 
     def _gateway(

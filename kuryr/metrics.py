@@ -8,7 +8,8 @@ the server's route table, Neutron methods and resources from code, never from re
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
@@ -53,6 +54,78 @@ POOL_LEVEL = Gauge(
     ["subnet"],
     registry=REGISTRY,
 )
+START_SECONDS = Histogram(
+    "kuryr_container_start_seconds",
+    "Time from a container's first plugin request on a Kuryr network (RequestAddress with "
+    "Kuryr IPAM, else CreateEndpoint) to its Join answered.",
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+STOP_SECONDS = Histogram(
+    "kuryr_container_stop_seconds",
+    "Time from a container's Leave to its DeleteEndpoint answered (the ReleaseAddress that "
+    "follows is answered from memory).",
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+# Clocks of starts and stops in progress; a container Docker abandons midway never ends its
+# clock, so the oldest are dropped beyond this many.
+_CLOCKS_KEPT = 4096
+
+
+class _Clocks:
+    """Start times by key (address, endpoint id), oldest dropped beyond a bound."""
+
+    def __init__(self) -> None:
+        self._started: OrderedDict[str, float] = OrderedDict()
+
+    def start(self, key: str, at: float | None = None) -> None:
+        self._started[key] = time.perf_counter() if at is None else at
+        self._started.move_to_end(key)
+        while len(self._started) > _CLOCKS_KEPT:
+            self._started.popitem(last=False)
+
+    def stop(self, key: str) -> float | None:
+        """Seconds since ``key`` started (None when it never did); forgets ``key``."""
+        started = self._started.pop(key, None)
+        return None if started is None else time.perf_counter() - started
+
+    def take(self, key: str) -> float | None:
+        """When ``key`` started (None when it never did); forgets ``key``."""
+        return self._started.pop(key, None)
+
+
+_ADDRESSES = _Clocks()
+_STARTS = _Clocks()
+_STOPS = _Clocks()
+
+
+def address_requested(address: str, started: float) -> None:
+    """RequestAddress (begun at ``started``, a perf_counter time) gave ``address``."""
+    _ADDRESSES.start(address, started)
+
+
+def endpoint_creating(endpoint_id: str, addresses: Iterable[str], started: float) -> None:
+    """CreateEndpoint began at ``started``; the start's clock runs from the earliest of that and
+    the RequestAddress of its addresses."""
+    earlier = [t for t in (_ADDRESSES.take(a) for a in addresses) if t is not None]
+    _STARTS.start(endpoint_id, min([started, *earlier]))
+
+
+def joined(endpoint_id: str) -> None:
+    seconds = _STARTS.stop(endpoint_id)
+    if seconds is not None:
+        START_SECONDS.observe(seconds)
+
+
+def leaving(endpoint_id: str) -> None:
+    _STOPS.start(endpoint_id)
+
+
+def endpoint_deleted(endpoint_id: str) -> None:
+    seconds = _STOPS.stop(endpoint_id)
+    if seconds is not None:
+        STOP_SECONDS.observe(seconds)
 
 
 def observe_request(method: str, status: int, seconds: float) -> None:
