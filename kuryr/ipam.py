@@ -117,6 +117,10 @@ class PortAllocator:
         updated["tags"] = await self._neutron.set_tags("ports", port["id"], tags)
         return updated
 
+    def held_by_endpoint(self, port: Resource) -> bool:
+        """The port belongs to an endpoint (so no address release may take it)."""
+        return bool(port.get("device_id"))
+
     async def release(self, port: Resource) -> None:
         """Delete the port, or hand an adopted one back as it was found."""
         if naming.TAG_EXISTING_PORT not in port.get("tags", []):
@@ -322,6 +326,12 @@ class Ipam(IpamDriver):
         if port is None:
             port = await find_port_by_ip(self._neutron, subnet.id, req.address)
             if port is None or port.get("device_owner") != naming.DEVICE_OWNER:
+                return
+            if self.allocator.held_by_endpoint(port):
+                # A release this daemon does not remember giving (it restarted after the
+                # DeleteEndpoint that already released the address): the address has since
+                # gone to another endpoint, whose port it must not take.
+                LOG.info("ReleaseAddress %s: now held by an endpoint, kept", req.address)
                 return
         await self.allocator.release(port)
 

@@ -591,6 +591,10 @@ class Pools:
     def show(self) -> list[dict[str, Any]]:
         return [p.summary() for p in self._pools.values()]
 
+    def held_by_endpoint(self, port_id: str) -> bool:
+        """An endpoint of this daemon holds the port (its device_id may not be written yet)."""
+        return any(str(port["id"]) == port_id for _, port in self._state.endpoints().values())
+
 
 class PooledAllocator(PortAllocator):
     """:class:`PortAllocator` served from the pools. A Kuryr IPAM miss waits for the pool's
@@ -624,6 +628,9 @@ class PooledAllocator(PortAllocator):
         if not pool.started:
             self.pools.ensure(subnet, pool.row.mode)
         return self.pools.take_exact(subnet.id, ip)
+
+    def held_by_endpoint(self, port: Resource) -> bool:
+        return super().held_by_endpoint(port) or self.pools.held_by_endpoint(str(port["id"]))
 
     async def release(self, port: Resource) -> None:
         if naming.TAG_EXISTING_PORT in (port.get("tags") or []):

@@ -185,7 +185,17 @@ def crash_rounds_then_check(stack: StackFacts, env: DockerEnv) -> None:
     endpoints = {name: endpoint(name, net) for name in running}
     ports = neutron.find("ports", network_id=neutron_net["id"], device_owner="compute:kuryr")
     bound = {p["device_id"]: p for p in ports if p["device_id"]}
-    assert set(bound) == {ep.endpoint_id for ep in endpoints.values()}
+    unbound = {ep.endpoint_id[:12]: ep.ipv4 for ep in endpoints.values()}
+    holders = {
+        eid: [
+            (p["id"], p["name"], p["device_id"][:12], p["tags"])
+            for p in ports
+            if ip in {f["ip_address"] for f in p["fixed_ips"]}
+        ]
+        for eid, ip in unbound.items()
+        if not any(d.startswith(eid) for d in bound)
+    }
+    assert set(bound) == {ep.endpoint_id for ep in endpoints.values()}, holders
 
     def reservations() -> list[str]:
         # A pool port is named so in its create (its pool tag follows a moment later).
