@@ -10,11 +10,13 @@ out twice however many starts run at once. Refill runs in the background, in bat
 ``batch``, never beyond ``max`` free-or-being-created ports.
 
 A pool starts filling when its network is created, so the first containers find ports. Its
-refill aims at ``target`` free ports (starting at ``min``); a start that finds the pool empty (a
-burst) waits for the pool's one refill instead of making its own port: Neutron serializes port
-creates, so one bulk POST sized to all waiting starts plus the refill serves them sooner than a
-POST each. Each such miss doubles the target (up to ``max``), so the next burst of that size
-finds its ports ready.
+refill aims at ``target`` free ports (starting at ``min``). A start that finds the pool empty (a
+burst) waits for the pool's one refill instead of making its own port: the next bulk POST is
+sized to the starts waiting (they are served before the pool is topped up), so misses arriving
+together share one POST. Neutron makes the ports of a bulk one after the other (~0.5 s each
+under load), so a POST holds at most ``batch`` ports beyond the waiting starts: a small batch
+makes ports arrive early and keeps a later miss from queueing behind a long refill. Each miss
+raises the target by one (up to ``max``): the next burst of that size finds its ports ready.
 
 Two modes per subnet. ``any`` (Kuryr IPAM): any free port serves, Neutron picked its address.
 ``exact`` (Docker's own IPAM): Docker hands out the LOWEST free address of its pool (libnetwork's
@@ -51,12 +53,13 @@ _IP_TAKEN = ("IpAddressAlreadyAllocated", "IpAddressInUse")
 _FLUSH_TIMEOUT = 30.0
 # Misses arriving this close together share one bulk POST.
 _COALESCE_SECONDS = 0.005
-# A start waiting for a pool port outside any request's deadline (tools, tests) gives up after.
-_WAIT_TIMEOUT = 60.0
 # A bulk create runs in the background (no Docker request waits on it) and costs Neutron one
 # bound port create per item: under load it needs far longer than a request-path call, and a
 # caller that gives up early does not stop Neutron from making the ports.
 _BULK_TIMEOUT = 120.0
+# A start waiting for a pool port outside any request's deadline (tools, tests): as long as
+# the bulk create it waits for may take.
+_WAIT_TIMEOUT = _BULK_TIMEOUT
 # IPAMData address spaces of Docker's own IPAM driver (Kuryr IPAM answers "no_address_space").
 DOCKER_ADDRESS_SPACES = ("", "LocalDefault", "GlobalDefault")
 
@@ -176,7 +179,7 @@ class Pools:
             return self._take(pool, next(iter(pool.free)))
         waiter: asyncio.Future[Resource] = asyncio.get_running_loop().create_future()
         pool.waiters.append(waiter)
-        pool.target = min(self.config.max, max(2 * pool.target, self.config.min, 1))
+        pool.target = min(self.config.max, max(pool.target, self.config.min) + 1)
         self._kick(pool)
         timeout = deadline.clamp(_WAIT_TIMEOUT, f"waiting for a port of subnet {subnet_id}")
         try:
@@ -298,12 +301,14 @@ class Pools:
             pool.refill = None
 
     async def _fill_round(self, pool: SubnetPool) -> int:
-        """One bulk create: a port per waiting start, plus the refill (at least ``batch``)
-        when the pool is below its target, capped so free ports never exceed ``max``."""
-        short = self._short(pool)
-        room = self.config.max - len(pool.free) - pool.creating
-        for_pool = min(max(short, self.config.batch), room) if short > 0 else 0
-        wanted = self._fixed_ips(pool, len(pool.waiters) + max(for_pool, 0))
+        """One bulk create: a port per waiting start when some wait, else a refill batch,
+        capped so free ports never exceed ``max``."""
+        if pool.waiters:
+            count = len(pool.waiters)
+        else:
+            room = self.config.max - len(pool.free) - pool.creating
+            count = min(self.config.batch or self.config.min, room)
+        wanted = self._fixed_ips(pool, max(count, 0))
         if not wanted:
             return 0
         pool.creating += len(wanted)

@@ -75,9 +75,9 @@ endpoint = {NEUTRON_URL}
 host = {hostname()}
 
 [pool]
-min = 8
-max = 32
-batch = 16
+min = 20
+max = 40
+batch = 4
 bookkeeping_delay = 1
 """
 
