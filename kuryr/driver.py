@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import ipaddress
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 
-from kuryr import metrics, pools_admin, status
+from kuryr import deadline, metrics, pools_admin, status
 from kuryr import protocol as p
 from kuryr.api import IpamDriver, NetworkDriver
 from kuryr.config import Config
 from kuryr.endpoints import Endpoints
+from kuryr.errors import BackendError, KuryrError
 from kuryr.ipam import Ipam, PoolChoice, PortAllocator
-from kuryr.journal import Journal
+from kuryr.journal import Journal, background
 from kuryr.networks import Networks
 from kuryr.neutron import Neutron, connect
 from kuryr.pools import PooledAllocator, Pools
 from kuryr.security_groups import SecurityGroups
 from kuryr.state import State
+
+LOG = logging.getLogger(__name__)
 
 
 class KuryrNetworkDriver(NetworkDriver):
@@ -36,16 +41,43 @@ class KuryrNetworkDriver(NetworkDriver):
         self.endpoints = endpoints
         self.security_groups = security_groups
         self.pools = pools
+        self._deleting: set[asyncio.Task[None]] = set()
 
     async def create_network(self, req: p.CreateNetworkRequest) -> None:
         network = await self.networks.create(req)
         await self.pools.network_created(network, req)
 
     async def delete_network(self, req: p.NetworkRequest) -> None:
-        network = await self.networks.find(req.network_id)
-        if network is not None:
-            await self.pools.close_network(network)
-        await self.networks.delete(req.network_id)
+        """Delete the network's pool ports, then the network. When that outlasts Docker's
+        request (a pool's ports are deleted one by one, ~0.3-1 s each under load), it goes on
+        in the background: dockerd forgets the network whatever the answer, so stopping would
+        leave it in Neutron."""
+        work = background(self._delete_network(req.network_id), f"delete-{req.network_id[:12]}")
+        self._deleting.add(work)
+        work.add_done_callback(self._deleted)
+        left = deadline.remaining()
+        try:
+            await asyncio.wait_for(asyncio.shield(work), left)
+        except TimeoutError:
+            raise BackendError(
+                f"network {req.network_id[:12]}: removal from Neutron goes on in the background "
+                f"(its pool ports take longer than the {left or 0:.0f}s left)"
+            ) from None
+
+    def _deleted(self, work: asyncio.Task[None]) -> None:
+        self._deleting.discard(work)
+        if not work.cancelled():
+            work.exception()  # logged by _delete_network; retrieved so asyncio does not repeat it
+
+    async def _delete_network(self, docker_id: str) -> None:
+        try:
+            network = await self.networks.find(docker_id)
+            if network is not None:
+                await self.pools.close_network(network)
+            await self.networks.delete(docker_id)
+        except KuryrError as exc:
+            LOG.warning("removal of network %s failed: %s", docker_id[:12], exc)
+            raise
 
     async def create_endpoint(self, req: p.CreateEndpointRequest) -> p.CreateEndpointResponse:
         iface = req.interface or p.EndpointInterface()

@@ -50,7 +50,9 @@ from kuryr.state import FREE, MODE_ANY, MODE_EXACT, TAKEN, PoolPort, PoolRow, St
 LOG = logging.getLogger(__name__)
 
 _IP_TAKEN = ("IpAddressAlreadyAllocated", "IpAddressInUse")
-_FLUSH_TIMEOUT = 30.0
+# Deleting a network's pool ports outside a request (kuryr.driver goes on in the background
+# once Docker's request is over): each costs Neutron ~0.3-1 s, one after the other.
+_FLUSH_TIMEOUT = 120.0
 # Misses arriving this close together share one bulk POST.
 _COALESCE_SECONDS = 0.005
 # A bulk create runs in the background (no Docker request waits on it) and costs Neutron one
