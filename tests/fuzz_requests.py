@@ -9,15 +9,15 @@ one): callers judge by the answer, e.g. "4xx means nothing was changed".
 
 from __future__ import annotations
 
-import http.client
 import json
-import socket
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from hypothesis import strategies as st
+
+from kuryr.stack import unixhttp
 
 CAPTURE = Path(__file__).parent / "data" / "dockerd-20.10-payloads.jsonl"
 
@@ -207,24 +207,7 @@ def requests() -> st.SearchStrategy[FuzzRequest]:
     return st.one_of(_mutated(), _mutated(), _mutated(), _garbled(), _garbled(), _unknown())
 
 
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, socket_path: str, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self._socket_path = socket_path
-
-    def connect(self) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(self.timeout)
-        self.sock.connect(self._socket_path)
-
-
 def post(socket_path: str | Path, path: str, body: bytes, timeout: float = 60.0) -> tuple[int, Any]:
     """POST ``body`` like dockerd does (no Content-Type); return (status, decoded JSON body)."""
-    conn = _UnixConnection(str(socket_path), timeout)
-    try:
-        conn.request("POST", path, body=body)
-        response = conn.getresponse()
-        raw = response.read()
-        return response.status, json.loads(raw) if raw else None
-    finally:
-        conn.close()
+    status, raw = unixhttp.request(Path(socket_path), "POST", path, body, timeout)
+    return status, json.loads(raw) if raw else None

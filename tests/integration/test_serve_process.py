@@ -5,58 +5,26 @@ from __future__ import annotations
 import os
 import signal
 import stat
-import subprocess
-import sys
-import tempfile
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from tests.fuzz_requests import post
+from tests.integration.private_daemon import PrivateDaemon, private_daemon
 
 pytestmark = pytest.mark.stack
 
-KURYR = Path(sys.executable).with_name("kuryr")
-
 
 @pytest.fixture
-def served(stack: object) -> Iterator[tuple[subprocess.Popen[bytes], Path, Path]]:
-    from kuryr.stack.layout import NEUTRON_URL
-    from kuryr.stack.ovs import hostname
-
-    with tempfile.TemporaryDirectory(prefix="srv-serve-") as tmp:
-        root = Path(tmp)
-        sock, log = root / "plugins" / "kuryr.sock", root / "serve.log"
-        (root / "kuryr.conf").write_text(
-            f"[DEFAULT]\ndebug = true\nsocket = {sock}\nstate_dir = {root / 'state'}\n"
-            f"[neutron]\nauth_type = none\nendpoint = {NEUTRON_URL}\n"
-            f"[binding]\nhost = {hostname()}\n"
-        )
-        with log.open("wb") as out:
-            daemon = subprocess.Popen(
-                [str(KURYR), "--config-file", str(root / "kuryr.conf"), "serve"],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        try:
-            deadline = time.monotonic() + 30
-            while not sock.exists():
-                assert daemon.poll() is None, log.read_text()
-                assert time.monotonic() < deadline, "socket never appeared\n" + log.read_text()
-                time.sleep(0.05)
-            yield daemon, sock, log
-        finally:
-            if daemon.poll() is None:
-                daemon.kill()
-                daemon.wait()
+def served(stack: object) -> Iterator[PrivateDaemon]:
+    with private_daemon() as daemon:
+        yield daemon
 
 
 def test_serve_answers_and_stops_cleanly_on_sigterm(
-    served: tuple[subprocess.Popen[bytes], Path, Path],
+    served: PrivateDaemon,
 ) -> None:
-    daemon, sock, log = served
+    daemon, sock, log = served.process, served.socket, served.log
     assert stat.S_IMODE(os.stat(sock).st_mode) == 0o600
     assert post(sock, "/Plugin.Activate", b"") == (
         200,
