@@ -17,6 +17,7 @@ import ipaddress
 import json
 import re
 import secrets
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +30,8 @@ from tests.fuzz_requests import Captured, captured, post
 
 pytestmark = pytest.mark.stack
 
+# moby pkg/plugins: a plugin that cannot be dialled is retried for about 15 s.
+DOCKERD_PLUGIN_RETRY = 15.0
 KINDS = ("networks", "subnets", "ports", "subnetpools", "security-groups")
 HEX_ID = re.compile(r"\b[0-9a-f]{64}\b")
 CIDR = re.compile(r"[0-9a-fA-F.:]+/\d{1,3}")
@@ -123,8 +126,18 @@ def trace(stack: StackFacts) -> Iterator[Trace]:
 
 
 def send(trace: Trace, path: str, body: bytes) -> tuple[int, Any]:
+    """POST as dockerd does, including its patience with a plugin it cannot reach: the shared
+    daemon may be restarting (other engineers' tests restart it), and dockerd retries a plugin
+    whose socket is missing or refuses for ~15 s before it gives up."""
     trace.note(body)
-    return post(PLUGIN_SOCK, path, body)
+    give_up = time.monotonic() + DOCKERD_PLUGIN_RETRY
+    while True:
+        try:
+            return post(PLUGIN_SOCK, path, body)
+        except (FileNotFoundError, ConnectionRefusedError):
+            if time.monotonic() > give_up:
+                raise
+            time.sleep(0.2)
 
 
 def assert_error(path: str, status: int, answer: Any) -> None:
