@@ -195,7 +195,7 @@ def crash_rounds_then_check(stack: StackFacts, env: DockerEnv) -> None:
         for eid, ip in unbound.items()
         if not any(d.startswith(eid) for d in bound)
     }
-    assert set(bound) == {ep.endpoint_id for ep in endpoints.values()}, holders
+    assert set(bound) == {ep.endpoint_id for ep in endpoints.values()}, (holders, gc.stdout)
 
     def reservations() -> list[str]:
         # A pool port is named so in its create (its pool tag follows a moment later).
