@@ -186,7 +186,10 @@ class Endpoints:
         if port.get("device_id") == endpoint_id:
             return port
         owner = port.get("device_owner") or ""
-        if port.get("device_id") or owner not in ("", naming.DEVICE_OWNER):
+        # The local state first: an endpoint whose device_id the journal has not written yet
+        # holds the port all the same.
+        taken = port.get("device_id") or self._ipam.allocator.held_by_endpoint(port)
+        if taken or owner not in ("", naming.DEVICE_OWNER):
             raise Conflict(f"address {ip} is held by Neutron port {port['id']}")
         update = {k: v for k, v in attrs.items() if k not in ("network_id", "admin_state_up")}
         claimed = await self._neutron.update("ports", port["id"], update)

@@ -303,8 +303,9 @@ class Ipam(IpamDriver):
             return address
         port = await self.allocator.acquire(subnet, address, mac)
         ip = next(ip for sid, ip in fixed_ips(port) if sid == subnet.id)
+        # A release still owed for an earlier holder of this address stays owed: dockerd
+        # sends that ReleaseAddress after the DeleteEndpoint, and it must not take this port.
         self._held[(subnet.id, ip)] = port
-        self._released.discard((subnet.id, ip))
         return ip
 
     async def release_address(self, req: p.ReleaseAddressRequest) -> None:

@@ -62,6 +62,11 @@ class NeutronError(BackendError):
     def conflict(self) -> bool:
         return self.http_status == 409
 
+    @property
+    def stale(self) -> bool:
+        """A conditional write refused: the resource changed since the revision given."""
+        return self.http_status == 412
+
 
 @contextmanager
 def _no_hook(_method: str, _resource: str) -> Iterator[None]:
@@ -120,16 +125,31 @@ class Neutron:
         )
         return list(body[key])
 
-    async def update(self, resource: str, resource_id: str, attrs: Mapping[str, Any]) -> Resource:
+    async def update(
+        self,
+        resource: str,
+        resource_id: str,
+        attrs: Mapping[str, Any],
+        revision: int | None = None,
+    ) -> Resource:
+        """``revision``: only if the resource is still at that revision_number, else
+        NeutronError with ``stale`` (a decision taken on an older read is not applied)."""
         body = await self.request(
-            "PUT", resource, f"/{resource}/{resource_id}", json={_singular(resource): dict(attrs)}
+            "PUT",
+            resource,
+            f"/{resource}/{resource_id}",
+            json={_singular(resource): dict(attrs)},
+            headers=_if_match(revision),
         )
         return dict(body[_singular(resource)])
 
-    async def delete(self, resource: str, resource_id: str) -> bool:
-        """Delete; False (not an error) when it was already gone."""
+    async def delete(self, resource: str, resource_id: str, revision: int | None = None) -> bool:
+        """Delete; False (not an error) when it was already gone. ``revision`` as in
+        :meth:`update`."""
         try:
-            await self.request("DELETE", resource, f"/{resource}/{resource_id}")
+            await self.request(
+                "DELETE", resource, f"/{resource}/{resource_id}", headers=_if_match(revision)
+            )
         except NeutronError as exc:
             if exc.not_found:
                 return False
@@ -153,6 +173,7 @@ class Neutron:
         json: Mapping[str, Any] | None = None,
         params: Params | None = None,
         timeout: float | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
         """One Neutron call; returns the decoded body ({} when empty). ``timeout``: this
         call's bound instead of the client's (still cut to the request's deadline)."""
@@ -167,7 +188,9 @@ class Neutron:
                 with self._hook(method, resource):
                     # The outer bound also covers the wait for a free worker thread.
                     response = await asyncio.wait_for(
-                        asyncio.to_thread(self._send, method, url, json, params, call_timeout),
+                        asyncio.to_thread(
+                            self._send, method, url, json, params, call_timeout, headers
+                        ),
                         call_timeout + _THREAD_SLACK,
                     )
             except (ks_exc.ConnectTimeout, TimeoutError) as exc:
@@ -210,6 +233,7 @@ class Neutron:
         json: Mapping[str, Any] | None,
         params: Params | None,
         timeout: float,
+        headers: Mapping[str, str] | None = None,
     ) -> Any:
         kwargs: dict[str, Any] = {
             "raise_exc": False,
@@ -220,7 +244,14 @@ class Neutron:
             kwargs["json"] = json
         if params:
             kwargs["params"] = params
+        if headers:
+            kwargs["headers"] = dict(headers)
         return self._session.request(url, method, **kwargs)
+
+
+def _if_match(revision: int | None) -> dict[str, str] | None:
+    """Neutron's revision-if-match: the write fails with 412 once the resource changed."""
+    return None if revision is None else {"If-Match": f"revision_number={revision}"}
 
 
 def _never_sent(exc: BaseException) -> bool:

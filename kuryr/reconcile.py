@@ -16,7 +16,8 @@ reservation (a port with no device_id, outside any pool) no endpoint holds; an O
 a veth whose port is gone or orphaned; an expose group whose endpoint has no port; a
 ``kuryrPool-*`` subnetpool no subnet uses. What is half-made is finished: a port Docker's
 endpoint holds (same network, same address) whose bookkeeping (device_id, name, tags) was never
-written gets it.
+written, or still names the endpoint that held it before, gets it. Writes are conditional on the
+port's revision when planned: one the daemon changed meanwhile is left to the daemon.
 
 Without dockerd's view no port is judged, only what is orphaned by Neutron's own account.
 Networks are judged only when asked (``networks=True``): a Docker network id is local to
@@ -170,7 +171,7 @@ class Reconciler:
         neutron_nets = await self._neutron.query("networks", {"fields": ["id", "tags"]})
         docker_of = {n["id"]: naming.id_from_tags(n.get("tags") or []) for n in neutron_nets}
         in_use = self._judge_ports(plan, ports, docker, docker_of, now)
-        await self._judge_interfaces(plan, ports, in_use)
+        await self._judge_interfaces(plan, ports, in_use, docker)
         await self._judge_groups(plan, ports, now)
         if self._scope is None:
             # Subnetpools belong to no network: a run scoped to networks leaves them alone.
@@ -207,22 +208,34 @@ class Reconciler:
         docker: DockerView | None,
         docker_of: dict[str, str | None],
         now: float,
-    ) -> set[str]:
-        """Decide each port; returns the ids of the ports kept."""
-        kept: set[str] = set()
+    ) -> dict[str, str | None]:
+        """Decide each port; returns the ports kept, each with the endpoint that holds it
+        ("" a free pool port; None when not judged: young, out of scope, or no dockerd)."""
+        kept: dict[str, str | None] = {}
         held = _held_addresses(docker) if docker is not None else {}
         for port in ports:
             endpoint_id = str(port.get("device_id") or "")
             young = _age(port, now) < self._grace
             outside = self._scope is not None and port.get("network_id") not in self._scope
             if young or outside or docker is None:
-                kept.add(port["id"])
+                kept[port["id"]] = None
                 plan.keep("port")
                 continue
             if endpoint_id:
+                # A port the daemon handed to a running endpoint after its last holder left:
+                # Neutron still names the old endpoint until the journal writes the new one.
+                owner = self._holder(port, held, docker_of)
                 if endpoint_id in docker.endpoints:
-                    kept.add(port["id"])
+                    kept[port["id"]] = endpoint_id
                     plan.keep("port")
+                elif owner is not None:
+                    kept[port["id"]] = owner
+                    plan.add(
+                        "bookkeeping",
+                        port["id"],
+                        f"held by endpoint {owner[:12]}, device_id still {endpoint_id[:12]}'s",
+                        self._bookkeeper(port, owner),
+                    )
                 else:
                     plan.add(
                         "port",
@@ -235,10 +248,10 @@ class Reconciler:
             # to a container whose bookkeeping was never written still looks pooled.
             owner = self._holder(port, held, docker_of)
             if owner is None and naming.is_pool_port(port):
-                kept.add(port["id"])
+                kept[port["id"]] = ""
                 plan.keep("port")
             elif owner is not None:
-                kept.add(port["id"])
+                kept[port["id"]] = owner
                 plan.add(
                     "bookkeeping",
                     port["id"],
@@ -271,13 +284,21 @@ class Reconciler:
         return None
 
     def _port_remover(self, port: Resource) -> Callable[[], Awaitable[Any]]:
+        # Every first write is conditional on the revision the plan judged: the daemon's
+        # journal may meanwhile have handed the port to a new endpoint (its device_id written
+        # after the plan read the old one), and that port must not be cleaned or deleted.
+        revision = _revision(port)
+
         async def remove() -> None:
             if naming.POOL_TAG in (port.get("tags") or []):
                 # A pool port its container left without cleaning: back to waiting in its
                 # pool, as the daemon's own release would leave it (the daemon may still
                 # count it, so it must keep existing).
                 await self._neutron.update(
-                    "ports", port["id"], {"device_id": "", "name": naming.POOL_PORT_NAME}
+                    "ports",
+                    port["id"],
+                    {"device_id": "", "name": naming.POOL_PORT_NAME},
+                    revision=revision,
                 )
                 tags = naming.without_kuryr_tags(port.get("tags") or [])
                 await self._neutron.set_tags("ports", port["id"], tags)
@@ -288,35 +309,52 @@ class Reconciler:
                     "ports",
                     port["id"],
                     {"device_id": "", "device_owner": "", "binding:host_id": ""},
+                    revision=revision,
                 )
                 tags = naming.without_kuryr_tags(port.get("tags") or [])
                 await self._neutron.set_tags(
                     "ports", port["id"], [t for t in tags if t != naming.TAG_EXISTING_PORT]
                 )
                 return
-            await self._neutron.delete("ports", port["id"])
+            await self._neutron.delete("ports", port["id"], revision=revision)
 
         return remove
 
     def _bookkeeper(self, port: Resource, endpoint_id: str) -> Callable[[], Awaitable[Any]]:
+        revision = _revision(port)
+
         async def finish() -> None:
+            # Conditional: the daemon's journal may have written the bookkeeping meanwhile.
             await self._neutron.update(
                 "ports",
                 port["id"],
                 {"device_id": endpoint_id, "name": naming.port_name(endpoint_id)},
+                revision=revision,
             )
-            tags = [*(port.get("tags") or []), *naming.id_tags(endpoint_id)]
-            await self._neutron.set_tags("ports", port["id"], tags)
+            # Any earlier endpoint's id tags go: one endpoint's tags on a port.
+            earlier = set(naming.id_tags(str(port.get("device_id") or "")))
+            tags = [t for t in port.get("tags") or [] if t not in earlier]
+            await self._neutron.set_tags("ports", port["id"], [*tags, *naming.id_tags(endpoint_id)])
 
         return finish
 
     # --- OVS interfaces and veths ----------------------------------------------------------
 
-    async def _judge_interfaces(self, plan: Plan, ports: list[Resource], kept: set[str]) -> None:
+    async def _judge_interfaces(
+        self,
+        plan: Plan,
+        ports: list[Resource],
+        kept: dict[str, str | None],
+        docker: DockerView | None,
+    ) -> None:
         by_id = {p["id"]: p for p in ports}
-        live_prefixes = {
-            host_ifname(str(by_id[pid].get("device_id") or "")) for pid in kept if pid in by_id
+        holders = {
+            pid: str(by_id[pid].get("device_id") or "") if owner is None else owner
+            for pid, owner in kept.items()
+            if pid in by_id
         }
+        live_prefixes = {host_ifname(owner) for owner in holders.values() if owner}
+        running = docker.endpoints if docker is not None else {}
         on_ovs: set[str] = set()
         if self._ovsdb is not None:
             for state in await self._ovsdb.interfaces():
@@ -324,10 +362,20 @@ class Reconciler:
                     continue
                 on_ovs.add(state.name)
                 port_id = state.external_ids.get("iface-id", "")
-                if port_id in kept or state.name in live_prefixes:
+                endpoint_id = state.external_ids[OWNER_KEY]
+                # A kept port plugged for an endpoint that no longer holds it (a Leave the
+                # daemon never finished): the port went on, to its pool or to another
+                # endpoint, and this interface is left over.
+                left = kept.get(port_id) not in (None, endpoint_id) and endpoint_id not in running
+                if (port_id in kept and not left) or state.name in live_prefixes:
                     plan.keep("ovs-interface")
                     continue
-                why = "its port is gone" if port_id not in by_id else "its port is orphaned"
+                if left:
+                    why = f"its port is no longer endpoint {endpoint_id[:12]}'s"
+                elif port_id not in by_id:
+                    why = "its port is gone"
+                else:
+                    why = "its port is orphaned"
                 plan.add("ovs-interface", state.name, why, self._unplugger(state.name))
         for name in sorted(await self._netlink.names(HOST_IF_PREFIX)):
             if not _HOST_IF.match(name) or name in on_ovs:
@@ -425,9 +473,17 @@ class Reconciler:
 
 
 def _overtaken(exc: NeutronError) -> bool:
-    """The resource changed between plan and apply: gone (404), or a subnetpool that got a
-    new subnet meanwhile (Neutron answers 400 SubnetPoolDeleteError, or 409)."""
-    return exc.not_found or exc.conflict or exc.neutron_type == "SubnetPoolDeleteError"
+    """The resource changed between plan and apply: gone (404), written since the plan read
+    it (412, a conditional write), or a subnetpool that got a new subnet meanwhile (Neutron
+    answers 400 SubnetPoolDeleteError, or 409)."""
+    return exc.not_found or exc.stale or exc.conflict or exc.neutron_type == "SubnetPoolDeleteError"
+
+
+def _revision(resource: Resource) -> int | None:
+    """The revision_number a plan read (None: Neutron did not say; the write is then
+    unconditional)."""
+    value = resource.get("revision_number")
+    return int(value) if value is not None else None
 
 
 def _held_addresses(docker: DockerView) -> dict[tuple[str, str], str]:
