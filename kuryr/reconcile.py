@@ -17,7 +17,7 @@ a veth whose port is gone or orphaned; an expose group whose endpoint has no por
 ``kuryrPool-*`` subnetpool no subnet uses. What is half-made is finished: a port Docker's
 endpoint holds (same network, same address) whose bookkeeping (device_id, name, tags) was never
 written, or still names the endpoint that held it before, gets it. Writes are conditional on the
-port's revision when planned: one the daemon changed meanwhile is left to the daemon.
+port's device_id when planned: one the daemon handed on meanwhile is left to the daemon.
 
 Without dockerd's view no port is judged, only what is orphaned by Neutron's own account.
 Networks are judged only when asked (``networks=True``): a Docker network id is local to
@@ -64,6 +64,8 @@ START_DELAY = 5.0
 # being written looks like one) to an operator's `kuryr gc`.
 START_GRACE = 600.0
 START_LEAVES = frozenset({"address"})
+# Conditional writes of one port action: the revision moves under it (OVN status) now and then.
+_GUARD_TRIES = 5
 _HOST_IF = re.compile(rf"^{HOST_IF_PREFIX}[0-9a-f]{{11}}$")
 
 
@@ -283,13 +285,38 @@ class Reconciler:
                 return owner
         return None
 
-    def _port_remover(self, port: Resource) -> Callable[[], Awaitable[Any]]:
-        # Every first write is conditional on the revision the plan judged: the daemon's
-        # journal may meanwhile have handed the port to a new endpoint (its device_id written
-        # after the plan read the old one), and that port must not be cleaned or deleted.
-        revision = _revision(port)
+    def _guarded(
+        self, port: Resource, write: Callable[[int | None], Awaitable[None]]
+    ) -> Callable[[], Awaitable[None]]:
+        """``write`` (given the revision it must find) as long as the port's device_id is
+        what the plan judged: the daemon's journal may meanwhile have handed the port to a new
+        endpoint, and that port must not be cleaned or deleted. Other changes (its status as
+        OVN sees it, a tag) bump the revision too: re-read, and go on if device_id is the
+        same."""
 
-        async def remove() -> None:
+        async def guarded() -> None:
+            current = port
+            for _ in range(_GUARD_TRIES - 1):
+                try:
+                    await write(_revision(current))
+                    return
+                except NeutronError as exc:
+                    if not exc.stale:
+                        raise
+                fresh = await self._neutron.show("ports", str(port["id"]))
+                if fresh is None:
+                    return
+                if fresh.get("device_id") != port.get("device_id"):
+                    raise NeutronError(
+                        f"port {port['id']} now has device_id {fresh.get('device_id')!r}", 412
+                    )
+                current = fresh
+            await write(_revision(current))
+
+        return guarded
+
+    def _port_remover(self, port: Resource) -> Callable[[], Awaitable[Any]]:
+        async def remove(revision: int | None) -> None:
             if naming.POOL_TAG in (port.get("tags") or []):
                 # A pool port its container left without cleaning: back to waiting in its
                 # pool, as the daemon's own release would leave it (the daemon may still
@@ -318,13 +345,10 @@ class Reconciler:
                 return
             await self._neutron.delete("ports", port["id"], revision=revision)
 
-        return remove
+        return self._guarded(port, remove)
 
     def _bookkeeper(self, port: Resource, endpoint_id: str) -> Callable[[], Awaitable[Any]]:
-        revision = _revision(port)
-
-        async def finish() -> None:
-            # Conditional: the daemon's journal may have written the bookkeeping meanwhile.
+        async def finish(revision: int | None) -> None:
             await self._neutron.update(
                 "ports",
                 port["id"],
@@ -336,7 +360,7 @@ class Reconciler:
             tags = [t for t in port.get("tags") or [] if t not in earlier]
             await self._neutron.set_tags("ports", port["id"], [*tags, *naming.id_tags(endpoint_id)])
 
-        return finish
+        return self._guarded(port, finish)
 
     # --- OVS interfaces and veths ----------------------------------------------------------
 
