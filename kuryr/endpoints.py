@@ -202,9 +202,10 @@ class Endpoints:
         self, main: Resource, extra: list[Resource], wanted: list[tuple[Subnet, str | None]]
     ) -> Resource:
         """Dual stack with Kuryr IPAM: Docker asked for the v4 and v6 address separately, so
-        two ports hold them; the endpoint needs one port with both."""
+        two ports hold them; the endpoint needs one port with both. The others go at once
+        (a release would keep their addresses allocated until the background delete)."""
         for port in extra:
-            await self._ipam.release_port(port)
+            await self._ipam.allocator.delete_now(port)
         return await self._neutron.update(
             "ports", main["id"], {"fixed_ips": [_fixed(s, ip) for s, ip in wanted]}
         )

@@ -121,6 +121,10 @@ class PortAllocator:
         """The port belongs to an endpoint (so no address release may take it)."""
         return bool(port.get("device_id"))
 
+    async def delete_now(self, port: Resource) -> None:
+        """Delete the port before answering: its addresses are needed on another port now."""
+        await self._neutron.delete("ports", port["id"])
+
     async def release(self, port: Resource) -> None:
         """Delete the port, or hand an adopted one back as it was found."""
         if naming.TAG_EXISTING_PORT not in port.get("tags", []):

@@ -72,6 +72,10 @@ class SubnetPool:
     free: dict[str, PoolPort] = field(default_factory=dict)  # port id -> port, oldest first
     taken: dict[str, PoolPort] = field(default_factory=dict)
     creating: int = 0
+    # Exact mode: addresses a bulk create in flight will hold, and the end of that round (a
+    # start given one of them waits for the round instead of racing it for the address).
+    creating_ips: set[str] = field(default_factory=set)
+    round_done: asyncio.Event = field(default_factory=asyncio.Event)
     refill: asyncio.Task[None] | None = None
     closing: bool = False
     started: bool = False  # keep the pool filled (its network exists, or a container asked)
@@ -169,6 +173,26 @@ class Pools:
             return None
         port_id = next((pid for pid, pp in pool.free.items() if pp.ip == ip), None)
         return None if port_id is None else self._take(pool, port_id)
+
+    async def take_exact_or_wait(self, subnet_id: str, ip: str) -> Resource | None:
+        """The pool port holding ``ip``; when a bulk create in flight is making it, the port
+        once that create is over (Neutron holds the address from the start of the create, so
+        a port made for it meanwhile would be refused)."""
+        pool = self._pools.get(subnet_id)
+        while pool is not None and ip in pool.creating_ips:
+            timeout = deadline.clamp(_WAIT_TIMEOUT, f"waiting for the pool port of {ip}")
+            try:
+                await asyncio.wait_for(pool.round_done.wait(), timeout)
+            except TimeoutError:
+                raise BackendError(
+                    f"the pool port for {ip} was not created within {timeout:g}s"
+                ) from None
+        return self.take_exact(subnet_id, ip)
+
+    def forget(self, port: Resource) -> None:
+        """A pool port deleted outside the pools (its address moved to another port)."""
+        for subnet_id, _ in fixed_ips(port):
+            self._forget(self._pools.get(subnet_id), str(port["id"]))
 
     async def take_or_wait(self, subnet_id: str) -> Resource | None:
         """A free port of the subnet's pool; on a miss, one from the pool's next bulk create
@@ -313,13 +337,7 @@ class Pools:
         wanted = self._fixed_ips(pool, max(count, 0))
         if not wanted:
             return 0
-        pool.creating += len(wanted)
-        try:
-            created = await self._create(pool, wanted)
-        finally:
-            pool.creating -= len(wanted)
-        for port in created:
-            self._add_created(pool, port)
+        created = await self._create_round(pool, wanted)
         self._serve_waiters(pool)
         # Ports made for starts that gave up meanwhile: beyond max they go.
         while len(pool.free) > self.config.max:
@@ -369,14 +387,24 @@ class Pools:
         wanted = self._fixed_ips(pool, count)
         if not wanted:
             return 0
+        return len(await self._create_round(pool, wanted))
+
+    async def _create_round(self, pool: SubnetPool, wanted: list[dict[str, str]]) -> list[Resource]:
+        """Create the ports and take them in as free; the round is announced as over even
+        when it fails, so starts waiting for one of its addresses go on."""
+        ips = {f["ip_address"] for f in wanted if "ip_address" in f}
         pool.creating += len(wanted)
+        pool.creating_ips |= ips
         try:
             created = await self._create(pool, wanted)
+            for port in created:
+                self._add_created(pool, port)
         finally:
             pool.creating -= len(wanted)
-        for port in created:
-            self._add_created(pool, port)
-        return len(created)
+            pool.creating_ips -= ips
+            pool.round_done.set()
+            pool.round_done = asyncio.Event()
+        return created
 
     def _fixed_ips(self, pool: SubnetPool, count: int) -> list[dict[str, str]]:
         subnet_id = pool.subnet_id
@@ -634,7 +662,11 @@ class PooledAllocator(PortAllocator):
             return None
         if not pool.started:
             self.pools.ensure(subnet, pool.row.mode)
-        return self.pools.take_exact(subnet.id, ip)
+        return await self.pools.take_exact_or_wait(subnet.id, ip)
+
+    async def delete_now(self, port: Resource) -> None:
+        await super().delete_now(port)
+        self.pools.forget(port)
 
     def held_by_endpoint(self, port: Resource) -> bool:
         return super().held_by_endpoint(port) or self.pools.held_by_endpoint(str(port["id"]))
