@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
-
-def read_pid(pidfile: Path) -> int | None:
-    try:
-        return int(pidfile.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
+# Started and read the same way as the stack's daemons.
+from kuryr.stack.proc import read_pid
+from kuryr.stack.proc import spawn as spawn
 
 
 def cmdline(pid: int) -> list[str]:
@@ -49,26 +45,6 @@ def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.
             return False
         time.sleep(interval)
     return True
-
-
-def spawn(
-    argv: Sequence[str], log: Path, pidfile: Path, env: Mapping[str, str] | None = None
-) -> int:
-    """Start a daemon in its own session, output appended to ``log``, PID in ``pidfile``."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "ab") as out:
-        child = subprocess.Popen(
-            list(argv),
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env=dict(env) if env is not None else None,
-        )
-    pidfile.write_text(f"{child.pid}\n")
-    # The daemon outlives this Popen object on purpose; mark it reaped to keep exit quiet.
-    child.returncode = 0
-    return child.pid
 
 
 def terminate(pid: int, timeout: float = 10.0) -> None:
