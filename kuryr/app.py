@@ -28,8 +28,9 @@ Builder = Callable[
     [Config], Awaitable[tuple[NetworkDriver, IpamDriver, Callable[[], Awaitable[None]]]]
 ]
 
-# Client libraries whose debug output can carry request headers and bodies (tokens, passwords).
-_QUIET_LOGGERS = ("keystoneauth", "openstack", "urllib3", "stevedore")
+# Client libraries whose debug output can carry request headers and bodies (tokens, passwords),
+# and pyroute2, whose debug output dumps every netlink message of the host.
+_QUIET_LOGGERS = ("keystoneauth", "openstack", "urllib3", "stevedore", "pyroute2")
 
 
 def setup_logging(debug: bool) -> None:

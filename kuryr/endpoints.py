@@ -4,7 +4,8 @@ With Kuryr IPAM the port exists before CreateEndpoint (RequestAddress made it bo
 host), so CreateEndpoint answers from memory; the bookkeeping (device_id, name, tags) is
 journaled locally before Docker has its answer and written to Neutron in the background
 (kuryr.journal). Endpoints are remembered in the local state, so Join, Leave and
-DeleteEndpoint read nothing from Neutron, even after a restart.
+DeleteEndpoint read nothing from Neutron, even after a restart. Join takes the VIF a pool
+plugged ahead when there is one, and Leave unplugs in the background (kuryr.prewire).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from kuryr.journal import Journal
 from kuryr.model import Network, Subnet, fixed_ips
 from kuryr.networks import Networks
 from kuryr.neutron import Neutron, NeutronError, Resource
+from kuryr.prewire import Prewire
 from kuryr.state import State
 
 LOG = logging.getLogger(__name__)
@@ -61,6 +63,7 @@ class Endpoints:
         vif_plugging_timeout: float,
         veth_dst_prefix: str,
         bookkeeping: Journal | None = None,
+        prewire: Prewire | None = None,
     ) -> None:
         self._neutron = neutron
         self._networks = networks
@@ -70,6 +73,7 @@ class Endpoints:
         self._dst_prefix = veth_dst_prefix
         self._endpoints: dict[str, Endpoint] = {}
         self._journal = bookkeeping or Journal(State.in_memory(), neutron)
+        self._prewire = prewire or Prewire(binders, lambda _: None, vif_plugging_timeout)
 
     @property
     def host(self) -> str:
@@ -242,8 +246,9 @@ class Endpoints:
         endpoint = await self.get(req.endpoint_id, req.network_id)
         network = await self._networks.get(req.network_id)
         vif = _vif(endpoint, network)
-        timeout = deadline.clamp(self._plug_timeout, f"plugging port {vif.port_id}")
-        await self._binders.for_vif_type(vif.vif_type).plug(vif, timeout)
+        if not await self._prewire.claim(vif):
+            timeout = deadline.clamp(self._plug_timeout, f"plugging port {vif.port_id}")
+            await self._binders.for_vif_type(vif.vif_type).plug(vif, timeout)
         return _join_answer(vif, network, endpoint.port, self._dst_prefix)
 
     async def leave(self, req: p.EndpointRequest) -> None:
@@ -252,7 +257,7 @@ class Endpoints:
             return
         network = await self._networks.find(req.network_id)
         vif = _vif(endpoint, network)
-        await self._binders.for_vif_type(vif.vif_type).unplug(vif)
+        self._prewire.behind(vif)
 
     # --- DeleteEndpoint ---------------------------------------------------------------------------
 
@@ -327,16 +332,8 @@ def _create_answer(iface: p.EndpointInterface, port: Resource) -> p.CreateEndpoi
 
 
 def _vif(endpoint: Endpoint, network: Network | None) -> Vif:
-    port = endpoint.port
-    return Vif(
-        port_id=port["id"],
-        endpoint_id=endpoint.endpoint_id,
-        network_id=str(port.get("network_id", "")),
-        mac_address=str(port.get("mac_address", "")),
-        mtu=network.mtu if network is not None else 1500,
-        vif_type=str(port.get("binding:vif_type") or "ovs"),
-        vif_details=dict(port.get("binding:vif_details") or {}),
-    )
+    mtu = network.mtu if network is not None else 1500
+    return Vif.for_port(endpoint.port, endpoint.endpoint_id, mtu)
 
 
 def _join_answer(vif: Vif, network: Network, port: Resource, dst_prefix: str) -> p.JoinResponse:

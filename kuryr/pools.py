@@ -24,8 +24,11 @@ allocator with serial=false), so the pool keeps ports on the lowest addresses no
 holds, and the common start finds its address already in a port.
 
 A released port comes back cleaned of its container's bookkeeping (journaled), or is deleted in
-the background when the pool is full. After a restart the pools are rebuilt from the local
-state and from Neutron (ports of this host with the pool tag or the pool port name).
+the background when the pool is full. Every port entering a pool free is plugged ahead on this
+host, and every free port leaving it for deletion is unplugged (:class:`Wiring`,
+kuryr.prewire), so a container start finds its VIF wired. After a restart the pools are rebuilt
+from the local state and from Neutron (ports of this host with the pool tag or the pool port
+name).
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ import ipaddress
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from kuryr import deadline, metrics, naming
 from kuryr import protocol as p
@@ -64,6 +67,14 @@ _BULK_TIMEOUT = 120.0
 _WAIT_TIMEOUT = _BULK_TIMEOUT
 # IPAMData address spaces of Docker's own IPAM driver (Kuryr IPAM answers "no_address_space").
 DOCKER_ADDRESS_SPACES = ("", "LocalDefault", "GlobalDefault")
+
+
+class Wiring(Protocol):
+    """The host side of the pools (kuryr.prewire)."""
+
+    def ahead(self, port: Resource) -> None: ...
+
+    def gone(self, port_id: str) -> None: ...
 
 
 @dataclass
@@ -105,13 +116,20 @@ class SubnetPool:
 
 class Pools:
     def __init__(
-        self, state: State, neutron: Neutron, journal: Journal, host: str, config: PoolConfig
+        self,
+        state: State,
+        neutron: Neutron,
+        journal: Journal,
+        host: str,
+        config: PoolConfig,
+        wiring: Wiring | None = None,
     ) -> None:
         self._state = state
         self._neutron = neutron
         self._journal = journal
         self._host = host
         self.config = config
+        self._wiring = wiring
         self._pools: dict[str, SubnetPool] = {}
         self._refill_tasks: set[asyncio.Task[None]] = set()
 
@@ -193,6 +211,7 @@ class Pools:
         """A pool port deleted outside the pools (its address moved to another port)."""
         for subnet_id, _ in fixed_ips(port):
             self._forget(self._pools.get(subnet_id), str(port["id"]))
+        self._gone(str(port["id"]))
 
     async def take_or_wait(self, subnet_id: str) -> Resource | None:
         """A free port of the subnet's pool; on a miss, one from the pool's next bulk create
@@ -260,6 +279,7 @@ class Pools:
                 self._forget(pool, port_id)
                 return False
             self._journal.record_delete(evicted)
+            self._gone(evicted)
         pool.taken.pop(port_id, None)
         pp = PoolPort(dict(port), subnet_id, ip, FREE)
         pp.port["tags"] = cleaned(port, [naming.POOL_TAG])["tags"]
@@ -269,6 +289,7 @@ class Pools:
             self._journal.record(port, cleaned(port, [naming.POOL_TAG]))
             self._state.save_pool_port(pp)
         pool.free[port_id] = pp
+        self._ahead(pp.port)
         self._level(pool)
         self._serve_waiters(pool)
         return True
@@ -293,6 +314,14 @@ class Pools:
 
     def _level(self, pool: SubnetPool) -> None:
         metrics.set_pool_level(pool.subnet_id, len(pool.free))
+
+    def _ahead(self, port: Resource) -> None:
+        if self._wiring is not None:
+            self._wiring.ahead(port)
+
+    def _gone(self, port_id: str) -> None:
+        if self._wiring is not None:
+            self._wiring.gone(port_id)
 
     # --- refill ------------------------------------------------------------------------------
 
@@ -349,6 +378,7 @@ class Pools:
         with self._state.transaction():
             self._state.forget_pool_port(port_id)
             self._journal.record_delete(port_id)
+        self._gone(port_id)
         self._level(pool)
 
     async def _adopt_strays(self, pool: SubnetPool) -> None:
@@ -464,6 +494,7 @@ class Pools:
             self._journal.record(port, cleaned(port, [naming.POOL_TAG]))
             self._state.save_pool_port(pp)
         pool.free[pp.port_id] = pp
+        self._ahead(pp.port)
         self._level(pool)
 
     # --- networks -------------------------------------------------------------------------------
@@ -496,6 +527,7 @@ class Pools:
     def discard(self, port_id: str) -> None:
         """A released port that no pool keeps: deleted in the background, journaled first."""
         self._journal.record_delete(port_id)
+        self._gone(port_id)
 
     # --- drain, network removal ------------------------------------------------------------------
 
@@ -510,6 +542,7 @@ class Pools:
             with self._state.transaction():
                 self._state.forget_pool_port(port_id)
                 self._journal.record_delete(port_id)
+            self._gone(port_id)
         self._level(pool)
         return len(victims)
 
@@ -529,6 +562,7 @@ class Pools:
             doomed += list(pool.free) + list(pool.taken)
             for port_id in [*pool.free, *pool.taken]:
                 self._journal.record_delete(port_id)
+                self._gone(port_id)
         on_network = await self._neutron.query(
             "ports", {"network_id": network.neutron_id, "fields": "id"}
         )
@@ -578,6 +612,8 @@ class Pools:
             if pool is None:
                 continue
             (pool.free if pp.status == FREE else pool.taken)[pp.port_id] = pp
+            if pp.status == FREE:
+                self._ahead(pp.port)
         for pool in self._pools.values():
             # A predecessor killed during a bulk create: Neutron may still be making its ports.
             pool.strays_until = time.monotonic() + _BULK_TIMEOUT

@@ -5,7 +5,8 @@ Sources, each read once per run:
 - Neutron: the ports this host owns (``device_owner=compute:kuryr``, ``binding:host_id`` =
   this host), Kuryr's expose security groups, ``kuryrPool-*`` subnetpools, Kuryr networks;
 - OVS: the interfaces Kuryr plugged (they carry its owner marker and the port id);
-- the kernel: host-side veths named like Kuryr's (``tap`` + 11 hex digits);
+- the kernel: host-side veths named like Kuryr's (``tap`` + the first 11 characters of a port
+  id);
 - dockerd (optional): the endpoints of running containers on Kuryr networks, and its networks.
 
 What is in use is kept: a port whose endpoint Docker lists, a pool port (empty device_id and the
@@ -66,7 +67,7 @@ START_GRACE = 600.0
 START_LEAVES = frozenset({"address"})
 # Conditional writes of one port action: the revision moves under it (OVN status) now and then.
 _GUARD_TRIES = 5
-_HOST_IF = re.compile(rf"^{HOST_IF_PREFIX}[0-9a-f]{{11}}$")
+_HOST_IF = re.compile(rf"^{HOST_IF_PREFIX}[0-9a-f]{{8}}-[0-9a-f]{{2}}$")
 
 
 @dataclass(frozen=True)
@@ -173,7 +174,7 @@ class Reconciler:
         neutron_nets = await self._neutron.query("networks", {"fields": ["id", "tags"]})
         docker_of = {n["id"]: naming.id_from_tags(n.get("tags") or []) for n in neutron_nets}
         in_use = self._judge_ports(plan, ports, docker, docker_of, now)
-        await self._judge_interfaces(plan, ports, in_use, docker)
+        await self._judge_interfaces(plan, ports, in_use)
         await self._judge_groups(plan, ports, now)
         if self._scope is None:
             # Subnetpools belong to no network: a run scoped to networks leaves them alone.
@@ -365,20 +366,12 @@ class Reconciler:
     # --- OVS interfaces and veths ----------------------------------------------------------
 
     async def _judge_interfaces(
-        self,
-        plan: Plan,
-        ports: list[Resource],
-        kept: dict[str, str | None],
-        docker: DockerView | None,
+        self, plan: Plan, ports: list[Resource], kept: dict[str, str | None]
     ) -> None:
-        by_id = {p["id"]: p for p in ports}
-        holders = {
-            pid: str(by_id[pid].get("device_id") or "") if owner is None else owner
-            for pid, owner in kept.items()
-            if pid in by_id
-        }
-        live_prefixes = {host_ifname(owner) for owner in holders.values() if owner}
-        running = docker.endpoints if docker is not None else {}
+        """A VIF is named after its port and replaced whenever the port is plugged again (for
+        a container, or ahead in its pool): it stays exactly as long as its port is kept."""
+        by_id = {str(p["id"]): p for p in ports}
+        live = {host_ifname(port_id) for port_id in kept if port_id in by_id}
         on_ovs: set[str] = set()
         if self._ovsdb is not None:
             for state in await self._ovsdb.interfaces():
@@ -386,31 +379,28 @@ class Reconciler:
                     continue
                 on_ovs.add(state.name)
                 port_id = state.external_ids.get("iface-id", "")
-                endpoint_id = state.external_ids[OWNER_KEY]
-                # A kept port plugged for an endpoint that no longer holds it (a Leave the
-                # daemon never finished): the port went on, to its pool or to another
-                # endpoint, and this interface is left over.
-                left = kept.get(port_id) not in (None, endpoint_id) and endpoint_id not in running
-                if (port_id in kept and not left) or state.name in live_prefixes:
+                if port_id in kept or state.name in live:
                     plan.keep("ovs-interface")
                     continue
-                if left:
-                    why = f"its port is no longer endpoint {endpoint_id[:12]}'s"
-                elif port_id not in by_id:
-                    why = "its port is gone"
-                else:
-                    why = "its port is orphaned"
-                plan.add("ovs-interface", state.name, why, self._unplugger(state.name))
+                gone = port_id not in by_id
+                why = "its port is gone" if gone else "its port is orphaned"
+                unplug = self._unplugger(state.name, port_id if gone else "")
+                plan.add("ovs-interface", state.name, why, unplug)
         for name in sorted(await self._netlink.names(HOST_IF_PREFIX)):
             if not _HOST_IF.match(name) or name in on_ovs:
                 continue
-            if name in live_prefixes:
+            if name in live:
                 plan.keep("veth")
                 continue
-            plan.add("veth", name, "not on OVS and no live endpoint", self._link_remover(name))
+            plan.add("veth", name, "not on OVS and no live port", self._link_remover(name))
 
-    def _unplugger(self, name: str) -> Callable[[], Awaitable[Any]]:
+    def _unplugger(self, name: str, gone_port: str = "") -> Callable[[], Awaitable[Any]]:
+        """``gone_port``: the port the plan found missing. One made after the plan read Neutron
+        (a pool refill) is plugged ahead at once, and its VIF stays."""
+
         async def unplug() -> None:
+            if gone_port and await self._neutron.show("ports", gone_port) is not None:
+                return
             if self._ovsdb is not None:
                 await self._ovsdb.transact(lambda api: [api.del_port(name, if_exists=True)])
             await self._netlink.delete_link(name)

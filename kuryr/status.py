@@ -65,9 +65,9 @@ def _endpoint(endpoint_id: str, port: Resource) -> dict[str, Any]:
         "port_id": port.get("id"),
         "ips": [ip["ip_address"] for ip in port.get("fixed_ips", [])],
         "mac": port.get("mac_address"),
-        "host_ifname": host_ifname(endpoint_id),
+        "host_ifname": host_ifname(str(port.get("id"))),
         # Docker renames it (dst prefix + index, e.g. eth0) once it is in the container.
-        "container_ifname": container_ifname(endpoint_id),
+        "container_ifname": container_ifname(str(port.get("id"))),
     }
 
 

@@ -1,9 +1,11 @@
 """The binding interface (in the spirit of os-vif): plug and unplug one VIF.
 
-A VIF is a veth pair named from the Docker endpoint id. ``plug`` creates it, gives the
-container end the port's MAC and MTU, attaches the host end to the backend and returns once
-the backend says traffic can flow (for OVN: ``ovn-installed``). Docker then moves the
-container end into the sandbox. ``unplug`` is idempotent.
+A VIF is a veth pair named from the Neutron port id (as kuryr-libnetwork names it), so a pool
+port can be plugged before any container asks for it (kuryr.prewire). ``plug`` creates it,
+gives the container end the port's MAC and MTU, attaches the host end to the backend and
+returns once the backend says traffic can flow (for OVN: ``ovn-installed``). Docker then
+moves the container end into the sandbox. ``unplug`` is idempotent. ``ready`` tells whether
+a VIF plugged earlier is still whole and wired.
 """
 
 from __future__ import annotations
@@ -11,7 +13,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from kuryr.netlink import Netlink
 
 HOST_IF_PREFIX = "tap"
 CONTAINER_IF_PREFIX = "t_c"
@@ -21,28 +26,57 @@ _ID_CHARS = 11  # IFNAMSIZ is 16 with the NUL: prefix (3) + 11 + spare
 @dataclass(frozen=True)
 class Vif:
     port_id: str
-    endpoint_id: str
+    endpoint_id: str  # empty for a pool port plugged ahead of its container
     network_id: str  # Neutron network id
     mac_address: str
     mtu: int
     vif_type: str = "ovs"
     vif_details: Mapping[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def for_port(cls, port: Mapping[str, Any], endpoint_id: str, mtu: int) -> Vif:
+        """The VIF of a Neutron port (as Neutron returns it)."""
+        return cls(
+            port_id=str(port["id"]),
+            endpoint_id=endpoint_id,
+            network_id=str(port.get("network_id", "")),
+            mac_address=str(port.get("mac_address", "")),
+            mtu=mtu,
+            vif_type=str(port.get("binding:vif_type") or "ovs"),
+            vif_details=dict(port.get("binding:vif_details") or {}),
+        )
+
     @property
     def host_ifname(self) -> str:
-        return host_ifname(self.endpoint_id)
+        return host_ifname(self.port_id)
 
     @property
     def container_ifname(self) -> str:
-        return container_ifname(self.endpoint_id)
+        return container_ifname(self.port_id)
+
+    def same_wiring(self, other: Vif) -> bool:
+        """Both need the same veth and the same attachment (whoever the endpoint is)."""
+        return self._wiring() == other._wiring()
+
+    def _wiring(self) -> tuple[Any, ...]:
+        details = dict(self.vif_details)
+        return (self.port_id, self.mac_address.lower(), self.mtu, self.vif_type, details)
 
 
-def host_ifname(endpoint_id: str) -> str:
-    return HOST_IF_PREFIX + endpoint_id[:_ID_CHARS]
+def host_ifname(port_id: str) -> str:
+    return HOST_IF_PREFIX + port_id[:_ID_CHARS]
 
 
-def container_ifname(endpoint_id: str) -> str:
-    return CONTAINER_IF_PREFIX + endpoint_id[:_ID_CHARS]
+def container_ifname(port_id: str) -> str:
+    return CONTAINER_IF_PREFIX + port_id[:_ID_CHARS]
+
+
+async def veth_intact(netlink: Netlink, vif: Vif) -> bool:
+    """Both ends of the VIF's veth are in this namespace, the container end as plugged."""
+    container = await netlink.link(vif.container_ifname)
+    if container is None or await netlink.index(vif.host_ifname) is None:
+        return False
+    return container.mac.lower() == vif.mac_address.lower() and container.mtu == vif.mtu
 
 
 class Binder(ABC):
@@ -53,6 +87,10 @@ class Binder(ABC):
     @abstractmethod
     async def plug(self, vif: Vif, ready_timeout: float) -> None:
         """Create and attach the veth pair; raise BackendError if not ready in time."""
+
+    @abstractmethod
+    async def ready(self, vif: Vif) -> bool:
+        """The VIF is plugged as ``plug`` left it and traffic can flow."""
 
     @abstractmethod
     async def unplug(self, vif: Vif) -> None:

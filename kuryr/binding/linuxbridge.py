@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from kuryr.binding.base import Binder, Vif
+from kuryr.binding.base import Binder, Vif, veth_intact
 from kuryr.netlink import Netlink
 
 BRIDGE_PREFIX = "brq"
@@ -22,6 +22,10 @@ def bridge_name(network_id: str) -> str:
     return BRIDGE_PREFIX + network_id[:_ID_CHARS]
 
 
+def _bridge_for(vif: Vif) -> str:
+    return str(vif.vif_details.get("bridge_name") or bridge_name(vif.network_id))
+
+
 class LinuxBridgeBinder(Binder):
     vif_types: ClassVar[frozenset[str]] = frozenset({"bridge"})
 
@@ -30,12 +34,18 @@ class LinuxBridgeBinder(Binder):
 
     async def plug(self, vif: Vif, ready_timeout: float) -> None:
         """Enslave the host end; traffic can flow as soon as it is on the bridge."""
-        bridge = str(vif.vif_details.get("bridge_name") or bridge_name(vif.network_id))
-        master = await self._netlink.ensure_bridge(bridge)
+        master = await self._netlink.ensure_bridge(_bridge_for(vif))
         await self._netlink.create_veth(
             vif.host_ifname, vif.container_ifname, vif.mac_address, vif.mtu, master=master
         )
         await self._netlink.set_alias(vif.host_ifname, ALIAS_PREFIX + vif.port_id)
+
+    async def ready(self, vif: Vif) -> bool:
+        host = await self._netlink.link(vif.host_ifname)
+        bridge = await self._netlink.index(_bridge_for(vif))
+        if host is None or bridge is None or host.master != bridge:
+            return False
+        return await veth_intact(self._netlink, vif)
 
     async def unplug(self, vif: Vif) -> None:
         # The bridge stays: it is the agent's, and other ports of the network use it.

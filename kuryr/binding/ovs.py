@@ -13,7 +13,7 @@ import logging
 from typing import Any, ClassVar
 
 from kuryr import deadline
-from kuryr.binding.base import Binder, Vif
+from kuryr.binding.base import Binder, Vif, veth_intact
 from kuryr.errors import BackendError
 from kuryr.netlink import Netlink
 from kuryr.ovsdb import InterfaceState, OvsApi, Ovsdb
@@ -104,6 +104,17 @@ class OvsBinder(Binder):
             raise BackendError(
                 f"port {vif.port_id}: OVS cannot attach interface {name}: {state.error}"
             )
+
+    async def ready(self, vif: Vif) -> bool:
+        state = await self._ovsdb.interface(vif.host_ifname)
+        if state is None or state.error or state.external_ids.get(OVN_INSTALLED) != "true":
+            return False
+        ids = state.external_ids
+        if ids.get("iface-id") != vif.port_id:
+            return False
+        if ids.get("attached-mac", "").lower() != vif.mac_address.lower():
+            return False
+        return await veth_intact(self._netlink, vif)
 
     async def unplug(self, vif: Vif) -> None:
         name = vif.host_ifname

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from kuryr.binding.base import host_ifname
 from tests.conftest import StackFacts
 from tests.e2e.helpers import Neutron, network_tags, run
 from tests.fuzz_requests import post
@@ -99,8 +100,10 @@ def ids(stack: StackFacts) -> Iterator[Ids]:
         secrets.token_hex(32), secrets.token_hex(32), secrets.token_hex(32), free_cidr(neutron)
     )
     yield made
-    # Whatever a failed run left: the endpoint's port and group, then the network.
+    # Whatever a failed run left: the endpoint's port, its VIF and group, then the network.
     for port in neutron.find("ports", device_id=made.endpoint):
+        run(["ovs-vsctl", "--if-exists", "del-port", host_ifname(port["id"])], check=False)
+        run(["ip", "link", "del", host_ifname(port["id"])], check=False)
         neutron.delete("ports", port["id"])
     for group in neutron.find("security-groups", name=f"kuryr_expose_{made.endpoint[:12]}"):
         neutron.delete("security-groups", group["id"])
@@ -108,8 +111,6 @@ def ids(stack: StackFacts) -> Iterator[Ids]:
         for port in neutron.find("ports", network_id=net["id"], device_owner="compute:kuryr"):
             neutron.delete("ports", port["id"])
         neutron.delete("networks", net["id"])
-    run(["ovs-vsctl", "--if-exists", "del-port", f"tap{made.endpoint[:11]}"], check=False)
-    run(["ip", "link", "del", f"tap{made.endpoint[:11]}"], check=False)
 
 
 def twice(daemon: PrivateDaemon, path: str, body: dict[str, Any]) -> Any:

@@ -75,8 +75,8 @@ def test_status_reports_the_network_and_endpoint_neutron_and_docker_hold(
     assert port["network_id"] == net["neutron_id"]
     assert ep["mac"] == port["mac_address"] == seen.mac
     assert ep["ips"] == [seen.ipv4]
-    assert ep["host_ifname"] == host_ifname(seen.endpoint_id)
-    assert ep["container_ifname"] == container_ifname(seen.endpoint_id)
+    assert ep["host_ifname"] == host_ifname(port["id"])
+    assert ep["container_ifname"] == container_ifname(port["id"])
     pooled = {p["subnet_id"] for p in report["pools"]}
     assert subnet_ids <= pooled, "the stack's daemon pools every subnet a container used"
 

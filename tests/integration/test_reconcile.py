@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 import secrets
 import subprocess
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from kuryr.binding.base import host_ifname
 from kuryr.naming import POOL_PORT_NAME, POOL_TAG
 from kuryr.stack.layout import Layout
 from tests.conftest import StackFacts
@@ -119,7 +121,7 @@ def test_gc_finds_orphans_and_removes_them_only_with_apply(
     neutron.set_tags("ports", left["id"], [POOL_TAG, f"kuryr.net.uuid.lh:{dead_endpoint[:32]}"])
     gone = port(neutron, network["id"], host)
     neutron.delete("ports", gone["id"])
-    on_ovs, stray = f"tap{secrets.token_hex(6)[:11]}", f"tap{secrets.token_hex(6)[:11]}"
+    on_ovs, stray = host_ifname(str(uuid.uuid4())), host_ifname(str(uuid.uuid4()))
     try:
         plug(on_ovs, gone["id"])
         run(["ip", "link", "add", stray, "type", "veth", "peer", "name", "t_c" + stray[3:]])

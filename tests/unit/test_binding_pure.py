@@ -40,10 +40,31 @@ def test_interface_external_ids_name_port_mac_endpoint_and_owner() -> None:
     }
 
 
-def test_interface_names_fit_ifnamsiz() -> None:
-    assert vif().host_ifname == "tap0123456789a"
-    assert vif().container_ifname == "t_c0123456789a"
+def test_interface_names_come_from_the_port_and_fit_ifnamsiz() -> None:
+    assert vif().host_ifname == "tap5e2b7c1a-0c"
+    assert vif().container_ifname == "t_c5e2b7c1a-0c"
     assert len(vif().host_ifname) <= 15
+    # Plugged ahead for a pool (no endpoint yet) or for a container: the same veth.
+    assert vif(endpoint_id="").host_ifname == vif().host_ifname
+
+
+def test_same_wiring_ignores_the_endpoint_but_not_the_mac_or_mtu() -> None:
+    assert vif(endpoint_id="").same_wiring(vif())
+    assert not vif(mac_address="fa:16:3e:00:00:01").same_wiring(vif())
+    assert not vif(mtu=1500).same_wiring(vif())
+    assert vif(mac_address="FA:16:3E:12:34:56").same_wiring(vif())
+
+
+def test_vif_for_port_reads_the_neutron_port() -> None:
+    port = {
+        "id": PORT,
+        "network_id": NETWORK,
+        "mac_address": "fa:16:3e:12:34:56",
+        "binding:vif_type": "ovs",
+        "binding:vif_details": {"port_filter": True},
+    }
+    made = Vif.for_port(port, ENDPOINT, 1442)
+    assert made == vif(vif_details={"port_filter": True})
 
 
 @pytest.mark.parametrize(

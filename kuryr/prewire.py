@@ -1,0 +1,180 @@
+"""VIFs plugged ahead of their containers and unplugged behind them, off the request path.
+
+A free pool port gets its veth and its backend attachment as soon as it enters its pool, so
+the backend has wired it (for OVN: ``ovn-installed``) before any container asks: Join then
+only checks that the VIF is still whole and answers. Leave hands the unplug to the
+background the same way. Work on one port runs in order (an unplug behind a container, then
+the plug ahead of the next one), at most ``width`` plugs ahead at once so a pool refill does
+not crowd the backend while containers start.
+
+Nothing here is durable: after a restart the pools offer their free ports again, and a VIF
+still whole from before is taken as it is (``Binder.ready``); leftovers of a crash are
+reconciliation's (kuryr.reconcile).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol
+
+from kuryr import deadline
+from kuryr.binding.base import Binder, Vif
+from kuryr.errors import BackendError, KuryrError
+from kuryr.journal import background
+from kuryr.neutron import Resource
+
+LOG = logging.getLogger(__name__)
+
+# Plugs ahead running at once: enough to keep up with a refill batch.
+_WIDTH = 4
+# Shutdown waits this long for unplugs under way.
+_CLOSE_GRACE = 5.0
+
+
+class Binders(Protocol):
+    def for_vif_type(self, vif_type: str) -> Binder: ...
+
+
+class Prewire:
+    def __init__(
+        self,
+        binders: Binders,
+        mtu_of: Callable[[str], int | None],
+        ready_timeout: float,
+        width: int = _WIDTH,
+    ) -> None:
+        """``mtu_of``: the MTU of a Neutron network known locally (None when unknown)."""
+        self._binders = binders
+        self._mtu_of = mtu_of
+        self._timeout = ready_timeout
+        self._slots = asyncio.Semaphore(width)
+        self._last: dict[str, asyncio.Task[None]] = {}  # port id -> its latest work
+        self._ahead: dict[str, Vif] = {}  # port id -> VIF plugged (or being plugged) ahead
+        self._started: set[str] = set()  # plugs ahead past the queue
+        self._wired: set[str] = set()  # plugs ahead done
+        self._closed = False
+
+    # --- pool side -------------------------------------------------------------------------
+
+    def ahead(self, port: Resource) -> None:
+        """Plug a free pool port in the background (a VIF still whole is kept)."""
+        mtu = self._mtu_of(str(port.get("network_id", "")))
+        if mtu is None or port.get("binding:vif_type") in (None, "unbound", "binding_failed"):
+            return
+        vif = Vif.for_port(port, "", mtu)
+        self._forget(vif.port_id)
+        self._ahead[vif.port_id] = vif
+        self._chain(vif.port_id, "plug", lambda: self._plug_ahead(vif))
+
+    def gone(self, port_id: str) -> None:
+        """The port is being deleted: its VIF plugged ahead goes (in the background)."""
+        vif = self._forget(port_id)
+        if vif is not None:
+            self._chain(port_id, "unplug", lambda: self._unplug(vif))
+
+    # --- endpoint side -----------------------------------------------------------------------
+
+    async def claim(self, vif: Vif) -> bool:
+        """Join: True when the port's VIF was plugged ahead, is still whole and wired the way
+        ``vif`` needs; the caller plugs it otherwise. Either way no work on the port is under
+        way when this returns (a plug ahead still queued is dropped, not awaited)."""
+        port_id = vif.port_id
+        task = self._last.get(port_id)
+        if task is not None and port_id in self._ahead and port_id not in self._started:
+            task.cancel()
+        await self._settle(port_id)
+        wired = port_id in self._wired
+        ahead = self._forget(port_id)
+        if not wired or ahead is None or not ahead.same_wiring(vif):
+            return False
+        return await self._binders.for_vif_type(vif.vif_type).ready(vif)
+
+    def behind(self, vif: Vif) -> None:
+        """Leave: unplug in the background."""
+        self._forget(vif.port_id)
+        self._chain(vif.port_id, "unplug", lambda: self._unplug(vif))
+
+    async def close(self) -> None:
+        """Stop plugging ahead; unplugs under way get a moment to finish."""
+        self._closed = True
+        tasks = list(self._last.values())
+        for task in tasks:
+            if task.get_name().startswith("plug-"):
+                task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=_CLOSE_GRACE)
+
+    def counts(self) -> dict[str, int]:
+        """VIFs plugged ahead and waiting for a container, and work under way."""
+        return {"wired": len(self._wired), "busy": len(self._last)}
+
+    # --- the work ------------------------------------------------------------------------------
+
+    def _forget(self, port_id: str) -> Vif | None:
+        self._started.discard(port_id)
+        self._wired.discard(port_id)
+        return self._ahead.pop(port_id, None)
+
+    def _chain(
+        self, port_id: str, kind: str, work: Callable[[], Coroutine[Any, Any, None]]
+    ) -> None:
+        if self._closed:
+            return
+        before = self._last.get(port_id)
+        task = background(self._after(before, kind, port_id, work), f"{kind}-{port_id}")
+        self._last[port_id] = task
+        task.add_done_callback(lambda t: self._done(port_id, t))
+
+    async def _after(
+        self,
+        before: asyncio.Task[None] | None,
+        kind: str,
+        port_id: str,
+        work: Callable[[], Coroutine[Any, Any, None]],
+    ) -> None:
+        if before is not None:
+            try:
+                await asyncio.wait([before])
+            except asyncio.CancelledError:
+                # Dropped while queued: what came before on the port still ends first.
+                await asyncio.wait([before])
+                raise
+        try:
+            await work()
+        except KuryrError as exc:
+            # Join plugs what was not plugged ahead; reconciliation removes what is left.
+            LOG.warning("%s of port %s failed: %s", kind, port_id, exc)
+        except Exception:
+            LOG.exception("%s of port %s failed", kind, port_id)
+
+    def _done(self, port_id: str, task: asyncio.Task[None]) -> None:
+        if self._last.get(port_id) is task:
+            del self._last[port_id]
+
+    async def _settle(self, port_id: str) -> None:
+        task = self._last.get(port_id)
+        if task is None or task.done():
+            return
+        timeout = deadline.clamp(self._timeout, f"plugging port {port_id} ahead")
+        done, _ = await asyncio.wait([task], timeout=timeout)
+        if not done:
+            raise BackendError(
+                f"port {port_id} is still being plugged or unplugged after {timeout:g}s "
+                "(is the backend, e.g. ovn-controller, overloaded?)"
+            )
+
+    async def _plug_ahead(self, vif: Vif) -> None:
+        binder = self._binders.for_vif_type(vif.vif_type)
+        async with self._slots:
+            if self._ahead.get(vif.port_id) is not vif:
+                return  # claimed or gone while queued
+            self._started.add(vif.port_id)
+            if not await binder.ready(vif):
+                await binder.plug(vif, self._timeout)
+        if self._ahead.get(vif.port_id) is vif:
+            self._wired.add(vif.port_id)
+
+    async def _unplug(self, vif: Vif) -> None:
+        await self._binders.for_vif_type(vif.vif_type).unplug(vif)
