@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import ipaddress
-import logging
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
@@ -15,16 +14,15 @@ from kuryr import protocol as p
 from kuryr.api import IpamDriver, NetworkDriver
 from kuryr.config import Config
 from kuryr.endpoints import Endpoints
-from kuryr.errors import BackendError, KuryrError
+from kuryr.errors import BackendError
 from kuryr.ipam import Ipam, PoolChoice, PortAllocator
-from kuryr.journal import Journal, background
+from kuryr.journal import Journal
 from kuryr.networks import Networks
 from kuryr.neutron import Neutron, connect
 from kuryr.pools import PooledAllocator, Pools
+from kuryr.removals import Removals
 from kuryr.security_groups import SecurityGroups
 from kuryr.state import State
-
-LOG = logging.getLogger(__name__)
 
 
 class KuryrNetworkDriver(NetworkDriver):
@@ -36,48 +34,41 @@ class KuryrNetworkDriver(NetworkDriver):
         endpoints: Endpoints,
         security_groups: SecurityGroups,
         pools: Pools,
+        state: State | None = None,
     ) -> None:
         self.networks = networks
         self.endpoints = endpoints
         self.security_groups = security_groups
         self.pools = pools
-        self._deleting: set[asyncio.Task[None]] = set()
+        self.removals = Removals(state or State.in_memory(), self._delete_network)
 
     async def create_network(self, req: p.CreateNetworkRequest) -> None:
         network = await self.networks.create(req)
         await self.pools.network_created(network, req)
 
     async def delete_network(self, req: p.NetworkRequest) -> None:
-        """Delete the network's pool ports, then the network. When that outlasts Docker's
-        request (a pool's ports are deleted one by one, ~0.3-1 s each under load), it goes on
-        in the background: dockerd forgets the network whatever the answer, so stopping would
-        leave it in Neutron."""
-        work = background(self._delete_network(req.network_id), f"delete-{req.network_id[:12]}")
-        self._deleting.add(work)
-        work.add_done_callback(self._deleted)
+        """Delete the network's pool ports, then the network. dockerd forgets the network
+        whatever the answer, so the removal is journaled before answering and goes on in the
+        background (retried, resumed after a restart) when it fails or outlasts the request (a
+        pool's ports are deleted one by one, ~0.3-1 s each under load)."""
+        outcome = self.removals.submit(req.network_id)
         left = deadline.remaining()
         try:
-            await asyncio.wait_for(asyncio.shield(work), left)
+            failure = await asyncio.wait_for(outcome, left)
         except TimeoutError:
             raise BackendError(
                 f"network {req.network_id[:12]}: removal from Neutron goes on in the background "
                 f"(its pool ports take longer than the {left or 0:.0f}s left)"
             ) from None
-
-    def _deleted(self, work: asyncio.Task[None]) -> None:
-        self._deleting.discard(work)
-        if not work.cancelled():
-            work.exception()  # logged by _delete_network; retrieved so asyncio does not repeat it
+        if failure is not None:
+            raise failure
 
     async def _delete_network(self, docker_id: str) -> None:
-        try:
-            network = await self.networks.find(docker_id)
-            if network is not None:
-                await self.pools.close_network(network)
-            await self.networks.delete(docker_id)
-        except KuryrError as exc:
-            LOG.warning("removal of network %s failed: %s", docker_id[:12], exc)
-            raise
+        """One attempt; kuryr.removals logs and retries a failure."""
+        network = await self.networks.find(docker_id)
+        if network is not None:
+            await self.pools.close_network(network)
+        await self.networks.delete(docker_id)
 
     async def create_endpoint(self, req: p.CreateEndpointRequest) -> p.CreateEndpointResponse:
         iface = req.interface or p.EndpointInterface()
@@ -133,6 +124,7 @@ async def build(
             _allocator(neutron, binders.host, pools),
             config.neutron.default_subnetpool_v4,
             config.neutron.default_subnetpool_v6,
+            state=state,
         )
         _known_subnets(ipam, state)
         networks = Networks(neutron, ipam, binders.host, config.neutron.enable_dhcp, state=state)
@@ -145,9 +137,12 @@ async def build(
             config.binding.veth_dst_prefix,
             bookkeeping=journal,
         )
-        driver = KuryrNetworkDriver(networks, endpoints, SecurityGroups(neutron), pools)
+        driver = KuryrNetworkDriver(networks, endpoints, SecurityGroups(neutron), pools, state)
         await pools.load()
         journal.start()
+        # Stopped before the journal and pools it uses; what is unfinished stays recorded.
+        undo.push_async_callback(driver.removals.stop)
+        driver.removals.resume()
         await undo.enter_async_context(
             pools_admin.serving(
                 pools_admin.socket_path(config.state_dir),

@@ -23,6 +23,7 @@ from kuryr.api import IpamDriver
 from kuryr.errors import Conflict, InvalidRequest, NotFound
 from kuryr.model import IPNetwork, Subnet, first_host, fixed_ips, subnet_of
 from kuryr.neutron import Neutron, NeutronError, Resource
+from kuryr.state import State
 
 LOG = logging.getLogger(__name__)
 
@@ -37,6 +38,10 @@ OPT_SUBNET_NAME = {4: "neutron.subnet.name", 6: "neutron.subnet.v6.name"}
 
 # Neutron error types meaning "this fixed IP is taken".
 _IP_TAKEN = ("IpAddressAlreadyAllocated", "IpAddressInUse")
+# How long a released address waits for dockerd's ReleaseAddress. dockerd sends it right
+# after DeleteEndpoint and gives up on a missing plugin within seconds; networks on Docker's
+# own IPAM never send it to Kuryr, so markers must expire rather than pile up.
+RELEASE_MARKER_LIFETIME = 3600.0
 
 
 @dataclass
@@ -161,6 +166,7 @@ class Ipam(IpamDriver):
         allocator: PortAllocator,
         default_pool_v4: str = "kuryr",
         default_pool_v6: str = "kuryr6",
+        state: State | None = None,
     ) -> None:
         self._neutron = neutron
         self.allocator = allocator
@@ -169,7 +175,9 @@ class Ipam(IpamDriver):
         self._choices: dict[str, PoolChoice] = {}  # PoolID -> choice not yet a subnet
         self._subnets: dict[str, Subnet] = {}  # PoolID -> subnet
         self._held: dict[tuple[str, str], Resource] = {}  # (subnet id, ip) -> port
-        self._released: set[tuple[str, str]] = set()
+        # Release markers ((subnet id, ip) of ports DeleteEndpoint released) are durable: a
+        # restart between DeleteEndpoint and ReleaseAddress must not change what the latter does.
+        self._state = state or State.in_memory()
         self._pick_lock = asyncio.Lock()
 
     # --- RequestPool / ReleasePool ---------------------------------------------------------
@@ -256,6 +264,7 @@ class Ipam(IpamDriver):
             del self._subnets[pool_id]
         for held in [k for k in self._held if k[0] == subnet.id]:
             del self._held[held]
+        self._state.forget_release_markers(subnet.id)
 
     # --- RequestAddress / ReleaseAddress ---------------------------------------------------
 
@@ -324,8 +333,7 @@ class Ipam(IpamDriver):
         if subnet is None or req.address == subnet.gateway_ip:
             return
         key = (subnet.id, req.address)
-        if key in self._released:
-            self._released.discard(key)
+        if self._state.take_release_marker(*key, RELEASE_MARKER_LIFETIME):
             return
         port = self._held.pop(key, None)
         if port is None:
@@ -351,7 +359,7 @@ class Ipam(IpamDriver):
         await self.allocator.release(port)
         for key in fixed_ips(port):
             self._held.pop(key, None)
-            self._released.add(key)
+            self._state.mark_released(*key, RELEASE_MARKER_LIFETIME)
 
     # --- helpers -----------------------------------------------------------------------------
 

@@ -8,9 +8,12 @@ port) is then atomic with respect to every other request without a lock.
 
 Tables: ``networks`` (Docker network -> Neutron network and subnets), ``endpoints`` (Docker
 endpoint -> its port), ``pool_ports`` (pre-created ports and whether they are free),
-``pools`` (per-subnet pool settings), ``journal`` (bookkeeping writes owed to Neutron) and
-``views`` (the bookkeeping fields Neutron is believed to hold). The schema is versioned in
-``meta``; a newer file than this code understands is refused rather than guessed at.
+``pools`` (per-subnet pool settings), ``journal`` (bookkeeping writes owed to Neutron),
+``views`` (the bookkeeping fields Neutron is believed to hold), ``removals`` (networks Docker
+deleted whose removal from Neutron is not finished) and ``release_markers`` (addresses whose
+port DeleteEndpoint already released, so dockerd's later ReleaseAddress must take nothing).
+The schema is versioned in ``meta``: an older file is upgraded in place, step by step, and a
+newer file than this code understands is refused rather than guessed at.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from typing import Any
 from kuryr.model import Network, Subnet
 from kuryr.neutron import Resource
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DB_NAME = "kuryr.db"
 
 FREE = "free"
@@ -54,6 +57,15 @@ CREATE TABLE IF NOT EXISTS journal (
     port_id TEXT PRIMARY KEY, seq INTEGER NOT NULL, at REAL NOT NULL, desired TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS views (port_id TEXT PRIMARY KEY, view TEXT NOT NULL);
 """
+
+# Version n's step upgrades a file of version n - 1; _SCHEMA above is version 1.
+_UPGRADES: dict[int, str] = {
+    2: """
+CREATE TABLE IF NOT EXISTS removals (docker_id TEXT PRIMARY KEY, at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS release_markers (
+    subnet_id TEXT NOT NULL, ip TEXT NOT NULL, at REAL NOT NULL, PRIMARY KEY (subnet_id, ip));
+""",
+}
 
 
 class StateError(Exception):
@@ -117,13 +129,22 @@ class State:
         self._db.executescript(_SCHEMA)
         row = self._db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
         if row is None:
-            self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            self._db.execute("INSERT INTO meta VALUES ('schema', '1')")
         elif int(row[0]) > SCHEMA_VERSION:
             raise StateError(
                 f"state schema {row[0]} is newer than this Kuryr understands ({SCHEMA_VERSION})"
             )
+        version = int(row[0]) if row is not None else 1
+        for step in range(version + 1, SCHEMA_VERSION + 1):
+            self._upgrade(step)
         seq = self._db.execute("SELECT MAX(seq) FROM journal").fetchone()[0]
         self._seq = int(seq or 0)
+
+    def _upgrade(self, version: int) -> None:
+        # executescript commits on its own, so the step is idempotent (IF NOT EXISTS) and the
+        # version is bumped last: a crash in between repeats the step at the next open.
+        self._db.executescript(_UPGRADES[version])
+        self._db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(version),))
 
     # --- networks -----------------------------------------------------------------------------
 
@@ -247,6 +268,42 @@ class State:
 
     def forget_view(self, port_id: str) -> None:
         self._db.execute("DELETE FROM views WHERE port_id = ?", (port_id,))
+
+    # --- network removals ----------------------------------------------------------------------
+
+    def removal_put(self, docker_id: str) -> None:
+        """Record that ``docker_id`` must leave Neutron (kept until :meth:`removal_done`)."""
+        self._db.execute("INSERT OR IGNORE INTO removals VALUES (?, ?)", (docker_id, time.time()))
+
+    def removals(self) -> list[str]:
+        """Docker ids of the pending removals, oldest first."""
+        rows = self._db.execute("SELECT docker_id FROM removals ORDER BY at, docker_id")
+        return [str(r[0]) for r in rows.fetchall()]
+
+    def removal_done(self, docker_id: str) -> None:
+        self._db.execute("DELETE FROM removals WHERE docker_id = ?", (docker_id,))
+
+    # --- release markers ------------------------------------------------------------------------
+
+    def mark_released(self, subnet_id: str, ip: str, lifetime: float) -> None:
+        """Remember that the port holding ``ip`` was released; markers older than ``lifetime``
+        seconds go (a ReleaseAddress that late is not coming, e.g. on Docker IPAM networks)."""
+        now = time.time()
+        self._db.execute("DELETE FROM release_markers WHERE at < ?", (now - lifetime,))
+        self._db.execute(
+            "INSERT OR REPLACE INTO release_markers VALUES (?, ?, ?)", (subnet_id, ip, now)
+        )
+
+    def take_release_marker(self, subnet_id: str, ip: str, lifetime: float) -> bool:
+        """Consume the marker of ``ip``; True when one younger than ``lifetime`` was there."""
+        cur = self._db.execute(
+            "DELETE FROM release_markers WHERE subnet_id = ? AND ip = ? AND at >= ?",
+            (subnet_id, ip, time.time() - lifetime),
+        )
+        return cur.rowcount > 0
+
+    def forget_release_markers(self, subnet_id: str) -> None:
+        self._db.execute("DELETE FROM release_markers WHERE subnet_id = ?", (subnet_id,))
 
     # --- transactions -------------------------------------------------------------------------
 

@@ -1,0 +1,235 @@
+"""DeleteNetwork journals the network's removal from Neutron before answering, so neither a
+SIGKILL in the middle of it nor a Neutron that refuses it leaks the network: a private
+``kuryr serve`` (own socket and state directory) talks to Neutron through a gate
+(tests/integration/neutron_gate.py) that holds or fails the removal's calls; the daemon is
+then killed and restarted on the same state directory, straight on Neutron."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import secrets
+import signal
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kuryr import naming
+from kuryr.neutron import Neutron
+from kuryr.stack import unixhttp
+from kuryr.stack.layout import NEUTRON_URL
+from kuryr.state import DB_NAME
+from tests.conftest import StackFacts
+from tests.integration.domain_helpers import cleanup, docker_id, neutron_client
+from tests.integration.neutron_gate import neutron_gate
+from tests.integration.test_state_crash import plugin, serve, wait_for
+
+pytestmark = pytest.mark.stack
+
+
+def write_config(root: Path, host: str, neutron_url: str) -> Path:
+    """A daemon whose requests give up after 3 s: DeleteNetwork answers while its removal,
+    held at the gate, is still under way."""
+    conf = root / "kuryr.conf"
+    conf.write_text(
+        f"[DEFAULT]\nsocket = {root / 'kuryr.sock'}\nstate_dir = {root / 'state'}\n"
+        f"request_timeout = 3\n"
+        f"[neutron]\nauth_type = none\nendpoint = {neutron_url}\n"
+        f"[binding]\nhost = {host}\n"
+    )
+    return conf
+
+
+def free_cidr() -> str:
+    """A /24 outside the default subnetpool (10.10.0.0/16): Kuryr makes it a kuryrPool-*
+    subnetpool, which the removal must delete too."""
+    return f"10.{random.randint(200, 249)}.{random.randint(0, 255)}.0/24"
+
+
+def create_network(root: Path, did: str, cidr: str, generic: dict[str, str] | None = None) -> Any:
+    """RequestPool, the gateway's RequestAddress and CreateNetwork, as dockerd sends them;
+    returns RequestPool's answer."""
+    pool = plugin(root, "/IpamDriver.RequestPool", {"Pool": cidr})
+    gateway = plugin(
+        root,
+        "/IpamDriver.RequestAddress",
+        {"PoolID": pool["PoolID"], "Options": {"RequestAddressType": "com.docker.network.gateway"}},
+    )
+    plugin(
+        root,
+        "/NetworkDriver.CreateNetwork",
+        {
+            "NetworkID": did,
+            "IPv4Data": [
+                {"AddressSpace": "no_address_space", "Pool": cidr, "Gateway": gateway["Address"]}
+            ],
+            "IPv6Data": [],
+            "Options": {"com.docker.network.generic": generic or {}},
+        },
+    )
+    return pool
+
+
+def delete_network_error(root: Path, did: str) -> str:
+    """DeleteNetwork, expected to fail; returns the error Docker is given."""
+    status, body = unixhttp.request(
+        root / "kuryr.sock",
+        "POST",
+        "/NetworkDriver.DeleteNetwork",
+        json.dumps({"NetworkID": did}).encode(),
+        timeout=60,
+    )
+    assert status != 200, body
+    return str(json.loads(body)["Err"])
+
+
+def neutron_network(neutron: Neutron, network_id: str) -> dict[str, Any] | None:
+    return asyncio.run(neutron.show("networks", network_id))
+
+
+def kuryr_network(neutron: Neutron, did: str) -> dict[str, Any]:
+    [found] = asyncio.run(neutron.query("networks", {"tags": naming.id_tag_filter(did)}))
+    return found
+
+
+def subnetpool_of(neutron: Neutron, network_id: str) -> str:
+    [subnet] = asyncio.run(neutron.query("subnets", {"network_id": network_id}))
+    return str(subnet["subnetpool_id"])
+
+
+def pending_removals(root: Path) -> list[str]:
+    db = sqlite3.connect(f"file:{root / 'state' / DB_NAME}?mode=ro", uri=True)
+    try:
+        return [str(r[0]) for r in db.execute("SELECT docker_id FROM removals")]
+    finally:
+        db.close()
+
+
+def kill(process: Any) -> None:
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def removal_killed_at(
+    root: Path, host: str, did: str, step: Callable[[str], tuple[str, str]], **generic: str
+) -> tuple[str, str]:
+    """Create a network through the gate, hold the removal's call ``step(network id)`` gives
+    (method, path regex), DeleteNetwork, and SIGKILL the daemon while that call hangs.
+    Returns the Neutron network's id and its kuryrPool subnetpool's."""
+    neutron = neutron_client(NEUTRON_URL)
+    with (
+        neutron_gate(NEUTRON_URL) as gate,
+        serve(root, write_config(root, host, gate.url)) as daemon,
+    ):
+        create_network(root, did, free_cidr(), generic)
+        network_id = str(kuryr_network(neutron, did)["id"])
+        subnetpool_id = subnetpool_of(neutron, network_id)
+        held = gate.hold(*step(network_id))
+        assert "in the background" in delete_network_error(root, did)
+        wait_for(lambda: gate.seen(held), "the held call to reach the gate")
+        kill(daemon)
+    return network_id, subnetpool_id
+
+
+def network_delete(network_id: str) -> tuple[str, str]:
+    return "DELETE", f"/networks/{network_id}$"
+
+
+def network_tags(network_id: str) -> tuple[str, str]:
+    """The last step of releasing an adopted network: its Kuryr tags go."""
+    return "PUT", f"/networks/{network_id}/tags$"
+
+
+def test_removal_cut_by_sigkill_is_finished_by_the_next_daemon(
+    stack: StackFacts, tmp_path: Path
+) -> None:
+    neutron, did = neutron_client(NEUTRON_URL), docker_id()
+    host = stack.chassis_hostname
+    try:
+        network_id, subnetpool_id = removal_killed_at(tmp_path, host, did, network_delete)
+        # Docker has forgotten the network; Neutron still has it.
+        assert neutron_network(neutron, network_id) is not None
+        assert pending_removals(tmp_path) == [did]
+
+        with serve(tmp_path, write_config(tmp_path, host, NEUTRON_URL)):
+            wait_for(lambda: neutron_network(neutron, network_id) is None, "the network to go")
+            wait_for(lambda: pending_removals(tmp_path) == [], "the removal to be done")
+            assert asyncio.run(neutron.show("subnetpools", subnetpool_id)) is None
+        assert "resuming 1 pending network removal" in (tmp_path / "serve.log").read_text()
+    finally:
+        asyncio.run(cleanup(neutron, [did]))
+
+
+def test_removal_refused_by_neutron_is_retried_until_it_succeeds(
+    stack: StackFacts, tmp_path: Path
+) -> None:
+    neutron, did = neutron_client(NEUTRON_URL), docker_id()
+    try:
+        with (
+            neutron_gate(NEUTRON_URL) as gate,
+            serve(tmp_path, write_config(tmp_path, stack.chassis_hostname, gate.url)),
+        ):
+            create_network(tmp_path, did, free_cidr())
+            network_id = kuryr_network(neutron, did)["id"]
+            refused = gate.fail(*network_delete(network_id))
+            assert "gate: fail" in delete_network_error(tmp_path, did)
+            wait_for(lambda: gate.seen(refused) >= 2, "the removal to be retried")
+            assert neutron_network(neutron, network_id) is not None
+            assert pending_removals(tmp_path) == [did]
+
+            gate.clear()
+            wait_for(lambda: neutron_network(neutron, network_id) is None, "the network to go")
+            wait_for(lambda: pending_removals(tmp_path) == [], "the removal to be done")
+    finally:
+        asyncio.run(cleanup(neutron, [did]))
+
+
+def test_resumed_removal_of_a_network_already_gone_is_done(
+    stack: StackFacts, tmp_path: Path
+) -> None:
+    neutron, did = neutron_client(NEUTRON_URL), docker_id()
+    host = stack.chassis_hostname
+    try:
+        network_id, subnetpool_id = removal_killed_at(tmp_path, host, did, network_delete)
+        # Someone else finished the job while the daemon was down.
+        assert asyncio.run(neutron.delete("networks", network_id))
+
+        with serve(tmp_path, write_config(tmp_path, host, NEUTRON_URL)):
+            wait_for(lambda: pending_removals(tmp_path) == [], "the removal to be done")
+            assert asyncio.run(neutron.show("subnetpools", subnetpool_id)) is None
+        assert "removal of network" not in (tmp_path / "serve.log").read_text()
+    finally:
+        asyncio.run(cleanup(neutron, [did]))
+
+
+def test_resumed_removal_of_an_adopted_network_keeps_the_network(
+    stack: StackFacts, tmp_path: Path
+) -> None:
+    neutron, did = neutron_client(NEUTRON_URL), docker_id()
+    host = stack.chassis_hostname
+    name = f"jr-adopted-{secrets.token_hex(4)}"
+    made = asyncio.run(neutron.create("networks", {"name": name, "admin_state_up": True}))
+    try:
+        network_id, subnetpool_id = removal_killed_at(
+            tmp_path, host, did, network_tags, **{"neutron.net.uuid": made["id"]}
+        )
+        assert network_id == made["id"]
+        assert pending_removals(tmp_path) == [did]
+
+        with serve(tmp_path, write_config(tmp_path, host, NEUTRON_URL)):
+            wait_for(lambda: pending_removals(tmp_path) == [], "the removal to be done")
+        network = neutron_network(neutron, made["id"])
+        assert network is not None, "an adopted network was deleted"
+        assert network["name"] == name
+        assert not naming.is_adopted_network(network["tags"])
+        assert naming.id_from_tags(network["tags"]) is None
+        assert asyncio.run(neutron.query("subnets", {"network_id": made["id"]})) == []
+        assert asyncio.run(neutron.show("subnetpools", subnetpool_id)) is None
+    finally:
+        asyncio.run(cleanup(neutron, [did]))
+        asyncio.run(neutron.delete("networks", made["id"]))
