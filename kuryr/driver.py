@@ -20,6 +20,7 @@ from kuryr.journal import Journal
 from kuryr.networks import Networks
 from kuryr.neutron import Neutron, connect
 from kuryr.pools import PooledAllocator, Pools
+from kuryr.prewire import Prewire
 from kuryr.removals import Removals
 from kuryr.security_groups import SecurityGroups
 from kuryr.state import State
@@ -117,7 +118,11 @@ async def build(
         undo.callback(state.close)
         journal = Journal(state, neutron, config.pool.bookkeeping_delay)
         undo.push_async_callback(journal.stop)
-        pools = Pools(state, neutron, journal, binders.host, config.pool)
+        prewire = Prewire(
+            binders, functools.partial(_mtu_of, state), config.neutron.vif_plugging_timeout
+        )
+        undo.push_async_callback(prewire.close)
+        pools = Pools(state, neutron, journal, binders.host, config.pool, prewire)
         undo.push_async_callback(pools.close)
         ipam = Ipam(
             neutron,
@@ -136,6 +141,7 @@ async def build(
             config.neutron.vif_plugging_timeout,
             config.binding.veth_dst_prefix,
             bookkeeping=journal,
+            prewire=prewire,
         )
         driver = KuryrNetworkDriver(networks, endpoints, SecurityGroups(neutron), pools, state)
         await pools.load()
@@ -160,6 +166,10 @@ async def build(
 
 def _allocator(neutron: Neutron, host: str, pools: Pools) -> PortAllocator:
     return PooledAllocator(neutron, host, pools) if pools.enabled else PortAllocator(neutron, host)
+
+
+def _mtu_of(state: State, neutron_id: str) -> int | None:
+    return next((n.mtu for n in state.networks() if n.neutron_id == neutron_id), None)
 
 
 def _known_subnets(ipam: Ipam, state: State) -> None:
