@@ -88,9 +88,6 @@ class Removals:
         for docker_id in pending:
             self._start(docker_id)
 
-    def pending(self) -> list[str]:
-        return self._state.removals()
-
     async def stop(self) -> None:
         """Stop every removal; what is not finished stays recorded for the next start."""
         self._stopped = True

@@ -88,6 +88,14 @@ def delete_network_error(root: Path, did: str) -> str:
     return str(json.loads(body)["Err"])
 
 
+async def remove_leftovers(neutron: Neutron, did: str, cidr: str) -> None:
+    """What a failed run left: Kuryr's network (domain_helpers.cleanup) and the CIDR's
+    kuryrPool subnetpool, which that cleanup misses once the network's subnet is gone."""
+    await cleanup(neutron, [did])
+    for pool in await neutron.query("subnetpools", {"name": naming.subnetpool_name(cidr)}):
+        await neutron.delete("subnetpools", pool["id"])
+
+
 def neutron_network(neutron: Neutron, network_id: str) -> dict[str, Any] | None:
     return asyncio.run(neutron.show("networks", network_id))
 
@@ -116,7 +124,12 @@ def kill(process: Any) -> None:
 
 
 def removal_killed_at(
-    root: Path, host: str, did: str, step: Callable[[str], tuple[str, str]], **generic: str
+    root: Path,
+    host: str,
+    did: str,
+    cidr: str,
+    step: Callable[[str], tuple[str, str]],
+    **generic: str,
 ) -> tuple[str, str]:
     """Create a network through the gate, hold the removal's call ``step(network id)`` gives
     (method, path regex), DeleteNetwork, and SIGKILL the daemon while that call hangs.
@@ -126,7 +139,7 @@ def removal_killed_at(
         neutron_gate(NEUTRON_URL) as gate,
         serve(root, write_config(root, host, gate.url)) as daemon,
     ):
-        create_network(root, did, free_cidr(), generic)
+        create_network(root, did, cidr, generic)
         network_id = str(kuryr_network(neutron, did)["id"])
         subnetpool_id = subnetpool_of(neutron, network_id)
         held = gate.hold(*step(network_id))
@@ -148,10 +161,10 @@ def network_tags(network_id: str) -> tuple[str, str]:
 def test_removal_cut_by_sigkill_is_finished_by_the_next_daemon(
     stack: StackFacts, tmp_path: Path
 ) -> None:
-    neutron, did = neutron_client(NEUTRON_URL), docker_id()
+    neutron, did, cidr = neutron_client(NEUTRON_URL), docker_id(), free_cidr()
     host = stack.chassis_hostname
     try:
-        network_id, subnetpool_id = removal_killed_at(tmp_path, host, did, network_delete)
+        network_id, subnetpool_id = removal_killed_at(tmp_path, host, did, cidr, network_delete)
         # Docker has forgotten the network; Neutron still has it.
         assert neutron_network(neutron, network_id) is not None
         assert pending_removals(tmp_path) == [did]
@@ -162,19 +175,19 @@ def test_removal_cut_by_sigkill_is_finished_by_the_next_daemon(
             assert asyncio.run(neutron.show("subnetpools", subnetpool_id)) is None
         assert "resuming 1 pending network removal" in (tmp_path / "serve.log").read_text()
     finally:
-        asyncio.run(cleanup(neutron, [did]))
+        asyncio.run(remove_leftovers(neutron, did, cidr))
 
 
 def test_removal_refused_by_neutron_is_retried_until_it_succeeds(
     stack: StackFacts, tmp_path: Path
 ) -> None:
-    neutron, did = neutron_client(NEUTRON_URL), docker_id()
+    neutron, did, cidr = neutron_client(NEUTRON_URL), docker_id(), free_cidr()
     try:
         with (
             neutron_gate(NEUTRON_URL) as gate,
             serve(tmp_path, write_config(tmp_path, stack.chassis_hostname, gate.url)),
         ):
-            create_network(tmp_path, did, free_cidr())
+            create_network(tmp_path, did, cidr)
             network_id = kuryr_network(neutron, did)["id"]
             refused = gate.fail(*network_delete(network_id))
             assert "gate: fail" in delete_network_error(tmp_path, did)
@@ -186,16 +199,16 @@ def test_removal_refused_by_neutron_is_retried_until_it_succeeds(
             wait_for(lambda: neutron_network(neutron, network_id) is None, "the network to go")
             wait_for(lambda: pending_removals(tmp_path) == [], "the removal to be done")
     finally:
-        asyncio.run(cleanup(neutron, [did]))
+        asyncio.run(remove_leftovers(neutron, did, cidr))
 
 
 def test_resumed_removal_of_a_network_already_gone_is_done(
     stack: StackFacts, tmp_path: Path
 ) -> None:
-    neutron, did = neutron_client(NEUTRON_URL), docker_id()
+    neutron, did, cidr = neutron_client(NEUTRON_URL), docker_id(), free_cidr()
     host = stack.chassis_hostname
     try:
-        network_id, subnetpool_id = removal_killed_at(tmp_path, host, did, network_delete)
+        network_id, subnetpool_id = removal_killed_at(tmp_path, host, did, cidr, network_delete)
         # Someone else finished the job while the daemon was down.
         assert asyncio.run(neutron.delete("networks", network_id))
 
@@ -204,19 +217,19 @@ def test_resumed_removal_of_a_network_already_gone_is_done(
             assert asyncio.run(neutron.show("subnetpools", subnetpool_id)) is None
         assert "removal of network" not in (tmp_path / "serve.log").read_text()
     finally:
-        asyncio.run(cleanup(neutron, [did]))
+        asyncio.run(remove_leftovers(neutron, did, cidr))
 
 
 def test_resumed_removal_of_an_adopted_network_keeps_the_network(
     stack: StackFacts, tmp_path: Path
 ) -> None:
-    neutron, did = neutron_client(NEUTRON_URL), docker_id()
+    neutron, did, cidr = neutron_client(NEUTRON_URL), docker_id(), free_cidr()
     host = stack.chassis_hostname
     name = f"jr-adopted-{secrets.token_hex(4)}"
     made = asyncio.run(neutron.create("networks", {"name": name, "admin_state_up": True}))
     try:
         network_id, subnetpool_id = removal_killed_at(
-            tmp_path, host, did, network_tags, **{"neutron.net.uuid": made["id"]}
+            tmp_path, host, did, cidr, network_tags, **{"neutron.net.uuid": made["id"]}
         )
         assert network_id == made["id"]
         assert pending_removals(tmp_path) == [did]
@@ -231,5 +244,5 @@ def test_resumed_removal_of_an_adopted_network_keeps_the_network(
         assert asyncio.run(neutron.query("subnets", {"network_id": made["id"]})) == []
         assert asyncio.run(neutron.show("subnetpools", subnetpool_id)) is None
     finally:
-        asyncio.run(cleanup(neutron, [did]))
+        asyncio.run(remove_leftovers(neutron, did, cidr))
         asyncio.run(neutron.delete("networks", made["id"]))

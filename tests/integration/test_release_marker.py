@@ -19,6 +19,7 @@ from tests.integration.test_journal_network_removal import (
     create_network,
     free_cidr,
     kill,
+    remove_leftovers,
     write_config,
 )
 from tests.integration.test_state_crash import plugin, port_at, port_or_none, serve
@@ -39,12 +40,12 @@ def markers(root: Path) -> list[tuple[str, str]]:
 def test_late_release_after_a_restart_keeps_the_new_holder(
     stack: StackFacts, tmp_path: Path
 ) -> None:
-    neutron = neutron_client(NEUTRON_URL)
+    neutron, cidr = neutron_client(NEUTRON_URL), free_cidr()
     did, first, second = docker_id(), docker_id(), docker_id()
     conf = write_config(tmp_path, stack.chassis_hostname, NEUTRON_URL)
     try:
         with serve(tmp_path, conf) as daemon:
-            pool = create_network(tmp_path, did, free_cidr())
+            pool = create_network(tmp_path, did, cidr)
             address = plugin(
                 tmp_path, "/IpamDriver.RequestAddress", {"PoolID": pool["PoolID"], "Options": {}}
             )["Address"]
@@ -91,4 +92,5 @@ def test_late_release_after_a_restart_keeps_the_new_holder(
             assert markers(tmp_path) == []
             plugin(tmp_path, "/NetworkDriver.DeleteNetwork", {"NetworkID": did})
     finally:
-        asyncio.run(cleanup(neutron, [did, first, second]))
+        asyncio.run(cleanup(neutron, [first, second]))
+        asyncio.run(remove_leftovers(neutron, did, cidr))
