@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
+import time
 from pathlib import Path
 
 
@@ -66,3 +67,23 @@ def versions(repo: Path) -> dict[str, str]:
         "ovn": _deb_version("ovn-host"),
         "python": platform.python_version(),
     }
+
+
+def _cpu_times() -> tuple[int, int]:
+    """(idle, total) jiffies of all CPUs since boot."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return fields[3] + fields[4], sum(fields)  # idle + iowait
+
+
+def wait_idle(min_idle: float = 0.8, window: float = 1.0, limit: float = 120.0) -> float:
+    """Wait until the CPUs were at least ``min_idle`` idle over one ``window`` (every
+    daemon's background work after a burst is done), at most ``limit`` seconds; returns
+    the seconds waited."""
+    started = time.monotonic()
+    while time.monotonic() - started < limit:
+        idle0, total0 = _cpu_times()
+        time.sleep(window)
+        idle1, total1 = _cpu_times()
+        if total1 > total0 and (idle1 - idle0) / (total1 - total0) >= min_idle:
+            break
+    return time.monotonic() - started

@@ -17,6 +17,7 @@ from bench.dockercli import (
     run_many,
 )
 from bench.drivers import Driver
+from bench.machine import wait_idle
 from bench.stats import Summary
 
 # How many error messages of one kind are kept in the results, to stay readable.
@@ -116,7 +117,9 @@ def scale(
     fill_width: int,
     fill_budget_s: float,
 ) -> dict[str, Any]:
-    """Start latency on a network already holding each of ``sizes`` running containers.
+    """Start latency on a network already holding each of ``sizes`` running containers:
+    probed right after filling, and again once the machine is idle (the daemons' work left
+    by the fill, such as pool refills and bookkeeping, is done), which is the figure compared.
 
     Filling stops growing a network once ``fill_budget_s`` of filling would be exceeded;
     the step then records how many it reached and why."""
@@ -145,6 +148,8 @@ def scale(
                 "fill_s": fill_s,
                 "fill_errors": sum(not o.ok for o in filled),
                 "fill_error_examples": sorted({o.error for o in filled if not o.ok})[:MAX_ERRORS],
+                "start_after_fill": _timings([run_rm(driver) for _ in range(probes)]),
+                "settle_s": wait_idle(),
                 "start": _timings([run_rm(driver) for _ in range(probes)]),
             }
             if size < target:

@@ -20,7 +20,10 @@ used. Also kuryr-libnetwork's ``default_subnetpool_v4`` / ``default_subnetpool_v
 
 ``[pool]``  ``min``, ``max``, ``batch`` (pre-created ports per subnet; off while ``max`` is 0);
 ``bookkeeping_delay`` (seconds a journaled Neutron bookkeeping write waits, so a container that
-stops sooner costs Neutron nothing; default 0).
+stops sooner costs Neutron nothing; default 0); ``background_pause`` / ``background_longest``
+(bookkeeping writes and pool refills that can wait run once Docker has sent no container
+request for ``background_pause`` seconds, at most ``background_longest`` seconds late;
+defaults 0.5 and 5).
 """
 
 from __future__ import annotations
@@ -63,6 +66,8 @@ class PoolConfig:
     max: int = 0
     batch: int = 0
     bookkeeping_delay: float = 0.0
+    background_pause: float = 0.5
+    background_longest: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -132,6 +137,7 @@ def parse(parser: configparser.ConfigParser) -> Config:
     auth = {k: v for k, v in neutron.items() if k not in _NEUTRON_KEYS}
     nd = NeutronConfig()
     bd = BindingConfig()
+    pd = PoolConfig()
     return Config(
         debug=d.getboolean("debug", False),
         socket=Path(d.get("socket", str(Config.socket))),
@@ -163,5 +169,7 @@ def parse(parser: configparser.ConfigParser) -> Config:
             max=pool.getint("max", 0),
             batch=pool.getint("batch", 0),
             bookkeeping_delay=pool.getfloat("bookkeeping_delay", 0.0),
+            background_pause=pool.getfloat("background_pause", pd.background_pause),
+            background_longest=pool.getfloat("background_longest", pd.background_longest),
         ),
     )

@@ -21,6 +21,7 @@ from kuryr.networks import Networks
 from kuryr.neutron import Neutron, connect
 from kuryr.pools import PooledAllocator, Pools
 from kuryr.prewire import Prewire
+from kuryr.quiet import Quiet
 from kuryr.removals import Removals
 from kuryr.security_groups import SecurityGroups
 from kuryr.state import State
@@ -36,11 +37,14 @@ class KuryrNetworkDriver(NetworkDriver):
         security_groups: SecurityGroups,
         pools: Pools,
         state: State | None = None,
+        quiet: Quiet | None = None,
     ) -> None:
         self.networks = networks
         self.endpoints = endpoints
         self.security_groups = security_groups
         self.pools = pools
+        # Container starts and stops hold background work back (kuryr.quiet).
+        self._quiet = quiet or Quiet(0.0, 0.0)
         self.removals = Removals(state or State.in_memory(), self._delete_network)
 
     async def create_network(self, req: p.CreateNetworkRequest) -> None:
@@ -76,6 +80,7 @@ class KuryrNetworkDriver(NetworkDriver):
         given = [a for a in (iface.address, iface.address_ipv6) if a]
         addresses = [str(ipaddress.ip_interface(a).ip) for a in given]
         metrics.endpoint_creating(req.endpoint_id, addresses, time.perf_counter())
+        self._quiet.touch()
         return await self.endpoints.create(req)
 
     async def endpoint_oper_info(self, req: p.EndpointRequest) -> p.EndpointOperInfoResponse:
@@ -83,16 +88,19 @@ class KuryrNetworkDriver(NetworkDriver):
         return self.endpoints.oper_info(endpoint)
 
     async def delete_endpoint(self, req: p.EndpointRequest) -> None:
+        self._quiet.touch()
         await self.endpoints.delete(req, self.security_groups.revoke)
         metrics.endpoint_deleted(req.endpoint_id)
 
     async def join(self, req: p.JoinRequest) -> p.JoinResponse:
+        self._quiet.touch()
         answer = await self.endpoints.join(req)
         metrics.joined(req.endpoint_id)
         return answer
 
     async def leave(self, req: p.EndpointRequest) -> None:
         metrics.leaving(req.endpoint_id)
+        self._quiet.touch()
         await self.endpoints.leave(req)
 
     async def program_external_connectivity(self, req: p.ExternalConnectivityRequest) -> None:
@@ -116,13 +124,14 @@ async def build(
         neutron = connect(config.neutron, metrics.neutron_call)
         state = State.open(config.state_dir)
         undo.callback(state.close)
-        journal = Journal(state, neutron, config.pool.bookkeeping_delay)
+        quiet = Quiet(config.pool.background_pause, config.pool.background_longest)
+        journal = Journal(state, neutron, config.pool.bookkeeping_delay, quiet=quiet)
         undo.push_async_callback(journal.stop)
         prewire = Prewire(
             binders, functools.partial(_mtu_of, state), config.neutron.vif_plugging_timeout
         )
         undo.push_async_callback(prewire.close)
-        pools = Pools(state, neutron, journal, binders.host, config.pool, prewire)
+        pools = Pools(state, neutron, journal, binders.host, config.pool, prewire, quiet)
         undo.push_async_callback(pools.close)
         ipam = Ipam(
             neutron,
@@ -143,7 +152,9 @@ async def build(
             bookkeeping=journal,
             prewire=prewire,
         )
-        driver = KuryrNetworkDriver(networks, endpoints, SecurityGroups(neutron), pools, state)
+        driver = KuryrNetworkDriver(
+            networks, endpoints, SecurityGroups(neutron), pools, state, quiet
+        )
         await pools.load()
         journal.start()
         # Stopped before the journal and pools it uses; what is unfinished stays recorded.

@@ -138,9 +138,14 @@ class Endpoints:
             return ready or await self._create_port(endpoint_id, network, wanted, mac)
         main, *extra = ports.values()
         try:
-            if extra or len(held) != len(ports) or None in held:
+            merge = bool(extra) or len(held) != len(ports) or None in held
+            new_mac = bool(mac) and mac.lower() != str(main["mac_address"]).lower()
+            if merge or new_mac:
+                for port in ports.values():
+                    await self._prewire.unwire(str(port["id"]))
+            if merge:
                 main = await self._merge(main, extra, wanted)
-            if mac and mac.lower() != str(main["mac_address"]).lower():
+            if new_mac:
                 main = await self._set_mac(main, mac)
         except BaseException:
             with deadline.cleanup():

@@ -7,7 +7,9 @@ stops before the worker gets to it costs Neutron nothing. Entries left by a cras
 when the next daemon starts the worker. The worker never touches a port twice at once.
 
 A ``view`` per port remembers what Neutron is believed to hold, so only the calls that change
-something are made (a PUT of device_id/name, a PUT of the tags).
+something are made (a PUT of device_id/name, a PUT of the tags). With a :class:`Quiet`, due
+entries wait for a pause in Docker's requests (kuryr.quiet), so a burst of starts is not
+slowed by the Neutron and OVN work its bookkeeping causes.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 from kuryr import naming
 from kuryr.errors import BackendError
 from kuryr.neutron import Neutron, NeutronError, Resource
+from kuryr.quiet import Quiet
 from kuryr.state import JournalEntry, State
 
 LOG = logging.getLogger(__name__)
@@ -78,11 +81,17 @@ class Journal:
     """Durable, coalescing queue of bookkeeping writes, applied in the background."""
 
     def __init__(
-        self, state: State, neutron: Neutron, delay: float = 0.0, workers: int = 4
+        self,
+        state: State,
+        neutron: Neutron,
+        delay: float = 0.0,
+        workers: int = 4,
+        quiet: Quiet | None = None,
     ) -> None:
         self.state = state
         self._neutron = neutron
         self._delay = delay
+        self._quiet = quiet
         self._slots = asyncio.Semaphore(workers)
         self._wake = asyncio.Event()
         self._changed = asyncio.Condition()
@@ -139,6 +148,8 @@ class Journal:
             if entry.port_id in self._busy:
                 continue
             due = max(entry.at + self._delay, self._retry_at.get(entry.port_id, 0.0))
+            if self._quiet is not None:
+                due = self._quiet.due(due)
             if due > now:
                 next_due = min(next_due or due, due)
                 continue

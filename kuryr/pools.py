@@ -17,6 +17,8 @@ together share one POST. Neutron makes the ports of a bulk one after the other (
 under load), so a POST holds at most ``batch`` ports beyond the waiting starts: a small batch
 makes ports arrive early and keeps a later miss from queueing behind a long refill. Each miss
 raises the target by one (up to ``max``): the next burst of that size finds its ports ready.
+A refill that can wait (no start waits, at least ``batch`` ports free) waits for a pause in
+Docker's requests first (kuryr.quiet).
 
 Two modes per subnet. ``any`` (Kuryr IPAM): any free port serves, Neutron picked its address.
 ``exact`` (Docker's own IPAM): Docker hands out the LOWEST free address of its pool (libnetwork's
@@ -48,6 +50,7 @@ from kuryr.ipam import PortAllocator
 from kuryr.journal import Journal, background, cleaned
 from kuryr.model import Network, Subnet, fixed_ips
 from kuryr.neutron import Neutron, NeutronError, Resource
+from kuryr.quiet import Quiet
 from kuryr.state import FREE, MODE_ANY, MODE_EXACT, TAKEN, PoolPort, PoolRow, State, iter_hosts
 
 LOG = logging.getLogger(__name__)
@@ -92,6 +95,7 @@ class SubnetPool:
     started: bool = False  # keep the pool filled (its network exists, or a container asked)
     target: int = 0  # refill up to this many free ports; raised by misses, up to max
     waiters: list[asyncio.Future[Resource]] = field(default_factory=list)  # starts on a miss
+    nudge: asyncio.Event = field(default_factory=asyncio.Event)  # a refill must not wait
     blocked: set[str] = field(default_factory=set)  # exact mode: addresses Neutron refused
     # Until then (monotonic), ports of a bulk create that got no answer may still show up.
     strays_until: float = 0.0
@@ -123,6 +127,7 @@ class Pools:
         host: str,
         config: PoolConfig,
         wiring: Wiring | None = None,
+        quiet: Quiet | None = None,
     ) -> None:
         self._state = state
         self._neutron = neutron
@@ -130,6 +135,7 @@ class Pools:
         self._host = host
         self.config = config
         self._wiring = wiring
+        self._quiet = quiet
         self._pools: dict[str, SubnetPool] = {}
         self._refill_tasks: set[asyncio.Task[None]] = set()
 
@@ -224,6 +230,7 @@ class Pools:
             return self._take(pool, next(iter(pool.free)))
         waiter: asyncio.Future[Resource] = asyncio.get_running_loop().create_future()
         pool.waiters.append(waiter)
+        pool.nudge.set()
         pool.target = min(self.config.max, max(pool.target, self.config.min) + 1)
         self._kick(pool)
         timeout = deadline.clamp(_WAIT_TIMEOUT, f"waiting for a port of subnet {subnet_id}")
@@ -257,6 +264,8 @@ class Pools:
         pool.taken[port_id] = pp
         self._state.set_pool_port_status(port_id, TAKEN)
         self._level(pool)
+        if self._urgent(pool):
+            pool.nudge.set()
         self._kick(pool)
         return dict(pp.port)
 
@@ -331,6 +340,9 @@ class Pools:
         if pool.waiters or self._short(pool) > 0:
             pool.refill = background(self._refill(pool), f"pool-{pool.subnet_id}")
 
+    def _urgent(self, pool: SubnetPool) -> bool:
+        return bool(pool.waiters) or pool.closing or len(pool.free) < max(self.config.batch, 1)
+
     def _short(self, pool: SubnetPool) -> int:
         return max(pool.target, self.config.min) - len(pool.free) - pool.creating
 
@@ -338,6 +350,9 @@ class Pools:
         """The pool's one refill: rounds of one bulk POST each, until the target is met and
         no start waits; starts missing meanwhile join the next round."""
         try:
+            if self._quiet is not None and not self._urgent(pool):
+                pool.nudge.clear()
+                await self._quiet.calm(pool.nudge)
             if time.monotonic() < pool.strays_until:
                 await self._adopt_strays(pool)
             if pool.waiters:
@@ -556,6 +571,7 @@ class Pools:
             if pool is None:
                 continue
             pool.closing = True
+            pool.nudge.set()
             if pool.refill is not None:
                 await asyncio.gather(pool.refill, return_exceptions=True)
             self._fail_waiters(pool, BackendError(f"network {network.docker_id[:12]} is removed"))
@@ -583,6 +599,7 @@ class Pools:
         refills = [p.refill for p in self._pools.values() if p.refill is not None]
         for pool in self._pools.values():
             pool.closing = True
+            pool.nudge.set()
         if refills:
             await asyncio.gather(*refills, return_exceptions=True)
 

@@ -91,6 +91,12 @@ class Prewire:
             return False
         return await self._binders.for_vif_type(vif.vif_type).ready(vif)
 
+    async def unwire(self, port_id: str) -> None:
+        """Before a port's MAC or addresses change: its VIF plugged ahead goes now, so the
+        plug that follows starts from no interface, as for a port never pooled."""
+        self.gone(port_id)
+        await self._settle(port_id)
+
     def behind(self, vif: Vif) -> None:
         """Leave: unplug in the background."""
         self._forget(vif.port_id)
