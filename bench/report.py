@@ -19,14 +19,16 @@ METHOD = """\
   2 warm-up rounds, then rounds of one `docker run --rm` per network in a fixed order
   (A B C D E, A B C D E, ...). p90 interpolates linearly between the closest ranks.
 - Containers at once: `docker run -d ... sleep` processes all started at the same moment;
-  wall time from the first start to the last return. Then all removed at once.
-- Scale: long-running `sleep` containers started 8 at a time until the network holds N,
-  then 5 `docker run --rm` probes right away, then (once the CPUs were 80 % idle over one
-  second, at most 120 s: the work a fill leaves behind, such as Kuryr's pool refills and
-  bookkeeping, is done) 5 more. The settled probes are the "start" figures and the ratio;
-  the right-after-fill ones are shown beside them. A driver stops growing its network once
-  filling would exceed the fill time budget (120 s per driver, so that the whole run stays
-  near 15 min); the table then says how many it reached.
+  wall time from the first start to the last return, then all removed at once. 3 bursts per
+  network, interleaved across networks, each once the CPUs were 80 % idle over one second
+  (so no burst pays for the background work another left); the median burst is compared.
+- Scale: from an idle machine, long-running `sleep` containers started 8 at a time until the
+  network holds N, then 5 `docker run --rm` probes right away, then (once the CPUs were
+  80 % idle over one second, at most 120 s: the work a fill leaves behind, such as Kuryr's
+  pool refills and bookkeeping, is done) 5 more. The settled probes are the "start"
+  figures and the ratio; the right-after-fill ones are shown beside them. A driver stops
+  growing its network once filling would exceed the fill time budget (120 s per driver, so
+  that the whole run stays near 15 min); the table then says how many it reached.
 - Neutron requests: counted by a small proxy (bench/proxy.py, 127.0.0.1:19696 for
   kuryr-libnetwork, :19697 for Kuryr) that forwards to Neutron and logs each request. For
   this phase only, each daemon is restarted with its `[neutron] endpoint` on the proxy (the
@@ -163,6 +165,7 @@ def _parallel_section(results: dict[str, Any]) -> list[str]:
             TITLES.get(key, key),
             str(row["count"]),
             _s(row["wall_s"], 2),
+            ", ".join(_s(w, 2) for w in row.get("walls_s", [])),
             _x(ratio(row["wall_s"], bridge)),
             _s(_median(row["each"]), 2),
             _errors(row),
@@ -173,7 +176,8 @@ def _parallel_section(results: dict[str, Any]) -> list[str]:
     header = [
         "network",
         "containers",
-        "wall s",
+        "wall s (median)",
+        "each burst s",
         "vs bridge",
         "median each s",
         "errors",

@@ -26,6 +26,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--net-reps", type=int, default=5, help="network create/rm per driver")
     parser.add_argument("--parallel", type=int, default=20)
+    parser.add_argument("--parallel-reps", type=int, default=3, help="bursts per driver")
     parser.add_argument("--scale", default="10,200", help="endpoint counts, comma-separated")
     parser.add_argument("--scale-probes", type=int, default=5)
     parser.add_argument("--fill-width", type=int, default=8, help="parallel fills at scale")
@@ -228,7 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "parallel starts",
             phases,
             watch,
-            lambda: scenarios.parallel_starts(usable, args.parallel),
+            lambda: scenarios.parallel_starts(usable, args.parallel, args.parallel_reps),
         )
         sizes = [int(s) for s in args.scale.split(",") if s]
         results["scale"] = _phase(

@@ -3,6 +3,7 @@ dicts, numbers) that goes into the JSON file unchanged."""
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -81,23 +82,33 @@ def _wall(outcomes: Sequence[Outcome]) -> float:
     return max(o.returned for o in outcomes) - min(o.started for o in outcomes)
 
 
-def parallel_starts(drivers: Sequence[Driver], count: int) -> dict[str, Any]:
-    """``count`` ``docker run -d`` at once per driver: wall time and errors; then the same
-    containers removed at once."""
+def parallel_starts(drivers: Sequence[Driver], count: int, reps: int) -> dict[str, Any]:
+    """``count`` ``docker run -d`` at once per driver, ``reps`` rounds interleaved across the
+    drivers, each burst from an idle machine: median wall time and errors; after each burst
+    the same containers are removed at once."""
+    started: dict[str, list[list[Outcome]]] = {d.key: [] for d in drivers}
+    removed: dict[str, list[list[Outcome]]] = {d.key: [] for d in drivers}
+    for rep in range(reps):
+        for driver in drivers:
+            wait_idle()
+            names = [f"{PREFIX}par-{driver.key}-{rep}-{i}" for i in range(count)]
+            started[driver.key].append(run_many(_sleepers(driver, names)))
+            removed[driver.key].append(run_many([["rm", "-f", name] for name in names]))
     results: dict[str, Any] = {}
-    for driver in drivers:
-        names = [f"{PREFIX}par-{driver.key}-{i}" for i in range(count)]
-        started = run_many(_sleepers(driver, names))
-        removed = run_many([["rm", "-f", name] for name in names])
-        errors = [o.error for o in started if not o.ok]
-        results[driver.key] = {
+    for key, bursts in started.items():
+        every = [o for burst in bursts for o in burst]
+        errors = [o.error for o in every if not o.ok]
+        walls = [_wall(burst) for burst in bursts]
+        rm_walls = [_wall(burst) for burst in removed[key]]
+        results[key] = {
             "count": count,
-            "wall_s": _wall(started),
-            "each": _timings(started)["summary"],
+            "walls_s": walls,
+            "wall_s": statistics.median(walls),
+            "each": _timings(every)["summary"],
             "errors": len(errors),
             "error_examples": sorted(set(errors))[:MAX_ERRORS],
-            "rm_wall_s": _wall(removed),
-            "rm_errors": sum(not o.ok for o in removed),
+            "rm_wall_s": statistics.median(rm_walls),
+            "rm_errors": sum(not o.ok for burst in removed[key] for o in burst),
         }
     return results
 
@@ -127,6 +138,7 @@ def scale(
     for driver in drivers:
         if driver.create_args is None:
             continue
+        wait_idle()
         held: list[str] = []
         steps: list[dict[str, Any]] = []
         per_container_s: float | None = None
