@@ -29,10 +29,12 @@ def test_dual_stack_network(env: DockerEnv, neutron: Neutron, explicit_subnets: 
         neutron.find("subnets", network_id=neutron_net["id"]), key=lambda s: s["ip_version"]
     )
     assert [s["ip_version"] for s in subnets] == [4, 6], subnets
-    cidrs = [s["cidr"] for s in subnets]
-    assert sorted(docker_network_subnets(net)) == sorted(cidrs)
+    cidrs = [ipaddress.ip_network(s["cidr"]) for s in subnets]
+    # Docker echoes a CIDR as typed, Neutron in canonical form ("0610" is "610").
+    docker_cidrs = [ipaddress.ip_network(c) for c in docker_network_subnets(net)]
+    assert sorted(docker_cidrs, key=str) == sorted(cidrs, key=str)
     if wanted:
-        assert cidrs == wanted
+        assert cidrs == [ipaddress.ip_network(c) for c in wanted]
     else:
         for subnet, pool in zip(subnets, ("kuryr", "kuryr6"), strict=True):
             assert subnet["subnetpool_id"] == pools[pool]["id"]
