@@ -112,10 +112,6 @@ class Prewire:
         if tasks:
             await asyncio.wait(tasks, timeout=_CLOSE_GRACE)
 
-    def counts(self) -> dict[str, int]:
-        """VIFs plugged ahead and waiting for a container, and work under way."""
-        return {"wired": len(self._wired), "busy": len(self._last)}
-
     # --- the work ------------------------------------------------------------------------------
 
     def _forget(self, port_id: str) -> Vif | None:
