@@ -23,9 +23,9 @@ METHOD = """\
   network, interleaved across networks, each once the CPUs were 80 % idle over one second
   (so no burst pays for the background work another left); the median burst is compared.
 - Scale: from an idle machine, long-running `sleep` containers started 8 at a time until the
-  network holds N, then 5 `docker run --rm` probes right away, then (once the CPUs were
+  network holds N, then 10 `docker run --rm` probes right away, then (once the CPUs were
   80 % idle over one second, at most 120 s: the work a fill leaves behind, such as Kuryr's
-  pool refills and bookkeeping, is done) 5 more. The settled probes are the "start"
+  pool refills and bookkeeping, is done) 10 more. The settled probes are the "start"
   figures and the ratio; the right-after-fill ones are shown beside them. A driver stops
   growing its network once filling would exceed the fill time budget (120 s per driver, so
   that the whole run stays near 15 min); the table then says how many it reached.
@@ -77,7 +77,16 @@ def derive(results: dict[str, Any]) -> dict[str, Any]:
             _median(step["start"]["summary"]) if "start" in step else None for step in row["steps"]
         ]
         growth[key] = [ratio(m, medians[0]) for m in medians] if medians else []
-    return {"start_ratios": ratios, "scale_growth": growth}
+    # dockerd itself starts containers more slowly as it holds more: the bridge shows how much.
+    bridge_growth = growth.get("bridge", [])
+    beyond = {
+        key: [
+            ratio(g, bridge_growth[i]) if i < len(bridge_growth) else None
+            for i, g in enumerate(steps)
+        ]
+        for key, steps in growth.items()
+    }
+    return {"start_ratios": ratios, "scale_growth": growth, "scale_growth_vs_bridge": beyond}
 
 
 def _s(value: float | None, digits: int = 3) -> str:
@@ -193,12 +202,16 @@ def _parallel_section(results: dict[str, Any]) -> list[str]:
 def _scale_section(results: dict[str, Any], derived: dict[str, Any]) -> list[str]:
     rows = []
     for key, row in results.get("scale", {}).items():
-        for step, growth in zip(row["steps"], derived["scale_growth"][key], strict=True):
+        beyond = derived.get("scale_growth_vs_bridge", {}).get(key) or [None] * len(row["steps"])
+        for step, growth, extra in zip(
+            row["steps"], derived["scale_growth"][key], beyond, strict=True
+        ):
             if "start" not in step:
                 rows.append(
                     [
                         TITLES.get(key, key),
                         f"not reached ({step['target']})",
+                        "",
                         "",
                         "",
                         "",
@@ -224,6 +237,7 @@ def _scale_section(results: dict[str, Any], derived: dict[str, Any]) -> list[str
                     _s(_median(start["summary"])),
                     _s((start["summary"] or {}).get("p90")),
                     _x(growth),
+                    _x(extra),
                     _s(_median(after_fill)),
                     _s((after_fill or {}).get("p90")),
                     _s(step.get("settle_s"), 1),
@@ -237,6 +251,7 @@ def _scale_section(results: dict[str, Any], derived: dict[str, Any]) -> list[str
         "start median s",
         "start p90 s",
         "vs first step",
+        "growth beyond the bridge's",
         "right after fill: median s",
         "right after fill: p90 s",
         "idle after s",
@@ -302,6 +317,9 @@ def _setup_section(results: dict[str, Any]) -> list[str]:
             status += "; ping between two containers " + (
                 "ok" if ping["ok"] else f"FAILED: `{ping.get('error')}`"
             )
+        rm_error = results.get("rm_errors", {}).get(key)
+        if rm_error:
+            status += f"; `docker network rm` after the scale phase failed: `{rm_error}`"
         lines.append(f"- {row['title']}: `{command}`: {status}")
     return [*lines, ""]
 

@@ -28,7 +28,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--parallel", type=int, default=20)
     parser.add_argument("--parallel-reps", type=int, default=3, help="bursts per driver")
     parser.add_argument("--scale", default="10,200", help="endpoint counts, comma-separated")
-    parser.add_argument("--scale-probes", type=int, default=5)
+    parser.add_argument("--scale-probes", type=int, default=10)
     parser.add_argument("--fill-width", type=int, default=8, help="parallel fills at scale")
     parser.add_argument(
         "--fill-budget", type=float, default=120.0, help="seconds of filling per driver"
@@ -243,7 +243,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         results["peak_rss_kib"] = _peak_rss(reference, ours)
         for driver in usable:
             if driver.create_args is not None:
-                dockercli.docker("network", "rm", driver.network)
+                removed = dockercli.docker("network", "rm", driver.network)
+                if not removed.ok:
+                    results.setdefault("rm_errors", {})[driver.key] = removed.error
         watch.networks = []
         # Restarts of our daemon by others (code changed) show as errors in the rows.
         results["kuryr_daemon_pids_seen"] = sorted(p for p in watch.kuryr_pids if p)
