@@ -38,6 +38,9 @@ def snapshot(state: State, pools: Pools) -> dict[str, Any]:
         "stray_endpoints": [e for group in by_network.values() for e in group],
         "pool_config": pools_admin.pool_config(pools),
         "pools": pools.show(),
+        # Bookkeeping and deletes journaled but not yet in Neutron (kuryr.journal).
+        "journal_pending": len(state.journal()),
+        "network_removals_pending": state.removals(),
     }
 
 
@@ -114,6 +117,9 @@ def render(answer: dict[str, Any]) -> list[str]:
             f"  subnet {pool['subnet_id']}  {pool['mode']:5}  free {pool['free']}  "
             f"taken {pool['taken']}  creating {pool['creating']}"
         )
+    lines.append(f"Neutron writes journaled, not yet applied: {answer['journal_pending']}")
+    for docker_id in answer["network_removals_pending"]:
+        lines.append(f"network {docker_id[:12]}: removal from Neutron under way")
     return lines
 
 
