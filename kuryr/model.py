@@ -65,6 +65,13 @@ def fixed_ips(port: dict[str, Any]) -> list[tuple[str, str]]:
     return [(f["subnet_id"], f["ip_address"]) for f in port.get("fixed_ips") or []]
 
 
+def is_bound(port: dict[str, Any]) -> bool:
+    """False while Neutron is still binding a port of a bulk create (the ports exist before
+    their binding is done): such a port is taken in later, with its binding, never cached
+    unbound (a container would get a port it cannot plug)."""
+    return port.get("binding:vif_type") not in ("unbound", "binding_failed", None)
+
+
 def subnet_of(inner: IPNetwork, outer: IPNetwork) -> bool:
     """``inner`` lies inside ``outer`` (False across IP versions, where ipaddress raises)."""
     if isinstance(inner, ipaddress.IPv4Network) and isinstance(outer, ipaddress.IPv4Network):

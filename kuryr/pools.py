@@ -48,7 +48,7 @@ from kuryr.config import PoolConfig
 from kuryr.errors import BackendError, KuryrError, NotFound
 from kuryr.ipam import PortAllocator
 from kuryr.journal import Journal, background, cleaned
-from kuryr.model import Network, Subnet, fixed_ips
+from kuryr.model import Network, Subnet, fixed_ips, is_bound
 from kuryr.neutron import Neutron, NeutronError, Resource
 from kuryr.quiet import Quiet
 from kuryr.state import FREE, MODE_ANY, MODE_EXACT, TAKEN, PoolPort, PoolRow, State, iter_hosts
@@ -217,7 +217,8 @@ class Pools:
         """A pool port deleted outside the pools (its address moved to another port)."""
         for subnet_id, _ in fixed_ips(port):
             self._forget(self._pools.get(subnet_id), str(port["id"]))
-        self._gone(str(port["id"]))
+        if self._wiring is not None:
+            self._wiring.gone(str(port["id"]))
 
     async def take_or_wait(self, subnet_id: str) -> Resource | None:
         """A free port of the subnet's pool; on a miss, one from the pool's next bulk create
@@ -287,8 +288,7 @@ class Pools:
             if evicted is None:
                 self._forget(pool, port_id)
                 return False
-            self._journal.record_delete(evicted)
-            self._gone(evicted)
+            self._delete(evicted)
         pool.taken.pop(port_id, None)
         pp = PoolPort(dict(port), subnet_id, ip, FREE)
         pp.port["tags"] = cleaned(port, [naming.POOL_TAG])["tags"]
@@ -328,9 +328,15 @@ class Pools:
         if self._wiring is not None:
             self._wiring.ahead(port)
 
-    def _gone(self, port_id: str) -> None:
+    def _delete(self, port_id: str) -> None:
+        """Delete the port in the background (journaled) and its VIF plugged ahead."""
+        self._journal.record_delete(port_id)
         if self._wiring is not None:
             self._wiring.gone(port_id)
+
+    def _close(self, pool: SubnetPool) -> None:
+        pool.closing = True
+        pool.nudge.set()
 
     # --- refill ------------------------------------------------------------------------------
 
@@ -392,8 +398,7 @@ class Pools:
         del pool.free[port_id]
         with self._state.transaction():
             self._state.forget_pool_port(port_id)
-            self._journal.record_delete(port_id)
-        self._gone(port_id)
+            self._delete(port_id)
         self._level(pool)
 
     async def _adopt_strays(self, pool: SubnetPool) -> None:
@@ -416,7 +421,7 @@ class Pools:
             ips = fixed_ips(port)
             if known or port.get("device_id") or [sid for sid, _ in ips] != [pool.subnet_id]:
                 continue
-            if not _bound(port):
+            if not is_bound(port):
                 continue
             if len(pool.free) + pool.creating >= self.config.max:
                 self._journal.record_delete(port_id)
@@ -541,8 +546,7 @@ class Pools:
 
     def discard(self, port_id: str) -> None:
         """A released port that no pool keeps: deleted in the background, journaled first."""
-        self._journal.record_delete(port_id)
-        self._gone(port_id)
+        self._delete(port_id)
 
     # --- drain, network removal ------------------------------------------------------------------
 
@@ -553,12 +557,7 @@ class Pools:
             raise NotFound(f"no pool for subnet {subnet_id}")
         victims = list(pool.free)[keep:] if keep else list(pool.free)
         for port_id in victims:
-            del pool.free[port_id]
-            with self._state.transaction():
-                self._state.forget_pool_port(port_id)
-                self._journal.record_delete(port_id)
-            self._gone(port_id)
-        self._level(pool)
+            self._drop(pool, port_id)
         return len(victims)
 
     async def close_network(self, network: Network) -> None:
@@ -570,15 +569,13 @@ class Pools:
             pool = self._pools.get(subnet.id)
             if pool is None:
                 continue
-            pool.closing = True
-            pool.nudge.set()
+            self._close(pool)
             if pool.refill is not None:
                 await asyncio.gather(pool.refill, return_exceptions=True)
             self._fail_waiters(pool, BackendError(f"network {network.docker_id[:12]} is removed"))
             doomed += list(pool.free) + list(pool.taken)
             for port_id in [*pool.free, *pool.taken]:
-                self._journal.record_delete(port_id)
-                self._gone(port_id)
+                self._delete(port_id)
         on_network = await self._neutron.query(
             "ports", {"network_id": network.neutron_id, "fields": "id"}
         )
@@ -598,8 +595,7 @@ class Pools:
         """Stop refilling (shutdown); created ports stay pooled for the next start."""
         refills = [p.refill for p in self._pools.values() if p.refill is not None]
         for pool in self._pools.values():
-            pool.closing = True
-            pool.nudge.set()
+            self._close(pool)
         if refills:
             await asyncio.gather(*refills, return_exceptions=True)
 
@@ -662,7 +658,7 @@ class Pools:
         for port in remote:
             port_id = str(port["id"])
             ips = fixed_ips(port)
-            if port_id in local or len(ips) != 1 or not _bound(port):
+            if port_id in local or len(ips) != 1 or not is_bound(port):
                 continue
             subnet_id, ip = ips[0]
             if subnet_id not in self._pools:
@@ -730,13 +726,6 @@ class PooledAllocator(PortAllocator):
             return
         if not self.pools.give_back(port):
             self.pools.discard(str(port["id"]))
-
-
-def _bound(port: Resource) -> bool:
-    """False while Neutron is still binding a port of a bulk create (the ports exist before
-    their binding is done): such a port is taken in later, with its binding, never cached
-    unbound (a container would get a port it cannot plug)."""
-    return port.get("binding:vif_type") not in ("unbound", "binding_failed", None)
 
 
 def _addr(ip: str) -> int:

@@ -23,6 +23,7 @@ from kuryr import deadline
 from kuryr.binding.base import Binder, Vif
 from kuryr.errors import BackendError, KuryrError
 from kuryr.journal import background
+from kuryr.model import is_bound
 from kuryr.neutron import Resource
 
 LOG = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ class Prewire:
     def ahead(self, port: Resource) -> None:
         """Plug a free pool port in the background (a VIF still whole is kept)."""
         mtu = self._mtu_of(str(port.get("network_id", "")))
-        if mtu is None or port.get("binding:vif_type") in (None, "unbound", "binding_failed"):
+        if mtu is None or not is_bound(port):
             return
         vif = Vif.for_port(port, "", mtu)
         self._forget(vif.port_id)
