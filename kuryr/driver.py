@@ -99,9 +99,11 @@ class KuryrNetworkDriver(NetworkDriver):
         return answer
 
     async def leave(self, req: p.EndpointRequest) -> None:
+        """Nothing to undo yet: Docker moves the container end out of the sandbox after this
+        answer, and DeleteEndpoint decides whether the VIF serves the port's next container
+        (kuryr.prewire)."""
         metrics.leaving(req.endpoint_id)
         self._quiet.touch()
-        await self.endpoints.leave(req)
 
     async def program_external_connectivity(self, req: p.ExternalConnectivityRequest) -> None:
         endpoint = await self.endpoints.get(req.endpoint_id, req.network_id)

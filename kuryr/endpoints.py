@@ -1,11 +1,12 @@
-"""Docker endpoints as Neutron ports: create, join (plug), leave, delete.
+"""Docker endpoints as Neutron ports: create, join (plug), delete.
 
 With Kuryr IPAM the port exists before CreateEndpoint (RequestAddress made it bound to this
 host), so CreateEndpoint answers from memory; the bookkeeping (device_id, name, tags) is
 journaled locally before Docker has its answer and written to Neutron in the background
 (kuryr.journal). Endpoints are remembered in the local state, so Join, Leave and
 DeleteEndpoint read nothing from Neutron, even after a restart. Join takes the VIF a pool
-plugged ahead when there is one, and Leave unplugs in the background (kuryr.prewire).
+plugged ahead when there is one; DeleteEndpoint leaves it to the port's next container or has
+it unplugged in the background (kuryr.prewire).
 """
 
 from __future__ import annotations
@@ -245,7 +246,7 @@ class Endpoints:
         """Wait until every journaled bookkeeping write is in Neutron (tests, tools)."""
         await self._journal.flush()
 
-    # --- Join / Leave ----------------------------------------------------------------------------
+    # --- Join ------------------------------------------------------------------------------
 
     async def join(self, req: p.JoinRequest) -> p.JoinResponse:
         endpoint = await self.get(req.endpoint_id, req.network_id)
@@ -255,14 +256,6 @@ class Endpoints:
             timeout = deadline.clamp(self._plug_timeout, f"plugging port {vif.port_id}")
             await self._binders.for_vif_type(vif.vif_type).plug(vif, timeout)
         return _join_answer(vif, network, endpoint.port, self._dst_prefix)
-
-    async def leave(self, req: p.EndpointRequest) -> None:
-        endpoint = await self.find(req.endpoint_id, req.network_id)
-        if endpoint is None:
-            return
-        network = await self._networks.find(req.network_id)
-        vif = _vif(endpoint, network)
-        self._prewire.behind(vif)
 
     # --- DeleteEndpoint ---------------------------------------------------------------------------
 
@@ -277,9 +270,11 @@ class Endpoints:
         if endpoint is None:
             return None
         await before_release(endpoint)
+        vif = _vif(endpoint, await self._networks.find(req.network_id))
         self._journal.state.forget_endpoint(req.endpoint_id)
         self._endpoints.pop(req.endpoint_id, None)
         await self._ipam.release_port(endpoint.port)
+        self._prewire.released(vif)
         return endpoint
 
     def oper_info(self, endpoint: Endpoint) -> p.EndpointOperInfoResponse:

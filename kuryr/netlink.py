@@ -15,6 +15,8 @@ from pyroute2.netlink.exceptions import NetlinkError
 from kuryr.errors import BackendError
 
 IFF_UP = 0x1
+IFF_PROMISC = 0x100
+IFF_ALLMULTI = 0x200
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,10 @@ class Link:
     mtu: int
     up: bool
     master: int | None  # index of the bridge it is enslaved to
+    peer: int | None = None  # a veth's peer, when in the same namespace
+    promisc: bool = False
+    allmulti: bool = False
+    alias: str = ""
 
 
 class Netlink:
@@ -137,13 +143,19 @@ class Netlink:
             raise _backend_error(f"cannot read link {ifname}", e) from e
         msg = found[0]
         master = msg.get("master")
+        peer = msg.get("link")
+        flags = int(msg["flags"])
         return Link(
             name=str(msg.get("ifname")),
             index=int(msg["index"]),
             mac=str(msg.get("address")),
             mtu=int(msg.get("mtu")),
-            up=bool(msg["flags"] & IFF_UP),
+            up=bool(flags & IFF_UP),
             master=int(master) if master else None,
+            peer=int(peer) if peer else None,
+            promisc=bool(flags & IFF_PROMISC),
+            allmulti=bool(flags & IFF_ALLMULTI),
+            alias=str(msg.get("ifalias") or ""),
         )
 
 

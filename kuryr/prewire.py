@@ -1,15 +1,18 @@
-"""VIFs plugged ahead of their containers and unplugged behind them, off the request path.
+"""VIFs plugged ahead of their containers and kept from one container to the next.
 
 A free pool port gets its veth and its backend attachment as soon as it enters its pool, so
 the backend has wired it (for OVN: ``ovn-installed``) before any container asks: Join then
-only checks that the VIF is still whole and answers. Leave hands the unplug to the
-background the same way. Work on one port runs in order (an unplug behind a container, then
-the plug ahead of the next one), at most ``width`` plugs ahead at once so a pool refill does
-not crowd the backend while containers start.
+only checks that the VIF is still whole and answers. When the container stops, Docker moves
+the container end back out of the sandbox; a port that goes back to its pool keeps its VIF,
+checked whole again (``Binder.ready``), so the backend sees no unplug and no plug at all
+(for OVN: no release and claim of the port, no port status flapping in Neutron). A port that
+leaves the pools loses its VIF in the background. Work on one port runs in order, at most
+``width`` plugs ahead at once so a pool refill does not crowd the backend while containers
+start.
 
 Nothing here is durable: after a restart the pools offer their free ports again, and a VIF
-still whole from before is taken as it is (``Binder.ready``); leftovers of a crash are
-reconciliation's (kuryr.reconcile).
+still whole from before is taken as it is; leftovers of a crash are reconciliation's
+(kuryr.reconcile).
 """
 
 from __future__ import annotations
@@ -54,7 +57,6 @@ class Prewire:
         self._last: dict[str, asyncio.Task[None]] = {}  # port id -> its latest work
         self._ahead: dict[str, Vif] = {}  # port id -> VIF plugged (or being plugged) ahead
         self._started: set[str] = set()  # plugs ahead past the queue
-        self._wired: set[str] = set()  # plugs ahead done
         self._closed = False
 
     # --- pool side -------------------------------------------------------------------------
@@ -78,17 +80,17 @@ class Prewire:
     # --- endpoint side -----------------------------------------------------------------------
 
     async def claim(self, vif: Vif) -> bool:
-        """Join: True when the port's VIF was plugged ahead, is still whole and wired the way
-        ``vif`` needs; the caller plugs it otherwise. Either way no work on the port is under
-        way when this returns (a plug ahead still queued is dropped, not awaited)."""
+        """Join: True when the port's VIF, plugged ahead or kept from its last container, is
+        whole and wired the way ``vif`` needs; the caller plugs it otherwise. Either way no
+        work on the port is under way when this returns (a plug ahead still queued is
+        dropped, not awaited: a VIF already whole is taken as it is)."""
         port_id = vif.port_id
         task = self._last.get(port_id)
         if task is not None and port_id in self._ahead and port_id not in self._started:
             task.cancel()
         await self._settle(port_id)
-        wired = port_id in self._wired
         ahead = self._forget(port_id)
-        if not wired or ahead is None or not ahead.same_wiring(vif):
+        if ahead is None or not ahead.same_wiring(vif):
             return False
         return await self._binders.for_vif_type(vif.vif_type).ready(vif)
 
@@ -98,10 +100,13 @@ class Prewire:
         self.gone(port_id)
         await self._settle(port_id)
 
-    def behind(self, vif: Vif) -> None:
-        """Leave: unplug in the background."""
-        self._forget(vif.port_id)
-        self._chain(vif.port_id, "unplug", lambda: self._unplug(vif))
+    def released(self, vif: Vif) -> None:
+        """DeleteEndpoint, once the port is released: a port back in its pool is being
+        plugged ahead already (its VIF kept when still whole); any other loses its VIF in
+        the background. Called with no await since the release, so no start can have
+        claimed the port in between."""
+        if vif.port_id not in self._ahead:
+            self._chain(vif.port_id, "unplug", lambda: self._unplug(vif))
 
     async def close(self) -> None:
         """Stop plugging ahead; unplugs under way get a moment to finish."""
@@ -117,7 +122,6 @@ class Prewire:
 
     def _forget(self, port_id: str) -> Vif | None:
         self._started.discard(port_id)
-        self._wired.discard(port_id)
         return self._ahead.pop(port_id, None)
 
     def _chain(
@@ -176,8 +180,6 @@ class Prewire:
             self._started.add(vif.port_id)
             if not await binder.ready(vif):
                 await binder.plug(vif, self._timeout)
-        if self._ahead.get(vif.port_id) is vif:
-            self._wired.add(vif.port_id)
 
     async def _unplug(self, vif: Vif) -> None:
         await self._binders.for_vif_type(vif.vif_type).unplug(vif)

@@ -8,6 +8,7 @@ would. Use ``namespaces`` as a pytest fixture (import it into the test module).
 from __future__ import annotations
 
 import ipaddress
+import os
 import secrets
 import subprocess
 from collections.abc import AsyncIterator, Callable
@@ -41,6 +42,16 @@ async def move_link(ifname: str, target: str, source: str | None = None) -> None
     ipr = AsyncIPRoute(netns=source) if source else AsyncIPRoute()
     try:
         await ipr.link("set", ifname=ifname, net_ns_fd=target)
+    finally:
+        ipr.close()
+
+
+async def move_home(ifname: str, source: str) -> None:
+    """Move ``ifname`` from namespace ``source`` back into this one, as Docker does with a
+    container's interfaces when the container stops."""
+    ipr = AsyncIPRoute(netns=source)
+    try:
+        await ipr.link("set", ifname=ifname, net_ns_pid=os.getpid())
     finally:
         ipr.close()
 

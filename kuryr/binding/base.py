@@ -4,8 +4,9 @@ A VIF is a veth pair named from the Neutron port id (as kuryr-libnetwork names i
 port can be plugged before any container asks for it (kuryr.prewire). ``plug`` creates it,
 gives the container end the port's MAC and MTU, attaches the host end to the backend and
 returns once the backend says traffic can flow (for OVN: ``ovn-installed``). Docker then
-moves the container end into the sandbox. ``unplug`` is idempotent. ``ready`` tells whether
-a VIF plugged earlier is still whole and wired.
+moves the container end into the sandbox, and back out when the container stops. ``unplug``
+is idempotent. ``ready`` tells whether a VIF plugged earlier is still whole and wired, so a
+port's VIF serves container after container without being plugged again.
 """
 
 from __future__ import annotations
@@ -72,11 +73,22 @@ def container_ifname(port_id: str) -> str:
 
 
 async def veth_intact(netlink: Netlink, vif: Vif) -> bool:
-    """Both ends of the VIF's veth are in this namespace, the container end as plugged."""
+    """Both ends of the VIF's veth are in this namespace, the container end as plug leaves it.
+
+    A container end comes back from a stopped container (Docker moves it out of the sandbox
+    before the endpoint is deleted) and is handed to the next one, so it must be as fresh:
+    moving it emptied its addresses, routes and queueing rules; what a container with
+    NET_ADMIN could have changed and the move keeps (MAC, MTU, flags, alias) is checked here.
+    """
     container = await netlink.link(vif.container_ifname)
-    if container is None or await netlink.index(vif.host_ifname) is None:
+    host = await netlink.index(vif.host_ifname)
+    if container is None or host is None or container.peer != host:
         return False
-    return container.mac.lower() == vif.mac_address.lower() and container.mtu == vif.mtu
+    return (
+        container.mac.lower() == vif.mac_address.lower()
+        and container.mtu == vif.mtu
+        and not (container.up or container.promisc or container.allmulti or container.alias)
+    )
 
 
 class Binder(ABC):

@@ -53,7 +53,7 @@ def iface_ids_on_br_int() -> dict[str, str]:
 
 
 def unplug(iface: str) -> None:
-    """Teardown after a failed Leave: no veth or br-int port may outlive the test."""
+    """Teardown after a failed DeleteEndpoint: no veth or br-int port may outlive the test."""
     run(["ovs-vsctl", "--if-exists", "del-port", "br-int", iface])
     run(["ip", "link", "del", iface], check=False)
 
@@ -109,8 +109,9 @@ def test_network_tagged_by_kuryr_libnetwork_is_used(
     assert port["id"] in plugged, "Join did not plug the port into br-int"
     env.defer(lambda: unplug(plugged[port["id"]]))
     call("Leave", ids)
-    wait_for(lambda: port["id"] not in iface_ids_on_br_int(), "Leave to unplug the port")
     call("DeleteEndpoint", ids)
+    # No pool takes the port back (Docker's own IPAM on a network made by hand).
+    wait_for(lambda: port["id"] not in iface_ids_on_br_int(), "DeleteEndpoint to unplug")
     neutron.wait_released(port["id"])
 
     call("DeleteNetwork", {"NetworkID": docker_id})

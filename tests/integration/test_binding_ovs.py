@@ -11,6 +11,7 @@ import asyncio
 import json
 import secrets
 import statistics
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -20,13 +21,21 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from pyroute2 import AsyncIPRoute
 
 from kuryr.binding.base import Vif
 from kuryr.binding.ovs import OVN_INSTALLED, OWNER_KEY, OvsBinder
 from kuryr.binding.registry import Binders, load
 from kuryr.config import BindingConfig
 from kuryr.errors import BackendError
-from tests.netns import Namespaces, configure, move_link, namespaces_fixture, ping
+from tests.netns import (
+    Namespaces,
+    configure,
+    move_home,
+    move_link,
+    namespaces_fixture,
+    ping,
+)
 
 pytestmark = pytest.mark.stack
 
@@ -154,6 +163,30 @@ async def wait_active(network: Network, port_id: str, within: float = 30.0) -> s
     return status
 
 
+def interface_uuid(name: str) -> str:
+    done = subprocess.run(
+        ["ovs-vsctl", "get", "Interface", name, "_uuid"], capture_output=True, text=True, check=True
+    )
+    return done.stdout.strip()
+
+
+async def addresses(ifname: str) -> list[str]:
+    ipr = AsyncIPRoute()
+    try:
+        index = (await ipr.link_lookup(ifname=ifname))[0]
+        return [str(a.get("address")) async for a in await ipr.addr("dump", index=index)]
+    finally:
+        ipr.close()
+
+
+async def set_link(ifname: str, **change: Any) -> None:
+    ipr = AsyncIPRoute()
+    try:
+        await ipr.link("set", ifname=ifname, **change)
+    finally:
+        ipr.close()
+
+
 async def timed_plug(binder: Any, vif: Vif) -> float:
     start = time.perf_counter()
     await binder.plug(vif, READY_TIMEOUT)
@@ -202,6 +235,65 @@ async def test_two_ports_ping_through_ovn(
         await binder.unplug(vif)
     for vif in vifs:
         await assert_gone(binders, vif)
+
+
+async def test_a_vif_back_from_its_sandbox_serves_the_next_one(
+    binders: Binders, network: Network, namespaces: Namespaces
+) -> None:
+    """The container end comes back emptied by the move (no address, down), the backend
+    never saw it go: ``ready`` holds and the next sandbox reaches its peer at once."""
+    binder = binders.for_vif_type("ovs")
+    ports = [network.port(), network.port()]
+    vifs = [vif_for(port, network.mtu) for port in ports]
+    for vif in vifs:
+        await binder.plug(vif, READY_TIMEOUT)
+    row = interface_uuid(vifs[0].host_ifname)
+    peer = namespaces.new()
+    await move_link(vifs[1].container_ifname, peer)
+    await configure(peer, vifs[1].container_ifname, ports[1].ip, ports[1].prefixlen)
+
+    for _ in range(2):
+        sandbox = namespaces.new()
+        await move_link(vifs[0].container_ifname, sandbox)
+        assert not await binder.ready(vifs[0]), "ready while the container end is away"
+        await configure(sandbox, vifs[0].container_ifname, ports[0].ip, ports[0].prefixlen)
+        result = ping(sandbox, ports[1].ip)
+        assert result.returncode == 0, result.stdout + result.stderr
+        await move_home(vifs[0].container_ifname, sandbox)
+        assert await binder.ready(vifs[0]), "the VIF back from its sandbox is not ready"
+        assert await addresses(vifs[0].container_ifname) == [], "an address survived the move"
+        assert interface_uuid(vifs[0].host_ifname) == row, "the backend saw the VIF go"
+
+    for vif in vifs:
+        await binder.unplug(vif)
+        await assert_gone(binders, vif)
+
+
+TAMPERING = {
+    "promisc": {"flags": 0x100, "change": 0x100},
+    "allmulti": {"flags": 0x200, "change": 0x200},
+    "alias": {"ifalias": "left by a container"},
+    "up": {"state": "up"},
+    "mac": {"address": "fa:16:3e:12:34:56"},
+    "mtu": {"mtu": 1300},
+}
+
+
+@pytest.mark.parametrize("change", TAMPERING.values(), ids=TAMPERING.keys())
+async def test_a_container_end_changed_by_its_container_is_not_ready(
+    binders: Binders, network: Network, change: dict[str, Any]
+) -> None:
+    """What a container with NET_ADMIN could change and a move back keeps: the VIF is then
+    plugged afresh for the next container (kuryr.prewire)."""
+    binder = binders.for_vif_type("ovs")
+    vif = vif_for(network.port(), network.mtu)
+    await binder.plug(vif, READY_TIMEOUT)
+    try:
+        assert await binder.ready(vif)
+        await set_link(vif.container_ifname, **change)
+        assert not await binder.ready(vif)
+    finally:
+        await binder.unplug(vif)
 
 
 async def test_unplug_after_the_sandbox_died(

@@ -1,7 +1,8 @@
 """VIFs plugged ahead (kuryr.prewire) against the real OVS, OVN and Neutron, through the
 domain as ``kuryr serve`` builds it: a free pool port is wired before any container asks,
-Join takes that very interface, the port is plugged again once its container has left, a
-restart keeps the wired VIFs, and a removed network leaves no interface behind."""
+Join takes that very interface, the port's next container takes it again (plugged afresh only
+when its last container changed it), a restart keeps the wired VIFs, and a removed network
+leaves no interface behind."""
 
 from __future__ import annotations
 
@@ -64,9 +65,16 @@ async def wired(port_id: str, replacing: str = "") -> dict[str, str]:
         await asyncio.sleep(0.2)
 
 
-async def start(k: Kuryr, did: str, pool_id: str) -> tuple[str, str, p.JoinResponse]:
-    """RequestAddress, CreateEndpoint, Join: (endpoint id, port id, Join's answer)."""
-    address = await k.request_address(pool_id)
+async def start(
+    k: Kuryr, did: str, pool_id: str, address: str = ""
+) -> tuple[str, str, p.JoinResponse]:
+    """RequestAddress (of ``address`` when given), CreateEndpoint, Join: (endpoint id, port
+    id, Join's answer)."""
+    if address:
+        request = p.RequestAddressRequest(PoolID=pool_id, Address=address)
+        await k.ipam.request_address(request)
+    else:
+        address = await k.request_address(pool_id)
     eid = docker_id()
     iface = p.EndpointInterface.model_validate({"Address": f"{address}/24"})
     await k.driver.create_endpoint(
@@ -89,7 +97,7 @@ def address_of(pool: SubnetPool, port_id: str) -> str:
     return pool.taken[port_id].ip
 
 
-async def test_join_takes_the_vif_plugged_ahead_and_the_port_is_plugged_again_after(
+async def test_join_takes_the_vif_plugged_ahead_and_the_next_container_takes_it_again(
     stack: StackFacts, tmp_path: Path
 ) -> None:
     ids: list[str] = []
@@ -109,10 +117,14 @@ async def test_join_takes_the_vif_plugged_ahead_and_the_port_is_plugged_again_af
             assert after_join is not None
             assert after_join["uuid"] == ahead[port_id]["uuid"], "Join plugged the port again"
 
-            await stop(k, did, pool_id, eid, address_of(pool, port_id))
+            address = address_of(pool, port_id)
+            await stop(k, did, pool_id, eid, address)
             assert port_id in pool.free, "the released port went back to its pool"
-            # Unplugged behind the container, then plugged ahead again: a new interface.
-            await wired(port_id, replacing=ahead[port_id]["uuid"])
+            eid, again, _ = await start(k, did, pool_id, address)
+            assert again == port_id
+            kept = interface(host_ifname(port_id))
+            assert kept is not None and kept["uuid"] == ahead[port_id]["uuid"], "plugged again"
+            await stop(k, did, pool_id, eid, address)
 
             await k.driver.delete_network(p.NetworkRequest(NetworkID=did))
             deadline = time.monotonic() + WIRED_TIMEOUT
@@ -121,6 +133,39 @@ async def test_join_takes_the_vif_plugged_ahead_and_the_port_is_plugged_again_af
             ):
                 assert time.monotonic() < deadline, "a removed network's VIFs stayed"
                 await asyncio.sleep(0.2)
+    finally:
+        await cleanup(neutron_client(stack.neutron_url), ids)
+
+
+async def test_a_vif_its_container_changed_is_plugged_afresh_for_the_next(
+    stack: StackFacts, tmp_path: Path
+) -> None:
+    ids: list[str] = []
+    try:
+        async with kuryr(stack, tmp_path, PoolConfig(min=1, max=2, batch=1)) as k:
+            did, pool_id = await k.network("10.97.42.0/24")
+            ids = k.docker_ids
+            pool = await k.filled(did, 1)
+            eid, port_id, _ = await start(k, did, pool_id)
+            first = await wired(port_id)
+            # A container with NET_ADMIN left its interface promiscuous.
+            subprocess.run(["ip", "link", "set", container_ifname(port_id), "promisc", "on"])
+
+            address = address_of(pool, port_id)
+            await stop(k, did, pool_id, eid, address)
+            eid, again, _ = await start(k, did, pool_id, address)
+            assert again == port_id
+            fresh = await wired(port_id)
+            assert fresh["uuid"] != first["uuid"], "the changed VIF went to the next container"
+            done = subprocess.run(
+                ["ip", "-o", "link", "show", container_ifname(port_id)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            assert "PROMISC" not in done.stdout
+            await stop(k, did, pool_id, eid, address)
+            await k.driver.delete_network(p.NetworkRequest(NetworkID=did))
     finally:
         await cleanup(neutron_client(stack.neutron_url), ids)
 
