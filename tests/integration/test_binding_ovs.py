@@ -259,6 +259,8 @@ async def test_a_vif_back_from_its_sandbox_serves_the_next_one(
         await configure(sandbox, vifs[0].container_ifname, ports[0].ip, ports[0].prefixlen)
         result = ping(sandbox, ports[1].ip)
         assert result.returncode == 0, result.stdout + result.stderr
+        # With carrier, the host end would have had its IPv6 link-local address by now.
+        assert await addresses(vifs[0].host_ifname) == [], "the host end has an address"
         await move_home(vifs[0].container_ifname, sandbox)
         assert await binder.ready(vifs[0]), "the VIF back from its sandbox is not ready"
         assert await addresses(vifs[0].container_ifname) == [], "an address survived the move"
