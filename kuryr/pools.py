@@ -27,8 +27,9 @@ holds, and the common start finds its address already in a port.
 
 A released port comes back cleaned of its container's bookkeeping (journaled), or is deleted in
 the background when the pool is full. Every port entering a pool free is plugged ahead on this
-host, and every free port leaving it for deletion is unplugged (:class:`Wiring`,
-kuryr.prewire), so a container start finds its VIF wired. After a restart the pools are rebuilt
+host (a VIF still whole from its last container is kept), and every free port leaving it for
+deletion is unplugged (:class:`Wiring`, kuryr.prewire), so a container start finds its VIF
+wired. After a restart the pools are rebuilt
 from the local state and from Neutron (ports of this host with the pool tag or the pool port
 name).
 """
