@@ -19,7 +19,7 @@ import pytest
 
 from kuryr.binding.base import host_ifname
 from tests.conftest import StackFacts
-from tests.e2e.helpers import Neutron, network_tags, run
+from tests.e2e.helpers import Neutron, network_tags, run, wait_for
 from tests.fuzz_requests import post
 from tests.integration.private_daemon import PrivateDaemon, private_daemon
 
@@ -199,10 +199,13 @@ def test_every_request_twice_gives_one_resource_and_the_same_answer(
     twice(daemon, "/NetworkDriver.RevokeExternalConnectivity", endpoint)
     expect(networks=1, subnets=1, ports=1, ovs_interfaces=1)
 
+    # The VIF stays until DeleteEndpoint knows whether the port is kept (kuryr.prewire).
     twice(daemon, "/NetworkDriver.Leave", endpoint)
-    expect(networks=1, subnets=1, ports=1)
+    expect(networks=1, subnets=1, ports=1, ovs_interfaces=1)
     twice(daemon, "/NetworkDriver.DeleteEndpoint", endpoint)
     twice(daemon, "/IpamDriver.ReleaseAddress", {"PoolID": pool_id, "Address": ids.address})
+    # No pool here: the port is deleted, and its VIF unplugged in the background.
+    wait_for(lambda: ovs_interfaces_for(ids.endpoint) == 0, "the VIF to be unplugged")
     expect(networks=1, subnets=1)
 
     twice(daemon, "/NetworkDriver.DeleteNetwork", {"NetworkID": ids.network})
