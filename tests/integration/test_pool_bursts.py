@@ -11,8 +11,7 @@ import pytest
 from kuryr import protocol as p
 from kuryr.config import PoolConfig
 from tests.conftest import StackFacts
-from tests.integration.domain_helpers import cleanup, neutron_client
-from tests.integration.test_pools import kuryr, kuryr_ports
+from tests.integration.test_pools import kuryr_network, kuryr_ports
 
 pytestmark = pytest.mark.stack
 
@@ -20,33 +19,27 @@ BURST = 12
 
 
 async def test_concurrent_misses_share_bulk_creates(stack: StackFacts, tmp_path: Path) -> None:
-    ids: list[str] = []
     # min 0: the new network's pool stays empty, so every request of the burst misses.
     config = PoolConfig(min=0, max=4, batch=0)
-    try:
-        async with kuryr(stack, tmp_path, config) as k:
-            did, pool_id = await k.network("10.97.14.0/24")
-            ids = k.docker_ids
-            pool = k.pool_of(did)
-            assert not pool.free and pool.refill is None, "min 0 leaves the pool empty"
-            neutron = k.driver.pools._neutron
-            posts_before = neutron.calls[("POST", "ports")]
+    async with kuryr_network(stack, tmp_path, config, "10.97.14.0/24") as (k, did, pool_id):
+        pool = k.pool_of(did)
+        assert not pool.free and pool.refill is None, "min 0 leaves the pool empty"
+        neutron = k.driver.pools._neutron
+        posts_before = neutron.calls[("POST", "ports")]
 
-            answers = await asyncio.gather(*(k.request_address(pool_id) for _ in range(BURST)))
+        answers = await asyncio.gather(*(k.request_address(pool_id) for _ in range(BURST)))
 
-            posts = neutron.calls[("POST", "ports")] - posts_before
-            assert len(set(answers)) == BURST, f"an address was handed out twice: {answers}"
-            assert posts < BURST, f"{posts} port POSTs for {BURST} concurrent misses"
-            assert len(pool.taken) == BURST and len(pool.free) <= config.max
-            assert pool.target > config.min, "the burst raised the pool's refill target"
-            network = k.driver.networks._cache[did]
-            on_network = {pt["id"] for pt in await kuryr_ports(stack, network.neutron_id)}
-            assert set(pool.taken) <= on_network, "a handed-out port is not in Neutron"
+        posts = neutron.calls[("POST", "ports")] - posts_before
+        assert len(set(answers)) == BURST, f"an address was handed out twice: {answers}"
+        assert posts < BURST, f"{posts} port POSTs for {BURST} concurrent misses"
+        assert len(pool.taken) == BURST and len(pool.free) <= config.max
+        assert pool.target > config.min, "the burst raised the pool's refill target"
+        network = k.driver.networks._cache[did]
+        on_network = {pt["id"] for pt in await kuryr_ports(stack, network.neutron_id)}
+        assert set(pool.taken) <= on_network, "a handed-out port is not in Neutron"
 
-            for address in answers:
-                await k.release_address(pool_id, address)
-            assert len(pool.free) <= config.max
-            await k.driver.delete_network(p.NetworkRequest(NetworkID=did))
-            assert await kuryr_ports(stack, network.neutron_id) == []
-    finally:
-        await cleanup(neutron_client(stack.neutron_url), ids)
+        for address in answers:
+            await k.release_address(pool_id, address)
+        assert len(pool.free) <= config.max
+        await k.driver.delete_network(p.NetworkRequest(NetworkID=did))
+        assert await kuryr_ports(stack, network.neutron_id) == []

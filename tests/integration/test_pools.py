@@ -89,6 +89,22 @@ async def kuryr(stack: StackFacts, state_dir: Path, pool: PoolConfig) -> AsyncIt
         await close()
 
 
+@asynccontextmanager
+async def kuryr_network(
+    stack: StackFacts, state_dir: Path, pool: PoolConfig, cidr: str
+) -> AsyncIterator[tuple[Kuryr, str, str]]:
+    """The domain with one Kuryr-IPAM network on ``cidr``: (Kuryr, Docker network id,
+    PoolID). Whatever the test leaves of the network is removed from Neutron afterwards."""
+    ids: list[str] = []
+    try:
+        async with kuryr(stack, state_dir, pool) as k:
+            ids = k.docker_ids
+            did, pool_id = await k.network(cidr)
+            yield k, did, pool_id
+    finally:
+        await cleanup(neutron_client(stack.neutron_url), ids)
+
+
 async def kuryr_ports(stack: StackFacts, network_id: str) -> list[dict[str, object]]:
     neutron = neutron_client(stack.neutron_url)
     return await neutron.query("ports", {"network_id": network_id, "device_owner": "compute:kuryr"})
@@ -97,59 +113,49 @@ async def kuryr_ports(stack: StackFacts, network_id: str) -> list[dict[str, obje
 async def test_fifty_concurrent_request_address_never_share_a_port(
     stack: StackFacts, tmp_path: Path
 ) -> None:
-    ids: list[str] = []
-    try:
-        async with kuryr(stack, tmp_path, PoolConfig(min=50, max=50, batch=25)) as k:
-            did, pool_id = await k.network("10.97.10.0/24")
-            ids = k.docker_ids
-            pool = await k.filled(did, 50)
-            pooled = {pp.ip: pp.port_id for pp in pool.free.values()}
+    config = PoolConfig(min=50, max=50, batch=25)
+    async with kuryr_network(stack, tmp_path, config, "10.97.10.0/24") as (k, did, pool_id):
+        pool = await k.filled(did, 50)
+        pooled = {pp.ip: pp.port_id for pp in pool.free.values()}
 
-            answers = await asyncio.gather(*(k.request_address(pool_id) for _ in range(50)))
+        answers = await asyncio.gather(*(k.request_address(pool_id) for _ in range(50)))
 
-            assert len(set(answers)) == 50, f"an address was handed out twice: {sorted(answers)}"
-            assert set(answers) == set(pooled), "every answer is a pool port's address"
-            assert len(pool.free) == 0 and len(pool.taken) == 50
-            network = k.driver.networks._cache[did]
-            on_network = await kuryr_ports(stack, network.neutron_id)
-            # No port was made outside the pool: 50 pool ports, plus at most a refill batch
-            # that the emptied pool started meanwhile.
-            assert {pt["id"] for pt in on_network} >= set(pooled.values())
-            for address in answers:
-                await k.release_address(pool_id, address)
-            await k.driver.delete_network(p.NetworkRequest(NetworkID=did))
-    finally:
-        await cleanup(neutron_client(stack.neutron_url), ids)
+        assert len(set(answers)) == 50, f"an address was handed out twice: {sorted(answers)}"
+        assert set(answers) == set(pooled), "every answer is a pool port's address"
+        assert len(pool.free) == 0 and len(pool.taken) == 50
+        network = k.driver.networks._cache[did]
+        on_network = await kuryr_ports(stack, network.neutron_id)
+        # No port was made outside the pool: 50 pool ports, plus at most a refill batch
+        # that the emptied pool started meanwhile.
+        assert {pt["id"] for pt in on_network} >= set(pooled.values())
+        for address in answers:
+            await k.release_address(pool_id, address)
+        await k.driver.delete_network(p.NetworkRequest(NetworkID=did))
 
 
 async def test_pool_never_exceeds_its_max(stack: StackFacts, tmp_path: Path) -> None:
-    ids: list[str] = []
-    try:
-        async with kuryr(stack, tmp_path, PoolConfig(min=2, max=3, batch=8)) as k:
-            did, pool_id = await k.network("10.97.11.0/24")
-            ids = k.docker_ids
-            pool = await k.filled(did, 2)
-            assert len(pool.free) == 3, "one batch of 8 is capped at max = 3"
-            assert await k.driver.pools.fill(pool, 10) == 0
+    config = PoolConfig(min=2, max=3, batch=8)
+    async with kuryr_network(stack, tmp_path, config, "10.97.11.0/24") as (k, did, pool_id):
+        pool = await k.filled(did, 2)
+        assert len(pool.free) == 3, "one batch of 8 is capped at max = 3"
+        assert await k.driver.pools.fill(pool, 10) == 0
 
-            # Five addresses: three from the pool, two made on the spot (misses).
-            held = [await k.request_address(pool_id) for _ in range(5)]
-            assert len(set(held)) == 5
-            for address in held:
-                await k.release_address(pool_id, address)
-            assert len(pool.free) + pool.creating <= 3
-            await k.filled(did, 0)  # a refill the emptied pool started has ended
-            await k.driver.endpoints.drain()  # the journaled deletes reach Neutron
+        # Five addresses: three from the pool, two made on the spot (misses).
+        held = [await k.request_address(pool_id) for _ in range(5)]
+        assert len(set(held)) == 5
+        for address in held:
+            await k.release_address(pool_id, address)
+        assert len(pool.free) + pool.creating <= 3
+        await k.filled(did, 0)  # a refill the emptied pool started has ended
+        await k.driver.endpoints.drain()  # the journaled deletes reach Neutron
 
-            network = k.driver.networks._cache[did]
-            on_network = await kuryr_ports(stack, network.neutron_id)
-            assert len(on_network) <= 3, f"{len(on_network)} Kuryr ports left, max is 3"
-            assert all(pt["device_id"] == "" for pt in on_network)
-            assert all(POOL_TAG in pt["tags"] for pt in on_network)  # type: ignore[operator]
-            await k.driver.delete_network(p.NetworkRequest(NetworkID=did))
-            assert await kuryr_ports(stack, network.neutron_id) == []
-    finally:
-        await cleanup(neutron_client(stack.neutron_url), ids)
+        network = k.driver.networks._cache[did]
+        on_network = await kuryr_ports(stack, network.neutron_id)
+        assert len(on_network) <= 3, f"{len(on_network)} Kuryr ports left, max is 3"
+        assert all(pt["device_id"] == "" for pt in on_network)
+        assert all(POOL_TAG in pt["tags"] for pt in on_network)  # type: ignore[operator]
+        await k.driver.delete_network(p.NetworkRequest(NetworkID=did))
+        assert await kuryr_ports(stack, network.neutron_id) == []
 
 
 async def test_pools_reload_after_restart(stack: StackFacts, tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from kuryr.config import PoolConfig
 from kuryr.pools import SubnetPool
 from tests.conftest import StackFacts
 from tests.integration.domain_helpers import cleanup, docker_id, neutron_client
-from tests.integration.test_pools import Kuryr, kuryr
+from tests.integration.test_pools import Kuryr, kuryr, kuryr_network
 
 pytestmark = pytest.mark.stack
 
@@ -100,74 +100,62 @@ def address_of(pool: SubnetPool, port_id: str) -> str:
 async def test_join_takes_the_vif_plugged_ahead_and_the_next_container_takes_it_again(
     stack: StackFacts, tmp_path: Path
 ) -> None:
-    ids: list[str] = []
-    try:
-        # Room for the released port beside the refill its take starts.
-        async with kuryr(stack, tmp_path, PoolConfig(min=2, max=3, batch=1)) as k:
-            did, pool_id = await k.network("10.97.40.0/24")
-            ids = k.docker_ids
-            pool = await k.filled(did, 2)
-            ahead = {pid: await wired(pid) for pid in pool.free}
+    # Room for the released port beside the refill its take starts.
+    config = PoolConfig(min=2, max=3, batch=1)
+    async with kuryr_network(stack, tmp_path, config, "10.97.40.0/24") as (k, did, pool_id):
+        pool = await k.filled(did, 2)
+        ahead = {pid: await wired(pid) for pid in pool.free}
 
-            eid, port_id, answer = await start(k, did, pool_id)
+        eid, port_id, answer = await start(k, did, pool_id)
 
-            assert port_id in ahead
-            assert answer.interface_name.src_name == container_ifname(port_id)
-            after_join = interface(host_ifname(port_id))
-            assert after_join is not None
-            assert after_join["uuid"] == ahead[port_id]["uuid"], "Join plugged the port again"
+        assert port_id in ahead
+        assert answer.interface_name.src_name == container_ifname(port_id)
+        after_join = interface(host_ifname(port_id))
+        assert after_join is not None
+        assert after_join["uuid"] == ahead[port_id]["uuid"], "Join plugged the port again"
 
-            address = address_of(pool, port_id)
-            await stop(k, did, pool_id, eid, address)
-            assert port_id in pool.free, "the released port went back to its pool"
-            eid, again, _ = await start(k, did, pool_id, address)
-            assert again == port_id
-            kept = interface(host_ifname(port_id))
-            assert kept is not None and kept["uuid"] == ahead[port_id]["uuid"], "plugged again"
-            await stop(k, did, pool_id, eid, address)
+        address = address_of(pool, port_id)
+        await stop(k, did, pool_id, eid, address)
+        assert port_id in pool.free, "the released port went back to its pool"
+        eid, again, _ = await start(k, did, pool_id, address)
+        assert again == port_id
+        kept = interface(host_ifname(port_id))
+        assert kept is not None and kept["uuid"] == ahead[port_id]["uuid"], "plugged again"
+        await stop(k, did, pool_id, eid, address)
 
-            await k.driver.delete_network(p.NetworkRequest(NetworkID=did))
-            deadline = time.monotonic() + WIRED_TIMEOUT
-            while any(
-                interface(host_ifname(pid)) or link_exists(host_ifname(pid)) for pid in ahead
-            ):
-                assert time.monotonic() < deadline, "a removed network's VIFs stayed"
-                await asyncio.sleep(0.2)
-    finally:
-        await cleanup(neutron_client(stack.neutron_url), ids)
+        await k.driver.delete_network(p.NetworkRequest(NetworkID=did))
+        deadline = time.monotonic() + WIRED_TIMEOUT
+        while any(interface(host_ifname(pid)) or link_exists(host_ifname(pid)) for pid in ahead):
+            assert time.monotonic() < deadline, "a removed network's VIFs stayed"
+            await asyncio.sleep(0.2)
 
 
 async def test_a_vif_its_container_changed_is_plugged_afresh_for_the_next(
     stack: StackFacts, tmp_path: Path
 ) -> None:
-    ids: list[str] = []
-    try:
-        async with kuryr(stack, tmp_path, PoolConfig(min=1, max=2, batch=1)) as k:
-            did, pool_id = await k.network("10.97.42.0/24")
-            ids = k.docker_ids
-            pool = await k.filled(did, 1)
-            eid, port_id, _ = await start(k, did, pool_id)
-            first = await wired(port_id)
-            # A container with NET_ADMIN left its interface promiscuous.
-            subprocess.run(["ip", "link", "set", container_ifname(port_id), "promisc", "on"])
+    config = PoolConfig(min=1, max=2, batch=1)
+    async with kuryr_network(stack, tmp_path, config, "10.97.42.0/24") as (k, did, pool_id):
+        pool = await k.filled(did, 1)
+        eid, port_id, _ = await start(k, did, pool_id)
+        first = await wired(port_id)
+        # A container with NET_ADMIN left its interface promiscuous.
+        subprocess.run(["ip", "link", "set", container_ifname(port_id), "promisc", "on"])
 
-            address = address_of(pool, port_id)
-            await stop(k, did, pool_id, eid, address)
-            eid, again, _ = await start(k, did, pool_id, address)
-            assert again == port_id
-            fresh = await wired(port_id)
-            assert fresh["uuid"] != first["uuid"], "the changed VIF went to the next container"
-            done = subprocess.run(
-                ["ip", "-o", "link", "show", container_ifname(port_id)],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            assert "PROMISC" not in done.stdout
-            await stop(k, did, pool_id, eid, address)
-            await k.driver.delete_network(p.NetworkRequest(NetworkID=did))
-    finally:
-        await cleanup(neutron_client(stack.neutron_url), ids)
+        address = address_of(pool, port_id)
+        await stop(k, did, pool_id, eid, address)
+        eid, again, _ = await start(k, did, pool_id, address)
+        assert again == port_id
+        fresh = await wired(port_id)
+        assert fresh["uuid"] != first["uuid"], "the changed VIF went to the next container"
+        done = subprocess.run(
+            ["ip", "-o", "link", "show", container_ifname(port_id)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert "PROMISC" not in done.stdout
+        await stop(k, did, pool_id, eid, address)
+        await k.driver.delete_network(p.NetworkRequest(NetworkID=did))
 
 
 async def test_a_restart_keeps_the_vifs_plugged_ahead(stack: StackFacts, tmp_path: Path) -> None:
