@@ -17,18 +17,19 @@ import socket
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from http.client import HTTPConnection
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from kuryr import config as config_mod
+from kuryr import unixhttp
 from kuryr.errors import KuryrError, NotFound
 from kuryr.pools import Pools, SubnetPool
 
 SOCKET_NAME = "admin.sock"
 _TIMEOUT = 60.0
+_JSON = {"Content-Type": "application/json"}
 
 
 def socket_path(state_dir: Path) -> Path:
@@ -120,17 +121,6 @@ async def serving(path: Path, pools: Pools, status: Report) -> AsyncIterator[Non
 # --- the CLI's side ------------------------------------------------------------------------------
 
 
-class _UnixConnection(HTTPConnection):
-    def __init__(self, path: Path, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self._path = path
-
-    def connect(self) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(self.timeout)
-        self.sock.connect(str(self._path))
-
-
 def call(
     path: Path,
     method: str,
@@ -139,16 +129,11 @@ def call(
     timeout: float = _TIMEOUT,
 ) -> Any:
     """One JSON request on a unix socket (the admin socket, or the plugin socket)."""
-    conn = _UnixConnection(path, timeout)
-    try:
-        data = json.dumps(body or {}).encode() if method == "POST" else None
-        conn.request(method, route, body=data, headers={"Content-Type": "application/json"})
-        resp = conn.getresponse()
-        answer = json.loads(resp.read() or b"{}")
-    finally:
-        conn.close()
-    if resp.status >= 400:
-        raise RuntimeError(answer.get("error") or f"HTTP {resp.status}")
+    data = json.dumps(body or {}).encode() if method == "POST" else None
+    status, raw = unixhttp.request(path, method, route, data, timeout, _JSON)
+    answer = json.loads(raw or b"{}")
+    if status >= 400:
+        raise RuntimeError(answer.get("error") or f"HTTP {status}")
     return answer
 
 

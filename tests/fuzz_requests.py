@@ -17,7 +17,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from kuryr.stack import unixhttp
+from kuryr import unixhttp
 
 CAPTURE = Path(__file__).parent / "data" / "dockerd-20.10-payloads.jsonl"
 

@@ -8,7 +8,8 @@ import subprocess
 import tarfile
 from pathlib import Path
 
-from kuryr.stack import netdev, proc, unixhttp
+from kuryr import unixhttp
+from kuryr.stack import netdev, proc
 from kuryr.stack.errors import StackError
 from kuryr.stack.layout import DOCKER_SOCK, Layout
 

@@ -19,9 +19,8 @@ from typing import Any
 
 import pytest
 
-from kuryr import naming
+from kuryr import naming, unixhttp
 from kuryr.neutron import Neutron
-from kuryr.stack import unixhttp
 from kuryr.stack.layout import NEUTRON_URL
 from kuryr.state import DB_NAME
 from tests.conftest import StackFacts

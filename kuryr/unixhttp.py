@@ -1,4 +1,4 @@
-"""A minimal HTTP client over a unix socket, for dockerd's API and the plugin socket."""
+"""A minimal HTTP client over a unix socket: dockerd's API, the plugin socket, the admin socket."""
 
 from __future__ import annotations
 
@@ -20,12 +20,17 @@ class _UnixConnection(http.client.HTTPConnection):
 
 
 def request(
-    path: Path, method: str, url: str, body: bytes | None = None, timeout: float = 3.0
+    path: Path,
+    method: str,
+    url: str,
+    body: bytes | None = None,
+    timeout: float = 3.0,
+    headers: dict[str, str] | None = None,
 ) -> tuple[int, bytes]:
-    """One request; raises OSError when nothing answers on the socket."""
+    """One request; raises OSError when nothing answers on the socket, or not in HTTP."""
     conn = _UnixConnection(path, timeout)
     try:
-        conn.request(method, url, body=body)
+        conn.request(method, url, body=body, headers=headers or {})
         resp = conn.getresponse()
         return resp.status, resp.read()
     except http.client.HTTPException as exc:
