@@ -59,7 +59,7 @@ class OurDaemon:
         pid = self.pid()
         if pid is None:
             return None
-        return Launch(procs.cmdline(pid), _environ(pid))
+        return Launch(procs.argv(pid), _environ(pid))
 
     def _respawn(self, launch: Launch) -> int:
         pid = self.pid()

@@ -2,67 +2,25 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import time
-from collections.abc import Callable
 from pathlib import Path
 
-# Started and read the same way as the stack's daemons.
-from kuryr.stack.proc import read_pid
+# Started, found and stopped the same way as the stack's daemons.
+from kuryr.stack.proc import alive as alive
+from kuryr.stack.proc import read_pid as read_pid
+from kuryr.stack.proc import running as running
 from kuryr.stack.proc import spawn as spawn
+from kuryr.stack.proc import stop_pidfile as stop_pidfile
+from kuryr.stack.proc import terminate as terminate
+from kuryr.stack.proc import wait_for as wait_for
 
 
-def cmdline(pid: int) -> list[str]:
+def argv(pid: int) -> list[str]:
+    """The process's argv, to start it again the same way ([] when it is gone)."""
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return []
     return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
-
-
-def running(pidfile: Path, marker: str) -> int | None:
-    """The pidfile's PID when that process lives and its argv mentions ``marker`` (a stale
-    pidfile whose PID was reused by something else is ignored)."""
-    pid = read_pid(pidfile)
-    if pid is None or not alive(pid) or marker not in " ".join(cmdline(pid)):
-        return None
-    return pid
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.1) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)
-    return True
-
-
-def terminate(pid: int, timeout: float = 10.0) -> None:
-    """SIGTERM, then SIGKILL if it has not exited within ``timeout``."""
-    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            return
-        if wait_for(lambda: not alive(pid), wait):
-            return
-
-
-def stop_pidfile(pidfile: Path, marker: str) -> None:
-    pid = running(pidfile, marker)
-    if pid is not None:
-        terminate(pid)
-    pidfile.unlink(missing_ok=True)
 
 
 def peak_rss_kib(pid: int) -> int | None:

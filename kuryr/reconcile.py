@@ -232,20 +232,11 @@ class Reconciler:
                     kept[port["id"]] = endpoint_id
                     plan.keep("port")
                 elif owner is not None:
-                    kept[port["id"]] = owner
-                    plan.add(
-                        "bookkeeping",
-                        port["id"],
-                        f"held by endpoint {owner[:12]}, device_id still {endpoint_id[:12]}'s",
-                        self._bookkeeper(port, owner),
-                    )
+                    why = f"device_id still {endpoint_id[:12]}'s"
+                    kept[port["id"]] = self._rebook(plan, port, owner, why)
                 else:
-                    plan.add(
-                        "port",
-                        port["id"],
-                        f"endpoint {endpoint_id[:12]} is not on any running container",
-                        self._port_remover(port),
-                    )
+                    why = f"endpoint {endpoint_id[:12]} is not on any running container"
+                    plan.add("port", port["id"], why, self._port_remover(port))
                 continue
             # A running endpoint's address decides before the pool look: a pool port handed
             # to a container whose bookkeeping was never written still looks pooled.
@@ -254,22 +245,19 @@ class Reconciler:
                 kept[port["id"]] = ""
                 plan.keep("port")
             elif owner is not None:
-                kept[port["id"]] = owner
-                plan.add(
-                    "bookkeeping",
-                    port["id"],
-                    f"held by endpoint {owner[:12]}, device_id and tags never written",
-                    self._bookkeeper(port, owner),
-                )
+                why = "device_id and tags never written"
+                kept[port["id"]] = self._rebook(plan, port, owner, why)
             else:
                 ips = ", ".join(ip for _, ip in fixed_ips(port))
-                plan.add(
-                    "address",
-                    port["id"],
-                    f"reservation of {ips} that no endpoint holds",
-                    self._port_remover(port),
-                )
+                why = f"reservation of {ips} that no endpoint holds"
+                plan.add("address", port["id"], why, self._port_remover(port))
         return kept
+
+    def _rebook(self, plan: Plan, port: Resource, owner: str, why: str) -> str:
+        """The port is ``owner``'s, Neutron does not say so yet: write its bookkeeping."""
+        held = f"held by endpoint {owner[:12]}, {why}"
+        plan.add("bookkeeping", port["id"], held, self._bookkeeper(port, owner))
+        return owner
 
     @staticmethod
     def _holder(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 
 import pytest
@@ -29,3 +30,10 @@ def env() -> Iterator[DockerEnv]:
         yield resources
     finally:
         resources.close()
+
+
+@pytest.fixture
+def rel_env(env: DockerEnv) -> DockerEnv:
+    """The disruptive tests' resources, under a ``rel-`` prefix of their own."""
+    env.prefix = f"rel-{secrets.token_hex(4)}"
+    return env

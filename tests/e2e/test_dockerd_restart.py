@@ -7,7 +7,6 @@ file after the other tests, and the stack is brought up again whatever happens.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 
 import pytest
@@ -26,12 +25,6 @@ from tests.e2e.helpers import (
 )
 
 pytestmark = pytest.mark.stack
-
-
-@pytest.fixture
-def rel_env(env: DockerEnv) -> DockerEnv:
-    env.prefix = f"rel-{secrets.token_hex(4)}"
-    return env
 
 
 @pytest.fixture

@@ -38,12 +38,6 @@ pytestmark = pytest.mark.stack
 
 
 @pytest.fixture
-def rel_env(env: DockerEnv) -> DockerEnv:
-    env.prefix = f"rel-{secrets.token_hex(4)}"
-    return env
-
-
-@pytest.fixture
 def neutron_server(stack: StackFacts) -> Iterator[NeutronServer]:
     server = NeutronServer(stack.layout, Postgres(stack.layout))
     try:
