@@ -141,6 +141,7 @@ async def build(
             config.neutron.default_subnetpool_v4,
             config.neutron.default_subnetpool_v6,
             state=state,
+            quiet=quiet,
         )
         _known_subnets(ipam, state)
         networks = Networks(neutron, ipam, binders.host, config.neutron.enable_dhcp, state=state)
