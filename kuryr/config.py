@@ -19,11 +19,13 @@ used. Also kuryr-libnetwork's ``default_subnetpool_v4`` / ``default_subnetpool_v
 ``veth_dst_prefix``.
 
 ``[pool]``  ``min``, ``max``, ``batch`` (pre-created ports per subnet; off while ``max`` is 0);
-``bookkeeping_delay`` (seconds a journaled Neutron bookkeeping write waits, so a container that
-stops sooner costs Neutron nothing; default 0); ``background_pause`` / ``background_longest``
-(bookkeeping writes and pool refills that can wait run once Docker has sent no container
-request for ``background_pause`` seconds, at most ``background_longest`` seconds late;
-defaults 0.5 and 5).
+``bookkeeping`` (``deferred``: a port's device_id, name and tags reach Neutron in the
+background after CreateEndpoint answers; ``immediate``: before it answers, as kuryr-libnetwork
+does; journaled either way; default ``deferred``); ``bookkeeping_delay`` (seconds a journaled
+Neutron bookkeeping write waits, so a container that stops sooner costs Neutron nothing;
+default 0); ``background_pause`` / ``background_longest`` (bookkeeping writes and pool refills
+that can wait run once Docker has sent no container request for ``background_pause`` seconds,
+at most ``background_longest`` seconds late; defaults 0.5 and 5).
 """
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_CONFIG_FILE = Path("/etc/kuryr/kuryr.conf")
+
+BOOKKEEPING_DEFERRED = "deferred"
+BOOKKEEPING_IMMEDIATE = "immediate"
+BOOKKEEPING_MODES = (BOOKKEEPING_DEFERRED, BOOKKEEPING_IMMEDIATE)
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,7 @@ class PoolConfig:
     min: int = 0
     max: int = 0
     batch: int = 0
+    bookkeeping: str = BOOKKEEPING_DEFERRED
     bookkeeping_delay: float = 0.0
     background_pause: float = 0.5
     background_longest: float = 5.0
@@ -168,8 +175,18 @@ def parse(parser: configparser.ConfigParser) -> Config:
             min=pool.getint("min", 0),
             max=pool.getint("max", 0),
             batch=pool.getint("batch", 0),
+            bookkeeping=_bookkeeping(pool.get("bookkeeping", pd.bookkeeping)),
             bookkeeping_delay=pool.getfloat("bookkeeping_delay", 0.0),
             background_pause=pool.getfloat("background_pause", pd.background_pause),
             background_longest=pool.getfloat("background_longest", pd.background_longest),
         ),
     )
+
+
+def _bookkeeping(value: str) -> str:
+    mode = value.strip().lower()
+    if mode not in BOOKKEEPING_MODES:
+        raise ValueError(
+            f"[pool] bookkeeping = {value!r}: expected one of {', '.join(BOOKKEEPING_MODES)}"
+        )
+    return mode

@@ -12,7 +12,7 @@ from contextlib import AsyncExitStack
 from kuryr import deadline, metrics, pools_admin, status
 from kuryr import protocol as p
 from kuryr.api import IpamDriver, NetworkDriver
-from kuryr.config import Config
+from kuryr.config import BOOKKEEPING_IMMEDIATE, Config
 from kuryr.endpoints import Endpoints
 from kuryr.errors import BackendError
 from kuryr.ipam import Ipam, PoolChoice, PortAllocator
@@ -154,6 +154,7 @@ async def build(
             config.binding.veth_dst_prefix,
             bookkeeping=journal,
             prewire=prewire,
+            immediate=config.pool.bookkeeping == BOOKKEEPING_IMMEDIATE,
         )
         driver = KuryrNetworkDriver(
             networks, endpoints, SecurityGroups(neutron), pools, state, quiet

@@ -3,7 +3,9 @@
 With Kuryr IPAM the port exists before CreateEndpoint (RequestAddress made it bound to this
 host), so CreateEndpoint answers from memory; the bookkeeping (device_id, name, tags) is
 journaled locally before Docker has its answer and written to Neutron in the background
-(kuryr.journal). Endpoints are remembered in the local state, so Join, Leave and
+(kuryr.journal); with ``[pool] bookkeeping = immediate`` CreateEndpoint waits until Neutron
+holds it, so tools that look a container's port up right after ``docker run`` find it (as
+with kuryr-libnetwork). Endpoints are remembered in the local state, so Join, Leave and
 DeleteEndpoint read nothing from Neutron, even after a restart. Join takes the VIF a pool
 plugged ahead when there is one; DeleteEndpoint leaves it to the port's next container or has
 it unplugged in the background (kuryr.prewire).
@@ -32,6 +34,8 @@ from kuryr.state import State
 LOG = logging.getLogger(__name__)
 
 _IP_TAKEN = ("IpAddressAlreadyAllocated", "IpAddressInUse")
+# Outside a Docker request (tests, tools) no request deadline bounds an immediate write.
+_IMMEDIATE_TIMEOUT = deadline.DEFAULT_REQUEST_TIMEOUT
 
 
 class Binders(Protocol):
@@ -65,6 +69,7 @@ class Endpoints:
         veth_dst_prefix: str,
         bookkeeping: Journal | None = None,
         prewire: Prewire | None = None,
+        immediate: bool = False,
     ) -> None:
         self._neutron = neutron
         self._networks = networks
@@ -75,6 +80,7 @@ class Endpoints:
         self._endpoints: dict[str, Endpoint] = {}
         self._journal = bookkeeping or Journal(State.in_memory(), neutron)
         self._prewire = prewire or Prewire(binders, lambda _: None, vif_plugging_timeout)
+        self._immediate = immediate
 
     @property
     def host(self) -> str:
@@ -123,7 +129,24 @@ class Endpoints:
             known = Endpoint(req.endpoint_id, req.network_id, port)
             self._remember(known)
             self._endpoints[req.endpoint_id] = known
+        if self._immediate:
+            await self._bookkeeping_written(known)
         return _create_answer(iface, known.port)
+
+    async def _bookkeeping_written(self, endpoint: Endpoint) -> None:
+        """Wait until Neutron holds the port's bookkeeping. When it cannot, the endpoint is
+        undone (its port released) and Docker gets the error: Docker never sends
+        DeleteEndpoint for an endpoint whose CreateEndpoint failed."""
+        port_id = endpoint.port_id
+        try:
+            timeout = deadline.clamp(_IMMEDIATE_TIMEOUT, f"bookkeeping of port {port_id}")
+            await self._journal.flush([port_id], timeout)
+        except BaseException:
+            with deadline.cleanup():
+                self._journal.state.forget_endpoint(endpoint.endpoint_id)
+                self._endpoints.pop(endpoint.endpoint_id, None)
+                await self._ipam.release_port(endpoint.port)
+            raise
 
     async def _port_for(
         self,

@@ -114,3 +114,29 @@ def test_named_file_that_is_missing_is_an_error(tmp_path: Path) -> None:
 def test_bad_number_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         config.load(write(tmp_path, "[neutron]\ntimeout = soon\n"))
+
+
+def test_bookkeeping_defaults_to_deferred(tmp_path: Path) -> None:
+    conf = config.load(write(tmp_path, NOAUTH))
+    assert conf.pool.bookkeeping == config.BOOKKEEPING_DEFERRED
+
+
+@pytest.mark.parametrize(
+    ("written", "mode"),
+    [
+        ("immediate", config.BOOKKEEPING_IMMEDIATE),
+        ("deferred", config.BOOKKEEPING_DEFERRED),
+        (" Immediate ", config.BOOKKEEPING_IMMEDIATE),
+    ],
+)
+def test_bookkeeping_mode_is_read(tmp_path: Path, written: str, mode: str) -> None:
+    conf = config.load(write(tmp_path, f"[pool]\nmax = 0\nbookkeeping = {written}\n"))
+    assert (conf.pool.bookkeeping, conf.pool.max) == (mode, 0)
+
+
+@pytest.mark.parametrize("written", ["sync", "", "immediately", "deferred,immediate"])
+def test_unknown_bookkeeping_mode_is_an_error_naming_the_choices(
+    tmp_path: Path, written: str
+) -> None:
+    with pytest.raises(ValueError, match=r"\[pool\] bookkeeping = .*deferred, immediate"):
+        config.load(write(tmp_path, f"[pool]\nbookkeeping = {written}\n"))
