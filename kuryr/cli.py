@@ -39,6 +39,12 @@ def _status(args: argparse.Namespace) -> int:
     return status.main(args)
 
 
+def _port(args: argparse.Namespace) -> int:
+    from kuryr import port
+
+    return port.main(args)
+
+
 def _health(args: argparse.Namespace) -> int:
     from kuryr import health
 
@@ -93,6 +99,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(handler=_status)
+
+    port = sub.add_parser(
+        "port", help="a container's Neutron port on each Kuryr network, from the daemon's state"
+    )
+    port.add_argument("container", help="container name or id")
+    port.add_argument("--docker-socket", default="/var/run/docker.sock", help="dockerd's socket")
+    port.add_argument("--json", action="store_true", help="machine-readable output")
+    port.set_defaults(handler=_port)
 
     health = sub.add_parser(
         "health", help="check the daemon's socket, Neutron and OVSDB (exit 0 when all answer)"

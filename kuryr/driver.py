@@ -9,7 +9,7 @@ import time
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 
-from kuryr import deadline, metrics, pools_admin, status
+from kuryr import deadline, metrics, pools_admin, port, status
 from kuryr import protocol as p
 from kuryr.api import IpamDriver, NetworkDriver
 from kuryr.config import BOOKKEEPING_IMMEDIATE, Config
@@ -169,6 +169,7 @@ async def build(
                 pools_admin.socket_path(config.state_dir),
                 pools,
                 functools.partial(status.snapshot, state, pools),
+                functools.partial(port.describe, state, port.status_not_tracked),
             )
         )
         owned = undo.pop_all()

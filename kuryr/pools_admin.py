@@ -40,16 +40,21 @@ def socket_path(state_dir: Path) -> Path:
 
 
 Report = Callable[[], dict[str, Any]]
+PortReport = Callable[[list[str]], dict[str, Any]]
 
 
-def make_app(pools: Pools, status: Report) -> web.Application:
-    """Pool control, plus ``GET /status``: the ``status`` report (see :mod:`kuryr.status`)."""
+def make_app(pools: Pools, status: Report, ports: PortReport) -> web.Application:
+    """Pool control, plus ``GET /status``: the ``status`` report (see :mod:`kuryr.status`), and
+    ``GET /endpoints?id=...``: the ``ports`` of those endpoints (see :mod:`kuryr.port`)."""
 
     async def show(_: web.Request) -> web.Response:
         return web.json_response({"config": pool_config(pools), "pools": pools.show()})
 
     async def report(_: web.Request) -> web.Response:
         return web.json_response(status())
+
+    async def endpoints(request: web.Request) -> web.Response:
+        return web.json_response(ports(request.query.getall("id", [])))
 
     async def fill(request: web.Request) -> web.Response:
         body = await request.json()
@@ -82,6 +87,7 @@ def make_app(pools: Pools, status: Report) -> web.Application:
     app.router.add_post("/pools/fill", fill)
     app.router.add_post("/pools/drain", drain)
     app.router.add_get("/status", report)
+    app.router.add_get("/endpoints", endpoints)
     return app
 
 
@@ -99,8 +105,10 @@ def _selected(pools: Pools, subnet_id: str | None) -> list[SubnetPool]:
 
 
 @asynccontextmanager
-async def serving(path: Path, pools: Pools, status: Report) -> AsyncIterator[None]:
-    runner = web.AppRunner(make_app(pools, status), access_log=None)
+async def serving(
+    path: Path, pools: Pools, status: Report, ports: PortReport
+) -> AsyncIterator[None]:
+    runner = web.AppRunner(make_app(pools, status, ports), access_log=None)
     await runner.setup()
     path.unlink(missing_ok=True)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
