@@ -23,7 +23,7 @@ import signal
 import subprocess
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import pytest
@@ -155,7 +155,10 @@ def crash_rounds_then_check(stack: StackFacts, env: DockerEnv) -> None:
     try:
         for round_no in range(ROUNDS):
             survivors = names_on(f"{env.prefix}-")
-            jobs = [workers.submit(run, ["docker", "rm", "-f", *survivors], check=False)]
+            # The jobs are waited on for their exceptions only; their results are dropped.
+            jobs: list[Future[object]] = [
+                workers.submit(run, ["docker", "rm", "-f", *survivors], check=False)
+            ]
             jobs += [
                 workers.submit(
                     start, f"{env.prefix}-r{round_no}-{i}", net, outcome, remove=i % 2 == 1

@@ -55,7 +55,7 @@ async def test_docker_ipam_endpoint_port_and_restart(stack: StackFacts) -> None:
         assert len(await d.neutron.query("ports", {"device_id": eid})) == 1
         info = restarted.oper_info(await restarted.get(eid, did))
         assert info.value["port_id"] == port["id"]
-        await restarted.delete(p.EndpointRequest(NetworkID=did, EndpointID=eid), _none)
+        await restarted.delete(p.EndpointRequest(network_id=did, endpoint_id=eid), _none)
         assert await d.neutron.query("ports", {"device_id": eid}) == []
         await d.networks.delete(did)
 
@@ -69,7 +69,7 @@ async def test_mac_address_from_docker_is_honoured(stack: StackFacts) -> None:
         did = d.new_id()
         pool = await d.ipam.request_pool(p.RequestPoolRequest())
         await d.networks.create(create_request(did, pool.pool, ""))
-        addr = await d.ipam.request_address(p.RequestAddressRequest(PoolID=pool.pool_id))
+        addr = await d.ipam.request_address(p.RequestAddressRequest(pool_id=pool.pool_id))
         eps = endpoints(d)
         eid = d.new_id()
         answer = await eps.create(create(did, eid, addr.address, "02:aa:bb:cc:dd:01"))
@@ -79,8 +79,8 @@ async def test_mac_address_from_docker_is_honoured(stack: StackFacts) -> None:
         assert port["mac_address"] == "02:aa:bb:cc:dd:01"
         assert port["binding:host_id"] == d.host
         assert port["binding:vif_type"] == "ovs"
-        await eps.delete(p.EndpointRequest(NetworkID=did, EndpointID=eid), _none)
-        await d.ipam.release_pool(p.ReleasePoolRequest(PoolID=pool.pool_id))
+        await eps.delete(p.EndpointRequest(network_id=did, endpoint_id=eid), _none)
+        await d.ipam.release_pool(p.ReleasePoolRequest(pool_id=pool.pool_id))
         await d.networks.delete(did)
 
 
@@ -123,5 +123,5 @@ async def test_expose_group_programmed_and_revoked_idempotently(stack: StackFact
         assert await d.neutron.show("security-groups", sg["id"]) is None
         with pytest.raises(InvalidRequest):
             await groups.program(found, {p.OPT_EXPOSED_PORTS: [{"Proto": 1, "Port": 0}]})
-        await restarted.delete(p.EndpointRequest(NetworkID=did, EndpointID=eid), groups.revoke)
+        await restarted.delete(p.EndpointRequest(network_id=did, endpoint_id=eid), groups.revoke)
         await d.networks.delete(did)

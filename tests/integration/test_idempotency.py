@@ -59,11 +59,11 @@ class Counts:
 
 def free_cidr(neutron: Neutron) -> ipaddress.IPv4Network:
     """A /24 of the default pool that no subnet uses now."""
-    used = [ipaddress.ip_network(s["cidr"]) for s in neutron.find("subnets", ip_version="4")]
+    used = [ipaddress.IPv4Network(s["cidr"]) for s in neutron.find("subnets", ip_version="4")]
     for _ in range(200):
-        candidate = ipaddress.ip_network(f"10.10.{secrets.randbelow(200) + 50}.0/24")
-        if not any(candidate.overlaps(u) for u in used):  # type: ignore[arg-type]
-            return candidate  # type: ignore[return-value]
+        candidate = ipaddress.IPv4Network(f"10.10.{secrets.randbelow(200) + 50}.0/24")
+        if not any(candidate.overlaps(u) for u in used):
+            return candidate
     raise AssertionError("no free /24 in the default pool")
 
 

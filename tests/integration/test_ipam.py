@@ -49,10 +49,10 @@ async def test_network_without_subnet_from_the_default_pool(stack: StackFacts) -
         before = await pool_snapshot(d, "kuryr")
         did, eid = d.new_id(), d.new_id()
         pool = await request_pool(d)
-        cidr = ipaddress.ip_network(pool.pool)
-        assert cidr.prefixlen == 24 and cidr.subnet_of(ipaddress.ip_network("10.10.0.0/16"))
+        cidr = ipaddress.IPv4Network(pool.pool)
+        assert cidr.prefixlen == 24 and cidr.subnet_of(ipaddress.IPv4Network("10.10.0.0/16"))
         gw = await d.ipam.request_address(
-            p.RequestAddressRequest(PoolID=pool.pool_id, Options=GATEWAY)
+            p.RequestAddressRequest(pool_id=pool.pool_id, options=GATEWAY)
         )
         assert gw.address == f"{cidr.network_address + 1}/24"
         calls = sum(d.neutron.calls.values())
@@ -63,7 +63,7 @@ async def test_network_without_subnet_from_the_default_pool(stack: StackFacts) -
         assert subnet["cidr"] == pool.pool
 
         calls = sum(d.neutron.calls.values())
-        addr = await d.ipam.request_address(p.RequestAddressRequest(PoolID=pool.pool_id))
+        addr = await d.ipam.request_address(p.RequestAddressRequest(pool_id=pool.pool_id))
         assert sum(d.neutron.calls.values()) - calls == 1  # the port POST, nothing else
         ip = addr.address.split("/")[0]
         [port] = await d.neutron.query("ports", {"fixed_ips": f"ip_address={ip}"})
@@ -86,17 +86,17 @@ async def test_network_without_subnet_from_the_default_pool(stack: StackFacts) -
         assert port["name"] == naming.port_name(eid)
         assert set(naming.id_tags(eid)) <= set(port["tags"])
 
-        ep_req = p.EndpointRequest(NetworkID=did, EndpointID=eid)
+        ep_req = p.EndpointRequest(network_id=did, endpoint_id=eid)
         await eps.delete(ep_req, _no_revoke)
         assert await d.neutron.show("ports", port["id"]) is None
         await eps.delete(ep_req, _no_revoke)  # unknown endpoint now: success
         calls = sum(d.neutron.calls.values())
-        await d.ipam.release_address(p.ReleaseAddressRequest(PoolID=pool.pool_id, Address=ip))
+        await d.ipam.release_address(p.ReleaseAddressRequest(pool_id=pool.pool_id, address=ip))
         await d.ipam.release_address(
-            p.ReleaseAddressRequest(PoolID=pool.pool_id, Address=gw.address.split("/")[0])
+            p.ReleaseAddressRequest(pool_id=pool.pool_id, address=gw.address.split("/")[0])
         )
         assert sum(d.neutron.calls.values()) == calls
-        await d.ipam.release_pool(p.ReleasePoolRequest(PoolID=pool.pool_id))
+        await d.ipam.release_pool(p.ReleasePoolRequest(pool_id=pool.pool_id))
         await d.networks.delete(did)
         assert await d.neutron.show("networks", net.neutron_id) is None
         assert await pool_snapshot(d, "kuryr") == before
@@ -111,8 +111,8 @@ async def test_two_pools_at_once_differ(stack: StackFacts) -> None:
         a = await request_pool(d)
         b = await request_pool(d)
         assert a.pool != b.pool
-        await d.ipam.release_pool(p.ReleasePoolRequest(PoolID=a.pool_id))
-        await d.ipam.release_pool(p.ReleasePoolRequest(PoolID=b.pool_id))
+        await d.ipam.release_pool(p.ReleasePoolRequest(pool_id=a.pool_id))
+        await d.ipam.release_pool(p.ReleasePoolRequest(pool_id=b.pool_id))
 
 
 async def test_explicit_subnet_inside_the_default_pool(stack: StackFacts) -> None:
@@ -122,7 +122,7 @@ async def test_explicit_subnet_inside_the_default_pool(stack: StackFacts) -> Non
         assert pool.pool == "10.10.251.0/24"
         assert pool.pool_id == naming.pool_id(str(before["id"]), "10.10.251.0/24")
         gw = await d.ipam.request_address(
-            p.RequestAddressRequest(PoolID=pool.pool_id, Address="10.10.251.254", Options=GATEWAY)
+            p.RequestAddressRequest(pool_id=pool.pool_id, address="10.10.251.254", options=GATEWAY)
         )
         assert gw.address == "10.10.251.254/24"
         did = d.new_id()
@@ -132,13 +132,13 @@ async def test_explicit_subnet_inside_the_default_pool(stack: StackFacts) -> Non
         with pytest.raises(Conflict):  # the same CIDR again: Neutron would refuse it later
             await request_pool(d, "10.10.251.0/24")
         addr = await d.ipam.request_address(
-            p.RequestAddressRequest(PoolID=pool.pool_id, Address="10.10.251.200")
+            p.RequestAddressRequest(pool_id=pool.pool_id, address="10.10.251.200")
         )
         assert addr.address == "10.10.251.200/24"
         # A restarted daemon asked again for the address takes over its own free port.
         d.ipam._held.clear()
         again = await d.ipam.request_address(
-            p.RequestAddressRequest(PoolID=pool.pool_id, Address="10.10.251.200")
+            p.RequestAddressRequest(pool_id=pool.pool_id, address="10.10.251.200")
         )
         assert again.address == addr.address
         assert len(await d.neutron.query("ports", {"fixed_ips": "ip_address=10.10.251.200"})) == 1
@@ -154,14 +154,14 @@ async def test_explicit_subnet_inside_the_default_pool(stack: StackFacts) -> Non
         )
         with pytest.raises(Conflict):
             await d.ipam.request_address(
-                p.RequestAddressRequest(PoolID=pool.pool_id, Address="10.10.251.201")
+                p.RequestAddressRequest(pool_id=pool.pool_id, address="10.10.251.201")
             )
         await d.neutron.delete("ports", busy["id"])
         await d.ipam.release_address(
-            p.ReleaseAddressRequest(PoolID=pool.pool_id, Address="10.10.251.200")
+            p.ReleaseAddressRequest(pool_id=pool.pool_id, address="10.10.251.200")
         )
         assert await d.neutron.query("ports", {"fixed_ips": "ip_address=10.10.251.200"}) == []
-        await d.ipam.release_pool(p.ReleasePoolRequest(PoolID=pool.pool_id))
+        await d.ipam.release_pool(p.ReleasePoolRequest(pool_id=pool.pool_id))
         await d.networks.delete(did)
         assert await pool_snapshot(d, "kuryr") == before
 
@@ -175,7 +175,7 @@ async def test_explicit_subnet_outside_gets_a_kuryr_pool_deleted_with_the_networ
         assert pool.pool_id == naming.pool_id(sp["id"], "10.77.3.0/24")
         did = d.new_id()
         await d.networks.create(create_request(did, pool.pool, "10.77.3.1/24"))
-        await d.ipam.release_pool(p.ReleasePoolRequest(PoolID=pool.pool_id))
+        await d.ipam.release_pool(p.ReleasePoolRequest(pool_id=pool.pool_id))
         assert await d.neutron.show("subnetpools", sp["id"]) is not None  # subnet still uses it
         await d.networks.delete(did)
         assert await d.neutron.show("subnetpools", sp["id"]) is None
@@ -188,10 +188,10 @@ async def test_dual_stack_default_pools(stack: StackFacts) -> None:
         net6 = ipaddress.ip_network(v6.pool)
         assert net6.version == 6 and net6.prefixlen == 64
         gw4 = await d.ipam.request_address(
-            p.RequestAddressRequest(PoolID=v4.pool_id, Options=GATEWAY)
+            p.RequestAddressRequest(pool_id=v4.pool_id, options=GATEWAY)
         )
         gw6 = await d.ipam.request_address(
-            p.RequestAddressRequest(PoolID=v6.pool_id, Options=GATEWAY)
+            p.RequestAddressRequest(pool_id=v6.pool_id, options=GATEWAY)
         )
         did, eid = d.new_id(), d.new_id()
         net = await d.networks.create(
@@ -200,8 +200,8 @@ async def test_dual_stack_default_pools(stack: StackFacts) -> None:
             )
         )
         assert len(net.subnets) == 2
-        a4 = await d.ipam.request_address(p.RequestAddressRequest(PoolID=v4.pool_id))
-        a6 = await d.ipam.request_address(p.RequestAddressRequest(PoolID=v6.pool_id))
+        a4 = await d.ipam.request_address(p.RequestAddressRequest(pool_id=v4.pool_id))
+        a6 = await d.ipam.request_address(p.RequestAddressRequest(pool_id=v6.pool_id))
         eps = endpoints(d)
         await eps.create(
             p.CreateEndpointRequest.model_validate(
@@ -217,7 +217,7 @@ async def test_dual_stack_default_pools(stack: StackFacts) -> None:
         assert sorted(f["ip_address"] for f in port["fixed_ips"]) == sorted(
             [a4.address.split("/")[0], a6.address.split("/")[0]]
         )
-        await eps.delete(p.EndpointRequest(NetworkID=did, EndpointID=eid), _no_revoke)
+        await eps.delete(p.EndpointRequest(network_id=did, endpoint_id=eid), _no_revoke)
         assert (
             await d.neutron.query(
                 "ports", {"network_id": net.neutron_id, "device_owner": naming.DEVICE_OWNER}
@@ -225,26 +225,26 @@ async def test_dual_stack_default_pools(stack: StackFacts) -> None:
             == []
         )
         for pool in (v4, v6):
-            await d.ipam.release_pool(p.ReleasePoolRequest(PoolID=pool.pool_id))
+            await d.ipam.release_pool(p.ReleasePoolRequest(pool_id=pool.pool_id))
         await d.networks.delete(did)
 
 
 async def test_bad_pool_ids_and_addresses(stack: StackFacts) -> None:
     async with domain(stack.neutron_url, stack.chassis_hostname) as d:
         with pytest.raises(NotFound):
-            await d.ipam.request_address(p.RequestAddressRequest(PoolID="feaspool-10.30.0.0/24"))
+            await d.ipam.request_address(p.RequestAddressRequest(pool_id="feaspool-10.30.0.0/24"))
         with pytest.raises(NotFound):
-            await d.ipam.release_pool(p.ReleasePoolRequest(PoolID="nope"))
+            await d.ipam.release_pool(p.ReleasePoolRequest(pool_id="nope"))
         pool = await request_pool(d)
         with pytest.raises(InvalidRequest):
             await d.ipam.request_address(
-                p.RequestAddressRequest(PoolID=pool.pool_id, Address="192.0.2.1")
+                p.RequestAddressRequest(pool_id=pool.pool_id, address="192.0.2.1")
             )
         with pytest.raises(NotFound):  # no network (subnet) yet
-            await d.ipam.request_address(p.RequestAddressRequest(PoolID=pool.pool_id))
+            await d.ipam.request_address(p.RequestAddressRequest(pool_id=pool.pool_id))
         with pytest.raises(NotFound):
-            await request_pool(d, **{"Options": {"neutron.pool.name": "dom-no-such-pool"}})
-        await d.ipam.release_pool(p.ReleasePoolRequest(PoolID=pool.pool_id))
+            await request_pool(d, Options={"neutron.pool.name": "dom-no-such-pool"})
+        await d.ipam.release_pool(p.ReleasePoolRequest(pool_id=pool.pool_id))
 
 
 @pytest.mark.parametrize("named_in", ["ipam", "network"])
@@ -283,7 +283,7 @@ async def test_existing_subnet_of_a_pool_is_adopted_not_refused(
             answer = await request_pool(d, subnet["cidr"], Options=ipam_opts)
             assert answer.pool_id == naming.pool_id(pool["id"], subnet["cidr"])
             gw = await d.ipam.request_address(
-                p.RequestAddressRequest(PoolID=answer.pool_id, Options=GATEWAY)
+                p.RequestAddressRequest(pool_id=answer.pool_id, options=GATEWAY)
             )
             created = await d.networks.create(
                 create_request(
@@ -291,14 +291,14 @@ async def test_existing_subnet_of_a_pool_is_adopted_not_refused(
                 )
             )
             assert [s.id for s in created.subnets] == [subnet["id"]]
-            addr = await d.ipam.request_address(p.RequestAddressRequest(PoolID=answer.pool_id))
+            addr = await d.ipam.request_address(p.RequestAddressRequest(pool_id=answer.pool_id))
             assert ipaddress.ip_interface(addr.address) in ipaddress.ip_network(subnet["cidr"])
             await d.ipam.release_address(
                 p.ReleaseAddressRequest(
-                    PoolID=answer.pool_id, Address=addr.address.partition("/")[0]
+                    pool_id=answer.pool_id, address=addr.address.partition("/")[0]
                 )
             )
-            await d.ipam.release_pool(p.ReleasePoolRequest(PoolID=answer.pool_id))
+            await d.ipam.release_pool(p.ReleasePoolRequest(pool_id=answer.pool_id))
             await d.networks.delete(did)
             assert await d.neutron.show("subnets", subnet["id"]) is not None
         finally:

@@ -41,5 +41,5 @@ async def test_concurrent_misses_share_bulk_creates(stack: StackFacts, tmp_path:
         for address in answers:
             await k.release_address(pool_id, address)
         assert len(pool.free) <= config.max
-        await k.driver.delete_network(p.NetworkRequest(NetworkID=did))
+        await k.driver.delete_network(p.NetworkRequest(network_id=did))
         assert await kuryr_ports(stack, network.neutron_id) == []

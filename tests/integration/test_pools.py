@@ -40,13 +40,13 @@ class Kuryr:
         self.docker_ids.append(did)
         pool = await self.ipam.request_pool(p.RequestPoolRequest.model_validate({"Pool": cidr}))
         gw = await self.ipam.request_address(
-            p.RequestAddressRequest(PoolID=pool.pool_id, Options=GATEWAY)
+            p.RequestAddressRequest(pool_id=pool.pool_id, options=GATEWAY)
         )
         await self.driver.create_network(create_request(did, pool.pool, gw.address))
         return did, pool.pool_id
 
     async def request_address(self, pool_id: str) -> str:
-        answer = await self.ipam.request_address(p.RequestAddressRequest(PoolID=pool_id))
+        answer = await self.ipam.request_address(p.RequestAddressRequest(pool_id=pool_id))
         return answer.address.split("/")[0]
 
     async def release_address(self, pool_id: str, address: str) -> None:
@@ -130,7 +130,7 @@ async def test_fifty_concurrent_request_address_never_share_a_port(
         assert {pt["id"] for pt in on_network} >= set(pooled.values())
         for address in answers:
             await k.release_address(pool_id, address)
-        await k.driver.delete_network(p.NetworkRequest(NetworkID=did))
+        await k.driver.delete_network(p.NetworkRequest(network_id=did))
 
 
 async def test_pool_never_exceeds_its_max(stack: StackFacts, tmp_path: Path) -> None:
@@ -154,7 +154,7 @@ async def test_pool_never_exceeds_its_max(stack: StackFacts, tmp_path: Path) -> 
         assert len(on_network) <= 3, f"{len(on_network)} Kuryr ports left, max is 3"
         assert all(pt["device_id"] == "" for pt in on_network)
         assert all(POOL_TAG in pt["tags"] for pt in on_network)  # type: ignore[operator]
-        await k.driver.delete_network(p.NetworkRequest(NetworkID=did))
+        await k.driver.delete_network(p.NetworkRequest(network_id=did))
         assert await kuryr_ports(stack, network.neutron_id) == []
 
 
@@ -182,6 +182,6 @@ async def test_pools_reload_after_restart(stack: StackFacts, tmp_path: Path) -> 
             assert again != taken
             await k2.release_address(pool_id, again)
             await k2.release_address(pool_id, taken)
-            await k2.driver.delete_network(p.NetworkRequest(NetworkID=did))
+            await k2.driver.delete_network(p.NetworkRequest(network_id=did))
     finally:
         await cleanup(neutron_client(stack.neutron_url), ids)

@@ -71,25 +71,25 @@ async def start(
     """RequestAddress (of ``address`` when given), CreateEndpoint, Join: (endpoint id, port
     id, Join's answer)."""
     if address:
-        request = p.RequestAddressRequest(PoolID=pool_id, Address=address)
+        request = p.RequestAddressRequest(pool_id=pool_id, address=address)
         await k.ipam.request_address(request)
     else:
         address = await k.request_address(pool_id)
     eid = docker_id()
     iface = p.EndpointInterface.model_validate({"Address": f"{address}/24"})
     await k.driver.create_endpoint(
-        p.CreateEndpointRequest(NetworkID=did, EndpointID=eid, Interface=iface)
+        p.CreateEndpointRequest(network_id=did, endpoint_id=eid, interface=iface)
     )
     endpoint = await k.driver.endpoints.get(eid, did)
     answer = await k.driver.join(
-        p.JoinRequest(NetworkID=did, EndpointID=eid, SandboxKey="/var/run/docker/netns/x")
+        p.JoinRequest(network_id=did, endpoint_id=eid, sandbox_key="/var/run/docker/netns/x")
     )
     return eid, endpoint.port_id, answer
 
 
 async def stop(k: Kuryr, did: str, pool_id: str, eid: str, address: str) -> None:
-    await k.driver.leave(p.EndpointRequest(NetworkID=did, EndpointID=eid))
-    await k.driver.delete_endpoint(p.EndpointRequest(NetworkID=did, EndpointID=eid))
+    await k.driver.leave(p.EndpointRequest(network_id=did, endpoint_id=eid))
+    await k.driver.delete_endpoint(p.EndpointRequest(network_id=did, endpoint_id=eid))
     await k.release_address(pool_id, address)
 
 
@@ -123,7 +123,7 @@ async def test_join_takes_the_vif_plugged_ahead_and_the_next_container_takes_it_
         assert kept is not None and kept["uuid"] == ahead[port_id]["uuid"], "plugged again"
         await stop(k, did, pool_id, eid, address)
 
-        await k.driver.delete_network(p.NetworkRequest(NetworkID=did))
+        await k.driver.delete_network(p.NetworkRequest(network_id=did))
         deadline = time.monotonic() + WIRED_TIMEOUT
         while any(interface(host_ifname(pid)) or link_exists(host_ifname(pid)) for pid in ahead):
             assert time.monotonic() < deadline, "a removed network's VIFs stayed"
@@ -155,7 +155,7 @@ async def test_a_vif_its_container_changed_is_plugged_afresh_for_the_next(
         )
         assert "PROMISC" not in done.stdout
         await stop(k, did, pool_id, eid, address)
-        await k.driver.delete_network(p.NetworkRequest(NetworkID=did))
+        await k.driver.delete_network(p.NetworkRequest(network_id=did))
 
 
 async def test_a_restart_keeps_the_vifs_plugged_ahead(stack: StackFacts, tmp_path: Path) -> None:
@@ -179,6 +179,6 @@ async def test_a_restart_keeps_the_vifs_plugged_ahead(stack: StackFacts, tmp_pat
             reloaded = k2.driver.pools.pool(pool.subnet_id)
             assert reloaded is not None
             await stop(k2, did, pool_id, eid, address_of(reloaded, port_id))
-            await k2.driver.delete_network(p.NetworkRequest(NetworkID=did))
+            await k2.driver.delete_network(p.NetworkRequest(network_id=did))
     finally:
         await cleanup(neutron_client(stack.neutron_url), ids)

@@ -24,25 +24,25 @@ async def test_late_release_of_a_reused_address_keeps_the_new_holder(stack: Stac
         pool = await d.ipam.request_pool(p.RequestPoolRequest())
         network = await d.networks.create(create_request(did, pool.pool, ""))
         eps = endpoints(d)
-        addr = await d.ipam.request_address(p.RequestAddressRequest(PoolID=pool.pool_id))
+        addr = await d.ipam.request_address(p.RequestAddressRequest(pool_id=pool.pool_id))
         ip = addr.address.partition("/")[0]
         holding = {"network_id": network.neutron_id, "fixed_ips": [f"ip_address={ip}"]}
         await eps.create(create(did, first, addr.address))
-        await eps.delete(p.EndpointRequest(NetworkID=did, EndpointID=first), _none)
+        await eps.delete(p.EndpointRequest(network_id=did, endpoint_id=first), _none)
 
         again = await d.ipam.request_address(
-            p.RequestAddressRequest(PoolID=pool.pool_id, Address=ip)
+            p.RequestAddressRequest(pool_id=pool.pool_id, address=ip)
         )
         assert again.address == addr.address
         [reserved] = await d.neutron.query("ports", holding)
         # The first container's ReleaseAddress, late.
-        await d.ipam.release_address(p.ReleaseAddressRequest(PoolID=pool.pool_id, Address=ip))
+        await d.ipam.release_address(p.ReleaseAddressRequest(pool_id=pool.pool_id, address=ip))
 
         await eps.create(create(did, second, addr.address))
         await eps.drain()
         [port] = await d.neutron.query("ports", holding)
         assert (port["id"], port["device_id"]) == (reserved["id"], second)
-        await eps.delete(p.EndpointRequest(NetworkID=did, EndpointID=second), _none)
-        await d.ipam.release_address(p.ReleaseAddressRequest(PoolID=pool.pool_id, Address=ip))
+        await eps.delete(p.EndpointRequest(network_id=did, endpoint_id=second), _none)
+        await d.ipam.release_address(p.ReleaseAddressRequest(pool_id=pool.pool_id, address=ip))
         assert await d.neutron.query("ports", holding) == []
         await d.networks.delete(did)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import aiohttp
@@ -16,6 +16,8 @@ from kuryr.api import IpamDriver, NetworkDriver
 from kuryr.config import Config
 from kuryr.server import StartupError
 from tests.unit.fake_drivers import fake_domain
+
+Close = Callable[[], Awaitable[None]]
 
 
 @pytest.fixture
@@ -31,7 +33,7 @@ class FakeBuild:
         self.socket_seen_while_building: bool | None = None
         self.closed = 0
 
-    async def __call__(self, config: Config) -> tuple[NetworkDriver, IpamDriver, app.Close]:
+    async def __call__(self, config: Config) -> tuple[NetworkDriver, IpamDriver, Close]:
         self.socket_seen_while_building = config.socket.exists()
         domain, _ = fake_domain()
         return domain.network, domain.ipam, self.close
