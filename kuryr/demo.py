@@ -2,6 +2,11 @@
 it, their Neutron addresses and MACs, a ping between them, the Neutron network and ports and
 the OVN logical switch. Everything is left running to play with; the end says how to clean up.
 
+Each container's port is found the way the README tells a user to: ``kuryr port CONTAINER``
+(the daemon's local state, right after ``docker run``); Neutron's view of it is shown once the
+port's bookkeeping (device_id, name, tags) is done, which the default ``[pool] bookkeeping =
+deferred`` promises within :func:`kuryr.port.bookkeeping_bound`.
+
 Re-running is safe: the network is reused when it is a Kuryr one, the two containers are
 replaced. Any failed step stops the demo with a one-line reason and exit status 1.
 """
@@ -14,9 +19,13 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 
-from kuryr.stack.layout import NB_PORT, NEUTRON_URL, PLUGIN_SOCK
+from kuryr import config as config_mod
+from kuryr.port import BOOKKEEPING_DONE, bookkeeping_bound
+from kuryr.stack.daemon import executable
+from kuryr.stack.layout import NB_PORT, NEUTRON_URL, PLUGIN_SOCK, Layout
 
 NETWORK = "test"
 CONTAINERS = ("demo1", "demo2")
@@ -38,6 +47,15 @@ def _run(argv: list[str]) -> str:
         reason = (proc.stderr or proc.stdout).strip()
         raise DemoError(f"`{' '.join(argv)}` failed: {reason}")
     return proc.stdout.strip()
+
+
+def _kuryr(*args: str) -> str:
+    """The kuryr command, on the stack's daemon."""
+    return _run([executable(), "--config-file", str(_config_file()), *args])
+
+
+def _config_file() -> Path:
+    return Layout.resolve(None).sub("kuryr.conf")
 
 
 def _neutron(path: str) -> dict[str, Any]:
@@ -99,14 +117,41 @@ def _neutron_network(docker_id: str) -> dict[str, Any]:
     return nets[0]
 
 
-def _endpoint_port(container: str) -> dict[str, Any]:
-    nets = json.loads(
-        _run(["docker", "inspect", "-f", "{{json .NetworkSettings.Networks}}", container])
-    )
-    endpoint_id = nets[NETWORK]["EndpointID"]
+def _local_port(container: str) -> dict[str, Any]:
+    """The container's port on ``test`` as ``kuryr port --json`` tells it."""
+    ports = json.loads(_kuryr("port", "--json", container))["ports"]
+    on_test = [p for p in ports if p["network"] == NETWORK]
+    if len(on_test) != 1:
+        raise DemoError(f"`kuryr port {container}` shows {len(on_test)} ports on {NETWORK!r}")
+    port: dict[str, Any] = on_test[0]
+    return port
+
+
+def _bookkept(container: str, bound: float) -> dict[str, Any]:
+    """``kuryr port`` once the port's bookkeeping is in Neutron, within the stated bound."""
+    deadline = time.monotonic() + bound
+    while True:
+        port = _local_port(container)
+        if port["bookkeeping"] == BOOKKEEPING_DONE:
+            return port
+        if time.monotonic() > deadline:
+            raise DemoError(
+                f"{container}'s port {port['port_id']}: Neutron bookkeeping still pending "
+                f"after {bound:.0f}s, the bound the README states"
+            )
+        time.sleep(0.2)
+
+
+def _endpoint_port(container: str, local: dict[str, Any]) -> dict[str, Any]:
+    """Neutron's port carrying the endpoint's device_id: the one ``kuryr port`` named."""
+    endpoint_id = local["endpoint_id"]
     ports: list[dict[str, Any]] = _neutron(f"ports?device_id={endpoint_id}")["ports"]
-    if len(ports) != 1:
-        raise DemoError(f"expected one Neutron port for {container}'s endpoint, found {len(ports)}")
+    found = [p["id"] for p in ports]
+    if found != [local["port_id"]]:
+        raise DemoError(
+            f"Neutron's ports with {container}'s device_id are {found}, "
+            f"`kuryr port` says {local['port_id']}"
+        )
     return ports[0]
 
 
@@ -128,12 +173,17 @@ def _port_line(port: dict[str, Any]) -> str:
 
 
 def _show_containers() -> dict[str, dict[str, Any]]:
+    bound = bookkeeping_bound(config_mod.load(_config_file()))
     ports: dict[str, dict[str, Any]] = {}
     for name in CONTAINERS:
-        port = _wait_active(_endpoint_port(name)["id"])
+        _section(f"{name}: its port, from the Kuryr daemon")
+        print(f"$ kuryr port {name}")
+        print(_indent(_kuryr("port", name)))
+        local = _bookkept(name, bound)
+        port = _wait_active(_endpoint_port(name, local)["id"])
         ports[name] = port
         ips = ", ".join(f["ip_address"] for f in port["fixed_ips"])
-        _section(f"{name}: Neutron port {port['id']}")
+        _section(f"{name}: Neutron port {port['id']} (device_id {local['endpoint_id'][:12]})")
         print(f"Neutron says: IP {ips}, MAC {port['mac_address']}, status {port['status']}")
         print(f"$ docker exec {name} ip addr show eth0")
         print(_indent(_run(["docker", "exec", name, "ip", "addr", "show", "eth0"])))
@@ -180,6 +230,7 @@ def _epilogue() -> None:
         (f"curl -s {NEUTRON_URL}/v2.0/ports | jq .", "Neutron (noauth)"),
         (f"ovn-nbctl --db={NB_DB} show", "OVN northbound"),
         ("ovs-vsctl show", "the veths on br-int"),
+        (f"kuryr --config-file {_config_file()} port demo1", "demo1's Neutron port"),
     ]
     width = max(len(command) for command, _ in hints)
     for command, why in hints:

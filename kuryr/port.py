@@ -21,6 +21,7 @@ from typing import Any
 from kuryr import config as config_mod
 from kuryr import pools_admin, unixhttp
 from kuryr.binding.base import container_ifname, host_ifname
+from kuryr.config import BOOKKEEPING_IMMEDIATE, Config
 from kuryr.state import State
 
 ROUTE = "/endpoints"
@@ -29,6 +30,9 @@ BOOKKEEPING_DONE = "done"
 BOOKKEEPING_PENDING = "pending"
 STATUS_UNKNOWN = "unknown"
 
+# What the journal writes for a port handed to an endpoint: a PUT of device_id and name, a PUT
+# of its tags (kuryr.journal).
+BOOKKEEPING_WRITES = 2
 # A port's status (ACTIVE, DOWN, ...) as the daemon last knew it, by port id; None: not known.
 PortStatus = Callable[[str], str | None]
 
@@ -36,6 +40,20 @@ PortStatus = Callable[[str], str | None]
 def status_not_tracked(_port_id: str) -> str | None:
     """The daemon keeps no port status yet: every port shows ``unknown``."""
     return None
+
+
+def bookkeeping_bound(config: Config) -> float:
+    """Seconds after CreateEndpoint answers by which the port's device_id, name and tags are
+    in Neutron: 0 with ``immediate`` bookkeeping; with ``deferred``, the journal's delay, then
+    at most ``background_longest`` waiting for a pause in Docker's requests (kuryr.quiet),
+    then the writes, each answered within ``[neutron] timeout``. It holds while Neutron
+    answers at the first attempt and no more ports than the journal's workers (4) are due at
+    once; a failed write is retried every 2 s."""
+    pool = config.pool
+    if pool.bookkeeping == BOOKKEEPING_IMMEDIATE:
+        return 0.0
+    writes = BOOKKEEPING_WRITES * config.neutron.timeout
+    return pool.bookkeeping_delay + pool.background_longest + writes
 
 
 # --- the daemon's side ---------------------------------------------------------------------------
