@@ -1,12 +1,15 @@
 """The reference implementation, kuryr-libnetwork 18.0.0 from PyPI, in its own venv,
 registered with Docker as network and IPAM driver ``kuryrlib`` and run against the stack's
 Neutron with noauth. It plugs veths into br-int with kuryr-lib's ``ovs`` binding script.
+The migration test runs the same install under Kuryr's own driver name (``kuryr``), on
+another address, with files of its own (:meth:`Reference.as_driver`).
 
 Its default subnetpools are ``kuryrlib`` / ``kuryrlib6``, created here: on failures it has
 been seen deleting its default pool, which must never be Kuryr's ``kuryr`` pool."""
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import secrets
@@ -23,7 +26,7 @@ VERSION = "18.0.0"
 DRIVER = "kuryrlib"
 # dockerd keeps the first address it resolved for a plugin until it restarts: never change.
 LISTEN_URL = "http://127.0.0.1:23750"
-SPEC_FILE = Path("/usr/lib/docker/plugins/kuryrlib/kuryrlib.spec")
+SPEC_DIR = Path("/usr/lib/docker/plugins")
 POOL_V4 = ("kuryrlib", "10.250.0.0/16", 24)
 POOL_V6_NAME = "kuryrlib6"
 MARKER = "kuryr-server"
@@ -32,10 +35,21 @@ MARKER = "kuryr-server"
 @dataclass(frozen=True)
 class Reference:
     root: Path
+    driver: str = DRIVER
+    url: str = LISTEN_URL
 
     @classmethod
     def default(cls) -> Reference:
         return cls(Path(os.environ.get("KURYR_BENCH_DIR", "/var/lib/kuryr-bench")))
+
+    def as_driver(self, driver: str, url: str) -> Reference:
+        """The same install serving Docker as ``driver`` on ``url`` (its own config, pidfile
+        and log; the venv is shared)."""
+        return Reference(self.root, driver, url)
+
+    @property
+    def name(self) -> str:
+        return DRIVER if self.driver == DRIVER else f"{DRIVER}-as-{self.driver}"
 
     @property
     def venv(self) -> Path:
@@ -47,15 +61,20 @@ class Reference:
 
     @property
     def config(self) -> Path:
-        return self.root / "kuryrlib.conf"
+        return self.root / f"{self.name}.conf"
 
     @property
     def pidfile(self) -> Path:
-        return self.root / "kuryrlib.pid"
+        return self.root / f"{self.name}.pid"
 
     @property
     def log(self) -> Path:
-        return self.root / "kuryrlib.log"
+        return self.root / f"{self.name}.log"
+
+    @property
+    def spec_file(self) -> Path:
+        """Where dockerd looks the driver name up (after ``<name>.sock`` in /run/docker/plugins)."""
+        return SPEC_DIR / self.driver / f"{self.driver}.spec"
 
     def installed_version(self) -> str | None:
         done = subprocess.run(
@@ -96,7 +115,7 @@ class Reference:
         self.config.write_text(
             f"""[DEFAULT]
 bindir = {self.venv / "libexec" / "kuryr"}
-kuryr_uri = {LISTEN_URL}
+kuryr_uri = {self.url}
 capability_scope = local
 debug = false
 
@@ -109,9 +128,15 @@ default_subnetpool_v6 = {POOL_V6_NAME}
         )
 
     def register(self) -> None:
-        SPEC_FILE.parent.mkdir(parents=True, exist_ok=True)
-        if not SPEC_FILE.exists() or SPEC_FILE.read_text().strip() != LISTEN_URL:
-            SPEC_FILE.write_text(LISTEN_URL + "\n")
+        self.spec_file.parent.mkdir(parents=True, exist_ok=True)
+        if not self.spec_file.exists() or self.spec_file.read_text().strip() != self.url:
+            self.spec_file.write_text(self.url + "\n")
+
+    def unregister(self) -> None:
+        """Remove the spec file (and its directory once empty): the name is free again."""
+        self.spec_file.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            self.spec_file.parent.rmdir()
 
     def pid(self) -> int | None:
         return procs.running(self.pidfile, MARKER)
@@ -124,10 +149,9 @@ default_subnetpool_v6 = {POOL_V6_NAME}
         pid = procs.spawn(
             [str(self.server), "--config-file", str(self.config)], self.log, self.pidfile
         )
-        if (
-            not procs.wait_for(lambda: _answers() or not procs.alive(pid), 60, 0.2)
-            or not _answers()
-        ):
+        if not procs.wait_for(
+            lambda: _answers(self.url) or not procs.alive(pid), 60, 0.2
+        ) or not _answers(self.url):
             raise RuntimeError(f"kuryr-libnetwork did not start; see {self.log}")
         return pid
 
@@ -135,8 +159,8 @@ default_subnetpool_v6 = {POOL_V6_NAME}
         procs.stop_pidfile(self.pidfile, MARKER)
 
 
-def _answers() -> bool:
-    req = urllib.request.Request(LISTEN_URL + "/Plugin.Activate", data=b"", method="POST")
+def _answers(url: str) -> bool:
+    req = urllib.request.Request(url + "/Plugin.Activate", data=b"", method="POST")
     try:
         with urllib.request.urlopen(req, timeout=2) as resp:
             return resp.status == 200
