@@ -29,6 +29,8 @@ _deadline: ContextVar[tuple[float, float] | None] = ContextVar("kuryr_deadline",
 class DeadlineExceeded(BackendError):
     """The request's time budget ran out before a backend call could be made."""
 
+    cause = "deadline"
+
 
 @contextmanager
 def bounded(seconds: float) -> Iterator[None]:

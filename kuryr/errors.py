@@ -31,7 +31,17 @@ class Conflict(KuryrError):
     status = 409
 
 
+# The answer header naming a backend failure's kind, so a client (or a test) can tell a
+# backend that failed from a request the backend refused without parsing the message.
+CAUSE_HEADER = "X-Kuryr-Cause"
+
+
 class BackendError(KuryrError):
-    """Neutron or OVSDB failed or timed out; the message names the cause."""
+    """Neutron or OVSDB failed or timed out; the message names the cause.
+
+    ``cause`` is the kind of failure, sent in :data:`CAUSE_HEADER`: ``backend`` here,
+    narrower in subclasses (``neutron-timeout``, ``neutron-4xx``, ...).
+    """
 
     status = 502
+    cause = "backend"

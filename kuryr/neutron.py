@@ -46,13 +46,27 @@ Params = Mapping[str, str | Sequence[str]]
 CallHook = Callable[[str, str], AbstractContextManager[None]]
 
 
-class NeutronError(BackendError):
-    """A Neutron request failed. ``http_status`` is 0 when no answer came back."""
+# The kinds of Neutron failure (BackendError.cause). Only the first three are Neutron's
+# own trouble; a 4xx is Neutron refusing what Kuryr sent, which input validation must
+# prevent for anything that came from Docker.
+CAUSE_UNREACHABLE = "neutron-unreachable"
+CAUSE_TIMEOUT = "neutron-timeout"
+CAUSE_SERVER_ERROR = "neutron-5xx"
+CAUSE_REFUSED = "neutron-4xx"
+CAUSE_CLIENT = "neutron-client"
 
-    def __init__(self, message: str, http_status: int = 0, neutron_type: str = "") -> None:
+
+class NeutronError(BackendError):
+    """A Neutron request failed. ``http_status`` is 0 when no answer came back; ``cause``
+    then says why (unreachable, timeout, client set-up), else it follows from the status."""
+
+    def __init__(
+        self, message: str, http_status: int = 0, neutron_type: str = "", cause: str = ""
+    ) -> None:
         super().__init__(message)
         self.http_status = http_status
         self.neutron_type = neutron_type
+        self.cause = cause or _cause_of(http_status)
 
     @property
     def not_found(self) -> bool:
@@ -197,20 +211,24 @@ class Neutron:
                 # The request may have reached Neutron: never repeated.
                 raise NeutronError(
                     f"{what} failed: Neutron at {self._base} gave no answer within "
-                    f"{call_timeout:.3g}s (is neutron-server overloaded or hung?)"
+                    f"{call_timeout:.3g}s (is neutron-server overloaded or hung?)",
+                    cause=CAUSE_TIMEOUT,
                 ) from exc
             except ks_exc.ConnectFailure as exc:
                 # A POST that may have been sent is not repeated: it could create twice.
                 retriable = method != "POST" or _never_sent(exc)
                 if attempt >= self._retries or not retriable:
-                    raise NeutronError(f"{what} failed: {self._unreachable(exc)}") from exc
+                    raise NeutronError(
+                        f"{what} failed: {self._unreachable(exc)}", cause=CAUSE_UNREACHABLE
+                    ) from exc
                 attempt += 1
                 pause = min(_backoff(attempt), max(0.0, (deadline.remaining() or 60.0) - 0.5))
                 LOG.warning("%s: cannot connect, retry %d in %.1fs", what, attempt, pause)
                 await asyncio.sleep(pause)
                 continue
             except ks_exc.ClientException as exc:
-                raise NeutronError(f"{what} failed: {_short(exc)}") from exc
+                cause = CAUSE_UNREACHABLE if isinstance(exc, ks_exc.ConnectionError) else ""
+                raise NeutronError(f"{what} failed: {_short(exc)}", cause=cause) from exc
             return _decode(what, response)
 
     def _unreachable(self, exc: ks_exc.ConnectFailure) -> str:
@@ -247,6 +265,14 @@ class Neutron:
         if headers:
             kwargs["headers"] = dict(headers)
         return self._session.request(url, method, **kwargs)
+
+
+def _cause_of(http_status: int) -> str:
+    if http_status >= 500:
+        return CAUSE_SERVER_ERROR
+    if http_status >= 400:
+        return CAUSE_REFUSED
+    return CAUSE_CLIENT
 
 
 def _if_match(revision: int | None) -> dict[str, str] | None:

@@ -29,7 +29,7 @@ from pydantic import BaseModel, ValidationError
 from kuryr import deadline, metrics
 from kuryr import protocol as p
 from kuryr.api import IpamDriver, NetworkDriver
-from kuryr.errors import InvalidRequest, KuryrError
+from kuryr.errors import CAUSE_HEADER, BackendError, InvalidRequest, KuryrError
 
 log = logging.getLogger(__name__)
 
@@ -220,10 +220,23 @@ async def _read_body(request: web.Request, name: str) -> bytes:
         raise too_large from None
 
 
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    text: str
+    headers: dict[str, str]
+
+
+def _refusal(interface: Interface, exc: KuryrError) -> Answer:
+    """A KuryrError's envelope; a backend failure also names its kind in a header."""
+    headers = {CAUSE_HEADER: exc.cause} if isinstance(exc, BackendError) else {}
+    return Answer(exc.status, json.dumps(envelope(interface, exc.message)), headers)
+
+
 async def _answer(
     domain: Domain, request: web.Request, route: Route, request_timeout: float
-) -> tuple[int, str]:
-    """The status and JSON text of the answer; every failure is turned into an envelope."""
+) -> Answer:
+    """The answer to one request; every failure is turned into an envelope."""
     # Docker shows this message to users; the method name alone reads best there.
     name = request.path.rpartition(".")[2]
     try:
@@ -234,15 +247,15 @@ async def _answer(
         with deadline.bounded(request_timeout):
             result = await route.handler(domain, parsed)
         # Serialised here so an answer that cannot be encoded is an error like any other.
-        return 200, json.dumps({} if result is None else result.wire())
+        return Answer(200, json.dumps({} if result is None else result.wire()), {})
     except KuryrError as exc:
         level = logging.WARNING if exc.status >= 500 else logging.INFO
         log.log(level, "%s refused (%d): %s", name, exc.status, exc.message)
-        return exc.status, json.dumps(envelope(route.interface, exc.message))
+        return _refusal(route.interface, exc)
     except Exception as exc:
         log.exception("%s failed", name)
         message = f"internal error: {type(exc).__name__}: {_clip(str(exc), 500)}"
-        return 500, json.dumps(envelope(route.interface, message))
+        return Answer(500, json.dumps(envelope(route.interface, message)), {})
 
 
 def make_app(
@@ -259,14 +272,20 @@ def make_app(
         if route is None:
             method = "unknown"
             message = f"unknown method {_clip(request.path, 100)!r}"
-            status, body = 404, json.dumps(envelope(_interface_of(request.path), message))
+            body = json.dumps(envelope(_interface_of(request.path), message))
+            answer = Answer(404, body, {})
         else:
             method = request.path.removeprefix("/")
-            status, body = await _answer(domain, request, route, request_timeout)
+            answer = await _answer(domain, request, route, request_timeout)
         elapsed = time.perf_counter() - start
-        metrics.observe_request(method, status, elapsed)
-        log.debug("%s %s -> %d in %.1f ms", request.method, method, status, elapsed * 1000)
-        return web.Response(text=body, status=status, content_type="application/json")
+        metrics.observe_request(method, answer.status, elapsed)
+        log.debug("%s %s -> %d in %.1f ms", request.method, method, answer.status, elapsed * 1000)
+        return web.Response(
+            text=answer.text,
+            status=answer.status,
+            headers=answer.headers,
+            content_type="application/json",
+        )
 
     # The router's own size check would answer 413 in plain text, not in an envelope.
     app = web.Application(client_max_size=MAX_BODY + 1)

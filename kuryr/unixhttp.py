@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import socket
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -19,6 +20,36 @@ class _UnixConnection(http.client.HTTPConnection):
         self.sock = sock
 
 
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    # Header names lower-cased (HTTP header names are case-insensitive).
+    headers: dict[str, str]
+    body: bytes
+
+
+def exchange(
+    path: Path,
+    method: str,
+    url: str,
+    body: bytes | None = None,
+    timeout: float = 3.0,
+    headers: dict[str, str] | None = None,
+) -> Reply:
+    """One request and its whole reply; raises OSError when nothing answers on the socket,
+    or not in HTTP."""
+    conn = _UnixConnection(path, timeout)
+    try:
+        conn.request(method, url, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        received = {name.lower(): value for name, value in resp.getheaders()}
+        return Reply(resp.status, received, resp.read())
+    except http.client.HTTPException as exc:
+        raise OSError(str(exc)) from exc
+    finally:
+        conn.close()
+
+
 def request(
     path: Path,
     method: str,
@@ -27,13 +58,6 @@ def request(
     timeout: float = 3.0,
     headers: dict[str, str] | None = None,
 ) -> tuple[int, bytes]:
-    """One request; raises OSError when nothing answers on the socket, or not in HTTP."""
-    conn = _UnixConnection(path, timeout)
-    try:
-        conn.request(method, url, body=body, headers=headers or {})
-        resp = conn.getresponse()
-        return resp.status, resp.read()
-    except http.client.HTTPException as exc:
-        raise OSError(str(exc)) from exc
-    finally:
-        conn.close()
+    """One request: the reply's status and body (see :func:`exchange`)."""
+    reply = exchange(path, method, url, body, timeout, headers)
+    return reply.status, reply.body
