@@ -65,16 +65,14 @@ async def run(config: Config, build: Builder, stop: asyncio.Event) -> None:
 
 async def _run_until_signalled(config: Config) -> None:
     # Imported here: the domain pulls in Neutron and OVSDB clients only a serving daemon needs.
-    from kuryr import driver, reconcile
+    from kuryr import driver
 
     build: Builder = driver.build
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    # Reconciliation runs beside serving, never before it: dockerd may be waiting for us.
-    async with reconcile.in_background(config):
-        await run(config, build, stop)
+    await run(config, build, stop)
 
 
 def main(args: argparse.Namespace) -> int:

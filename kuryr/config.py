@@ -78,6 +78,12 @@ class PoolConfig:
 
 
 @dataclass(frozen=True)
+class ReconcileConfig:
+    interval: float = 30.0
+    grace: float = 30.0
+
+
+@dataclass(frozen=True)
 class Config:
     debug: bool = False
     socket: Path = Path("/run/docker/plugins/kuryr.sock")
@@ -88,6 +94,7 @@ class Config:
     neutron: NeutronConfig = field(default_factory=NeutronConfig)
     binding: BindingConfig = field(default_factory=BindingConfig)
     pool: PoolConfig = field(default_factory=PoolConfig)
+    reconcile: ReconcileConfig = field(default_factory=ReconcileConfig)
 
 
 # A section name no file uses, so configparser's [DEFAULT] inheritance never applies.
@@ -141,17 +148,19 @@ def parse(parser: configparser.ConfigParser) -> Config:
     neutron = _section(parser, "neutron")
     binding = _section(parser, "binding")
     pool = _section(parser, "pool")
+    reconcile = _section(parser, "reconcile")
     auth = {k: v for k, v in neutron.items() if k not in _NEUTRON_KEYS}
     nd = NeutronConfig()
     bd = BindingConfig()
     pd = PoolConfig()
+    request_timeout = d.getfloat("request_timeout", Config.request_timeout)
     return Config(
         debug=d.getboolean("debug", False),
         socket=Path(d.get("socket", str(Config.socket))),
         socket_group=d.get("socket_group", ""),
         state_dir=Path(d.get("state_dir", str(Config.state_dir))),
         metrics_listen=d.get("metrics_listen", ""),
-        request_timeout=d.getfloat("request_timeout", Config.request_timeout),
+        request_timeout=request_timeout,
         neutron=NeutronConfig(
             auth_type=neutron.get("auth_type", ""),
             endpoint=neutron.get("endpoint", ""),
@@ -180,7 +189,23 @@ def parse(parser: configparser.ConfigParser) -> Config:
             background_pause=pool.getfloat("background_pause", pd.background_pause),
             background_longest=pool.getfloat("background_longest", pd.background_longest),
         ),
+        reconcile=_reconcile(reconcile, request_timeout),
     )
+
+
+def _reconcile(section: configparser.SectionProxy, request_timeout: float) -> ReconcileConfig:
+    rd = ReconcileConfig()
+    interval = section.getfloat("interval", rd.interval)
+    grace = section.getfloat("grace", rd.grace)
+    if interval < 0:
+        raise ValueError(f"[reconcile] interval must be 0 (off) or positive, not {interval:g}")
+    # A start or stop under way (RequestAddress answered, CreateEndpoint or Join not yet
+    # there) looks orphaned to a pass; each of its steps ends within request_timeout.
+    if grace < request_timeout:
+        raise ValueError(
+            f"[reconcile] grace ({grace:g}) must be at least request_timeout ({request_timeout:g})"
+        )
+    return ReconcileConfig(interval=interval, grace=grace)
 
 
 def _bookkeeping(value: str) -> str:

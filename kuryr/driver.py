@@ -9,7 +9,7 @@ import time
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 
-from kuryr import deadline, metrics, pools_admin, port, status
+from kuryr import deadline, healing, metrics, pools_admin, port, status
 from kuryr import protocol as p
 from kuryr.api import IpamDriver, NetworkDriver
 from kuryr.config import BOOKKEEPING_IMMEDIATE, Config
@@ -156,14 +156,19 @@ async def build(
             prewire=prewire,
             immediate=config.pool.bookkeeping == BOOKKEEPING_IMMEDIATE,
         )
-        driver = KuryrNetworkDriver(
-            networks, endpoints, SecurityGroups(neutron), pools, state, quiet
-        )
+        groups = SecurityGroups(neutron)
+        driver = KuryrNetworkDriver(networks, endpoints, groups, pools, state, quiet)
         await pools.load()
         journal.start()
         # Stopped before the journal and pools it uses; what is unfinished stays recorded.
         undo.push_async_callback(driver.removals.stop)
         driver.removals.resume()
+        # Reconciliation runs beside serving, its first pass a few seconds after the start:
+        # dockerd may be waiting for this daemon. Stopped first, before what it releases with.
+        local = healing.DaemonSide(state, ipam, pools, endpoints, groups)
+        healer = healing.Healer(config, neutron, local, quiet)
+        undo.push_async_callback(healer.stop)
+        healer.start()
         await undo.enter_async_context(
             pools_admin.serving(
                 pools_admin.socket_path(config.state_dir),

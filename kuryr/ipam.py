@@ -356,6 +356,10 @@ class Ipam(IpamDriver):
 
     # --- what endpoints need -----------------------------------------------------------------
 
+    def holds(self, port_id: str) -> bool:
+        """RequestAddress handed out this port's address and no endpoint has taken it yet."""
+        return any(str(port["id"]) == port_id for port in self._held.values())
+
     def take_held(self, subnet_id: str, address: str) -> Resource | None:
         """Hand the port RequestAddress made for ``address`` to the endpoint that uses it."""
         return self._held.pop((subnet_id, address), None)

@@ -24,11 +24,16 @@ Without dockerd's view no port is judged, only what is orphaned by Neutron's own
 Networks are judged only when asked (``networks=True``): a Docker network id is local to
 one dockerd, so this is safe only where this host is the only Docker host of its Neutron
 project.
+
+Inside the daemon (kuryr.healing) a :class:`Local` view adds what only the daemon knows: the
+ports judged are those of its own networks that dockerd has (a network made through the socket
+by anything but dockerd is not dockerd's to judge), a port with work in flight is kept, and a
+port the daemon holds is reclaimed through its own release path, which keeps its local state,
+its pools and the port's VIF right.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
@@ -38,7 +43,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 
@@ -57,14 +62,6 @@ LOG = logging.getLogger(__name__)
 DOCKER_SOCKET = Path("/var/run/docker.sock")
 DOCKER_TIMEOUT = 10.0
 DEFAULT_GRACE = 60.0
-# Seconds after the socket appears before the start-up pass: dockerd's own restart traffic
-# (Leave/DeleteEndpoint of containers it stopped) goes first.
-START_DELAY = 5.0
-# The unattended start-up pass is more careful than `kuryr gc`: it judges only what has not
-# changed for ten minutes, and leaves address reservations (a pool port whose tag is still
-# being written looks like one) to an operator's `kuryr gc`.
-START_GRACE = 600.0
-START_LEAVES = frozenset({"address"})
 # Conditional writes of one port action: the revision moves under it (OVN status) now and then.
 _GUARD_TRIES = 5
 _HOST_IF = re.compile(rf"^{HOST_IF_PREFIX}[0-9a-f]{{8}}-[0-9a-f]{{2}}$")
@@ -78,12 +75,51 @@ class DockerView:
     endpoints: dict[str, tuple[str, frozenset[str]]]  # endpoint id -> (network id, IPs)
 
 
+class Overtaken(KuryrError):
+    """The daemon took the resource up again between plan and apply: nothing to do."""
+
+
+Reclaim = Callable[[], Awaitable[Any]]
+
+
+class Local(Protocol):
+    """What the serving daemon knows that Neutron and dockerd do not show (kuryr.healing)."""
+
+    def networks(self) -> dict[str, str]:
+        """Neutron network id -> Docker network id of the daemon's networks (none being
+        removed)."""
+        ...
+
+    def endpoints(self) -> set[str]:
+        """The endpoints in the daemon's local state."""
+        ...
+
+    def busy(self, port_id: str) -> bool:
+        """The daemon has work in flight on the port, or keeps it free in a pool."""
+        ...
+
+    def idle_taken(self, port_id: str) -> bool:
+        """A pool port taken out of its pool that no endpoint and no reservation holds."""
+        ...
+
+    def reclaimer(self, port: Resource) -> Reclaim | None:
+        """The daemon's own way to release ``port`` (None: the daemon does not hold it)."""
+        ...
+
+
 @dataclass
 class Action:
     kind: str
     ident: str
     reason: str
     run: Callable[[], Awaitable[Any]]
+    # What the judgement rested on besides the identity (a port's device_id): a later pass
+    # confirms an action only when it finds the same.
+    mark: str = ""
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.kind, self.ident, self.mark)
 
     def describe(self) -> str:
         return f"{self.kind} {self.ident}: {self.reason}"
@@ -95,8 +131,15 @@ class Plan:
     kept: dict[str, int] = field(default_factory=dict)
     docker_seen: bool = False
 
-    def add(self, kind: str, ident: str, reason: str, run: Callable[[], Awaitable[Any]]) -> None:
-        self.actions.append(Action(kind, ident, reason, run))
+    def add(
+        self,
+        kind: str,
+        ident: str,
+        reason: str,
+        run: Callable[[], Awaitable[Any]],
+        mark: str = "",
+    ) -> None:
+        self.actions.append(Action(kind, ident, reason, run, mark))
 
     def keep(self, kind: str) -> None:
         self.kept[kind] = self.kept.get(kind, 0) + 1
@@ -152,9 +195,13 @@ class Reconciler:
         docker_socket: Path = DOCKER_SOCKET,
         grace: float = DEFAULT_GRACE,
         scope: frozenset[str] | None = None,
+        local: Local | None = None,
     ) -> None:
-        """``scope``: judge only the ports on these Neutron networks (and no networks)."""
+        """``scope``: judge only the ports on these Neutron networks (and no networks).
+        ``local``: the serving daemon's view; the ports judged are then those of its networks
+        that dockerd has, and subnetpools and networks are not judged."""
         self._scope = scope
+        self._local = local
         self._neutron = neutron
         self._host = host
         self._ovsdb = ovsdb
@@ -171,15 +218,22 @@ class Reconciler:
         ports = await self._neutron.query(
             "ports", {"device_owner": naming.DEVICE_OWNER, "binding:host_id": self._host}
         )
-        neutron_nets = await self._neutron.query("networks", {"fields": ["id", "tags"]})
-        docker_of = {n["id"]: naming.id_from_tags(n.get("tags") or []) for n in neutron_nets}
-        in_use = self._judge_ports(plan, ports, docker, docker_of, now)
+        scope = self._scope
+        docker_of: dict[str, str | None]
+        if self._local is not None:
+            docker_of = dict(self._local.networks())
+            dockers = docker.networks if docker is not None else frozenset()
+            scope = frozenset(n for n, d in docker_of.items() if d in dockers)
+        else:
+            neutron_nets = await self._neutron.query("networks", {"fields": ["id", "tags"]})
+            docker_of = {n["id"]: naming.id_from_tags(n.get("tags") or []) for n in neutron_nets}
+        in_use = self._judge_ports(plan, ports, docker, docker_of, now, scope)
         await self._judge_interfaces(plan, ports, in_use)
         await self._judge_groups(plan, ports, now)
-        if self._scope is None:
+        if self._scope is None and self._local is None:
             # Subnetpools belong to no network: a run scoped to networks leaves them alone.
             await self._judge_subnetpools(plan, now)
-        if networks and docker is not None and self._scope is None:
+        if networks and docker is not None and self._scope is None and self._local is None:
             await self._judge_networks(plan, docker, now)
         return plan
 
@@ -197,6 +251,8 @@ class Reconciler:
                     continue
                 # The daemon (or a user) got there first; nothing is left to do.
                 LOG.info("not reconciled %s: overtaken (%s)", action.describe(), exc.message)
+            except Overtaken as exc:
+                LOG.info("not reconciled %s: %s", action.describe(), exc.message)
             except KuryrError as exc:
                 errors.append(f"{action.describe()}: {exc.message}")
                 LOG.warning("cannot reconcile %s: %s", action.describe(), exc.message)
@@ -211,16 +267,19 @@ class Reconciler:
         docker: DockerView | None,
         docker_of: dict[str, str | None],
         now: float,
+        scope: frozenset[str] | None,
     ) -> dict[str, str | None]:
         """Decide each port; returns the ports kept, each with the endpoint that holds it
-        ("" a free pool port; None when not judged: young, out of scope, or no dockerd)."""
+        ("" a free pool port; None when not judged: young, out of scope, busy in the daemon,
+        reclaimed by the daemon (which sees to its VIF), or no dockerd)."""
         kept: dict[str, str | None] = {}
         held = _held_addresses(docker) if docker is not None else {}
         for port in ports:
             endpoint_id = str(port.get("device_id") or "")
             young = _age(port, now) < self._grace
-            outside = self._scope is not None and port.get("network_id") not in self._scope
-            if young or outside or docker is None:
+            outside = scope is not None and port.get("network_id") not in scope
+            busy = self._local is not None and self._local.busy(str(port["id"]))
+            if young or outside or busy or docker is None:
                 kept[port["id"]] = None
                 plan.keep("port")
                 continue
@@ -236,12 +295,16 @@ class Reconciler:
                     kept[port["id"]] = self._rebook(plan, port, owner, why)
                 else:
                     why = f"endpoint {endpoint_id[:12]} is not on any running container"
-                    plan.add("port", port["id"], why, self._port_remover(port))
+                    self._orphan(plan, kept, "port", port, why)
                 continue
             # A running endpoint's address decides before the pool look: a pool port handed
             # to a container whose bookkeeping was never written still looks pooled.
             owner = self._holder(port, held, docker_of)
             if owner is None and naming.is_pool_port(port):
+                if self._local is not None and self._local.idle_taken(str(port["id"])):
+                    why = "taken from its pool, held by no endpoint or reservation"
+                    self._orphan(plan, kept, "pool-port", port, why)
+                    continue
                 kept[port["id"]] = ""
                 plan.keep("port")
             elif owner is not None:
@@ -250,8 +313,22 @@ class Reconciler:
             else:
                 ips = ", ".join(ip for _, ip in fixed_ips(port))
                 why = f"reservation of {ips} that no endpoint holds"
-                plan.add("address", port["id"], why, self._port_remover(port))
+                self._orphan(plan, kept, "address", port, why)
         return kept
+
+    def _orphan(
+        self, plan: Plan, kept: dict[str, str | None], kind: str, port: Resource, why: str
+    ) -> None:
+        """Plan the port's release: by the daemon when it holds the port (its VIF then stays
+        the daemon's to keep or unplug: the port counts as kept for the VIF judgement), else
+        in Neutron."""
+        mark = str(port.get("device_id") or "")
+        reclaim = self._local.reclaimer(port) if self._local is not None else None
+        if reclaim is not None:
+            kept[port["id"]] = None
+            plan.add(kind, port["id"], why, reclaim, mark)
+            return
+        plan.add(kind, port["id"], why, self._port_remover(port), mark)
 
     def _rebook(self, plan: Plan, port: Resource, owner: str, why: str) -> str:
         """The port is ``owner``'s, Neutron does not say so yet: write its bookkeeping."""
@@ -405,6 +482,9 @@ class Reconciler:
 
     async def _judge_groups(self, plan: Plan, ports: list[Resource], now: float) -> None:
         endpoints = {str(p.get("device_id") or "") for p in ports}
+        if self._local is not None:
+            # Endpoints whose device_id the journal has not written yet.
+            endpoints |= self._local.endpoints()
         for group in await self._neutron.query("security-groups"):
             name = str(group.get("name") or "")
             owner = naming.id_from_tags(group.get("tags") or [])
@@ -511,9 +591,12 @@ async def opened(
     docker_socket: Path = DOCKER_SOCKET,
     grace: float = DEFAULT_GRACE,
     scope: frozenset[str] | None = None,
+    local: Local | None = None,
+    neutron: Neutron | None = None,
 ) -> AsyncIterator[Reconciler]:
-    """A reconciler with its own Neutron client, OVSDB connection and netlink socket."""
-    neutron = connect(config.neutron)
+    """A reconciler with its own OVSDB connection and netlink socket, and its own Neutron
+    client unless given one."""
+    neutron = neutron or connect(config.neutron)
     ovsdb: Ovsdb | None
     try:
         ovsdb = await Ovsdb.connect(config.binding.ovsdb_connection)
@@ -525,42 +608,8 @@ async def opened(
         host = config.binding.host or (await ovsdb.hostname() if ovsdb is not None else "")
         if not host:
             raise KuryrError("this host's chassis name is unknown: set [binding] host")
-        yield Reconciler(neutron, host, ovsdb, netlink, docker_socket, grace, scope)
+        yield Reconciler(neutron, host, ovsdb, netlink, docker_socket, grace, scope, local)
     finally:
         await netlink.close()
         if ovsdb is not None:
             await ovsdb.close()
-
-
-async def _start_pass(config: Config) -> None:
-    await asyncio.sleep(START_DELAY)
-    try:
-        async with opened(config, grace=START_GRACE) as reconciler:
-            plan = await reconciler.plan()
-            left = [a for a in plan.actions if a.kind in START_LEAVES]
-            plan.actions = [a for a in plan.actions if a.kind not in START_LEAVES]
-            errors = await reconciler.apply(plan)
-    except KuryrError as exc:
-        LOG.warning("start-up reconciliation skipped: %s", exc.message)
-        return
-    LOG.info(
-        "start-up reconciliation: %d action(s), %d error(s), kept %s, dockerd %s",
-        len(plan.actions),
-        len(errors),
-        plan.kept,
-        "seen" if plan.docker_seen else "not reachable",
-    )
-    for action in left:
-        LOG.info("left for `kuryr gc`: %s", action.describe())
-
-
-@asynccontextmanager
-async def in_background(config: Config) -> AsyncIterator[None]:
-    """The daemon's start-up pass, run beside serving: dockerd may be waiting for this
-    daemon, so nothing here may hold up the socket. Cancelled if the daemon stops first."""
-    task = asyncio.create_task(_start_pass(config))
-    try:
-        yield
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)

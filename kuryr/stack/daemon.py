@@ -80,6 +80,10 @@ min = 20
 max = 40
 batch = 4
 bookkeeping_delay = 1
+
+[reconcile]
+interval = 10
+grace = 20
 """
 
     def _stale(self) -> bool:

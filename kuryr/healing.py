@@ -1,0 +1,210 @@
+"""The daemon heals by itself: periodic reconciliation passes beside serving.
+
+A crash (of this daemon, of dockerd, or Neutron failing during a removal) orphans what a
+container held: its port, an address reservation, a pool port taken for it, its VIF. The
+daemon finds and reclaims them with :class:`kuryr.reconcile.Reconciler` every ``[reconcile]
+interval`` seconds, the first pass ``START_DELAY`` seconds after it starts serving.
+
+Nothing is reclaimed on one look. A pass only notes what it finds orphaned; a resource is
+reclaimed by the first pass at least ``grace`` seconds after the pass that first found it,
+when every pass in between found it orphaned on the same grounds (a port with the same
+device_id). ``grace`` is at least ``request_timeout``: a container start or stop under way
+(RequestAddress answered, CreateEndpoint or Join not yet; a port held by an endpoint dockerd
+lists only once it has joined) finishes or fails within that time, so it is never judged on
+a half-made state. On top of that a port is never judged while the daemon has work in flight
+on it (a journaled bookkeeping write or delete not yet applied, an address RequestAddress
+gave and no endpoint took yet) or keeps it free in a pool, and only ports of this host
+(``binding:host_id``) on the daemon's own networks, that dockerd has, are judged.
+
+A port the daemon holds is released as DeleteEndpoint would release it (back to its pool,
+or deleted, through the journal; its VIF kept or unplugged by kuryr.prewire), so the local
+state, the pools and the VIFs stay right. Every pass and every reclaim first waits for a
+pause in Docker's requests (kuryr.quiet): container starts go first.
+
+Bound: a resource orphaned at time t is reclaimed by t + interval + grace (rounded up to a
+whole number of intervals) plus the passes' own time and their waits for a pause (at most
+``[pool] background_longest`` each); after a restart, by START_DELAY + grace rounded up the
+same way. With the defaults (interval 30 s, grace 30 s): about 70 s, and 40 s after a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from kuryr import protocol as p
+from kuryr.config import Config
+from kuryr.endpoints import Endpoints
+from kuryr.errors import KuryrError
+from kuryr.ipam import Ipam
+from kuryr.journal import background
+from kuryr.neutron import Neutron, Resource
+from kuryr.pools import Pools
+from kuryr.quiet import Quiet
+from kuryr.reconcile import Action, Overtaken, Plan, Reconciler, opened
+from kuryr.security_groups import SecurityGroups
+from kuryr.state import State
+
+LOG = logging.getLogger(__name__)
+
+# Seconds after the socket appears before the first pass: dockerd's own restart traffic
+# (Leave/DeleteEndpoint of containers it stopped) goes first.
+START_DELAY = 5.0
+
+
+class DaemonSide:
+    """:class:`kuryr.reconcile.Local` of the serving daemon."""
+
+    def __init__(
+        self,
+        state: State,
+        ipam: Ipam,
+        pools: Pools,
+        endpoints: Endpoints,
+        security_groups: SecurityGroups,
+    ) -> None:
+        self._state = state
+        self._ipam = ipam
+        self._pools = pools
+        self._endpoints = endpoints
+        self._groups = security_groups
+
+    def networks(self) -> dict[str, str]:
+        removing = set(self._state.removals())
+        return {
+            n.neutron_id: n.docker_id for n in self._state.networks() if n.docker_id not in removing
+        }
+
+    def endpoints(self) -> set[str]:
+        return set(self._state.endpoints())
+
+    def busy(self, port_id: str) -> bool:
+        return (
+            self._state.journal_entry(port_id) is not None
+            or self._ipam.holds(port_id)
+            or any(port_id in pool.free for pool in self._pools.all())
+        )
+
+    def idle_taken(self, port_id: str) -> bool:
+        taken = any(port_id in pool.taken for pool in self._pools.all())
+        return taken and not self.busy(port_id) and self._holder(port_id) is None
+
+    def reclaimer(self, port: Resource) -> Callable[[], Awaitable[None]] | None:
+        port_id = str(port["id"])
+        holder = self._holder(port_id)
+        if holder is not None:
+            return functools.partial(self._end_endpoint, port_id, holder)
+        if any(port_id in pool.taken for pool in self._pools.all()):
+            return functools.partial(self._give_back, port)
+        return None
+
+    def _holder(self, port_id: str) -> str | None:
+        """The endpoint of the local state that holds the port."""
+        return next(
+            (eid for eid, (_, port) in self._state.endpoints().items() if port["id"] == port_id),
+            None,
+        )
+
+    def _still_idle(self, port_id: str, holder: str | None) -> None:
+        """Checked right before the release, with no await after it: the daemon may have taken
+        the port up again since the pass judged it."""
+        if self.busy(port_id) or self._holder(port_id) != holder:
+            raise Overtaken(f"port {port_id} is in use again")
+
+    async def _end_endpoint(self, port_id: str, endpoint_id: str) -> None:
+        """As Docker's DeleteEndpoint would: forget the endpoint, revoke its expose group,
+        release its port."""
+        self._still_idle(port_id, endpoint_id)
+        stored = self._state.endpoint(endpoint_id)
+        if stored is None:
+            raise Overtaken(f"endpoint {endpoint_id[:12]} is gone meanwhile")
+        request = p.EndpointRequest(network_id=stored[0], endpoint_id=endpoint_id)
+        await self._endpoints.delete(request, self._groups.revoke)
+
+    async def _give_back(self, port: Resource) -> None:
+        port_id = str(port["id"])
+        self._still_idle(port_id, None)
+        if not any(port_id in pool.taken for pool in self._pools.all()):
+            raise Overtaken(f"port {port_id} left its pool meanwhile")
+        await self._ipam.allocator.release(port)
+
+
+class Healer:
+    """The periodic passes: each notes what it finds orphaned, and reclaims what has stayed
+    orphaned for ``grace`` seconds."""
+
+    def __init__(
+        self,
+        config: Config,
+        neutron: Neutron,
+        local: DaemonSide,
+        quiet: Quiet,
+        start_delay: float = START_DELAY,
+    ) -> None:
+        self._config = config
+        self._neutron = neutron
+        self._local = local
+        self._quiet = quiet
+        self._start_delay = start_delay
+        self._interval = config.reconcile.interval
+        self._grace = config.reconcile.grace
+        self._seen: dict[tuple[str, str, str], float] = {}  # action key -> first found
+        self._task: asyncio.Task[None] | None = None
+        self._never = asyncio.Event()  # a pass is never urgent: it always waits for a pause
+
+    def start(self) -> None:
+        if self._interval > 0 and self._task is None:
+            self._task = background(self._run(), "kuryr-reconcile")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _run(self) -> None:
+        await asyncio.sleep(self._start_delay)
+        while True:
+            try:
+                async with opened(
+                    self._config, grace=0.0, local=self._local, neutron=self._neutron
+                ) as reconciler:
+                    while True:
+                        await self.one_pass(reconciler)
+                        await asyncio.sleep(self._interval)
+            except KuryrError as exc:
+                # OVSDB or Neutron unreachable: the next pass starts afresh.
+                LOG.warning("reconciliation pass failed: %s", exc.message)
+                self._seen.clear()
+                await asyncio.sleep(self._interval)
+
+    async def one_pass(self, reconciler: Reconciler) -> list[str]:
+        """Plan, note, and reclaim what is confirmed; returns the failures."""
+        await self._quiet.calm(self._never)
+        plan = await reconciler.plan()
+        due = self._confirmed(plan, time.monotonic())
+        errors: list[str] = []
+        for action in due:
+            await self._quiet.calm(self._never)
+            errors += await reconciler.apply(Plan(actions=[action]))
+            self._seen.pop(action.key, None)
+        if due or plan.actions:
+            LOG.info(
+                "reconciliation: %d orphan(s) found, %d reclaimed, %d error(s), dockerd %s",
+                len(plan.actions),
+                len(due),
+                len(errors),
+                "seen" if plan.docker_seen else "not reachable",
+            )
+        return errors
+
+    def _confirmed(self, plan: Plan, now: float) -> list[Action]:
+        """Note this pass's findings; the actions found orphaned for ``grace`` seconds by
+        every pass since the first that found them. What this pass did not find is forgotten:
+        found again later, it starts over."""
+        seen = {action.key: self._seen.get(action.key, now) for action in plan.actions}
+        self._seen = seen
+        return [a for a in plan.actions if now - seen[a.key] >= self._grace]
