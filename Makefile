@@ -1,4 +1,5 @@
 # The two commands of the README: `make demo` (main job) and `make test`.
+# `make test JUNIT=path` also writes pytest's JUnit XML report there (.ci/run checks it).
 VENV := .venv
 BIN := $(VENV)/bin
 
@@ -20,7 +21,7 @@ unit: deps
 	$(BIN)/pytest -q tests/unit
 
 test: lint
-	$(BIN)/pytest -q -ra tests
+	$(BIN)/pytest -q -ra $(if $(JUNIT),--junitxml=$(JUNIT)) tests
 
 bench: deps
 	$(BIN)/kuryr stack up

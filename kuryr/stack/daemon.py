@@ -5,7 +5,6 @@ so that a test run always exercises the code in the tree; otherwise it is left a
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import sys
 from pathlib import Path
@@ -28,8 +27,24 @@ def executable() -> str:
     return shutil.which("kuryr") or str(beside)
 
 
-def implemented() -> bool:
-    return importlib.util.find_spec("kuryr.server") is not None
+def log_size(log: Path) -> int:
+    try:
+        return log.stat().st_size
+    except OSError:
+        return 0
+
+
+def last_line_since(log: Path, offset: int) -> str:
+    """The last non-blank line written to ``log`` after ``offset`` (the log is appended to
+    by every start, so older lines would blame an earlier run); "" when there is none."""
+    try:
+        with open(log, "rb") as f:
+            f.seek(max(offset, log_size(log) - 4096))
+            text = f.read().decode(errors="replace")
+    except OSError:
+        return ""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
 
 
 def newest_code_mtime() -> float:
@@ -41,11 +56,11 @@ def newest_code_mtime() -> float:
     )
 
 
-def activates() -> tuple[bool, str]:
+def activates(sock: Path = PLUGIN_SOCK) -> tuple[bool, str]:
     try:
-        status, body = unixhttp.request(PLUGIN_SOCK, "POST", "/Plugin.Activate", b"", timeout=3)
+        status, body = unixhttp.request(sock, "POST", "/Plugin.Activate", b"", timeout=3)
     except OSError as exc:
-        return False, f"{PLUGIN_SOCK}: {exc.strerror or exc}"
+        return False, f"{sock}: {exc.strerror or exc}"
     if status != 200 or b"NetworkDriver" not in body:
         return False, f"Plugin.Activate answered {status}: {body[:80]!r}"
     return True, body.decode(errors="replace").strip()
@@ -65,7 +80,7 @@ class KuryrDaemon:
 
     def _config_text(self) -> str:
         return f"""[DEFAULT]
-socket = {PLUGIN_SOCK}
+socket = {self.layout.plugin_sock}
 state_dir = {self.layout.sub("kuryr-state")}
 
 [neutron]
@@ -94,21 +109,19 @@ grace = 20
         return max(newest_code_mtime(), self.config.stat().st_mtime) > started
 
     def start(self) -> None:
-        if not implemented():
-            return
         write_if_changed(self.config, self._config_text())
+        sock = self.layout.plugin_sock
+        offset = log_size(self.log)
         pid = proc.running(self.pidfile, MARKER)
         if pid is not None and self._stale():
             proc.terminate(pid)
             pid = None
         if pid is None:
-            if activates()[0]:
-                raise StackError(
-                    self.name, f"another Kuryr daemon already answers on {PLUGIN_SOCK}"
-                )
-            PLUGIN_SOCK.parent.mkdir(parents=True, exist_ok=True)
+            if activates(sock)[0]:
+                raise StackError(self.name, f"another Kuryr daemon already answers on {sock}")
+            sock.parent.mkdir(parents=True, exist_ok=True)
             # A killed daemon leaves its socket; nobody else may hold our plugin name.
-            PLUGIN_SOCK.unlink(missing_ok=True)
+            sock.unlink(missing_ok=True)
             pid = proc.spawn(
                 [executable(), "--config-file", str(self.config), "serve"], self.log, self.pidfile
             )
@@ -116,23 +129,30 @@ grace = 20
 
         def ready() -> bool:
             if not proc.alive(started):
-                raise StackError(self.name, "kuryr serve exited during start", self.log)
-            return activates()[0]
+                raise self._failed("the Kuryr daemon (kuryr serve) exited during start", offset)
+            return activates(sock)[0]
 
         if not proc.wait_for(ready, START_TIMEOUT, 0.1):
-            raise StackError(self.name, f"{PLUGIN_SOCK} does not answer Plugin.Activate", self.log)
+            raise self._failed(
+                f"the Kuryr daemon (kuryr serve) does not answer Plugin.Activate on {sock} "
+                f"within {START_TIMEOUT:.0f} s",
+                offset,
+            )
+
+    def _failed(self, what: str, offset: int) -> StackError:
+        """``what`` went wrong, with the last line the daemon logged since ``offset``."""
+        said = last_line_since(self.log, offset)
+        return StackError(self.name, f"{what}: {said}" if said else what, self.log)
 
     def stop(self) -> None:
         proc.stop_pidfile(self.pidfile, MARKER)
-        PLUGIN_SOCK.unlink(missing_ok=True)
+        self.layout.plugin_sock.unlink(missing_ok=True)
 
     def check(self) -> tuple[bool, str]:
-        if not implemented():
-            return False, "absent: kuryr.server is not written yet"
         if proc.running(self.pidfile, MARKER) is None:
             return False, "kuryr serve is not running"
-        ok, detail = activates()
-        return ok, f"unix://{PLUGIN_SOCK} answers Plugin.Activate" if ok else detail
+        ok, detail = activates(self.layout.plugin_sock)
+        return ok, f"unix://{self.layout.plugin_sock} answers Plugin.Activate" if ok else detail
 
     def purge(self) -> None:
         """Its state lives in the stack directory."""

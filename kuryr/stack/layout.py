@@ -26,6 +26,8 @@ POSTGRES_PORT = 5433
 @dataclass(frozen=True)
 class Layout:
     root: Path
+    # dockerd finds the plugin there; another path keeps a private daemon out of its sight.
+    plugin_sock: Path = PLUGIN_SOCK
 
     @classmethod
     def resolve(cls, directory: str | None) -> Layout:

@@ -8,6 +8,7 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from kuryr.stack import host
 from kuryr.stack.component import Component
@@ -21,8 +22,9 @@ from kuryr.stack.ovs import OpenVSwitch
 from kuryr.stack.postgres import Postgres
 from kuryr.stack.subnetpools import Subnetpools
 
-# The daemon is being built alongside the stack: its failure is reported, not fatal.
-OPTIONAL = {"kuryr"}
+# Components whose failure does not keep the ones after them from starting (dockerd serves
+# its own networks without the daemon); ``up`` still fails on them, once the rest is up.
+NOT_BLOCKING = {KuryrDaemon.name}
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,18 @@ def locked(layout: Layout) -> Iterator[None]:
 
 
 def up(layout: Layout) -> list[Health]:
-    """Start what is not running; raise StackError when a required component fails."""
+    """Start what is not running; raise StackError naming the first component that failed
+    or is not healthy once started."""
+    report = start(layout)
+    for h in report:
+        if not h.healthy:
+            raise StackError(h.name, h.detail, log_of(layout, h.name))
+    return report
+
+
+def start(layout: Layout) -> list[Health]:
+    """Start what is not running and report every component's health. A failure raises
+    StackError at once, except that of a NOT_BLOCKING component: its row carries it."""
     require_root()
     failures: list[Health] = []
     with locked(layout):
@@ -70,7 +83,7 @@ def up(layout: Layout) -> list[Health]:
             try:
                 component.start()
             except StackError as exc:
-                if component.name not in OPTIONAL:
+                if component.name not in NOT_BLOCKING:
                     raise
                 failures.append(Health(component.name, False, exc.reason))
     reported = {f.name: f for f in failures}
@@ -106,8 +119,8 @@ def healthy(report: list[Health]) -> bool:
     return all(h.healthy for h in report)
 
 
-def log_of(layout: Layout, name: str) -> str:
+def log_of(layout: Layout, name: str) -> Path | None:
     for component in components(layout):
         if component.name == name:
-            return str(component.log)
-    return str(layout.logs)
+            return component.log
+    return None

@@ -9,12 +9,15 @@ import subprocess
 import sys
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from kuryr.stack import lifecycle, proc
-from kuryr.stack.layout import OVN_RUN, OVS_RUN
+from kuryr.stack.daemon import KuryrDaemon, activates
+from kuryr.stack.errors import StackError
+from kuryr.stack.layout import OVN_RUN, OVS_RUN, Layout
 from tests.conftest import StackFacts
 
 pytestmark = pytest.mark.stack
@@ -68,10 +71,9 @@ def stack_pids(facts: StackFacts) -> dict[str, int | None]:
     return {name: proc.read_pid(path) for name, path in pidfiles.items()}
 
 
-def test_every_required_component_is_healthy(stack: StackFacts) -> None:
+def test_every_component_is_healthy(stack: StackFacts) -> None:
     report = lifecycle.status(stack.layout)
-    broken = [h for h in report if not h.healthy and h.name not in lifecycle.OPTIONAL]
-    assert broken == []
+    assert [h for h in report if not h.healthy] == []
 
 
 def test_default_subnetpools(stack: StackFacts) -> None:
@@ -140,7 +142,7 @@ def test_second_up_changes_nothing(stack: StackFacts) -> None:
     configs = [*stack.layout.sub("neutron").glob("*.*"), stack.layout.sub("kuryr.conf")]
     mtimes = {str(p): p.stat().st_mtime for p in configs if p.exists()}
     report = lifecycle.up(stack.layout)
-    assert [h.name for h in report if not h.healthy and h.name not in lifecycle.OPTIONAL] == []
+    assert [h.name for h in report if not h.healthy] == []
     assert stack_pids(stack) == before
     assert {str(p): p.stat().st_mtime for p in configs if p.exists()} == mtimes
 
@@ -189,3 +191,29 @@ def test_busybox_image_runs(stack: StackFacts) -> None:
         timeout=60,
     )
     assert done.stdout.strip() == "root"
+
+
+def test_a_daemon_that_cannot_start_fails_with_its_last_words(
+    stack: StackFacts, tmp_path: Path
+) -> None:
+    """A private layout (its own config, pidfile, log and plugin socket, out of dockerd's
+    sight) whose state directory cannot be made: ``kuryr serve`` exits while building."""
+    layout = Layout(tmp_path / "stack", plugin_sock=tmp_path / "plugins" / "kuryr.sock")
+    layout.create()
+    layout.sub("kuryr-state").write_text("a file where the daemon's state directory goes\n")
+    layout.log("kuryr").write_text("an earlier run's last line\n")
+    daemon = KuryrDaemon(layout)
+    try:
+        with pytest.raises(StackError) as caught:
+            daemon.start()
+    finally:
+        daemon.stop()
+    reason = str(caught.value)
+    assert reason.splitlines() == [reason]
+    assert reason.startswith("kuryr: the Kuryr daemon (kuryr serve) exited during start: ")
+    last = layout.log("kuryr").read_text().strip().splitlines()[-1]
+    assert reason.endswith(f": {last.strip()}")
+    assert "kuryr-state" in last
+    assert caught.value.log == layout.log("kuryr")
+    assert not layout.plugin_sock.exists()
+    assert activates(stack.plugin_sock)[0]
