@@ -8,7 +8,8 @@ those that stop one component and restore it (:data:`DISRUPTING`) run just befor
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from kuryr.stack import lifecycle, proc
 from kuryr.stack.errors import StackError
 from kuryr.stack.layout import DOCKER_SOCK, NEUTRON_URL, PLUGIN_SOCK, Layout
 from kuryr.stack.ovs import hostname
+from tests import evidence
 
 DISRUPTIVE = "test_stack_lifecycle"
 # Tests that stop one component (Neutron, dockerd) or kill the daemon, and restore it: after
@@ -82,3 +84,45 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             2 if DISRUPTIVE in item.path.name else 1 if item.path.stem in DISRUPTING else 0
         )
     )
+
+
+_BEGAN = pytest.StashKey[float]()
+_RUN_DIR = pytest.StashKey[Path]()
+_EVIDENCE = pytest.StashKey[list[evidence.Evidence]]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[_RUN_DIR] = evidence.run_dir(evidence.base_dir(), time.time())
+    config.stash[_EVIDENCE] = []
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A failing stack test keeps its evidence now: later tests may purge the stack."""
+    report = yield
+    if call.when == "setup":
+        item.stash[_BEGAN] = call.start
+    if report.failed and evidence.is_stack_test(item.path):
+        name = evidence.dir_name_of(item.nodeid)
+        directory = item.config.stash[_RUN_DIR] / (
+            name if call.when == "call" else f"{name}-{call.when}"
+        )
+        began = item.stash.get(_BEGAN, call.start)
+        item.config.stash[_EVIDENCE].append(
+            evidence.collect(
+                item.nodeid, report.longreprtext, began, call.stop, directory, evidence.stack_logs()
+            )
+        )
+    return report
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    found = config.stash.get(_EVIDENCE, [])
+    if found:
+        terminalreporter.section("evidence of failing stack tests")
+        for line in evidence.summary(found):
+            terminalreporter.write_line(line)
