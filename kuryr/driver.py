@@ -46,6 +46,8 @@ class KuryrNetworkDriver(NetworkDriver):
         # Container starts and stops hold background work back (kuryr.quiet).
         self._quiet = quiet or Quiet(0.0, 0.0)
         self.removals = Removals(state or State.in_memory(), self._delete_network)
+        # The daemon's reconciliation passes (kuryr.healing), once build has made them.
+        self.healer: healing.Healer | None = None
 
     async def create_network(self, req: p.CreateNetworkRequest) -> None:
         network = await self.networks.create(req)
@@ -166,9 +168,9 @@ async def build(
         # Reconciliation runs beside serving, its first pass a few seconds after the start:
         # dockerd may be waiting for this daemon. Stopped first, before what it releases with.
         local = healing.DaemonSide(state, ipam, pools, endpoints, groups)
-        healer = healing.Healer(config, neutron, local, quiet)
-        undo.push_async_callback(healer.stop)
-        healer.start()
+        driver.healer = healing.Healer(config, neutron, local, quiet)
+        undo.push_async_callback(driver.healer.stop)
+        driver.healer.start()
         await undo.enter_async_context(
             pools_admin.serving(
                 pools_admin.socket_path(config.state_dir),

@@ -34,6 +34,7 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 
 from kuryr import protocol as p
 from kuryr.config import Config
@@ -169,9 +170,7 @@ class Healer:
         await asyncio.sleep(self._start_delay)
         while True:
             try:
-                async with opened(
-                    self._config, grace=0.0, local=self._local, neutron=self._neutron
-                ) as reconciler:
+                async with self.reconciler() as reconciler:
                     while True:
                         await self.one_pass(reconciler)
                         await asyncio.sleep(self._interval)
@@ -180,6 +179,11 @@ class Healer:
                 LOG.warning("reconciliation pass failed: %s", exc.message)
                 self._seen.clear()
                 await asyncio.sleep(self._interval)
+
+    def reconciler(self) -> AbstractAsyncContextManager[Reconciler]:
+        """The passes' reconciler: no age grace of its own (the passes' confirmation is the
+        grace), the daemon's view and Neutron client."""
+        return opened(self._config, grace=0.0, local=self._local, neutron=self._neutron)
 
     async def one_pass(self, reconciler: Reconciler) -> list[str]:
         """Plan, note, and reclaim what is confirmed; returns the failures."""

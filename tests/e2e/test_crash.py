@@ -1,13 +1,16 @@
-"""The daemon SIGKILLed at random moments while 20 containers start and stop at once, 10
-rounds; after restart and reconciliation nothing leaks and nothing in use is lost.
+"""The daemon SIGKILLed at random moments while containers start and stop at once; after it is
+back it heals by itself (kuryr.healing): no ``kuryr gc``, nothing leaks, nothing in use is
+lost.
 
-Each round removes the previous round's survivors and starts 20 containers concurrently,
-half of which are removed again at once, while a killer SIGKILLs the stack's Kuryr daemon
-at a random moment and starts it again (dockerd retries a plugin it cannot reach). Then
-``kuryr gc --apply`` runs on the test's network and the host is checked: Kuryr ports there
-are exactly the running containers' (pool ports aside), no reservation is left, OVS holds
-the same set, no stray veth, every container is networked or failed with an error, and
-removing the network leaves no network, subnet or subnetpool in Neutron.
+Each round removes the previous round's survivors and starts CONTAINERS containers
+concurrently, half of which are removed again at once, while a killer SIGKILLs the stack's
+Kuryr daemon at a random moment and starts it again (dockerd retries a plugin it cannot
+reach). The kills that hit a live daemon are counted (at least ROUNDS - 1), and containers
+must have started and run. Then the host is polled, up to HEAL_BOUND seconds, until it is
+clean: the test network's Kuryr ports are exactly the running containers' plus free pool
+ports within the pool's max, no reservation is left, OVS holds the same set, no VIF of a gone
+port and no stray veth. Every container is networked or failed with an error, and removing
+the network leaves no network, subnet or subnetpool in Neutron.
 
 Disruptive: kills the shared daemon; conftest runs this file after the other tests.
 """
@@ -20,7 +23,6 @@ import random
 import re
 import secrets
 import signal
-import subprocess
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -30,26 +32,33 @@ import pytest
 
 from kuryr.naming import is_pool_port
 from kuryr.stack import lifecycle, proc
-from kuryr.stack.daemon import MARKER, KuryrDaemon, executable
+from kuryr.stack.daemon import MARKER, KuryrDaemon
 from kuryr.stack.docker import Docker
 from tests.conftest import StackFacts, bring_up
 from tests.e2e.helpers import (
     IMAGE,
+    PORT_OWNER,
     DockerEnv,
+    Endpoint,
     Neutron,
     docker,
     docker_network_id,
     endpoint,
     eth0,
     run,
-    settle,
 )
 from tests.e2e.scenario import free_subnet
 
 pytestmark = pytest.mark.stack
 
-ROUNDS = 10
-CONTAINERS = 20
+ROUNDS = 6
+CONTAINERS = 16
+# The README's bound for what a crash orphaned to be reclaimed after the daemon is back (the
+# stack's daemon passes every 10 s with a grace of 20 s: about 35 s).
+HEAL_BOUND = 120.0
+POLL_SECONDS = 3.0
+# The stack's daemon's [pool] max (kuryr.stack.daemon).
+POOL_MAX = 40
 # Outside the default pool (the network gets its own kuryrPool), and not in use: a run cut
 # short may leave its network behind (a stale endpoint in dockerd's store blocks its removal).
 CIDR_TEMPLATE, CIDR_CHOICES = "10.{}.0.0/20", range(224, 240)
@@ -58,31 +67,23 @@ HOST_IF = re.compile(r"^tap[0-9a-f]{11}$")
 
 @dataclass
 class Outcome:
-    """What `docker run` said for each container of the test."""
+    """What `docker run` said for each container of the test, and the kills that hit a live
+    daemon."""
 
     failed: dict[str, str] = field(default_factory=dict)
     started: set[str] = field(default_factory=set)
+    kills: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def journal_pending(stack: StackFacts) -> int:
-    """Neutron writes the stack's daemon has journaled and not yet applied (-1: no answer)."""
-    done = subprocess.run(
-        [executable(), "--config-file", str(stack.layout.sub("kuryr.conf")), "status", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    return int(json.loads(done.stdout)["journal_pending"]) if done.returncode == 0 else -1
-
-
-def kill_and_restart(stack: StackFacts, delay: float) -> None:
+def kill_and_restart(stack: StackFacts, delay: float, outcome: Outcome) -> None:
     time.sleep(delay)
     pid = proc.running(stack.layout.pidfile("kuryr"), MARKER)
     if pid is not None:
         os.kill(pid, signal.SIGKILL)
         proc.wait_for(lambda: not proc.alive(pid), 10)
+        with outcome.lock:
+            outcome.kills += 1
     time.sleep(random.uniform(0, 1.0))
     # Under the stack's lock: a concurrent `kuryr stack up` may be restarting it too.
     with lifecycle.locked(stack.layout):
@@ -132,15 +133,51 @@ def stray_veths() -> set[str]:
     return {n for n in names if HOST_IF.match(n) and n not in on_ovs}
 
 
+def running_on(prefix: str) -> set[str]:
+    return {
+        name
+        for name in names_on(prefix)
+        if docker("inspect", "-f", "{{.State.Running}}", name) == "true"
+    }
+
+
+def leftovers(neutron: Neutron, network_id: str, live: dict[str, Endpoint]) -> list[str]:
+    """What the host holds for the test network beyond its live endpoints and its pool within
+    max (empty: clean)."""
+    found: list[str] = []
+    ports = neutron.find("ports", network_id=network_id, device_owner=PORT_OWNER)
+    by_id = {p["id"]: p for p in ports}
+    bound = {p["device_id"]: p for p in ports if p["device_id"]}
+    wanted = {ep.endpoint_id for ep in live.values()}
+    found += [
+        f"port {p['id']} of gone endpoint {e[:12]}" for e, p in bound.items() if e not in wanted
+    ]
+    found += [f"endpoint {e[:12]} has no port naming it" for e in wanted - set(bound)]
+    # A pool port is named so in its create (its pool tag follows a moment later).
+    free = [p for p in ports if not p["device_id"] and is_pool_port(p)]
+    found += [f"reservation {p['id']}" for p in ports if not p["device_id"] and not is_pool_port(p)]
+    if len(free) > POOL_MAX:
+        found.append(f"{len(free)} free pool ports, max {POOL_MAX}")
+    in_use = {bound[e]["id"] for e in wanted if e in bound} | {p["id"] for p in free}
+    every_port = {p["id"] for p in neutron.find("ports", device_owner=PORT_OWNER)}
+    for name, (iface_id, _) in kuryr_interfaces().items():
+        if iface_id in by_id and iface_id not in in_use:
+            found.append(f"OVS interface {name} of orphaned port {iface_id}")
+        elif iface_id not in every_port:
+            found.append(f"OVS interface {name} of deleted port {iface_id}")
+    found += [f"stray veth {name}" for name in sorted(stray_veths())]
+    return found
+
+
 def test_sigkill_during_concurrent_starts_and_stops(stack: StackFacts, env: DockerEnv) -> None:
     env.prefix = f"rel-{secrets.token_hex(4)}"
     try:
         crash_rounds_then_check(stack, env)
     finally:
         # The rounds' containers are not the env's own: removed before its network goes.
-        leftovers = names_on(f"{env.prefix}-")
-        if leftovers:
-            run(["docker", "rm", "-f", *leftovers], check=False)
+        left = names_on(f"{env.prefix}-")
+        if left:
+            run(["docker", "rm", "-f", *left], check=False)
 
 
 def crash_rounds_then_check(stack: StackFacts, env: DockerEnv) -> None:
@@ -165,84 +202,41 @@ def crash_rounds_then_check(stack: StackFacts, env: DockerEnv) -> None:
                 )
                 for i in range(CONTAINERS)
             ]
-            jobs.append(workers.submit(kill_and_restart, stack, random.uniform(0.2, 6.0)))
+            delay = random.uniform(0.2, 6.0)
+            jobs.append(workers.submit(kill_and_restart, stack, delay, outcome))
             for job in jobs:
                 job.result(timeout=300)
     finally:
         workers.shutdown()
         bring_up(stack.layout)
 
-    # What the restarted daemon owes Neutron (bookkeeping journaled before a SIGKILL) lands
-    # first: gc judges Neutron as the daemon leaves it.
-    assert settle(lambda: journal_pending(stack), 0, timeout=120) == 0
-    gc = subprocess.run(
-        [
-            executable(),
-            "--config-file",
-            str(stack.layout.sub("kuryr.conf")),
-            "gc",
-            "--json",
-            "--apply",
-            "--grace",
-            "0",
-            "--network",
-            neutron_net["id"],
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    # Not vacuous: the kills met a serving daemon, and containers started and ran between them.
+    assert outcome.kills >= ROUNDS - 1, f"only {outcome.kills} kill(s) hit a live daemon"
+    assert len(outcome.started) >= ROUNDS * CONTAINERS // 4, (
+        f"{len(outcome.started)} of {ROUNDS * CONTAINERS} containers started: {outcome.failed}"
     )
-    assert gc.returncode == 0, gc.stdout + gc.stderr
-
-    running = {
-        name
-        for name in names_on(f"{env.prefix}-")
-        if docker("inspect", "-f", "{{.State.Running}}", name) == "true"
-    }
+    running = running_on(f"{env.prefix}-")
+    assert running, "no container of the last round is running"
     endpoints = {name: endpoint(name, net) for name in running}
-    ports = neutron.find("ports", network_id=neutron_net["id"], device_owner="compute:kuryr")
+    for name, ep in endpoints.items():
+        assert ep.ipv4 in eth0(name).addresses, f"{name} runs without its address"
+
+    # No `kuryr gc`: the daemon reclaims by itself within the bound.
+    deadline = time.monotonic() + HEAL_BOUND
+    while found := leftovers(neutron, neutron_net["id"], endpoints):
+        if time.monotonic() > deadline:
+            break
+        time.sleep(POLL_SECONDS)
+    assert found == [], f"left {HEAL_BOUND:.0f} s after the daemon was back: {found}"
+    assert running_on(f"{env.prefix}-") == running, "a container stopped while the host healed"
+
+    ports = neutron.find("ports", network_id=neutron_net["id"], device_owner=PORT_OWNER)
     bound = {p["device_id"]: p for p in ports if p["device_id"]}
-    unbound = {ep.endpoint_id[:12]: ep.ipv4 for ep in endpoints.values()}
-    holders = {
-        eid: [
-            (p["id"], p["name"], p["device_id"][:12], p["tags"])
-            for p in ports
-            if ip in {f["ip_address"] for f in p["fixed_ips"]}
-        ]
-        for eid, ip in unbound.items()
-        if not any(d.startswith(eid) for d in bound)
-    }
-    assert set(bound) == {ep.endpoint_id for ep in endpoints.values()}, (holders, gc.stdout)
-
-    def reservations() -> list[str]:
-        # A pool port is named so in its create (its pool tag follows a moment later).
-        found = neutron.find("ports", network_id=neutron_net["id"], device_owner="compute:kuryr")
-        return [p["id"] for p in found if not p["device_id"] and not is_pool_port(p)]
-
-    nothing: list[str] = []
-    assert settle(reservations, nothing) == []
-
     for name, ep in endpoints.items():
         port = bound[ep.endpoint_id]
         assert {f["ip_address"] for f in port["fixed_ips"]} == {ep.ipv4}, name
         assert {f["subnet_id"] for f in port["fixed_ips"]} <= subnet_ids
         assert ep.ipv4 in eth0(name).addresses, name
-    by_id = {p["id"]: p for p in ports}
-    plugged = {
-        iface_id
-        for iface_id, endpoint_id in kuryr_interfaces().values()
-        if iface_id in by_id or endpoint_id in bound
-    }
-    # Free pool ports are plugged ahead of their containers (kuryr.prewire).
-    ahead = {pid for pid in plugged if pid in by_id and not by_id[pid]["device_id"]}
-    assert all(is_pool_port(by_id[pid]) for pid in ahead), ahead
-    assert plugged - ahead == {bound[ep.endpoint_id]["id"] for ep in endpoints.values()}
-    gone = {p for p, _ in kuryr_interfaces().values()} - {
-        p["id"] for p in neutron.find("ports", device_owner="compute:kuryr")
-    }
-    assert gone == set(), f"OVS interfaces of deleted ports: {gone}"
-    assert stray_veths() == set()
     for name in set(names_on(f"{env.prefix}-")) - running:
         state = docker("inspect", "-f", "{{.State.Status}} {{.State.Error}}", name)
         assert name in outcome.failed or state.split()[0] in ("created", "exited"), state

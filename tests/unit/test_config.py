@@ -140,3 +140,26 @@ def test_unknown_bookkeeping_mode_is_an_error_naming_the_choices(
 ) -> None:
     with pytest.raises(ValueError, match=r"\[pool\] bookkeeping = .*deferred, immediate"):
         config.load(write(tmp_path, f"[pool]\nbookkeeping = {written}\n"))
+
+
+def test_reconcile_defaults_and_keys(tmp_path: Path) -> None:
+    assert (Config().reconcile.interval, Config().reconcile.grace) == (30.0, 30.0)
+    conf = config.load(write(tmp_path, "[reconcile]\ninterval = 10\ngrace = 25\n"))
+    assert (conf.reconcile.interval, conf.reconcile.grace) == (10.0, 25.0)
+    assert config.load(write(tmp_path, "[reconcile]\ninterval = 0\n")).reconcile.interval == 0
+
+
+@pytest.mark.parametrize(
+    ("written", "message"),
+    [
+        ("[reconcile]\ninterval = -1\n", r"\[reconcile\] interval must be 0 \(off\) or positive"),
+        ("[reconcile]\ngrace = 5\n", r"\[reconcile\] grace \(5\) must be at least request_timeout"),
+        (
+            "[DEFAULT]\nrequest_timeout = 40\n",
+            r"\[reconcile\] grace \(30\) must be at least request_timeout \(40\)",
+        ),
+    ],
+)
+def test_unsafe_reconcile_settings_are_refused(tmp_path: Path, written: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        config.load(write(tmp_path, written))
