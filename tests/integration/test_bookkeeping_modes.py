@@ -1,0 +1,118 @@
+"""``[pool] bookkeeping``: with ``immediate``, CreateEndpoint answers only once Neutron holds
+the port's device_id, name and tags; with ``deferred`` (a journal delay longer than the test)
+Neutron does not hold them yet when it answers. A write Neutron refuses in ``immediate`` mode
+fails CreateEndpoint and leaves no endpoint behind, its port released.
+
+Against the real Neutron; the refusal comes from a gate in front of it
+(tests/integration/neutron_gate.py), seen only by this test's client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pytest
+
+from kuryr import deadline, naming
+from kuryr import protocol as p
+from kuryr.endpoints import Endpoints
+from kuryr.errors import BackendError
+from kuryr.journal import Journal
+from kuryr.neutron import Resource
+from kuryr.state import State
+from tests.conftest import StackFacts
+from tests.integration.domain_helpers import Domain, create_request, domain
+from tests.integration.neutron_gate import neutron_gate
+from tests.integration.test_endpoints import create
+from tests.integration.test_ipam import NoBinders
+
+pytestmark = pytest.mark.stack
+
+# Longer than any test here: a deferred write never lands while the test looks.
+LONG_DELAY = 600.0
+# The request budget of the failing CreateEndpoint: the journal retries a refused write every
+# 2 s, so this is one or two attempts.
+SHORT_BUDGET = 3.0
+
+
+@asynccontextmanager
+async def journaled(d: Domain, immediate: bool) -> AsyncIterator[Endpoints]:
+    journal = Journal(State.in_memory(), d.neutron, LONG_DELAY)
+    try:
+        yield Endpoints(
+            d.neutron,
+            d.networks,
+            d.ipam,
+            NoBinders(d.host),
+            10.0,
+            "eth",
+            bookkeeping=journal,
+            immediate=immediate,
+        )
+    finally:
+        await journal.stop()
+
+
+async def new_address(d: Domain, did: str) -> str:
+    """A Kuryr network and one address RequestAddress holds on it (a port, not yet an
+    endpoint's)."""
+    pool = await d.ipam.request_pool(p.RequestPoolRequest())
+    await d.networks.create(create_request(did, pool.pool, ""))
+    addr = await d.ipam.request_address(p.RequestAddressRequest(pool_id=pool.pool_id))
+    return addr.address
+
+
+async def port_holding(d: Domain, did: str, address: str) -> Resource:
+    network = await d.networks.get(did)
+    ip = address.partition("/")[0]
+    [port] = await d.neutron.query(
+        "ports", {"network_id": network.neutron_id, "fixed_ips": [f"ip_address={ip}"]}
+    )
+    return port
+
+
+def bookkept_for(port: Resource, eid: str) -> bool:
+    return (
+        port["device_id"] == eid
+        and port["name"] == naming.port_name(eid)
+        and set(naming.id_tags(eid)) <= set(port["tags"])
+    )
+
+
+@pytest.mark.parametrize("immediate", [True, False], ids=["immediate", "deferred"])
+async def test_neutron_holds_the_bookkeeping_when_create_endpoint_answers(
+    stack: StackFacts, immediate: bool
+) -> None:
+    async with domain(stack.neutron_url, stack.chassis_hostname) as d:
+        did, eid = d.new_id(), d.new_id()
+        address = await new_address(d, did)
+        async with journaled(d, immediate) as eps:
+            answer = await eps.create(create(did, eid, address))
+            port = await port_holding(d, did, address)
+            assert bookkept_for(port, eid) is immediate, port
+            assert answer.wire() == {"Interface": {"MacAddress": port["mac_address"]}}
+            await eps.delete(p.EndpointRequest(network_id=did, endpoint_id=eid), _none)
+
+
+async def test_refused_immediate_write_fails_create_endpoint_and_undoes_it(
+    stack: StackFacts,
+) -> None:
+    with neutron_gate(stack.neutron_url) as gate:
+        async with domain(gate.url, stack.chassis_hostname) as d:
+            did, eid = d.new_id(), d.new_id()
+            address = await new_address(d, did)
+            held = await port_holding(d, did, address)
+            refused = gate.fail("PUT", rf"/ports/{held['id']}")
+            async with journaled(d, immediate=True) as eps:
+                with pytest.raises(BackendError), deadline.bounded(SHORT_BUDGET):
+                    await eps.create(create(did, eid, address))
+                assert gate.seen(refused) >= 1
+                assert eps.known() == []
+                gate.clear()
+                assert await eps.find(eid, did) is None
+                assert await d.neutron.show("ports", held["id"]) is None
+
+
+async def _none(_: object) -> None:
+    return None
