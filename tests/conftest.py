@@ -24,7 +24,13 @@ from tests import evidence
 DISRUPTIVE = "test_stack_lifecycle"
 # Tests that stop one component (Neutron, dockerd) or kill the daemon, and restore it: after
 # every other test, before the whole-stack lifecycle tests.
-DISRUPTING = ("test_crash", "test_neutron_down", "test_dockerd_restart")
+DISRUPTING = (
+    "test_crash",
+    "test_neutron_down",
+    "test_dockerd_restart",
+    "test_bookkeeping_immediate",
+    "test_migration",
+)
 
 
 @dataclass(frozen=True)
