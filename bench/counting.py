@@ -12,16 +12,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import procs
+from bench import neutron, procs
 from bench.calls import Call, count_window, last_arrival, parse_log
 from bench.dockercli import IMAGE, PREFIX, Outcome, docker
 from bench.drivers import Driver
+from bench.params import PROXY_PORTS, QUIET_GAP_S, QUIET_MAX_S
 
-# A daemon is quiet once it made no call for this long after the command returned.
-QUIET_GAP_S = 2.0
-QUIET_MAX_S = 15.0
 PROXY_MARKER = "bench.proxy"
-PROXY_PORTS = {"kuryrlib": 19696, "kuryr": 19697}
+# Subnet indexes (Driver.subnet) of the counting networks: the containers' one, then one per
+# counted network create/rm.
+CONTAINERS_SUBNET = 99
+FIRST_COUNTED_SUBNET = 100
+OPERATIONS = (
+    "network_create",
+    "network_rm",
+    "start",
+    "stop",
+    "run_rm",
+    "start_pool_miss",
+    "stop_pool_miss",
+)
 
 
 @dataclass(frozen=True)
@@ -89,23 +99,41 @@ def _measure(proxy: Proxy, who: str, outcome: Outcome) -> dict[str, Any]:
     return result
 
 
+def _create(driver: Driver, network: str, index: int) -> Outcome:
+    command = driver.create_command(network, index)
+    if command is None:
+        raise ValueError(f"{driver.key} has no network to create")
+    return docker(*command)
+
+
+def _miss_addresses(driver: Driver, count: int) -> list[str]:
+    """Addresses at the top of the containers' subnet that no port holds: a start asking
+    for one finds no pool port with it (Kuryr's pool ports take addresses Neutron picks)."""
+    hosts = list(driver.subnet(CONTAINERS_SUBNET).hosts())
+    free = (str(a) for a in reversed(hosts) if not neutron.holds(str(a)))
+    return [address for address, _ in zip(free, range(count), strict=False)]
+
+
 def count_driver(proxy: Proxy, driver: Driver, reps: int) -> dict[str, Any]:
-    """Create a network, start and stop containers on it, run ``--rm`` ones, remove it."""
+    """``reps`` times each: create and remove a network; start and stop a container; run a
+    ``--rm`` one; and, for a pooling daemon, start and stop one whose address no pool port
+    holds (the pool-miss case, counted apart from the pool hits of ``start``)."""
     who = driver.daemon
-    if who is None or driver.create_args is None:
+    if who is None:
         raise ValueError(f"{driver.key} makes no Neutron calls")
-    network = f"{PREFIX}cnt-{driver.key}"
-    ops: dict[str, list[dict[str, Any]]] = {
-        "network_create": [],
-        "start": [],
-        "stop": [],
-        "run_rm": [],
-        "network_rm": [],
-    }
-    command = driver.create_command(network, index=100)
-    assert command is not None
+    ops: dict[str, list[dict[str, Any]]] = {op: [] for op in OPERATIONS}
     _settle(proxy, who, time.time())
-    ops["network_create"].append(_measure(proxy, who, docker(*command)))
+    for rep in range(reps):
+        name = f"{PREFIX}cnt-{driver.key}-n{rep}"
+        made = _create(driver, name, FIRST_COUNTED_SUBNET + rep)
+        ops["network_create"].append(_measure(proxy, who, made))
+        if made.ok:
+            ops["network_rm"].append(_measure(proxy, who, docker("network", "rm", name)))
+    network = f"{PREFIX}cnt-{driver.key}"
+    made = _create(driver, network, CONTAINERS_SUBNET)
+    if not made.ok:
+        return {"error": f"no network to count containers on: {made.error}"}
+    _settle(proxy, who, time.time())
     for i in range(reps):
         name = f"{PREFIX}cnt-{driver.key}-{i}"
         started = docker("run", "-d", "--name", name, f"--net={network}", IMAGE, "sleep", "600")
@@ -114,8 +142,14 @@ def count_driver(proxy: Proxy, driver: Driver, reps: int) -> dict[str, Any]:
     for _ in range(reps):
         ran = docker("run", "--rm", f"--net={network}", IMAGE, "true")
         ops["run_rm"].append(_measure(proxy, who, ran))
-    ops["network_rm"].append(_measure(proxy, who, docker("network", "rm", network)))
-    return {op: {"runs": runs, "median": _medians(runs)} for op, runs in ops.items()}
+    if who == "kuryr":
+        for i, address in enumerate(_miss_addresses(driver, reps)):
+            name = f"{PREFIX}cnt-{driver.key}-miss{i}"
+            argv = ["run", "-d", "--name", name, f"--net={network}", "--ip", address, IMAGE]
+            ops["start_pool_miss"].append(_measure(proxy, who, docker(*argv, "sleep", "600")))
+            ops["stop_pool_miss"].append(_measure(proxy, who, docker("rm", "-f", name)))
+    docker("network", "rm", network)
+    return {op: {"runs": runs, "median": _medians(runs)} for op, runs in ops.items() if runs}
 
 
 def _medians(runs: Sequence[dict[str, Any]]) -> dict[str, float] | None:

@@ -3,6 +3,7 @@ which daemon (if any) makes Neutron calls for it."""
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
 from bench.dockercli import PREFIX
@@ -28,22 +29,24 @@ class Driver:
             return "--net=none"
         return f"--net={network or self.network}"
 
+    def subnet(self, index: int = 0) -> ipaddress.IPv4Network:
+        """One of 128 disjoint /23 subnets of the driver's /16, picked by ``index``."""
+        return ipaddress.IPv4Network(f"10.{self.octet}.{(index % 128) * 2}.0/23")
+
     def create_command(self, network: str, index: int = 0) -> list[str] | None:
-        """``docker network create`` argv for a network of this driver; ``index`` picks one
-        of 128 disjoint /23 subnets of the driver's /16."""
+        """``docker network create`` argv for a network of this driver on ``subnet(index)``,
+        its first address the gateway."""
         if self.create_args is None:
             return None
-        third = (index % 128) * 2
-        subnet = f"10.{self.octet}.{third}.0/23"
-        gateway = f"10.{self.octet}.{third}.1"
+        subnet = self.subnet(index)
         return [
             "network",
             "create",
             *self.create_args,
             "--subnet",
-            subnet,
+            str(subnet),
             "--gateway",
-            gateway,
+            str(subnet.network_address + 1),
             network,
         ]
 

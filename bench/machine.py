@@ -8,6 +8,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from bench.params import IDLE_FRACTION, IDLE_LIMIT_S, IDLE_WINDOW_S
+
 
 def _first_line(argv: list[str]) -> str:
     try:
@@ -75,7 +77,9 @@ def _cpu_times() -> tuple[int, int]:
     return fields[3] + fields[4], sum(fields)  # idle + iowait
 
 
-def wait_idle(min_idle: float = 0.8, window: float = 1.0, limit: float = 120.0) -> float:
+def wait_idle(
+    min_idle: float = IDLE_FRACTION, window: float = IDLE_WINDOW_S, limit: float = IDLE_LIMIT_S
+) -> float:
     """Wait until the CPUs were at least ``min_idle`` idle over one ``window`` (every
     daemon's background work after a burst is done), at most ``limit`` seconds; returns
     the seconds waited."""

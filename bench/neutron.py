@@ -45,3 +45,9 @@ def version() -> str:
     versions = call("GET", "/")["versions"]
     current = [v["id"] for v in versions if v.get("status") == "CURRENT"]
     return current[0] if current else "unknown"
+
+
+def holds(address: str) -> bool:
+    """Whether any Neutron port has ``address`` among its fixed IPs."""
+    found = call("GET", f"/v2.0/ports?fixed_ips=ip_address%3D{address}&fields=id")["ports"]
+    return bool(found)

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import configparser
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from bench import procs
+from kuryr import config
 from kuryr.stack.daemon import activates
 from kuryr.stack.layout import PLUGIN_SOCK, Layout
 
@@ -60,6 +62,22 @@ class OurDaemon:
         if pid is None:
             return None
         return Launch(procs.argv(pid), _environ(pid))
+
+    def measured_config(self) -> dict[str, Any] | None:
+        """The running daemon's effective pool, reconciliation and request settings (its
+        config file read as the daemon reads it, defaults included); None when it does
+        not run or runs without a config file."""
+        launch = self.launch()
+        path = launch.config_file() if launch is not None else None
+        if path is None:
+            return None
+        loaded = config.load(path)
+        return {
+            "config_file": str(path),
+            "request_timeout": loaded.request_timeout,
+            "pool": asdict(loaded.pool),
+            "reconcile": asdict(loaded.reconcile),
+        }
 
     def _respawn(self, launch: Launch) -> int:
         pid = self.pid()

@@ -3,7 +3,6 @@ every scenario interleaved across drivers, count Neutron calls, tear down, write
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import json
 import time
@@ -11,33 +10,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bench import counting, dockercli, kuryrlib, machine, neutron, procs, report, scenarios
+from bench import counting, dockercli, kuryrlib, machine, neutron, params, procs, report, scenarios
 from bench.drivers import ALL, Driver
 from bench.ourdaemon import Launch, OurDaemon
 from kuryr.stack.layout import Layout
 
 REPO = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
-
-
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--runs", type=int, default=20, help="docker run --rm per driver")
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--net-reps", type=int, default=5, help="network create/rm per driver")
-    parser.add_argument("--parallel", type=int, default=20)
-    parser.add_argument("--parallel-reps", type=int, default=3, help="bursts per driver")
-    parser.add_argument("--scale", default="10,200", help="endpoint counts, comma-separated")
-    parser.add_argument("--scale-probes", type=int, default=10)
-    parser.add_argument("--fill-width", type=int, default=8, help="parallel fills at scale")
-    parser.add_argument(
-        "--fill-budget", type=float, default=120.0, help="seconds of filling per driver"
-    )
-    parser.add_argument("--count-reps", type=int, default=2)
-    parser.add_argument("--only", default="", help="driver keys to run, comma-separated")
-    parser.add_argument("--docs", type=Path, default=REPO / "docs")
-    parser.add_argument("--results", type=Path, default=REPO / "bench" / "results")
-    return parser.parse_args(argv)
 
 
 class Disturbed(RuntimeError):
@@ -173,7 +152,7 @@ def _count_one(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
+    args = params.parse_args(argv, __doc__)
     begun = time.monotonic()
     date = datetime.datetime.now(datetime.UTC).replace(microsecond=0).isoformat()
     if not neutron.answers():
@@ -189,6 +168,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "machine": machine.describe(),
         "versions": machine.versions(REPO),
         "phases_s": phases,
+        "parameters": params.of(args).as_dict(),
+        "kuryr_config": ours.measured_config(),
     }
     try:
         if any(d.daemon == "kuryrlib" for d in drivers):
@@ -231,7 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             watch,
             lambda: scenarios.parallel_starts(usable, args.parallel, args.parallel_reps),
         )
-        sizes = [int(s) for s in args.scale.split(",") if s]
+        sizes = list(args.scale)
         results["scale"] = _phase(
             "scale",
             phases,

@@ -80,14 +80,20 @@ def test_derive_ratios_against_bridge_and_reference() -> None:
     results = {
         "start_latency": {"bridge": _row(0.4), "kuryr": _row(0.44), "kuryrlib": _row(2.2)},
         "scale": {
-            "kuryr": {"steps": [{"start": _row(0.5)}, {"start": _row(0.6)}]},
+            "kuryr": {
+                "steps": [
+                    {"endpoints": 10, "target": 10, "start": _row(0.5)},
+                    {"endpoints": 200, "target": 200, "start": _row(0.6)},
+                ]
+            },
         },
     }
     derived = derive(results)
     assert derived["start_ratios"]["kuryr"]["vs_bridge"] == pytest.approx(1.1)
     assert derived["start_ratios"]["kuryr"]["vs_kuryrlib"] == pytest.approx(0.2)
     assert derived["start_ratios"]["bridge"]["vs_bridge"] == pytest.approx(1.0)
-    assert derived["scale_growth"]["kuryr"] == [pytest.approx(1.0), pytest.approx(1.2)]
+    growth = [step["growth"]["settled"] for step in derived["scale"]["kuryr"]]
+    assert growth == [pytest.approx(1.0), pytest.approx(1.2)]
 
 
 def test_derive_without_reference_leaves_ratio_empty() -> None:

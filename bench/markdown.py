@@ -1,0 +1,38 @@
+"""Formatting shared by the report's sections: numbers, ratios, error cells and tables."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from bench.drivers import ALL
+
+TITLES = {d.key: d.title for d in ALL}
+
+
+def title(key: str) -> str:
+    return TITLES.get(key, key)
+
+
+def median_of(summary: dict[str, Any] | None) -> float | None:
+    return None if summary is None else float(summary["median"])
+
+
+def seconds(value: float | None, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def times(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f} x"
+
+
+def table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return [*lines, ""]
+
+
+def errors(row: dict[str, Any]) -> str:
+    if not row.get("errors"):
+        return "0"
+    return f"{row['errors']}: " + "; ".join(f"`{e}`" for e in row.get("error_examples", []))
