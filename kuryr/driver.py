@@ -132,7 +132,10 @@ async def build(
         journal = Journal(state, neutron, config.pool.bookkeeping_delay, quiet=quiet)
         undo.push_async_callback(journal.stop)
         prewire = Prewire(
-            binders, functools.partial(_mtu_of, state), config.neutron.vif_plugging_timeout
+            binders,
+            functools.partial(_mtu_of, state),
+            config.neutron.vif_plugging_timeout,
+            deleted=journal.deleted,
         )
         undo.push_async_callback(prewire.close)
         pools = Pools(state, neutron, journal, binders.host, config.pool, prewire, quiet)

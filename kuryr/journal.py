@@ -226,6 +226,15 @@ class Journal:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), min(remaining, _RETRY_SECONDS))
 
+    async def deleted(self, port_id: str) -> None:
+        """Return once no journaled delete of the port is left (at once when none is
+        recorded): Neutron has deleted it, or a newer record replaced the delete."""
+        async with self._changed:
+            while (entry := self.state.journal_entry(port_id)) is not None:
+                if entry.desired["op"] != DELETE:
+                    return
+                await self._changed.wait()
+
     async def stop(self) -> None:
         """Stop the worker; what is not applied stays journaled for the next start."""
         self._stopped = True

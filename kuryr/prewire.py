@@ -6,7 +6,11 @@ only checks that the VIF is still whole and answers. When the container stops, D
 the container end back out of the sandbox; a port that goes back to its pool keeps its VIF,
 checked whole again (``Binder.ready``), so the backend sees no unplug and no plug at all
 (for OVN: no release and claim of the port, no port status flapping in Neutron). A port that
-leaves the pools loses its VIF in the background. Work on one port runs in order, at most
+leaves the pools loses its VIF in the background, once Neutron has deleted the port when its
+delete is journaled: the other order makes OVN report the port down first, and Neutron's
+handling of that report (a status write and an OVN update, ~2 s each under load, one after
+the other for the whole host) delays every other port's status, a new container's included.
+Work on one port runs in order, at most
 ``width`` plugs ahead at once so a pool refill does not crowd the backend while containers
 start.
 
@@ -19,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol
 
 from kuryr import deadline
@@ -35,6 +39,8 @@ LOG = logging.getLogger(__name__)
 _WIDTH = 4
 # Shutdown waits this long for unplugs under way.
 _CLOSE_GRACE = 5.0
+# An unplug waits at most this long for its port's journaled delete (Neutron may be down).
+_DELETE_WAIT = 60.0
 
 
 class Binders(Protocol):
@@ -48,10 +54,14 @@ class Prewire:
         mtu_of: Callable[[str], int | None],
         ready_timeout: float,
         width: int = _WIDTH,
+        deleted: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
-        """``mtu_of``: the MTU of a Neutron network known locally (None when unknown)."""
+        """``mtu_of``: the MTU of a Neutron network known locally (None when unknown);
+        ``deleted(port_id)``: returns once no journaled delete of the port is pending
+        (kuryr.journal.Journal.deleted)."""
         self._binders = binders
         self._mtu_of = mtu_of
+        self._deleted = deleted
         self._timeout = ready_timeout
         self._slots = asyncio.Semaphore(width)
         self._last: dict[str, asyncio.Task[None]] = {}  # port id -> its latest work
@@ -182,4 +192,13 @@ class Prewire:
                 await binder.plug(vif, self._timeout)
 
     async def _unplug(self, vif: Vif) -> None:
+        if self._deleted is not None:
+            try:
+                await asyncio.wait_for(self._deleted(vif.port_id), _DELETE_WAIT)
+            except TimeoutError:
+                LOG.warning(
+                    "port %s: its delete is not in Neutron after %gs; unplugging its VIF first",
+                    vif.port_id,
+                    _DELETE_WAIT,
+                )
         await self._binders.for_vif_type(vif.vif_type).unplug(vif)
