@@ -174,9 +174,13 @@ class Healer:
                     while True:
                         await self.one_pass(reconciler)
                         await asyncio.sleep(self._interval)
-            except KuryrError as exc:
-                # OVSDB or Neutron unreachable: the next pass starts afresh.
-                LOG.warning("reconciliation pass failed: %s", exc.message)
+            except Exception as exc:  # a backend gone, or a bug: the passes must go on
+                LOG.warning(
+                    "reconciliation pass failed, the next in %gs starts afresh: %s",
+                    self._interval,
+                    exc,
+                    exc_info=not isinstance(exc, KuryrError),
+                )
                 self._seen.clear()
                 await asyncio.sleep(self._interval)
 

@@ -51,7 +51,6 @@ class PoolChoice:
 
     subnetpool_id: str
     cidr: IPNetwork
-    sub_pool: IPNetwork | None = None
     gateway: str | None = None
     aux: set[str] = field(default_factory=set)
 
@@ -190,19 +189,16 @@ class Ipam(IpamDriver):
         version = 6 if req.v6 else 4
         named = await self._named_pool(req.options, version)
         if req.pool:
-            cidr = ipaddress.ip_network(req.pool)
-            if cidr.version != version:
-                raise InvalidRequest(f"pool {cidr} is not IPv{version}")
-            sub_pool = ipaddress.ip_network(req.sub_pool) if req.sub_pool else None
-            if sub_pool is not None and not subnet_of(sub_pool, cidr):
-                raise InvalidRequest(f"ip range {sub_pool} is not inside {cidr}")
+            cidr = subnet_cidr(req.pool, req.sub_pool, version)
             existing = await self._existing_subnet(req.options, cidr)
             subnetpool = named or await self._pool_of(existing)
-            subnetpool = subnetpool or await self._pool_for_cidr(cidr, _shared(req.options))
+            subnetpool = subnetpool or await self._pool_for_cidr(
+                cidr, _shared(req.options), may_use_default=not req.sub_pool
+            )
             if not _contains(subnetpool, cidr):
                 raise InvalidRequest(f"{cidr} is not inside subnetpool {subnetpool['name']}")
             await self._check_unused(subnetpool, cidr, existing)
-            choice = PoolChoice(subnetpool["id"], cidr, sub_pool)
+            choice = PoolChoice(subnetpool["id"], cidr)
         else:
             subnetpool = named or await self._default_pool(version)
             async with self._pick_lock:
@@ -213,10 +209,33 @@ class Ipam(IpamDriver):
         return p.RequestPoolResponse(pool_id=choice.pool_id, pool=str(cidr), data={})
 
     async def release_pool(self, req: p.ReleasePoolRequest) -> None:
-        subnetpool_id, _ = _parse(req.pool_id)
+        subnetpool_id, cidr = _parse(req.pool_id)
         self._choices.pop(req.pool_id, None)
         self._subnets.pop(req.pool_id, None)
+        await self._untag_kept_subnets(subnetpool_id, cidr)
         await self.cleanup_subnetpool(subnetpool_id)
+
+    async def mark_adopted(self, choice: PoolChoice, subnet: Subnet) -> None:
+        """An existing subnet serves the pool: tag it with the pool's id, kuryr-libnetwork's
+        mark, by which both daemons find a subnet outside the pool's subnetpool."""
+        raw = await self._neutron.show("subnets", subnet.id)
+        tags = list((raw or {}).get("tags") or [])
+        if raw is not None and choice.subnetpool_id not in tags:
+            await self._neutron.set_tags("subnets", subnet.id, [*tags, choice.subnetpool_id])
+
+    async def _untag_kept_subnets(self, subnetpool_id: str, cidr: IPNetwork) -> None:
+        """Take the pool's tag off the existing subnets it adopted (they stay; Kuryr's own
+        ``kuryr-subnet-*`` subnets go with the network)."""
+        tagged = await self._neutron.query("subnets", {"cidr": str(cidr), "tags": subnetpool_id})
+        for subnet in tagged:
+            if str(subnet.get("name") or "").startswith(naming.SUBNET_NAME_PREFIX):
+                continue
+            kept = [t for t in subnet.get("tags") or [] if t != subnetpool_id]
+            try:
+                await self._neutron.set_tags("subnets", subnet["id"], kept)
+            except NeutronError as exc:
+                if not exc.not_found:
+                    raise
 
     async def cleanup_subnetpool(self, subnetpool_id: str) -> None:
         """Delete a ``kuryrPool-*`` subnetpool Kuryr made once no subnet uses it.
@@ -251,13 +270,16 @@ class Ipam(IpamDriver):
         return next((c for c in self._choices.values() if c.cidr == cidr), None)
 
     async def recover_choice(self, cidr: IPNetwork) -> PoolChoice | None:
-        """After a restart between RequestPool and CreateNetwork: which pool serves ``cidr``."""
+        """After a restart between RequestPool and CreateNetwork: which pool serves ``cidr``
+        (its own ``kuryrPool-<cidr>`` first: an ip range inside the default pool has one)."""
+        name = naming.subnetpool_name(str(cidr))
+        pools = await self._neutron.query("subnetpools", {"name": name})
+        if pools:
+            return PoolChoice(pools[0]["id"], cidr)
         default = await self._default_pool(cidr.version)
         if _contains(default, cidr):
             return PoolChoice(default["id"], cidr)
-        name = naming.subnetpool_name(str(cidr))
-        pools = await self._neutron.query("subnetpools", {"name": name})
-        return PoolChoice(pools[0]["id"], cidr) if pools else None
+        return None
 
     def subnet_created(self, choice: PoolChoice, subnet: Subnet) -> None:
         self._choices.pop(choice.pool_id, None)
@@ -277,7 +299,9 @@ class Ipam(IpamDriver):
         self._quiet.touch()
         _, cidr = _parse(req.pool_id)
         if req.address and ipaddress.ip_address(req.address) not in cidr:
-            raise InvalidRequest(f"address {req.address} is not in pool {cidr}")
+            # With --ip-range the pool (and the Neutron subnet) is the range itself.
+            what = "gateway" if req.is_gateway else "address"
+            raise InvalidRequest(f"{what} {req.address} is not in pool {cidr}")
         choice = self._choices.get(req.pool_id)
         subnet = None if choice else await self._subnet(req.pool_id)
         if req.is_gateway:
@@ -382,6 +406,10 @@ class Ipam(IpamDriver):
             "subnets", {"subnetpool_id": subnetpool_id, "cidr": str(cidr)}
         )
         if not found:
+            # An existing subnet the pool adopted is in no (or another) subnetpool: it carries
+            # the pool's id as a tag instead, as kuryr-libnetwork marks it.
+            found = await self._neutron.query("subnets", {"cidr": str(cidr), "tags": subnetpool_id})
+        if not found:
             return None
         subnet = Subnet.from_neutron(found[0])
         self._subnets[pool_id] = subnet
@@ -416,26 +444,30 @@ class Ipam(IpamDriver):
             self._defaults[version] = await self._one_pool_named(self._default_names[version])
         return self._defaults[version]
 
-    async def _pool_for_cidr(self, cidr: IPNetwork, shared: bool) -> Resource:
+    async def _pool_for_cidr(
+        self, cidr: IPNetwork, shared: bool, may_use_default: bool = True
+    ) -> Resource:
         """The default pool when it contains ``cidr`` (Neutron then keeps every network of the
-        pool apart), else the ``kuryrPool-<cidr>`` pool, created when missing."""
-        try:
-            default = await self._default_pool(cidr.version)
-        except NotFound:
-            default = None
-        if default is not None and _contains(default, cidr):
-            return default
+        pool apart), else the ``kuryrPool-<cidr>`` pool, created when missing. An ip range
+        never takes the default pool: kuryr-libnetwork gives each range a pool of its own."""
+        if may_use_default:
+            try:
+                default = await self._default_pool(cidr.version)
+            except NotFound:
+                default = None
+            if default is not None and _contains(default, cidr):
+                return default
         name = naming.subnetpool_name(str(cidr))
         pools = await self._neutron.query("subnetpools", {"name": name})
         if pools:
             return pools[0]
+        # The fields kuryr-libnetwork sets; min_prefixlen stays Neutron's default as with it.
         return await self._neutron.create(
             "subnetpools",
             {
                 "name": name,
                 "prefixes": [str(cidr)],
                 "default_prefixlen": cidr.prefixlen,
-                "min_prefixlen": cidr.prefixlen,
                 "shared": shared,
             },
         )
@@ -501,6 +533,21 @@ class Ipam(IpamDriver):
             if free is not None:
                 return free
         raise Conflict(f"subnetpool {subnetpool['name']} has no free /{prefixlen} left")
+
+
+def subnet_cidr(pool: str, sub_pool: str, version: int) -> IPNetwork:
+    """The CIDR of the Neutron subnet that serves RequestPool's ``pool``: with ``--ip-range``
+    (``sub_pool``) the range itself, as kuryr-libnetwork makes it, so that each host's slice
+    of one Docker ``--subnet`` is a subnet of its own."""
+    outer = ipaddress.ip_network(pool)
+    if outer.version != version:
+        raise InvalidRequest(f"pool {outer} is not IPv{version}")
+    if not sub_pool:
+        return outer
+    inner = ipaddress.ip_network(sub_pool)
+    if not subnet_of(inner, outer):
+        raise InvalidRequest(f"ip range {inner} is not inside {outer}")
+    return inner
 
 
 def _first_free(candidates: Iterable[IPNetwork], taken: list[IPNetwork]) -> IPNetwork | None:

@@ -88,23 +88,18 @@ def first_host(cidr: IPNetwork) -> str:
     return str(cidr.network_address + 1)
 
 
-def allocation_pools(
-    cidr: IPNetwork, ip_range: IPNetwork | None, excluded: set[str]
-) -> list[dict[str, str]]:
-    """Neutron allocation pools covering ``ip_range`` (or the subnet's hosts) minus ``excluded``.
+def allocation_pools(cidr: IPNetwork, excluded: set[str]) -> list[dict[str, str]]:
+    """Neutron allocation pools covering the subnet's hosts minus ``excluded``.
 
     Docker reserves the gateway and ``--aux-address`` entries itself; keeping them out of the
     pools stops Neutron from handing them to a container.
     """
-    span = ip_range or cidr
     # Neutron refuses the subnet's network and broadcast addresses (IPv4) and the
     # subnet-router anycast address (IPv6) in allocation pools.
-    first = int(cidr.network_address) + 1
-    last = int(cidr.broadcast_address) - (1 if cidr.version == 4 else 0)
-    start = max(int(span.network_address), first)
-    end = min(int(span.broadcast_address), last)
+    start = int(cidr.network_address) + 1
+    end = int(cidr.broadcast_address) - (1 if cidr.version == 4 else 0)
     holes = sorted(
-        int(ipaddress.ip_address(a)) for a in excluded if ipaddress.ip_address(a) in span
+        int(ipaddress.ip_address(a)) for a in excluded if ipaddress.ip_address(a) in cidr
     )
     pools: list[dict[str, str]] = []
     cursor = start

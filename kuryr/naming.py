@@ -75,6 +75,17 @@ def without_kuryr_tags(tags: Iterable[str]) -> list[str]:
     return [t for t in tags if not is_kuryr_tag(t)]
 
 
+def without_network_tags(tags: Iterable[str], docker_id: str) -> list[str]:
+    """An adopted network's tags once Docker network ``docker_id`` lets it go: its id and
+    existing-network tags go; tags of other Docker networks adopting it stay, and so does
+    the internal mark while any of them is left."""
+    gone = {*id_tags(docker_id), existing_net_tag(docker_id)}
+    kept = [t for t in tags if t not in gone]
+    if not any(t.partition(":")[0] == TAG_ID_LOW for t in kept):
+        kept = [t for t in kept if t != TAG_INTERNAL_NET]
+    return kept
+
+
 def existing_net_tag(network_id: str) -> str:
     return f"{TAG_EXISTING_NET}:{network_id[:12]}"
 

@@ -15,7 +15,7 @@ from kuryr import deadline, naming
 from kuryr import protocol as p
 from kuryr.errors import Conflict, InvalidRequest, KuryrError, NotFound
 from kuryr.ipam import OPT_SUBNET_NAME, OPT_SUBNET_UUID, Ipam, PoolChoice
-from kuryr.model import IPNetwork, Network, Subnet, allocation_pools
+from kuryr.model import IPNetwork, Network, Subnet, allocation_pools, fixed_ips
 from kuryr.neutron import Neutron, NeutronError, Resource
 from kuryr.state import State
 
@@ -78,17 +78,20 @@ class Networks:
     async def create(self, req: p.CreateNetworkRequest) -> Network:
         existing = await self.find(req.network_id)
         if existing is not None:
-            await self._ensure_subnets(existing, req, undo=[])
+            await self._ensure_subnets(existing, req, [], list(existing.subnets))
             self._remember(existing)
             return existing
         options = req.generic_options
         undo: list[Undo] = []
         try:
+            candidates: list[Subnet] = []
             if options.get(OPT_NET_UUID) or options.get(OPT_NET_NAME):
                 network = await self._adopt(req, options, undo)
+                raw = await self._neutron.query("subnets", {"network_id": network.neutron_id})
+                candidates = [Subnet.from_neutron(s) for s in raw]
             else:
                 network = await self._create(req, options, undo)
-            await self._ensure_subnets(network, req, undo)
+            await self._ensure_subnets(network, req, undo, candidates)
         except BaseException:
             await _run_undo(undo)
             raise
@@ -125,9 +128,12 @@ class Networks:
         else:
             found = await self._one("networks", options[OPT_NET_NAME])
         other = naming.id_from_tags(found.get("tags", []))
-        if other is not None and other != req.network_id:
+        if other is not None and not naming.is_adopted_network(found.get("tags", [])):
+            # Kuryr made it for that Docker network and deletes it with that network. Networks
+            # made outside Kuryr may back several Docker networks (one per host, each with its
+            # own --ip-range slice), as kuryr-libnetwork allows.
             raise Conflict(
-                f"Neutron network {found['id']} already backs Docker network {other[:12]}"
+                f"Neutron network {found['id']} was made by Kuryr for Docker network {other[:12]}"
             )
         original = list(found.get("tags", []))
         tags = [*original, *naming.id_tags(req.network_id), naming.existing_net_tag(req.network_id)]
@@ -135,14 +141,21 @@ class Networks:
             tags.append(naming.TAG_INTERNAL_NET)
         found["tags"] = await self._neutron.set_tags("networks", found["id"], tags)
         undo.append(lambda: self._neutron.set_tags("networks", found["id"], original))
-        subnets = await self._neutron.query("subnets", {"network_id": found["id"]})
-        return _network(req.network_id, found, [Subnet.from_neutron(s) for s in subnets])
+        # Its subnets are only those that serve this Docker network's pools (_ensure_subnets):
+        # other subnets may be another Docker network's slice or the owner's own.
+        return _network(req.network_id, found, [])
 
     async def _ensure_subnets(
-        self, network: Network, req: p.CreateNetworkRequest, undo: list[Undo]
+        self,
+        network: Network,
+        req: p.CreateNetworkRequest,
+        undo: list[Undo],
+        candidates: list[Subnet],
     ) -> None:
-        """One Neutron subnet per Docker pool: adopted by option, reused, or created (in one
-        bulk call), tagged nowhere: a subnet is found by its network and CIDR."""
+        """One Neutron subnet per Docker pool: adopted by option, an existing one of the same
+        CIDR among ``candidates`` (the Neutron network's subnets), or created (in one bulk
+        call). A subnet is found by its network and CIDR; an existing one a pool adopts also
+        carries the pool's id as a tag, as kuryr-libnetwork tags it."""
         options = req.generic_options
         wanted: list[tuple[dict[str, Any], PoolChoice | None]] = []
         for data in [*req.ipv4_data, *req.ipv6_data]:
@@ -151,10 +164,13 @@ class Networks:
                 continue  # the null IPAM driver: no addresses, no subnet
             choice = self._ipam.choice_for(cidr)
             present = await self._adopt_subnet(network, cidr, options) or next(
-                (s for s in network.subnets if s.cidr == cidr), None
+                (s for s in candidates if s.cidr == cidr), None
             )
             if present is not None:
+                if all(s.id != present.id for s in network.subnets):
+                    network.subnets.append(present)
                 if choice is not None:
+                    await self._ipam.mark_adopted(choice, present)
                     self._ipam.subnet_created(choice, present)
                 continue
             choice = choice or await self._recover_choice(data, cidr)
@@ -199,10 +215,9 @@ class Networks:
         aux = {str(ipaddress.ip_interface(a).ip) for a in data.aux_addresses.values()}
         if choice is not None:
             aux |= choice.aux
-        sub_pool = choice.sub_pool if choice is not None else None
-        if aux or sub_pool is not None:
+        if aux:
             excluded = aux | ({gateway} if gateway else set())
-            attrs["allocation_pools"] = allocation_pools(cidr, sub_pool, excluded)
+            attrs["allocation_pools"] = allocation_pools(cidr, excluded)
         return attrs
 
     async def _adopt_subnet(
@@ -247,9 +262,10 @@ class Networks:
             "ports",
             {
                 "network_id": network.neutron_id,
-                "fields": ["id", "device_owner", "device_id", "binding:host_id"],
+                "fields": ["id", "device_owner", "device_id", "binding:host_id", "fixed_ips"],
             },
         )
+        ports = [pt for pt in ports if _serves(pt, network)]
         in_use = [pt for pt in ports if self._blocks_delete(pt, network)]
         if in_use:
             ids = ", ".join(pt["id"] for pt in in_use[:5])
@@ -286,7 +302,8 @@ class Networks:
         return True
 
     async def _release_adopted(self, network: Network) -> None:
-        """Leave an adopted network as found: Kuryr's subnets and tags go, the rest stays."""
+        """Leave an adopted network as found: the subnets Kuryr made for this Docker network
+        and its tags go; the rest (other Docker networks' slices and tags included) stays."""
         for subnet in network.subnets:
             if not subnet.name.startswith(naming.SUBNET_NAME_PREFIX):
                 continue
@@ -296,9 +313,21 @@ class Networks:
                 if not exc.conflict:
                     raise
                 LOG.warning("subnet %s of adopted network is in use, kept", subnet.id)
+        # Fresh tags: other Docker networks may have adopted the network since.
+        fresh = await self._neutron.show("networks", network.neutron_id)
+        tags = network.tags if fresh is None else list(fresh.get("tags") or [])
         await self._neutron.set_tags(
-            "networks", network.neutron_id, naming.without_kuryr_tags(network.tags)
+            "networks", network.neutron_id, naming.without_network_tags(tags, network.docker_id)
         )
+
+
+def _serves(port: Resource, network: Network) -> bool:
+    """The port is this Docker network's to judge: any port of a network Kuryr made, only
+    ports on its own subnets on an adopted one (which may hold other Docker networks')."""
+    if not network.adopted:
+        return True
+    own = {s.id for s in network.subnets}
+    return any(subnet_id in own for subnet_id, _ in fixed_ips(port))
 
 
 def _network(docker_id: str, raw: Resource, subnets: list[Subnet]) -> Network:
