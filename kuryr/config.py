@@ -12,7 +12,8 @@ under dockerd's 30 s plugin timeout; default 20).
 ``[neutron]``  standard keystoneauth options. ``auth_type = none`` with ``endpoint`` talks to
 a noauth Neutron; ``cloud`` names a clouds.yaml entry; with neither, ``OS_*`` variables are
 used. Also kuryr-libnetwork's ``default_subnetpool_v4`` / ``default_subnetpool_v6``,
-``vif_plugging_timeout``, ``enable_dhcp``, ``timeout``, ``retries``.
+``vif_plugging_timeout``, ``enable_dhcp``, ``timeout``, ``retries``; and ``port_active_timeout``
+(seconds after Join by which Neutron must report a container's port ACTIVE; default 30).
 
 ``[binding]``  ``host`` (the chassis name used as ``binding:host_id``; default: OVSDB
 ``external_ids:hostname``), ``ovsdb_connection``, ``integration_bridge``,
@@ -56,6 +57,9 @@ class NeutronConfig:
     timeout: float = 10.0
     retries: int = 2
     vif_plugging_timeout: float = 10.0
+    # Seconds after Join by which Neutron must report a container's port ACTIVE
+    # (kuryr.port_status): later, the daemon logs the port and the reason and repairs it.
+    port_active_timeout: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -111,7 +115,14 @@ _NEUTRON_KEYS = {
     "timeout",
     "retries",
     "vif_plugging_timeout",
+    "port_active_timeout",
 }
+
+
+def _positive(name: str, value: float) -> float:
+    if value <= 0:
+        raise ValueError(f"{name} must be positive, not {value:g}")
+    return value
 
 
 def load(path: Path | None = None) -> Config:
@@ -173,6 +184,10 @@ def parse(parser: configparser.ConfigParser) -> Config:
             timeout=neutron.getfloat("timeout", nd.timeout),
             retries=neutron.getint("retries", nd.retries),
             vif_plugging_timeout=neutron.getfloat("vif_plugging_timeout", nd.vif_plugging_timeout),
+            port_active_timeout=_positive(
+                "[neutron] port_active_timeout",
+                neutron.getfloat("port_active_timeout", nd.port_active_timeout),
+            ),
         ),
         binding=BindingConfig(
             host=binding.get("host", ""),

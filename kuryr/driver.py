@@ -9,9 +9,10 @@ import time
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 
-from kuryr import deadline, healing, metrics, pools_admin, port, status
+from kuryr import deadline, healing, metrics, pools_admin, port, port_status, status
 from kuryr import protocol as p
 from kuryr.api import IpamDriver, NetworkDriver
+from kuryr.binding.base import Vif
 from kuryr.config import BOOKKEEPING_IMMEDIATE, Config
 from kuryr.endpoints import Endpoints
 from kuryr.errors import BackendError
@@ -38,6 +39,7 @@ class KuryrNetworkDriver(NetworkDriver):
         pools: Pools,
         state: State | None = None,
         quiet: Quiet | None = None,
+        watch: port_status.PortStatus | None = None,
     ) -> None:
         self.networks = networks
         self.endpoints = endpoints
@@ -48,6 +50,8 @@ class KuryrNetworkDriver(NetworkDriver):
         self.removals = Removals(state or State.in_memory(), self._delete_network)
         # The daemon's reconciliation passes (kuryr.healing), once build has made them.
         self.healer: healing.Healer | None = None
+        # Neutron status of the ports of joined containers (kuryr.port_status).
+        self._watch = watch
 
     async def create_network(self, req: p.CreateNetworkRequest) -> None:
         network = await self.networks.create(req)
@@ -91,13 +95,18 @@ class KuryrNetworkDriver(NetworkDriver):
 
     async def delete_endpoint(self, req: p.EndpointRequest) -> None:
         self._quiet.touch()
-        await self.endpoints.delete(req, self.security_groups.revoke)
+        gone = await self.endpoints.delete(req, self.security_groups.revoke)
+        if gone is not None and self._watch is not None:
+            self._watch.left(gone.port_id)
         metrics.endpoint_deleted(req.endpoint_id)
 
     async def join(self, req: p.JoinRequest) -> p.JoinResponse:
         self._quiet.touch()
         answer = await self.endpoints.join(req)
         metrics.joined(req.endpoint_id)
+        if self._watch is not None:
+            endpoint = await self.endpoints.get(req.endpoint_id, req.network_id)
+            self._watch.joined(endpoint.port_id)
         return answer
 
     async def leave(self, req: p.EndpointRequest) -> None:
@@ -162,12 +171,22 @@ async def build(
             immediate=config.pool.bookkeeping == BOOKKEEPING_IMMEDIATE,
         )
         groups = SecurityGroups(neutron)
-        driver = KuryrNetworkDriver(networks, endpoints, groups, pools, state, quiet)
+        watch = port_status.PortStatus(
+            neutron,
+            state,
+            binders,
+            functools.partial(_vif_of, state),
+            config.neutron.port_active_timeout,
+            config.neutron.vif_plugging_timeout,
+        )
+        driver = KuryrNetworkDriver(networks, endpoints, groups, pools, state, quiet, watch)
         await pools.load()
         journal.start()
         # Stopped before the journal and pools it uses; what is unfinished stays recorded.
         undo.push_async_callback(driver.removals.stop)
         driver.removals.resume()
+        undo.push_async_callback(watch.stop)
+        watch.start()
         # Reconciliation runs beside serving, its first pass a few seconds after the start:
         # dockerd may be waiting for this daemon. Stopped first, before what it releases with.
         local = healing.DaemonSide(state, ipam, pools, endpoints, groups)
@@ -179,7 +198,9 @@ async def build(
                 pools_admin.socket_path(config.state_dir),
                 pools,
                 functools.partial(status.snapshot, state, pools),
-                functools.partial(port.describe, state, port.status_not_tracked),
+                functools.partial(
+                    port.describe, state, functools.partial(port_status.describe, state)
+                ),
             )
         )
         owned = undo.pop_all()
@@ -196,6 +217,15 @@ def _allocator(neutron: Neutron, host: str, pools: Pools) -> PortAllocator:
 
 def _mtu_of(state: State, neutron_id: str) -> int | None:
     return next((n.mtu for n in state.networks() if n.neutron_id == neutron_id), None)
+
+
+def _vif_of(state: State, port_id: str) -> Vif | None:
+    """The VIF of the endpoint holding ``port_id``, from the local state."""
+    for endpoint_id, (network_id, held) in state.endpoints().items():
+        if str(held["id"]) == port_id:
+            network = state.network(network_id)
+            return Vif.for_port(held, endpoint_id, network.mtu if network else 1500)
+    return None
 
 
 def _known_subnets(ipam: Ipam, state: State) -> None:

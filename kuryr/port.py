@@ -37,11 +37,6 @@ BOOKKEEPING_WRITES = 2
 PortStatus = Callable[[str], str | None]
 
 
-def status_not_tracked(_port_id: str) -> str | None:
-    """The daemon keeps no port status yet: every port shows ``unknown``."""
-    return None
-
-
 def bookkeeping_bound(config: Config) -> float:
     """Seconds after CreateEndpoint answers by which the port's device_id, name and tags are
     in Neutron: 0 with ``immediate`` bookkeeping; with ``deferred``, the journal's delay, then

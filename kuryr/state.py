@@ -30,7 +30,7 @@ from typing import Any
 from kuryr.model import Network, Subnet
 from kuryr.neutron import Resource
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DB_NAME = "kuryr.db"
 
 FREE = "free"
@@ -65,6 +65,10 @@ CREATE TABLE IF NOT EXISTS removals (docker_id TEXT PRIMARY KEY, at REAL NOT NUL
 CREATE TABLE IF NOT EXISTS release_markers (
     subnet_id TEXT NOT NULL, ip TEXT NOT NULL, at REAL NOT NULL, PRIMARY KEY (subnet_id, ip));
 """,
+    3: """
+CREATE TABLE IF NOT EXISTS port_status (
+    port_id TEXT PRIMARY KEY, status TEXT NOT NULL, reason TEXT NOT NULL, at REAL NOT NULL);
+""",
 }
 
 
@@ -98,6 +102,13 @@ class JournalEntry:
     seq: int
     at: float
     desired: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PortStatusRow:
+    status: str  # Neutron's (ACTIVE, DOWN, ...), or kuryr.port_status.GONE
+    reason: str  # why it is not ACTIVE, when the daemon knows
+    at: float  # wall clock of the check
 
 
 class State:
@@ -268,6 +279,23 @@ class State:
 
     def forget_view(self, port_id: str) -> None:
         self._db.execute("DELETE FROM views WHERE port_id = ?", (port_id,))
+
+    # --- port status ------------------------------------------------------------------------------
+
+    def save_port_status(self, port_id: str, status: str, reason: str = "") -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO port_status VALUES (?, ?, ?, ?)",
+            (port_id, status, reason, time.time()),
+        )
+
+    def port_status(self, port_id: str) -> PortStatusRow | None:
+        row = self._db.execute(
+            "SELECT status, reason, at FROM port_status WHERE port_id = ?", (port_id,)
+        ).fetchone()
+        return PortStatusRow(str(row[0]), str(row[1]), float(row[2])) if row else None
+
+    def forget_port_status(self, port_id: str) -> None:
+        self._db.execute("DELETE FROM port_status WHERE port_id = ?", (port_id,))
 
     # --- network removals ----------------------------------------------------------------------
 

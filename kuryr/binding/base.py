@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from kuryr.errors import BackendError
+
 if TYPE_CHECKING:
     from kuryr.netlink import Netlink
 
@@ -111,6 +113,16 @@ class Binder(ABC):
     @abstractmethod
     async def plugged(self) -> dict[str, str]:
         """Neutron port id -> host interface name for every VIF this host has plugged."""
+
+    async def diagnose(self, vif: Vif) -> str | None:
+        """Why the backend may not report the port of a running container up, as far as this
+        host can tell; None when nothing here looks wrong (or this binder cannot tell)."""
+        return None
+
+    async def rewire(self, vif: Vif, ready_timeout: float) -> None:
+        """Attach the host end of a running container's VIF to the backend again, so the
+        backend reports the port down and up afresh (the container end stays in place)."""
+        raise BackendError(f"{type(self).__name__} cannot re-attach VIF {vif.host_ifname}")
 
     @abstractmethod
     async def close(self) -> None:

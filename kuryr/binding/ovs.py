@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from kuryr import deadline
@@ -22,6 +23,8 @@ LOG = logging.getLogger(__name__)
 
 OWNER_KEY = "kuryr-endpoint"
 OVN_INSTALLED = "ovn-installed"
+# A re-attachment waits this long for ovn-controller to release the port (it takes ~10 ms).
+_RELEASE_WAIT = 5.0
 
 
 def interface_external_ids(vif: Vif) -> dict[str, str]:
@@ -115,6 +118,72 @@ class OvsBinder(Binder):
         if ids.get("attached-mac", "").lower() != vif.mac_address.lower():
             return False
         return await veth_intact(self._netlink, vif)
+
+    async def diagnose(self, vif: Vif) -> str | None:
+        name = vif.host_ifname
+        state = await self._ovsdb.interface(name)
+        if state is None:
+            return f"interface {name} is not on OVS (something removed it)"
+        if state.error:
+            return f"OVS cannot open interface {name}: {state.error}"
+        if state.external_ids.get("iface-id") != vif.port_id:
+            other = state.external_ids.get("iface-id", "")
+            return f"interface {name} names another port (iface-id {other!r})"
+        if state.external_ids.get(OVN_INSTALLED) != "true":
+            return (
+                f"ovn-controller has not wired interface {name} (no {OVN_INSTALLED}): "
+                "is it running, and is the port's binding:host_id this chassis?"
+            )
+        return None
+
+    async def rewire(self, vif: Vif, ready_timeout: float) -> None:
+        """Without the iface-id ovn-controller releases the port (and drops ``ovn-installed``);
+        given back, it claims the port again: OVN reports it down, then up. The host end stays
+        on the bridge and the container end in its container throughout."""
+        name = vif.host_ifname
+        if await self._ovsdb.interface(name) is None:
+            bridge = self._bridge_for(vif)
+            await self._ovsdb.transact(
+                lambda api: [
+                    api.add_port(
+                        bridge, name, may_exist=True, external_ids=interface_external_ids(vif)
+                    )
+                ]
+            )
+        else:
+            await self._set_iface_id(name, None, lambda s: OVN_INSTALLED not in s.external_ids)
+        state = await self._set_iface_id(name, vif.port_id, is_settled, ready_timeout)
+        if state is None or state.error or state.external_ids.get(OVN_INSTALLED) != "true":
+            raise BackendError(
+                f"port {vif.port_id}: ovn-controller did not wire interface {name} again "
+                f"within {ready_timeout:g}s"
+            )
+
+    async def _set_iface_id(
+        self,
+        name: str,
+        port_id: str | None,
+        wanted: Callable[[InterfaceState], bool],
+        timeout: float = _RELEASE_WAIT,
+    ) -> InterfaceState | None:
+        """Set (or, with None, remove) the interface's iface-id; the interface's state once
+        ``wanted`` holds, None when it did not within ``timeout``."""
+        watch = self._ovsdb.watch_interface(name, wanted)
+        try:
+
+            def commands(api: OvsApi) -> list[Any]:
+                if port_id is None:
+                    return [api.db_remove("Interface", name, "external_ids", "iface-id")]
+                return [api.db_set("Interface", name, ("external_ids", {"iface-id": port_id}))]
+
+            await self._ovsdb.transact(commands)
+            watch.offer(await self._ovsdb.interface(name))
+            try:
+                return await asyncio.wait_for(watch.future, timeout)
+            except TimeoutError:
+                return None
+        finally:
+            watch.cancel()
 
     async def unplug(self, vif: Vif) -> None:
         name = vif.host_ifname

@@ -1,0 +1,248 @@
+"""The Neutron status of this host's container ports: ACTIVE within a bound, and kept so.
+
+Join answers once OVN has wired the VIF (``ovn-installed``); Neutron marks the port ACTIVE
+later, when its own handler of OVN's events gets to the Logical_Switch_Port going up. That
+handler is one thread per neutron-server worker and spends ~1-3 s on each port status change,
+so under load it lags: statuses can trail OVN by a minute.
+
+The daemon checks, off the start path, with one Neutron GET for many ports at a time: a port
+that joined is polled every :data:`POLL` seconds until Neutron says ACTIVE, and the ports of
+every endpoint the local state holds are checked every :data:`SWEEP` seconds (a port that went
+DOWN while its container runs is then polled again). A port not ACTIVE ``bound`` seconds after
+its container joined (or after it was seen DOWN) is logged with the reason the host can see,
+and repaired where that can help: a VIF the backend has not wired is re-attached at once; a
+VIF the backend has wired while Neutron still says DOWN is re-attached after one more
+``bound``, since every re-attachment costs Neutron two more status changes to handle. Each
+port gets at most :data:`REPAIRS` repairs per container. The last status seen (and why it is
+not ACTIVE) is kept in the local state for ``kuryr port``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from kuryr.binding.base import Binder, Vif
+from kuryr.errors import KuryrError
+from kuryr.journal import background
+from kuryr.neutron import Neutron, NeutronError
+from kuryr.state import State
+
+LOG = logging.getLogger(__name__)
+
+ACTIVE = "ACTIVE"
+# Status of a port Neutron no longer has.
+GONE = "GONE"
+# Seconds between checks of ports that joined and are not ACTIVE yet.
+POLL = 1.0
+# Seconds between checks of every endpoint's port.
+SWEEP = 30.0
+# Re-attachments per port and container.
+REPAIRS = 2
+# Port ids per Neutron GET (the URL stays well under common limits).
+_CHUNK = 50
+
+
+class Binders(Protocol):
+    """What the watcher needs of kuryr.binding.registry.Binders."""
+
+    def for_vif_type(self, vif_type: str) -> Binder: ...
+
+
+@dataclass
+class _Watched:
+    since: float  # monotonic: joined, or first seen not ACTIVE
+    repairs: int = 0
+    warned: bool = False
+
+
+def describe(state: State, port_id: str) -> str | None:
+    """The status ``kuryr port`` shows: Neutron's as last seen, with the reason when not
+    ACTIVE; None when the daemon has not checked the port yet."""
+    row = state.port_status(port_id)
+    if row is None:
+        return None
+    return row.status if row.status == ACTIVE or not row.reason else f"{row.status}: {row.reason}"
+
+
+class PortStatus:
+    def __init__(
+        self,
+        neutron: Neutron,
+        state: State,
+        binders: Binders,
+        vif_of: Callable[[str], Vif | None],
+        bound: float,
+        plug_timeout: float,
+    ) -> None:
+        """``vif_of(port_id)``: the VIF of an endpoint's port, from the local state (None
+        once the endpoint is gone); ``bound``: seconds a port may take to go ACTIVE;
+        ``plug_timeout``: how long a repair waits for the backend."""
+        self._neutron = neutron
+        self._state = state
+        self._binders = binders
+        self._vif_of = vif_of
+        self.bound = bound
+        self._plug_timeout = plug_timeout
+        self._watched: dict[str, _Watched] = {}
+        self._given_up: set[str] = set()  # repairs spent: checked by the sweep only
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._next_sweep = 0.0
+
+    # --- what the endpoints tell -----------------------------------------------------------
+
+    def joined(self, port_id: str) -> None:
+        """The port's container joined: poll its status until ACTIVE."""
+        self._watched[port_id] = _Watched(time.monotonic())
+        self._wake.set()
+
+    def left(self, port_id: str) -> None:
+        """The endpoint is gone: its port's status is no longer the container's."""
+        self._watched.pop(port_id, None)
+        self._given_up.discard(port_id)
+        self._state.forget_port_status(port_id)
+
+    # --- the loop ------------------------------------------------------------------------------
+
+    def start(self, first_sweep: float = 5.0) -> None:
+        if self._task is None:
+            self._next_sweep = time.monotonic() + first_sweep
+            self._task = background(self._run(), "kuryr-port-status")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.check()
+            except (KuryrError, NeutronError) as exc:
+                LOG.warning("port status check failed, will retry: %s", exc)
+            except Exception:
+                LOG.exception("port status check failed, will retry")
+            self._wake.clear()
+            wait = POLL if self._watched else max(self._next_sweep - time.monotonic(), POLL)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), wait)
+            if self._watched:
+                # Joined ports are checked together, not one GET per start of a burst.
+                await asyncio.sleep(POLL)
+
+    async def check(self) -> None:
+        """One round: the ports being watched, and every endpoint's port when a sweep is due."""
+        now = time.monotonic()
+        endpoint_ports = self._endpoint_ports()
+        for port_id in [p for p in self._watched if p not in endpoint_ports]:
+            del self._watched[port_id]
+        self._given_up &= endpoint_ports
+        ids = set(self._watched)
+        if now >= self._next_sweep:
+            ids |= endpoint_ports
+            self._next_sweep = now + SWEEP
+        if not ids:
+            return
+        statuses = await self._statuses(sorted(ids))
+        for port_id in sorted(ids):
+            await self._judge(port_id, statuses.get(port_id, GONE), now)
+
+    def _endpoint_ports(self) -> set[str]:
+        return {str(port["id"]) for _, port in self._state.endpoints().values()}
+
+    async def _statuses(self, port_ids: list[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for start in range(0, len(port_ids), _CHUNK):
+            chunk = port_ids[start : start + _CHUNK]
+            ports = await self._neutron.query("ports", {"id": chunk, "fields": ["id", "status"]})
+            found.update({str(p["id"]): str(p.get("status") or "") for p in ports})
+        return found
+
+    async def _judge(self, port_id: str, status: str, now: float) -> None:
+        watched = self._watched.get(port_id)
+        if status == ACTIVE:
+            if watched is not None and watched.warned:
+                LOG.info("port %s is ACTIVE again", port_id)
+            self._watched.pop(port_id, None)
+            self._given_up.discard(port_id)
+            self._state.save_port_status(port_id, ACTIVE)
+            return
+        if port_id in self._given_up:
+            self._save_keeping_reason(port_id, status)
+            return
+        if watched is None:
+            LOG.warning("port %s is %s while its container runs", port_id, status)
+            watched = self._watched[port_id] = _Watched(now)
+        if status == GONE:
+            LOG.warning("port %s of a running container is gone from Neutron", port_id)
+            self._watched.pop(port_id, None)
+            self._state.save_port_status(port_id, GONE, "deleted from Neutron")
+            return
+        late = now - watched.since
+        if late < self.bound:
+            self._save_keeping_reason(port_id, status)
+            return
+        await self._overdue(port_id, status, watched, late)
+
+    def _save_keeping_reason(self, port_id: str, status: str) -> None:
+        row = self._state.port_status(port_id)
+        reason = row.reason if row is not None and row.status == status else ""
+        self._state.save_port_status(port_id, status, reason)
+
+    async def _overdue(self, port_id: str, status: str, watched: _Watched, late: float) -> None:
+        vif = self._vif_of(port_id)
+        if vif is None:
+            self._watched.pop(port_id, None)
+            return
+        binder = self._binders.for_vif_type(vif.vif_type)
+        problem = await binder.diagnose(vif)
+        reason = problem or (
+            f"the backend has wired {vif.host_ifname} but Neutron has not marked the port "
+            "ACTIVE: it has not handled OVN's port-up event yet (its OVN event handling lags "
+            "or lost it)"
+        )
+        self._state.save_port_status(port_id, status, reason)
+        if not watched.warned:
+            LOG.warning(
+                "port %s is %s %.0fs after its container joined (bound %gs): %s",
+                port_id,
+                status,
+                late,
+                self.bound,
+                reason,
+            )
+            watched.warned = True
+        # A wired VIF gets Neutron one more bound before a repair adds to its backlog.
+        if problem is None and late < 2 * self.bound:
+            return
+        if watched.repairs >= REPAIRS:
+            LOG.error(
+                "port %s is still %s after %d repairs, left as it is: %s",
+                port_id,
+                status,
+                REPAIRS,
+                reason,
+            )
+            del self._watched[port_id]
+            self._given_up.add(port_id)
+            return
+        watched.repairs += 1
+        LOG.warning(
+            "port %s: re-attaching %s to the backend (repair %d of %d)",
+            port_id,
+            vif.host_ifname,
+            watched.repairs,
+            REPAIRS,
+        )
+        try:
+            await binder.rewire(vif, self._plug_timeout)
+        except KuryrError as exc:
+            LOG.error("port %s: repair failed: %s", port_id, exc)
+        watched.since = time.monotonic()
