@@ -55,6 +55,9 @@ LOG = logging.getLogger(__name__)
 # (Leave/DeleteEndpoint of containers it stopped) goes first.
 START_DELAY = 5.0
 
+# An action's key (kind, id, what it was judged on) -> when a pass first found it.
+Seen = dict[tuple[str, str, str], float]
+
 
 class DaemonSide:
     """:class:`kuryr.reconcile.Local` of the serving daemon."""
@@ -152,7 +155,7 @@ class Healer:
         self._start_delay = start_delay
         self._interval = config.reconcile.interval
         self._grace = config.reconcile.grace
-        self._seen: dict[tuple[str, str, str], float] = {}  # action key -> first found
+        self._seen: Seen = {}  # action key -> when first found
         self._task: asyncio.Task[None] | None = None
         self._never = asyncio.Event()  # a pass is never urgent: it always waits for a pause
 
@@ -193,7 +196,7 @@ class Healer:
         """Plan, note, and reclaim what is confirmed; returns the failures."""
         await self._quiet.calm(self._never)
         plan = await reconciler.plan()
-        due = self._confirmed(plan, time.monotonic())
+        self._seen, due = confirm(self._seen, plan, time.monotonic(), self._grace)
         errors: list[str] = []
         for action in due:
             await self._quiet.calm(self._never)
@@ -209,10 +212,11 @@ class Healer:
             )
         return errors
 
-    def _confirmed(self, plan: Plan, now: float) -> list[Action]:
-        """Note this pass's findings; the actions found orphaned for ``grace`` seconds by
-        every pass since the first that found them. What this pass did not find is forgotten:
-        found again later, it starts over."""
-        seen = {action.key: self._seen.get(action.key, now) for action in plan.actions}
-        self._seen = seen
-        return [a for a in plan.actions if now - seen[a.key] >= self._grace]
+
+def confirm(seen: Seen, plan: Plan, now: float, grace: float) -> tuple[Seen, list[Action]]:
+    """Note a pass's findings: when each action was first found, given ``seen`` from the pass
+    before; and the actions found orphaned for ``grace`` seconds by every pass since the first
+    that found them. What this pass did not find is forgotten: found again later, it starts
+    over."""
+    noted = {action.key: seen.get(action.key, now) for action in plan.actions}
+    return noted, [a for a in plan.actions if now - noted[a.key] >= grace]
