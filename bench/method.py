@@ -50,6 +50,13 @@ def text(p: Parameters) -> str:
   that no pool port can serve it, and its `stop_pool_miss`. *sync*: the request reached
   Neutron while the docker command was running; *async*: after it returned, until the
   daemon had made no request for {p.quiet_gap_s:g} s (at most {p.quiet_max_s:g} s).
+- Bookkeeping lag: on a Kuryr network (Kuryr IPAM), the daemon restarted with `[pool]
+  bookkeeping` set to each mode in turn (the rest of its config unchanged), then, from an
+  idle machine, {p.lag_single} `docker run -d ... sleep` one at a time (each after the
+  previous one's port showed) and {p.lag_burst} at once. A thread lists the network's
+  ports in Neutron every {p.lag_poll_s * 1000:g} ms; a container's lag is when its endpoint
+  id first showed as a port's device_id minus when its `docker run` returned (late by at
+  most one listing).
 - Peak RSS: VmHWM of each daemon process after the scale phase (for Kuryr, since its last
   start, which the shared stack may have made more recent than the run's start).
 - kuryr-libnetwork 18.0.0 runs from PyPI in its own venv with `[neutron] auth_type = none`,

@@ -93,14 +93,22 @@ class OurDaemon:
 
     def restart_through(self, launch: Launch, endpoint: str, config_copy: Path) -> int:
         """Restart with ``[neutron] endpoint = endpoint``; returns the new PID."""
+        return self.restart_with(launch, {("neutron", "endpoint"): endpoint}, config_copy)
+
+    def restart_with(
+        self, launch: Launch, settings: dict[tuple[str, str], str], config_copy: Path
+    ) -> int:
+        """Restart with a copy of its config where each (section, key) of ``settings`` has
+        its value; returns the new PID."""
         original = launch.config_file()
         if original is None:
             raise RuntimeError(f"kuryr serve runs without --config-file: {launch.argv}")
         parser = configparser.ConfigParser(interpolation=None)
         parser.read(original)
-        if not parser.has_section("neutron"):
-            parser.add_section("neutron")
-        parser.set("neutron", "endpoint", endpoint)
+        for (section, key), value in settings.items():
+            if not parser.has_section(section):
+                parser.add_section(section)
+            parser.set(section, key, value)
         with open(config_copy, "w") as out:
             parser.write(out)
         return self._respawn(launch.with_config(config_copy))

@@ -19,6 +19,8 @@ IDLE_LIMIT_S = 120.0
 QUIET_GAP_S = 2.0
 QUIET_MAX_S = 15.0
 PROXY_PORTS = {"kuryrlib": 19696, "kuryr": 19697}
+# How often the bookkeeping lag phase lists a network's ports in Neutron.
+LAG_POLL_S = 0.02
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,9 @@ class Parameters:
     fill_width: int = 8
     fill_budget_s: float = 120.0
     count_reps: int = 10
+    lag_single: int = 20
+    lag_burst: int = 20
+    lag_poll_s: float = LAG_POLL_S
     idle_fraction: float = IDLE_FRACTION
     idle_window_s: float = IDLE_WINDOW_S
     idle_limit_s: float = IDLE_LIMIT_S
@@ -99,6 +104,12 @@ def parse_args(argv: Sequence[str] | None, doc: str | None = None) -> argparse.N
         default=d.count_reps,
         help="repetitions of each operation whose Neutron calls are counted",
     )
+    parser.add_argument(
+        "--lag-single", type=int, default=d.lag_single, help="bookkeeping lag: one at a time"
+    )
+    parser.add_argument(
+        "--lag-burst", type=int, default=d.lag_burst, help="bookkeeping lag: started at once"
+    )
     parser.add_argument("--only", default="", help="driver keys to run, comma-separated")
     parser.add_argument("--docs", type=Path, default=REPO / "docs")
     parser.add_argument("--results", type=Path, default=REPO / "bench" / "results")
@@ -117,4 +128,6 @@ def of(args: argparse.Namespace) -> Parameters:
         fill_width=args.fill_width,
         fill_budget_s=args.fill_budget,
         count_reps=args.count_reps,
+        lag_single=args.lag_single,
+        lag_burst=args.lag_burst,
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from bench import calls_report, config_report, method, scale_report
+from bench import calls_report, config_report, lag_report, method, scale_report
 from bench.markdown import errors, median_of, seconds, table, times, title
 from bench.stats import ratio
 
@@ -174,6 +174,7 @@ SECTIONS: list[Section] = [
     _parallel_section,
     scale_report.section,
     calls_report.section,
+    lag_report.section,
     _rss_section,
     method.section,
     _reproduce_section,

@@ -10,8 +10,19 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bench import counting, dockercli, kuryrlib, machine, neutron, params, procs, report, scenarios
-from bench.drivers import ALL, Driver
+from bench import (
+    counting,
+    dockercli,
+    kuryrlib,
+    lag,
+    machine,
+    neutron,
+    params,
+    procs,
+    report,
+    scenarios,
+)
+from bench.drivers import ALL, KURYR, Driver
 from bench.ourdaemon import Launch, OurDaemon
 from kuryr.stack.layout import Layout
 
@@ -237,6 +248,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             watch,
             lambda: _count_calls(counted_drivers, reference, ours, args.count_reps, reference.root),
         )
+        if KURYR in usable:
+            results["bookkeeping_lag"] = _phase(
+                "bookkeeping lag",
+                phases,
+                watch,
+                lambda: lag.measure(KURYR, ours, args.lag_single, args.lag_burst, reference.root),
+            )
     except Disturbed as exc:
         print(f"bench: {exc}: no report written; run again on a quiet stack", flush=True)
         _save(results, args.results)

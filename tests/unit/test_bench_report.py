@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from bench import calls_report, config_report, method, scale_report
+from bench import calls_report, config_report, lag_report, method, scale_report
+from bench.lag import lag_of
 from bench.params import DEFAULTS, Parameters, of, parse_args
 
 
@@ -151,3 +152,26 @@ def test_scale_sizes_must_be_positive_and_increasing(sizes: str) -> None:
     with pytest.raises(SystemExit):
         parse_args(["--scale", sizes])
     assert isinstance(parse_args([]), argparse.Namespace)
+
+
+def test_lag_is_from_return_to_first_sight_and_unseen_ports_are_missing() -> None:
+    returned = {"ep1": 100.0, "ep2": 100.5, "ep3": 101.0}
+    seen = {"ep1": 101.25, "ep2": 100.75, "other": 99.0}
+    result = lag_of(returned, seen, errors=1)
+    assert result["samples"] == [pytest.approx(1.25), pytest.approx(0.25)]
+    assert result["missing"] == 1 and result["errors"] == 1
+    assert result["summary"]["p99"] == pytest.approx(1.24)
+    assert lag_of({}, seen, errors=0)["summary"] is None
+
+
+def test_lag_section_has_a_row_per_mode_and_case() -> None:
+    case = lag_of({"a": 0.0, "b": 0.0}, {"a": 1.0, "b": 2.0}, errors=0)
+    measured = {
+        "deferred": {"single": case, "burst": case},
+        "immediate": {"error": "the Kuryr daemon was restarted by someone else"},
+    }
+    lines = lag_report.section({"bookkeeping_lag": measured})
+    assert "| deferred | one at a time | 2 | 1.500 | 1.990 | 2.000 | 0 | 0 |" in lines
+    assert "| deferred | all at once | 2 | 1.500 | 1.990 | 2.000 | 0 | 0 |" in lines
+    assert any(line.startswith("| immediate | not measured: the Kuryr daemon") for line in lines)
+    assert lag_report.section({}) == []
