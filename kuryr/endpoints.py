@@ -220,8 +220,10 @@ class Endpoints:
             return port
         owner = port.get("device_owner") or ""
         # The local state first: an endpoint whose device_id the journal has not written yet
-        # holds the port all the same.
-        taken = port.get("device_id") or self._ipam.allocator.held_by_endpoint(port)
+        # holds the port all the same. A port kuryr-libnetwork released and kept is free.
+        taken = self._ipam.allocator.held_by_endpoint(port) or (
+            port.get("device_id") and not self._left_by_libnetwork(port)
+        )
         if taken or owner not in ("", naming.DEVICE_OWNER):
             raise Conflict(f"address {ip} is held by Neutron port {port['id']}")
         update = {k: v for k, v in attrs.items() if k not in ("network_id", "admin_state_up")}
@@ -230,6 +232,10 @@ class Endpoints:
             tags = [*port.get("tags", []), naming.TAG_EXISTING_PORT]
             claimed["tags"] = await self._neutron.set_tags("ports", port["id"], tags)
         return claimed
+
+    def _left_by_libnetwork(self, port: Resource) -> bool:
+        """A port of this host that kuryr-libnetwork released and kept."""
+        return naming.released_by_libnetwork(port) and port.get("binding:host_id") == self.host
 
     async def _merge(
         self, main: Resource, extra: list[Resource], wanted: list[tuple[Subnet, str | None]]

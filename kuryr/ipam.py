@@ -53,10 +53,12 @@ class PoolChoice:
     cidr: IPNetwork
     gateway: str | None = None
     aux: set[str] = field(default_factory=set)
+    # The subnetpool's one prefix is the CIDR: the PoolID is its bare uuid (kuryr.naming).
+    dedicated: bool = False
 
     @property
     def pool_id(self) -> str:
-        return naming.pool_id(self.subnetpool_id, str(self.cidr))
+        return naming.pool_id(self.subnetpool_id, str(self.cidr), self.dedicated)
 
 
 class PortAllocator:
@@ -178,6 +180,7 @@ class Ipam(IpamDriver):
         self._choices: dict[str, PoolChoice] = {}  # PoolID -> choice not yet a subnet
         self._subnets: dict[str, Subnet] = {}  # PoolID -> subnet
         self._held: dict[tuple[str, str], Resource] = {}  # (subnet id, ip) -> port
+        self._bare: dict[str, IPNetwork] = {}  # bare PoolID -> its subnetpool's one prefix
         # Release markers ((subnet id, ip) of ports DeleteEndpoint released) are durable: a
         # restart between DeleteEndpoint and ReleaseAddress must not change what the latter does.
         self._state = state or State.in_memory()
@@ -198,7 +201,7 @@ class Ipam(IpamDriver):
             if not _contains(subnetpool, cidr):
                 raise InvalidRequest(f"{cidr} is not inside subnetpool {subnetpool['name']}")
             await self._check_unused(subnetpool, cidr, existing)
-            choice = PoolChoice(subnetpool["id"], cidr)
+            choice = PoolChoice(subnetpool["id"], cidr, dedicated=_dedicated(subnetpool, cidr))
         else:
             subnetpool = named or await self._default_pool(version)
             async with self._pick_lock:
@@ -209,7 +212,7 @@ class Ipam(IpamDriver):
         return p.RequestPoolResponse(pool_id=choice.pool_id, pool=str(cidr), data={})
 
     async def release_pool(self, req: p.ReleasePoolRequest) -> None:
-        subnetpool_id, cidr = _parse(req.pool_id)
+        subnetpool_id, cidr = await self._resolve(req.pool_id)
         self._choices.pop(req.pool_id, None)
         self._subnets.pop(req.pool_id, None)
         await self._untag_kept_subnets(subnetpool_id, cidr)
@@ -275,7 +278,7 @@ class Ipam(IpamDriver):
         name = naming.subnetpool_name(str(cidr))
         pools = await self._neutron.query("subnetpools", {"name": name})
         if pools:
-            return PoolChoice(pools[0]["id"], cidr)
+            return PoolChoice(pools[0]["id"], cidr, dedicated=_dedicated(pools[0], cidr))
         default = await self._default_pool(cidr.version)
         if _contains(default, cidr):
             return PoolChoice(default["id"], cidr)
@@ -297,7 +300,7 @@ class Ipam(IpamDriver):
     async def request_address(self, req: p.RequestAddressRequest) -> p.RequestAddressResponse:
         started = time.perf_counter()
         self._quiet.touch()
-        _, cidr = _parse(req.pool_id)
+        _, cidr = await self._resolve(req.pool_id)
         if req.address and ipaddress.ip_address(req.address) not in cidr:
             # With --ip-range the pool (and the Neutron subnet) is the range itself.
             what = "gateway" if req.is_gateway else "address"
@@ -352,7 +355,7 @@ class Ipam(IpamDriver):
 
     async def release_address(self, req: p.ReleaseAddressRequest) -> None:
         self._quiet.touch()
-        _, cidr = _parse(req.pool_id)
+        _, cidr = await self._resolve(req.pool_id)
         if ipaddress.ip_address(req.address) not in cidr:
             raise InvalidRequest(f"address {req.address} is not in pool {cidr}")
         choice = self._choices.get(req.pool_id)
@@ -401,7 +404,7 @@ class Ipam(IpamDriver):
         cached = self._subnets.get(pool_id)
         if cached is not None:
             return cached
-        subnetpool_id, cidr = _parse(pool_id)
+        subnetpool_id, cidr = await self._resolve(pool_id)
         found = await self._neutron.query(
             "subnets", {"subnetpool_id": subnetpool_id, "cidr": str(cidr)}
         )
@@ -414,6 +417,20 @@ class Ipam(IpamDriver):
         subnet = Subnet.from_neutron(found[0])
         self._subnets[pool_id] = subnet
         return subnet
+
+    async def _resolve(self, pool_id: str) -> tuple[str, IPNetwork]:
+        """(subnetpool id, CIDR) of a PoolID. A bare subnetpool uuid (a dedicated pool, and
+        every PoolID of a network kuryr-libnetwork made) stands for the pool's one prefix."""
+        if not naming.is_bare_pool_id(pool_id):
+            return _parse(pool_id)
+        cidr = self._bare.get(pool_id)
+        if cidr is None:
+            pool = await self._neutron.show("subnetpools", pool_id)
+            prefixes = pool.get("prefixes", []) if pool is not None else []
+            if len(prefixes) != 1:
+                raise NotFound(f"pool {pool_id!r} is no subnetpool with a single prefix")
+            cidr = self._bare[pool_id] = ipaddress.ip_network(prefixes[0])
+        return pool_id, cidr
 
     async def _named_pool(self, options: dict[str, str], version: int) -> Resource | None:
         uuid_key, name_key = (
@@ -559,6 +576,11 @@ def _first_free(candidates: Iterable[IPNetwork], taken: list[IPNetwork]) -> IPNe
 
 def _contains(subnetpool: Resource, cidr: IPNetwork) -> bool:
     return any(subnet_of(cidr, ipaddress.ip_network(p)) for p in subnetpool.get("prefixes", []))
+
+
+def _dedicated(subnetpool: Resource, cidr: IPNetwork) -> bool:
+    """The subnetpool holds exactly ``cidr`` (its PoolID can be its bare uuid)."""
+    return [ipaddress.ip_network(p) for p in subnetpool.get("prefixes", [])] == [cidr]
 
 
 def _shared(options: dict[str, str]) -> bool:

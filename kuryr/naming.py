@@ -102,6 +102,20 @@ def is_pool_port(port: Mapping[str, Any]) -> bool:
     return POOL_TAG in (port.get("tags") or []) or port.get("name") == POOL_PORT_NAME
 
 
+def released_by_libnetwork(port: Mapping[str, Any]) -> bool:
+    """A port kuryr-libnetwork let go of without deleting it: its DeleteEndpoint strips the
+    endpoint's id tags and keeps the port (on Docker's IPAM for good; it takes the port again
+    for the next container given that address). Kuryr's own ports carry the tags for as long
+    as they carry the endpoint's ``device_id``."""
+    device_id = str(port.get("device_id") or "")
+    return (
+        bool(device_id)
+        and port.get("device_owner") == DEVICE_OWNER
+        and port.get("name") == port_name(device_id)
+        and id_from_tags(port.get("tags") or []) is None
+    )
+
+
 def network_name(network_id: str) -> str:
     return NET_NAME_PREFIX + network_id[:8]
 
@@ -124,11 +138,21 @@ def expose_sg_name(endpoint_id: str) -> str:
 
 # --- IPAM pool ids ---------------------------------------------------------------------
 # A PoolID names the Neutron subnetpool and the CIDR taken from it: ``<pool uuid>/<cidr>``.
-# The subnetpool alone would be ambiguous (every network of the default pool shares it).
+# The subnetpool alone would be ambiguous (every network of the default pool shares it),
+# except for a pool whose one prefix is the CIDR (``kuryrPool-<cidr>``): its PoolID is the
+# bare uuid, as kuryr-libnetwork writes it, so either daemon serves the network (dockerd keeps
+# the PoolID it was given for the network's lifetime).
 
 
-def pool_id(subnetpool_id: str, cidr: str) -> str:
+def pool_id(subnetpool_id: str, cidr: str, dedicated: bool = False) -> str:
+    if dedicated:
+        return subnetpool_id
     return f"{subnetpool_id}/{ipaddress.ip_network(cidr, strict=False)}"
+
+
+def is_bare_pool_id(value: str) -> bool:
+    """A PoolID that is a subnetpool uuid alone (a dedicated pool; kuryr-libnetwork's form)."""
+    return _is_uuid(value)
 
 
 def parse_pool_id(value: str) -> tuple[str, ipaddress.IPv4Network | ipaddress.IPv6Network]:

@@ -154,8 +154,9 @@ class Networks:
     ) -> None:
         """One Neutron subnet per Docker pool: adopted by option, an existing one of the same
         CIDR among ``candidates`` (the Neutron network's subnets), or created (in one bulk
-        call). A subnet is found by its network and CIDR; an existing one a pool adopts also
-        carries the pool's id as a tag, as kuryr-libnetwork tags it."""
+        call). A subnet is found by its network and CIDR; one of a dedicated pool, and an
+        existing one a pool adopts, also carries the pool's id as a tag, as kuryr-libnetwork
+        tags them."""
         options = req.generic_options
         wanted: list[tuple[dict[str, Any], PoolChoice | None]] = []
         for data in [*req.ipv4_data, *req.ipv6_data]:
@@ -187,6 +188,11 @@ class Networks:
             network.subnets.append(subnet)
             if choice is not None:
                 self._ipam.subnet_created(choice, subnet)
+            if choice is not None and choice.dedicated:
+                # kuryr-libnetwork's ReleaseAddress finds a pool's subnet by this tag: without
+                # it, that daemon never deletes a port of the network (see the README's
+                # migration section).
+                await self._neutron.set_tags("subnets", subnet.id, [choice.subnetpool_id])
 
     def _subnet_deleter(self, subnet_id: str) -> Undo:
         return lambda: self._neutron.delete("subnets", subnet_id)
@@ -262,7 +268,15 @@ class Networks:
             "ports",
             {
                 "network_id": network.neutron_id,
-                "fields": ["id", "device_owner", "device_id", "binding:host_id", "fixed_ips"],
+                "fields": [
+                    "id",
+                    "device_owner",
+                    "device_id",
+                    "binding:host_id",
+                    "name",
+                    "tags",
+                    "fixed_ips",
+                ],
             },
         )
         ports = [pt for pt in ports if _serves(pt, network)]
@@ -285,10 +299,11 @@ class Networks:
         self._state.forget_network(docker_id)
 
     def _is_leftover(self, port: Resource) -> bool:
-        """A Kuryr port of this host that no endpoint took (an interrupted start)."""
+        """A Kuryr port of this host that no endpoint took (an interrupted start), or one
+        kuryr-libnetwork released and kept (dockerd has no endpoint left on the network)."""
         return (
             port.get("device_owner") == naming.DEVICE_OWNER
-            and not port.get("device_id")
+            and (not port.get("device_id") or naming.released_by_libnetwork(port))
             and port.get("binding:host_id") == self._host
         )
 
