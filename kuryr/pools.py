@@ -26,10 +26,15 @@ allocator with serial=false), so the pool keeps ports on the lowest addresses no
 holds, and the common start finds its address already in a port.
 
 A released port comes back cleaned of its container's bookkeeping (journaled), or is deleted in
-the background when the pool is full. Every port entering a pool free is plugged ahead on this
-host (a VIF still whole from its last container is kept), and every free port leaving it for
-deletion is unplugged (:class:`Wiring`, kuryr.prewire), so a container start finds its VIF
-wired. After a restart the pools are rebuilt
+the background when the pool is full. The free ports the next starts take (the oldest; in exact
+mode the lowest addresses) are plugged ahead on this host, ``batch`` of them at first, one more
+each time a start takes a port that was not (up to ``max``); a port coming back from its
+container keeps its VIF when still whole; every free port leaving the pool for deletion is
+unplugged (:class:`Wiring`, kuryr.prewire). So a container start finds its VIF wired, while a
+new network does not plug its whole pool at once: each first plug makes Neutron handle one port
+status change (~1-3 s of its one OVN event thread under load), and a container's port goes
+ACTIVE only once Neutron has worked through those queued before it. After a restart the pools
+are rebuilt
 from the local state and from Neutron (ports of this host with the pool tag or the pool port
 name).
 """
@@ -100,6 +105,8 @@ class SubnetPool:
     blocked: set[str] = field(default_factory=set)  # exact mode: addresses Neutron refused
     # Until then (monotonic), ports of a bulk create that got no answer may still show up.
     strays_until: float = 0.0
+    wired: set[str] = field(default_factory=set)  # free ports sent to be plugged ahead
+    wire_target: int = 1  # free ports kept plugged ahead; raised by starts that found none
 
     @property
     def subnet_id(self) -> str:
@@ -169,7 +176,7 @@ class Pools:
             )
             self._state.save_pool(row)
             if pool is None:
-                pool = SubnetPool(row, target=self.config.min)
+                pool = SubnetPool(row, target=self.config.min, wire_target=self._wire_start())
                 self._pools[subnet.id] = pool
             else:
                 pool.row = row
@@ -261,11 +268,15 @@ class Pools:
                 waiter.set_exception(error)
 
     def _take(self, pool: SubnetPool, port_id: str) -> Resource:
+        if port_id not in pool.wired:
+            pool.wire_target = min(max(self.config.max, 1), pool.wire_target + 1)
+        pool.wired.discard(port_id)
         pp = pool.free.pop(port_id)
         pp.status = TAKEN
         pool.taken[port_id] = pp
         self._state.set_pool_port_status(port_id, TAKEN)
         self._level(pool)
+        self._wire(pool)
         if self._urgent(pool):
             pool.nudge.set()
         self._kick(pool)
@@ -299,6 +310,8 @@ class Pools:
             self._journal.record(port, cleaned(port, [naming.POOL_TAG]))
             self._state.save_pool_port(pp)
         pool.free[port_id] = pp
+        # Its VIF is kept when still whole: no plug, no status change for Neutron.
+        pool.wired.add(port_id)
         self._ahead(pp.port)
         self._level(pool)
         self._serve_waiters(pool)
@@ -328,6 +341,22 @@ class Pools:
     def _ahead(self, port: Resource) -> None:
         if self._wiring is not None:
             self._wiring.ahead(port)
+
+    def _wire_start(self) -> int:
+        return max(self.config.batch, 1)
+
+    def _wire(self, pool: SubnetPool) -> None:
+        """Keep ``wire_target`` free ports plugged ahead: those the next starts take first."""
+        pool.wired &= pool.free.keys()
+        short = pool.wire_target - len(pool.wired)
+        if short <= 0:
+            return
+        unwired = [pp for pid, pp in pool.free.items() if pid not in pool.wired]
+        if pool.row.mode == MODE_EXACT:
+            unwired.sort(key=lambda pp: _addr(pp.ip))
+        for pp in unwired[:short]:
+            pool.wired.add(pp.port_id)
+            self._ahead(pp.port)
 
     def _delete(self, port_id: str) -> None:
         """Delete the port in the background (journaled) and its VIF plugged ahead."""
@@ -515,7 +544,7 @@ class Pools:
             self._journal.record(port, cleaned(port, [naming.POOL_TAG]))
             self._state.save_pool_port(pp)
         pool.free[pp.port_id] = pp
-        self._ahead(pp.port)
+        self._wire(pool)
         self._level(pool)
 
     # --- networks -------------------------------------------------------------------------------
@@ -610,7 +639,9 @@ class Pools:
         known = {s.id for n in self._state.networks() for s in n.subnets}
         for row in self._state.pools():
             if row.subnet_id in known:
-                self._pools[row.subnet_id] = SubnetPool(row, target=self.config.min)
+                self._pools[row.subnet_id] = SubnetPool(
+                    row, target=self.config.min, wire_target=self._wire_start()
+                )
             else:
                 self._state.forget_pool(row.subnet_id)
         local = {pp.port_id: pp for pp in self._state.pool_ports()}
@@ -627,6 +658,8 @@ class Pools:
                 continue
             (pool.free if pp.status == FREE else pool.taken)[pp.port_id] = pp
             if pp.status == FREE:
+                # A VIF still whole from before the restart is kept as it is.
+                pool.wired.add(pp.port_id)
                 self._ahead(pp.port)
         for pool in self._pools.values():
             # A predecessor killed during a bulk create: Neutron may still be making its ports.
