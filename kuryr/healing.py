@@ -195,21 +195,25 @@ class Healer:
     async def one_pass(self, reconciler: Reconciler) -> list[str]:
         """Plan, note, and reclaim what is confirmed; returns the failures."""
         await self._quiet.calm(self._never)
+        started = time.monotonic()
         plan = await reconciler.plan()
-        self._seen, due = confirm(self._seen, plan, time.monotonic(), self._grace)
+        surveyed = time.monotonic()
+        self._seen, due = confirm(self._seen, plan, surveyed, self._grace)
         errors: list[str] = []
         for action in due:
             await self._quiet.calm(self._never)
             errors += await reconciler.apply(Plan(actions=[action]))
             self._seen.pop(action.key, None)
-        if due or plan.actions:
-            LOG.info(
-                "reconciliation: %d orphan(s) found, %d reclaimed, %d error(s), dockerd %s",
-                len(plan.actions),
-                len(due),
-                len(errors),
-                "seen" if plan.docker_seen else "not reachable",
-            )
+        LOG.log(
+            logging.INFO if plan.actions else logging.DEBUG,
+            "reconciliation: %d orphan(s) found, %d reclaimed, %d error(s), dockerd %s; "
+            "survey %.2fs",
+            len(plan.actions),
+            len(due),
+            len(errors),
+            "seen" if plan.docker_seen else "not reachable",
+            surveyed - started,
+        )
         return errors
 
 
