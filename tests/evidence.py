@@ -36,6 +36,10 @@ AFTER = 2.0
 MOST_UUIDS = 12
 MOST_LINES = 20000
 OVSDB_TIMEOUT = 10
+# The terminal summary's bounds: last lines per log, characters per line, tests in detail.
+EXCERPT_LINES = 6
+EXCERPT_WIDTH = 200
+EXCERPT_TESTS = 5
 
 _UUID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I)
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -168,11 +172,6 @@ def write(found: Evidence, failure: str, start: float, end: float) -> None:
         for r in found.ovn
     ]
     (found.directory / "ovn.txt").write_text("\n".join(rows) or "(the failure names no UUID)\n")
-
-
-EXCERPT_LINES = 6
-EXCERPT_WIDTH = 200
-EXCERPT_TESTS = 5
 
 
 def excerpt(found: Evidence) -> list[str]:
