@@ -5,15 +5,18 @@ later, when its own handler of OVN's events gets to the Logical_Switch_Port goin
 handler is one thread per neutron-server worker and spends ~1-3 s on each port status change,
 so under load it lags: statuses can trail OVN by a minute.
 
-The daemon checks, off the start path, with one Neutron GET for many ports at a time: a port
-that joined is polled every :data:`POLL` seconds until Neutron says ACTIVE, and the ports of
-every endpoint the local state holds are checked every :data:`SWEEP` seconds (a port that went
-DOWN while its container runs is then polled again). A port not ACTIVE ``bound`` seconds after
-its container joined (or after it was seen DOWN) is logged with the reason the host can see,
-and repaired where that can help: a VIF the backend has not wired is re-attached at once; a
-VIF the backend has wired while Neutron still says DOWN is re-attached after one more
-``bound``, since every re-attachment costs Neutron two more status changes to handle. Each
-port gets at most :data:`REPAIRS` repairs per container. The last status seen (and why it is
+The daemon checks, off the start path, with one Neutron GET for many ports at a time, and
+each port's VIF in the local OVSDB (no remote call): a port that joined is polled every
+:data:`POLL` seconds until Neutron says ACTIVE, and the ports of every endpoint the local
+state holds are checked every :data:`SWEEP` seconds (a port that went DOWN while its container
+runs, or whose VIF the backend no longer wires, is then polled again). A VIF the backend has
+not wired is logged and re-attached at once. A port not ACTIVE ``bound`` seconds after its
+container joined (or after it was seen DOWN) is logged with the reason the host can see; a
+VIF the backend has wired while Neutron still says DOWN is most likely waiting in Neutron's
+queue, and a re-attachment would add two more status changes to that queue, so it is
+re-attached only :data:`WIRED_PATIENCE` times ``bound`` after its container joined (Neutron
+lost the event, or wrote the port's binding after OVN had reported it up). Each port gets at
+most :data:`REPAIRS` repairs per container. The last status seen (and why it is
 not ACTIVE) is kept in the local state for ``kuryr port``.
 """
 
@@ -44,6 +47,8 @@ POLL = 1.0
 SWEEP = 30.0
 # Re-attachments per port and container.
 REPAIRS = 2
+# A VIF the backend has wired is re-attached this many bounds after its container joined.
+WIRED_PATIENCE = 4
 # Port ids per Neutron GET (the URL stays well under common limits).
 _CHUNK = 50
 
@@ -67,7 +72,7 @@ def describe(state: State, port_id: str) -> str | None:
     row = state.port_status(port_id)
     if row is None:
         return None
-    return row.status if row.status == ACTIVE or not row.reason else f"{row.status}: {row.reason}"
+    return f"{row.status}: {row.reason}" if row.reason else row.status
 
 
 class PortStatus:
@@ -166,8 +171,22 @@ class PortStatus:
         return found
 
     async def _judge(self, port_id: str, status: str, now: float) -> None:
+        if status == GONE:
+            self._watched.pop(port_id, None)
+            self._given_up.discard(port_id)
+            known = self._state.port_status(port_id)
+            if known is None or known.status != GONE:
+                LOG.warning("port %s of a running container is gone from Neutron", port_id)
+            self._state.save_port_status(port_id, GONE, "deleted from Neutron")
+            return
+        vif = self._vif_of(port_id)
+        if vif is None:
+            self._watched.pop(port_id, None)
+            return
+        binder = self._binders.for_vif_type(vif.vif_type)
+        problem = await binder.diagnose(vif)
         watched = self._watched.get(port_id)
-        if status == ACTIVE:
+        if status == ACTIVE and problem is None:
             if watched is not None and watched.warned:
                 LOG.info("port %s is ACTIVE again", port_id)
             self._watched.pop(port_id, None)
@@ -175,39 +194,21 @@ class PortStatus:
             self._state.save_port_status(port_id, ACTIVE)
             return
         if port_id in self._given_up:
-            self._save_keeping_reason(port_id, status)
+            self._state.save_port_status(port_id, status, problem or self._lag(vif))
             return
         if watched is None:
             LOG.warning("port %s is %s while its container runs", port_id, status)
             watched = self._watched[port_id] = _Watched(now)
-        if status == GONE:
-            LOG.warning("port %s of a running container is gone from Neutron", port_id)
-            self._watched.pop(port_id, None)
-            self._state.save_port_status(port_id, GONE, "deleted from Neutron")
+        if problem is not None:
+            # Nothing to wait for: the backend cannot report the port up as it is wired.
+            self._state.save_port_status(port_id, status, problem)
+            await self._repair(port_id, binder, vif, watched, problem)
             return
         late = now - watched.since
         if late < self.bound:
-            self._save_keeping_reason(port_id, status)
+            self._state.save_port_status(port_id, status)
             return
-        await self._overdue(port_id, status, watched, late)
-
-    def _save_keeping_reason(self, port_id: str, status: str) -> None:
-        row = self._state.port_status(port_id)
-        reason = row.reason if row is not None and row.status == status else ""
-        self._state.save_port_status(port_id, status, reason)
-
-    async def _overdue(self, port_id: str, status: str, watched: _Watched, late: float) -> None:
-        vif = self._vif_of(port_id)
-        if vif is None:
-            self._watched.pop(port_id, None)
-            return
-        binder = self._binders.for_vif_type(vif.vif_type)
-        problem = await binder.diagnose(vif)
-        reason = problem or (
-            f"the backend has wired {vif.host_ifname} but Neutron has not marked the port "
-            "ACTIVE: it has not handled OVN's port-up event yet (its OVN event handling lags "
-            "or lost it)"
-        )
+        reason = self._lag(vif)
         self._state.save_port_status(port_id, status, reason)
         if not watched.warned:
             LOG.warning(
@@ -219,14 +220,24 @@ class PortStatus:
                 reason,
             )
             watched.warned = True
-        # A wired VIF gets Neutron one more bound before a repair adds to its backlog.
-        if problem is None and late < 2 * self.bound:
-            return
+        if late >= WIRED_PATIENCE * self.bound:
+            await self._repair(port_id, binder, vif, watched, reason)
+
+    @staticmethod
+    def _lag(vif: Vif) -> str:
+        return (
+            f"the backend has wired {vif.host_ifname} but Neutron has not marked the port "
+            "ACTIVE: it has not handled OVN's port-up event yet (its OVN event handling lags "
+            "or lost it)"
+        )
+
+    async def _repair(
+        self, port_id: str, binder: Binder, vif: Vif, watched: _Watched, reason: str
+    ) -> None:
         if watched.repairs >= REPAIRS:
             LOG.error(
-                "port %s is still %s after %d repairs, left as it is: %s",
+                "port %s is still not ACTIVE after %d repairs, left as it is: %s",
                 port_id,
-                status,
                 REPAIRS,
                 reason,
             )
@@ -234,9 +245,11 @@ class PortStatus:
             self._given_up.add(port_id)
             return
         watched.repairs += 1
+        watched.warned = True
         LOG.warning(
-            "port %s: re-attaching %s to the backend (repair %d of %d)",
+            "port %s: %s; re-attaching %s to the backend (repair %d of %d)",
             port_id,
+            reason,
             vif.host_ifname,
             watched.repairs,
             REPAIRS,

@@ -126,9 +126,11 @@ class OvsBinder(Binder):
             return f"interface {name} is not on OVS (something removed it)"
         if state.error:
             return f"OVS cannot open interface {name}: {state.error}"
-        if state.external_ids.get("iface-id") != vif.port_id:
-            other = state.external_ids.get("iface-id", "")
-            return f"interface {name} names another port (iface-id {other!r})"
+        named = state.external_ids.get("iface-id")
+        if named is None:
+            return f"interface {name} has no iface-id: OVN binds no port to it"
+        if named != vif.port_id:
+            return f"interface {name} names another port (iface-id {named})"
         if state.external_ids.get(OVN_INSTALLED) != "true":
             return (
                 f"ovn-controller has not wired interface {name} (no {OVN_INSTALLED}): "

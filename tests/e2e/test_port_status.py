@@ -5,10 +5,14 @@ on one network per IPAM driver (Docker's own and Kuryr's), several lanes at once
 ports and the VIFs kept on them come back container after container. Every container's port
 must be ACTIVE in Neutron within ``[neutron] port_active_timeout`` of its ``docker run``
 returning, and the daemon's own view (``kuryr port``) must come to say ACTIVE too.
+
+And the daemon keeps it so: a running container's VIF that OVN no longer binds (its OVS
+interface lost the iface-id) is noticed, logged with the reason, and re-attached.
 """
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -18,9 +22,10 @@ from pathlib import Path
 import pytest
 
 from kuryr import config as config_mod
-from kuryr import pools_admin, port
+from kuryr import pools_admin, port, port_status
+from kuryr.binding.base import host_ifname
 from tests.conftest import StackFacts
-from tests.e2e.helpers import IMAGE, DockerEnv, Neutron, docker, wait_for
+from tests.e2e.helpers import IMAGE, SETTLE_TIMEOUT, DockerEnv, Neutron, docker, run, wait_for
 
 pytestmark = pytest.mark.stack
 
@@ -36,6 +41,7 @@ class Daemon:
     docker_socket: Path
     driver: str
     bound: float
+    log: Path
 
     def ports(self, container: str) -> list[dict[str, str]]:
         answer = port.lookup(container, self.docker_socket, self.admin_socket, self.driver)
@@ -57,6 +63,7 @@ def daemon(stack: StackFacts) -> Daemon:
         stack.docker_sock,
         config.socket.stem,
         config.neutron.port_active_timeout,
+        stack.layout.log("kuryr"),
     )
 
 
@@ -129,3 +136,45 @@ def test_every_port_goes_active_within_the_bound_vifs_reused(
             return [p["status"] for p in daemon.ports(container)] == ["ACTIVE"]
 
         wait_for(daemon_says_active, f"kuryr port {name} to show ACTIVE", daemon.bound)
+
+
+def iface_ids(name: str) -> str:
+    """The OVS interface's external_ids, as ovs-vsctl prints them ("" when it is gone)."""
+    done = subprocess.run(
+        ["ovs-vsctl", "get", "Interface", name, "external_ids"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return done.stdout.strip()
+
+
+def test_a_vif_ovn_no_longer_binds_is_noticed_logged_and_reattached(
+    env: DockerEnv, daemon: Daemon, neutron: Neutron
+) -> None:
+    network = env.network("--ipam-driver", "kuryr")
+    container = env.container(network)
+    (ours,) = daemon.ports(container)
+    port_id, tap = ours["port_id"], host_ifname(ours["port_id"])
+    log_size = daemon.log.stat().st_size
+
+    run(["ovs-vsctl", "remove", "Interface", tap, "external_ids", "iface-id"])
+
+    # The daemon's sweep finds the VIF unbound in the local OVSDB and re-attaches it.
+    def reattached() -> bool:
+        ids = iface_ids(tap)
+        return f'iface-id="{port_id}"' in ids and 'ovn-installed="true"' in ids
+
+    wait_for(reattached, f"the daemon to re-attach {tap}", port_status.SWEEP + SETTLE_TIMEOUT)
+    with daemon.log.open() as log:
+        log.seek(log_size)
+        logged = log.read()
+    assert f"port {port_id}: interface {tap} has no iface-id" in logged, logged[-2000:]
+
+    def neutron_and_daemon_say_active() -> bool:
+        shown = neutron.show("ports", port_id)
+        return bool(shown and shown["status"] == "ACTIVE") and [
+            p["status"] for p in daemon.ports(container)
+        ] == ["ACTIVE"]
+
+    wait_for(neutron_and_daemon_say_active, f"port {port_id} ACTIVE again")
