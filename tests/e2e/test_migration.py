@@ -1,0 +1,272 @@
+"""Migration between kuryr-libnetwork 18.0.0 (PyPI) and Kuryr under the one driver name
+``kuryr``, both ways, with running containers, as an operator switches a host.
+
+The operator's switch: stop dockerd (its containers stop; the daemon serving them releases
+their endpoints), stop the old daemon and register the new one (Kuryr: its socket
+``/run/docker/plugins/kuryr.sock``; kuryr-libnetwork: a spec file with its TCP URL, since the
+socket wins dockerd's lookup), start dockerd (it resolves ``kuryr`` afresh; it caches a
+plugin's address until it restarts). Containers with a restart policy come back on the
+networks the other daemon made, new containers join them, and ``docker rm`` / ``docker
+network rm`` under the new daemon remove what the old one made in Neutron and nothing else.
+
+Disruptive: stops the stack's Kuryr daemon and restarts dockerd three times; the ``switch``
+fixture always ends with Kuryr on its socket, no spec file and dockerd restarted.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import pytest
+
+from bench.kuryrlib import Reference
+from kuryr import config, pools_admin
+from kuryr.stack import lifecycle
+from kuryr.stack.daemon import KuryrDaemon
+from kuryr.stack.docker import Docker
+from kuryr.stack.layout import NEUTRON_URL
+from tests.conftest import StackFacts, bring_up
+from tests.e2e.helpers import (
+    DockerEnv,
+    Neutron,
+    docker,
+    docker_network_id,
+    endpoint,
+    ping,
+    wait_for,
+)
+
+pytestmark = pytest.mark.stack
+
+# kuryr-libnetwork serving the name ``kuryr``; not the bench's ``kuryrlib`` address.
+LIBNETWORK_URL = "http://127.0.0.1:23762"
+
+
+class Switch:
+    """Which daemon serves the driver name ``kuryr``, switched the operator's way. Used under
+    the stack's lock: other sessions would otherwise start the stopped Kuryr daemon (whose
+    socket wins dockerd's lookup) or a second dockerd during a switch."""
+
+    def __init__(self, stack: StackFacts) -> None:
+        self.dockerd = Docker(stack.layout)
+        self.kuryr = KuryrDaemon(stack.layout)
+        self.libnetwork = Reference.default().as_driver("kuryr", LIBNETWORK_URL)
+
+    def to_libnetwork(self) -> None:
+        self.libnetwork.install()
+        self.libnetwork.ensure_pools()
+        self.dockerd.stop()
+        self._drain(pools_admin.socket_path(config.load(self.kuryr.config).state_dir))
+        self.kuryr.stop()
+        self.libnetwork.start(NEUTRON_URL)
+        self.dockerd.start()
+
+    @staticmethod
+    def _drain(admin: Path) -> None:
+        """Kuryr's free pool ports go before it hands over: kuryr-libnetwork would find
+        ports it never made on the subnets (and could not delete the networks)."""
+        pools_admin.call(admin, "POST", "/pools/drain", {})
+
+        def applied() -> bool:
+            return pools_admin.call(admin, "GET", "/status")["journal_pending"] == 0
+
+        wait_for(applied, "Kuryr's journaled pool port deletes to be applied")
+
+    def to_kuryr(self) -> None:
+        """Also the restore: whatever state a failure left, Kuryr serves afterwards."""
+        self.dockerd.stop()
+        self.libnetwork.stop()
+        self.libnetwork.unregister()
+        self.kuryr.start()
+        self.dockerd.start()
+
+
+@pytest.fixture
+def switch(stack: StackFacts) -> Iterator[Switch]:
+    sw = Switch(stack)
+    try:
+        with lifecycle.locked(stack.layout):
+            try:
+                yield sw
+            finally:
+                sw.to_kuryr()
+    finally:
+        bring_up(stack.layout)
+    assert not sw.libnetwork.spec_file.exists()
+    assert sw.libnetwork.pid() is None
+
+
+@dataclass
+class Made:
+    """One Docker network and what its daemon made for it in Neutron."""
+
+    name: str
+    network: str = ""
+    subnets: set[str] = field(default_factory=set)
+    subnetpools: set[str] = field(default_factory=set)  # kuryrPool-* ones (made by the daemon)
+    ports: set[str] = field(default_factory=set)
+
+
+def record(neutron: Neutron, name: str) -> Made:
+    made = Made(name)
+    made.network = neutron.network_of_docker(docker_network_id(name))["id"]
+    for subnet in neutron.find("subnets", network_id=made.network):
+        made.subnets.add(subnet["id"])
+        pool = subnet["subnetpool_id"] and neutron.show("subnetpools", subnet["subnetpool_id"])
+        if pool and pool["name"].startswith("kuryrPool-"):
+            made.subnetpools.add(pool["id"])
+    made.ports = {pt["id"] for pt in neutron.find("ports", network_id=made.network)}
+    return made
+
+
+def assert_removed(neutron: Neutron, made: Made) -> None:
+    """Everything is gone; Kuryr may finish a removal in the background (its DeleteNetwork
+    says so, dockerd forgets the network all the same)."""
+    neutron.wait_gone("networks", made.network)
+    for subnet in made.subnets:
+        neutron.wait_gone("subnets", subnet)
+    for pool in made.subnetpools:
+        neutron.wait_gone("subnetpools", pool)
+    for port in made.ports:
+        neutron.wait_gone("ports", port)
+
+
+def running(container: str) -> bool:
+    return docker("inspect", "-f", "{{.State.Running}}", container) == "true"
+
+
+def assert_connected(a: str, b: str, network: str) -> None:
+    """Both containers answer each other on ``network``."""
+    ea, eb = endpoint(a, network), endpoint(b, network)
+    assert ping(a, eb.ipv4).returncode == 0, f"{a} cannot reach {b} ({eb.ipv4}) on {network}"
+    assert ping(b, ea.ipv4).returncode == 0, f"{b} cannot reach {a} ({ea.ipv4}) on {network}"
+
+
+@dataclass
+class Sentinel:
+    """Neutron resources of the same shape and CIDR the daemons must leave alone."""
+
+    network: str
+    subnet: str
+    port: str
+    operator_pool: str
+
+
+@pytest.fixture
+def sentinel(neutron: Neutron) -> Iterator[Sentinel]:
+    suffix = secrets.token_hex(3)
+    net = neutron.create("networks", name=f"mig-sentinel-{suffix}")
+    subnet = neutron.create(
+        "subnets", network_id=net["id"], ip_version=4, cidr="10.62.1.0/24", enable_dhcp=False
+    )
+    port = neutron.create(
+        "ports",
+        network_id=net["id"],
+        fixed_ips=[{"subnet_id": subnet["id"], "ip_address": "10.62.1.10"}],
+    )
+    # The pool an operator gives kuryr-libnetwork for a network on Docker's IPAM (it makes no
+    # subnetpool of its own there and refuses a --subnet without one).
+    pool = neutron.create(
+        "subnetpools", name=f"mig-pool-{suffix}", prefixes=["10.62.2.0/24"], default_prefixlen=24
+    )
+    try:
+        yield Sentinel(net["id"], subnet["id"], port["id"], pool["id"])
+    finally:
+        neutron.delete("ports", port["id"])
+        neutron.delete("networks", net["id"])
+        # A network removal Kuryr finishes in the background may still hold a subnet of it.
+        wait_for(
+            lambda: not neutron.find("subnets", subnetpool_id=pool["id"]),
+            f"no subnet left in subnetpool {pool['id']}",
+        )
+        neutron.delete("subnetpools", pool["id"])
+
+
+def assert_untouched(neutron: Neutron, sentinel: Sentinel) -> None:
+    port = neutron.show("ports", sentinel.port)
+    assert port is not None and port["device_id"] == "" and port["tags"] == []
+    assert neutron.show("subnets", sentinel.subnet) is not None
+    assert neutron.show("subnetpools", sentinel.operator_pool) is not None
+    neutron.default_pools()
+
+
+def test_migration_both_ways(
+    stack: StackFacts,
+    rel_env: DockerEnv,
+    neutron: Neutron,
+    sentinel: Sentinel,
+    switch: Switch,
+) -> None:
+    env = rel_env
+    always = ("--restart", "always")
+
+    # kuryr-libnetwork makes networks on both IPAMs and runs a container where it can.
+    switch.to_libnetwork()
+    lib_kuryr_ipam = env.network(
+        "--ipam-driver", "kuryr", "--subnet", "10.62.1.0/24", "--gateway", "10.62.1.1"
+    )
+    lib_docker_ipam = env.network(
+        "-o",
+        f"neutron.pool.uuid={sentinel.operator_pool}",
+        "--subnet",
+        "10.62.2.0/24",
+        "--gateway",
+        "10.62.2.1",
+    )
+    # Not on its Docker-IPAM network: kuryr-libnetwork 18 creates the port there without the
+    # endpoint's tags, and its own Join then cannot find it ("The port doesn't exist").
+    first = env.container(lib_kuryr_ipam, *always)
+    lib_made = [record(neutron, net) for net in (lib_kuryr_ipam, lib_docker_ipam)]
+    assert lib_made[0].subnetpools, "kuryr-libnetwork made no kuryrPool for its kuryr IPAM"
+
+    # Kuryr takes over: the container comes back, new ones join both networks. On the
+    # Docker-IPAM network kuryr-libnetwork's subnet has DHCP, whose metadata port holds .2
+    # (Docker's next address): containers there are given theirs.
+    switch.to_kuryr()
+    later = env.container(lib_kuryr_ipam)
+    wait_for(partial(running, first), f"{first} running again")
+    assert_connected(first, later, lib_kuryr_ipam)
+    docker_ipam_pair = (
+        env.container(lib_docker_ipam, "--ip", "10.62.2.10"),
+        env.container(lib_docker_ipam, "--ip", "10.62.2.11"),
+    )
+    assert_connected(docker_ipam_pair[0], docker_ipam_pair[1], lib_docker_ipam)
+
+    # Kuryr makes networks on both IPAMs for the way back.
+    ours_kuryr_ipam = env.network(
+        "--ipam-driver", "kuryr", "--subnet", "10.62.11.0/24", "--gateway", "10.62.11.1"
+    )
+    ours_docker_ipam = env.network("--subnet", "10.62.12.0/24", "--gateway", "10.62.12.1")
+    ours_first = env.container(ours_kuryr_ipam, *always)
+    # Stopped with dockerd and left stopped: kuryr-libnetwork cannot start a container on a
+    # Docker-IPAM network (above).
+    ours_docker_ipam_container = env.container(ours_docker_ipam)
+    ours_made = [record(neutron, net) for net in (ours_kuryr_ipam, ours_docker_ipam)]
+    assert ours_made[0].subnetpools, "Kuryr made no kuryrPool for a --subnet outside its pools"
+
+    # Kuryr removes what kuryr-libnetwork made, and nothing else.
+    for container in (first, later, *docker_ipam_pair):
+        env.remove_container(container)
+    env.remove_network(lib_kuryr_ipam)
+    env.remove_network(lib_docker_ipam)
+    for made in lib_made:
+        assert_removed(neutron, made)
+    assert_untouched(neutron, sentinel)
+
+    # kuryr-libnetwork takes over Kuryr's networks: the container comes back, a new one
+    # joins, and kuryr-libnetwork removes all of it.
+    switch.to_libnetwork()
+    ours_later = env.container(ours_kuryr_ipam)
+    wait_for(partial(running, ours_first), f"{ours_first} running again")
+    assert_connected(ours_first, ours_later, ours_kuryr_ipam)
+    for container in (ours_first, ours_later, ours_docker_ipam_container):
+        env.remove_container(container)
+    env.remove_network(ours_kuryr_ipam)
+    env.remove_network(ours_docker_ipam)
+    for made in ours_made:
+        assert_removed(neutron, made)
+    assert_untouched(neutron, sentinel)
