@@ -43,6 +43,16 @@ def _cidr_or_empty(value: str) -> str:
     return value
 
 
+def _network_or_empty(value: str) -> str:
+    """A pool Kuryr makes a Neutron subnet of: a network address, as Neutron takes it."""
+    if value:
+        try:
+            ipaddress.ip_network(value)
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a network CIDR like 10.1.0.0/16: {exc}") from None
+    return value
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(populate_by_name=True, extra="ignore", frozen=True)
 
@@ -274,9 +284,7 @@ class RequestPoolRequest(_Model):
     @field_validator("pool", "sub_pool")
     @classmethod
     def _net(cls, v: str) -> str:
-        if v:
-            ipaddress.ip_network(v, strict=False)
-        return v
+        return _network_or_empty(v)
 
     @field_validator("options", mode="before")
     @classmethod

@@ -18,6 +18,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from kuryr import unixhttp
+from kuryr.errors import CAUSE_HEADER
 
 CAPTURE = Path(__file__).parent / "data" / "dockerd-20.10-payloads.jsonl"
 
@@ -209,5 +210,19 @@ def requests() -> st.SearchStrategy[FuzzRequest]:
 
 def post(socket_path: str | Path, path: str, body: bytes, timeout: float = 60.0) -> tuple[int, Any]:
     """POST ``body`` like dockerd does (no Content-Type); return (status, decoded JSON body)."""
-    status, raw = unixhttp.request(Path(socket_path), "POST", path, body, timeout)
-    return status, json.loads(raw) if raw else None
+    status, answer, _ = post_reply(socket_path, path, body, timeout)
+    return status, answer
+
+
+def post_reply(
+    socket_path: str | Path, path: str, body: bytes, timeout: float = 60.0
+) -> tuple[int, Any, str]:
+    """As :func:`post`, with the answer's backend failure kind (``X-Kuryr-Cause``, or "")."""
+    reply = unixhttp.exchange(Path(socket_path), "POST", path, body, timeout)
+    answer = json.loads(reply.body) if reply.body else None
+    return reply.status, answer, reply.headers.get(CAUSE_HEADER.lower(), "")
+
+
+# A 502 for these is Neutron's own trouble; any other cause (above all "neutron-4xx": Neutron
+# refused input Kuryr passed on) is a gap in Kuryr's validation.
+OUTAGE_CAUSES = frozenset({"neutron-unreachable", "neutron-timeout", "neutron-5xx", "deadline"})

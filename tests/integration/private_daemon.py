@@ -29,6 +29,10 @@ class PrivateDaemon:
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
 
+    @property
+    def admin_socket(self) -> Path:
+        return self.root / "state" / "admin.sock"
+
 
 def noauth_neutron() -> str:
     from kuryr.stack.layout import NEUTRON_URL
@@ -37,8 +41,11 @@ def noauth_neutron() -> str:
 
 
 @contextmanager
-def private_daemon(neutron_section: str = "", extra_default: str = "") -> Iterator[PrivateDaemon]:
-    """Start ``kuryr serve`` and yield it once its socket answers; kill it at the end."""
+def private_daemon(
+    neutron_section: str = "", extra_default: str = "", extra_sections: str = ""
+) -> Iterator[PrivateDaemon]:
+    """Start ``kuryr serve`` and yield it once its socket answers; kill it at the end.
+    ``extra_sections``: whole config sections (``[pool]`` ...) appended to the file."""
     from kuryr.stack.ovs import hostname
 
     with tempfile.TemporaryDirectory(prefix="rel-daemon-") as tmp:
@@ -49,6 +56,7 @@ def private_daemon(neutron_section: str = "", extra_default: str = "") -> Iterat
             f"{extra_default}\n"
             f"{neutron_section or noauth_neutron()}\n"
             f"[binding]\nhost = {hostname()}\n"
+            f"{extra_sections}"
         )
         with log.open("wb") as out:
             process = subprocess.Popen(
