@@ -118,7 +118,7 @@ async def test_two_pools_at_once_differ(stack: StackFacts) -> None:
 async def test_explicit_subnet_inside_the_default_pool(stack: StackFacts) -> None:
     async with domain(stack.neutron_url, stack.chassis_hostname) as d:
         before = await pool_snapshot(d, "kuryr")
-        pool = await request_pool(d, "10.10.251.0/24", SubPool="10.10.251.128/25")
+        pool = await request_pool(d, "10.10.251.0/24")
         assert pool.pool == "10.10.251.0/24"
         assert pool.pool_id == naming.pool_id(str(before["id"]), "10.10.251.0/24")
         gw = await d.ipam.request_address(
@@ -128,7 +128,7 @@ async def test_explicit_subnet_inside_the_default_pool(stack: StackFacts) -> Non
         did = d.new_id()
         net = await d.networks.create(create_request(did, pool.pool, gw.address))
         [subnet] = await d.neutron.query("subnets", {"network_id": net.neutron_id})
-        assert subnet["allocation_pools"] == [{"start": "10.10.251.128", "end": "10.10.251.253"}]
+        assert subnet["allocation_pools"] == [{"start": "10.10.251.1", "end": "10.10.251.253"}]
         with pytest.raises(Conflict):  # the same CIDR again: Neutron would refuse it later
             await request_pool(d, "10.10.251.0/24")
         addr = await d.ipam.request_address(
@@ -163,6 +163,43 @@ async def test_explicit_subnet_inside_the_default_pool(stack: StackFacts) -> Non
         assert await d.neutron.query("ports", {"fixed_ips": "ip_address=10.10.251.200"}) == []
         await d.ipam.release_pool(p.ReleasePoolRequest(pool_id=pool.pool_id))
         await d.networks.delete(did)
+        assert await pool_snapshot(d, "kuryr") == before
+
+
+async def test_ip_range_inside_the_default_pool_gets_a_pool_of_its_own(stack: StackFacts) -> None:
+    """kuryr-libnetwork's --ip-range: the range is the pool Docker gets and the subnet's CIDR,
+    from ``kuryrPool-<range>`` even inside the default pool's prefix (which stays untouched)."""
+    async with domain(stack.neutron_url, stack.chassis_hostname) as d:
+        before = await pool_snapshot(d, "kuryr")
+        pool = await request_pool(d, "10.10.0.0/16", SubPool="10.10.252.128/25")
+        assert pool.pool == "10.10.252.128/25"
+        [own] = await d.neutron.query("subnetpools", {"name": "kuryrPool-10.10.252.128/25"})
+        assert own["prefixes"] == ["10.10.252.128/25"]
+        assert int(own["default_prefixlen"]) == 25
+        with pytest.raises(InvalidRequest, match=r"gateway 10\.10\.0\.1 is not in pool"):
+            await d.ipam.request_address(
+                p.RequestAddressRequest(pool_id=pool.pool_id, address="10.10.0.1", options=GATEWAY)
+            )
+        gw = await d.ipam.request_address(
+            p.RequestAddressRequest(pool_id=pool.pool_id, options=GATEWAY)
+        )
+        assert gw.address == "10.10.252.129/25"
+        did = d.new_id()
+        net = await d.networks.create(create_request(did, pool.pool, gw.address))
+        [subnet] = await d.neutron.query("subnets", {"network_id": net.neutron_id})
+        assert subnet["cidr"] == "10.10.252.128/25"
+        assert subnet["name"] == "kuryr-subnet-10.10.252.128/25"
+        assert subnet["subnetpool_id"] == own["id"]
+        assert subnet["allocation_pools"] == [{"start": "10.10.252.130", "end": "10.10.252.254"}]
+        addr = await d.ipam.request_address(p.RequestAddressRequest(pool_id=pool.pool_id))
+        ip = ipaddress.ip_interface(addr.address)
+        assert ip in ipaddress.ip_network("10.10.252.128/25") and ip.network.prefixlen == 25
+        await d.ipam.release_address(
+            p.ReleaseAddressRequest(pool_id=pool.pool_id, address=str(ip.ip))
+        )
+        await d.networks.delete(did)
+        await d.ipam.release_pool(p.ReleasePoolRequest(pool_id=pool.pool_id))
+        assert await d.neutron.show("subnetpools", own["id"]) is None
         assert await pool_snapshot(d, "kuryr") == before
 
 
