@@ -84,11 +84,14 @@ def _at_once(names: Sequence[str], network: str) -> list[Outcome]:
 
 def lag_of(returned: dict[str, float], seen: dict[str, float], errors: int) -> dict[str, Any]:
     """Lags of the device_ids ``returned`` maps to their ``docker run`` return times, by when
-    ``seen`` says each first showed in Neutron; those never seen are counted as missing."""
-    samples = [seen[d] - at for d, at in returned.items() if d in seen]
+    ``seen`` says each first showed in Neutron; those never seen are counted as missing. A
+    port Neutron listed before ``docker run`` returned kept nobody waiting: its lag is 0."""
+    raw = [seen[d] - at for d, at in returned.items() if d in seen]
+    samples = [max(0.0, lag) for lag in raw]
     return {
         "samples": samples,
         "summary": summarize(samples),
+        "before_return": sum(1 for lag in raw if lag <= 0),
         "missing": len(returned) - len(samples),
         "errors": errors,
     }

@@ -56,7 +56,7 @@ def text(p: Parameters) -> str:
   previous one's port showed) and {p.lag_burst} at once. A thread lists the network's
   ports in Neutron every {p.lag_poll_s * 1000:g} ms; a container's lag is when its endpoint
   id first showed as a port's device_id minus when its `docker run` returned (late by at
-  most one listing).
+  most one listing), 0 when Neutron listed it before `docker run` returned.
 - Peak RSS: VmHWM of each daemon process after the scale phase (for Kuryr, since its last
   start, which the shared stack may have made more recent than the run's start).
 - kuryr-libnetwork 18.0.0 runs from PyPI in its own venv with `[neutron] auth_type = none`,

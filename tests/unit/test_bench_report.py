@@ -155,12 +155,13 @@ def test_scale_sizes_must_be_positive_and_increasing(sizes: str) -> None:
 
 
 def test_lag_is_from_return_to_first_sight_and_unseen_ports_are_missing() -> None:
-    returned = {"ep1": 100.0, "ep2": 100.5, "ep3": 101.0}
-    seen = {"ep1": 101.25, "ep2": 100.75, "other": 99.0}
+    returned = {"ep1": 100.0, "ep2": 100.5, "ep3": 101.0, "ep4": 102.0}
+    seen = {"ep1": 101.25, "ep2": 100.75, "ep4": 101.5, "other": 99.0}
     result = lag_of(returned, seen, errors=1)
-    assert result["samples"] == [pytest.approx(1.25), pytest.approx(0.25)]
+    assert result["samples"] == [pytest.approx(1.25), pytest.approx(0.25), 0.0]
+    assert result["before_return"] == 1
     assert result["missing"] == 1 and result["errors"] == 1
-    assert result["summary"]["p99"] == pytest.approx(1.24)
+    assert result["summary"]["p99"] == pytest.approx(1.23)
     assert lag_of({}, seen, errors=0)["summary"] is None
 
 
@@ -171,7 +172,7 @@ def test_lag_section_has_a_row_per_mode_and_case() -> None:
         "immediate": {"error": "the Kuryr daemon was restarted by someone else"},
     }
     lines = lag_report.section({"bookkeeping_lag": measured})
-    assert "| deferred | one at a time | 2 | 1.500 | 1.990 | 2.000 | 0 | 0 |" in lines
-    assert "| deferred | all at once | 2 | 1.500 | 1.990 | 2.000 | 0 | 0 |" in lines
+    assert "| deferred | one at a time | 2 | 1.500 | 1.990 | 2.000 | 0 | 0 | 0 |" in lines
+    assert "| deferred | all at once | 2 | 1.500 | 1.990 | 2.000 | 0 | 0 | 0 |" in lines
     assert any(line.startswith("| immediate | not measured: the Kuryr daemon") for line in lines)
     assert lag_report.section({}) == []
