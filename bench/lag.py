@@ -146,6 +146,7 @@ def measure(
     if not made.ok:
         return {"error": f"no network: {made.error}"}
     results: dict[str, Any] = {}
+    workdir.mkdir(parents=True, exist_ok=True)
     pid = ours.pid()
     try:
         docker_id = docker("network", "inspect", "-f", "{{.Id}}", network).stdout.strip()
