@@ -140,7 +140,7 @@ class Endpoints:
         port_id = endpoint.port_id
         try:
             timeout = deadline.clamp(_IMMEDIATE_TIMEOUT, f"bookkeeping of port {port_id}")
-            await self._journal.flush([port_id], timeout)
+            await self._journal.flush([port_id], timeout, urgent=True)
         except BaseException:
             with deadline.cleanup():
                 self._journal.state.forget_endpoint(endpoint.endpoint_id)
@@ -221,8 +221,8 @@ class Endpoints:
         owner = port.get("device_owner") or ""
         # The local state first: an endpoint whose device_id the journal has not written yet
         # holds the port all the same. A port kuryr-libnetwork released and kept is free.
-        taken = self._ipam.allocator.held_by_endpoint(port) or (
-            port.get("device_id") and not self._left_by_libnetwork(port)
+        taken = not self._left_by_libnetwork(port) and (
+            port.get("device_id") or self._ipam.allocator.held_by_endpoint(port)
         )
         if taken or owner not in ("", naming.DEVICE_OWNER):
             raise Conflict(f"address {ip} is held by Neutron port {port['id']}")
@@ -234,8 +234,14 @@ class Endpoints:
         return claimed
 
     def _left_by_libnetwork(self, port: Resource) -> bool:
-        """A port of this host that kuryr-libnetwork released and kept."""
-        return naming.released_by_libnetwork(port) and port.get("binding:host_id") == self.host
+        """A port of this host that kuryr-libnetwork released and kept, and no endpoint of
+        this daemon has claimed since (its tags may not be written yet)."""
+        mine = {str(held["id"]) for _, held in self._journal.state.endpoints().values()}
+        return (
+            naming.released_by_libnetwork(port)
+            and port.get("binding:host_id") == self.host
+            and str(port["id"]) not in mine
+        )
 
     async def _merge(
         self, main: Resource, extra: list[Resource], wanted: list[tuple[Subnet, str | None]]
