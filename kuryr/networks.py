@@ -110,7 +110,15 @@ class Networks:
         mtu = req.options.get(p.OPT_MTU)
         if mtu:
             attrs["mtu"] = _int_option(p.OPT_MTU, mtu)
-        created = await self._neutron.create("networks", attrs)
+        try:
+            created = await self._neutron.create("networks", attrs)
+        except NeutronError as exc:
+            # Only Neutron knows the largest MTU its segments allow.
+            if "mtu" in attrs and exc.http_status == 400:
+                raise InvalidRequest(
+                    f"MTU {attrs['mtu']} refused by Neutron: {exc.message}"
+                ) from exc
+            raise
         undo.append(lambda: self._neutron.delete("networks", created["id"]))
         tags = naming.id_tags(req.network_id)
         if req.options.get(p.OPT_INTERNAL):
@@ -175,7 +183,11 @@ class Networks:
                     self._ipam.subnet_created(choice, present)
                 continue
             choice = choice or await self._recover_choice(data, cidr)
-            wanted.append((self._subnet_attrs(network, data, cidr, choice), choice))
+            attrs = self._subnet_attrs(network, data, cidr, choice)
+            subnetpool_id = subnetpool_for(network, cidr, choice, candidates)
+            if subnetpool_id is not None:
+                attrs["subnetpool_id"] = subnetpool_id
+            wanted.append((attrs, choice))
         if not wanted:
             return
         try:
@@ -216,8 +228,6 @@ class Networks:
             # the metadata port on .2) would take one Docker gives a container.
             "enable_dhcp": self._enable_dhcp and choice is not None,
         }
-        if choice is not None:
-            attrs["subnetpool_id"] = choice.subnetpool_id
         aux = {str(ipaddress.ip_interface(a).ip) for a in data.aux_addresses.values()}
         if choice is not None:
             aux |= choice.aux
@@ -334,6 +344,24 @@ class Networks:
         await self._neutron.set_tags(
             "networks", network.neutron_id, naming.without_network_tags(tags, network.docker_id)
         )
+
+
+def subnetpool_for(
+    network: Network, cidr: IPNetwork, choice: PoolChoice | None, candidates: list[Subnet]
+) -> str | None:
+    """The subnetpool a subnet Kuryr creates comes from (None: no pool).
+
+    Neutron allows one subnetpool (or none) per network and IP version. So an ip-range slice
+    on an adopted network joins the pool of that network's other subnets of its version, and
+    the first slice takes none, which leaves room for other hosts' slices; such a slice is
+    found by the ``kuryrPool-<range>`` id it carries as a tag, like an adopted subnet.
+    """
+    if choice is None:
+        return None
+    if not (network.adopted and choice.ip_range):
+        return choice.subnetpool_id
+    same = [s for s in candidates if s.version == cidr.version]
+    return same[0].subnetpool_id if same else None
 
 
 def _serves(port: Resource, network: Network) -> bool:

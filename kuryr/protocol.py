@@ -11,7 +11,7 @@ import ipaddress
 import re
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 DOCKER_ID_RE = re.compile(r"^[0-9a-f]{64}$")
 MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
@@ -41,6 +41,20 @@ def _cidr_or_empty(value: str) -> str:
     if value:
         ipaddress.ip_interface(value)
     return value
+
+
+# The smallest MTU an IPv4 link may have; Neutron refuses less. Its largest depends on the
+# Neutron network's segments: Neutron itself refuses more (kuryr.networks turns it into 400).
+MIN_MTU = 68
+MAX_MTU = 65535
+
+
+def _mtu_value(value: Any) -> int:
+    """The MTU Docker asked for, as Neutron takes it."""
+    text = str(value).strip()
+    if isinstance(value, bool) or not text.isdigit() or not MIN_MTU <= int(text) <= MAX_MTU:
+        raise ValueError(f"{OPT_MTU} must be an integer from {MIN_MTU} to {MAX_MTU}, got {value!r}")
+    return int(text)
 
 
 def _network_or_empty(value: str) -> str:
@@ -98,6 +112,29 @@ class IPAMData(_Model):
     def _aux(cls, v: Any) -> Any:
         return {} if v is None else v
 
+    @field_validator("aux_addresses")
+    @classmethod
+    def _aux_are_addresses(cls, v: dict[str, str]) -> dict[str, str]:
+        for name, address in v.items():
+            if not address:
+                raise ValueError(f"aux address {name!r} is empty")
+            ipaddress.ip_interface(address)
+        return v
+
+    @model_validator(mode="after")
+    def _gateway_on_pool(self) -> IPAMData:
+        # Neutron refuses such a subnet ("Gateway is not valid on subnet"); Docker's own
+        # IPAM never sends one.
+        if not self.gateway:
+            return self
+        pool = ipaddress.ip_network(self.pool, strict=False)
+        gateway = ipaddress.ip_interface(self.gateway).ip
+        if gateway.version != pool.version or gateway not in pool:
+            raise ValueError(f"gateway {gateway} is not in pool {pool}")
+        if pool.version == 4 and pool.prefixlen < 31 and gateway == pool.network_address:
+            raise ValueError(f"gateway {gateway} is the network address of pool {pool}")
+        return self
+
 
 class CreateNetworkRequest(_Model):
     network_id: DockerId = Field(alias="NetworkID")
@@ -122,6 +159,14 @@ class CreateNetworkRequest(_Model):
     @classmethod
     def _no_data(cls, v: Any) -> Any:
         return [] if v is None else v
+
+    @field_validator("options")
+    @classmethod
+    def _mtu(cls, v: dict[str, Any]) -> dict[str, Any]:
+        mtu = v.get(OPT_MTU)
+        if mtu not in (None, "", 0, "0"):
+            _mtu_value(mtu)
+        return v
 
     @property
     def generic_options(self) -> dict[str, str]:
