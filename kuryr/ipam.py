@@ -55,6 +55,8 @@ class PoolChoice:
     aux: set[str] = field(default_factory=set)
     # The subnetpool's one prefix is the CIDR: the PoolID is its bare uuid (kuryr.naming).
     dedicated: bool = False
+    # Docker's --ip-range: the CIDR is the range (kuryr.networks.subnetpool_for).
+    ip_range: bool = False
 
     @property
     def pool_id(self) -> str:
@@ -201,7 +203,12 @@ class Ipam(IpamDriver):
             if not _contains(subnetpool, cidr):
                 raise InvalidRequest(f"{cidr} is not inside subnetpool {subnetpool['name']}")
             await self._check_unused(subnetpool, cidr, existing)
-            choice = PoolChoice(subnetpool["id"], cidr, dedicated=_dedicated(subnetpool, cidr))
+            choice = PoolChoice(
+                subnetpool["id"],
+                cidr,
+                dedicated=_dedicated(subnetpool, cidr),
+                ip_range=bool(req.sub_pool),
+            )
         else:
             subnetpool = named or await self._default_pool(version)
             async with self._pick_lock:

@@ -516,6 +516,11 @@ class Reconciler:
                 continue
             used = await self._neutron.query(
                 "subnets", {"subnetpool_id": pool["id"], "fields": "id"}
+            ) or await self._neutron.query(
+                # A subnet outside the pool that serves it (an adopted one, an ip-range slice
+                # on an adopted network) carries the pool's id as a tag.
+                "subnets",
+                {"tags": pool["id"], "fields": "id"},
             )
             if used:
                 plan.keep("subnetpool")

@@ -9,7 +9,9 @@ import pytest
 
 from kuryr import naming
 from kuryr.errors import InvalidRequest
-from kuryr.ipam import subnet_cidr
+from kuryr.ipam import PoolChoice, subnet_cidr
+from kuryr.model import Network, Subnet
+from kuryr.networks import subnetpool_for
 
 NET_A = "0b707c5c251527c195db82fd7df44a27d6926b90bacf7ae3a232b450c6b8e9da"
 NET_B = "c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00"
@@ -65,3 +67,41 @@ def test_a_docker_network_takes_only_its_own_tags_off_a_shared_network() -> None
     ]
     assert naming.id_from_tags(left) == NET_B
     assert naming.without_network_tags(left, NET_B) == ["owner:ops"]
+
+
+def net(adopted: bool) -> Network:
+    tags = [naming.existing_net_tag(NET_A)] if adopted else []
+    return Network(docker_id=NET_A, neutron_id="n", mtu=1500, tags=tags)
+
+
+def subnet(cidr: str, pool: str | None) -> Subnet:
+    return Subnet(
+        id=cidr,
+        network_id="n",
+        cidr=ipaddress.ip_network(cidr),
+        gateway_ip=None,
+        subnetpool_id=pool,
+    )
+
+
+SLICE = ipaddress.ip_network("10.61.3.0/24")
+
+
+def test_a_slice_on_a_network_kuryr_made_is_in_its_own_pool() -> None:
+    choice = PoolChoice("range-pool", SLICE, dedicated=True, ip_range=True)
+    assert subnetpool_for(net(adopted=False), SLICE, choice, []) == "range-pool"
+
+
+def test_slices_on_an_adopted_network_share_its_pool_or_none() -> None:
+    choice = PoolChoice("range-pool", SLICE, dedicated=True, ip_range=True)
+    assert subnetpool_for(net(adopted=True), SLICE, choice, []) is None
+    other_slice = [subnet("10.61.2.0/24", None), subnet("fd61::/64", "v6-pool")]
+    assert subnetpool_for(net(adopted=True), SLICE, choice, other_slice) is None
+    in_a_pool = [subnet("10.61.2.0/24", "operator-pool")]
+    assert subnetpool_for(net(adopted=True), SLICE, choice, in_a_pool) == "operator-pool"
+
+
+def test_without_a_range_the_chosen_pool_stays() -> None:
+    choice = PoolChoice("kuryr", SLICE)
+    assert subnetpool_for(net(adopted=True), SLICE, choice, []) == "kuryr"
+    assert subnetpool_for(net(adopted=True), SLICE, None, []) is None
