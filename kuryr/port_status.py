@@ -153,6 +153,9 @@ class PortStatus:
         if now >= self._next_sweep:
             ids |= endpoint_ports
             self._next_sweep = now + SWEEP
+            # Endpoints that went without a DeleteEndpoint (reconciliation reclaimed them).
+            for port_id in self._state.port_status_ids() - endpoint_ports:
+                self._state.forget_port_status(port_id)
         if not ids:
             return
         statuses = await self._statuses(sorted(ids))

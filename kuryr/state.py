@@ -297,6 +297,9 @@ class State:
     def forget_port_status(self, port_id: str) -> None:
         self._db.execute("DELETE FROM port_status WHERE port_id = ?", (port_id,))
 
+    def port_status_ids(self) -> set[str]:
+        return {str(r[0]) for r in self._db.execute("SELECT port_id FROM port_status")}
+
     # --- network removals ----------------------------------------------------------------------
 
     def removal_put(self, docker_id: str) -> None:

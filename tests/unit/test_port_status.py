@@ -30,8 +30,11 @@ def test_active_shows_alone_and_down_shows_its_reason() -> None:
 def test_forgotten_port_status_is_gone() -> None:
     state = State.in_memory()
     state.save_port_status("p1", "DOWN", "why")
+    state.save_port_status("p2", ACTIVE)
+    assert state.port_status_ids() == {"p1", "p2"}
     state.forget_port_status("p1")
     assert state.port_status("p1") is None
+    assert state.port_status_ids() == {"p2"}
 
 
 def test_schema_2_file_is_upgraded_keeping_its_rows(tmp_path: Path) -> None:
