@@ -96,6 +96,12 @@ class Journal:
         self._wake = asyncio.Event()
         self._changed = asyncio.Condition()
         self._busy: dict[str, asyncio.Task[None]] = {}  # port id -> apply in flight
+        # Ports a Docker request waits for (kuryr.endpoints, immediate bookkeeping): applied
+        # without queueing for a worker slot behind background work such as the deletes of a
+        # removed network's pool ports.
+        self._urgent: set[str] = set()
+        # Set (and replaced) whenever ports become urgent: wakes applies waiting for a slot.
+        self._urgent_added = asyncio.Event()
         self._retry_at: dict[str, float] = {}
         self._worker: asyncio.Task[None] | None = None
         self._stopped = False
@@ -159,8 +165,12 @@ class Journal:
 
     async def _apply_one(self, entry: JournalEntry) -> None:
         try:
-            async with self._slots:
+            slot = await self._take_slot(entry.port_id)
+            try:
                 await self._apply(entry)
+            finally:
+                if slot:
+                    self._slots.release()
             if not self.state.journal_done(entry.port_id, entry.seq):
                 LOG.debug("port %s: newer bookkeeping recorded meanwhile", entry.port_id)
         except NeutronError as exc:
@@ -174,6 +184,26 @@ class Journal:
             self._wake.set()
             async with self._changed:
                 self._changed.notify_all()
+
+    async def _take_slot(self, port_id: str) -> bool:
+        """Wait for a worker slot (True), or return False without one as soon as a Docker
+        request waits for the port: an apply queued before its port became urgent (e.g. the
+        cleaning of a pool port a new container has since taken) must not hold it up."""
+        acquire = asyncio.ensure_future(self._slots.acquire())
+        try:
+            while port_id not in self._urgent:
+                woken = asyncio.ensure_future(self._urgent_added.wait())
+                done, _ = await asyncio.wait({acquire, woken}, return_when=asyncio.FIRST_COMPLETED)
+                woken.cancel()
+                if acquire in done:
+                    return True
+        finally:
+            if not acquire.done():
+                acquire.cancel()
+        # Urgent, but the slot may have come at the same moment: give it back.
+        if acquire.done() and not acquire.cancelled():
+            self._slots.release()
+        return False
 
     async def _apply(self, entry: JournalEntry) -> None:
         port_id, desired = entry.port_id, entry.desired
@@ -201,10 +231,26 @@ class Journal:
 
     # --- waiting ----------------------------------------------------------------------------------
 
-    async def flush(self, port_ids: Iterable[str] | None = None, timeout: float = 30.0) -> None:
+    async def flush(
+        self, port_ids: Iterable[str] | None = None, timeout: float = 30.0, urgent: bool = False
+    ) -> None:
         """Apply the entries of ``port_ids`` (all when None) now, not after the delay, and wait
-        for them; BackendError when Neutron has not taken them within ``timeout``."""
+        for them; BackendError when Neutron has not taken them within ``timeout``. ``urgent``
+        (a Docker request waits): they take no worker slot, so background work never holds
+        them up."""
         ids = None if port_ids is None else set(port_ids)
+        if urgent and ids is not None:
+            self._urgent |= ids
+            self._urgent_added.set()
+            self._urgent_added = asyncio.Event()
+            try:
+                await self._flush(ids, timeout)
+            finally:
+                self._urgent -= ids
+            return
+        await self._flush(ids, timeout)
+
+    async def _flush(self, ids: set[str] | None, timeout: float) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         async with self._changed:

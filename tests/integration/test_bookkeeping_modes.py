@@ -9,6 +9,7 @@ Against the real Neutron; the refusal comes from a gate in front of it
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -34,21 +35,26 @@ LONG_DELAY = 600.0
 # The request budget of the failing CreateEndpoint: the journal retries a refused write every
 # 2 s, so this is one or two attempts.
 SHORT_BUDGET = 3.0
+# The journal's default worker slots.
+WORKERS = 4
 
 
 @asynccontextmanager
-async def journaled(d: Domain, immediate: bool) -> AsyncIterator[Endpoints]:
+async def journaled(d: Domain, immediate: bool) -> AsyncIterator[tuple[Endpoints, Journal]]:
     journal = Journal(State.in_memory(), d.neutron, LONG_DELAY)
     try:
-        yield Endpoints(
-            d.neutron,
-            d.networks,
-            d.ipam,
-            NoBinders(d.host),
-            10.0,
-            "eth",
-            bookkeeping=journal,
-            immediate=immediate,
+        yield (
+            Endpoints(
+                d.neutron,
+                d.networks,
+                d.ipam,
+                NoBinders(d.host),
+                10.0,
+                "eth",
+                bookkeeping=journal,
+                immediate=immediate,
+            ),
+            journal,
         )
     finally:
         await journal.stop()
@@ -87,7 +93,7 @@ async def test_neutron_holds_the_bookkeeping_when_create_endpoint_answers(
     async with domain(stack.neutron_url, stack.chassis_hostname) as d:
         did, eid = d.new_id(), d.new_id()
         address = await new_address(d, did)
-        async with journaled(d, immediate) as eps:
+        async with journaled(d, immediate) as (eps, _):
             answer = await eps.create(create(did, eid, address))
             port = await port_holding(d, did, address)
             assert bookkept_for(port, eid) is immediate, port
@@ -104,7 +110,7 @@ async def test_refused_immediate_write_fails_create_endpoint_and_undoes_it(
             address = await new_address(d, did)
             held = await port_holding(d, did, address)
             refused = gate.fail("PUT", rf"/ports/{held['id']}")
-            async with journaled(d, immediate=True) as eps:
+            async with journaled(d, immediate=True) as (eps, _):
                 with pytest.raises(BackendError), deadline.bounded(SHORT_BUDGET):
                     await eps.create(create(did, eid, address))
                 assert gate.seen(refused) >= 1
@@ -112,6 +118,32 @@ async def test_refused_immediate_write_fails_create_endpoint_and_undoes_it(
                 gate.clear()
                 assert await eps.find(eid, did) is None
                 assert await d.neutron.show("ports", held["id"]) is None
+
+
+async def test_immediate_write_does_not_queue_behind_background_work(stack: StackFacts) -> None:
+    """Every worker slot is taken by deletes Neutron does not answer (held at the gate), and
+    more wait for one: CreateEndpoint's write still lands within a short request budget."""
+    with neutron_gate(stack.neutron_url) as gate:
+        async with domain(gate.url, stack.chassis_hostname) as d:
+            did, eid = d.new_id(), d.new_id()
+            address = await new_address(d, did)
+            stuck = gate.hold("DELETE", r"/ports/held-")
+            async with journaled(d, immediate=True) as (eps, journal):
+                held = [f"held-{i}" for i in range(WORKERS + 2)]
+                for port_id in held:
+                    journal.record_delete(port_id)
+                background = asyncio.create_task(journal.flush(held, timeout=120.0))
+                try:
+                    while gate.seen(stuck) < WORKERS:
+                        await asyncio.sleep(0.05)
+                    with deadline.bounded(SHORT_BUDGET):
+                        await eps.create(create(did, eid, address))
+                    assert gate.seen(stuck) == WORKERS
+                    assert bookkept_for(await port_holding(d, did, address), eid)
+                    await eps.delete(p.EndpointRequest(network_id=did, endpoint_id=eid), _none)
+                finally:
+                    background.cancel()
+                    gate.clear()
 
 
 async def _none(_: object) -> None:
