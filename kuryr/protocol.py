@@ -57,6 +57,19 @@ def _mtu_value(value: Any) -> int:
     return int(text)
 
 
+# Neutron refuses these as a port's MAC ("is not a valid MAC address").
+_UNUSABLE_MACS = ("00:00:00:00:00:00", "ff:ff:ff:ff:ff:ff")
+
+
+def _mac_or_empty(value: str) -> str:
+    """A MAC address Neutron takes for a port, or empty (Neutron picks one)."""
+    if value and not MAC_RE.match(value):
+        raise ValueError("must be a MAC address like 02:42:ac:11:00:02")
+    if value.lower() in _UNUSABLE_MACS:
+        raise ValueError(f"{value} cannot be an interface's MAC address")
+    return value
+
+
 def _network_or_empty(value: str) -> str:
     """A pool Kuryr makes a Neutron subnet of: a network address, as Neutron takes it."""
     if value:
@@ -196,9 +209,7 @@ class EndpointInterface(_Model):
     @field_validator("mac_address")
     @classmethod
     def _mac(cls, v: str) -> str:
-        if v and not MAC_RE.match(v):
-            raise ValueError("must be a MAC address like 02:42:ac:11:00:02")
-        return v
+        return _mac_or_empty(v)
 
 
 class CreateEndpointRequest(_Model):
@@ -363,6 +374,16 @@ class RequestAddressRequest(_Model):
     @classmethod
     def _none_is_empty(cls, v: Any) -> Any:
         return {} if v is None else v
+
+    @field_validator("options")
+    @classmethod
+    def _mac_option(cls, v: dict[str, str]) -> dict[str, str]:
+        mac = v.get(OPT_MAC_ADDRESS, "")
+        try:
+            _mac_or_empty(mac)
+        except ValueError as exc:
+            raise ValueError(f"{OPT_MAC_ADDRESS} {mac!r}: {exc}") from None
+        return v
 
     @property
     def is_gateway(self) -> bool:

@@ -35,7 +35,8 @@ def exposed_ports(options: dict[str, Any]) -> list[tuple[str, int]]:
         proto, port = item.get("Proto"), item.get("Port")
         if proto not in PROTOCOLS:
             raise InvalidRequest(f"exposed port protocol {proto!r} is not TCP (6) or UDP (17)")
-        if not isinstance(port, int) or not 0 < port < 65536:
+        # bool is an int in Python, but true is no port number.
+        if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
             raise InvalidRequest(f"exposed port {port!r} is not a port number")
         found.add((PROTOCOLS[proto], port))
     return sorted(found)

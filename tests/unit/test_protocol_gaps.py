@@ -1,4 +1,4 @@
-"""Input that Neutron would refuse is refused by the protocol models first, naming the field.
+"""Input that Neutron would refuse is refused before it reaches Neutron, naming the field.
 
 Each class here was found by tests/integration/test_fuzz_live.py as a Neutron 4xx (a 502) or
 a 500: Kuryr passed the value on. Refused here, it is a 400 that reaches no domain code.
@@ -12,6 +12,8 @@ import pytest
 from pydantic import ValidationError
 
 from kuryr import protocol as p
+from kuryr.errors import InvalidRequest
+from kuryr.security_groups import exposed_ports
 from kuryr.server import condense
 
 NET = "0b707c5c251527c195db82fd7df44a27d6926b90bacf7ae3a232b450c6b8e9da"
@@ -80,3 +82,31 @@ def test_an_mtu_out_of_range_is_refused(mtu: Any) -> None:
 @pytest.mark.parametrize("mtu", [68, "1400", 1442, 9000, "", 0, None])
 def test_an_mtu_in_range_or_unset_is_taken(mtu: Any) -> None:
     assert p.CreateNetworkRequest.model_validate(create_network(**{p.OPT_MTU: mtu}))
+
+
+@pytest.mark.parametrize("mac", ["ff:ff:ff:ff:ff:ff", "FF:FF:FF:FF:FF:FF", "00:00:00:00:00:00"])
+def test_a_mac_neutron_refuses_is_refused(mac: str) -> None:
+    interface = {"Address": "10.1.2.5/24", "MacAddress": mac}
+    body = {"NetworkID": NET, "EndpointID": NET, "Interface": interface}
+    assert "cannot be an interface's MAC address" in refusal(p.CreateEndpointRequest, body)
+    request = {"PoolID": "pool", "Options": {p.OPT_MAC_ADDRESS: mac}}
+    message = refusal(p.RequestAddressRequest, request)
+    assert message.startswith(f"Options: {p.OPT_MAC_ADDRESS} '{mac}': ")
+
+
+@pytest.mark.parametrize("mac", ["0242.ac11.0002", "02-42-ac-11-00-02", "02:42:ac:11:00"])
+def test_a_mac_option_must_be_a_mac(mac: str) -> None:
+    request = {"PoolID": "pool", "Options": {p.OPT_MAC_ADDRESS: mac}}
+    assert "must be a MAC address" in refusal(p.RequestAddressRequest, request)
+
+
+def test_a_unicast_mac_option_is_taken() -> None:
+    request = {"PoolID": "pool", "Options": {p.OPT_MAC_ADDRESS: "02:42:ac:11:00:02"}}
+    assert p.RequestAddressRequest.model_validate(request).options
+
+
+@pytest.mark.parametrize("port", [True, False, 0, 65536, "80", 80.0])
+def test_an_exposed_port_must_be_a_port_number(port: Any) -> None:
+    options = {p.OPT_EXPOSED_PORTS: [{"Proto": 6, "Port": port}]}
+    with pytest.raises(InvalidRequest, match="is not a port number"):
+        exposed_ports(options)
