@@ -18,7 +18,7 @@ from tests.conftest import StackFacts
 from tests.e2e.helpers import Neutron, network_tags
 from tests.fuzz_requests import post_reply
 from tests.integration.private_daemon import PrivateDaemon, private_daemon
-from tests.integration.test_fuzz_live import free_cidrs
+from tests.live_mutations import free_cidrs
 
 pytestmark = pytest.mark.stack
 
