@@ -226,6 +226,12 @@ class Endpoints:
         )
         if taken or owner not in ("", naming.DEVICE_OWNER):
             raise Conflict(f"address {ip} is held by Neutron port {port['id']}")
+        if self._left_by_libnetwork(port):
+            # A failed start leaves kuryr-libnetwork's VIF plugged. Unplugged first: a veth
+            # made again under a name OVS still has on br-int carries no traffic (the
+            # userspace datapath keeps the deleted device).
+            stale = Vif.for_port(port, endpoint_id, 0)
+            await self._binders.for_vif_type(stale.vif_type).unplug(stale)
         update = {k: v for k, v in attrs.items() if k not in ("network_id", "admin_state_up")}
         claimed = await self._neutron.update("ports", port["id"], update)
         if not owner:

@@ -1,26 +1,42 @@
 """Ports kuryr-libnetwork 18 leaves on a Docker-IPAM network after a host switched to Kuryr.
 
 Its DeleteEndpoint strips the endpoint's id tags and keeps the port (device_id and the name
-``<endpoint id>-port`` stay), and a start that failed leaves one the same way. Kuryr takes
-such a port for the container Docker gives its address, and DeleteNetwork deletes the
-others; a port whose endpoint still carries its tags is never taken.
+``<endpoint id>-port`` stay), and a start that failed leaves one the same way, its VIF still
+plugged. Kuryr takes such a port for the container Docker gives its address (unplugging that
+VIF first), and DeleteNetwork deletes the others; a port whose endpoint still carries its
+tags is never taken.
 """
 
 from __future__ import annotations
+
+from collections.abc import AsyncIterator
 
 import pytest
 
 from kuryr import naming
 from kuryr import protocol as p
+from kuryr.binding.base import Vif
+from kuryr.binding.registry import Binders, load
+from kuryr.config import BindingConfig
+from kuryr.endpoints import Endpoints
 from kuryr.errors import Conflict
 from kuryr.model import Network
 from tests.conftest import StackFacts
 from tests.integration.domain_helpers import Domain, create_request, domain
-from tests.integration.test_endpoints import create, endpoints
+from tests.integration.test_endpoints import create
 
 pytestmark = pytest.mark.stack
 
 CIDR = "172.31.247.0/24"
+
+
+@pytest.fixture
+async def binders(stack: StackFacts) -> AsyncIterator[Binders]:
+    loaded = await load(BindingConfig())
+    try:
+        yield loaded
+    finally:
+        await loaded.close()
 
 
 async def libnetwork_port(d: Domain, network: Network, ip: str, in_use: bool = False) -> str:
@@ -43,7 +59,9 @@ async def libnetwork_port(d: Domain, network: Network, ip: str, in_use: bool = F
     return str(port["id"])
 
 
-async def test_kuryr_takes_or_removes_what_kuryr_libnetwork_left(stack: StackFacts) -> None:
+async def test_kuryr_takes_or_removes_what_kuryr_libnetwork_left(
+    stack: StackFacts, binders: Binders
+) -> None:
     async with domain(stack.neutron_url, stack.chassis_hostname) as d:
         did, eid = d.new_id(), d.new_id()
         network = await d.networks.create(
@@ -53,10 +71,14 @@ async def test_kuryr_takes_or_removes_what_kuryr_libnetwork_left(stack: StackFac
             await libnetwork_port(d, network, ip) for ip in ("172.31.247.10", "172.31.247.11")
         ]
         in_use = await libnetwork_port(d, network, "172.31.247.12", in_use=True)
-        eps = endpoints(d)
+        ovs = binders.for_vif_type("ovs")
+        stale = Vif.for_port(await d.neutron.show("ports", taken) or {}, "", 1442)
+        await ovs.plug(stale, 30.0)  # as kuryr-libnetwork's CreateEndpoint did
+        eps = Endpoints(d.neutron, d.networks, d.ipam, binders, 10.0, "eth")
 
         await eps.create(create(did, eid, "172.31.247.10/24"))
         assert (await eps.get(eid, did)).port_id == taken
+        assert not await ovs.ready(stale), "kuryr-libnetwork's VIF is still plugged"
         with pytest.raises(Conflict):
             await eps.create(create(did, d.new_id(), "172.31.247.12/24"))
         await eps.drain()
