@@ -16,27 +16,29 @@ fixture always ends with Kuryr on its socket, no spec file and dockerd restarted
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
 
 import pytest
 
 from bench.kuryrlib import Reference
-from kuryr import config, pools_admin
+from kuryr import config, naming, pools_admin
 from kuryr.stack import lifecycle
 from kuryr.stack.daemon import KuryrDaemon
 from kuryr.stack.docker import Docker
 from kuryr.stack.layout import NEUTRON_URL
 from tests.conftest import StackFacts, bring_up
 from tests.e2e.helpers import (
+    DOCKER,
+    IMAGE,
     DockerEnv,
     Neutron,
     docker,
     docker_network_id,
     endpoint,
     ping,
+    run,
     wait_for,
 )
 
@@ -56,25 +58,33 @@ class Switch:
         self.kuryr = KuryrDaemon(stack.layout)
         self.libnetwork = Reference.default().as_driver("kuryr", LIBNETWORK_URL)
 
-    def to_libnetwork(self) -> None:
+    def to_libnetwork(self, neutron: Neutron, handed: Sequence[Made] = ()) -> None:
         self.libnetwork.install()
         self.libnetwork.ensure_pools()
         self.dockerd.stop()
-        self._drain(pools_admin.socket_path(config.load(self.kuryr.config).state_dir))
+        self._drain(neutron, handed)
         self.kuryr.stop()
         self.libnetwork.start(NEUTRON_URL)
         self.dockerd.start()
 
-    @staticmethod
-    def _drain(admin: Path) -> None:
-        """Kuryr's free pool ports go before it hands over: kuryr-libnetwork would find
-        ports it never made on the subnets (and could not delete the networks)."""
-        pools_admin.call(admin, "POST", "/pools/drain", {})
+    def _drain(self, neutron: Neutron, handed: Sequence[Made]) -> None:
+        """The free pool ports of the networks handed over go first: kuryr-libnetwork would
+        find ports it never made there (and could not delete the networks). An operator
+        drains every pool (``kuryr pools drain``); here only the test's networks, since
+        other sessions' pools would take minutes."""
+        admin = pools_admin.socket_path(config.load(self.kuryr.config).state_dir)
+        for made in handed:
+            for subnet in made.subnets:
+                pools_admin.call(admin, "POST", "/pools/drain", {"subnet_id": subnet})
 
-        def applied() -> bool:
-            return pools_admin.call(admin, "GET", "/status")["journal_pending"] == 0
+        def drained() -> bool:
+            return not any(
+                naming.is_pool_port(port)
+                for made in handed
+                for port in neutron.find("ports", network_id=made.network)
+            )
 
-        wait_for(applied, "Kuryr's journaled pool port deletes to be applied")
+        wait_for(drained, "Kuryr's pool ports on the handed-over networks to be deleted")
 
     def to_kuryr(self) -> None:
         """Also the restore: whatever state a failure left, Kuryr serves afterwards."""
@@ -133,6 +143,23 @@ def assert_removed(neutron: Neutron, made: Made) -> None:
         neutron.wait_gone("subnetpools", pool)
     for port in made.ports:
         neutron.wait_gone("ports", port)
+
+
+def failed_start(neutron: Neutron, network: str, ip: str) -> str:
+    """kuryr-libnetwork 18 cannot start a container on a Docker-IPAM network: its
+    CreateEndpoint makes the port without the endpoint's tags, so its Join (and the
+    DeleteEndpoint of the rollback) cannot find it. Returns the port the failure leaves."""
+    name = f"{network}-failed"
+    attempt = run(
+        [DOCKER, "run", "-d", "--name", name, "--net", network, "--ip", ip, IMAGE, "true"],
+        check=False,
+    )
+    docker("rm", "-f", name, check=False)
+    assert attempt.returncode != 0 and "The port doesn't exist" in attempt.stderr, attempt
+    on_network = neutron.network_of_docker(docker_network_id(network))["id"]
+    [port] = neutron.find("ports", network_id=on_network, fixed_ips=f"ip_address={ip}")
+    assert naming.released_by_libnetwork(port), port
+    return str(port["id"])
 
 
 def running(container: str) -> bool:
@@ -196,77 +223,93 @@ def assert_untouched(neutron: Neutron, sentinel: Sentinel) -> None:
 
 def test_migration_both_ways(
     stack: StackFacts,
-    rel_env: DockerEnv,
     neutron: Neutron,
     sentinel: Sentinel,
+    rel_env: DockerEnv,
     switch: Switch,
 ) -> None:
+    # Fixtures in this order: the switch back to Kuryr first, then the test's Docker
+    # resources, then the sentinel (whose operator pool a removed network may still use).
     env = rel_env
     always = ("--restart", "always")
+    kuryr_ipam = ("--ipam-driver", "kuryr")
 
-    # kuryr-libnetwork makes networks on both IPAMs and runs a container where it can.
-    switch.to_libnetwork()
-    lib_kuryr_ipam = env.network(
-        "--ipam-driver", "kuryr", "--subnet", "10.62.1.0/24", "--gateway", "10.62.1.1"
-    )
+    # kuryr-libnetwork makes networks on both IPAMs, with and without --ip-range, and runs a
+    # container where it can.
+    switch.to_libnetwork(neutron)
+    lib_pooled = [
+        env.network(*kuryr_ipam, "--subnet", "10.62.1.0/24", "--gateway", "10.62.1.1"),
+        env.network(
+            *kuryr_ipam,
+            *("--subnet", "10.62.64.0/18", "--ip-range", "10.62.65.0/24"),
+            *("--gateway", "10.62.65.1"),
+        ),
+    ]
     lib_docker_ipam = env.network(
-        "-o",
-        f"neutron.pool.uuid={sentinel.operator_pool}",
-        "--subnet",
-        "10.62.2.0/24",
-        "--gateway",
-        "10.62.2.1",
+        *("-o", f"neutron.pool.uuid={sentinel.operator_pool}"),
+        *("--subnet", "10.62.2.0/24", "--gateway", "10.62.2.1"),
     )
-    # Not on its Docker-IPAM network: kuryr-libnetwork 18 creates the port there without the
-    # endpoint's tags, and its own Join then cannot find it ("The port doesn't exist").
-    first = env.container(lib_kuryr_ipam, *always)
-    lib_made = [record(neutron, net) for net in (lib_kuryr_ipam, lib_docker_ipam)]
-    assert lib_made[0].subnetpools, "kuryr-libnetwork made no kuryrPool for its kuryr IPAM"
+    first = {net: env.container(net, *always) for net in lib_pooled}
+    leaked = failed_start(neutron, lib_docker_ipam, "10.62.2.10")
+    lib_made = [record(neutron, net) for net in (*lib_pooled, lib_docker_ipam)]
+    assert all(made.subnetpools for made in lib_made[:2]), "kuryr-libnetwork made no kuryrPool"
 
-    # Kuryr takes over: the container comes back, new ones join both networks. On the
+    # Kuryr takes over: the containers come back, new ones join every network. On the
     # Docker-IPAM network kuryr-libnetwork's subnet has DHCP, whose metadata port holds .2
     # (Docker's next address): containers there are given theirs.
     switch.to_kuryr()
-    later = env.container(lib_kuryr_ipam)
-    wait_for(partial(running, first), f"{first} running again")
-    assert_connected(first, later, lib_kuryr_ipam)
+    later = {net: env.container(net) for net in lib_pooled}
+    for net in lib_pooled:
+        wait_for(partial(running, first[net]), f"{first[net]} running again")
+        assert_connected(first[net], later[net], net)
     docker_ipam_pair = (
         env.container(lib_docker_ipam, "--ip", "10.62.2.10"),
         env.container(lib_docker_ipam, "--ip", "10.62.2.11"),
     )
     assert_connected(docker_ipam_pair[0], docker_ipam_pair[1], lib_docker_ipam)
+    claimed = neutron.port_of_endpoint(endpoint(docker_ipam_pair[0], lib_docker_ipam).endpoint_id)
+    assert claimed["id"] == leaked, "Kuryr did not take the port kuryr-libnetwork left on .10"
 
-    # Kuryr makes networks on both IPAMs for the way back.
-    ours_kuryr_ipam = env.network(
-        "--ipam-driver", "kuryr", "--subnet", "10.62.11.0/24", "--gateway", "10.62.11.1"
-    )
-    ours_docker_ipam = env.network("--subnet", "10.62.12.0/24", "--gateway", "10.62.12.1")
-    ours_first = env.container(ours_kuryr_ipam, *always)
+    # Kuryr makes the same kinds of networks for the way back.
+    ours_pooled = [
+        env.network(*kuryr_ipam, "--subnet", "10.62.11.0/24", "--gateway", "10.62.11.1"),
+        env.network(
+            *kuryr_ipam,
+            *("--subnet", "10.62.128.0/18", "--ip-range", "10.62.129.0/24"),
+            *("--gateway", "10.62.129.1"),
+        ),
+    ]
+    ours_docker_ipam = [
+        env.network("--subnet", "10.62.12.0/24", "--gateway", "10.62.12.1"),
+        env.network("--subnet", "10.62.13.0/24", "--ip-range", "10.62.13.128/25"),
+    ]
+    ours_first = {net: env.container(net, *always) for net in ours_pooled}
     # Stopped with dockerd and left stopped: kuryr-libnetwork cannot start a container on a
-    # Docker-IPAM network (above).
-    ours_docker_ipam_container = env.container(ours_docker_ipam)
-    ours_made = [record(neutron, net) for net in (ours_kuryr_ipam, ours_docker_ipam)]
-    assert ours_made[0].subnetpools, "Kuryr made no kuryrPool for a --subnet outside its pools"
+    # Docker-IPAM network (failed_start).
+    ours_stopped = env.container(ours_docker_ipam[0])
+    ours_made = [record(neutron, net) for net in (*ours_pooled, *ours_docker_ipam)]
+    assert all(made.subnetpools for made in ours_made[:2]), "Kuryr made no kuryrPool"
 
     # Kuryr removes what kuryr-libnetwork made, and nothing else.
-    for container in (first, later, *docker_ipam_pair):
+    for container in (*first.values(), *later.values(), *docker_ipam_pair):
         env.remove_container(container)
-    env.remove_network(lib_kuryr_ipam)
-    env.remove_network(lib_docker_ipam)
+    for net in (*lib_pooled, lib_docker_ipam):
+        env.remove_network(net)
     for made in lib_made:
         assert_removed(neutron, made)
     assert_untouched(neutron, sentinel)
 
-    # kuryr-libnetwork takes over Kuryr's networks: the container comes back, a new one
-    # joins, and kuryr-libnetwork removes all of it.
-    switch.to_libnetwork()
-    ours_later = env.container(ours_kuryr_ipam)
-    wait_for(partial(running, ours_first), f"{ours_first} running again")
-    assert_connected(ours_first, ours_later, ours_kuryr_ipam)
-    for container in (ours_first, ours_later, ours_docker_ipam_container):
+    # kuryr-libnetwork takes over Kuryr's networks: the containers come back, new ones join,
+    # and kuryr-libnetwork removes all of it.
+    switch.to_libnetwork(neutron, ours_made)
+    ours_later = {net: env.container(net) for net in ours_pooled}
+    for net in ours_pooled:
+        wait_for(partial(running, ours_first[net]), f"{ours_first[net]} running again")
+        assert_connected(ours_first[net], ours_later[net], net)
+    for container in (*ours_first.values(), *ours_later.values(), ours_stopped):
         env.remove_container(container)
-    env.remove_network(ours_kuryr_ipam)
-    env.remove_network(ours_docker_ipam)
+    for net in (*ours_pooled, *ours_docker_ipam):
+        env.remove_network(net)
     for made in ours_made:
         assert_removed(neutron, made)
     assert_untouched(neutron, sentinel)
