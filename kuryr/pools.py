@@ -85,6 +85,8 @@ class Wiring(Protocol):
 
     def gone(self, port_id: str) -> None: ...
 
+    async def whole(self, port: Resource) -> bool: ...
+
 
 @dataclass
 class SubnetPool:
@@ -341,6 +343,9 @@ class Pools:
     def _ahead(self, port: Resource) -> None:
         if self._wiring is not None:
             self._wiring.ahead(port)
+
+    async def _whole(self, port: Resource) -> bool:
+        return self._wiring is not None and await self._wiring.whole(port)
 
     def _wire_start(self) -> int:
         return max(self.config.batch, 1)
@@ -657,11 +662,13 @@ class Pools:
             if pool is None:
                 continue
             (pool.free if pp.status == FREE else pool.taken)[pp.port_id] = pp
-            if pp.status == FREE:
-                # A VIF still whole from before the restart is kept as it is.
+            if pp.status == FREE and await self._whole(pp.port):
+                # Kept as it is from before the restart: no plug, no status change.
                 pool.wired.add(pp.port_id)
                 self._ahead(pp.port)
         for pool in self._pools.values():
+            # The others only up to the pool's budget, as for a new pool.
+            self._wire(pool)
             # A predecessor killed during a bulk create: Neutron may still be making its ports.
             pool.strays_until = time.monotonic() + _BULK_TIMEOUT
             pool.started = True

@@ -81,6 +81,18 @@ class Prewire:
         self._ahead[vif.port_id] = vif
         self._chain(vif.port_id, "plug", lambda: self._plug_ahead(vif))
 
+    async def whole(self, port: Resource) -> bool:
+        """The free port's VIF is whole and wired already (kept from before a restart)."""
+        mtu = self._mtu_of(str(port.get("network_id", "")))
+        if mtu is None or not is_bound(port):
+            return False
+        vif = Vif.for_port(port, "", mtu)
+        try:
+            return await self._binders.for_vif_type(vif.vif_type).ready(vif)
+        except KuryrError as exc:
+            LOG.warning("port %s: cannot check its VIF: %s", vif.port_id, exc)
+            return False
+
     def gone(self, port_id: str) -> None:
         """The port is being deleted: its VIF plugged ahead goes (in the background)."""
         vif = self._forget(port_id)
