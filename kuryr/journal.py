@@ -9,7 +9,9 @@ when the next daemon starts the worker. The worker never touches a port twice at
 A ``view`` per port remembers what Neutron is believed to hold, so only the calls that change
 something are made (a PUT of device_id/name, a PUT of the tags). With a :class:`Quiet`, due
 entries wait for a pause in Docker's requests (kuryr.quiet), so a burst of starts is not
-slowed by the Neutron and OVN work its bookkeeping causes.
+slowed by the Neutron and OVN work its bookkeeping causes. Entries giving a port to an endpoint
+have worker slots of their own, so they never queue behind deletes and cleanings; a Docker
+request waiting for its port's bookkeeping (``[pool] bookkeeping = immediate``) takes none.
 """
 
 from __future__ import annotations
@@ -73,6 +75,11 @@ def background(work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]
     return asyncio.create_task(work, name=name, context=contextvars.Context())
 
 
+def _for_endpoint(entry: JournalEntry) -> bool:
+    """The entry gives a port to an endpoint (rather than deleting or cleaning it)."""
+    return entry.desired["op"] == UPDATE and bool(entry.desired.get("device_id"))
+
+
 def _is_endpoint_tag(tag: str) -> bool:
     return tag.partition(":")[0] in (naming.TAG_ID_LOW, naming.TAG_ID_HIGH)
 
@@ -93,6 +100,10 @@ class Journal:
         self._delay = delay
         self._quiet = quiet
         self._slots = asyncio.Semaphore(workers)
+        # A lane of its own for what a container's port owes Neutron (its device_id, name and
+        # tags), the part of the bookkeeping users read: it never waits behind deletes and
+        # cleanings, however many a network removal or a pool drain queued.
+        self._endpoint_slots = asyncio.Semaphore(workers)
         self._wake = asyncio.Event()
         self._changed = asyncio.Condition()
         self._busy: dict[str, asyncio.Task[None]] = {}  # port id -> apply in flight
@@ -165,12 +176,13 @@ class Journal:
 
     async def _apply_one(self, entry: JournalEntry) -> None:
         try:
-            slot = await self._take_slot(entry.port_id)
+            slots = self._endpoint_slots if _for_endpoint(entry) else self._slots
+            slot = await self._take_slot(slots, entry.port_id)
             try:
                 await self._apply(entry)
             finally:
                 if slot:
-                    self._slots.release()
+                    slots.release()
             if not self.state.journal_done(entry.port_id, entry.seq):
                 LOG.debug("port %s: newer bookkeeping recorded meanwhile", entry.port_id)
         except NeutronError as exc:
@@ -185,11 +197,11 @@ class Journal:
             async with self._changed:
                 self._changed.notify_all()
 
-    async def _take_slot(self, port_id: str) -> bool:
-        """Wait for a worker slot (True), or return False without one as soon as a Docker
+    async def _take_slot(self, slots: asyncio.Semaphore, port_id: str) -> bool:
+        """Wait for one of ``slots`` (True), or return False without one as soon as a Docker
         request waits for the port: an apply queued before its port became urgent (e.g. the
         cleaning of a pool port a new container has since taken) must not hold it up."""
-        acquire = asyncio.ensure_future(self._slots.acquire())
+        acquire = asyncio.ensure_future(slots.acquire())
         try:
             while port_id not in self._urgent:
                 woken = asyncio.ensure_future(self._urgent_added.wait())
@@ -202,7 +214,7 @@ class Journal:
                 acquire.cancel()
         # Urgent, but the slot may have come at the same moment: give it back.
         if acquire.done() and not acquire.cancelled():
-            self._slots.release()
+            slots.release()
         return False
 
     async def _apply(self, entry: JournalEntry) -> None:
