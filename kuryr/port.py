@@ -42,8 +42,9 @@ def bookkeeping_bound(config: Config) -> float:
     in Neutron: 0 with ``immediate`` bookkeeping; with ``deferred``, the journal's delay, then
     at most ``background_longest`` waiting for a pause in Docker's requests (kuryr.quiet),
     then the writes, each answered within ``[neutron] timeout``. It holds while Neutron
-    answers at the first attempt and no more ports than the journal's workers (4) are due at
-    once; a failed write is retried every 2 s."""
+    answers at the first attempt and no more ports than the journal's endpoint workers (4)
+    are due at once (deletes and cleanings have slots of their own); a failed write is retried
+    every 2 s."""
     pool = config.pool
     if pool.bookkeeping == BOOKKEEPING_IMMEDIATE:
         return 0.0
