@@ -93,6 +93,10 @@ class PortAllocator:
         try:
             return await self._neutron.create("ports", attrs)
         except NeutronError as exc:
+            if mac and exc.neutron_type == "MacAddressInUse":
+                raise Conflict(
+                    f"MAC address {mac} is in use on network {subnet.network_id}"
+                ) from exc
             if not (address and exc.neutron_type in _IP_TAKEN):
                 raise
         return await self._take_over(subnet, address)

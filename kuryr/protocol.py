@@ -43,6 +43,8 @@ def _cidr_or_empty(value: str) -> str:
     return value
 
 
+# Neutron's default min_prefixlen of an IPv4 subnetpool: a wider prefix is refused.
+MIN_POOL_PREFIX_V4 = 8
 # The smallest MTU an IPv4 link may have; Neutron refuses less. Its largest depends on the
 # Neutron network's segments: Neutron itself refuses more (kuryr.networks turns it into 400).
 MIN_MTU = 68
@@ -340,7 +342,13 @@ class RequestPoolRequest(_Model):
     @field_validator("pool", "sub_pool")
     @classmethod
     def _net(cls, v: str) -> str:
-        return _network_or_empty(v)
+        if not v:
+            return v
+        network = ipaddress.ip_network(_network_or_empty(v))
+        if network.version == 4 and network.prefixlen < MIN_POOL_PREFIX_V4:
+            widest = MIN_POOL_PREFIX_V4
+            raise ValueError(f"{v} is wider than /{widest}, the widest IPv4 pool Neutron makes")
+        return v
 
     @field_validator("options", mode="before")
     @classmethod

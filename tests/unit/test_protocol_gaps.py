@@ -110,3 +110,14 @@ def test_an_exposed_port_must_be_a_port_number(port: Any) -> None:
     options = {p.OPT_EXPOSED_PORTS: [{"Proto": 6, "Port": port}]}
     with pytest.raises(InvalidRequest, match="is not a port number"):
         exposed_ports(options)
+
+
+@pytest.mark.parametrize("pool", ["0.0.0.0/0", "10.0.0.0/7"])
+def test_an_ipv4_pool_wider_than_neutron_makes_is_refused(pool: str) -> None:
+    body = {"AddressSpace": "no_address_space", "Pool": pool}
+    assert "the widest IPv4 pool Neutron makes" in refusal(p.RequestPoolRequest, body)
+
+
+@pytest.mark.parametrize("pool", ["10.0.0.0/8", "fd00:1::/48"])
+def test_a_pool_neutron_makes_is_taken(pool: str) -> None:
+    assert p.RequestPoolRequest.model_validate({"Pool": pool}).pool == pool
