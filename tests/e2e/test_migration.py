@@ -231,7 +231,9 @@ def test_migration_both_ways(
     # Fixtures in this order: the switch back to Kuryr first, then the test's Docker
     # resources, then the sentinel (whose operator pool a removed network may still use).
     env = rel_env
-    always = ("--restart", "always")
+    # Running through a switch: dockerd stops them, and ``sleep`` as PID 1 ignores SIGTERM.
+    quick = ("--stop-timeout", "1")
+    always = ("--restart", "always", *quick)
     kuryr_ipam = ("--ipam-driver", "kuryr")
 
     # kuryr-libnetwork makes networks on both IPAMs, with and without --ip-range, and runs a
@@ -286,7 +288,7 @@ def test_migration_both_ways(
     ours_first = {net: env.container(net, *always) for net in ours_pooled}
     # Stopped with dockerd and left stopped: kuryr-libnetwork cannot start a container on a
     # Docker-IPAM network (failed_start).
-    ours_stopped = env.container(ours_docker_ipam[0])
+    ours_stopped = env.container(ours_docker_ipam[0], *quick)
     ours_made = [record(neutron, net) for net in (*ours_pooled, *ours_docker_ipam)]
     assert all(made.subnetpools for made in ours_made[:2]), "Kuryr made no kuryrPool"
 
