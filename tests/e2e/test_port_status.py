@@ -67,7 +67,9 @@ def daemon(stack: StackFacts) -> Daemon:
     )
 
 
-def active_within(neutron: Neutron, port_id: str, since: float, bound: float) -> float:
+def active_within(
+    neutron: Neutron, port_id: str, since: float, bound: float, container: str
+) -> float:
     """Seconds from ``since`` until Neutron reports the port ACTIVE; fails past ``bound``."""
     while True:
         shown = neutron.show("ports", port_id)
@@ -75,7 +77,9 @@ def active_within(neutron: Neutron, port_id: str, since: float, bound: float) ->
         waited = time.monotonic() - since
         if status == "ACTIVE":
             return waited
-        assert waited < bound, f"port {port_id} is {status} {waited:.1f}s after docker run"
+        assert waited < bound, (
+            f"port {port_id} of {container} is {status} {waited:.1f}s after docker run"
+        )
         # Gently: Neutron's one API worker also handles the OVN events that make ports ACTIVE.
         time.sleep(0.5)
 
@@ -90,7 +94,7 @@ def lane(
         returned = time.monotonic()
         try:
             (ours,) = daemon.ports(name)
-            waited = active_within(neutron, ours["port_id"], returned, daemon.bound)
+            waited = active_within(neutron, ours["port_id"], returned, daemon.bound, name)
             starts.append(Start(name, ours["port_id"], waited))
         finally:
             if not (keep_last and i == len(names) - 1):
