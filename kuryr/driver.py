@@ -189,7 +189,7 @@ async def build(
         watch.start()
         # Reconciliation runs beside serving, its first pass a few seconds after the start:
         # dockerd may be waiting for this daemon. Stopped first, before what it releases with.
-        local = healing.DaemonSide(state, ipam, pools, endpoints, groups)
+        local = healing.DaemonSide(state, ipam, pools, endpoints, groups, journal)
         driver.healer = healing.Healer(config, neutron, local, quiet)
         undo.push_async_callback(driver.healer.stop)
         driver.healer.start()

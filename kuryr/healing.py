@@ -14,7 +14,9 @@ lists only once it has joined) finishes or fails within that time, so it is neve
 a half-made state. On top of that a port is never judged while the daemon has work in flight
 on it (a journaled bookkeeping write or delete not yet applied, an address RequestAddress
 gave and no endpoint took yet) or keeps it free in a pool, and only ports of this host
-(``binding:host_id``) on the daemon's own networks, that dockerd has, are judged.
+(``binding:host_id``) on the daemon's own networks, that dockerd has, are judged. A free pool
+port stays in its pool; only when Neutron still shows it with a gone endpoint's device_id is
+its cleaning journaled again.
 
 A port the daemon holds is released as DeleteEndpoint would release it (back to its pool,
 or deleted, through the journal; its VIF kept or unplugged by kuryr.prewire), so the local
@@ -36,12 +38,13 @@ import time
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 
+from kuryr import journal, naming
 from kuryr import protocol as p
 from kuryr.config import Config
 from kuryr.endpoints import Endpoints
 from kuryr.errors import KuryrError
 from kuryr.ipam import Ipam
-from kuryr.journal import background
+from kuryr.journal import Journal, background
 from kuryr.neutron import Neutron, Resource
 from kuryr.pools import Pools
 from kuryr.quiet import Quiet
@@ -69,8 +72,10 @@ class DaemonSide:
         pools: Pools,
         endpoints: Endpoints,
         security_groups: SecurityGroups,
+        bookkeeping: Journal,
     ) -> None:
         self._state = state
+        self._journal = bookkeeping
         self._ipam = ipam
         self._pools = pools
         self._endpoints = endpoints
@@ -85,24 +90,33 @@ class DaemonSide:
     def endpoints(self) -> set[str]:
         return set(self._state.endpoints())
 
-    def busy(self, port_id: str) -> bool:
-        return (
-            self._state.journal_entry(port_id) is not None
-            or self._ipam.holds(port_id)
-            or any(port_id in pool.free for pool in self._pools.all())
-        )
+    def busy(self, port: Resource) -> bool:
+        port_id = str(port["id"])
+        return self._in_flight(port_id) or (self._free(port_id) and not port.get("device_id"))
+
+    def _in_flight(self, port_id: str) -> bool:
+        return self._state.journal_entry(port_id) is not None or self._ipam.holds(port_id)
+
+    def _free(self, port_id: str) -> bool:
+        return any(port_id in pool.free for pool in self._pools.all())
+
+    def _taken(self, port_id: str) -> bool:
+        return any(port_id in pool.taken for pool in self._pools.all())
 
     def idle_taken(self, port_id: str) -> bool:
-        taken = any(port_id in pool.taken for pool in self._pools.all())
-        return taken and not self.busy(port_id) and self._holder(port_id) is None
+        return (
+            self._taken(port_id) and not self._in_flight(port_id) and self._holder(port_id) is None
+        )
 
     def reclaimer(self, port: Resource) -> Callable[[], Awaitable[None]] | None:
         port_id = str(port["id"])
         holder = self._holder(port_id)
         if holder is not None:
             return functools.partial(self._end_endpoint, port_id, holder)
-        if any(port_id in pool.taken for pool in self._pools.all()):
+        if self._taken(port_id):
             return functools.partial(self._give_back, port)
+        if self._free(port_id):
+            return functools.partial(self._clean_again, port)
         return None
 
     def _holder(self, port_id: str) -> str | None:
@@ -115,7 +129,7 @@ class DaemonSide:
     def _still_idle(self, port_id: str, holder: str | None) -> None:
         """Checked right before the release, with no await after it: the daemon may have taken
         the port up again since the pass judged it."""
-        if self.busy(port_id) or self._holder(port_id) != holder:
+        if self._in_flight(port_id) or self._holder(port_id) != holder:
             raise Overtaken(f"port {port_id} is in use again")
 
     async def _end_endpoint(self, port_id: str, endpoint_id: str) -> None:
@@ -131,9 +145,22 @@ class DaemonSide:
     async def _give_back(self, port: Resource) -> None:
         port_id = str(port["id"])
         self._still_idle(port_id, None)
-        if not any(port_id in pool.taken for pool in self._pools.all()):
+        if not self._taken(port_id):
             raise Overtaken(f"port {port_id} left its pool meanwhile")
         await self._ipam.allocator.release(port)
+
+    async def _clean_again(self, port: Resource) -> None:
+        """A free pool port Neutron still shows with a gone endpoint's bookkeeping (the
+        journal's record of what Neutron holds went wrong, e.g. a write that landed as the
+        daemon was killed): journal its cleaning again, from what Neutron holds. It stays in
+        its pool."""
+        port_id = str(port["id"])
+        self._still_idle(port_id, None)
+        if not self._free(port_id):
+            raise Overtaken(f"port {port_id} left its pool meanwhile")
+        with self._state.transaction():
+            self._state.save_view(port_id, journal.view_of(port))
+            self._journal.record(port, journal.cleaned(port, [naming.POOL_TAG]))
 
 
 class Healer:

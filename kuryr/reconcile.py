@@ -94,8 +94,9 @@ class Local(Protocol):
         """The endpoints in the daemon's local state."""
         ...
 
-    def busy(self, port_id: str) -> bool:
-        """The daemon has work in flight on the port, or keeps it free in a pool."""
+    def busy(self, port: Resource) -> bool:
+        """The daemon has work in flight on the port, or keeps it free in a pool and Neutron
+        agrees (no device_id)."""
         ...
 
     def idle_taken(self, port_id: str) -> bool:
@@ -278,7 +279,7 @@ class Reconciler:
             endpoint_id = str(port.get("device_id") or "")
             young = _age(port, now) < self._grace
             outside = scope is not None and port.get("network_id") not in scope
-            busy = self._local is not None and self._local.busy(str(port["id"]))
+            busy = self._local is not None and self._local.busy(port)
             if young or outside or busy or docker is None:
                 kept[port["id"]] = None
                 plan.keep("port")
