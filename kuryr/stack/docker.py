@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import io
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
 from kuryr import unixhttp
-from kuryr.stack import netdev, proc
+from kuryr.stack import netdev, netstore, proc
 from kuryr.stack.errors import StackError
 from kuryr.stack.layout import DOCKER_SOCK, Layout
 
@@ -110,12 +111,52 @@ class Docker:
         containerd = EXEC_ROOT / "containerd" / "containerd.pid"
         proc.stop_pidfile(containerd, "containerd")
 
+    @property
+    def network_store(self) -> Path:
+        return self.layout.sub("docker") / "network" / "files" / "local-kv.db"
+
     def _start_with(self, driver: str) -> bool:
+        since = self._log_size()
+        if self._spawn(driver):
+            return True
+        return self._repair_network_store(since) and self._spawn(driver)
+
+    def _spawn(self, driver: str) -> bool:
         pid = proc.spawn(self._argv(driver), self.log, None)
         if proc.wait_for(lambda: ping() or not proc.alive(pid), 30, 0.1) and ping():
             return True
         proc.terminate(pid)
         return False
+
+    def _log_size(self) -> int:
+        try:
+            return self.log.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def _repair_network_store(self, since: int) -> bool:
+        """After dockerd died of the reservePools panic (a network removal it did not
+        finish), repair its network store; True when something was repaired."""
+        with open(self.log, "rb") as log:
+            log.seek(since)
+            text = log.read().decode(errors="replace")
+        if not netstore.panicked_in_reserve_pools(text) or not self.network_store.exists():
+            return False
+        try:
+            repairs = netstore.repair_file(self.network_store)
+        except netstore.StoreError as exc:
+            raise StackError(self.name, f"{self.network_store}: {exc}", self.log) from exc
+        if not repairs:
+            return False
+        names = ", ".join(f"{r.name} ({r.network_id[:12]})" for r in repairs)
+        line = (
+            f"dockerd panicked on networks it had not finished removing: {names}; "
+            f"moved them to the null IPAM in {self.network_store} and starting it again"
+        )
+        print(f"kuryr stack: {line}", file=sys.stderr)
+        with open(self.log, "a") as log:
+            log.write(f"kuryr stack: {line}\n")
+        return True
 
     def _ensure_image(self) -> None:
         try:
