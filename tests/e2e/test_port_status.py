@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import subprocess
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,18 +107,24 @@ def run_lanes(
     """STARTS containers over LANES lanes; returns the starts and the containers left
     running (each lane's last)."""
     names = [[f"{env.prefix}-l{k}-{i}" for i in range(STARTS // LANES)] for k in range(LANES)]
-    for lane_names in names:
-        env.defer(_remover(lane_names[-1]))
-    with ThreadPoolExecutor(LANES) as pool:
-        futures = [
-            pool.submit(lane, daemon, neutron, network, lane_names, True) for lane_names in names
-        ]
-        starts = [s for f in futures for s in f.result()]
-    return starts, [lane_names[-1] for lane_names in names]
+    kept = [lane_names[-1] for lane_names in names]
+    try:
+        with ThreadPoolExecutor(LANES) as pool:
+            futures = [
+                pool.submit(lane, daemon, neutron, network, lane_names, True)
+                for lane_names in names
+            ]
+            starts = [s for f in futures for s in f.result()]
+    except BaseException:
+        remove(kept)
+        raise
+    return starts, kept
 
 
-def _remover(name: str) -> Callable[[], object]:
-    return lambda: docker("rm", "-f", name, check=False)
+def remove(containers: list[str]) -> None:
+    """Before the network goes (a container left on it would keep it)."""
+    for name in containers:
+        docker("rm", "-f", name, check=False)
 
 
 @pytest.mark.parametrize("ipam", ["docker", "kuryr"], ids=["docker-ipam", "kuryr-ipam"])
@@ -128,7 +133,13 @@ def test_every_port_goes_active_within_the_bound_vifs_reused(
 ) -> None:
     network = env.network(*(["--ipam-driver", "kuryr"] if ipam == "kuryr" else []))
     starts, running = run_lanes(env, daemon, neutron, network)
+    try:
+        check_starts(starts, daemon, running)
+    finally:
+        remove(running)
 
+
+def check_starts(starts: list[Start], daemon: Daemon, running: list[str]) -> None:
     assert len(starts) == STARTS
     # The path under test: ports (and their VIFs) came back from the pool to serve again.
     reused = len(starts) - len({s.port_id for s in starts})
