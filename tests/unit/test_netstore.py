@@ -27,23 +27,23 @@ def _meta_page(pgid: int, root: int, txid: int, pages: int) -> bytes:
     return (struct.pack("<QHHI", pgid, 0x04, 0, 0) + body).ljust(PAGE, b"\0")
 
 
-def _leaf(items: list[tuple[int, bytes, bytes]]) -> bytes:
+def _leaf(items: list[tuple[int, bytes, bytes]], pgid: int = 0) -> bytes:
     """A leaf page body: (flags, key, value) elements, then keys and values."""
     headers, data = b"", b""
     for i, (flags, key, value) in enumerate(items):
         pos = (len(items) - i) * 16 + len(data)
         headers += struct.pack("<IIII", flags, pos, len(key), len(value))
         data += key + value
-    return struct.pack("<QHHI", 0, 0x02, len(items), 0) + headers + data
+    return struct.pack("<QHHI", pgid, 0x02, len(items), 0) + headers + data
 
 
-def _branch(children: list[tuple[bytes, int]]) -> bytes:
+def _branch(children: list[tuple[bytes, int]], pgid: int) -> bytes:
     headers, data = b"", b""
     for i, (key, pgid) in enumerate(children):
         pos = (len(children) - i) * 16 + len(data)
         headers += struct.pack("<IIQ", pos, len(key), pgid)
         data += key
-    return struct.pack("<QHHI", 0, 0x01, len(children), 0) + headers + data
+    return struct.pack("<QHHI", pgid, 0x01, len(children), 0) + headers + data
 
 
 def _db(values: dict[bytes, bytes], inline: bool = False) -> bytes:
@@ -53,14 +53,14 @@ def _db(values: dict[bytes, bytes], inline: bool = False) -> bytes:
     freelist = struct.pack("<QHHI", 2, 0x10, 0, 0).ljust(PAGE, b"\0")
     if inline:
         bucket = struct.pack("<QQ", 0, 0) + _leaf(items)
-        root = _leaf([(0x01, b"libnetwork", bucket)]).ljust(PAGE, b"\0")
+        root = _leaf([(0x01, b"libnetwork", bucket)], 3).ljust(PAGE, b"\0")
         pages = [_meta_page(0, 3, 1, 4), _meta_page(1, 3, 2, 4), freelist, root]
         return b"".join(pages)
     half = len(items) // 2
-    root = _leaf([(0x01, b"libnetwork", struct.pack("<QQ", 4, 0))]).ljust(PAGE, b"\0")
-    branch = _branch([(items[0][1], 5), (items[half][1], 6)]).ljust(PAGE, b"\0")
-    left = _leaf(items[:half]).ljust(PAGE, b"\0")
-    right = _leaf(items[half:]).ljust(PAGE, b"\0")
+    root = _leaf([(0x01, b"libnetwork", struct.pack("<QQ", 4, 0))], 3).ljust(PAGE, b"\0")
+    branch = _branch([(items[0][1], 5), (items[half][1], 6)], 4).ljust(PAGE, b"\0")
+    left = _leaf(items[:half], 5).ljust(PAGE, b"\0")
+    right = _leaf(items[half:], 6).ljust(PAGE, b"\0")
     # Page 0 holds an older meta naming a root that no longer exists.
     pages = [_meta_page(0, 9, 1, 7), _meta_page(1, 3, 2, 7), freelist, root, branch, left, right]
     return b"".join(pages)
