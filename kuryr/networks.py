@@ -340,7 +340,9 @@ class Networks:
                 LOG.warning("subnet %s of adopted network is in use, kept", subnet.id)
         # Fresh tags: other Docker networks may have adopted the network since.
         fresh = await self._neutron.show("networks", network.neutron_id)
-        tags = network.tags if fresh is None else list(fresh.get("tags") or [])
+        if fresh is None:
+            return  # its owner deleted it: nothing of Kuryr's is left on it
+        tags = list(fresh.get("tags") or [])
         await self._neutron.set_tags(
             "networks", network.neutron_id, naming.without_network_tags(tags, network.docker_id)
         )
