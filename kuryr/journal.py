@@ -227,10 +227,12 @@ class Journal:
         try:
             fields = {k: desired[k] for k in ("device_id", "name") if view.get(k) != desired[k]}
             if fields:
+                self._unsure(port_id, view, fields)
                 await self._neutron.update("ports", port_id, fields)
                 view.update(fields)
                 self.state.save_view(port_id, view)
-            if sorted(view.get("tags") or []) != desired["tags"]:
+            if view.get("tags") is None or sorted(view["tags"]) != desired["tags"]:
+                self._unsure(port_id, view, ["tags"])
                 view["tags"] = sorted(
                     await self._neutron.set_tags("ports", port_id, desired["tags"])
                 )
@@ -240,6 +242,15 @@ class Journal:
                 raise
             LOG.info("port %s is gone; its bookkeeping is dropped", port_id)
             self.state.forget_view(port_id)
+
+    def _unsure(self, port_id: str, view: dict[str, Any], fields: Iterable[str]) -> None:
+        """Forget what Neutron holds in ``fields`` until the write in flight is answered: a
+        write that timed out, or whose daemon was killed, may still have landed, and a view
+        that kept the old value would skip the next write that puts it back."""
+        unsure = dict(view)
+        for key in fields:
+            unsure[key] = None
+        self.state.save_view(port_id, unsure)
 
     # --- waiting ----------------------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 """A gate in front of the shared Neutron for one private daemon: it forwards every call, except
 those a test chooses to hold (never forwarded: the call hangs as on a hung Neutron, the state
-a SIGKILL then interrupts) or to fail (503, as a Neutron going down answers).
+a SIGKILL then interrupts), to fail (503, as a Neutron going down answers) or to lose (forwarded
+and done by Neutron, but answered 503: an answer lost to a timeout or a killed client).
 
 The shared Neutron itself is never stopped or slowed: only the private daemon pointed at the
 gate sees its rules.
@@ -20,6 +21,7 @@ from urllib.parse import urlsplit
 
 HOLD = "hold"
 FAIL = "fail"
+LOSE = "lose"
 
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
 
@@ -47,6 +49,11 @@ class NeutronGate:
     def fail(self, method: str, path: str) -> Rule:
         """Calls ``method`` on a path matching ``path`` get a 503, never forwarded."""
         return self._add(Rule(method, re.compile(path), FAIL))
+
+    def lose(self, method: str, path: str) -> Rule:
+        """Calls ``method`` on a path matching ``path`` are forwarded, and Neutron's answer is
+        replaced by a 503."""
+        return self._add(Rule(method, re.compile(path), LOSE))
 
     def clear(self) -> None:
         """Forward everything again; calls held so far are answered 503, not forwarded."""
@@ -86,7 +93,7 @@ def _handler(gate: NeutronGate) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else None
             rule = gate.rule_for(self.command, self.path)
-            if rule is not None:
+            if rule is not None and rule.action != LOSE:
                 if rule.action == HOLD:
                     rule.released.wait()
                 message = f"gate: {rule.action} {self.command} {self.path}"
@@ -100,6 +107,10 @@ def _handler(gate: NeutronGate) -> type[BaseHTTPRequestHandler]:
                 data = response.read()
             finally:
                 upstream.close()
+            if rule is not None:
+                message = f"gate: lost the answer {response.status} to {self.command} {self.path}"
+                self._answer(503, {"NeutronError": {"type": "Gate", "message": message}})
+                return
             headers = [(k, v) for k, v in response.getheaders() if k.lower() not in _HOP_BY_HOP]
             self._reply(response.status, headers, data)
 
