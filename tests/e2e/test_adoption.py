@@ -62,6 +62,10 @@ def assert_released(neutron: Neutron, network_id: str) -> None:
 
 
 def assert_kept_untagged(neutron: Neutron, kind: str, original: dict[str, Any]) -> None:
+    """DeleteNetwork finishes in the background once dockerd has its answer (its ports go
+    first, the tags last), so the tags are awaited like the ports."""
+    nothing: list[str] = []
+    settle(lambda: kuryr_tags(neutron.show(kind, original["id"]) or {"tags": []}), nothing)
     kept = neutron.show(kind, original["id"])
     assert kept is not None, f"the adopted {kind} {original['id']} was deleted"
     assert kuryr_tags(kept) == [], f"Kuryr's tags left on {kind} {kept['id']}: {kept['tags']}"
