@@ -194,8 +194,13 @@ def condense(error: ValidationError) -> str:
 
 def parse(name: str, model: type[BaseModel], body: bytes) -> BaseModel:
     """Validate ``body`` as ``model``; raise :class:`InvalidRequest` naming what is wrong."""
+    if not body.strip():
+        # Every method with a request carries one; dockerd was seen resending a request with
+        # no body after the plugin socket was briefly away (a daemon restart). Taken as {}, an
+        # empty RequestPool would quietly allocate a default pool.
+        raise InvalidRequest(f"{name}: the request has no body (retry the docker command)")
     try:
-        data = json.loads(body) if body.strip() else {}
+        data = json.loads(body)
     except (ValueError, RecursionError) as exc:
         raise InvalidRequest(f"{name}: malformed JSON: {_clip(str(exc))}") from None
     if not isinstance(data, dict):

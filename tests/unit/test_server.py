@@ -86,6 +86,14 @@ DOMAIN_CALLS = {
 }
 
 
+@pytest.mark.parametrize("path", sorted(DOMAIN_CALLS))
+async def test_a_method_with_a_request_refuses_an_empty_body(client: Client, path: str) -> None:
+    status, answer = await client.post(path, b"")
+    assert status == 400
+    assert any("has no body" in str(message) for message in answer.values()), answer
+    assert client.recorder.calls == []
+
+
 def first_captured(path: str) -> dict[str, Any]:
     return next(c.body for c in captured() if c.path == path)
 
@@ -240,7 +248,7 @@ async def test_invalid_request_is_400_naming_the_field(
         (b"{", "CreateNetwork: malformed JSON: "),
         (b"\xff\xfe\x00", "CreateNetwork: malformed JSON: "),
         (b"[1, 2]", "CreateNetwork: the body must be a JSON object"),
-        (b"", "CreateNetwork: NetworkID: Field required"),
+        (b"", "CreateNetwork: the request has no body"),
         (b'{"NetworkID": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "CreateNetwork: malformed"),
     ],
 )
