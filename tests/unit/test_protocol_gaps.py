@@ -1,6 +1,6 @@
 """Input that Neutron would refuse is refused before it reaches Neutron, naming the field.
 
-Each class here was found by tests/integration/test_fuzz_live.py as a Neutron 4xx (a 502) or
+Each class here was found by tests/fuzz/test_fuzz_live.py as a Neutron 4xx (a 502) or
 a 500: Kuryr passed the value on. Refused here, it is a 400 that reaches no domain code.
 """
 
