@@ -119,11 +119,10 @@ def defer_pool_cleanup(env: DockerEnv, neutron: Neutron, ip_range: str) -> None:
     env.defer(delete)
 
 
-def test_ip_range_is_the_neutron_subnet(ipr_env: DockerEnv, neutron: Neutron) -> None:
-    [ip_range] = free_slices(neutron, 1)
-    gateway = host(ip_range, 1)
-    defer_pool_cleanup(ipr_env, neutron, ip_range)
-    net = ipr_env.network(
+def slice_network(env: DockerEnv, ip_range: str, gateway: str, *options: str) -> str:
+    """A Kuryr-IPAM Docker network on ``ip_range`` of :data:`SUBNET_V4`, as a host takes its
+    slice; ``options`` are further ``docker network create`` arguments."""
+    return env.network(
         "--ipam-driver",
         "kuryr",
         "--subnet",
@@ -132,7 +131,15 @@ def test_ip_range_is_the_neutron_subnet(ipr_env: DockerEnv, neutron: Neutron) ->
         ip_range,
         "--gateway",
         gateway,
+        *options,
     )
+
+
+def test_ip_range_is_the_neutron_subnet(ipr_env: DockerEnv, neutron: Neutron) -> None:
+    [ip_range] = free_slices(neutron, 1)
+    gateway = host(ip_range, 1)
+    defer_pool_cleanup(ipr_env, neutron, ip_range)
+    net = slice_network(ipr_env, ip_range, gateway)
     # Docker keeps the user's configuration; Neutron holds the slice.
     assert docker_network_subnets(net) == [SUBNET_V4]
     neutron_net = neutron.network_of_docker(docker_network_id(net))
@@ -206,18 +213,7 @@ def test_adopted_network_uses_its_existing_slice_subnet(
         gateway_ip=gateway,
     )
     defer_pool_cleanup(ipr_env, neutron, ip_range)
-    net = ipr_env.network(
-        "--ipam-driver",
-        "kuryr",
-        "--subnet",
-        SUBNET_V4,
-        "--ip-range",
-        ip_range,
-        "--gateway",
-        gateway,
-        "-o",
-        f"neutron.net.name={network['name']}",
-    )
+    net = slice_network(ipr_env, ip_range, gateway, "-o", f"neutron.net.name={network['name']}")
     docker_id = docker_network_id(net)
     adopted = neutron.network_of_docker(docker_id)
     assert adopted["id"] == network["id"]
@@ -246,20 +242,8 @@ def test_two_slices_share_one_neutron_network(ipr_env: DockerEnv, neutron: Neutr
     nets: list[str] = []
     for ip_range in ranges:
         defer_pool_cleanup(ipr_env, neutron, ip_range)
-        nets.append(
-            ipr_env.network(
-                "--ipam-driver",
-                "kuryr",
-                "--subnet",
-                SUBNET_V4,
-                "--ip-range",
-                ip_range,
-                "--gateway",
-                host(ip_range, 1),
-                "-o",
-                f"neutron.net.name={network['name']}",
-            )
-        )
+        name_option = f"neutron.net.name={network['name']}"
+        nets.append(slice_network(ipr_env, ip_range, host(ip_range, 1), "-o", name_option))
     ids = [docker_network_id(n) for n in nets]
     shared = neutron.show("networks", network["id"])
     assert shared is not None
