@@ -221,12 +221,13 @@ class Endpoints:
         owner = port.get("device_owner") or ""
         # The local state first: an endpoint whose device_id the journal has not written yet
         # holds the port all the same. A port kuryr-libnetwork released and kept is free.
-        taken = not self._left_by_libnetwork(port) and (
+        left_by_libnetwork = self._left_by_libnetwork(port)
+        taken = not left_by_libnetwork and (
             port.get("device_id") or self._ipam.allocator.held_by_endpoint(port)
         )
         if taken or owner not in ("", naming.DEVICE_OWNER):
             raise Conflict(f"address {ip} is held by Neutron port {port['id']}")
-        if self._left_by_libnetwork(port):
+        if left_by_libnetwork:
             # A failed start leaves kuryr-libnetwork's VIF plugged. Unplugged first: a veth
             # made again under a name OVS still has on br-int carries no traffic (the
             # userspace datapath keeps the deleted device).
