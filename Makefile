@@ -10,7 +10,7 @@ deps:
 
 demo: deps
 	$(BIN)/kuryr stack up
-	$(BIN)/python -m kuryr.demo
+	$(BIN)/python -m kuryr.stack.demo
 
 lint: deps
 	$(BIN)/ruff check kuryr tests bench

@@ -17,10 +17,10 @@ from pathlib import Path
 
 from kuryr import config as config_mod
 from kuryr import metrics
-from kuryr.api import IpamDriver, NetworkDriver
 from kuryr.config import Config
 from kuryr.errors import KuryrError
-from kuryr.server import Domain, StartupError, serving
+from kuryr.plugin.api import IpamDriver, NetworkDriver
+from kuryr.plugin.server import Domain, StartupError, serving
 
 log = logging.getLogger(__name__)
 

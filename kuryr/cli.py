@@ -22,31 +22,31 @@ def _stack(args: argparse.Namespace) -> int:
 
 
 def _pools(args: argparse.Namespace) -> int:
-    from kuryr import pools_admin
+    from kuryr.ops import pools_admin
 
     return pools_admin.main(args)
 
 
 def _gc(args: argparse.Namespace) -> int:
-    from kuryr import gc
+    from kuryr.ops import gc
 
     return gc.main(args)
 
 
 def _status(args: argparse.Namespace) -> int:
-    from kuryr import status
+    from kuryr.ops import status
 
     return status.main(args)
 
 
 def _port(args: argparse.Namespace) -> int:
-    from kuryr import port
+    from kuryr.ops import port
 
     return port.main(args)
 
 
 def _health(args: argparse.Namespace) -> int:
-    from kuryr import health
+    from kuryr.ops import health
 
     return health.main(args)
 

@@ -58,7 +58,7 @@ class NeutronConfig:
     retries: int = 2
     vif_plugging_timeout: float = 10.0
     # Seconds after Join by which Neutron must report a container's port ACTIVE
-    # (kuryr.port_status): later, the daemon logs the port and the reason and repairs it.
+    # (kuryr.domain.ports.status): later, the daemon logs the port and the reason and repairs it.
     port_active_timeout: float = 30.0
 
 

@@ -9,23 +9,25 @@ import time
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 
-from kuryr import deadline, healing, metrics, pools_admin, port, port_status, status
-from kuryr import protocol as p
-from kuryr.api import IpamDriver, NetworkDriver
-from kuryr.binding.base import Vif
+from kuryr import deadline, metrics
+from kuryr.backends.binding.base import Vif
+from kuryr.backends.neutron import Neutron, connect
+from kuryr.backends.state import State
 from kuryr.config import BOOKKEEPING_IMMEDIATE, Config
-from kuryr.endpoints import Endpoints
+from kuryr.domain.endpoints import Endpoints
+from kuryr.domain.ipam import Ipam, PoolChoice, PortAllocator
+from kuryr.domain.networks import Networks
+from kuryr.domain.ports import status as port_status
+from kuryr.domain.ports.journal import Journal
+from kuryr.domain.ports.pools import PooledAllocator, Pools
+from kuryr.domain.ports.prewire import Prewire
+from kuryr.domain.quiet import Quiet
+from kuryr.domain.removals import Removals
+from kuryr.domain.security_groups import SecurityGroups
 from kuryr.errors import BackendError
-from kuryr.ipam import Ipam, PoolChoice, PortAllocator
-from kuryr.journal import Journal
-from kuryr.networks import Networks
-from kuryr.neutron import Neutron, connect
-from kuryr.pools import PooledAllocator, Pools
-from kuryr.prewire import Prewire
-from kuryr.quiet import Quiet
-from kuryr.removals import Removals
-from kuryr.security_groups import SecurityGroups
-from kuryr.state import State
+from kuryr.ops import healing, pools_admin, port, status
+from kuryr.plugin import protocol as p
+from kuryr.plugin.api import IpamDriver, NetworkDriver
 
 
 class KuryrNetworkDriver(NetworkDriver):
@@ -45,12 +47,12 @@ class KuryrNetworkDriver(NetworkDriver):
         self.endpoints = endpoints
         self.security_groups = security_groups
         self.pools = pools
-        # Container starts and stops hold background work back (kuryr.quiet).
+        # Container starts and stops hold background work back (kuryr.domain.quiet).
         self._quiet = quiet or Quiet(0.0, 0.0)
         self.removals = Removals(state or State.in_memory(), self._delete_network)
-        # The daemon's reconciliation passes (kuryr.healing), once build has made them.
+        # The daemon's reconciliation passes (kuryr.ops.healing), once build has made them.
         self.healer: healing.Healer | None = None
-        # Neutron status of the ports of joined containers (kuryr.port_status).
+        # Neutron status of the ports of joined containers (kuryr.domain.ports.status).
         self._watch = watch
 
     async def create_network(self, req: p.CreateNetworkRequest) -> None:
@@ -75,7 +77,7 @@ class KuryrNetworkDriver(NetworkDriver):
             raise failure
 
     async def _delete_network(self, docker_id: str) -> None:
-        """One attempt; kuryr.removals logs and retries a failure."""
+        """One attempt; kuryr.domain.removals logs and retries a failure."""
         network = await self.networks.find(docker_id)
         if network is not None:
             await self.pools.close_network(network)
@@ -112,7 +114,7 @@ class KuryrNetworkDriver(NetworkDriver):
     async def leave(self, req: p.EndpointRequest) -> None:
         """Nothing to undo yet: Docker moves the container end out of the sandbox after this
         answer, and DeleteEndpoint decides whether the VIF serves the port's next container
-        (kuryr.prewire)."""
+        (kuryr.domain.ports.prewire)."""
         metrics.leaving(req.endpoint_id)
         self._quiet.touch()
 
@@ -129,7 +131,7 @@ class KuryrNetworkDriver(NetworkDriver):
 async def build(
     config: Config,
 ) -> tuple[NetworkDriver, IpamDriver, Callable[[], Awaitable[None]]]:
-    from kuryr.binding import registry  # deferred: pulls in OVSDB and netlink clients
+    from kuryr.backends.binding import registry  # deferred: pulls in OVSDB and netlink clients
 
     async with AsyncExitStack() as undo:
         binders = await registry.load(config.binding)

@@ -17,7 +17,8 @@ SUBNETPOOL_NAME_PREFIX = "kuryrPool-"
 PORT_NAME_SUFFIX = "-port"
 # A port RequestAddress reserved for one container (no endpoint yet).
 UNBOUND_PORT_NAME = "kuryr-unbound-port"
-# A port created ahead for a pool (kuryr.pools). The name goes in the POST body, so the port
+# A port created ahead for a pool (kuryr.domain.ports.pools). The name goes in the POST body, so the
+# port
 # is recognisable from the moment Neutron makes it; the pool tag only follows in a PUT (this
 # Neutron ignores tags in POST bodies), and a bulk POST can outlive the caller's timeout.
 POOL_PORT_NAME = "kuryr-pool-port"

@@ -17,7 +17,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from kuryr import unixhttp
+from kuryr.backends import unixhttp
 from kuryr.errors import CAUSE_HEADER
 
 CAPTURE = Path(__file__).parent / "data" / "dockerd-20.10-payloads.jsonl"

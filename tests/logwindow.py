@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
-# kuryr:          2026-12-04 17:07:49,187 INFO kuryr.pools: ...       (local time)
+# kuryr:          2026-12-04 17:07:49,187 INFO kuryr.domain.ports.pools: ...       (local time)
 # neutron-server: 2026-12-04 17:07:54.442 6343 INFO neutron...        (local time)
 # ovs, ovn:       2026-12-04T17:07:54.661Z|00690|binding|INFO|...     (UTC)
 _STAMP = re.compile(r"^(\d{4}-\d\d-\d\d)[ T](\d\d:\d\d:\d\d)[.,](\d{3})(Z?)")

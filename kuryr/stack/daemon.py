@@ -9,7 +9,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from kuryr import unixhttp
+from kuryr.backends import unixhttp
 from kuryr.stack import proc
 from kuryr.stack.errors import StackError
 from kuryr.stack.layout import NEUTRON_URL, PLUGIN_SOCK, Layout, write_if_changed

@@ -9,7 +9,7 @@ import sys
 import tarfile
 from pathlib import Path
 
-from kuryr import unixhttp
+from kuryr.backends import unixhttp
 from kuryr.stack import netdev, netstore, proc
 from kuryr.stack.errors import StackError
 from kuryr.stack.layout import DOCKER_SOCK, Layout

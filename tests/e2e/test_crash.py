@@ -1,5 +1,5 @@
 """The daemon SIGKILLed at random moments while containers start and stop at once; after it is
-back it heals by itself (kuryr.healing): no ``kuryr gc``, nothing leaks, nothing in use is
+back it heals by itself (kuryr.ops.healing): no ``kuryr gc``, nothing leaks, nothing in use is
 lost.
 
 Each round removes the previous round's survivors and starts CONTAINERS containers

@@ -1,4 +1,4 @@
-"""The main job: ``make demo`` runs ``python -m kuryr.demo`` against the stack. It passes the
+"""The main job: ``make demo`` runs ``python -m kuryr.stack.demo`` against the stack. It passes the
 first time and again right after, the second run reusing what the first left (the network
 ``test``; the containers ``demo1``/``demo2`` are replaced), and what it shows is true.
 
@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from kuryr.demo import CONTAINERS, NETWORK
+from kuryr.stack.demo import CONTAINERS, NETWORK
 from tests.e2e.helpers import (
     Neutron,
     docker,
@@ -42,8 +42,8 @@ def demo_leftovers() -> Iterator[None]:
 
 
 def run_demo() -> str:
-    """``python -m kuryr.demo`` as ``make demo`` runs it; its output, or a failure with it."""
-    done = run([sys.executable, "-m", "kuryr.demo"], check=False, timeout=DEMO_TIMEOUT)
+    """``python -m kuryr.stack.demo`` as ``make demo`` runs it; its output, or a failure with it."""
+    done = run([sys.executable, "-m", "kuryr.stack.demo"], check=False, timeout=DEMO_TIMEOUT)
     assert done.returncode == 0, f"demo failed:\n{done.stdout}\n{done.stderr}"
     return done.stdout
 

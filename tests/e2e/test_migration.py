@@ -23,7 +23,8 @@ from functools import partial
 import pytest
 
 from bench.kuryrlib import Reference
-from kuryr import config, naming, pools_admin
+from kuryr import config, naming
+from kuryr.ops import pools_admin
 from kuryr.stack import lifecycle
 from kuryr.stack.daemon import KuryrDaemon
 from kuryr.stack.docker import Docker

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from kuryr import config as config_mod
-from kuryr.port import (
+from kuryr.ops.port import (
     BOOKKEEPING_DONE,
     BOOKKEEPING_PENDING,
     STATUS_UNKNOWN,
@@ -80,7 +80,7 @@ def test_port_of_a_container_on_two_kuryr_networks(
         assert port["ips"] == [ep.ipv4]
         assert port["mac"] == ep.mac
         assert port["bookkeeping"] in (BOOKKEEPING_DONE, BOOKKEEPING_PENDING)
-        # What the daemon last knew (kuryr.port_status), or that it knows none.
+        # What the daemon last knew (kuryr.domain.ports.status), or that it knows none.
         assert port["status"] in (STATUS_UNKNOWN, *NEUTRON_PORT_STATUSES)
         assert port["host_ifname"] in plugged
 

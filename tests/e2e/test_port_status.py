@@ -21,8 +21,9 @@ from pathlib import Path
 import pytest
 
 from kuryr import config as config_mod
-from kuryr import pools_admin, port, port_status
-from kuryr.binding.base import host_ifname
+from kuryr.backends.binding.base import host_ifname
+from kuryr.domain.ports import status as port_status
+from kuryr.ops import pools_admin, port
 from tests.conftest import StackFacts
 from tests.e2e.helpers import IMAGE, SETTLE_TIMEOUT, DockerEnv, Neutron, docker, run, wait_for
 

@@ -1,4 +1,4 @@
-"""A port's VIF serves container after container with real Docker (kuryr.prewire).
+"""A port's VIF serves container after container with real Docker (kuryr.domain.ports.prewire).
 
 ``docker run --rm --ip X`` twice: both containers get the same pool port, and the second gets
 the very OVS interface the first had (same row: OVN never released and claimed the port),
@@ -12,7 +12,7 @@ import ipaddress
 
 import pytest
 
-from kuryr.binding.base import container_ifname, host_ifname
+from kuryr.backends.binding.base import container_ifname, host_ifname
 from tests.e2e.helpers import IMAGE, DockerEnv, Neutron, docker, endpoint, run
 from tests.e2e.scenario import free_kuryr_subnet, free_subnet
 

@@ -28,8 +28,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from kuryr import protocol as p
-from kuryr import unixhttp
+from kuryr.backends import unixhttp
+from kuryr.plugin import protocol as p
 from tests.conftest import StackFacts
 from tests.e2e.helpers import Neutron, network_tags, settle, wait_for
 from tests.fuzz_requests import OUTAGE_CAUSES, post, post_reply

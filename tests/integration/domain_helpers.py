@@ -12,11 +12,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from kuryr import naming
-from kuryr import protocol as p
+from kuryr.backends.neutron import Neutron, connect
 from kuryr.config import NeutronConfig
-from kuryr.ipam import Ipam, PortAllocator
-from kuryr.networks import Networks
-from kuryr.neutron import Neutron, connect
+from kuryr.domain.ipam import Ipam, PortAllocator
+from kuryr.domain.networks import Networks
+from kuryr.plugin import protocol as p
 
 
 def docker_id() -> str:

@@ -13,9 +13,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from kuryr.binding.base import Vif
-from kuryr.binding.linuxbridge import LinuxBridgeBinder, bridge_name
-from kuryr.netlink import Netlink
+from kuryr.backends.binding.base import Vif
+from kuryr.backends.binding.linuxbridge import LinuxBridgeBinder, bridge_name
+from kuryr.backends.netlink import Netlink
 from tests.netns import Namespaces, configure, link_names, move_link, namespaces_fixture, ping
 
 namespaces = namespaces_fixture("bnd-")

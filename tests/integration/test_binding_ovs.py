@@ -23,9 +23,9 @@ from typing import Any
 import pytest
 from pyroute2 import AsyncIPRoute
 
-from kuryr.binding.base import Vif
-from kuryr.binding.ovs import OVN_INSTALLED, OWNER_KEY, OvsBinder
-from kuryr.binding.registry import Binders, load
+from kuryr.backends.binding.base import Vif
+from kuryr.backends.binding.ovs import OVN_INSTALLED, OWNER_KEY, OvsBinder
+from kuryr.backends.binding.registry import Binders, load
 from kuryr.config import BindingConfig
 from kuryr.errors import BackendError
 from tests.netns import (
@@ -286,7 +286,7 @@ async def test_a_container_end_changed_by_its_container_is_not_ready(
     binders: Binders, network: Network, change: dict[str, Any]
 ) -> None:
     """What a container with NET_ADMIN could change and a move back keeps: the VIF is then
-    plugged afresh for the next container (kuryr.prewire)."""
+    plugged afresh for the next container (kuryr.domain.ports.prewire)."""
     binder = binders.for_vif_type("ovs")
     vif = vif_for(network.port(), network.mtu)
     await binder.plug(vif, READY_TIMEOUT)

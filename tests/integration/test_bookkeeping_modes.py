@@ -16,12 +16,12 @@ from contextlib import asynccontextmanager
 import pytest
 
 from kuryr import deadline, naming
-from kuryr import protocol as p
-from kuryr.endpoints import Endpoints
+from kuryr.backends.neutron import Resource
+from kuryr.backends.state import State
+from kuryr.domain.endpoints import Endpoints
+from kuryr.domain.ports.journal import Journal
 from kuryr.errors import BackendError
-from kuryr.journal import Journal
-from kuryr.neutron import Resource
-from kuryr.state import State
+from kuryr.plugin import protocol as p
 from tests.conftest import StackFacts
 from tests.integration.domain_helpers import Domain, create_request, domain
 from tests.integration.neutron_gate import neutron_gate

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from kuryr import naming
-from kuryr import protocol as p
-from kuryr.endpoints import Endpoints
+from kuryr.domain.endpoints import Endpoints
+from kuryr.domain.security_groups import SecurityGroups
 from kuryr.errors import InvalidRequest
-from kuryr.security_groups import SecurityGroups
+from kuryr.plugin import protocol as p
 from tests.conftest import StackFacts
 from tests.integration.domain_helpers import Domain, create_request, domain
 from tests.integration.test_ipam import NoBinders

@@ -30,7 +30,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
-from kuryr import protocol as p
+from kuryr.plugin import protocol as p
 from tests.conftest import StackFacts
 from tests.e2e.helpers import Neutron, run
 from tests.fuzz_requests import OUTAGE_CAUSES, FuzzRequest, post, post_reply, requests

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from kuryr.binding.base import host_ifname
+from kuryr.backends.binding.base import host_ifname
 from tests.conftest import StackFacts
 from tests.e2e.helpers import Neutron, network_tags, run, wait_for
 from tests.fuzz_requests import post
@@ -199,7 +199,8 @@ def test_every_request_twice_gives_one_resource_and_the_same_answer(
     twice(daemon, "/NetworkDriver.RevokeExternalConnectivity", endpoint)
     expect(networks=1, subnets=1, ports=1, ovs_interfaces=1)
 
-    # The VIF stays until DeleteEndpoint knows whether the port is kept (kuryr.prewire).
+    # The VIF stays until DeleteEndpoint knows whether the port is kept
+    # (kuryr.domain.ports.prewire).
     twice(daemon, "/NetworkDriver.Leave", endpoint)
     expect(networks=1, subnets=1, ports=1, ovs_interfaces=1)
     twice(daemon, "/NetworkDriver.DeleteEndpoint", endpoint)

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 import pytest
 
 from kuryr import naming
-from kuryr import protocol as p
-from kuryr.binding.base import Binder
-from kuryr.endpoints import Endpoints
+from kuryr.backends.binding.base import Binder
+from kuryr.domain.endpoints import Endpoints
 from kuryr.errors import Conflict, InvalidRequest, NotFound
+from kuryr.plugin import protocol as p
 from tests.conftest import StackFacts
 from tests.integration.domain_helpers import Domain, create_request, domain
 

@@ -12,9 +12,9 @@ import asyncio
 
 import pytest
 
-from kuryr import protocol as p
-from kuryr.journal import Journal, assigned, cleaned
-from kuryr.state import State
+from kuryr.backends.state import State
+from kuryr.domain.ports.journal import Journal, assigned, cleaned
+from kuryr.plugin import protocol as p
 from tests.conftest import StackFacts
 from tests.integration.domain_helpers import create_request, domain, neutron_client
 from tests.integration.neutron_gate import neutron_gate

@@ -19,10 +19,11 @@ from typing import Any
 
 import pytest
 
-from kuryr import naming, unixhttp
-from kuryr.neutron import Neutron
+from kuryr import naming
+from kuryr.backends import unixhttp
+from kuryr.backends.neutron import Neutron
+from kuryr.backends.state import DB_NAME
 from kuryr.stack.layout import NEUTRON_URL
-from kuryr.state import DB_NAME
 from tests.conftest import StackFacts
 from tests.integration.domain_helpers import cleanup, docker_id, neutron_client
 from tests.integration.neutron_gate import neutron_gate

@@ -14,13 +14,13 @@ from collections.abc import AsyncIterator
 import pytest
 
 from kuryr import naming
-from kuryr import protocol as p
-from kuryr.binding.base import Vif
-from kuryr.binding.registry import Binders, load
+from kuryr.backends.binding.base import Vif
+from kuryr.backends.binding.registry import Binders, load
+from kuryr.backends.model import Network
 from kuryr.config import BindingConfig
-from kuryr.endpoints import Endpoints
+from kuryr.domain.endpoints import Endpoints
 from kuryr.errors import Conflict
-from kuryr.model import Network
+from kuryr.plugin import protocol as p
 from tests.conftest import StackFacts
 from tests.integration.domain_helpers import Domain, create_request, domain
 from tests.integration.test_endpoints import create

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from kuryr import naming
-from kuryr import protocol as p
 from kuryr.errors import Conflict, NotFound
+from kuryr.plugin import protocol as p
 from tests.conftest import StackFacts
 from tests.integration.domain_helpers import create_request, domain, make_domain
 

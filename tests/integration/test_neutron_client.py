@@ -1,12 +1,13 @@
-"""kuryr.neutron against the real Neutron: calls, errors that name the call, tags by PUT."""
+"""kuryr.backends.neutron against the real Neutron: calls, errors that name the call, tags by
+PUT."""
 
 from __future__ import annotations
 
 import pytest
 
+from kuryr.backends.neutron import NeutronError, connect
 from kuryr.config import NeutronConfig
 from kuryr.errors import BackendError
-from kuryr.neutron import NeutronError, connect
 from tests.conftest import StackFacts
 from tests.integration.domain_helpers import neutron_client
 

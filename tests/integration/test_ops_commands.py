@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from kuryr.binding.base import container_ifname, host_ifname
+from kuryr.backends.binding.base import container_ifname, host_ifname
 from kuryr.stack.layout import Layout
 from tests.conftest import StackFacts
 from tests.e2e.helpers import IMAGE, Neutron, docker, docker_network_id, endpoint, run

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from kuryr import protocol as p
 from kuryr.config import PoolConfig
+from kuryr.plugin import protocol as p
 from tests.conftest import StackFacts
 from tests.integration.test_pools import kuryr_network, kuryr_ports
 

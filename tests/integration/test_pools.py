@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from kuryr import protocol as p
-from kuryr.api import IpamDriver
 from kuryr.config import BindingConfig, Config, NeutronConfig, PoolConfig
+from kuryr.domain.ports.pools import SubnetPool
 from kuryr.driver import KuryrNetworkDriver, build
 from kuryr.naming import POOL_TAG
-from kuryr.pools import SubnetPool
+from kuryr.plugin import protocol as p
+from kuryr.plugin.api import IpamDriver
 from tests.conftest import StackFacts
 from tests.integration.domain_helpers import cleanup, create_request, docker_id, neutron_client
 

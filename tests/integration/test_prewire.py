@@ -1,4 +1,5 @@
-"""VIFs plugged ahead (kuryr.prewire) against the real OVS, OVN and Neutron, through the
+"""VIFs plugged ahead (kuryr.domain.ports.prewire) against the real OVS, OVN and Neutron, through
+the
 domain as ``kuryr serve`` builds it: a free pool port is wired before any container asks,
 Join takes that very interface, the port's next container takes it again (plugged afresh only
 when its last container changed it), a restart keeps the wired VIFs, and a removed network
@@ -13,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from kuryr import protocol as p
-from kuryr.binding.base import container_ifname, host_ifname
+from kuryr.backends.binding.base import container_ifname, host_ifname
 from kuryr.config import PoolConfig
-from kuryr.pools import SubnetPool
+from kuryr.domain.ports.pools import SubnetPool
+from kuryr.plugin import protocol as p
 from tests.conftest import StackFacts
 from tests.integration.domain_helpers import cleanup, docker_id, neutron_client
 from tests.integration.test_pools import Kuryr, kuryr, kuryr_network

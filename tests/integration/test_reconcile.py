@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from kuryr.binding.base import host_ifname
+from kuryr.backends.binding.base import host_ifname
 from kuryr.naming import POOL_PORT_NAME, POOL_TAG
 from kuryr.stack.layout import Layout
 from tests.conftest import StackFacts

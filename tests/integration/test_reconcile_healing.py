@@ -1,4 +1,4 @@
-"""The daemon's own reconciliation passes (kuryr.healing) against the real stack: what they
+"""The daemon's own reconciliation passes (kuryr.ops.healing) against the real stack: what they
 reclaim and what they must leave alone.
 
 A domain is built as ``kuryr serve`` builds it (kuryr.driver.build, a private state
@@ -25,13 +25,13 @@ from typing import Any
 import pytest
 
 from kuryr import naming
-from kuryr import protocol as p
+from kuryr.backends.model import Network, Subnet
+from kuryr.backends.state import MODE_ANY, State
 from kuryr.config import BindingConfig, Config, NeutronConfig, PoolConfig, ReconcileConfig
+from kuryr.domain.ipam import Ipam, PoolChoice
 from kuryr.driver import KuryrNetworkDriver, build
-from kuryr.healing import Healer
-from kuryr.ipam import Ipam, PoolChoice
-from kuryr.model import Network, Subnet
-from kuryr.state import MODE_ANY, State
+from kuryr.ops.healing import Healer
+from kuryr.plugin import protocol as p
 from tests.conftest import StackFacts
 from tests.e2e.helpers import Neutron, docker, docker_network_id
 from tests.e2e.scenario import free_subnet

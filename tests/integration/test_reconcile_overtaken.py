@@ -17,7 +17,7 @@ import pytest
 
 from kuryr import config as config_mod
 from kuryr.naming import POOL_TAG, port_name
-from kuryr.reconcile import opened
+from kuryr.ops.reconcile import opened
 from kuryr.stack.layout import Layout
 from tests.conftest import StackFacts
 from tests.e2e.helpers import Neutron

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from kuryr.backends.state import DB_NAME
 from kuryr.stack.layout import NEUTRON_URL
-from kuryr.state import DB_NAME
 from tests.conftest import StackFacts
 from tests.integration.domain_helpers import cleanup, docker_id, neutron_client
 from tests.integration.test_journal_network_removal import (

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from kuryr import protocol as p
+from kuryr.plugin import protocol as p
 from tests.conftest import StackFacts
 from tests.integration.domain_helpers import create_request, domain
 from tests.integration.test_endpoints import _none, create, endpoints

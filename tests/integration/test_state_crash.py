@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from kuryr import naming
-from kuryr.pools_admin import call
+from kuryr.ops.pools_admin import call
 from kuryr.stack.layout import NEUTRON_URL
 from tests.conftest import StackFacts
 from tests.integration.domain_helpers import cleanup, docker_id, neutron_client

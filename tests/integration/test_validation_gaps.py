@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from kuryr import protocol as p
+from kuryr.plugin import protocol as p
 from tests.conftest import StackFacts
 from tests.e2e.helpers import Neutron, network_tags
 from tests.fuzz_requests import post_reply

@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from kuryr import protocol as p
-from kuryr.api import IpamDriver, NetworkDriver
-from kuryr.server import Domain
+from kuryr.plugin import protocol as p
+from kuryr.plugin.api import IpamDriver, NetworkDriver
+from kuryr.plugin.server import Domain
 
 
 @dataclass

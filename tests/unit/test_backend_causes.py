@@ -10,8 +10,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from kuryr import deadline, errors, server
-from kuryr.neutron import NeutronError
+from kuryr import deadline, errors
+from kuryr.backends.neutron import NeutronError
+from kuryr.plugin import server
 from tests.unit.fake_drivers import fake_domain
 
 NET = "0b707c5c251527c195db82fd7df44a27d6926b90bacf7ae3a232b450c6b8e9da"

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from kuryr.binding.base import Vif
-from kuryr.binding.linuxbridge import LinuxBridgeBinder, bridge_name
-from kuryr.binding.ovs import OWNER_KEY, interface_external_ids, is_settled, plugged_ports
-from kuryr.binding.registry import Binders, load
+from kuryr.backends.binding.base import Vif
+from kuryr.backends.binding.linuxbridge import LinuxBridgeBinder, bridge_name
+from kuryr.backends.binding.ovs import OWNER_KEY, interface_external_ids, is_settled, plugged_ports
+from kuryr.backends.binding.registry import Binders, load
+from kuryr.backends.netlink import Netlink
+from kuryr.backends.ovsdb import InterfaceState
 from kuryr.config import BindingConfig
 from kuryr.errors import BackendError
-from kuryr.netlink import Netlink
-from kuryr.ovsdb import InterfaceState
 
 ENDPOINT = "0123456789abcdef" * 4
 PORT = "5e2b7c1a-0c1d-4e5f-8a9b-0c1d2e3f4a5b"

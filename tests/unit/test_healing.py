@@ -1,10 +1,10 @@
-"""The passes' second look (kuryr.healing.confirm): reclaimed only what every pass for
+"""The passes' second look (kuryr.ops.healing.confirm): reclaimed only what every pass for
 ``grace`` seconds found orphaned on the same grounds."""
 
 from __future__ import annotations
 
-from kuryr.healing import confirm
-from kuryr.reconcile import Action, Plan
+from kuryr.ops.healing import confirm
+from kuryr.ops.reconcile import Action, Plan
 
 
 async def _nothing() -> None:

@@ -8,10 +8,10 @@ import ipaddress
 import pytest
 
 from kuryr import naming
+from kuryr.backends.model import Network, Subnet
+from kuryr.domain.ipam import PoolChoice, subnet_cidr
+from kuryr.domain.networks import subnetpool_for
 from kuryr.errors import InvalidRequest
-from kuryr.ipam import PoolChoice, subnet_cidr
-from kuryr.model import Network, Subnet
-from kuryr.networks import subnetpool_for
 
 NET_A = "0b707c5c251527c195db82fd7df44a27d6926b90bacf7ae3a232b450c6b8e9da"
 NET_B = "c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00"

@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from kuryr import naming
-from kuryr.journal import DELETE, UPDATE, Journal, assigned, cleaned, view_of
-from kuryr.neutron import Neutron
-from kuryr.state import State
+from kuryr.backends.neutron import Neutron
+from kuryr.backends.state import State
+from kuryr.domain.ports.journal import DELETE, UPDATE, Journal, assigned, cleaned, view_of
 
 EID = "e" * 32 + "f" * 32
 POOLED = "kuryr.port.pooled"

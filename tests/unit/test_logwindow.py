@@ -9,7 +9,9 @@ import pytest
 
 from tests.logwindow import read_window, stamp, window
 
-KURYR = "2026-12-04 17:07:49,187 INFO kuryr.pools: network 43d8: 8 pool port(s) deleted"
+KURYR = (
+    "2026-12-04 17:07:49,187 INFO kuryr.domain.ports.pools: network 43d8: 8 pool port(s) deleted"
+)
 NEUTRON = "2026-12-04 17:07:54.442 6343 INFO neutron.db.ovn_revision_numbers_db [None req-8b] ok"
 OVN = "2026-12-04T17:07:54.661Z|00690|binding|INFO|Setting lport d40e down in Southbound"
 OVS = "2026-12-04T17:07:54.624Z|00258|bridge|INFO|bridge br-int: deleted interface tapd40e"

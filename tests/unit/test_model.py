@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from kuryr.model import allocation_pools, first_host, subnet_of
+from kuryr.backends.model import allocation_pools, first_host, subnet_of
 
 
 def net(cidr: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from kuryr import journal, port
+from kuryr.backends.state import State
 from kuryr.config import BOOKKEEPING_IMMEDIATE, Config, NeutronConfig, PoolConfig
-from kuryr.state import State
+from kuryr.domain.ports import journal
+from kuryr.ops import port
 
 ENDPOINT = "e" * 64
 NETWORK = "d" * 64

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from kuryr import config
-from kuryr.port_status import ACTIVE, describe
-from kuryr.state import _SCHEMA, _UPGRADES, DB_NAME, State
+from kuryr.backends.state import _SCHEMA, _UPGRADES, DB_NAME, State
+from kuryr.domain.ports.status import ACTIVE, describe
 
 
 def test_unchecked_port_has_no_status() -> None:

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from kuryr import protocol as p
-from kuryr.server import ROUTES
+from kuryr.plugin import protocol as p
+from kuryr.plugin.server import ROUTES
 from tests.fuzz_requests import CAPTURE
 
 RECORDS = [json.loads(line) for line in CAPTURE.read_text().splitlines()]

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from kuryr import protocol as p
+from kuryr.domain.security_groups import exposed_ports
 from kuryr.errors import InvalidRequest
-from kuryr.security_groups import exposed_ports
-from kuryr.server import condense
+from kuryr.plugin import protocol as p
+from kuryr.plugin.server import condense
 
 NET = "0b707c5c251527c195db82fd7df44a27d6926b90bacf7ae3a232b450c6b8e9da"
 

@@ -1,4 +1,4 @@
-"""kuryr.quiet: when background work may run after Docker's last request."""
+"""kuryr.domain.quiet: when background work may run after Docker's last request."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from kuryr.quiet import Quiet
+from kuryr.domain.quiet import Quiet
 
 
 def test_work_runs_when_due_if_docker_is_quiet() -> None:

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import asyncio
 
+from kuryr.backends.state import State
+from kuryr.domain.removals import MAX_RETRY_SECONDS, Removals, retry_delay
 from kuryr.errors import BackendError
-from kuryr.removals import MAX_RETRY_SECONDS, Removals, retry_delay
-from kuryr.state import State
 
 NET = "a" * 64
 

@@ -14,7 +14,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from kuryr import errors, server
+from kuryr import errors
+from kuryr.plugin import server
 from tests.fuzz_requests import captured
 from tests.unit.fake_drivers import Recorder, fake_domain
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 
-from kuryr import server
+from kuryr.plugin import server
 from tests.fuzz_requests import FuzzRequest, captured, post, requests
 from tests.unit.fake_drivers import Recorder, fake_domain
 

@@ -12,9 +12,9 @@ import aiohttp
 import pytest
 
 from kuryr import app, metrics
-from kuryr.api import IpamDriver, NetworkDriver
 from kuryr.config import Config
-from kuryr.server import StartupError
+from kuryr.plugin.api import IpamDriver, NetworkDriver
+from kuryr.plugin.server import StartupError
 from tests.unit.fake_drivers import fake_domain
 
 Close = Callable[[], Awaitable[None]]

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from kuryr.model import Network, Subnet
-from kuryr.state import (
+from kuryr.backends.model import Network, Subnet
+from kuryr.backends.state import (
     DB_NAME,
     FREE,
     MODE_EXACT,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from kuryr.state import _SCHEMA, DB_NAME, SCHEMA_VERSION, State
+from kuryr.backends.state import _SCHEMA, DB_NAME, SCHEMA_VERSION, State
 
 HOUR = 3600.0
 

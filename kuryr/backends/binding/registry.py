@@ -11,13 +11,13 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from kuryr.binding.base import Binder
-from kuryr.binding.linuxbridge import LinuxBridgeBinder
-from kuryr.binding.ovs import OvsBinder
+from kuryr.backends.binding.base import Binder
+from kuryr.backends.binding.linuxbridge import LinuxBridgeBinder
+from kuryr.backends.binding.ovs import OvsBinder
+from kuryr.backends.netlink import Netlink
+from kuryr.backends.ovsdb import Ovsdb
 from kuryr.config import BindingConfig
 from kuryr.errors import BackendError
-from kuryr.netlink import Netlink
-from kuryr.ovsdb import Ovsdb
 
 LOG = logging.getLogger(__name__)
 

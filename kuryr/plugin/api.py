@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
-from kuryr import protocol as p
+from kuryr.plugin import protocol as p
 
 
 class NetworkDriver(ABC):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from kuryr import config as config_mod
 from kuryr.errors import KuryrError
-from kuryr.reconcile import Plan, opened, run_once
+from kuryr.ops.reconcile import Plan, opened, run_once
 
 
 async def _run(args: argparse.Namespace) -> tuple[Plan, list[str]]:

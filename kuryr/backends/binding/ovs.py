@@ -14,10 +14,10 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from kuryr import deadline
-from kuryr.binding.base import Binder, Vif, veth_intact
+from kuryr.backends.binding.base import Binder, Vif, veth_intact
+from kuryr.backends.netlink import Netlink
+from kuryr.backends.ovsdb import InterfaceState, OvsApi, Ovsdb
 from kuryr.errors import BackendError
-from kuryr.netlink import Netlink
-from kuryr.ovsdb import InterfaceState, OvsApi, Ovsdb
 
 LOG = logging.getLogger(__name__)
 

@@ -3,12 +3,13 @@
 With Kuryr IPAM the port exists before CreateEndpoint (RequestAddress made it bound to this
 host), so CreateEndpoint answers from memory; the bookkeeping (device_id, name, tags) is
 journaled locally before Docker has its answer and written to Neutron in the background
-(kuryr.journal); with ``[pool] bookkeeping = immediate`` CreateEndpoint waits until Neutron
+(kuryr.domain.ports.journal); with ``[pool] bookkeeping = immediate`` CreateEndpoint waits until
+Neutron
 holds it, so tools that look a container's port up right after ``docker run`` find it (as
 with kuryr-libnetwork). Endpoints are remembered in the local state, so Join, Leave and
 DeleteEndpoint read nothing from Neutron, even after a restart. Join takes the VIF a pool
 plugged ahead when there is one; DeleteEndpoint leaves it to the port's next container or has
-it unplugged in the background (kuryr.prewire).
+it unplugged in the background (kuryr.domain.ports.prewire).
 """
 
 from __future__ import annotations
@@ -19,17 +20,18 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from kuryr import deadline, journal, naming
-from kuryr import protocol as p
-from kuryr.binding.base import Binder, Vif
+from kuryr import deadline, naming
+from kuryr.backends.binding.base import Binder, Vif
+from kuryr.backends.model import Network, Subnet, fixed_ips
+from kuryr.backends.neutron import Neutron, NeutronError, Resource
+from kuryr.backends.state import State
+from kuryr.domain.ipam import Ipam, find_port_by_ip
+from kuryr.domain.networks import Networks
+from kuryr.domain.ports import journal
+from kuryr.domain.ports.journal import Journal
+from kuryr.domain.ports.prewire import Prewire
 from kuryr.errors import Conflict, InvalidRequest, NotFound
-from kuryr.ipam import Ipam, find_port_by_ip
-from kuryr.journal import Journal
-from kuryr.model import Network, Subnet, fixed_ips
-from kuryr.networks import Networks
-from kuryr.neutron import Neutron, NeutronError, Resource
-from kuryr.prewire import Prewire
-from kuryr.state import State
+from kuryr.plugin import protocol as p
 
 LOG = logging.getLogger(__name__)
 
@@ -39,7 +41,7 @@ _IMMEDIATE_TIMEOUT = deadline.DEFAULT_REQUEST_TIMEOUT
 
 
 class Binders(Protocol):
-    """What endpoints need of kuryr.binding.registry.Binders."""
+    """What endpoints need of kuryr.backends.binding.registry.Binders."""
 
     host: str
 

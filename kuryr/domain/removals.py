@@ -15,9 +15,9 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from kuryr.backends.state import State
+from kuryr.domain.ports.journal import background
 from kuryr.errors import BackendError, KuryrError
-from kuryr.journal import background
-from kuryr.state import State
 
 LOG = logging.getLogger(__name__)
 

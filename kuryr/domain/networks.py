@@ -12,12 +12,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from kuryr import deadline, naming
-from kuryr import protocol as p
+from kuryr.backends.model import IPNetwork, Network, Subnet, allocation_pools, fixed_ips
+from kuryr.backends.neutron import Neutron, NeutronError, Resource
+from kuryr.backends.state import State
+from kuryr.domain.ipam import OPT_SUBNET_NAME, OPT_SUBNET_UUID, Ipam, PoolChoice
 from kuryr.errors import Conflict, InvalidRequest, KuryrError, NotFound
-from kuryr.ipam import OPT_SUBNET_NAME, OPT_SUBNET_UUID, Ipam, PoolChoice
-from kuryr.model import IPNetwork, Network, Subnet, allocation_pools, fixed_ips
-from kuryr.neutron import Neutron, NeutronError, Resource
-from kuryr.state import State
+from kuryr.plugin import protocol as p
 
 LOG = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 A crash (of this daemon, of dockerd, or Neutron failing during a removal) orphans what a
 container held: its port, an address reservation, a pool port taken for it, its VIF. The
-daemon finds and reclaims them with :class:`kuryr.reconcile.Reconciler` every ``[reconcile]
+daemon finds and reclaims them with :class:`kuryr.ops.reconcile.Reconciler` every ``[reconcile]
 interval`` seconds, the first pass ``START_DELAY`` seconds after it starts serving.
 
 Nothing is reclaimed on one look. A pass only notes what it finds orphaned; a resource is
@@ -19,9 +19,10 @@ port stays in its pool; only when Neutron still shows it with a gone endpoint's 
 its cleaning journaled again.
 
 A port the daemon holds is released as DeleteEndpoint would release it (back to its pool,
-or deleted, through the journal; its VIF kept or unplugged by kuryr.prewire), so the local
+or deleted, through the journal; its VIF kept or unplugged by kuryr.domain.ports.prewire), so the
+local
 state, the pools and the VIFs stay right. Every pass and every reclaim first waits for a
-pause in Docker's requests (kuryr.quiet): container starts go first.
+pause in Docker's requests (kuryr.domain.quiet): container starts go first.
 
 Bound: a resource orphaned at time t is reclaimed by t + interval + grace (rounded up to a
 whole number of intervals) plus the passes' own time and their waits for a pause (at most
@@ -38,19 +39,20 @@ import time
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 
-from kuryr import journal, naming
-from kuryr import protocol as p
+from kuryr import naming
+from kuryr.backends.neutron import Neutron, Resource
+from kuryr.backends.state import State
 from kuryr.config import Config
-from kuryr.endpoints import Endpoints
+from kuryr.domain.endpoints import Endpoints
+from kuryr.domain.ipam import Ipam
+from kuryr.domain.ports import journal
+from kuryr.domain.ports.journal import Journal, background
+from kuryr.domain.ports.pools import Pools
+from kuryr.domain.quiet import Quiet
+from kuryr.domain.security_groups import SecurityGroups
 from kuryr.errors import KuryrError
-from kuryr.ipam import Ipam
-from kuryr.journal import Journal, background
-from kuryr.neutron import Neutron, Resource
-from kuryr.pools import Pools
-from kuryr.quiet import Quiet
-from kuryr.reconcile import Action, Overtaken, Plan, Reconciler, opened
-from kuryr.security_groups import SecurityGroups
-from kuryr.state import State
+from kuryr.ops.reconcile import Action, Overtaken, Plan, Reconciler, opened
+from kuryr.plugin import protocol as p
 
 LOG = logging.getLogger(__name__)
 
@@ -63,7 +65,7 @@ Seen = dict[tuple[str, str, str], float]
 
 
 class DaemonSide:
-    """:class:`kuryr.reconcile.Local` of the serving daemon."""
+    """:class:`kuryr.ops.reconcile.Local` of the serving daemon."""
 
     def __init__(
         self,

@@ -5,7 +5,7 @@ the OVN logical switch. Everything is left running to play with; the end says ho
 Each container's port is found the way the README tells a user to: ``kuryr port CONTAINER``
 (the daemon's local state, right after ``docker run``); Neutron's view of it is shown once the
 port's bookkeeping (device_id, name, tags) is done, which the default ``[pool] bookkeeping =
-deferred`` promises within :func:`kuryr.port.bookkeeping_bound`.
+deferred`` promises within :func:`kuryr.ops.port.bookkeeping_bound`.
 
 Re-running is safe: the network is reused when it is a Kuryr one, the two containers are
 replaced. Any failed step stops the demo with a one-line reason and exit status 1.
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from kuryr import config as config_mod
-from kuryr.port import BOOKKEEPING_DONE, bookkeeping_bound
+from kuryr.ops.port import BOOKKEEPING_DONE, bookkeeping_bound
 from kuryr.stack.daemon import executable
 from kuryr.stack.layout import NB_PORT, NEUTRON_URL, PLUGIN_SOCK, Layout
 

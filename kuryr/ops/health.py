@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kuryr import config as config_mod
-from kuryr import deadline, pools_admin
+from kuryr import deadline
 from kuryr.config import Config
 from kuryr.errors import KuryrError
+from kuryr.ops import pools_admin
 
 # Well under a monitoring system's usual probe timeout, even when all three time out.
 CHECK_TIMEOUT = 5.0
@@ -53,7 +54,7 @@ async def daemon(config: Config) -> str:
 
 
 async def neutron(config: Config) -> str:
-    from kuryr.neutron import connect  # deferred: openstacksdk takes ~0.5 s to import
+    from kuryr.backends.neutron import connect  # deferred: openstacksdk takes ~0.5 s to import
 
     client = await asyncio.to_thread(connect, config.neutron)
     with deadline.bounded(CHECK_TIMEOUT):
@@ -62,7 +63,7 @@ async def neutron(config: Config) -> str:
 
 
 async def ovsdb(config: Config) -> str:
-    from kuryr.ovsdb import Ovsdb  # deferred: ovsdbapp is only needed here
+    from kuryr.backends.ovsdb import Ovsdb  # deferred: ovsdbapp is only needed here
 
     remote = config.binding.ovsdb_connection
     bridge = config.binding.integration_bridge

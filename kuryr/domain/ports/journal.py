@@ -8,7 +8,7 @@ when the next daemon starts the worker. The worker never touches a port twice at
 
 A ``view`` per port remembers what Neutron is believed to hold, so only the calls that change
 something are made (a PUT of device_id/name, a PUT of the tags). With a :class:`Quiet`, due
-entries wait for a pause in Docker's requests (kuryr.quiet), so a burst of starts is not
+entries wait for a pause in Docker's requests (kuryr.domain.quiet), so a burst of starts is not
 slowed by the Neutron and OVN work its bookkeeping causes. Entries giving a port to an endpoint
 have worker slots of their own, so they never queue behind deletes and cleanings; a Docker
 request waiting for its port's bookkeeping (``[pool] bookkeeping = immediate``) takes none.
@@ -25,10 +25,10 @@ from collections.abc import Coroutine, Iterable
 from typing import Any
 
 from kuryr import naming
+from kuryr.backends.neutron import Neutron, NeutronError, Resource
+from kuryr.backends.state import JournalEntry, State
+from kuryr.domain.quiet import Quiet
 from kuryr.errors import BackendError
-from kuryr.neutron import Neutron, NeutronError, Resource
-from kuryr.quiet import Quiet
-from kuryr.state import JournalEntry, State
 
 LOG = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ class Journal:
         self._wake = asyncio.Event()
         self._changed = asyncio.Condition()
         self._busy: dict[str, asyncio.Task[None]] = {}  # port id -> apply in flight
-        # Ports a Docker request waits for (kuryr.endpoints, immediate bookkeeping): applied
+        # Ports a Docker request waits for (kuryr.domain.endpoints, immediate bookkeeping): applied
         # without queueing for a worker slot behind background work such as the deletes of a
         # removed network's pool ports.
         self._urgent: set[str] = set()

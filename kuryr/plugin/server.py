@@ -27,9 +27,9 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from kuryr import deadline, metrics
-from kuryr import protocol as p
-from kuryr.api import IpamDriver, NetworkDriver
 from kuryr.errors import CAUSE_HEADER, BackendError, InvalidRequest, KuryrError
+from kuryr.plugin import protocol as p
+from kuryr.plugin.api import IpamDriver, NetworkDriver
 
 log = logging.getLogger(__name__)
 

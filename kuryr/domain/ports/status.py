@@ -30,11 +30,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from kuryr.binding.base import Binder, Vif
+from kuryr.backends.binding.base import Binder, Vif
+from kuryr.backends.neutron import Neutron, NeutronError
+from kuryr.backends.state import State
+from kuryr.domain.ports.journal import background
 from kuryr.errors import KuryrError
-from kuryr.journal import background
-from kuryr.neutron import Neutron, NeutronError
-from kuryr.state import State
 
 LOG = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ _CHUNK = 50
 
 
 class Binders(Protocol):
-    """What the watcher needs of kuryr.binding.registry.Binders."""
+    """What the watcher needs of kuryr.backends.binding.registry.Binders."""
 
     def for_vif_type(self, vif_type: str) -> Binder: ...
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from kuryr.binding.base import Binder, Vif, veth_intact
-from kuryr.netlink import Netlink
+from kuryr.backends.binding.base import Binder, Vif, veth_intact
+from kuryr.backends.netlink import Netlink
 
 BRIDGE_PREFIX = "brq"
 ALIAS_PREFIX = "kuryr-port:"

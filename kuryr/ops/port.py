@@ -1,9 +1,10 @@
 """``kuryr port CONTAINER``: the Neutron port of each Kuryr network of one container.
 
 dockerd names the container's endpoints (its API on the unix socket); the daemon answers
-``GET /endpoints?id=...`` on its admin socket (:mod:`kuryr.pools_admin`) from its local state:
+``GET /endpoints?id=...`` on its admin socket (:mod:`kuryr.ops.pools_admin`) from its local state:
 port id, IPs, MAC, VIF names, whether the port's Neutron bookkeeping (device_id, name, tags;
-kuryr.journal) is done or still journaled, and the port's status as the daemon last knew it.
+kuryr.domain.ports.journal) is done or still journaled, and the port's status as the daemon last
+knew it.
 Nothing asks Neutron, so the answer is there at once, also right after ``docker run``.
 """
 
@@ -19,10 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from kuryr import config as config_mod
-from kuryr import pools_admin, unixhttp
-from kuryr.binding.base import container_ifname, host_ifname
+from kuryr.backends import unixhttp
+from kuryr.backends.binding.base import container_ifname, host_ifname
+from kuryr.backends.state import State
 from kuryr.config import BOOKKEEPING_IMMEDIATE, Config
-from kuryr.state import State
+from kuryr.ops import pools_admin
 
 ROUTE = "/endpoints"
 DOCKER_TIMEOUT = 10.0
@@ -31,7 +33,7 @@ BOOKKEEPING_PENDING = "pending"
 STATUS_UNKNOWN = "unknown"
 
 # What the journal writes for a port handed to an endpoint: a PUT of device_id and name, a PUT
-# of its tags (kuryr.journal).
+# of its tags (kuryr.domain.ports.journal).
 BOOKKEEPING_WRITES = 2
 # A port's status (ACTIVE, DOWN, ...) as the daemon last knew it, by port id; None: not known.
 PortStatus = Callable[[str], str | None]
@@ -40,7 +42,7 @@ PortStatus = Callable[[str], str | None]
 def bookkeeping_bound(config: Config) -> float:
     """Seconds after CreateEndpoint answers by which the port's device_id, name and tags are
     in Neutron: 0 with ``immediate`` bookkeeping; with ``deferred``, the journal's delay, then
-    at most ``background_longest`` waiting for a pause in Docker's requests (kuryr.quiet),
+    at most ``background_longest`` waiting for a pause in Docker's requests (kuryr.domain.quiet),
     then the writes, each answered within ``[neutron] timeout``. It holds while Neutron
     answers at the first attempt and no more ports than the journal's endpoint workers (4)
     are due at once (deletes and cleanings have slots of their own); a failed write is retried

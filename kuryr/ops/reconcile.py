@@ -25,7 +25,7 @@ Networks are judged only when asked (``networks=True``): a Docker network id is 
 one dockerd, so this is safe only where this host is the only Docker host of its Neutron
 project.
 
-Inside the daemon (kuryr.healing) a :class:`Local` view adds what only the daemon knows: the
+Inside the daemon (kuryr.ops.healing) a :class:`Local` view adds what only the daemon knows: the
 ports judged are those of its own networks that dockerd has (a network made through the socket
 by anything but dockerd is not dockerd's to judge), a port with work in flight is kept, and a
 port the daemon holds is reclaimed through its own release path, which keeps its local state,
@@ -48,14 +48,14 @@ from typing import Any, Protocol
 import aiohttp
 
 from kuryr import naming
-from kuryr.binding.base import HOST_IF_PREFIX, host_ifname
-from kuryr.binding.ovs import OWNER_KEY
+from kuryr.backends.binding.base import HOST_IF_PREFIX, host_ifname
+from kuryr.backends.binding.ovs import OWNER_KEY
+from kuryr.backends.model import fixed_ips
+from kuryr.backends.netlink import Netlink
+from kuryr.backends.neutron import Neutron, NeutronError, Resource, connect
+from kuryr.backends.ovsdb import Ovsdb
 from kuryr.config import Config
 from kuryr.errors import KuryrError
-from kuryr.model import fixed_ips
-from kuryr.netlink import Netlink
-from kuryr.neutron import Neutron, NeutronError, Resource, connect
-from kuryr.ovsdb import Ovsdb
 
 LOG = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ Reclaim = Callable[[], Awaitable[Any]]
 
 
 class Local(Protocol):
-    """What the serving daemon knows that Neutron and dockerd do not show (kuryr.healing)."""
+    """What the serving daemon knows that Neutron and dockerd do not show (kuryr.ops.healing)."""
 
     def networks(self) -> dict[str, str]:
         """Neutron network id -> Docker network id of the daemon's networks (none being

@@ -18,7 +18,7 @@ under load), so a POST holds at most ``batch`` ports beyond the waiting starts: 
 makes ports arrive early and keeps a later miss from queueing behind a long refill. Each miss
 raises the target by one (up to ``max``): the next burst of that size finds its ports ready.
 A refill that can wait (no start waits, at least ``batch`` ports free) waits for a pause in
-Docker's requests first (kuryr.quiet).
+Docker's requests first (kuryr.domain.quiet).
 
 Two modes per subnet. ``any`` (Kuryr IPAM): any free port serves, Neutron picked its address.
 ``exact`` (Docker's own IPAM): Docker hands out the LOWEST free address of its pool (libnetwork's
@@ -30,7 +30,8 @@ the background when the pool is full. The free ports the next starts take (the o
 mode the lowest addresses) are plugged ahead on this host, ``batch`` of them at first, one more
 each time a start takes a port that was not (up to ``max``); a port coming back from its
 container keeps its VIF when still whole; every free port leaving the pool for deletion is
-unplugged (:class:`Wiring`, kuryr.prewire). So a container start finds its VIF wired, while a
+unplugged (:class:`Wiring`, kuryr.domain.ports.prewire). So a container start finds its VIF wired,
+while a
 new network does not plug its whole pool at once: each first plug makes Neutron handle one port
 status change (~1-3 s of its one OVN event thread under load), and a container's port goes
 ACTIVE only once Neutron has worked through those queued before it. After a restart the pools
@@ -49,15 +50,24 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from kuryr import deadline, metrics, naming
-from kuryr import protocol as p
+from kuryr.backends.model import Network, Subnet, fixed_ips, is_bound
+from kuryr.backends.neutron import Neutron, NeutronError, Resource
+from kuryr.backends.state import (
+    FREE,
+    MODE_ANY,
+    MODE_EXACT,
+    TAKEN,
+    PoolPort,
+    PoolRow,
+    State,
+    iter_hosts,
+)
 from kuryr.config import PoolConfig
+from kuryr.domain.ipam import PortAllocator
+from kuryr.domain.ports.journal import Journal, background, cleaned
+from kuryr.domain.quiet import Quiet
 from kuryr.errors import BackendError, KuryrError, NotFound
-from kuryr.ipam import PortAllocator
-from kuryr.journal import Journal, background, cleaned
-from kuryr.model import Network, Subnet, fixed_ips, is_bound
-from kuryr.neutron import Neutron, NeutronError, Resource
-from kuryr.quiet import Quiet
-from kuryr.state import FREE, MODE_ANY, MODE_EXACT, TAKEN, PoolPort, PoolRow, State, iter_hosts
+from kuryr.plugin import protocol as p
 
 LOG = logging.getLogger(__name__)
 
@@ -79,7 +89,7 @@ DOCKER_ADDRESS_SPACES = ("", "LocalDefault", "GlobalDefault")
 
 
 class Wiring(Protocol):
-    """The host side of the pools (kuryr.prewire)."""
+    """The host side of the pools (kuryr.domain.ports.prewire)."""
 
     def ahead(self, port: Resource) -> None: ...
 

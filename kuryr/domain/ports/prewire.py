@@ -16,7 +16,7 @@ start.
 
 Nothing here is durable: after a restart the pools offer their free ports again, and a VIF
 still whole from before is taken as it is; leftovers of a crash are reconciliation's
-(kuryr.reconcile).
+(kuryr.ops.reconcile).
 """
 
 from __future__ import annotations
@@ -27,11 +27,11 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol
 
 from kuryr import deadline
-from kuryr.binding.base import Binder, Vif
+from kuryr.backends.binding.base import Binder, Vif
+from kuryr.backends.model import is_bound
+from kuryr.backends.neutron import Resource
+from kuryr.domain.ports.journal import background
 from kuryr.errors import BackendError, KuryrError
-from kuryr.journal import background
-from kuryr.model import is_bound
-from kuryr.neutron import Resource
 
 LOG = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class Prewire:
     ) -> None:
         """``mtu_of``: the MTU of a Neutron network known locally (None when unknown);
         ``deleted(port_id)``: returns once no journaled delete of the port is pending
-        (kuryr.journal.Journal.deleted)."""
+        (kuryr.domain.ports.journal.Journal.deleted)."""
         self._binders = binders
         self._mtu_of = mtu_of
         self._deleted = deleted

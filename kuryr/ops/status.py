@@ -1,6 +1,6 @@
 """``kuryr status``: the networks, endpoints and pools the running daemon manages on this host.
 
-The daemon answers ``GET /status`` on its admin socket (:mod:`kuryr.pools_admin`) from its
+The daemon answers ``GET /status`` on its admin socket (:mod:`kuryr.ops.pools_admin`) from its
 local state and its in-memory pools, so the report costs Neutron nothing and shows pool ports
 being created right now, which the state file alone cannot.
 """
@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from kuryr import config as config_mod
-from kuryr import pools_admin
-from kuryr.binding.base import container_ifname, host_ifname
-from kuryr.model import Network
-from kuryr.neutron import Resource
-from kuryr.pools import Pools
-from kuryr.state import State
+from kuryr.backends.binding.base import container_ifname, host_ifname
+from kuryr.backends.model import Network
+from kuryr.backends.neutron import Resource
+from kuryr.backends.state import State
+from kuryr.domain.ports.pools import Pools
+from kuryr.ops import pools_admin
 
 ROUTE = "/status"
 
@@ -38,7 +38,7 @@ def snapshot(state: State, pools: Pools) -> dict[str, Any]:
         "stray_endpoints": [e for group in by_network.values() for e in group],
         "pool_config": pools_admin.pool_config(pools),
         "pools": pools.show(),
-        # Bookkeeping and deletes journaled but not yet in Neutron (kuryr.journal).
+        # Bookkeeping and deletes journaled but not yet in Neutron (kuryr.domain.ports.journal).
         "journal_pending": len(state.journal()),
         "network_removals_pending": state.removals(),
     }

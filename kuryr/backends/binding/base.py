@@ -1,7 +1,8 @@
 """The binding interface (in the spirit of os-vif): plug and unplug one VIF.
 
 A VIF is a veth pair named from the Neutron port id (as kuryr-libnetwork names it), so a pool
-port can be plugged before any container asks for it (kuryr.prewire). ``plug`` creates it,
+port can be plugged before any container asks for it (kuryr.domain.ports.prewire). ``plug`` creates
+it,
 gives the container end the port's MAC and MTU, attaches the host end to the backend and
 returns once the backend says traffic can flow (for OVN: ``ovn-installed``). Docker then
 moves the container end into the sandbox, and back out when the container stops. ``unplug``
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from kuryr.errors import BackendError
 
 if TYPE_CHECKING:
-    from kuryr.netlink import Netlink
+    from kuryr.backends.netlink import Netlink
 
 HOST_IF_PREFIX = "tap"
 CONTAINER_IF_PREFIX = "t_c"

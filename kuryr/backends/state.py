@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kuryr.model import Network, Subnet
-from kuryr.neutron import Resource
+from kuryr.backends.model import Network, Subnet
+from kuryr.backends.neutron import Resource
 
 SCHEMA_VERSION = 3
 DB_NAME = "kuryr.db"
@@ -106,7 +106,7 @@ class JournalEntry:
 
 @dataclass(frozen=True)
 class PortStatusRow:
-    status: str  # Neutron's (ACTIVE, DOWN, ...), or kuryr.port_status.GONE
+    status: str  # Neutron's (ACTIVE, DOWN, ...), or kuryr.domain.ports.status.GONE
     reason: str  # why it is not ACTIVE, when the daemon knows
     at: float  # wall clock of the check
 

@@ -12,10 +12,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from kuryr import naming
-from kuryr import protocol as p
-from kuryr.endpoints import Endpoint
+from kuryr.backends.neutron import Neutron
+from kuryr.domain.endpoints import Endpoint
 from kuryr.errors import InvalidRequest, KuryrError
-from kuryr.neutron import Neutron
+from kuryr.plugin import protocol as p
 
 LOG = logging.getLogger(__name__)
 

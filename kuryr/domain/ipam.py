@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kuryr import metrics, naming
-from kuryr import protocol as p
-from kuryr.api import IpamDriver
+from kuryr.backends.model import IPNetwork, Subnet, first_host, fixed_ips, subnet_of
+from kuryr.backends.neutron import Neutron, NeutronError, Resource
+from kuryr.backends.state import State
+from kuryr.domain.quiet import Quiet
 from kuryr.errors import Conflict, InvalidRequest, NotFound
-from kuryr.model import IPNetwork, Subnet, first_host, fixed_ips, subnet_of
-from kuryr.neutron import Neutron, NeutronError, Resource
-from kuryr.quiet import Quiet
-from kuryr.state import State
+from kuryr.plugin import protocol as p
+from kuryr.plugin.api import IpamDriver
 
 LOG = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class PoolChoice:
     aux: set[str] = field(default_factory=set)
     # The subnetpool's one prefix is the CIDR: the PoolID is its bare uuid (kuryr.naming).
     dedicated: bool = False
-    # Docker's --ip-range: the CIDR is the range (kuryr.networks.subnetpool_for).
+    # Docker's --ip-range: the CIDR is the range (kuryr.domain.networks.subnetpool_for).
     ip_range: bool = False
 
     @property
@@ -103,7 +103,7 @@ class PortAllocator:
 
     async def acquire_given(self, wanted: list[tuple[Subnet, str | None]]) -> Resource | None:
         """A ready port holding exactly the addresses Docker's own IPAM gave, if one exists
-        (kuryr.pools keeps such ports); None: the caller creates the port."""
+        (kuryr.domain.ports.pools keeps such ports); None: the caller creates the port."""
         return None
 
     async def _take_over(self, subnet: Subnet, address: str) -> Resource:

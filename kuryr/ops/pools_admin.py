@@ -23,9 +23,9 @@ from typing import Any
 from aiohttp import web
 
 from kuryr import config as config_mod
-from kuryr import unixhttp
+from kuryr.backends import unixhttp
+from kuryr.domain.ports.pools import Pools, SubnetPool
 from kuryr.errors import KuryrError, NotFound
-from kuryr.pools import Pools, SubnetPool
 
 SOCKET_NAME = "admin.sock"
 _TIMEOUT = 60.0
@@ -44,8 +44,8 @@ PortReport = Callable[[list[str]], dict[str, Any]]
 
 
 def make_app(pools: Pools, status: Report, ports: PortReport) -> web.Application:
-    """Pool control, plus ``GET /status``: the ``status`` report (see :mod:`kuryr.status`), and
-    ``GET /endpoints?id=...``: the ``ports`` of those endpoints (see :mod:`kuryr.port`)."""
+    """Pool control, plus ``GET /status``: the ``status`` report (see :mod:`kuryr.ops.status`), and
+    ``GET /endpoints?id=...``: the ``ports`` of those endpoints (see :mod:`kuryr.ops.port`)."""
 
     async def show(_: web.Request) -> web.Response:
         return web.json_response({"config": pool_config(pools), "pools": pools.show()})

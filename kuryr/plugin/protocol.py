@@ -46,7 +46,7 @@ def _cidr_or_empty(value: str) -> str:
 # Neutron's default min_prefixlen of an IPv4 subnetpool: a wider prefix is refused.
 MIN_POOL_PREFIX_V4 = 8
 # The smallest MTU an IPv4 link may have; Neutron refuses less. Its largest depends on the
-# Neutron network's segments: Neutron itself refuses more (kuryr.networks turns it into 400).
+# Neutron network's segments: Neutron itself refuses more (kuryr.domain.networks turns it into 400).
 MIN_MTU = 68
 MAX_MTU = 65535
 
