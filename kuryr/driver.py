@@ -10,8 +10,9 @@ from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 
 from kuryr import deadline, metrics
-from kuryr.backends.binding.base import Vif
-from kuryr.backends.neutron import Neutron, connect
+from kuryr.backends.binding.base import HostBinders, Vif
+from kuryr.backends.neutron import connect
+from kuryr.backends.neutron_api import NeutronApi
 from kuryr.backends.state import State
 from kuryr.config import BOOKKEEPING_IMMEDIATE, Config
 from kuryr.domain.endpoints import Endpoints
@@ -130,13 +131,18 @@ class KuryrNetworkDriver(NetworkDriver):
 
 async def build(
     config: Config,
+    neutron: NeutronApi | None = None,
+    binders: HostBinders | None = None,
 ) -> tuple[NetworkDriver, IpamDriver, Callable[[], Awaitable[None]]]:
-    from kuryr.backends.binding import registry  # deferred: pulls in OVSDB and netlink clients
+    """The two drivers, and the coroutine function that unwinds what was built.
 
+    ``neutron`` and ``binders`` are made from ``config`` unless given (tests pass fakes);
+    what is given stays the caller's to close."""
     async with AsyncExitStack() as undo:
-        binders = await registry.load(config.binding)
-        undo.push_async_callback(binders.close)
-        neutron = connect(config.neutron, metrics.neutron_call)
+        if binders is None:
+            binders = await _load_binders(config, undo)
+        if neutron is None:
+            neutron = connect(config.neutron, metrics.neutron_call)
         state = State.open(config.state_dir)
         undo.callback(state.close)
         quiet = Quiet(config.pool.background_pause, config.pool.background_longest)
@@ -213,7 +219,15 @@ async def build(
     return driver, ipam, close
 
 
-def _allocator(neutron: Neutron, host: str, pools: Pools) -> PortAllocator:
+async def _load_binders(config: Config, undo: AsyncExitStack) -> HostBinders:
+    from kuryr.backends.binding import registry  # deferred: pulls in OVSDB and netlink clients
+
+    binders = await registry.load(config.binding)
+    undo.push_async_callback(binders.close)
+    return binders
+
+
+def _allocator(neutron: NeutronApi, host: str, pools: Pools) -> PortAllocator:
     return PooledAllocator(neutron, host, pools) if pools.enabled else PortAllocator(neutron, host)
 
 

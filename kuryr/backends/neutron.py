@@ -27,8 +27,14 @@ from keystoneauth1 import exceptions as ks_exc
 from urllib3 import exceptions as urllib3_exc
 
 from kuryr import deadline
+from kuryr.backends.neutron_api import (
+    CAUSE_TIMEOUT,
+    CAUSE_UNREACHABLE,
+    NeutronError,
+    Params,
+    Resource,
+)
 from kuryr.config import NeutronConfig
-from kuryr.errors import BackendError
 
 LOG = logging.getLogger(__name__)
 
@@ -40,46 +46,8 @@ _THREAD_SLACK = 2.0
 _FAILED_URL = re.compile(r"connection to (\S+?):? ")
 _REASON = re.compile(r"\[Errno -?\d+\] [A-Za-z ]+")
 
-Resource = dict[str, Any]
-Params = Mapping[str, str | Sequence[str]]
 # Called around every request with (HTTP method, resource kind); e.g. metrics.neutron_call.
 CallHook = Callable[[str, str], AbstractContextManager[None]]
-
-
-# The kinds of Neutron failure (BackendError.cause). Only the first three are Neutron's
-# own trouble; a 4xx is Neutron refusing what Kuryr sent, which input validation must
-# prevent for anything that came from Docker.
-CAUSE_UNREACHABLE = "neutron-unreachable"
-CAUSE_TIMEOUT = "neutron-timeout"
-CAUSE_SERVER_ERROR = "neutron-5xx"
-CAUSE_REFUSED = "neutron-4xx"
-CAUSE_CLIENT = "neutron-client"
-
-
-class NeutronError(BackendError):
-    """A Neutron request failed. ``http_status`` is 0 when no answer came back; ``cause``
-    then says why (unreachable, timeout, client set-up), else it follows from the status."""
-
-    def __init__(
-        self, message: str, http_status: int = 0, neutron_type: str = "", cause: str = ""
-    ) -> None:
-        super().__init__(message)
-        self.http_status = http_status
-        self.neutron_type = neutron_type
-        self.cause = cause or _cause_of(http_status)
-
-    @property
-    def not_found(self) -> bool:
-        return self.http_status == 404
-
-    @property
-    def conflict(self) -> bool:
-        return self.http_status == 409
-
-    @property
-    def stale(self) -> bool:
-        """A conditional write refused: the resource changed since the revision given."""
-        return self.http_status == 412
 
 
 @contextmanager
@@ -88,7 +56,8 @@ def _no_hook(_method: str, _resource: str) -> Iterator[None]:
 
 
 class Neutron:
-    """Async Neutron REST client over a keystoneauth session."""
+    """Async Neutron REST client over a keystoneauth session: the real
+    :class:`kuryr.backends.neutron_api.NeutronApi`."""
 
     def __init__(
         self,
@@ -265,14 +234,6 @@ class Neutron:
         if headers:
             kwargs["headers"] = dict(headers)
         return self._session.request(url, method, **kwargs)
-
-
-def _cause_of(http_status: int) -> str:
-    if http_status >= 500:
-        return CAUSE_SERVER_ERROR
-    if http_status >= 400:
-        return CAUSE_REFUSED
-    return CAUSE_CLIENT
 
 
 def _if_match(revision: int | None) -> dict[str, str] | None:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from kuryr.backends.model import Network, Subnet
-from kuryr.backends.neutron import Resource
+from kuryr.backends.neutron_api import Resource
 
 SCHEMA_VERSION = 3
 DB_NAME = "kuryr.db"

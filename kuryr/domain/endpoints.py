@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from kuryr import deadline, naming
 from kuryr.backends.binding.base import Binder, Vif
 from kuryr.backends.model import Network, Subnet, fixed_ips
-from kuryr.backends.neutron import Neutron, NeutronError, Resource
+from kuryr.backends.neutron_api import NeutronApi, NeutronError, Resource
 from kuryr.backends.state import State
 from kuryr.domain.ipam import Ipam, find_port_by_ip
 from kuryr.domain.networks import Networks
@@ -63,7 +63,7 @@ class Endpoint:
 class Endpoints:
     def __init__(
         self,
-        neutron: Neutron,
+        neutron: NeutronApi,
         networks: Networks,
         ipam: Ipam,
         binders: Binders,
@@ -265,7 +265,7 @@ class Endpoints:
         )
 
     async def _set_mac(self, port: Resource, mac: str) -> Resource:
-        """Docker's --mac-address: Neutron changes the MAC only of an unbound port."""
+        """Docker's --mac-address: NeutronApi changes the MAC only of an unbound port."""
         try:
             return await self._neutron.update("ports", port["id"], {"mac_address": mac})
         except NeutronError as exc:

@@ -19,7 +19,7 @@ from typing import Any
 
 from kuryr import metrics, naming
 from kuryr.backends.model import IPNetwork, Subnet, first_host, fixed_ips, subnet_of
-from kuryr.backends.neutron import Neutron, NeutronError, Resource
+from kuryr.backends.neutron_api import NeutronApi, NeutronError, Resource
 from kuryr.backends.state import State
 from kuryr.domain.quiet import Quiet
 from kuryr.errors import Conflict, InvalidRequest, NotFound
@@ -70,7 +70,7 @@ class PortAllocator:
     pre-bound ports (with local durable state) replaces both without touching callers.
     """
 
-    def __init__(self, neutron: Neutron, host: str) -> None:
+    def __init__(self, neutron: NeutronApi, host: str) -> None:
         self._neutron = neutron
         self._host = host
 
@@ -160,7 +160,7 @@ class PortAllocator:
                 raise
 
 
-async def find_port_by_ip(neutron: Neutron, subnet_id: str, address: str) -> Resource | None:
+async def find_port_by_ip(neutron: NeutronApi, subnet_id: str, address: str) -> Resource | None:
     ports = await neutron.query(
         "ports", {"fixed_ips": [f"subnet_id={subnet_id}", f"ip_address={address}"]}
     )
@@ -170,7 +170,7 @@ async def find_port_by_ip(neutron: Neutron, subnet_id: str, address: str) -> Res
 class Ipam(IpamDriver):
     def __init__(
         self,
-        neutron: Neutron,
+        neutron: NeutronApi,
         allocator: PortAllocator,
         default_pool_v4: str = "kuryr",
         default_pool_v6: str = "kuryr6",

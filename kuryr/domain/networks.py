@@ -13,7 +13,7 @@ from typing import Any
 
 from kuryr import deadline, naming
 from kuryr.backends.model import IPNetwork, Network, Subnet, allocation_pools, fixed_ips
-from kuryr.backends.neutron import Neutron, NeutronError, Resource
+from kuryr.backends.neutron_api import NeutronApi, NeutronError, Resource
 from kuryr.backends.state import State
 from kuryr.domain.ipam import OPT_SUBNET_NAME, OPT_SUBNET_UUID, Ipam, PoolChoice
 from kuryr.errors import Conflict, InvalidRequest, KuryrError, NotFound
@@ -31,7 +31,7 @@ Undo = Callable[[], Awaitable[Any]]
 class Networks:
     def __init__(
         self,
-        neutron: Neutron,
+        neutron: NeutronApi,
         ipam: Ipam,
         host: str,
         enable_dhcp: bool = True,

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from kuryr import naming
-from kuryr.backends.neutron import Neutron
+from kuryr.backends.neutron_api import NeutronApi
 from kuryr.domain.endpoints import Endpoint
 from kuryr.errors import InvalidRequest, KuryrError
 from kuryr.plugin import protocol as p
@@ -59,7 +59,7 @@ def rules(group_id: str, ports: Iterable[tuple[str, int]]) -> list[dict[str, Any
 
 
 class SecurityGroups:
-    def __init__(self, neutron: Neutron) -> None:
+    def __init__(self, neutron: NeutronApi) -> None:
         self._neutron = neutron
 
     async def program(self, endpoint: Endpoint, options: dict[str, Any]) -> None:

@@ -40,7 +40,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 
 from kuryr import naming
-from kuryr.backends.neutron import Neutron, Resource
+from kuryr.backends.neutron_api import NeutronApi, Resource
 from kuryr.backends.state import State
 from kuryr.config import Config
 from kuryr.domain.endpoints import Endpoints
@@ -172,7 +172,7 @@ class Healer:
     def __init__(
         self,
         config: Config,
-        neutron: Neutron,
+        neutron: NeutronApi,
         local: DaemonSide,
         quiet: Quiet,
         start_delay: float = START_DELAY,

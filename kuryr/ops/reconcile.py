@@ -52,7 +52,8 @@ from kuryr.backends.binding.base import HOST_IF_PREFIX, host_ifname
 from kuryr.backends.binding.ovs import OWNER_KEY
 from kuryr.backends.model import fixed_ips
 from kuryr.backends.netlink import Netlink
-from kuryr.backends.neutron import Neutron, NeutronError, Resource, connect
+from kuryr.backends.neutron import connect
+from kuryr.backends.neutron_api import NeutronApi, NeutronError, Resource
 from kuryr.backends.ovsdb import Ovsdb
 from kuryr.config import Config
 from kuryr.errors import KuryrError
@@ -189,7 +190,7 @@ def _age(resource: Resource, now: float) -> float:
 class Reconciler:
     def __init__(
         self,
-        neutron: Neutron,
+        neutron: NeutronApi,
         host: str,
         ovsdb: Ovsdb | None,
         netlink: Netlink,
@@ -568,7 +569,7 @@ def _overtaken(exc: NeutronError) -> bool:
 
 
 def _revision(resource: Resource) -> int | None:
-    """The revision_number a plan read (None: Neutron did not say; the write is then
+    """The revision_number a plan read (None: NeutronApi did not say; the write is then
     unconditional)."""
     value = resource.get("revision_number")
     return int(value) if value is not None else None
@@ -598,7 +599,7 @@ async def opened(
     grace: float = DEFAULT_GRACE,
     scope: frozenset[str] | None = None,
     local: Local | None = None,
-    neutron: Neutron | None = None,
+    neutron: NeutronApi | None = None,
 ) -> AsyncIterator[Reconciler]:
     """A reconciler with its own OVSDB connection and netlink socket, and its own Neutron
     client unless given one."""

@@ -16,7 +16,7 @@ from typing import Any
 from kuryr import config as config_mod
 from kuryr.backends.binding.base import container_ifname, host_ifname
 from kuryr.backends.model import Network
-from kuryr.backends.neutron import Resource
+from kuryr.backends.neutron_api import Resource
 from kuryr.backends.state import State
 from kuryr.domain.ports.pools import Pools
 from kuryr.ops import pools_admin

@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 import pytest
 
 from kuryr import deadline, naming
-from kuryr.backends.neutron import Resource
+from kuryr.backends.neutron_api import Resource
 from kuryr.backends.state import State
 from kuryr.domain.endpoints import Endpoints
 from kuryr.domain.ports.journal import Journal

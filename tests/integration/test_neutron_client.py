@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from kuryr.backends.neutron import NeutronError, connect
+from kuryr.backends.neutron import connect
+from kuryr.backends.neutron_api import NeutronError
 from kuryr.config import NeutronConfig
 from kuryr.errors import BackendError
 from tests.conftest import StackFacts

@@ -24,12 +24,11 @@ async def test_concurrent_misses_share_bulk_creates(stack: StackFacts, tmp_path:
     async with kuryr_network(stack, tmp_path, config, "10.97.14.0/24") as (k, did, pool_id):
         pool = k.pool_of(did)
         assert not pool.free and pool.refill is None, "min 0 leaves the pool empty"
-        neutron = k.driver.pools._neutron
-        posts_before = neutron.calls[("POST", "ports")]
+        posts_before = k.neutron.calls[("POST", "ports")]
 
         answers = await asyncio.gather(*(k.request_address(pool_id) for _ in range(BURST)))
 
-        posts = neutron.calls[("POST", "ports")] - posts_before
+        posts = k.neutron.calls[("POST", "ports")] - posts_before
         assert len(set(answers)) == BURST, f"an address was handed out twice: {answers}"
         assert posts < BURST, f"{posts} port POSTs for {BURST} concurrent misses"
         assert len(pool.taken) == BURST and len(pool.free) <= config.max

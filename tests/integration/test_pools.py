@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from kuryr.backends.neutron import Neutron, connect
 from kuryr.config import BindingConfig, Config, NeutronConfig, PoolConfig
 from kuryr.domain.ports.pools import SubnetPool
 from kuryr.driver import KuryrNetworkDriver, build
@@ -32,6 +33,7 @@ FILL_TIMEOUT = 300.0
 class Kuryr:
     driver: KuryrNetworkDriver
     ipam: IpamDriver
+    neutron: Neutron  # the domain's client: its calls are counted
     docker_ids: list[str] = field(default_factory=list)
 
     async def network(self, cidr: str) -> tuple[str, str]:
@@ -81,10 +83,11 @@ async def kuryr(stack: StackFacts, state_dir: Path, pool: PoolConfig) -> AsyncIt
         binding=BindingConfig(host=stack.chassis_hostname),
         pool=pool,
     )
-    driver, ipam, close = await build(config)
+    neutron = connect(config.neutron)
+    driver, ipam, close = await build(config, neutron)
     assert isinstance(driver, KuryrNetworkDriver)
     try:
-        yield Kuryr(driver, ipam)
+        yield Kuryr(driver, ipam, neutron)
     finally:
         await close()
 

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from kuryr import deadline, errors
-from kuryr.backends.neutron import NeutronError
+from kuryr.backends.neutron_api import NeutronError
 from kuryr.plugin import server
 from tests.unit.fake_drivers import fake_domain
 

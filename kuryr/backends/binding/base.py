@@ -15,7 +15,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from kuryr.errors import BackendError
 
@@ -128,3 +128,12 @@ class Binder(ABC):
     @abstractmethod
     async def close(self) -> None:
         """Release the backend's connections."""
+
+
+class HostBinders(Protocol):
+    """The binders of one host, by the ``binding:vif_type`` they serve, and its chassis name
+    (kuryr.backends.binding.registry.Binders; tests pass a fake)."""
+
+    host: str
+
+    def for_vif_type(self, vif_type: str) -> Binder: ...

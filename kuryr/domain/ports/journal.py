@@ -25,7 +25,7 @@ from collections.abc import Coroutine, Iterable
 from typing import Any
 
 from kuryr import naming
-from kuryr.backends.neutron import Neutron, NeutronError, Resource
+from kuryr.backends.neutron_api import NeutronApi, NeutronError, Resource
 from kuryr.backends.state import JournalEntry, State
 from kuryr.domain.quiet import Quiet
 from kuryr.errors import BackendError
@@ -90,7 +90,7 @@ class Journal:
     def __init__(
         self,
         state: State,
-        neutron: Neutron,
+        neutron: NeutronApi,
         delay: float = 0.0,
         workers: int = 4,
         quiet: Quiet | None = None,
@@ -297,7 +297,7 @@ class Journal:
 
     async def deleted(self, port_id: str) -> None:
         """Return once no journaled delete of the port is left (at once when none is
-        recorded): Neutron has deleted it, or a newer record replaced the delete."""
+        recorded): NeutronApi has deleted it, or a newer record replaced the delete."""
         async with self._changed:
             while (entry := self.state.journal_entry(port_id)) is not None:
                 if entry.desired["op"] != DELETE:

@@ -51,7 +51,7 @@ from typing import Any, Protocol
 
 from kuryr import deadline, metrics, naming
 from kuryr.backends.model import Network, Subnet, fixed_ips, is_bound
-from kuryr.backends.neutron import Neutron, NeutronError, Resource
+from kuryr.backends.neutron_api import NeutronApi, NeutronError, Resource
 from kuryr.backends.state import (
     FREE,
     MODE_ANY,
@@ -142,7 +142,7 @@ class Pools:
     def __init__(
         self,
         state: State,
-        neutron: Neutron,
+        neutron: NeutronApi,
         journal: Journal,
         host: str,
         config: PoolConfig,
@@ -259,7 +259,7 @@ class Pools:
             return await asyncio.wait_for(waiter, timeout)
         except TimeoutError:
             raise BackendError(
-                f"no port for subnet {subnet_id} within {timeout:g}s: Neutron did not create "
+                f"no port for subnet {subnet_id} within {timeout:g}s: NeutronApi did not create "
                 "the pool's ports in time"
             ) from None
         finally:
@@ -679,7 +679,7 @@ class Pools:
         for pool in self._pools.values():
             # The others only up to the pool's budget, as for a new pool.
             self._wire(pool)
-            # A predecessor killed during a bulk create: Neutron may still be making its ports.
+            # A predecessor killed during a bulk create: NeutronApi may still be making its ports.
             pool.strays_until = time.monotonic() + _BULK_TIMEOUT
             pool.started = True
             self._level(pool)
@@ -735,7 +735,7 @@ class PooledAllocator(PortAllocator):
     """:class:`PortAllocator` served from the pools. A Kuryr IPAM miss waits for the pool's
     next bulk create; any other miss (a given address or MAC) makes its own port."""
 
-    def __init__(self, neutron: Neutron, host: str, pools: Pools) -> None:
+    def __init__(self, neutron: NeutronApi, host: str, pools: Pools) -> None:
         super().__init__(neutron, host)
         self.pools = pools
 

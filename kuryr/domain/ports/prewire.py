@@ -29,7 +29,7 @@ from typing import Any, Protocol
 from kuryr import deadline
 from kuryr.backends.binding.base import Binder, Vif
 from kuryr.backends.model import is_bound
-from kuryr.backends.neutron import Resource
+from kuryr.backends.neutron_api import Resource
 from kuryr.domain.ports.journal import background
 from kuryr.errors import BackendError, KuryrError
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from kuryr.backends.binding.base import Binder, Vif
-from kuryr.backends.neutron import Neutron, NeutronError
+from kuryr.backends.neutron_api import NeutronApi, NeutronError
 from kuryr.backends.state import State
 from kuryr.domain.ports.journal import background
 from kuryr.errors import KuryrError
@@ -67,7 +67,7 @@ class _Watched:
 
 
 def describe(state: State, port_id: str) -> str | None:
-    """The status ``kuryr port`` shows: Neutron's as last seen, with the reason when not
+    """The status ``kuryr port`` shows: NeutronApi's as last seen, with the reason when not
     ACTIVE; None when the daemon has not checked the port yet."""
     row = state.port_status(port_id)
     if row is None:
@@ -78,7 +78,7 @@ def describe(state: State, port_id: str) -> str | None:
 class PortStatus:
     def __init__(
         self,
-        neutron: Neutron,
+        neutron: NeutronApi,
         state: State,
         binders: Binders,
         vif_of: Callable[[str], Vif | None],
