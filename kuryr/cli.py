@@ -60,9 +60,21 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(handler=_serve)
 
     stack = sub.add_parser("stack", help="the local single-node OVS+OVN+Neutron+dockerd stack")
-    stack.add_argument("action", choices=["up", "down", "status"])
+    stack.add_argument("action", choices=["up", "down", "status", "hosts"])
     stack.add_argument("--dir", help="stack directory (default /var/lib/kuryr-stack)")
     stack.add_argument("--purge", action="store_true", help="down: also drop databases/state")
+    stack.add_argument(
+        "--hosts",
+        type=int,
+        metavar="N",
+        help="up: also simulated Docker hosts h2 … hN (N counts the machine's own host)",
+    )
+    stack.add_argument(
+        "--hosts-only",
+        action="store_true",
+        help="down: remove the simulated hosts only, leave the machine's stack running",
+    )
+    stack.add_argument("--json", action="store_true", help="hosts: print JSON")
     stack.set_defaults(handler=_stack)
 
     gc = sub.add_parser("gc", help="list (with --apply: remove) orphaned Neutron/OVS resources")

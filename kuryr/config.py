@@ -17,7 +17,10 @@ used. Also kuryr-libnetwork's ``default_subnetpool_v4`` / ``default_subnetpool_v
 
 ``[binding]``  ``host`` (the chassis name used as ``binding:host_id``; default: OVSDB
 ``external_ids:hostname``), ``ovsdb_connection``, ``integration_bridge``,
-``veth_dst_prefix``.
+``veth_dst_prefix``; ``tx_checksum_offload`` (default true; ``false`` turns TX checksum
+offload, and with it TSO, off on each container's veth: needed for TCP and UDP between
+hosts when OVS runs the userspace datapath (OVS 3.1 drops tunnelled packets that carry
+offload flags), at some cost in same-host throughput).
 
 ``[pool]``  ``min``, ``max``, ``batch`` (pre-created ports per subnet; off while ``max`` is 0);
 ``bookkeeping`` (``deferred``: a port's device_id, name and tags reach Neutron in the
@@ -68,6 +71,7 @@ class BindingConfig:
     ovsdb_connection: str = "unix:/var/run/openvswitch/db.sock"
     integration_bridge: str = "br-int"
     veth_dst_prefix: str = "eth"
+    tx_checksum_offload: bool = True
 
 
 @dataclass(frozen=True)
@@ -194,6 +198,7 @@ def parse(parser: configparser.ConfigParser) -> Config:
             ovsdb_connection=binding.get("ovsdb_connection", bd.ovsdb_connection),
             integration_bridge=binding.get("integration_bridge", bd.integration_bridge),
             veth_dst_prefix=binding.get("veth_dst_prefix", bd.veth_dst_prefix),
+            tx_checksum_offload=binding.getboolean("tx_checksum_offload", bd.tx_checksum_offload),
         ),
         pool=PoolConfig(
             min=pool.getint("min", 0),

@@ -1,14 +1,16 @@
-"""``kuryr stack up|down|status``: prints one row per component, a usage summary after up,
-and for failures a one-line reason plus the tail of the failing component's log."""
+"""``kuryr stack up|down|status|hosts``: prints one row per component and simulated host, a
+usage summary after up, and for failures a one-line reason plus the tail of the failing
+component's log."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import time
 
-from kuryr.stack import lifecycle, proc
+from kuryr.stack import hostplan, hosts, lifecycle, ovs, proc
 from kuryr.stack.errors import StackError
 from kuryr.stack.layout import DOCKER_SOCK, NEUTRON_URL, PLUGIN_SOCK, Layout
 from kuryr.stack.lifecycle import Health
@@ -44,22 +46,50 @@ def _fail(layout: Layout, exc: StackError) -> int:
     return 1
 
 
-def _up(layout: Layout) -> int:
+def _up(layout: Layout, count: int | None) -> int:
     began = time.monotonic()
-    report = lifecycle.up(layout)
+    report = lifecycle.up(layout, count)
     print(_table(report))
     print(f"stack up in {time.monotonic() - began:.1f} s")
     print(_summary(layout))
+    if hostplan.present(layout.root):
+        print(_hosts_table(layout))
     return 0
 
 
-def _down(layout: Layout, purge: bool) -> int:
-    errors = lifecycle.down(layout, purge)
+def _down(layout: Layout, purge: bool, hosts_only: bool) -> int:
+    if hosts_only and purge:
+        print(
+            "kuryr stack: down --hosts-only keeps the stack: --purge does not apply",
+            file=sys.stderr,
+        )
+        return 2
+    errors = lifecycle.down(layout, purge, hosts_only)
     for exc in errors:
         _fail(layout, exc)
     if not errors:
-        print(f"stack down{' and purged' if purge else ''} ({layout.root})")
+        what = "simulated hosts removed" if hosts_only else "stack down"
+        print(f"{what}{' and purged' if purge else ''} ({layout.root})")
     return 1 if errors else 0
+
+
+def _hosts_table(layout: Layout) -> str:
+    rows = hosts.describe(layout, ovs.hostname())
+    lines = ["Hosts (DOCKER_HOST=<docker_host> docker ... talks to one):"]
+    lines += [
+        f"  {r['name']:<8} chassis {r['chassis']:<8} {r['docker_host']}"
+        + (f"  netns {r['namespace']}" if r["namespace"] else "")
+        for r in rows
+    ]
+    return "\n".join(lines)
+
+
+def _hosts(layout: Layout, as_json: bool) -> int:
+    if as_json:
+        print(json.dumps(hosts.describe(layout, ovs.hostname()), indent=1))
+    else:
+        print(_hosts_table(layout))
+    return 0
 
 
 def _status(layout: Layout) -> int:
@@ -72,10 +102,15 @@ def main(args: argparse.Namespace) -> int:
     layout = Layout.resolve(args.dir)
     try:
         if args.action == "up":
-            return _up(layout)
+            return _up(layout, args.hosts)
         if args.action == "down":
-            return _down(layout, args.purge)
+            return _down(layout, args.purge, args.hosts_only)
+        if args.action == "hosts":
+            return _hosts(layout, args.json)
         return _status(layout)
+    except hostplan.PlanError as exc:
+        print(f"kuryr stack: {exc}", file=sys.stderr)
+        return 2
     except StackError as exc:
         return _fail(layout, exc)
     except (OSError, subprocess.SubprocessError) as exc:

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from kuryr.backends import unixhttp
-from kuryr.stack import proc
+from kuryr.stack import hostplan, proc
 from kuryr.stack.errors import StackError
 from kuryr.stack.layout import NEUTRON_URL, PLUGIN_SOCK, Layout, write_if_changed
 from kuryr.stack.ovs import hostname
@@ -79,6 +79,8 @@ class KuryrDaemon:
         return self.layout.log("kuryr")
 
     def _config_text(self) -> str:
+        # With simulated hosts, containers here talk TCP to containers there (kuryr.stack.hosts).
+        offload = "false" if hostplan.hosts_dir(self.layout.root).is_dir() else "true"
         return f"""[DEFAULT]
 socket = {self.layout.plugin_sock}
 state_dir = {self.layout.sub("kuryr-state")}
@@ -89,6 +91,7 @@ endpoint = {NEUTRON_URL}
 
 [binding]
 host = {hostname()}
+tx_checksum_offload = {offload}
 
 [pool]
 min = 20

@@ -21,9 +21,9 @@ BRIDGE = "docker0"
 EXEC_ROOT = Path("/var/run/docker")
 
 
-def ping() -> bool:
+def ping(sock: Path = DOCKER_SOCK) -> bool:
     try:
-        status, body = unixhttp.request(DOCKER_SOCK, "GET", "/_ping", timeout=2)
+        status, body = unixhttp.request(sock, "GET", "/_ping", timeout=2)
     except OSError:
         return False
     return status == 200 and body == b"OK"
@@ -62,6 +62,22 @@ def busybox_rootfs_tar() -> bytes:
             link.type, link.linkname = tarfile.SYMTYPE, "/bin/busybox"
             tar.addfile(link)
     return buf.getvalue()
+
+
+def ensure_image(sock: Path, component: str, log: Path) -> None:
+    """Import the busybox image into the dockerd on ``sock`` unless it has it."""
+    try:
+        status, _ = unixhttp.request(sock, "GET", f"/images/{IMAGE}/json")
+    except OSError as exc:
+        raise StackError(component, f"dockerd stopped answering: {exc}", log) from exc
+    if status == 200:
+        return
+    proc.run(
+        component,
+        ["docker", "-H", f"unix://{sock}", "import", "-c", 'CMD ["/bin/sh"]', "-", IMAGE],
+        timeout=120,
+        input_bytes=busybox_rootfs_tar(),
+    )
 
 
 class Docker:
@@ -103,7 +119,7 @@ class Docker:
                     break
             else:
                 raise StackError(self.name, "dockerd did not start", self.log)
-        self._ensure_image()
+        ensure_image(DOCKER_SOCK, self.name, self.log)
 
     def _clean_stale(self) -> None:
         DOCKER_SOCK.unlink(missing_ok=True)
@@ -157,29 +173,6 @@ class Docker:
         with open(self.log, "a") as log:
             log.write(f"kuryr stack: {line}\n")
         return True
-
-    def _ensure_image(self) -> None:
-        try:
-            status, _ = unixhttp.request(DOCKER_SOCK, "GET", f"/images/{IMAGE}/json")
-        except OSError as exc:
-            raise StackError(self.name, f"dockerd stopped answering: {exc}", self.log) from exc
-        if status == 200:
-            return
-        proc.run(
-            self.name,
-            [
-                "docker",
-                "-H",
-                f"unix://{DOCKER_SOCK}",
-                "import",
-                "-c",
-                'CMD ["/bin/sh"]',
-                "-",
-                IMAGE,
-            ],
-            timeout=120,
-            input_bytes=busybox_rootfs_tar(),
-        )
 
     def stop(self) -> None:
         pid = proc.running(self.pidfile, MARKER)

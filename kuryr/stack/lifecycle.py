@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from kuryr.stack import host
+from kuryr.stack import host, hostplan, hosts
 from kuryr.stack.component import Component
 from kuryr.stack.daemon import KuryrDaemon
 from kuryr.stack.docker import Docker
@@ -62,23 +62,28 @@ def locked(layout: Layout) -> Iterator[None]:
         yield
 
 
-def up(layout: Layout) -> list[Health]:
-    """Start what is not running; raise StackError naming the first component that failed
-    or is not healthy once started."""
-    report = start(layout)
+def up(layout: Layout, count: int | None = None) -> list[Health]:
+    """Start what is not running, and with ``count`` the simulated hosts h2 … h<count>;
+    raise StackError naming the first component or host that failed or is not healthy."""
+    report = start(layout, count)
     for h in report:
         if not h.healthy:
             raise StackError(h.name, h.detail, log_of(layout, h.name))
     return report
 
 
-def start(layout: Layout) -> list[Health]:
-    """Start what is not running and report every component's health. A failure raises
-    StackError at once, except that of a NOT_BLOCKING component: its row carries it."""
+def start(layout: Layout, count: int | None = None) -> list[Health]:
+    """Start what is not running and report every component's and host's health. A failure
+    raises StackError at once, except that of a NOT_BLOCKING component or of a simulated
+    host: its row carries it. Without ``count`` existing simulated hosts are left alone."""
     require_root()
+    if count is not None:
+        hostplan.names(count)  # a bad count changes nothing
     failures: list[Health] = []
     with locked(layout):
         host.remember(layout)
+        if count is not None and count > 1:
+            hosts.wanted(layout)
         for component in components(layout):
             try:
                 component.start()
@@ -86,17 +91,27 @@ def start(layout: Layout) -> list[Health]:
                 if component.name not in NOT_BLOCKING:
                     raise
                 failures.append(Health(component.name, False, exc.reason))
+        if count is not None and count > 1:
+            rows = hosts.up(layout, count)
+        else:
+            hosts.keep(layout)
+            rows = hosts.status(layout)
     reported = {f.name: f for f in failures}
-    return [reported.get(h.name, h) for h in status(layout)]
+    own = [reported.get(h.name, h) for h in _component_status(layout)]
+    return own + [Health(r.name, r.healthy, r.detail) for r in rows]
 
 
-def down(layout: Layout, purge: bool = False) -> list[StackError]:
-    """Stop everything in reverse order; return the errors met (all steps are attempted)."""
+def down(layout: Layout, purge: bool = False, hosts_only: bool = False) -> list[StackError]:
+    """Remove the simulated hosts, then (unless ``hosts_only``) stop everything in reverse
+    order; return the errors met (all steps are attempted)."""
     require_root()
     errors: list[StackError] = []
     if not layout.root.exists():
         return errors
     with locked(layout):
+        errors += hosts.remove_all(layout)
+        if hosts_only:
+            return errors
         for component in reversed(components(layout)):
             try:
                 component.stop()
@@ -112,6 +127,12 @@ def down(layout: Layout, purge: bool = False) -> list[StackError]:
 
 
 def status(layout: Layout) -> list[Health]:
+    """Every component, then every simulated host."""
+    rows = hosts.status(layout)
+    return _component_status(layout) + [Health(r.name, r.healthy, r.detail) for r in rows]
+
+
+def _component_status(layout: Layout) -> list[Health]:
     return [Health(c.name, *c.check()) for c in components(layout)]
 
 

@@ -7,7 +7,7 @@ import socket
 import uuid
 from pathlib import Path
 
-from kuryr.stack import netdev, proc
+from kuryr.stack import hostplan, netdev, proc
 from kuryr.stack.errors import StackError
 from kuryr.stack.layout import OVS_RUN, OVS_SOCK, Layout
 
@@ -100,7 +100,8 @@ class OpenVSwitch:
             f"external-ids:hostname={hostname()}",
             "external-ids:ovn-remote=unix:/var/run/ovn/ovnsb_db.sock",
             "external-ids:ovn-encap-type=geneve",
-            "external-ids:ovn-encap-ip=127.0.0.1",
+            # Moved to the underlay while simulated hosts exist (kuryr.stack.underlay).
+            f"external-ids:ovn-encap-ip={hostplan.encap_ip(hostplan.hosts_dir(self.layout.root).is_dir())}",
             "external-ids:ovn-bridge-datapath-type=netdev",
         )
 

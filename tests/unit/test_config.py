@@ -163,3 +163,15 @@ def test_reconcile_defaults_and_keys(tmp_path: Path) -> None:
 def test_unsafe_reconcile_settings_are_refused(tmp_path: Path, written: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         config.load(write(tmp_path, written))
+
+
+@pytest.mark.parametrize(("written", "on"), [(None, True), ("false", False), ("true", True)])
+def test_tx_checksum_offload_is_read(tmp_path: Path, written: str | None, on: bool) -> None:
+    line = f"tx_checksum_offload = {written}\n" if written is not None else ""
+    conf = config.load(write(tmp_path, f"[binding]\nhost = h2\n{line}"))
+    assert conf.binding.tx_checksum_offload is on
+
+
+def test_tx_checksum_offload_that_is_no_boolean_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        config.load(write(tmp_path, "[binding]\ntx_checksum_offload = sometimes\n"))

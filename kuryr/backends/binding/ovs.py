@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from kuryr import deadline
+from kuryr.backends import ethtool
 from kuryr.backends.binding.base import Binder, Vif, veth_intact
 from kuryr.backends.netlink import Netlink
 from kuryr.backends.ovsdb import InterfaceState, OvsApi, Ovsdb
@@ -54,10 +55,18 @@ def plugged_ports(interfaces: list[InterfaceState]) -> dict[str, str]:
 class OvsBinder(Binder):
     vif_types: ClassVar[frozenset[str]] = frozenset({"ovs"})
 
-    def __init__(self, ovsdb: Ovsdb, netlink: Netlink, integration_bridge: str) -> None:
+    def __init__(
+        self,
+        ovsdb: Ovsdb,
+        netlink: Netlink,
+        integration_bridge: str,
+        tx_checksum_offload: bool = True,
+    ) -> None:
         self._ovsdb = ovsdb
         self._netlink = netlink
         self._bridge = integration_bridge
+        # Set on the container end, whose features follow it into the container.
+        self._tx_checksum_offload = tx_checksum_offload
 
     def _bridge_for(self, vif: Vif) -> str:
         # The OVS agent names another bridge for trunk ports; OVN always uses br-int.
@@ -76,6 +85,8 @@ class OvsBinder(Binder):
         name = vif.host_ifname
         bridge = self._bridge_for(vif)
         await self._netlink.create_veth(name, vif.container_ifname, vif.mac_address, vif.mtu)
+        if not self._tx_checksum_offload:
+            ethtool.set_tx_checksum(vif.container_ifname, False)
         # Watch before committing, so ovn-controller cannot be faster than the watch.
         watch = self._ovsdb.watch_interface(name, is_settled)
         try:
@@ -117,7 +128,10 @@ class OvsBinder(Binder):
             return False
         if ids.get("attached-mac", "").lower() != vif.mac_address.lower():
             return False
-        return await veth_intact(self._netlink, vif)
+        if not await veth_intact(self._netlink, vif):
+            return False
+        # A VIF plugged before the option changed is plugged again.
+        return self._tx_checksum_offload or not ethtool.tx_checksum(vif.container_ifname)
 
     async def diagnose(self, vif: Vif) -> str | None:
         name = vif.host_ifname

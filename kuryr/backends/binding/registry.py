@@ -25,7 +25,7 @@ LOG = logging.getLogger(__name__)
 def _ovs_binder(config: BindingConfig, netlink: Netlink, ovsdb: Ovsdb | None) -> Binder:
     if ovsdb is None:
         raise BackendError(f"OVSDB {config.ovsdb_connection} is not reachable")
-    return OvsBinder(ovsdb, netlink, config.integration_bridge)
+    return OvsBinder(ovsdb, netlink, config.integration_bridge, config.tx_checksum_offload)
 
 
 def _linuxbridge_binder(config: BindingConfig, netlink: Netlink, ovsdb: Ovsdb | None) -> Binder:
