@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from pyroute2 import AsyncIPRoute
 
+from kuryr.backends import ethtool
 from kuryr.backends.binding.base import Vif
 from kuryr.backends.binding.ovs import OVN_INSTALLED, OWNER_KEY, OvsBinder
 from kuryr.backends.binding.registry import Binders, load
@@ -377,3 +378,36 @@ async def test_unplug_of_a_never_plugged_vif_is_a_no_op(binders: Binders) -> Non
     )
     await binders.for_vif_type("ovs").unplug(vif)
     await assert_gone(binders, vif)
+
+
+async def test_tx_checksum_offload_off_is_set_on_the_container_end_and_checked(
+    stack: Any, network: Network
+) -> None:
+    """``[binding] tx_checksum_offload = false``: the container end leaves plug with TX
+    checksum offload off; one that has it on again is not ready (it is plugged afresh)."""
+    loaded = await load(BindingConfig(tx_checksum_offload=False))
+    try:
+        binder = loaded.for_vif_type("ovs")
+        vif = vif_for(network.port(), network.mtu)
+        await binder.plug(vif, READY_TIMEOUT)
+        try:
+            assert not ethtool.tx_checksum(vif.container_ifname)
+            assert ethtool.tx_checksum(vif.host_ifname), "the host end was changed too"
+            assert await binder.ready(vif)
+            ethtool.set_tx_checksum(vif.container_ifname, True)
+            assert not await binder.ready(vif)
+        finally:
+            await binder.unplug(vif)
+    finally:
+        await loaded.close()
+
+
+async def test_tx_checksum_offload_stays_on_by_default(binders: Binders, network: Network) -> None:
+    binder = binders.for_vif_type("ovs")
+    vif = vif_for(network.port(), network.mtu)
+    await binder.plug(vif, READY_TIMEOUT)
+    try:
+        assert ethtool.tx_checksum(vif.container_ifname)
+        assert await binder.ready(vif)
+    finally:
+        await binder.unplug(vif)
