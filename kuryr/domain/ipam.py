@@ -328,6 +328,10 @@ class Ipam(IpamDriver):
             # An --aux-address, asked before the subnet exists: kept out of its pools later.
             choice.aux.add(req.address)
             address = req.address
+        elif req.address and req.address == subnet.gateway_ip:
+            # Neutron would give a port the gateway's address, and ReleaseAddress skips the
+            # gateway: that port would never go. Docker's own IPAM refuses it too (in use).
+            raise Conflict(f"address {req.address} is the gateway of pool {cidr}")
         else:
             mac = req.options.get(p.OPT_MAC_ADDRESS) or None
             address = await self._acquire(subnet, req.address or None, mac)
