@@ -92,18 +92,23 @@ class Endpoints:
 
     async def find(self, endpoint_id: str, network_id: str) -> Endpoint | None:
         """The endpoint from memory or the local state, else from Neutron (its port carries
-        its id)."""
+        its id). An endpoint of another network is not found: Docker names an endpoint with
+        its own network, so any other pairing must reach nothing."""
         known = self._endpoints.get(endpoint_id)
         if known is not None:
-            return known
+            return known if known.network_id == network_id else None
         stored = self._journal.state.endpoint(endpoint_id)
         if stored is not None:
+            if stored[0] != network_id:
+                return None
             known = Endpoint(endpoint_id, stored[0], stored[1])
             self._endpoints[endpoint_id] = known
             return known
         ports = await self._neutron.query("ports", {"device_id": endpoint_id})
         if not ports:
             ports = await self._neutron.query("ports", {"tags": naming.id_tag_filter(endpoint_id)})
+        network = await self._networks.find(network_id) if ports else None
+        ports = [pt for pt in ports if network and pt.get("network_id") == network.neutron_id]
         if not ports:
             return None
         endpoint = Endpoint(endpoint_id, network_id, ports[0])

@@ -7,11 +7,13 @@ import pytest
 from kuryr import naming
 from kuryr.domain.endpoints import Endpoints
 from kuryr.domain.security_groups import SecurityGroups
-from kuryr.errors import InvalidRequest
+from kuryr.errors import InvalidRequest, NotFound
 from kuryr.plugin import protocol as p
 from tests.conftest import StackFacts
+from tests.e2e.helpers import Neutron
 from tests.integration.domain_helpers import Domain, create_request, domain
 from tests.integration.test_ipam import NoBinders
+from tests.live_mutations import free_cidrs
 
 pytestmark = pytest.mark.stack
 
@@ -125,3 +127,36 @@ async def test_expose_group_programmed_and_revoked_idempotently(stack: StackFact
             await groups.program(found, {p.OPT_EXPOSED_PORTS: [{"Proto": 1, "Port": 0}]})
         await restarted.delete(p.EndpointRequest(network_id=did, endpoint_id=eid), groups.revoke)
         await d.networks.delete(did)
+
+
+async def test_an_endpoint_named_with_another_network_is_not_that_networks(
+    stack: StackFacts,
+) -> None:
+    """Docker names an endpoint with its network. A request pairing a live endpoint with
+    another network's id reaches no endpoint: a DeleteEndpoint of it removes nothing (it
+    used to release the live endpoint's port), a Join is refused. The same holds for a
+    restarted daemon, which finds the endpoint in Neutron."""
+    async with domain(stack.neutron_url, stack.chassis_hostname) as d:
+        did, eid, other = d.new_id(), d.new_id(), d.new_id()
+        cidr = free_cidrs(Neutron(), 1)[0]
+        address = f"{cidr.network_address + 2}/24"
+        gateway = f"{cidr.network_address + 1}/24"
+        await d.networks.create(
+            create_request(did, str(cidr), gateway, address_space="LocalDefault")
+        )
+        eps = endpoints(d)
+        await eps.create(create(did, eid, address))
+        await eps.drain()
+        [port] = await d.neutron.query("ports", {"device_id": eid})
+        try:
+            for daemon in (eps, endpoints(d)):
+                wrong = p.EndpointRequest(network_id=other, endpoint_id=eid)
+                assert await daemon.delete(wrong, _none) is None
+                with pytest.raises(NotFound):
+                    await daemon.get(eid, other)
+                assert await d.neutron.show("ports", port["id"]) is not None
+                assert (await daemon.get(eid, did)).port_id == port["id"]
+        finally:
+            await eps.delete(p.EndpointRequest(network_id=did, endpoint_id=eid), _none)
+            await d.networks.delete(did)
+        assert await d.neutron.query("ports", {"device_id": eid}) == []
