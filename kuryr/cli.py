@@ -28,12 +28,20 @@ def _pools(args: argparse.Namespace) -> int:
 
 
 def _gc(args: argparse.Namespace) -> int:
+    if args.host:
+        from kuryr.ops import gc_host
+
+        return gc_host.main(args)
     from kuryr.ops import gc
 
     return gc.main(args)
 
 
 def _status(args: argparse.Namespace) -> int:
+    if args.hosts:
+        from kuryr.ops import host_pools
+
+        return host_pools.main(args)
     from kuryr.ops import status
 
     return status.main(args)
@@ -95,6 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NEUTRON_NET_ID",
         help="judge only the ports on this Neutron network (repeatable)",
     )
+    gc.add_argument(
+        "--host",
+        metavar="NAME",
+        help="instead: a host gone for good (binding:host_id NAME): its Kuryr ports and its "
+        "claims on shared networks (refused while its chassis is alive)",
+    )
     gc.add_argument("--json", action="store_true", help="machine-readable output")
     gc.set_defaults(handler=_gc)
 
@@ -110,6 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
         "status", help="networks, endpoints and pools the running daemon manages on this host"
     )
     status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.add_argument(
+        "--hosts",
+        action="store_true",
+        help="instead: Kuryr's pool, in-use and anchor ports per host and network, from Neutron",
+    )
     status.set_defaults(handler=_status)
 
     port = sub.add_parser(

@@ -35,6 +35,22 @@ TAG_EXISTING_SUBNETPOOL = "kuryr.subnetpool.existing"
 POOL_TAG = "kuryr.port.pooled"
 # Not in kuryr-libnetwork: remembers ``--internal`` across daemon restarts.
 TAG_INTERNAL_NET = "kuryr.net.internal"
+# Not in kuryr-libnetwork: a network Kuryr made whose creating Docker network is gone while
+# other Docker networks (other hosts) still use it; the last of them deletes it.
+TAG_MADE_NET = "kuryr.net.made"
+
+# A Docker network that adopts a Neutron network (``neutron.net.uuid|name``) holds one anchor
+# port on it: no address, bound to its host, ``device_id`` the Docker network id, tagged with
+# the subnets it uses (``kuryr.subnet:``) and made (``kuryr.subnet.made:``). It says who
+# uses a shared network without a per-host tag on the network (kuryr.domain.sharing).
+ANCHOR_OWNER = "kuryr:anchor"
+ANCHOR_NAME_PREFIX = "kuryr-anchor-"
+TAG_SUBNET_USED = "kuryr.subnet"
+TAG_SUBNET_MADE = "kuryr.subnet.made"
+# The creating host of a network Kuryr made, in the network's description (not a tag: the
+# network's tags stay kuryr-libnetwork's), so that the host's claim can be dropped when it
+# is gone for good.
+CREATOR_PREFIX = "kuryr creator host: "
 
 _HALF = 32
 
@@ -69,7 +85,7 @@ def id_from_tags(tags: Iterable[str]) -> str | None:
 def is_kuryr_tag(tag: str) -> bool:
     """Tags Kuryr owns on a resource and removes when it lets the resource go."""
     key = tag.partition(":")[0]
-    return key in (TAG_ID_LOW, TAG_ID_HIGH, TAG_EXISTING_NET, TAG_INTERNAL_NET)
+    return key in (TAG_ID_LOW, TAG_ID_HIGH, TAG_EXISTING_NET, TAG_INTERNAL_NET, TAG_MADE_NET)
 
 
 def without_kuryr_tags(tags: Iterable[str]) -> list[str]:
@@ -93,6 +109,55 @@ def existing_net_tag(network_id: str) -> str:
 
 def is_adopted_network(tags: Iterable[str]) -> bool:
     return any(t.partition(":")[0] == TAG_EXISTING_NET for t in tags)
+
+
+def tag_claims(tags: Iterable[str]) -> dict[str, bool]:
+    """Docker networks a network's tags name, by the lower half of their id (32 characters;
+    the two halves of several ids cannot be paired, the lower half alone is unambiguous) ->
+    whether that Docker network adopted it (``kuryr.net.existing:<id[:12]>``)."""
+    tags = list(tags)
+    existing = {t.partition(":")[2] for t in tags if t.partition(":")[0] == TAG_EXISTING_NET}
+    lows = [t.partition(":")[2] for t in tags if t.partition(":")[0] == TAG_ID_LOW]
+    return {low: low[:12] in existing for low in lows}
+
+
+def made_by_kuryr(tags: Iterable[str]) -> bool:
+    """Kuryr (or kuryr-libnetwork) made the network: a Docker network's id tags without its
+    existing-network tag (the creator), or the mark its creator left when others used it."""
+    tags = list(tags)
+    return TAG_MADE_NET in tags or not all(tag_claims(tags).values())
+
+
+def anchor_name(docker_id: str) -> str:
+    return ANCHOR_NAME_PREFIX + docker_id[:12]
+
+
+def anchor_tags(used: Iterable[str], made: Iterable[str], internal: bool) -> list[str]:
+    made = set(made)
+    tags = [f"{TAG_SUBNET_MADE if s in made else TAG_SUBNET_USED}:{s}" for s in sorted(set(used))]
+    return [*tags, TAG_INTERNAL_NET] if internal else tags
+
+
+def anchor_subnets(tags: Iterable[str]) -> tuple[set[str], set[str]]:
+    """(subnets used, subnets made) an anchor port's tags list; made ones are used too."""
+    used: set[str] = set()
+    made: set[str] = set()
+    for tag in tags:
+        key, _, value = tag.partition(":")
+        if key in (TAG_SUBNET_USED, TAG_SUBNET_MADE):
+            used.add(value)
+        if key == TAG_SUBNET_MADE:
+            made.add(value)
+    return used, made
+
+
+def creator_description(host: str) -> str:
+    return CREATOR_PREFIX + host
+
+
+def creator_host(description: str | None) -> str | None:
+    text = description or ""
+    return text[len(CREATOR_PREFIX) :] if text.startswith(CREATOR_PREFIX) else None
 
 
 def is_pool_port(port: Mapping[str, Any]) -> bool:

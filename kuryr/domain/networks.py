@@ -15,6 +15,7 @@ from kuryr import deadline, naming
 from kuryr.backends.model import IPNetwork, Network, Subnet, allocation_pools, fixed_ips
 from kuryr.backends.neutron_api import NeutronApi, NeutronError, Resource
 from kuryr.backends.state import State
+from kuryr.domain import sharing
 from kuryr.domain.ipam import OPT_SUBNET_NAME, OPT_SUBNET_UUID, Ipam, PoolChoice
 from kuryr.errors import Conflict, InvalidRequest, KuryrError, NotFound
 from kuryr.plugin import protocol as p
@@ -24,6 +25,7 @@ LOG = logging.getLogger(__name__)
 OPT_NET_UUID = "neutron.net.uuid"
 OPT_NET_NAME = "neutron.net.name"
 OPT_NET_SHARED = "neutron.net.shared"
+MAX_DESCRIPTION = 255  # Neutron's limit
 
 Undo = Callable[[], Awaitable[Any]]
 
@@ -41,6 +43,7 @@ class Networks:
         self._ipam = ipam
         self._host = host
         self._enable_dhcp = enable_dhcp
+        self._sharing = sharing.Sharing(neutron)
         self._cache: dict[str, Network] = {}
         # Durable copy of the cache: a restarted daemon answers without asking Neutron.
         self._state = state or State.in_memory()
@@ -53,12 +56,19 @@ class Networks:
             raise NotFound(f"network {docker_id[:12]} is not a Kuryr network known to Neutron")
         return network
 
-    async def find(self, docker_id: str) -> Network | None:
+    async def find(self, docker_id: str, anchored: bool = True) -> Network | None:
+        """``anchored``: also look for an adopting Docker network's anchor port (one that is
+        not the first on its network carries no tag there)."""
         cached = self._cache.get(docker_id) or self._state.network(docker_id)
         if cached is not None:
             self._cache[docker_id] = cached
             return cached
         found = await self._neutron.query("networks", {"tags": naming.id_tag_filter(docker_id)})
+        if not found and anchored:
+            network = await self._find_by_anchor(docker_id)
+            if network is not None:
+                self._remember(network)
+            return network
         if not found:
             return None
         if len(found) > 1:
@@ -69,6 +79,13 @@ class Networks:
         self._remember(network)
         return network
 
+    async def _find_by_anchor(self, docker_id: str) -> Network | None:
+        found = await self._sharing.find_anchored(docker_id)
+        if found is None:
+            return None
+        raw, subnets, internal = found
+        return _adopted(docker_id, raw, [Subnet.from_neutron(s) for s in subnets], internal)
+
     def _remember(self, network: Network) -> None:
         self._cache[network.docker_id] = network
         self._state.save_network(network)
@@ -76,22 +93,26 @@ class Networks:
     # --- CreateNetwork -----------------------------------------------------------------------
 
     async def create(self, req: p.CreateNetworkRequest) -> Network:
-        existing = await self.find(req.network_id)
+        options = req.generic_options
+        adopts = bool(options.get(OPT_NET_UUID) or options.get(OPT_NET_NAME))
+        existing = await self.find(req.network_id, anchored=adopts)
         if existing is not None:
             await self._ensure_subnets(existing, req, [], list(existing.subnets))
             self._remember(existing)
             return existing
-        options = req.generic_options
         undo: list[Undo] = []
         try:
             candidates: list[Subnet] = []
-            if options.get(OPT_NET_UUID) or options.get(OPT_NET_NAME):
+            if adopts:
                 network = await self._adopt(req, options, undo)
                 raw = await self._neutron.query("subnets", {"network_id": network.neutron_id})
                 candidates = [Subnet.from_neutron(s) for s in raw]
+                await self._ensure_subnets(network, req, undo, candidates)
+                anchor = await self._sharing.anchor(network, {c.id for c in candidates}, self._host)
+                undo.append(lambda: self._neutron.delete("ports", anchor))
             else:
                 network = await self._create(req, options, undo)
-            await self._ensure_subnets(network, req, undo, candidates)
+                await self._ensure_subnets(network, req, undo, candidates)
         except BaseException:
             await _run_undo(undo)
             raise
@@ -107,6 +128,9 @@ class Networks:
         }
         if _truthy(options.get(OPT_NET_SHARED, "")):
             attrs["shared"] = True
+        description = naming.creator_description(self._host)
+        if len(description) <= MAX_DESCRIPTION:
+            attrs["description"] = description
         mtu = req.options.get(p.OPT_MTU)
         if mtu:
             attrs["mtu"] = _int_option(p.OPT_MTU, mtu)
@@ -135,23 +159,27 @@ class Networks:
                 raise NotFound(f"Neutron network {options[OPT_NET_UUID]} does not exist")
         else:
             found = await self._one("networks", options[OPT_NET_NAME])
-        other = naming.id_from_tags(found.get("tags", []))
-        if other is not None and not naming.is_adopted_network(found.get("tags", [])):
-            # Kuryr made it for that Docker network and deletes it with that network. Networks
-            # made outside Kuryr may back several Docker networks (one per host, each with its
-            # own --ip-range slice), as kuryr-libnetwork allows.
-            raise Conflict(
-                f"Neutron network {found['id']} was made by Kuryr for Docker network {other[:12]}"
+        claimed = bool(naming.tag_claims(found.get("tags") or [])) or bool(
+            await self._neutron.query(
+                "ports",
+                {"network_id": found["id"], "device_owner": naming.ANCHOR_OWNER, "fields": "id"},
             )
-        original = list(found.get("tags", []))
-        tags = [*original, *naming.id_tags(req.network_id), naming.existing_net_tag(req.network_id)]
-        if req.options.get(p.OPT_INTERNAL):
-            tags.append(naming.TAG_INTERNAL_NET)
-        found["tags"] = await self._neutron.set_tags("networks", found["id"], tags)
-        undo.append(lambda: self._neutron.set_tags("networks", found["id"], original))
+        )
+        internal = bool(req.options.get(p.OPT_INTERNAL))
+        if not claimed:
+            # The first Docker network on it tags it as kuryr-libnetwork does (so a single host
+            # can switch daemons); the others are known by their anchors alone, so the
+            # network's tags do not grow with the number of hosts (kuryr.domain.sharing).
+            original = list(found.get("tags", []))
+            tags = [*original, *naming.id_tags(req.network_id)]
+            tags.append(naming.existing_net_tag(req.network_id))
+            if internal:
+                tags.append(naming.TAG_INTERNAL_NET)
+            found["tags"] = await self._neutron.set_tags("networks", found["id"], tags)
+            undo.append(lambda: self._neutron.set_tags("networks", found["id"], original))
         # Its subnets are only those that serve this Docker network's pools (_ensure_subnets):
         # other subnets may be another Docker network's slice or the owner's own.
-        return _network(req.network_id, found, [])
+        return _adopted(req.network_id, found, [], internal)
 
     async def _ensure_subnets(
         self,
@@ -271,39 +299,35 @@ class Networks:
     # --- DeleteNetwork -----------------------------------------------------------------------
 
     async def delete(self, docker_id: str) -> None:
+        """Leave the Neutron network: this Docker network's leftovers, anchor, id tags and the
+        subnets nobody else uses go; the network goes with the last Docker network on it when
+        Kuryr made it (kuryr.domain.sharing)."""
         network = await self.find(docker_id)
         if network is None:
             return
-        ports = await self._neutron.query(
-            "ports",
-            {
-                "network_id": network.neutron_id,
-                "fields": [
-                    "id",
-                    "device_owner",
-                    "device_id",
-                    "binding:host_id",
-                    "name",
-                    "tags",
-                    "fixed_ips",
-                ],
-            },
-        )
-        ports = [pt for pt in ports if _serves(pt, network)]
-        in_use = [pt for pt in ports if self._blocks_delete(pt, network)]
+        ports = await self._sharing.ports(network.neutron_id)
+        own = [pt for pt in ports if _serves(pt, network)]
+        in_use = [pt for pt in own if self._is_endpoint(pt, network)]
         if in_use:
             ids = ", ".join(pt["id"] for pt in in_use[:5])
             raise Conflict(f"network {docker_id[:12]} still has {len(in_use)} endpoint(s): {ids}")
-        for leftover in (pt for pt in ports if self._is_leftover(pt)):
-            await self._neutron.delete("ports", leftover["id"])
-        if network.adopted:
-            await self._release_adopted(network)
+        leaving = [str(pt["id"]) for pt in own if self._is_leftover(pt)]
+        anchor = sharing.anchor_of(ports, docker_id)
+        if anchor is not None:
+            leaving.append(str(anchor["id"]))
+            made = naming.anchor_subnets(anchor.get("tags") or [])[1]
         else:
-            # Neutron deletes the subnets (and its own network:* ports) with the network.
-            await self._neutron.delete("networks", network.neutron_id)
+            # No anchor (the creator, or an adopter tagged by an older daemon or by
+            # kuryr-libnetwork): the subnets Kuryr made for it are its own.
+            made = {s.id for s in network.subnets}
+        pools = await self._sharing.leave(
+            network.neutron_id,
+            sharing.Leaving(frozenset({docker_id}), frozenset(leaving), frozenset(made)),
+            ports,
+        )
         for subnet in network.subnets:
             self._ipam.forget_subnet(subnet)
-        for pool in {s.subnetpool_id for s in network.subnets if s.subnetpool_id}:
+        for pool in pools | {s.subnetpool_id for s in network.subnets if s.subnetpool_id}:
             await self._ipam.cleanup_subnetpool(pool)
         self._cache.pop(docker_id, None)
         self._state.forget_network(docker_id)
@@ -317,35 +341,13 @@ class Networks:
             and port.get("binding:host_id") == self._host
         )
 
-    def _blocks_delete(self, port: Resource, network: Network) -> bool:
-        owner = str(port.get("device_owner") or "")
-        if owner.startswith("network:") or self._is_leftover(port):
+    def _is_endpoint(self, port: Resource, network: Network) -> bool:
+        """A Kuryr port in use on this host (an unbound one counts on a network Kuryr made);
+        other hosts' ports are theirs to release and keep the network for them."""
+        if port.get("device_owner") != naming.DEVICE_OWNER or self._is_leftover(port):
             return False
-        if network.adopted:
-            # Ports of VMs or other hosts are expected on an adopted network.
-            return owner == naming.DEVICE_OWNER and port.get("binding:host_id") == self._host
-        return True
-
-    async def _release_adopted(self, network: Network) -> None:
-        """Leave an adopted network as found: the subnets Kuryr made for this Docker network
-        and its tags go; the rest (other Docker networks' slices and tags included) stays."""
-        for subnet in network.subnets:
-            if not subnet.name.startswith(naming.SUBNET_NAME_PREFIX):
-                continue
-            try:
-                await self._neutron.delete("subnets", subnet.id)
-            except NeutronError as exc:
-                if not exc.conflict:
-                    raise
-                LOG.warning("subnet %s of adopted network is in use, kept", subnet.id)
-        # Fresh tags: other Docker networks may have adopted the network since.
-        fresh = await self._neutron.show("networks", network.neutron_id)
-        if fresh is None:
-            return  # its owner deleted it: nothing of Kuryr's is left on it
-        tags = list(fresh.get("tags") or [])
-        await self._neutron.set_tags(
-            "networks", network.neutron_id, naming.without_network_tags(tags, network.docker_id)
-        )
+        hosts = {self._host} if network.adopted else {self._host, ""}
+        return str(port.get("binding:host_id") or "") in hosts
 
 
 def subnetpool_for(
@@ -367,12 +369,23 @@ def subnetpool_for(
 
 
 def _serves(port: Resource, network: Network) -> bool:
-    """The port is this Docker network's to judge: any port of a network Kuryr made, only
-    ports on its own subnets on an adopted one (which may hold other Docker networks')."""
-    if not network.adopted:
-        return True
+    """The port is this Docker network's to judge: a port on its own subnets (a Neutron
+    network may hold other Docker networks' subnets, one per host), or on no subnet of a
+    network Kuryr made for it alone."""
     own = {s.id for s in network.subnets}
-    return any(subnet_id in own for subnet_id, _ in fixed_ips(port))
+    ips = fixed_ips(port)
+    if not ips:
+        return not network.adopted and not sharing.is_anchor(port)
+    return any(subnet_id in own for subnet_id, _ in ips)
+
+
+def _adopted(docker_id: str, raw: Resource, subnets: list[Subnet], internal: bool) -> Network:
+    """An adopting Docker network as this host keeps it: the tags it would carry on the
+    network (the network itself carries them only for the first Docker network on it)."""
+    tags = [*naming.id_tags(docker_id), naming.existing_net_tag(docker_id)]
+    if internal:
+        tags.append(naming.TAG_INTERNAL_NET)
+    return _network(docker_id, {**raw, "tags": tags}, subnets)
 
 
 def _network(docker_id: str, raw: Resource, subnets: list[Subnet]) -> Network:

@@ -56,6 +56,7 @@ from kuryr.backends.neutron import connect
 from kuryr.backends.neutron_api import NeutronApi, NeutronError, Resource
 from kuryr.backends.ovsdb import Ovsdb
 from kuryr.config import Config
+from kuryr.domain import sharing
 from kuryr.errors import KuryrError
 
 LOG = logging.getLogger(__name__)
@@ -227,8 +228,7 @@ class Reconciler:
             dockers = docker.networks if docker is not None else frozenset()
             scope = frozenset(n for n, d in docker_of.items() if d in dockers)
         else:
-            neutron_nets = await self._neutron.query("networks", {"fields": ["id", "tags"]})
-            docker_of = {n["id"]: naming.id_from_tags(n.get("tags") or []) for n in neutron_nets}
+            docker_of = await sharing.docker_networks(self._neutron, self._host)
         in_use = self._judge_ports(plan, ports, docker, docker_of, now, scope)
         await self._judge_interfaces(plan, ports, in_use)
         await self._judge_groups(plan, ports, now)
@@ -540,6 +540,8 @@ class Reconciler:
             docker_id = naming.id_from_tags(tags)
             if docker_id is None or naming.is_adopted_network(tags):
                 continue
+            if naming.creator_host(net.get("description")) not in (None, self._host):
+                continue  # another host's Docker network: this dockerd cannot know it
             if docker_id in docker.networks or _age(net, now) < self._grace:
                 plan.keep("network")
                 continue

@@ -236,7 +236,9 @@ def test_adopted_network_uses_its_existing_slice_subnet(
 
 def test_two_slices_share_one_neutron_network(ipr_env: DockerEnv, neutron: Neutron) -> None:
     """As two hosts would: each Docker network its own slice subnet and addresses; removing
-    one leaves the other's slice, tags and containers alone."""
+    one leaves the other's slice, claim and containers alone. Only the first Docker network
+    tags the network (kuryr-libnetwork's tags); the second is known by its anchor port, so
+    the network's tags do not grow with the hosts using it."""
     network = premade_network(ipr_env, neutron)
     ranges = free_slices(neutron, 2)
     nets: list[str] = []
@@ -247,13 +249,15 @@ def test_two_slices_share_one_neutron_network(ipr_env: DockerEnv, neutron: Neutr
     ids = [docker_network_id(n) for n in nets]
     shared = neutron.show("networks", network["id"])
     assert shared is not None
-    for docker_id in ids:
-        assert neutron.network_of_docker(docker_id)["id"] == network["id"]
-        assert {*network_tags(docker_id), f"kuryr.net.existing:{docker_id[:12]}"} <= set(
-            shared["tags"]
-        )
+    assert neutron.network_of_docker(ids[0])["id"] == network["id"]
+    assert sorted(t for t in shared["tags"] if t.startswith("kuryr.")) == sorted(
+        [*network_tags(ids[0]), f"kuryr.net.existing:{ids[0][:12]}"]
+    )
+    anchors = {docker_id: anchor_of(neutron, docker_id, network["id"]) for docker_id in ids}
     by_cidr = {s["cidr"]: s for s in neutron.find("subnets", network_id=network["id"])}
     assert sorted(by_cidr) == sorted(ranges)
+    for docker_id, ip_range in zip(ids, ranges, strict=True):
+        assert anchors[docker_id]["tags"] == [f"kuryr.subnet.made:{by_cidr[ip_range]['id']}"]
     pools = [assert_slice_subnet(neutron, by_cidr[r], r, host(r, 1), in_pool=False) for r in ranges]
 
     first = [ipr_env.container(nets[0]) for _ in range(2)]
@@ -271,12 +275,12 @@ def test_two_slices_share_one_neutron_network(ipr_env: DockerEnv, neutron: Neutr
     ipr_env.remove_network(nets[0])
     neutron.wait_gone("subnets", by_cidr[ranges[0]]["id"])
     neutron.wait_gone("subnetpools", pools[0]["id"])
+    neutron.wait_gone("ports", anchors[ids[0]]["id"])
     left = neutron.show("networks", network["id"])
     assert left is not None
     assert [s["cidr"] for s in neutron.find("subnets", network_id=network["id"])] == [ranges[1]]
-    assert sorted(t for t in left["tags"] if t.startswith("kuryr.")) == sorted(
-        [*network_tags(ids[1]), f"kuryr.net.existing:{ids[1][:12]}"]
-    )
+    assert [t for t in left["tags"] if t.startswith("kuryr.")] == []
+    assert neutron.show("ports", anchors[ids[1]]["id"]) is not None
     assert neutron.show("ports", second_port["id"]) is not None
     assert neutron.find("subnetpools", id=pools[1]["id"]) != []
 
@@ -284,8 +288,17 @@ def test_two_slices_share_one_neutron_network(ipr_env: DockerEnv, neutron: Neutr
     ipr_env.remove_network(nets[1])
     neutron.wait_gone("subnets", by_cidr[ranges[1]]["id"])
     neutron.wait_gone("subnetpools", pools[1]["id"])
+    neutron.wait_gone("ports", anchors[ids[1]]["id"])
     kept = neutron.show("networks", network["id"])
     assert kept is not None and kept["tags"] == []
+
+
+def anchor_of(neutron: Neutron, docker_id: str, network_id: str) -> dict[str, Any]:
+    """The adopting Docker network's anchor port: no address, bound to this host."""
+    [anchor] = neutron.find("ports", device_id=docker_id)
+    assert anchor["device_owner"] == "kuryr:anchor" and anchor["network_id"] == network_id
+    assert anchor["fixed_ips"] == [] and anchor["binding:host_id"]
+    return anchor
 
 
 def test_docker_ipam_never_sees_the_range(ipr_env: DockerEnv, neutron: Neutron) -> None:

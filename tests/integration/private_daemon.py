@@ -42,10 +42,11 @@ def noauth_neutron() -> str:
 
 @contextmanager
 def private_daemon(
-    neutron_section: str = "", extra_default: str = "", extra_sections: str = ""
+    neutron_section: str = "", extra_default: str = "", extra_sections: str = "", host: str = ""
 ) -> Iterator[PrivateDaemon]:
     """Start ``kuryr serve`` and yield it once its socket answers; kill it at the end.
-    ``extra_sections``: whole config sections (``[pool]`` ...) appended to the file."""
+    ``extra_sections``: whole config sections (``[pool]`` ...) appended to the file;
+    ``host``: its ``[binding] host`` (default: this machine's chassis, as the stack's daemon)."""
     from kuryr.stack.ovs import hostname
 
     with tempfile.TemporaryDirectory(prefix="rel-daemon-") as tmp:
@@ -55,7 +56,7 @@ def private_daemon(
             f"[DEFAULT]\ndebug = true\nsocket = {sock}\nstate_dir = {root / 'state'}\n"
             f"{extra_default}\n"
             f"{neutron_section or noauth_neutron()}\n"
-            f"[binding]\nhost = {hostname()}\n"
+            f"[binding]\nhost = {host or hostname()}\n"
             f"{extra_sections}"
         )
         with log.open("wb") as out:

@@ -1,0 +1,326 @@
+"""Neutron networks that several Docker networks use (one per host, since Docker 23 has no
+cluster store): who uses one, and what a Docker network, or a host gone for good, leaving it
+removes.
+
+Who uses a Neutron network (its claims), all read from Neutron:
+
+- the Docker network its id tags name (kuryr-libnetwork's convention). Only the first Docker
+  network on a network tags it, so its tags stay bounded however many hosts use it. Without
+  its ``kuryr.net.existing`` tag that Docker network is the creator (Kuryr made the network);
+- every adopting Docker network's anchor port (:data:`naming.ANCHOR_OWNER`): bound to its
+  host, ``device_id`` the Docker network id, tagged with the subnets it uses and made;
+- every host with Kuryr ports (``compute:kuryr``) bound on it: a host counts as using the
+  network while it has ports there, even one whose daemon or chassis is dead (its containers'
+  ports stay for when it comes back) until ``kuryr gc --host`` removes them.
+
+A Docker network leaving removes its own leftovers and its anchor, its id tags, and the
+``kuryr-subnet-*`` subnets nobody else uses. The last one out (no claim left) removes what
+Kuryr created: the network itself when Kuryr made it, else Kuryr's subnets and tags on it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from kuryr import naming
+from kuryr.backends.model import Network, fixed_ips
+from kuryr.backends.neutron_api import NeutronApi, NeutronError, Resource
+from kuryr.errors import Conflict
+
+LOG = logging.getLogger(__name__)
+
+# A kuryr-subnet-* no claim lists and no port uses may still be another host's CreateNetwork
+# under way (its anchor comes after its subnets): it is left alone this long.
+ORPHAN_SUBNET_GRACE = 120.0
+PORT_FIELDS = ["id", "device_owner", "device_id", "binding:host_id", "name", "tags", "fixed_ips"]
+
+
+@dataclass(frozen=True)
+class Leaving:
+    """What leaves a Neutron network: Docker networks (full ids, or the 32-character lower
+    halves their tags carry), the ports that go with them (their leftovers and anchors), and
+    the subnets they made (removable even beside a Docker network whose subnets Neutron does
+    not list, i.e. one without an anchor)."""
+
+    docker_ids: frozenset[str] = frozenset()
+    ports: frozenset[str] = frozenset()
+    made: frozenset[str] = frozenset()
+
+    @property
+    def lows(self) -> set[str]:
+        return {d[:32] for d in self.docker_ids}
+
+
+@dataclass
+class Plan:
+    """What leaving does to one Neutron network."""
+
+    delete_ports: list[str] = field(default_factory=list)
+    delete_network: bool = False
+    tags: list[str] | None = None  # the network's new tags; None: unchanged
+    # Ports outside Kuryr (VMs, ...) that keep a network Kuryr made and nobody else uses.
+    blockers: list[str] = field(default_factory=list)
+    users: list[str] = field(default_factory=list)  # who still uses it (for the log)
+    # Subnets only Docker networks without an anchor may use remain: only made ones may go.
+    unlisted_users: bool = False
+
+
+def is_anchor(port: Resource) -> bool:
+    return port.get("device_owner") == naming.ANCHOR_OWNER
+
+
+def anchor_of(ports: list[Resource], docker_id: str) -> Resource | None:
+    return next((p for p in ports if is_anchor(p) and p.get("device_id") == docker_id), None)
+
+
+def decide(network: Resource, ports: list[Resource], leaving: Leaving) -> Plan:
+    """Who is left once ``leaving`` has gone, and so whether the network goes (pure)."""
+    tags = list(network.get("tags") or [])
+    gone = leaving.lows
+    anchors = [
+        p
+        for p in ports
+        if is_anchor(p)
+        and p["id"] not in leaving.ports
+        and str(p.get("device_id"))[:32] not in gone
+    ]
+    anchored = {str(a.get("device_id"))[:32] for a in anchors}
+    tagged = {low: adopted for low, adopted in naming.tag_claims(tags).items() if low not in gone}
+    kuryr_ports = [
+        p
+        for p in ports
+        if p.get("device_owner") == naming.DEVICE_OWNER and p["id"] not in leaving.ports
+    ]
+    hosts = sorted({str(p.get("binding:host_id") or "") for p in kuryr_ports})
+    plan = Plan(
+        delete_ports=sorted(leaving.ports & {str(p["id"]) for p in ports}),
+        users=[f"Docker network {low[:12]}" for low in tagged if low not in anchored]
+        + [f"Docker network {str(a.get('device_id'))[:12]} on host {_host(a)}" for a in anchors]
+        + [f"ports on host {h or '(none)'}" for h in hosts],
+        unlisted_users=any(low not in anchored for low in tagged),
+    )
+    last = not plan.users
+    made = naming.made_by_kuryr(tags)
+    if last and made:
+        plan.blockers = [
+            str(p["id"])
+            for p in ports
+            if not str(p.get("device_owner") or "").startswith("network:")
+            and p.get("device_owner") not in (naming.DEVICE_OWNER, naming.ANCHOR_OWNER)
+        ]
+        plan.delete_network = not plan.blockers
+        return plan
+    kept = _without_claims(tags, leaving)
+    if last:
+        kept = naming.without_kuryr_tags(kept)
+    elif made and all(tagged.values()):
+        kept = sorted({*kept, naming.TAG_MADE_NET})  # the creator's tags are gone
+    plan.tags = kept if set(kept) != set(tags) else None
+    return plan
+
+
+def removable_subnets(
+    subnets: list[Resource], ports: list[Resource], leaving: Leaving, plan: Plan, now: float
+) -> list[str]:
+    """The ``kuryr-subnet-*`` subnets nobody uses once ``leaving`` has gone (pure): no
+    remaining anchor lists them and no port but Neutron's own is on them. One the leavers did
+    not make goes only when every remaining user lists its subnets, and only when it is older
+    than :data:`ORPHAN_SUBNET_GRACE`."""
+    listed: set[str] = set()
+    for port in ports:
+        if is_anchor(port) and port["id"] not in leaving.ports:
+            listed |= naming.anchor_subnets(port.get("tags") or [])[0]
+    in_use = {
+        subnet_id
+        for port in ports
+        if port["id"] not in leaving.ports
+        and not str(port.get("device_owner") or "").startswith("network:")
+        for subnet_id, _ in fixed_ips(port)
+    }
+    removable = []
+    for subnet in subnets:
+        sid = str(subnet["id"])
+        if not str(subnet.get("name") or "").startswith(naming.SUBNET_NAME_PREFIX):
+            continue
+        if sid in listed or sid in in_use:
+            continue
+        orphan_ok = not plan.unlisted_users and _age(subnet, now) >= ORPHAN_SUBNET_GRACE
+        if sid in leaving.made or orphan_ok:
+            removable.append(sid)
+    return removable
+
+
+class Sharing:
+    """Carries out :func:`decide` against Neutron."""
+
+    def __init__(self, neutron: NeutronApi) -> None:
+        self._neutron = neutron
+
+    async def anchor(self, network: Network, found: set[str], host: str) -> str:
+        """Make an adopting Docker network's anchor port (its id): the subnets it uses, and
+        which of them it made (those not on the network before)."""
+        attrs: dict[str, Any] = {
+            "name": naming.anchor_name(network.docker_id),
+            "network_id": network.neutron_id,
+            "device_owner": naming.ANCHOR_OWNER,
+            "device_id": network.docker_id,
+            "binding:host_id": host,
+            "fixed_ips": [],
+            "admin_state_up": False,
+        }
+        anchor = await self._neutron.create("ports", attrs)
+        used = [s.id for s in network.subnets]
+        tags = naming.anchor_tags(used, [s for s in used if s not in found], network.internal)
+        if tags:
+            await self._neutron.set_tags("ports", anchor["id"], tags)
+        return str(anchor["id"])
+
+    async def find_anchored(self, docker_id: str) -> tuple[Resource, list[Resource], bool] | None:
+        """(network, the subnets it uses, internal) of an adopting Docker network, found by
+        its anchor: one that is not the first on its network carries no tag there."""
+        anchors = await self._neutron.query(
+            "ports", {"device_id": docker_id, "device_owner": naming.ANCHOR_OWNER}
+        )
+        if not anchors:
+            return None
+        tags = anchors[0].get("tags") or []
+        raw = await self._neutron.show("networks", anchors[0]["network_id"])
+        if raw is None:
+            return None
+        used, _ = naming.anchor_subnets(tags)
+        subnets = await self._neutron.query("subnets", {"network_id": raw["id"]})
+        return raw, [s for s in subnets if s["id"] in used], naming.TAG_INTERNAL_NET in tags
+
+    async def ports(self, network_id: str) -> list[Resource]:
+        return await self._neutron.query("ports", {"network_id": network_id, "fields": PORT_FIELDS})
+
+    async def leave(
+        self, network_id: str, leaving: Leaving, ports: list[Resource] | None = None
+    ) -> set[str]:
+        """Remove what ``leaving`` leaves behind; the subnetpools of the subnets removed (for
+        the caller's ``kuryrPool-*`` cleanup). A leaver that was not the last looks once more
+        afterwards: two last ones leaving at once would each have seen the other."""
+        pools, plan = await self._leave_once(network_id, leaving, ports)
+        if plan is not None and plan.users and not plan.delete_network:
+            again, _ = await self._leave_once(network_id, Leaving(), None)
+            pools |= again
+        return pools
+
+    async def _leave_once(
+        self, network_id: str, leaving: Leaving, ports: list[Resource] | None
+    ) -> tuple[set[str], Plan | None]:
+        network = await self._neutron.show("networks", network_id)
+        if network is None:
+            return set(), None
+        if ports is None:
+            ports = await self.ports(network_id)
+        plan = decide(network, ports, leaving)
+        if plan.blockers and leaving.docker_ids:
+            raise Conflict(
+                f"Neutron network {network_id} still has {len(plan.blockers)} port(s) Kuryr "
+                f"did not make: {', '.join(plan.blockers[:5])}"
+            )
+        anchors = {str(p["id"]) for p in ports if is_anchor(p)}
+        for port_id in plan.delete_ports:
+            if port_id not in anchors:
+                await self._neutron.delete("ports", port_id)
+        if plan.blockers:
+            for port_id in anchors.intersection(plan.delete_ports):
+                await self._neutron.delete("ports", port_id)
+            LOG.info("network %s: nobody uses it, kept for ports %s", network_id, plan.blockers)
+            return set(), plan
+        subnets = await self._neutron.query("subnets", {"network_id": network_id})
+        if plan.delete_network:
+            for port_id in plan.delete_ports:
+                if port_id in anchors:
+                    await self._neutron.delete("ports", port_id)
+            # Neutron deletes the subnets (and its own network:* ports) with the network.
+            await self._neutron.delete("networks", network_id)
+            return _pools(subnets, {str(s["id"]) for s in subnets}), plan
+        now = datetime.now(UTC).timestamp()
+        removed = set()
+        for subnet_id in removable_subnets(subnets, ports, leaving, plan, now):
+            if await self._delete_subnet(subnet_id):
+                removed.add(subnet_id)
+        if plan.tags is not None:
+            await self._neutron.set_tags("networks", network_id, plan.tags)
+        # The anchor goes last: until then a crash leaves the claim, and the retry finishes.
+        for port_id in plan.delete_ports:
+            if port_id in anchors:
+                await self._neutron.delete("ports", port_id)
+        if plan.users:
+            LOG.info("network %s kept for: %s", network_id, "; ".join(plan.users))
+        return _pools(subnets, removed), plan
+
+    async def _delete_subnet(self, subnet_id: str) -> bool:
+        try:
+            return await self._neutron.delete("subnets", subnet_id)
+        except NeutronError as exc:
+            if not exc.conflict:
+                raise
+            LOG.warning("subnet %s is in use, kept", subnet_id)
+            return False
+
+
+async def docker_networks(neutron: NeutronApi, host: str) -> dict[str, str | None]:
+    """Neutron network id -> the Docker network of ``host`` on it, as far as Neutron says:
+    the one its anchor names, else the one the network's tags name when they name only one
+    (the halves of several ids cannot be paired)."""
+    networks = await neutron.query("networks", {"fields": ["id", "tags"]})
+    found: dict[str, str | None] = {
+        n["id"]: naming.id_from_tags(n.get("tags") or [])
+        if len(naming.tag_claims(n.get("tags") or [])) == 1
+        else None
+        for n in networks
+    }
+    anchors = await neutron.query(
+        "ports",
+        {
+            "device_owner": naming.ANCHOR_OWNER,
+            "binding:host_id": host,
+            "fields": ["network_id", "device_id"],
+        },
+    )
+    found.update({str(a["network_id"]): str(a["device_id"]) for a in anchors})
+    return found
+
+
+def _without_claims(tags: list[str], leaving: Leaving) -> list[str]:
+    """``tags`` without the leavers' id and existing-network tags. The upper half of an id
+    known only by its lower half cannot be paired with it: such halves go once no lower half
+    is left. The internal mark goes with the last id."""
+    gone = leaving.lows
+    drop = {f"{naming.TAG_ID_LOW}:{low}" for low in gone}
+    drop |= {naming.existing_net_tag(low) for low in gone}
+    drop |= {t for d in leaving.docker_ids if len(d) > 32 for t in naming.id_tags(d)}
+    kept = [t for t in tags if t not in drop]
+    if not any(t.partition(":")[0] == naming.TAG_ID_LOW for t in kept):
+        kept = [
+            t
+            for t in kept
+            if t.partition(":")[0] != naming.TAG_ID_HIGH and t != naming.TAG_INTERNAL_NET
+        ]
+    return kept
+
+
+def _pools(subnets: list[Resource], ids: set[str]) -> set[str]:
+    return {str(s["subnetpool_id"]) for s in subnets if s["id"] in ids and s.get("subnetpool_id")}
+
+
+def _host(port: Resource) -> str:
+    return str(port.get("binding:host_id") or "(none)")
+
+
+def _age(resource: Resource, now: float) -> float:
+    """Seconds since Neutron made it; 0 when Neutron does not say (so it is kept)."""
+    created = str(resource.get("created_at") or "")
+    try:
+        made = datetime.fromisoformat(created.replace("Z", "+00:00"))
+    except ValueError:
+        return 0.0
+    if made.tzinfo is None:
+        made = made.replace(tzinfo=UTC)
+    return now - made.timestamp()

@@ -1,0 +1,212 @@
+"""One Neutron network, two hosts: ownership at removal, and a host gone for good.
+
+Two private daemons stand for two hosts (the second with a ``[binding] host`` of its own,
+which no chassis has: it is a host that is gone). The first makes a network, the second
+adopts it with ``neutron.net.uuid``, as a second Docker host does since Docker 23 has no
+cluster store. Everything runs against the shared stack's real Neutron.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import subprocess
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from kuryr import naming
+from kuryr.backends.neutron import Neutron
+from tests.conftest import StackFacts
+from tests.fuzz_requests import post
+from tests.integration.domain_helpers import docker_id, neutron_client
+from tests.integration.private_daemon import KURYR, PrivateDaemon, private_daemon
+
+pytestmark = pytest.mark.stack
+
+NO_HEALING = "[reconcile]\ninterval = 0\n"
+
+
+def call(daemon: PrivateDaemon, method: str, body: dict[str, Any]) -> dict[str, Any]:
+    status, answer = post(daemon.socket, f"/NetworkDriver.{method}", json.dumps(body).encode())
+    assert status == 200 and not (answer or {}).get("Err"), f"{method}: {status} {answer}"
+    return dict(answer or {})
+
+
+def create_network(daemon: PrivateDaemon, did: str, cidr: str, generic: dict[str, str]) -> None:
+    gateway = cidr.replace("0/24", "1/24")
+    call(
+        daemon,
+        "CreateNetwork",
+        {
+            "NetworkID": did,
+            "IPv4Data": [{"AddressSpace": "LocalDefault", "Pool": cidr, "Gateway": gateway}],
+            "IPv6Data": [],
+            "Options": {"com.docker.network.generic": generic},
+        },
+    )
+
+
+def free_cidrs(count: int, taken: set[str]) -> list[str]:
+    """/24s of 172.29/16 (this module's) that no Neutron subnet has."""
+    free = [f"172.29.{i}.0/24" for i in range(1, 255) if f"172.29.{i}.0/24" not in taken]
+    return free[:count]
+
+
+async def wait_for(what: str, check: Callable[[], Awaitable[bool]], timeout: float = 30) -> None:
+    """DeleteNetwork finishes in the background once it has answered (kuryr.domain.removals)."""
+    deadline = time.monotonic() + timeout
+    while not await check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.2)
+
+
+async def subnet_cidrs(neutron: Neutron, network_id: str) -> set[str]:
+    return {s["cidr"] for s in await neutron.query("subnets", {"network_id": network_id})}
+
+
+async def tag_claims(neutron: Neutron, network_id: str) -> list[str]:
+    raw = await neutron.show("networks", network_id) or {"tags": []}
+    return list(naming.tag_claims(raw["tags"]))
+
+
+class Hosts:
+    """The two daemons' networks on one Neutron network, removed whatever a test left."""
+
+    def __init__(self, neutron: Neutron) -> None:
+        self.neutron = neutron
+        self.network_id = ""
+
+    async def cleanup(self) -> None:
+        if not self.network_id:
+            return
+        for port in await self.neutron.query("ports", {"network_id": self.network_id}):
+            if not str(port.get("device_owner")).startswith("network:"):
+                await self.neutron.delete("ports", port["id"])
+        await self.neutron.delete("networks", self.network_id)
+
+
+async def two_hosts(
+    stack: StackFacts, hosts: Hosts, first: PrivateDaemon, second: PrivateDaemon, same: bool
+) -> tuple[str, str, list[str]]:
+    """The first host makes a network, the second adopts it, with the first's subnet
+    (``same``) or one of its own; returns the two Docker ids and the CIDRs used."""
+    neutron = hosts.neutron
+    taken = {s["cidr"] for s in await neutron.query("subnets", {"fields": "cidr"})}
+    cidrs = free_cidrs(2, taken)
+    d1, d2 = docker_id(), docker_id()
+    await asyncio.to_thread(create_network, first, d1, cidrs[0], {})
+    [made] = await neutron.query("networks", {"tags": naming.id_tag_filter(d1)})
+    hosts.network_id = made["id"]
+    assert made["description"] == naming.creator_description(stack.chassis_hostname)
+    second_cidr = cidrs[0] if same else cidrs[1]
+    await asyncio.to_thread(
+        create_network, second, d2, second_cidr, {"neutron.net.uuid": made["id"]}
+    )
+    # The second Docker network put no tag on the shared network: its anchor says it uses it.
+    assert await tag_claims(neutron, made["id"]) == [d1[:32]]
+    [anchor] = await neutron.query("ports", {"device_id": d2})
+    assert anchor["device_owner"] == naming.ANCHOR_OWNER
+    assert anchor["network_id"] == made["id"] and anchor["fixed_ips"] == []
+    [used] = await neutron.query("subnets", {"network_id": made["id"], "cidr": second_cidr})
+    tag = naming.TAG_SUBNET_USED if same else naming.TAG_SUBNET_MADE
+    assert anchor["tags"] == [f"{tag}:{used['id']}"]
+    return d1, d2, cidrs if not same else cidrs[:1]
+
+
+@pytest.mark.parametrize("same", [True, False], ids=["one-subnet", "own-subnets"])
+async def test_network_goes_with_the_last_host_out(stack: StackFacts, same: bool) -> None:
+    hosts = Hosts(neutron_client(stack.neutron_url))
+    h2 = f"owner-h2-{secrets.token_hex(3)}"
+    try:
+        with (
+            private_daemon(extra_sections=NO_HEALING) as first,
+            private_daemon(extra_sections=NO_HEALING, host=h2) as second,
+        ):
+            d1, d2, cidrs = await two_hosts(stack, hosts, first, second, same)
+            nid = hosts.network_id
+            await asyncio.to_thread(call, first, "DeleteNetwork", {"NetworkID": d1})
+            await wait_for("the creator's tags to go", lambda: _no_claims(hosts.neutron, nid))
+            left = await hosts.neutron.show("networks", nid)
+            assert left is not None, "the first host out deleted a network the second uses"
+            assert naming.TAG_MADE_NET in left["tags"]
+            # The second host's subnet stays; the first's goes unless the second uses it.
+            assert await subnet_cidrs(hosts.neutron, nid) == {cidrs[-1]}
+            [anchor] = await hosts.neutron.query("ports", {"device_id": d2})
+
+            await asyncio.to_thread(call, second, "DeleteNetwork", {"NetworkID": d2})
+            await wait_for("the last one out", lambda: _gone(hosts.neutron, "networks", nid))
+            assert await hosts.neutron.show("ports", anchor["id"]) is None
+    finally:
+        await hosts.cleanup()
+
+
+async def test_gc_host_releases_a_host_gone_for_good(stack: StackFacts) -> None:
+    hosts = Hosts(neutron_client(stack.neutron_url))
+    gone = f"owner-gone-{secrets.token_hex(3)}"
+    try:
+        with private_daemon(extra_sections=NO_HEALING) as first:
+            with private_daemon(extra_sections=NO_HEALING, host=gone) as second:
+                d1, d2, cidrs = await two_hosts(stack, hosts, first, second, same=False)
+                nid = hosts.network_id
+                ip = cidrs[1].replace("0/24", "10")
+                call(
+                    second,
+                    "CreateEndpoint",
+                    {
+                        "NetworkID": d2,
+                        "EndpointID": docker_id(),
+                        "Interface": {"Address": f"{ip}/24", "AddressIPv6": "", "MacAddress": ""},
+                        "Options": {},
+                    },
+                )
+            # The second host is gone (its daemon with it); its port and anchor pin the network.
+            mine = await hosts.neutron.query("ports", {"binding:host_id": gone})
+            owners = sorted(p["device_owner"] for p in mine)
+            assert owners == sorted([naming.ANCHOR_OWNER, naming.DEVICE_OWNER]), owners
+            await asyncio.to_thread(call, first, "DeleteNetwork", {"NetworkID": d1})
+            await wait_for("the creator's tags to go", lambda: _no_claims(hosts.neutron, nid))
+            assert await hosts.neutron.show("networks", nid) is not None
+
+            conf = str(first.root / "kuryr.conf")
+            # Every host's ports on the shared network, accounted per host.
+            status = run_kuryr(conf, "status", "--hosts", "--json")
+            assert status.returncode == 0, status
+            per_host = json.loads(status.stdout)
+            assert per_host[gone] == {nid: {"pool": 0, "in_use": 1, "anchors": 1}}
+            alive = gc_host(conf, stack.chassis_hostname, "--apply")
+            assert alive.returncode == 1 and "alive" in alive.stderr, alive
+            dry = gc_host(conf, gone)
+            assert dry.returncode == 0, dry
+            for port in mine:
+                assert port["id"] in dry.stdout
+            assert f"network {nid}: network deleted" in dry.stdout, dry.stdout
+            assert await hosts.neutron.show("networks", nid) is not None, "the dry run changed"
+            assert len(await hosts.neutron.query("ports", {"binding:host_id": gone})) == 2
+
+            done = gc_host(conf, gone, "--apply")
+            assert done.returncode == 0, done
+            assert await hosts.neutron.query("ports", {"binding:host_id": gone}) == []
+            assert await hosts.neutron.show("networks", nid) is None
+    finally:
+        await hosts.cleanup()
+
+
+def gc_host(config: str, host: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    return run_kuryr(config, "gc", "--host", host, *extra)
+
+
+def run_kuryr(config: str, *args: str) -> subprocess.CompletedProcess[str]:
+    argv = [str(KURYR), "--config-file", config, *args]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+
+
+async def _no_claims(neutron: Neutron, network_id: str) -> bool:
+    return await tag_claims(neutron, network_id) == []
+
+
+async def _gone(neutron: Neutron, kind: str, resource_id: str) -> bool:
+    return await neutron.show(kind, resource_id) is None
