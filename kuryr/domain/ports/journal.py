@@ -36,6 +36,7 @@ DELETE = "delete"
 UPDATE = "update"
 
 _RETRY_SECONDS = 2.0
+_RECANCEL_SECONDS = 0.05
 
 
 def view_of(port: Resource) -> dict[str, Any]:
@@ -73,6 +74,17 @@ def background(work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]
     """A task outside any request: a fresh context, so no Docker request's deadline
     (kuryr.deadline) bounds work that outlives the request."""
     return asyncio.create_task(work, name=name, context=contextvars.Context())
+
+
+async def stopped(task: asyncio.Task[None]) -> None:
+    """Cancel a background loop and wait until it has ended. Cancelled again as long as it
+    runs: on Python 3.11 ``asyncio.wait_for`` swallows a cancellation that arrives once its
+    inner wait is over (e.g. a loop's wake-up event set just before shutdown, with no await
+    in between), and the loop would go on forever."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait([task], timeout=_RECANCEL_SECONDS)
+    await asyncio.gather(task, return_exceptions=True)
 
 
 def _for_endpoint(entry: JournalEntry) -> bool:
@@ -308,8 +320,7 @@ class Journal:
         """Stop the worker; what is not applied stays journaled for the next start."""
         self._stopped = True
         if self._worker is not None:
-            self._worker.cancel()
-            await asyncio.gather(self._worker, return_exceptions=True)
+            await stopped(self._worker)
             self._worker = None
         busy = list(self._busy.values())
         if busy:

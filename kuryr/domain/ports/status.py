@@ -33,7 +33,7 @@ from typing import Protocol
 from kuryr.backends.binding.base import Binder, Vif
 from kuryr.backends.neutron_api import NeutronApi, NeutronError
 from kuryr.backends.state import State
-from kuryr.domain.ports.journal import background
+from kuryr.domain.ports.journal import background, stopped
 from kuryr.errors import KuryrError
 
 LOG = logging.getLogger(__name__)
@@ -122,8 +122,7 @@ class PortStatus:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await stopped(self._task)
             self._task = None
 
     async def _run(self) -> None:
