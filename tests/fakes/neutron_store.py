@@ -1,0 +1,509 @@
+"""The resources of the in-memory Neutron and the rules Neutron (Zed, ML2/OVN, as the local
+stack runs it) applies to them. Synchronous; a refusal is :class:`Refused`.
+
+What was checked against the real one (tests/integration/test_neutron_fake.py): the bodies'
+fields; ports get ``fa:16:3e`` MACs, random free fixed IPs, ``binding:vif_type`` ``ovs`` once
+bound to a host (``unbound`` without one), status DOWN; a taken IP is 409
+``IpAddressAlreadyAllocated``, a full subnet 409 ``IpAddressGenerationFailure``, a MAC in use
+409 ``MacAddressInUse``, a MAC change of a bound port 409 ``PortBound``; every write bumps
+``revision_number`` and a write with another revision is 412; tags in POST bodies are ignored,
+duplicates in a tag PUT are 400 and there is no cap on their number; a DHCP-enabled IPv4
+subnet gives the network an OVN metadata port on the first free address; a subnetpool's
+``default_prefixlen`` is a string, a CIDR it cannot give is 500 ``SubnetAllocationError``, and
+deleting it while a subnet uses it is 400 ``SubnetPoolDeleteError``.
+"""
+
+from __future__ import annotations
+
+import copy
+import ipaddress
+import random
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from kuryr.backends.model import allocation_pools, first_host
+from kuryr.backends.neutron_api import Resource
+from tests.fakes.neutron_ips import (
+    Refused,
+    allocate_cidr,
+    check_ip,
+    first_free_ip,
+    new_mac,
+    pick_ip,
+)
+
+PROJECT = "fake_project_id"
+METADATA_OWNER = "network:distributed"
+MAX_MTU = 1442  # geneve on the local stack
+_MAX_TAG_LEN = 255
+
+ATTRIBUTES: dict[str, set[str]] = {
+    "networks": {"name", "admin_state_up", "shared", "mtu", "description", "port_security_enabled"},
+    "subnets": {
+        "name", "network_id", "ip_version", "cidr", "gateway_ip", "enable_dhcp", "prefixlen",
+        "allocation_pools", "subnetpool_id", "host_routes", "dns_nameservers", "description",
+        "ipv6_ra_mode", "ipv6_address_mode",
+    },
+    "subnetpools": {
+        "name", "prefixes", "default_prefixlen", "min_prefixlen", "max_prefixlen", "shared",
+        "description", "is_default", "address_scope_id",
+    },
+    "ports": {
+        "name", "network_id", "admin_state_up", "fixed_ips", "device_owner", "device_id",
+        "binding:host_id", "binding:profile", "binding:vnic_type", "mac_address", "description",
+        "security_groups", "port_security_enabled", "allowed_address_pairs",
+    },
+    "security-groups": {"name", "description", "stateful"},
+    "security-group-rules": {
+        "security_group_id", "direction", "ethertype", "protocol", "port_range_min",
+        "port_range_max", "remote_ip_prefix", "remote_group_id", "description",
+    },
+}  # fmt: skip
+# Accepted in a POST, never in a PUT.
+_READ_ONLY = {
+    "subnets": {"network_id", "ip_version", "cidr", "subnetpool_id", "prefixlen"},
+    "ports": {"network_id"},
+    "security-group-rules": set(ATTRIBUTES["security-group-rules"]),
+}
+_NOT_FOUND = {
+    "networks": ("NetworkNotFound", "Network {} could not be found."),
+    "subnets": ("SubnetNotFound", "Subnet {} could not be found."),
+    "subnetpools": ("SubnetPoolNotFound", "Subnet pool {} could not be found."),
+    "ports": ("PortNotFound", "Port {} could not be found."),
+    "security-groups": ("SecurityGroupNotFound", "Security group {} does not exist"),
+    "security-group-rules": ("SecurityGroupRuleNotFound", "Security group rule {} does not exist"),
+}
+
+
+class Store:
+    def __init__(self, clock: Callable[[], float] = time.time, seed: int = 0) -> None:
+        self.tables: dict[str, dict[str, Resource]] = {r: {} for r in ATTRIBUTES}
+        self._clock = clock
+        self._rng = random.Random(seed)
+        self.default_group = self.create("security-groups", {"name": "default"})["id"]
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def get(self, resource: str, resource_id: str) -> Resource:
+        found = self.tables[resource].get(resource_id)
+        if found is None:
+            kind, text = _NOT_FOUND[resource]
+            raise Refused(404, kind, text.format(resource_id))
+        return found
+
+    def render(self, resource: str, row: Resource) -> Resource:
+        """The body Neutron answers (a copy: callers never share the store's rows)."""
+        body = copy.deepcopy(row)
+        if resource == "security-groups":
+            rules = self.tables["security-group-rules"].values()
+            body["security_group_rules"] = [
+                copy.deepcopy(r) for r in rules if r["security_group_id"] == row["id"]
+            ]
+        return body
+
+    def snapshot(self) -> dict[str, dict[str, Resource]]:
+        return copy.deepcopy(self.tables)
+
+    # --- writing ------------------------------------------------------------------------------
+
+    def create(self, resource: str, attrs: dict[str, Any]) -> Resource:
+        _known(resource, attrs, ATTRIBUTES[resource] | {"tags", "project_id", "tenant_id"})
+        row = {k: v for k, v in copy.deepcopy(attrs).items() if k != "tags"}
+        row = getattr(self, "_new_" + resource.replace("-", "_"))(row)
+        now = self._stamp()
+        project = attrs.get("project_id") or attrs.get("tenant_id") or PROJECT
+        row.update(id=self._new_id(), project_id=project, tenant_id=project)
+        if resource != "security-group-rules":
+            row.setdefault("tags", [])
+        row.update(created_at=now, updated_at=now)
+        row.setdefault("revision_number", 0)
+        row.setdefault("description", "")
+        self.tables[resource][row["id"]] = row
+        self._after_create(resource, row)
+        return row
+
+    def update(
+        self, resource: str, resource_id: str, attrs: dict[str, Any], revision: int | None
+    ) -> Resource:
+        row = self.get(resource, resource_id)
+        _known(resource, attrs, ATTRIBUTES[resource])
+        fixed = [k for k in attrs if k in _READ_ONLY.get(resource, set())]
+        if fixed:
+            raise Refused(400, "HTTPBadRequest", f"Cannot update read-only attribute {fixed[0]}")
+        self._check_revision(row, revision)
+        if resource == "ports":
+            self._update_port(row, copy.deepcopy(attrs))
+        elif resource == "networks" and "mtu" in attrs:
+            _check_mtu(attrs["mtu"])
+        row.update({k: copy.deepcopy(v) for k, v in attrs.items() if k != "fixed_ips"})
+        self.touch(row)
+        return row
+
+    def delete(self, resource: str, resource_id: str, revision: int | None) -> None:
+        row = self.get(resource, resource_id)
+        self._check_revision(row, revision)
+        getattr(self, "_check_delete_" + resource.replace("-", "_"), lambda _: None)(row)
+        del self.tables[resource][resource_id]
+        if resource == "networks":
+            for table in ("ports", "subnets"):
+                for rid in [
+                    k for k, v in self.tables[table].items() if v["network_id"] == row["id"]
+                ]:
+                    del self.tables[table][rid]
+        elif resource == "subnets":
+            self._subnet_gone(row)
+        elif resource == "security-groups":
+            rules = self.tables["security-group-rules"]
+            for rid in [k for k, v in rules.items() if v["security_group_id"] == row["id"]]:
+                del rules[rid]
+
+    def set_tags(self, resource: str, resource_id: str, tags: Sequence[str]) -> list[str]:
+        row = self.tables.get(resource, {}).get(resource_id)
+        if row is None:
+            raise Refused(
+                404, "TagResourceNotFound", f"Resource {resource} {resource_id} could not be found."
+            )
+        tags = list(tags)
+        dup = next((t for t in tags if tags.count(t) > 1), None)
+        if dup is not None:
+            raise Refused(
+                400,
+                "InvalidInput",
+                f"Invalid input for operation: Duplicate items in the list: '{dup}'.",
+            )
+        long = next((t for t in tags if len(t) > _MAX_TAG_LEN), None)
+        if long is not None:
+            raise Refused(
+                400, "InvalidInput", f"Invalid input for operation: '{long}' is too long."
+            )
+        row["tags"] = tags
+        self.touch(row)
+        return list(tags)
+
+    def touch(self, row: Resource) -> None:
+        row["revision_number"] += 1
+        row["updated_at"] = self._stamp()
+
+    # --- the rules per resource ---------------------------------------------------------------
+
+    def _new_networks(self, row: Resource) -> Resource:
+        if "mtu" in row:
+            _check_mtu(row["mtu"])
+        row.setdefault("name", "")
+        row.setdefault("admin_state_up", True)
+        row.setdefault("shared", False)
+        row.setdefault("mtu", MAX_MTU)
+        row.setdefault("port_security_enabled", True)
+        row.update(status="ACTIVE", subnets=[], revision_number=1)
+        return row
+
+    def _new_subnetpools(self, row: Resource) -> Resource:
+        prefixes = [str(ipaddress.ip_network(p)) for p in row.get("prefixes") or []]
+        version = ipaddress.ip_network(prefixes[0]).version if prefixes else 4
+        row.update(prefixes=prefixes, ip_version=version)
+        row["default_prefixlen"] = str(row.get("default_prefixlen") or (8 if version == 4 else 64))
+        row["min_prefixlen"] = str(row.get("min_prefixlen") or (8 if version == 4 else 64))
+        row["max_prefixlen"] = str(row.get("max_prefixlen") or (32 if version == 4 else 128))
+        row.setdefault("name", "")
+        row.setdefault("shared", False)
+        row.setdefault("is_default", False)
+        row.setdefault("address_scope_id", None)
+        row.setdefault("default_quota", None)
+        return row
+
+    def _new_subnets(self, row: Resource) -> Resource:
+        network = self.get("networks", str(row.get("network_id")))
+        cidr = ipaddress.ip_network(row["cidr"]) if row.get("cidr") else None
+        pool_id = row.get("subnetpool_id")
+        if pool_id:
+            pool = self.get("subnetpools", pool_id)
+            taken = [
+                ipaddress.ip_network(s["cidr"])
+                for s in self.tables["subnets"].values()
+                if s["subnetpool_id"] == pool_id
+            ]
+            prefixlen = int(row.pop("prefixlen", None) or pool["default_prefixlen"])
+            cidr = allocate_cidr(pool, cidr, prefixlen, taken)
+        if cidr is None:
+            raise Refused(400, "BadRequest", "Bad subnets request: a cidr must be specified.")
+        for other in self.tables["subnets"].values():
+            if other["network_id"] == network["id"] and cidr.overlaps(
+                ipaddress.ip_network(other["cidr"])
+            ):
+                raise Refused(
+                    400,
+                    "InvalidInput",
+                    f"Invalid input for operation: Requested subnet with cidr: {cidr} for "
+                    f"network: {network['id']} overlaps with another subnet.",
+                )
+        gateway = row["gateway_ip"] if "gateway_ip" in row else first_host(cidr)
+        row.update(cidr=str(cidr), ip_version=cidr.version, gateway_ip=gateway)
+        row.setdefault("subnetpool_id", None)
+        row.setdefault("name", "")
+        row.setdefault("enable_dhcp", True)
+        row.setdefault("host_routes", [])
+        row.setdefault("dns_nameservers", [])
+        row.setdefault("ipv6_ra_mode", None)
+        row.setdefault("ipv6_address_mode", None)
+        row.setdefault("service_types", [])
+        if not row.get("allocation_pools"):
+            row["allocation_pools"] = allocation_pools(cidr, {gateway} if gateway else set())
+        return row
+
+    def _new_ports(self, row: Resource) -> Resource:
+        network = self.get("networks", str(row.get("network_id")))
+        mac = row.get("mac_address")
+        if mac:
+            self._check_mac(network["id"], str(mac), None)
+        else:
+            row["mac_address"] = new_mac(self._macs(network["id"]), self._rng)
+        wanted = row.get("fixed_ips")
+        if wanted is None:
+            firsts: dict[int, Resource] = {}
+            for subnet in self._subnets_of(network["id"]):
+                firsts.setdefault(subnet["ip_version"], subnet)
+            wanted = [{"subnet_id": s["id"]} for s in firsts.values()]
+        row["fixed_ips"] = self._allocate(network["id"], wanted, None)
+        row.setdefault("name", "")
+        row.setdefault("admin_state_up", True)
+        row.setdefault("device_id", "")
+        row.setdefault("device_owner", "")
+        row.setdefault("binding:host_id", "")
+        row.setdefault("binding:profile", {})
+        row.setdefault("binding:vnic_type", "normal")
+        row.setdefault("security_groups", [self.default_group])
+        row.setdefault("port_security_enabled", True)
+        row.setdefault("allowed_address_pairs", [])
+        row.update(status="DOWN", extra_dhcp_opts=[], revision_number=1)
+        _bind(row)
+        return row
+
+    def _new_security_groups(self, row: Resource) -> Resource:
+        row.setdefault("name", "")
+        row.setdefault("stateful", True)
+        row["revision_number"] = 1
+        return row
+
+    def _new_security_group_rules(self, row: Resource) -> Resource:
+        self.get("security-groups", str(row.get("security_group_id")))
+        for key in ("protocol", "port_range_min", "port_range_max", "remote_ip_prefix"):
+            row.setdefault(key, None)
+        row.setdefault("remote_group_id", None)
+        row.setdefault("ethertype", "IPv4")
+        return row
+
+    def _after_create(self, resource: str, row: Resource) -> None:
+        if resource == "security-groups":
+            for ethertype in ("IPv4", "IPv6"):
+                self.create(
+                    "security-group-rules",
+                    {"security_group_id": row["id"], "direction": "egress", "ethertype": ethertype},
+                )
+        elif resource == "subnets":
+            network = self.tables["networks"][row["network_id"]]
+            network["subnets"].append(row["id"])
+            self.touch(network)
+            if row["enable_dhcp"] and row["ip_version"] == 4:
+                self._metadata_address(network, row)
+
+    def _metadata_address(self, network: Resource, subnet: Resource) -> None:
+        """ML2/OVN with metadata: the network's ``network:distributed`` port holds the first
+        free address of every DHCP-enabled IPv4 subnet."""
+        address = first_free_ip(subnet, self._used(subnet["id"]))
+        if address is None:
+            return
+        fixed = {"subnet_id": subnet["id"], "ip_address": address}
+        port = next(
+            (p for p in self._ports_of(network["id"]) if p["device_owner"] == METADATA_OWNER), None
+        )
+        if port is None:
+            port = self.create(
+                "ports",
+                {
+                    "network_id": network["id"],
+                    "device_owner": METADATA_OWNER,
+                    "device_id": f"ovnmeta-{network['id']}",
+                    "fixed_ips": [fixed],
+                    "port_security_enabled": False,
+                },
+            )
+            port["security_groups"] = []
+            return
+        port["fixed_ips"].append(fixed)
+        self.touch(port)
+
+    def _subnet_gone(self, subnet: Resource) -> None:
+        network = self.tables["networks"][subnet["network_id"]]
+        network["subnets"].remove(subnet["id"])
+        self.touch(network)
+        for port in self._ports_of(network["id"]):
+            port["fixed_ips"] = [f for f in port["fixed_ips"] if f["subnet_id"] != subnet["id"]]
+
+    def _update_port(self, row: Resource, attrs: dict[str, Any]) -> None:
+        if "mac_address" in attrs and attrs["mac_address"] != row["mac_address"]:
+            self._check_mac(row["network_id"], str(attrs["mac_address"]), row["id"])
+            if row["binding:vif_type"] != "unbound" and "binding:host_id" not in attrs:
+                raise Refused(
+                    409,
+                    "PortBound",
+                    f"Unable to complete operation on port {row['id']}, port is already bound, "
+                    f"port type: {row['binding:vif_type']}, old_mac {row['mac_address']}, "
+                    f"new_mac {attrs['mac_address']}.",
+                )
+        if "fixed_ips" in attrs:
+            row["fixed_ips"] = self._allocate(row["network_id"], attrs["fixed_ips"], row)
+        if "binding:host_id" in attrs:
+            row["binding:host_id"] = attrs["binding:host_id"]
+            _bind(row)
+
+    def _check_delete_networks(self, row: Resource) -> None:
+        users = [
+            p["id"]
+            for p in self._ports_of(row["id"])
+            if not str(p["device_owner"]).startswith("network:")
+        ]
+        if users:
+            raise Refused(
+                409,
+                "NetworkInUse",
+                f"Unable to complete operation on network {row['id']}. There are one or more "
+                f"ports still in use on the network, id for these ports is: {','.join(users)}.",
+            )
+
+    def _check_delete_subnets(self, row: Resource) -> None:
+        held = [
+            p
+            for p in self._ports_of(row["network_id"])
+            if not str(p["device_owner"]).startswith("network:")
+            and any(f["subnet_id"] == row["id"] for f in p["fixed_ips"])
+        ]
+        if held:
+            raise Refused(
+                409,
+                "SubnetInUse",
+                f"Unable to complete operation on subnet {row['id']}: One or more ports have an "
+                "IP allocation from this subnet.",
+            )
+
+    def _check_delete_subnetpools(self, row: Resource) -> None:
+        if any(s["subnetpool_id"] == row["id"] for s in self.tables["subnets"].values()):
+            raise Refused(
+                400,
+                "SubnetPoolDeleteError",
+                "Unable to delete subnet pool: Subnet pool has existing allocations.",
+            )
+
+    def _check_delete_security_groups(self, row: Resource) -> None:
+        if any(row["id"] in p["security_groups"] for p in self.tables["ports"].values()):
+            raise Refused(409, "SecurityGroupInUse", f"Security Group {row['id']} in use.")
+
+    # --- addresses ------------------------------------------------------------------------------
+
+    def _allocate(
+        self, network_id: str, wanted: list[dict[str, str]], port: Resource | None
+    ) -> list[dict[str, str]]:
+        """Fixed IPs for ``wanted`` (each a subnet id, with or without its address); a port's
+        own current addresses stay its own."""
+        mine = {(f["subnet_id"], f["ip_address"]) for f in (port or {}).get("fixed_ips", [])}
+        given: list[dict[str, str]] = []
+        for entry in wanted:
+            subnet = self._subnet_for(network_id, entry)
+            if subnet["network_id"] != network_id:
+                raise Refused(
+                    400,
+                    "InvalidInput",
+                    f"Invalid input for operation: Failed to create port on network "
+                    f"{network_id}, because fixed_ips included invalid subnet {subnet['id']}.",
+                )
+            used = self._used(subnet["id"]) - {ip for sid, ip in mine if sid == subnet["id"]}
+            used |= {f["ip_address"] for f in given}
+            address = entry.get("ip_address")
+            ip = check_ip(subnet, address, used) if address else pick_ip(subnet, used, self._rng)
+            given.append({"subnet_id": subnet["id"], "ip_address": ip})
+        return given
+
+    def _subnet_for(self, network_id: str, entry: dict[str, str]) -> Resource:
+        """The subnet a fixed IP entry names, or (an address alone) the one holding it."""
+        if entry.get("subnet_id"):
+            return self.get("subnets", entry["subnet_id"])
+        address = ipaddress.ip_address(entry.get("ip_address") or "")
+        for subnet in self._subnets_of(network_id):
+            if address in ipaddress.ip_network(subnet["cidr"]):
+                return subnet
+        raise Refused(
+            400,
+            "InvalidInput",
+            f"Invalid input for operation: IP address {address} is not a valid IP for any of "
+            "the subnets on the specified network.",
+        )
+
+    def _used(self, subnet_id: str) -> set[str]:
+        return {
+            f["ip_address"]
+            for p in self.tables["ports"].values()
+            for f in p["fixed_ips"]
+            if f["subnet_id"] == subnet_id
+        }
+
+    def _macs(self, network_id: str) -> set[str]:
+        return {str(p["mac_address"]).lower() for p in self._ports_of(network_id)}
+
+    def _check_mac(self, network_id: str, mac: str, port_id: str | None) -> None:
+        others = {
+            str(p["mac_address"]).lower() for p in self._ports_of(network_id) if p["id"] != port_id
+        }
+        if mac.lower() in others:
+            raise Refused(
+                409,
+                "MacAddressInUse",
+                f"Unable to complete operation for network {network_id}. The mac address "
+                f"{mac} is in use.",
+            )
+
+    def _ports_of(self, network_id: str) -> list[Resource]:
+        return [p for p in self.tables["ports"].values() if p["network_id"] == network_id]
+
+    def _subnets_of(self, network_id: str) -> list[Resource]:
+        return [s for s in self.tables["subnets"].values() if s["network_id"] == network_id]
+
+    def _check_revision(self, row: Resource, revision: int | None) -> None:
+        if revision is not None and revision != row["revision_number"]:
+            raise Refused(
+                412,
+                "RevisionNumberConstraintFailed",
+                f"Constrained to {revision}, but current revision is {row['revision_number']}",
+            )
+
+    def _new_id(self) -> str:
+        return str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
+
+    def _stamp(self) -> str:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self._clock()))
+
+
+def _known(resource: str, attrs: dict[str, Any], allowed: set[str]) -> None:
+    unknown = sorted(k for k in attrs if k not in allowed)
+    if unknown:
+        names = ", ".join(f"'{k}'" for k in unknown)
+        raise Refused(400, "HTTPBadRequest", f"Unrecognized attribute(s) {names}")
+
+
+def _check_mtu(mtu: Any) -> None:
+    if int(mtu) > MAX_MTU:
+        raise Refused(
+            400,
+            "InvalidInput",
+            f"Invalid input for operation: Requested MTU is too big, maximum is {MAX_MTU}.",
+        )
+
+
+def _bind(port: Resource) -> None:
+    """ML2/OVN binds a port to the host it names at once; with no host it stays unbound."""
+    if port.get("binding:host_id"):
+        port["binding:vif_type"] = "ovs"
+        port["binding:vif_details"] = {"port_filter": True, "connectivity": "l2"}
+    else:
+        port["binding:vif_type"] = "unbound"
+        port["binding:vif_details"] = {}
