@@ -19,14 +19,11 @@ from kuryr import config as config_mod
 from kuryr import metrics
 from kuryr.config import Config
 from kuryr.errors import KuryrError
-from kuryr.plugin.api import IpamDriver, NetworkDriver
 from kuryr.plugin.server import Domain, StartupError, serving
 
 log = logging.getLogger(__name__)
 
-Builder = Callable[
-    [Config], Awaitable[tuple[NetworkDriver, IpamDriver, Callable[[], Awaitable[None]]]]
-]
+Builder = Callable[[Config], Awaitable[tuple[Domain, Callable[[], Awaitable[None]]]]]
 
 # Client libraries whose debug output can carry request headers and bodies (tokens, passwords),
 # and pyroute2, whose debug output dumps every netlink message of the host.
@@ -44,7 +41,7 @@ def setup_logging(debug: bool) -> None:
 
 async def run(config: Config, build: Builder, stop: asyncio.Event) -> None:
     """Build the domain, serve until ``stop`` is set, then tear everything down."""
-    network, ipam, close = await build(config)
+    domain, close = await build(config)
     async with AsyncExitStack() as stack:
         stack.push_async_callback(close)
         if config.metrics_listen:
@@ -53,7 +50,7 @@ async def run(config: Config, build: Builder, stop: asyncio.Event) -> None:
         await stack.enter_async_context(
             serving(
                 config.socket,
-                Domain(network, ipam),
+                domain,
                 config.socket_group,
                 config.request_timeout,
             )

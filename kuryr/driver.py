@@ -1,11 +1,10 @@
-"""Composition root of the domain: config in, Docker's two driver interfaces out."""
+"""Composition root of the domain: config in, Docker's two driver interfaces out (with what
+marks Docker busy, which the server calls for each container request)."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import ipaddress
-import time
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 
@@ -28,7 +27,8 @@ from kuryr.domain.security_groups import SecurityGroups
 from kuryr.errors import BackendError
 from kuryr.ops import healing, pools_admin, port, status
 from kuryr.plugin import protocol as p
-from kuryr.plugin.api import IpamDriver, NetworkDriver
+from kuryr.plugin.api import NetworkDriver
+from kuryr.plugin.server import Domain
 
 
 class KuryrNetworkDriver(NetworkDriver):
@@ -41,15 +41,12 @@ class KuryrNetworkDriver(NetworkDriver):
         security_groups: SecurityGroups,
         pools: Pools,
         state: State | None = None,
-        quiet: Quiet | None = None,
         watch: port_status.PortStatus | None = None,
     ) -> None:
         self.networks = networks
         self.endpoints = endpoints
         self.security_groups = security_groups
         self.pools = pools
-        # Container starts and stops hold background work back (kuryr.domain.quiet).
-        self._quiet = quiet or Quiet(0.0, 0.0)
         self.removals = Removals(state or State.in_memory(), self._delete_network)
         # The daemon's reconciliation passes (kuryr.ops.healing), once build has made them.
         self.healer: healing.Healer | None = None
@@ -85,11 +82,6 @@ class KuryrNetworkDriver(NetworkDriver):
         await self.networks.delete(docker_id)
 
     async def create_endpoint(self, req: p.CreateEndpointRequest) -> p.CreateEndpointResponse:
-        iface = req.interface or p.EndpointInterface()
-        given = [a for a in (iface.address, iface.address_ipv6) if a]
-        addresses = [str(ipaddress.ip_interface(a).ip) for a in given]
-        metrics.endpoint_creating(req.endpoint_id, addresses, time.perf_counter())
-        self._quiet.touch()
         return await self.endpoints.create(req)
 
     async def endpoint_oper_info(self, req: p.EndpointRequest) -> p.EndpointOperInfoResponse:
@@ -97,16 +89,12 @@ class KuryrNetworkDriver(NetworkDriver):
         return self.endpoints.oper_info(endpoint)
 
     async def delete_endpoint(self, req: p.EndpointRequest) -> None:
-        self._quiet.touch()
         gone = await self.endpoints.delete(req, self.security_groups.revoke)
         if gone is not None and self._watch is not None:
             self._watch.left(gone.port_id)
-        metrics.endpoint_deleted(req.endpoint_id)
 
     async def join(self, req: p.JoinRequest) -> p.JoinResponse:
-        self._quiet.touch()
         answer = await self.endpoints.join(req)
-        metrics.joined(req.endpoint_id)
         if self._watch is not None:
             endpoint = await self.endpoints.get(req.endpoint_id, req.network_id)
             self._watch.joined(endpoint.port_id)
@@ -116,8 +104,6 @@ class KuryrNetworkDriver(NetworkDriver):
         """Nothing to undo yet: Docker moves the container end out of the sandbox after this
         answer, and DeleteEndpoint decides whether the VIF serves the port's next container
         (kuryr.domain.ports.prewire)."""
-        metrics.leaving(req.endpoint_id)
-        self._quiet.touch()
 
     async def program_external_connectivity(self, req: p.ExternalConnectivityRequest) -> None:
         endpoint = await self.endpoints.get(req.endpoint_id, req.network_id)
@@ -133,8 +119,8 @@ async def build(
     config: Config,
     neutron: NeutronApi | None = None,
     binders: HostBinders | None = None,
-) -> tuple[NetworkDriver, IpamDriver, Callable[[], Awaitable[None]]]:
-    """The two drivers, and the coroutine function that unwinds what was built.
+) -> tuple[Domain, Callable[[], Awaitable[None]]]:
+    """What the server serves, and the coroutine function that unwinds what was built.
 
     ``neutron`` and ``binders`` are made from ``config`` unless given (tests pass fakes);
     what is given stays the caller's to close."""
@@ -163,7 +149,6 @@ async def build(
             config.neutron.default_subnetpool_v4,
             config.neutron.default_subnetpool_v6,
             state=state,
-            quiet=quiet,
         )
         _known_subnets(ipam, state)
         networks = Networks(neutron, ipam, binders.host, config.neutron.enable_dhcp, state=state)
@@ -187,7 +172,7 @@ async def build(
             config.neutron.port_active_timeout,
             config.neutron.vif_plugging_timeout,
         )
-        driver = KuryrNetworkDriver(networks, endpoints, groups, pools, state, quiet, watch)
+        driver = KuryrNetworkDriver(networks, endpoints, groups, pools, state, watch)
         await pools.load()
         journal.start()
         # Stopped before the journal and pools it uses; what is unfinished stays recorded.
@@ -216,7 +201,7 @@ async def build(
     async def close() -> None:
         await owned.aclose()
 
-    return driver, ipam, close
+    return Domain(driver, ipam, quiet.touch), close
 
 
 async def _load_binders(config: Config, undo: AsyncExitStack) -> HostBinders:

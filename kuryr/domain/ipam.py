@@ -12,16 +12,14 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from kuryr import metrics, naming
+from kuryr import naming
 from kuryr.backends.model import IPNetwork, Subnet, first_host, fixed_ips, subnet_of
 from kuryr.backends.neutron_api import NeutronApi, NeutronError, Resource
 from kuryr.backends.state import State
-from kuryr.domain.quiet import Quiet
 from kuryr.errors import Conflict, InvalidRequest, NotFound
 from kuryr.plugin import protocol as p
 from kuryr.plugin.api import IpamDriver
@@ -175,11 +173,8 @@ class Ipam(IpamDriver):
         default_pool_v4: str = "kuryr",
         default_pool_v6: str = "kuryr6",
         state: State | None = None,
-        quiet: Quiet | None = None,
     ) -> None:
         self._neutron = neutron
-        # RequestAddress starts a container and ReleaseAddress ends one: Docker is busy.
-        self._quiet = quiet or Quiet(0.0, 0.0)
         self.allocator = allocator
         self._default_names = {4: default_pool_v4, 6: default_pool_v6}
         self._defaults: dict[int, Resource] = {}
@@ -309,8 +304,6 @@ class Ipam(IpamDriver):
     # --- RequestAddress / ReleaseAddress ---------------------------------------------------
 
     async def request_address(self, req: p.RequestAddressRequest) -> p.RequestAddressResponse:
-        started = time.perf_counter()
-        self._quiet.touch()
         _, cidr = await self._resolve(req.pool_id)
         if req.address and ipaddress.ip_address(req.address) not in cidr:
             # With --ip-range the pool (and the Neutron subnet) is the range itself.
@@ -335,7 +328,6 @@ class Ipam(IpamDriver):
         else:
             mac = req.options.get(p.OPT_MAC_ADDRESS) or None
             address = await self._acquire(subnet, req.address or None, mac)
-            metrics.address_requested(address, started)
         return p.RequestAddressResponse(address=f"{address}/{cidr.prefixlen}", data={})
 
     def _gateway(
@@ -369,7 +361,6 @@ class Ipam(IpamDriver):
         return ip
 
     async def release_address(self, req: p.ReleaseAddressRequest) -> None:
-        self._quiet.touch()
         _, cidr = await self._resolve(req.pool_id)
         if ipaddress.ip_address(req.address) not in cidr:
             raise InvalidRequest(f"address {req.address} is not in pool {cidr}")

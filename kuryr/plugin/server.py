@@ -3,13 +3,16 @@
 Every request goes through one dispatcher: look the path up in :data:`ROUTES`, validate the
 body with the route's model, call one domain method, answer its ``wire()`` form. A request that
 fails validation never reaches the domain. Errors are wrapped in the envelope of the route's
-interface (:func:`envelope`); a stack trace never leaves the process.
+interface (:func:`envelope`); a stack trace never leaves the process. What a request means
+beyond its answer (Docker is busy; a container's start and stop clocks) is recorded in one
+place, :func:`_call`, so no handler has to remember it.
 """
 
 from __future__ import annotations
 
 import errno
 import grp
+import ipaddress
 import json
 import logging
 import os
@@ -73,6 +76,9 @@ def envelope(interface: Interface, message: str) -> dict[str, str]:
 class Domain:
     network: NetworkDriver
     ipam: IpamDriver
+    # Called as a container's request arrives: background work waits for a pause in these
+    # (kuryr.domain.quiet).
+    busy: Callable[[], None]
 
 
 class Wire(Protocol):
@@ -89,6 +95,8 @@ class Route:
     handler: Handler
     # False for routes answered by the server alone (no domain call).
     calls_domain: bool = True
+    # A step of a container's start or stop: Docker is busy (see Domain.busy).
+    container: bool = False
 
 
 def _constant(answer: Wire | None) -> Handler:
@@ -121,16 +129,20 @@ ROUTES: dict[str, Route] = {
         _NET, p.NetworkRequest, lambda d, r: d.network.delete_network(r)
     ),
     "/NetworkDriver.CreateEndpoint": Route(
-        _NET, p.CreateEndpointRequest, lambda d, r: d.network.create_endpoint(r)
+        _NET, p.CreateEndpointRequest, lambda d, r: d.network.create_endpoint(r), container=True
     ),
     "/NetworkDriver.EndpointOperInfo": Route(
         _NET, p.EndpointRequest, lambda d, r: d.network.endpoint_oper_info(r)
     ),
     "/NetworkDriver.DeleteEndpoint": Route(
-        _NET, p.EndpointRequest, lambda d, r: d.network.delete_endpoint(r)
+        _NET, p.EndpointRequest, lambda d, r: d.network.delete_endpoint(r), container=True
     ),
-    "/NetworkDriver.Join": Route(_NET, p.JoinRequest, lambda d, r: d.network.join(r)),
-    "/NetworkDriver.Leave": Route(_NET, p.EndpointRequest, lambda d, r: d.network.leave(r)),
+    "/NetworkDriver.Join": Route(
+        _NET, p.JoinRequest, lambda d, r: d.network.join(r), container=True
+    ),
+    "/NetworkDriver.Leave": Route(
+        _NET, p.EndpointRequest, lambda d, r: d.network.leave(r), container=True
+    ),
     "/NetworkDriver.ProgramExternalConnectivity": Route(
         _NET,
         p.ExternalConnectivityRequest,
@@ -166,10 +178,10 @@ ROUTES: dict[str, Route] = {
         _IPAM, p.ReleasePoolRequest, lambda d, r: d.ipam.release_pool(r)
     ),
     "/IpamDriver.RequestAddress": Route(
-        _IPAM, p.RequestAddressRequest, lambda d, r: d.ipam.request_address(r)
+        _IPAM, p.RequestAddressRequest, lambda d, r: d.ipam.request_address(r), container=True
     ),
     "/IpamDriver.ReleaseAddress": Route(
-        _IPAM, p.ReleaseAddressRequest, lambda d, r: d.ipam.release_address(r)
+        _IPAM, p.ReleaseAddressRequest, lambda d, r: d.ipam.release_address(r), container=True
     ),
 }
 
@@ -238,8 +250,46 @@ def _refusal(interface: Interface, exc: KuryrError) -> Answer:
     return Answer(exc.status, json.dumps(envelope(interface, exc.message)), headers)
 
 
+def _ip(address: str) -> str:
+    return str(ipaddress.ip_interface(address).ip)
+
+
+def _clock_before(path: str, request: Any, started: float) -> None:
+    """Start the clocks of kuryr.metrics that run from a request's arrival."""
+    if isinstance(request, p.CreateEndpointRequest):
+        iface = request.interface or p.EndpointInterface()
+        given = [a for a in (iface.address, iface.address_ipv6) if a]
+        metrics.endpoint_creating(request.endpoint_id, [_ip(a) for a in given], started)
+    elif path == "/NetworkDriver.Leave":
+        metrics.leaving(request.endpoint_id)
+
+
+def _clock_after(path: str, request: Any, result: Wire | None, started: float) -> None:
+    """Start or stop the clocks of kuryr.metrics that a request's success moves."""
+    if isinstance(result, p.RequestAddressResponse) and not request.is_gateway:
+        metrics.address_requested(_ip(result.address), started)
+    elif path == "/NetworkDriver.Join":
+        metrics.joined(request.endpoint_id)
+    elif path == "/NetworkDriver.DeleteEndpoint":
+        metrics.endpoint_deleted(request.endpoint_id)
+
+
+async def _call(
+    domain: Domain, path: str, route: Route, request: Any, started: float
+) -> Wire | None:
+    """The hook every validated request passes through on its way to the domain: a container
+    request marks Docker busy and moves the container's start and stop clocks."""
+    if route.container:
+        domain.busy()
+        _clock_before(path, request, started)
+    result = await route.handler(domain, request)
+    if route.container:
+        _clock_after(path, request, result, started)
+    return result
+
+
 async def _answer(
-    domain: Domain, request: web.Request, route: Route, request_timeout: float
+    domain: Domain, request: web.Request, route: Route, request_timeout: float, started: float
 ) -> Answer:
     """The answer to one request; every failure is turned into an envelope."""
     # Docker shows this message to users; the method name alone reads best there.
@@ -250,7 +300,7 @@ async def _answer(
         body = await _read_body(request, name)
         parsed = parse(name, route.request, body) if route.request else None
         with deadline.bounded(request_timeout):
-            result = await route.handler(domain, parsed)
+            result = await _call(domain, request.path, route, parsed, started)
         # Serialised here so an answer that cannot be encoded is an error like any other.
         return Answer(200, json.dumps({} if result is None else result.wire()), {})
     except KuryrError as exc:
@@ -281,7 +331,7 @@ def make_app(
             answer = Answer(404, body, {})
         else:
             method = request.path.removeprefix("/")
-            answer = await _answer(domain, request, route, request_timeout)
+            answer = await _answer(domain, request, route, request_timeout, start)
         elapsed = time.perf_counter() - start
         metrics.observe_request(method, answer.status, elapsed)
         log.debug("%s %s -> %d in %.1f ms", request.method, method, answer.status, elapsed * 1000)

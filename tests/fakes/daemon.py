@@ -208,8 +208,8 @@ async def daemon(
         neutron = FakeNeutron()
         default_subnetpools(neutron)
     binders = FakeBinders(HOST)
-    network, ipam, close = await build(config(state_dir, pool), neutron, binders)
+    domain, close = await build(config(state_dir, pool), neutron, binders)
     try:
-        yield Daemon(network, ipam, neutron, binders.binder, close)
+        yield Daemon(domain.network, domain.ipam, neutron, binders.binder, close)
     finally:
         await close()

@@ -84,10 +84,10 @@ async def kuryr(stack: StackFacts, state_dir: Path, pool: PoolConfig) -> AsyncIt
         pool=pool,
     )
     neutron = connect(config.neutron)
-    driver, ipam, close = await build(config, neutron)
-    assert isinstance(driver, KuryrNetworkDriver)
+    domain, close = await build(config, neutron)
+    assert isinstance(domain.network, KuryrNetworkDriver)
     try:
-        yield Kuryr(driver, ipam, neutron)
+        yield Kuryr(domain.network, domain.ipam, neutron)
     finally:
         await close()
 

@@ -146,7 +146,8 @@ async def side(
         reconcile=ReconcileConfig(interval=0.0, grace=GRACE),
     )
     made: list[str] = []
-    driver, ipam, close = await build(config)
+    domain, close = await build(config)
+    driver, ipam = domain.network, domain.ipam
     assert isinstance(driver, KuryrNetworkDriver) and driver.healer is not None
     assert isinstance(ipam, Ipam)
     state = State.open(state_dir)

@@ -20,6 +20,11 @@ class Recorder:
     # Method name -> exception to raise instead of answering.
     failures: dict[str, BaseException] = field(default_factory=dict)
     oper_info: dict[str, Any] = field(default_factory=lambda: {"port": "fake"})
+    # How many times the server said Docker was busy (Domain.busy).
+    busy: int = 0
+
+    def mark_busy(self) -> None:
+        self.busy += 1
 
     def record(self, method: str, request: Any) -> None:
         self.calls.append((method, request))
@@ -90,4 +95,4 @@ class FakeIpam(IpamDriver):
 
 def fake_domain() -> tuple[Domain, Recorder]:
     recorder = Recorder()
-    return Domain(FakeNetwork(recorder), FakeIpam(recorder)), recorder
+    return Domain(FakeNetwork(recorder), FakeIpam(recorder), recorder.mark_busy), recorder

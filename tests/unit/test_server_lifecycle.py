@@ -13,8 +13,7 @@ import pytest
 
 from kuryr import app, metrics
 from kuryr.config import Config
-from kuryr.plugin.api import IpamDriver, NetworkDriver
-from kuryr.plugin.server import StartupError
+from kuryr.plugin.server import Domain, StartupError
 from tests.unit.fake_drivers import fake_domain
 
 Close = Callable[[], Awaitable[None]]
@@ -33,10 +32,10 @@ class FakeBuild:
         self.socket_seen_while_building: bool | None = None
         self.closed = 0
 
-    async def __call__(self, config: Config) -> tuple[NetworkDriver, IpamDriver, Close]:
+    async def __call__(self, config: Config) -> tuple[Domain, Close]:
         self.socket_seen_while_building = config.socket.exists()
         domain, _ = fake_domain()
-        return domain.network, domain.ipam, self.close
+        return domain, self.close
 
     async def close(self) -> None:
         self.closed += 1

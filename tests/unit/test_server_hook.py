@@ -1,0 +1,90 @@
+"""The server's one hook: container requests mark Docker busy and move the start/stop clocks."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from kuryr import errors, metrics
+from kuryr.plugin import server
+from tests.unit.fake_drivers import Recorder, fake_domain
+
+NET = "0b707c5c251527c195db82fd7df44a27d6926b90bacf7ae3a232b450c6b8e9da"
+EP = "5e1f0c0b7dd5d7b1d6f2a0c3e9a4b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1"
+POOL = {"PoolID": "fake-10.0.0.0/24"}
+ENDPOINT = {"NetworkID": NET, "EndpointID": EP}
+JOIN = {**ENDPOINT, "SandboxKey": "/var/run/docker/netns/x"}
+CONTAINER_STEPS: list[tuple[str, dict[str, Any]]] = [
+    ("/IpamDriver.RequestAddress", {**POOL, "Address": "10.0.0.7"}),
+    ("/NetworkDriver.CreateEndpoint", {**ENDPOINT, "Interface": {"Address": "10.0.0.7/24"}}),
+    ("/NetworkDriver.Join", JOIN),
+    ("/NetworkDriver.Leave", ENDPOINT),
+    ("/NetworkDriver.DeleteEndpoint", ENDPOINT),
+    ("/IpamDriver.ReleaseAddress", {**POOL, "Address": "10.0.0.7"}),
+]
+
+
+@asynccontextmanager
+async def plugin() -> AsyncIterator[tuple[aiohttp.ClientSession, Recorder]]:
+    domain, recorder = fake_domain()
+    with tempfile.TemporaryDirectory(prefix="srv-") as name:
+        path = Path(name) / "kuryr.sock"
+        async with (
+            server.serving(path, domain),
+            aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(path))) as session,
+        ):
+            yield session, recorder
+
+
+async def post(session: aiohttp.ClientSession, path: str, body: dict[str, Any]) -> int:
+    async with session.post(f"http://plugin{path}", data=json.dumps(body)) as resp:
+        return resp.status
+
+
+def observed(histogram: str) -> float:
+    return metrics.REGISTRY.get_sample_value(f"{histogram}_count") or 0.0
+
+
+async def test_only_container_requests_that_reach_the_domain_mark_docker_busy() -> None:
+    async with plugin() as (session, recorder):
+        assert await post(session, "/NetworkDriver.CreateNetwork", {"NetworkID": NET}) == 200
+        assert await post(session, "/NetworkDriver.EndpointOperInfo", ENDPOINT) == 200
+        assert await post(session, "/NetworkDriver.Join", {"NetworkID": NET}) == 400
+        assert recorder.busy == 0
+        for path, body in CONTAINER_STEPS:
+            assert await post(session, path, body) == 200
+        assert recorder.busy == len(CONTAINER_STEPS)
+
+
+async def test_a_container_start_and_stop_are_timed_once_each() -> None:
+    start, stop = (
+        observed("kuryr_container_start_seconds"),
+        observed("kuryr_container_stop_seconds"),
+    )
+    async with plugin() as (session, _):
+        for path, body in CONTAINER_STEPS:
+            assert await post(session, path, body) == 200
+        # A second Join or DeleteEndpoint has no clock left to stop.
+        assert await post(session, "/NetworkDriver.Join", JOIN) == 200
+        assert await post(session, "/NetworkDriver.DeleteEndpoint", ENDPOINT) == 200
+    assert observed("kuryr_container_start_seconds") == start + 1
+    assert observed("kuryr_container_stop_seconds") == stop + 1
+
+
+async def test_a_failed_join_leaves_the_start_clock_running() -> None:
+    start = observed("kuryr_container_start_seconds")
+    async with plugin() as (session, recorder):
+        create = {**ENDPOINT, "Interface": {"Address": "10.0.0.8/24"}}
+        assert await post(session, "/NetworkDriver.CreateEndpoint", create) == 200
+        recorder.failures["join"] = errors.BackendError("backend away")
+        assert await post(session, "/NetworkDriver.Join", JOIN) != 200
+        assert observed("kuryr_container_start_seconds") == start
+        del recorder.failures["join"]
+        assert await post(session, "/NetworkDriver.Join", JOIN) == 200
+    assert observed("kuryr_container_start_seconds") == start + 1
