@@ -74,13 +74,21 @@ class OtherHost:
             self.docker("network", "rm", name, check=False)
 
 
-@pytest.fixture
-def h2() -> Iterator[OtherHost]:
+@pytest.fixture(scope="module")
+def simulated_hosts() -> dict[str, str]:
+    """Host name -> its dockerd (``docker_host``), after ``kuryr stack up --hosts 3`` (which
+    brings up what is missing and restarts a host's daemon whose code is older than this
+    tree's, as the ``stack`` fixture does for the main host's)."""
+    up = run([str(KURYR), "stack", "up", "--hosts", "3"], check=False, timeout=600)
+    if up.returncode != 0:
+        pytest.fail(f"kuryr stack up --hosts 3: {up.stderr or up.stdout}", pytrace=False)
     hosts = json.loads(run([str(KURYR), "stack", "hosts", "--json"]).stdout)
-    found = [h for h in hosts if h["name"] == "h2"]
-    if not found:
-        pytest.fail("no simulated host h2: run `kuryr stack up --hosts 3`", pytrace=False)
-    host = OtherHost("h2", found[0]["docker_host"])
+    return {h["name"]: h["docker_host"] for h in hosts}
+
+
+@pytest.fixture
+def h2(simulated_hosts: dict[str, str]) -> Iterator[OtherHost]:
+    host = OtherHost("h2", simulated_hosts["h2"])
     try:
         yield host
     finally:
