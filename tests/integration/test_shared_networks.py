@@ -14,15 +14,24 @@ import secrets
 import subprocess
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from kuryr import naming
 from kuryr.backends.neutron import Neutron
+from kuryr.ops import gc_host
 from tests.conftest import StackFacts
 from tests.fuzz_requests import post
-from tests.integration.domain_helpers import docker_id, neutron_client
+from tests.integration.domain_helpers import (
+    Domain,
+    cleanup,
+    create_request,
+    docker_id,
+    make_domain,
+    neutron_client,
+)
 from tests.integration.private_daemon import KURYR, PrivateDaemon, private_daemon
 
 pytestmark = pytest.mark.stack
@@ -177,9 +186,9 @@ async def test_gc_host_releases_a_host_gone_for_good(stack: StackFacts) -> None:
             assert status.returncode == 0, status
             per_host = json.loads(status.stdout)
             assert per_host[gone] == {nid: {"pool": 0, "in_use": 1, "anchors": 1}}
-            alive = gc_host(conf, stack.chassis_hostname, "--apply")
+            alive = gc_host_cli(conf, stack.chassis_hostname, "--apply")
             assert alive.returncode == 1 and "alive" in alive.stderr, alive
-            dry = gc_host(conf, gone)
+            dry = gc_host_cli(conf, gone)
             assert dry.returncode == 0, dry
             for port in mine:
                 assert port["id"] in dry.stdout
@@ -187,7 +196,7 @@ async def test_gc_host_releases_a_host_gone_for_good(stack: StackFacts) -> None:
             assert await hosts.neutron.show("networks", nid) is not None, "the dry run changed"
             assert len(await hosts.neutron.query("ports", {"binding:host_id": gone})) == 2
 
-            done = gc_host(conf, gone, "--apply")
+            done = gc_host_cli(conf, gone, "--apply")
             assert done.returncode == 0, done
             assert await hosts.neutron.query("ports", {"binding:host_id": gone}) == []
             assert await hosts.neutron.show("networks", nid) is None
@@ -195,7 +204,7 @@ async def test_gc_host_releases_a_host_gone_for_good(stack: StackFacts) -> None:
         await hosts.cleanup()
 
 
-def gc_host(config: str, host: str, *extra: str) -> subprocess.CompletedProcess[str]:
+def gc_host_cli(config: str, host: str, *extra: str) -> subprocess.CompletedProcess[str]:
     return run_kuryr(config, "gc", "--host", host, *extra)
 
 
@@ -210,3 +219,95 @@ async def _no_claims(neutron: Neutron, network_id: str) -> bool:
 
 async def _gone(neutron: Neutron, kind: str, resource_id: str) -> bool:
     return await neutron.show(kind, resource_id) is None
+
+
+# --- the same rules through the domain objects, one per host, on the real Neutron -------------
+
+
+@dataclass
+class SharedPair:
+    neutron: Neutron
+    first: Domain
+    second: Domain
+    d1: str
+    d2: str
+    network_id: str
+    second_subnet: str
+
+    async def cleanup(self) -> None:
+        await cleanup(self.neutron, [self.d1, self.d2])
+        hosts = Hosts(self.neutron)
+        hosts.network_id = self.network_id
+        if await self.neutron.show("networks", self.network_id) is not None:
+            await hosts.cleanup()
+
+
+async def shared_by_two(stack: StackFacts, first_host: str, second_host: str) -> SharedPair:
+    neutron = neutron_client(stack.neutron_url)
+    taken = {s["cidr"] for s in await neutron.query("subnets", {"fields": "cidr"})}
+    cidrs = free_cidrs(2, taken)
+    first, second = make_domain(neutron, first_host), make_domain(neutron, second_host)
+    d1, d2 = first.new_id(), second.new_id()
+    made = await first.networks.create(create_request(d1, cidrs[0], "", {}, "LocalDefault"))
+    generic = {"neutron.net.uuid": made.neutron_id}
+    adopted = await second.networks.create(
+        create_request(d2, cidrs[1], "", generic, "LocalDefault")
+    )
+    return SharedPair(neutron, first, second, d1, d2, made.neutron_id, adopted.subnets[0].id)
+
+
+async def test_a_restarted_daemon_finds_an_anchored_network_and_leaves_it(
+    stack: StackFacts,
+) -> None:
+    h2 = f"owner-h2-{secrets.token_hex(3)}"
+    pair = await shared_by_two(stack, stack.chassis_hostname, h2)
+    try:
+        restarted = make_domain(pair.neutron, h2)  # no cache, no state: Neutron only
+        found = await restarted.networks.get(pair.d2)
+        assert found.neutron_id == pair.network_id and found.adopted
+        assert [s.id for s in found.subnets] == [pair.second_subnet]
+
+        await restarted.networks.delete(pair.d2)
+        assert await pair.neutron.query("ports", {"device_id": pair.d2}) == []
+        assert await pair.neutron.show("subnets", pair.second_subnet) is None
+        kept = await pair.neutron.show("networks", pair.network_id)
+        assert kept is not None and list(naming.tag_claims(kept["tags"])) == [pair.d1[:32]]
+    finally:
+        await pair.cleanup()
+
+
+async def test_two_last_ones_leaving_at_once_remove_the_network(stack: StackFacts) -> None:
+    """Each sees the other's claim and keeps the network; the second look afterwards (once its
+    own claim is gone) finds nobody and removes it."""
+    h2 = f"owner-h2-{secrets.token_hex(3)}"
+    pair = await shared_by_two(stack, stack.chassis_hostname, h2)
+    try:
+        await asyncio.gather(
+            pair.first.networks.delete(pair.d1), pair.second.networks.delete(pair.d2)
+        )
+        assert await pair.neutron.show("networks", pair.network_id) is None
+    finally:
+        await pair.cleanup()
+
+
+async def test_gc_host_drops_a_gone_creators_claim(stack: StackFacts) -> None:
+    """The creating host is gone for good: its claim (the network's id tags, its host in the
+    description) goes with ``gc --host``; the network stays for the adopting host, which is
+    then the last one out."""
+    gone = f"owner-gone-{secrets.token_hex(3)}"
+    pair = await shared_by_two(stack, gone, stack.chassis_hostname)
+    try:
+        with pytest.raises(gc_host.HostAlive):
+            await gc_host.plan_host(pair.neutron, stack.chassis_hostname)
+        plan = await gc_host.plan_host(pair.neutron, gone)
+        [network] = plan.networks
+        assert network.network_id == pair.network_id and "kept for" in network.outcome
+        await gc_host.apply(pair.neutron, plan)
+        kept = await pair.neutron.show("networks", pair.network_id)
+        assert kept is not None
+        assert naming.tag_claims(kept["tags"]) == {} and naming.TAG_MADE_NET in kept["tags"]
+
+        await pair.second.networks.delete(pair.d2)
+        assert await pair.neutron.show("networks", pair.network_id) is None
+    finally:
+        await pair.cleanup()
