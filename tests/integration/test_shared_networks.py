@@ -37,6 +37,7 @@ from tests.integration.private_daemon import KURYR, PrivateDaemon, private_daemo
 pytestmark = pytest.mark.stack
 
 NO_HEALING = "[reconcile]\ninterval = 0\n"
+GATEWAY = "com.docker.network.gateway"
 
 
 def call(daemon: PrivateDaemon, method: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -311,3 +312,97 @@ async def test_gc_host_drops_a_gone_creators_claim(stack: StackFacts) -> None:
         assert await pair.neutron.show("networks", pair.network_id) is None
     finally:
         await pair.cleanup()
+
+
+def ipam(daemon: PrivateDaemon, method: str, body: dict[str, Any]) -> dict[str, Any]:
+    status, answer = post(daemon.socket, f"/IpamDriver.{method}", json.dumps(body).encode())
+    assert status == 200 and not (answer or {}).get("Error"), f"{method}: {status} {answer}"
+    return dict(answer or {})
+
+
+def kuryr_ipam_network(
+    daemon: PrivateDaemon, did: str, cidr: str, ipam_opts: dict[str, str], generic: dict[str, str]
+) -> str:
+    """What dockerd sends for ``docker network create -d kuryr --ipam-driver kuryr --subnet
+    CIDR [--ipam-opt ...] [-o ...]``; returns the PoolID."""
+    space = "no_address_space"
+    pool = ipam(daemon, "RequestPool", {"AddressSpace": space, "Pool": cidr, "Options": ipam_opts})
+    gateway = ipam(
+        daemon,
+        "RequestAddress",
+        {"PoolID": pool["PoolID"], "Address": "", "Options": {"RequestAddressType": GATEWAY}},
+    )["Address"]
+    call(
+        daemon,
+        "CreateNetwork",
+        {
+            "NetworkID": did,
+            "IPv4Data": [{"AddressSpace": space, "Pool": cidr, "Gateway": gateway}],
+            "IPv6Data": [],
+            "Options": {"com.docker.network.generic": generic},
+        },
+    )
+    return str(pool["PoolID"])
+
+
+def remove_kuryr_ipam_network(daemon: PrivateDaemon, did: str, pool_id: str, gateway: str) -> None:
+    """What dockerd sends for ``docker network rm``: the gateway, the pool, the network."""
+    ipam(daemon, "ReleaseAddress", {"PoolID": pool_id, "Address": gateway})
+    ipam(daemon, "ReleasePool", {"PoolID": pool_id})
+    call(daemon, "DeleteNetwork", {"NetworkID": did})
+
+
+async def test_one_kuryr_ipam_subnet_across_hosts(stack: StackFacts) -> None:
+    """The README's recipe for one L2 subnet on every host: the first host makes the network
+    and its subnet; the others adopt both (``-o neutron.net.name``, ``--ipam-opt
+    neutron.subnet.name``), and Neutron hands out every address, so no two hosts collide."""
+    hosts = Hosts(neutron_client(stack.neutron_url))
+    h2 = f"owner-h2-{secrets.token_hex(3)}"
+    neutron = hosts.neutron
+    try:
+        with (
+            private_daemon(extra_sections=NO_HEALING) as first,
+            private_daemon(extra_sections=NO_HEALING, host=h2) as second,
+        ):
+            taken = {s["cidr"] for s in await neutron.query("subnets", {"fields": "cidr"})}
+            [cidr] = free_cidrs(1, taken)
+            d1, d2 = docker_id(), docker_id()
+            pool1 = await asyncio.to_thread(kuryr_ipam_network, first, d1, cidr, {}, {})
+            [made] = await neutron.query("networks", {"tags": naming.id_tag_filter(d1)})
+            hosts.network_id = made["id"]
+            [subnet] = await neutron.query("subnets", {"network_id": made["id"]})
+            pool2 = await asyncio.to_thread(
+                kuryr_ipam_network,
+                second,
+                d2,
+                cidr,
+                {"neutron.subnet.name": subnet["name"]},
+                {"neutron.net.name": made["name"]},
+            )
+            assert await subnet_cidrs(neutron, made["id"]) == {cidr}, "h2 made a second subnet"
+            [anchor] = await neutron.query("ports", {"device_id": d2})
+            assert anchor["tags"] == [f"{naming.TAG_SUBNET_USED}:{subnet['id']}"]
+            addresses = [
+                ipam(daemon, "RequestAddress", {"PoolID": pool, "Address": "", "Options": {}})
+                for daemon, pool in ((first, pool1), (second, pool2))
+            ]
+            assert addresses[0]["Address"] != addresses[1]["Address"]
+            gateway = str(subnet["gateway_ip"])
+            ipam(first, "ReleaseAddress", {"PoolID": pool1, "Address": ip(addresses[0])})
+            await asyncio.to_thread(remove_kuryr_ipam_network, first, d1, pool1, gateway)
+            await wait_for("the creator's tags to go", lambda: _no_claims(neutron, made["id"]))
+            # The subnet (and its subnetpool) stay for h2, which the anchor says uses it.
+            assert await neutron.show("subnets", subnet["id"]) is not None
+            assert await neutron.show("subnetpools", str(subnet["subnetpool_id"])) is not None
+
+            ipam(second, "ReleaseAddress", {"PoolID": pool2, "Address": ip(addresses[1])})
+            await asyncio.to_thread(remove_kuryr_ipam_network, second, d2, pool2, gateway)
+            await wait_for("the last one out", lambda: _gone(neutron, "networks", made["id"]))
+            pool_id = str(subnet["subnetpool_id"])
+            await wait_for("its kuryrPool", lambda: _gone(neutron, "subnetpools", pool_id))
+    finally:
+        await hosts.cleanup()
+
+
+def ip(answer: dict[str, Any]) -> str:
+    return str(answer["Address"]).split("/")[0]
