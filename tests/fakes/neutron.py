@@ -3,7 +3,9 @@ that run without the stack.
 
 Faithful where the domain relies on Neutron (tests/fakes/neutron_store.py lists what, and
 tests/integration/test_neutron_fake.py checks it against the real one): fixed IPs and their
-conflicts, MACs, revisions and If-Match, tags, bulk creates made all or none, the list filters.
+conflicts, MACs, revisions and If-Match, tags, bulk creates made all or none (a failed bulk
+port create keeps the addresses of its other ports allocated, as Neutron Zed's IPAM does), the
+list filters.
 Every call yields to the event loop and is counted in ``calls`` as the real client counts
 them; ``faults`` makes calls slow, held, refused or answer-less. Failures are the real
 client's :class:`~kuryr.backends.neutron_api.NeutronError`, with Neutron's status and type.
@@ -65,10 +67,14 @@ class FakeNeutron:
     ) -> list[Resource]:
         def run() -> list[Resource]:
             before = self.store.snapshot()
+            made: list[Resource] = []
             try:
-                made = [self.store.create(resource, dict(item)) for item in items]
+                for item in items:
+                    made.append(self.store.create(resource, dict(item)))
             except Refused:
                 self.store.tables = before
+                if resource == "ports":
+                    self.store.leak([f for port in made for f in port["fixed_ips"]])
                 raise
             return [self.store.render(resource, row) for row in made]
 

@@ -6,11 +6,15 @@ fields; ports get ``fa:16:3e`` MACs, random free fixed IPs, ``binding:vif_type``
 bound to a host (``unbound`` without one), status DOWN; a taken IP is 409
 ``IpAddressAlreadyAllocated``, a full subnet 409 ``IpAddressGenerationFailure``, a MAC in use
 409 ``MacAddressInUse``, a MAC change of a bound port 409 ``PortBound``; every write bumps
-``revision_number`` and a write with another revision is 412; tags in POST bodies are ignored,
-duplicates in a tag PUT are 400 and there is no cap on their number; a DHCP-enabled IPv4
-subnet gives the network an OVN metadata port on the first free address; a subnetpool's
-``default_prefixlen`` is a string, a CIDR it cannot give is 500 ``SubnetAllocationError``, and
-deleting it while a subnet uses it is 400 ``SubnetPoolDeleteError``.
+``revision_number`` and a write with another revision is 412; tags in a POST body are 400,
+duplicates in a tag PUT are 400 and there is no cap on their number; a DHCP-enabled IPv4 subnet
+gives the network's OVN metadata port (made with the network) its first free address; a
+subnetpool's ``default_prefixlen`` is a string, the subnets of one IP version on a network all
+come from the same subnetpool (or none), a CIDR it cannot give is 500
+``SubnetAllocationError``, and deleting it while a subnet uses it is 400
+``SubnetPoolDeleteError``; a bulk port create that fails makes no port but leaks the addresses
+its other ports had: an explicit request of one is refused (409) right after (found by this
+comparison; the fake keeps them until the subnet goes).
 """
 
 from __future__ import annotations
@@ -82,6 +86,8 @@ class Store:
         self.tables: dict[str, dict[str, Resource]] = {r: {} for r in ATTRIBUTES}
         self._clock = clock
         self._rng = random.Random(seed)
+        # (subnet id, address) allocated by a failed bulk port create and never freed.
+        self.leaked: set[tuple[str, str]] = set()
         self.default_group = self.create("security-groups", {"name": "default"})["id"]
 
     # --- reading ------------------------------------------------------------------------------
@@ -109,8 +115,10 @@ class Store:
     # --- writing ------------------------------------------------------------------------------
 
     def create(self, resource: str, attrs: dict[str, Any]) -> Resource:
-        _known(resource, attrs, ATTRIBUTES[resource] | {"tags", "project_id", "tenant_id"})
-        row = {k: v for k, v in copy.deepcopy(attrs).items() if k != "tags"}
+        if "tags" in attrs:
+            raise Refused(400, "HTTPBadRequest", "Attribute 'tags' not allowed in POST")
+        _known(resource, attrs, ATTRIBUTES[resource] | {"project_id", "tenant_id"})
+        row = copy.deepcopy(attrs)
         row = getattr(self, "_new_" + resource.replace("-", "_"))(row)
         now = self._stamp()
         project = attrs.get("project_id") or attrs.get("tenant_id") or PROJECT
@@ -154,6 +162,7 @@ class Store:
                     del self.tables[table][rid]
         elif resource == "subnets":
             self._subnet_gone(row)
+            self.leaked = {(sid, ip) for sid, ip in self.leaked if sid != row["id"]}
         elif resource == "security-groups":
             rules = self.tables["security-group-rules"]
             for rid in [k for k, v in rules.items() if v["security_group_id"] == row["id"]]:
@@ -182,6 +191,11 @@ class Store:
         self.touch(row)
         return list(tags)
 
+    def leak(self, fixed_ips: list[dict[str, str]]) -> None:
+        """Neutron Zed's IPAM keeps the addresses a failed bulk port create gave its other
+        ports: later creates find them taken (409) or skip them."""
+        self.leaked |= {(f["subnet_id"], f["ip_address"]) for f in fixed_ips}
+
     def touch(self, row: Resource) -> None:
         row["revision_number"] += 1
         row["updated_at"] = self._stamp()
@@ -196,7 +210,22 @@ class Store:
         row.setdefault("shared", False)
         row.setdefault("mtu", MAX_MTU)
         row.setdefault("port_security_enabled", True)
-        row.update(status="ACTIVE", subnets=[], revision_number=1)
+        row.update(
+            {
+                "status": "ACTIVE",
+                "subnets": [],
+                "revision_number": 1,
+                "availability_zone_hints": [],
+                "availability_zones": [],
+                "ipv4_address_scope": None,
+                "ipv6_address_scope": None,
+                "is_default": False,
+                "router:external": False,
+                "provider:network_type": "geneve",
+                "provider:physical_network": None,
+                "provider:segmentation_id": self._rng.randint(1, 65536),
+            }
+        )
         return row
 
     def _new_subnetpools(self, row: Resource) -> Resource:
@@ -217,6 +246,16 @@ class Store:
         network = self.get("networks", str(row.get("network_id")))
         cidr = ipaddress.ip_network(row["cidr"]) if row.get("cidr") else None
         pool_id = row.get("subnetpool_id")
+        version = int(row.get("ip_version") or 4)
+        if any(
+            s["subnetpool_id"] != pool_id and s["ip_version"] == version
+            for s in self._subnets_of(network["id"])
+        ):
+            raise Refused(
+                400,
+                "NetworkSubnetPoolAffinityError",
+                "Subnets hosted on the same network must be allocated from the same subnet pool.",
+            )
         if pool_id:
             pool = self.get("subnetpools", pool_id)
             taken = [
@@ -301,6 +340,17 @@ class Store:
                     "security-group-rules",
                     {"security_group_id": row["id"], "direction": "egress", "ethertype": ethertype},
                 )
+        elif resource == "networks":
+            self.create(
+                "ports",
+                {
+                    "network_id": row["id"],
+                    "device_owner": METADATA_OWNER,
+                    "device_id": f"ovnmeta-{row['id']}",
+                    "fixed_ips": [],
+                    "port_security_enabled": False,
+                },
+            )["security_groups"] = []
         elif resource == "subnets":
             network = self.tables["networks"][row["network_id"]]
             network["subnets"].append(row["id"])
@@ -315,22 +365,7 @@ class Store:
         if address is None:
             return
         fixed = {"subnet_id": subnet["id"], "ip_address": address}
-        port = next(
-            (p for p in self._ports_of(network["id"]) if p["device_owner"] == METADATA_OWNER), None
-        )
-        if port is None:
-            port = self.create(
-                "ports",
-                {
-                    "network_id": network["id"],
-                    "device_owner": METADATA_OWNER,
-                    "device_id": f"ovnmeta-{network['id']}",
-                    "fixed_ips": [fixed],
-                    "port_security_enabled": False,
-                },
-            )
-            port["security_groups"] = []
-            return
+        port = next(p for p in self._ports_of(network["id"]) if p["device_owner"] == METADATA_OWNER)
         port["fixed_ips"].append(fixed)
         self.touch(port)
 
@@ -440,7 +475,8 @@ class Store:
         )
 
     def _used(self, subnet_id: str) -> set[str]:
-        return {
+        held = {ip for sid, ip in self.leaked if sid == subnet_id}
+        return held | {
             f["ip_address"]
             for p in self.tables["ports"].values()
             for f in p["fixed_ips"]
