@@ -20,7 +20,7 @@ from tests.integration.domain_helpers import neutron_client
 pytestmark = pytest.mark.stack
 
 PREFIX = "fakecmp-"
-Shapes = list[tuple[str, Any]]
+Shapes = list[tuple[Any, ...]]  # (step, what it gave, ...)
 
 
 def shape(body: Resource) -> dict[str, str]:
