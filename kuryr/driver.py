@@ -40,14 +40,14 @@ class KuryrNetworkDriver(NetworkDriver):
         endpoints: Endpoints,
         security_groups: SecurityGroups,
         pools: Pools,
-        state: State | None = None,
-        watch: port_status.PortStatus | None = None,
+        state: State,
+        watch: port_status.PortStatus,
     ) -> None:
         self.networks = networks
         self.endpoints = endpoints
         self.security_groups = security_groups
         self.pools = pools
-        self.removals = Removals(state or State.in_memory(), self._delete_network)
+        self.removals = Removals(state, self._delete_network)
         # The daemon's reconciliation passes (kuryr.ops.healing), once build has made them.
         self.healer: healing.Healer | None = None
         # Neutron status of the ports of joined containers (kuryr.domain.ports.status).
@@ -90,14 +90,13 @@ class KuryrNetworkDriver(NetworkDriver):
 
     async def delete_endpoint(self, req: p.EndpointRequest) -> None:
         gone = await self.endpoints.delete(req, self.security_groups.revoke)
-        if gone is not None and self._watch is not None:
+        if gone is not None:
             self._watch.left(gone.port_id)
 
     async def join(self, req: p.JoinRequest) -> p.JoinResponse:
         answer = await self.endpoints.join(req)
-        if self._watch is not None:
-            endpoint = await self.endpoints.get(req.endpoint_id, req.network_id)
-            self._watch.joined(endpoint.port_id)
+        endpoint = await self.endpoints.get(req.endpoint_id, req.network_id)
+        self._watch.joined(endpoint.port_id)
         return answer
 
     async def leave(self, req: p.EndpointRequest) -> None:

@@ -24,7 +24,6 @@ from kuryr import deadline, naming
 from kuryr.backends.binding.base import Binder, Vif
 from kuryr.backends.model import Network, Subnet, fixed_ips
 from kuryr.backends.neutron_api import NeutronApi, NeutronError, Resource
-from kuryr.backends.state import State
 from kuryr.domain.ipam import Ipam, find_port_by_ip
 from kuryr.domain.networks import Networks
 from kuryr.domain.ports import journal
@@ -69,8 +68,9 @@ class Endpoints:
         binders: Binders,
         vif_plugging_timeout: float,
         veth_dst_prefix: str,
-        bookkeeping: Journal | None = None,
-        prewire: Prewire | None = None,
+        *,
+        bookkeeping: Journal,
+        prewire: Prewire,
         immediate: bool = False,
     ) -> None:
         self._neutron = neutron
@@ -80,8 +80,8 @@ class Endpoints:
         self._plug_timeout = vif_plugging_timeout
         self._dst_prefix = veth_dst_prefix
         self._endpoints: dict[str, Endpoint] = {}
-        self._journal = bookkeeping or Journal(State.in_memory(), neutron)
-        self._prewire = prewire or Prewire(binders, lambda _: None, vif_plugging_timeout)
+        self._journal = bookkeeping
+        self._prewire = prewire
         self._immediate = immediate
 
     @property

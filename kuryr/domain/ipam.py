@@ -172,7 +172,8 @@ class Ipam(IpamDriver):
         allocator: PortAllocator,
         default_pool_v4: str = "kuryr",
         default_pool_v6: str = "kuryr6",
-        state: State | None = None,
+        *,
+        state: State,
     ) -> None:
         self._neutron = neutron
         self.allocator = allocator
@@ -184,7 +185,7 @@ class Ipam(IpamDriver):
         self._bare: dict[str, IPNetwork] = {}  # bare PoolID -> its subnetpool's one prefix
         # Release markers ((subnet id, ip) of ports DeleteEndpoint released) are durable: a
         # restart between DeleteEndpoint and ReleaseAddress must not change what the latter does.
-        self._state = state or State.in_memory()
+        self._state = state
         self._pick_lock = asyncio.Lock()
 
     # --- RequestPool / ReleasePool ---------------------------------------------------------

@@ -37,7 +37,8 @@ class Networks:
         ipam: Ipam,
         host: str,
         enable_dhcp: bool = True,
-        state: State | None = None,
+        *,
+        state: State,
     ) -> None:
         self._neutron = neutron
         self._ipam = ipam
@@ -46,7 +47,7 @@ class Networks:
         self._sharing = sharing.Sharing(neutron)
         self._cache: dict[str, Network] = {}
         # Durable copy of the cache: a restarted daemon answers without asking Neutron.
-        self._state = state or State.in_memory()
+        self._state = state
 
     # --- lookup ----------------------------------------------------------------------------
 

@@ -12,11 +12,20 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from kuryr import naming
+from kuryr.backends.binding.base import Binder
 from kuryr.backends.neutron import Neutron, connect
+from kuryr.backends.state import State
 from kuryr.config import NeutronConfig
+from kuryr.domain.endpoints import Binders, Endpoints
 from kuryr.domain.ipam import Ipam, PortAllocator
 from kuryr.domain.networks import Networks
+from kuryr.domain.ports.journal import Journal
+from kuryr.domain.ports.prewire import Prewire
+from kuryr.domain.quiet import Quiet
 from kuryr.plugin import protocol as p
+
+# Seconds a VIF may take to come up, as the daemon's default vif_plugging_timeout.
+PLUG_TIMEOUT = 10.0
 
 
 def docker_id() -> str:
@@ -41,8 +50,62 @@ class Domain:
 
 
 def make_domain(neutron: Neutron, host: str) -> Domain:
-    ipam = Ipam(neutron, PortAllocator(neutron, host))
-    return Domain(neutron, ipam, Networks(neutron, ipam, host), host)
+    """IPAM and networks on ``neutron``, each with a local state of its own in memory."""
+    ipam = Ipam(neutron, PortAllocator(neutron, host), state=State.in_memory())
+    return Domain(neutron, ipam, Networks(neutron, ipam, host, state=State.in_memory()), host)
+
+
+@dataclass
+class NoBinders:
+    """Endpoints without Join: CreateEndpoint and DeleteEndpoint only need the host."""
+
+    host: str
+
+    def for_vif_type(self, vif_type: str) -> Binder:
+        raise AssertionError("no plugging in these tests")
+
+
+def memory_journal(neutron: Neutron, delay: float = 0.0) -> Journal:
+    """A journal with a local state of its own in memory, never held back by Docker's
+    requests; its worker runs only once started."""
+    return Journal(State.in_memory(), neutron, delay, quiet=Quiet(0.0, 0.0))
+
+
+def endpoints(
+    d: Domain,
+    binders: Binders | None = None,
+    bookkeeping: Journal | None = None,
+    immediate: bool = False,
+) -> Endpoints:
+    """The domain's endpoints on ``binders`` (none: no Join) with ``bookkeeping`` (none: a
+    journal of their own, not started) and nothing plugged ahead."""
+    with_binders = binders or NoBinders(d.host)
+    return Endpoints(
+        d.neutron,
+        d.networks,
+        d.ipam,
+        with_binders,
+        PLUG_TIMEOUT,
+        "eth",
+        bookkeeping=bookkeeping or memory_journal(d.neutron),
+        prewire=Prewire(with_binders, lambda _: None, PLUG_TIMEOUT),
+        immediate=immediate,
+    )
+
+
+async def no_revoke(_: object) -> None:
+    """DeleteEndpoint's security group revoke, for endpoints that never had a group."""
+
+
+def create(did: str, eid: str, address: str, mac: str = "") -> p.CreateEndpointRequest:
+    """CreateEndpoint of ``eid`` on Docker network ``did`` with ``address`` (CIDR form)."""
+    return p.CreateEndpointRequest.model_validate(
+        {
+            "NetworkID": did,
+            "EndpointID": eid,
+            "Interface": {"Address": address, "AddressIPv6": "", "MacAddress": mac},
+        }
+    )
 
 
 @asynccontextmanager

@@ -17,16 +17,21 @@ import pytest
 
 from kuryr import deadline, naming
 from kuryr.backends.neutron_api import Resource
-from kuryr.backends.state import State
 from kuryr.domain.endpoints import Endpoints
 from kuryr.domain.ports.journal import Journal
 from kuryr.errors import BackendError
 from kuryr.plugin import protocol as p
 from tests.conftest import StackFacts
-from tests.integration.domain_helpers import Domain, create_request, domain
+from tests.integration.domain_helpers import (
+    Domain,
+    create,
+    create_request,
+    domain,
+    endpoints,
+    memory_journal,
+    no_revoke,
+)
 from tests.integration.neutron_gate import neutron_gate
-from tests.integration.test_endpoints import create
-from tests.integration.test_ipam import NoBinders
 
 pytestmark = pytest.mark.stack
 
@@ -45,23 +50,11 @@ SETTLE = 30.0
 async def journaled(
     d: Domain, immediate: bool, delay: float = LONG_DELAY
 ) -> AsyncIterator[tuple[Endpoints, Journal]]:
-    journal = Journal(State.in_memory(), d.neutron, delay)
+    bookkeeping = memory_journal(d.neutron, delay)
     try:
-        yield (
-            Endpoints(
-                d.neutron,
-                d.networks,
-                d.ipam,
-                NoBinders(d.host),
-                10.0,
-                "eth",
-                bookkeeping=journal,
-                immediate=immediate,
-            ),
-            journal,
-        )
+        yield endpoints(d, bookkeeping=bookkeeping, immediate=immediate), bookkeeping
     finally:
-        await journal.stop()
+        await bookkeeping.stop()
 
 
 async def new_address(d: Domain, did: str) -> str:
@@ -102,7 +95,7 @@ async def test_neutron_holds_the_bookkeeping_when_create_endpoint_answers(
             port = await port_holding(d, did, address)
             assert bookkept_for(port, eid) is immediate, port
             assert answer.wire() == {"Interface": {"MacAddress": port["mac_address"]}}
-            await eps.delete(p.EndpointRequest(network_id=did, endpoint_id=eid), _none)
+            await eps.delete(p.EndpointRequest(network_id=did, endpoint_id=eid), no_revoke)
 
 
 async def test_refused_immediate_write_fails_create_endpoint_and_undoes_it(
@@ -144,7 +137,7 @@ async def test_immediate_write_does_not_queue_behind_background_work(stack: Stac
                         await eps.create(create(did, eid, address))
                     assert gate.seen(stuck) == WORKERS
                     assert bookkept_for(await port_holding(d, did, address), eid)
-                    await eps.delete(p.EndpointRequest(network_id=did, endpoint_id=eid), _none)
+                    await eps.delete(p.EndpointRequest(network_id=did, endpoint_id=eid), no_revoke)
                 finally:
                     background.cancel()
                     gate.clear()
@@ -172,10 +165,6 @@ async def test_deferred_assignment_does_not_wait_behind_held_deletes(stack: Stac
                         await asyncio.sleep(0.2)
                         port = await port_holding(d, did, address)
                     assert gate.seen(stuck) == WORKERS
-                    await eps.delete(p.EndpointRequest(network_id=did, endpoint_id=eid), _none)
+                    await eps.delete(p.EndpointRequest(network_id=did, endpoint_id=eid), no_revoke)
                 finally:
                     gate.clear()
-
-
-async def _none(_: object) -> None:
-    return None

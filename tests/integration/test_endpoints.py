@@ -5,31 +5,15 @@ from __future__ import annotations
 import pytest
 
 from kuryr import naming
-from kuryr.domain.endpoints import Endpoints
 from kuryr.domain.security_groups import SecurityGroups
 from kuryr.errors import InvalidRequest, NotFound
 from kuryr.plugin import protocol as p
 from tests.conftest import StackFacts
 from tests.e2e.helpers import Neutron
-from tests.integration.domain_helpers import Domain, create_request, domain
-from tests.integration.test_ipam import NoBinders
+from tests.integration.domain_helpers import create, create_request, domain, endpoints, no_revoke
 from tests.live_mutations import free_cidrs
 
 pytestmark = pytest.mark.stack
-
-
-def endpoints(d: Domain) -> Endpoints:
-    return Endpoints(d.neutron, d.networks, d.ipam, NoBinders(d.host), 10.0, "eth")
-
-
-def create(did: str, eid: str, address: str, mac: str = "") -> p.CreateEndpointRequest:
-    return p.CreateEndpointRequest.model_validate(
-        {
-            "NetworkID": did,
-            "EndpointID": eid,
-            "Interface": {"Address": address, "AddressIPv6": "", "MacAddress": mac},
-        }
-    )
 
 
 async def test_docker_ipam_endpoint_port_and_restart(stack: StackFacts) -> None:
@@ -57,13 +41,9 @@ async def test_docker_ipam_endpoint_port_and_restart(stack: StackFacts) -> None:
         assert len(await d.neutron.query("ports", {"device_id": eid})) == 1
         info = restarted.oper_info(await restarted.get(eid, did))
         assert info.value["port_id"] == port["id"]
-        await restarted.delete(p.EndpointRequest(network_id=did, endpoint_id=eid), _none)
+        await restarted.delete(p.EndpointRequest(network_id=did, endpoint_id=eid), no_revoke)
         assert await d.neutron.query("ports", {"device_id": eid}) == []
         await d.networks.delete(did)
-
-
-async def _none(_: object) -> None:
-    return None
 
 
 async def test_mac_address_from_docker_is_honoured(stack: StackFacts) -> None:
@@ -81,7 +61,7 @@ async def test_mac_address_from_docker_is_honoured(stack: StackFacts) -> None:
         assert port["mac_address"] == "02:aa:bb:cc:dd:01"
         assert port["binding:host_id"] == d.host
         assert port["binding:vif_type"] == "ovs"
-        await eps.delete(p.EndpointRequest(network_id=did, endpoint_id=eid), _none)
+        await eps.delete(p.EndpointRequest(network_id=did, endpoint_id=eid), no_revoke)
         await d.ipam.release_pool(p.ReleasePoolRequest(pool_id=pool.pool_id))
         await d.networks.delete(did)
 
@@ -151,12 +131,12 @@ async def test_an_endpoint_named_with_another_network_is_not_that_networks(
         try:
             for daemon in (eps, endpoints(d)):
                 wrong = p.EndpointRequest(network_id=other, endpoint_id=eid)
-                assert await daemon.delete(wrong, _none) is None
+                assert await daemon.delete(wrong, no_revoke) is None
                 with pytest.raises(NotFound):
                     await daemon.get(eid, other)
                 assert await d.neutron.show("ports", port["id"]) is not None
                 assert (await daemon.get(eid, did)).port_id == port["id"]
         finally:
-            await eps.delete(p.EndpointRequest(network_id=did, endpoint_id=eid), _none)
+            await eps.delete(p.EndpointRequest(network_id=did, endpoint_id=eid), no_revoke)
             await d.networks.delete(did)
         assert await d.neutron.query("ports", {"device_id": eid}) == []

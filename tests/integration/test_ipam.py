@@ -4,36 +4,19 @@ from __future__ import annotations
 
 import ipaddress
 import secrets
-from dataclasses import dataclass
 
 import pytest
 
 from kuryr import naming
-from kuryr.backends.binding.base import Binder
 from kuryr.backends.model import fixed_ips
-from kuryr.domain.endpoints import Endpoints
 from kuryr.errors import Conflict, InvalidRequest, NotFound
 from kuryr.plugin import protocol as p
 from tests.conftest import StackFacts
-from tests.integration.domain_helpers import Domain, create_request, domain
+from tests.integration.domain_helpers import Domain, create_request, domain, endpoints
 
 pytestmark = pytest.mark.stack
 
 GATEWAY = {p.OPT_REQUEST_ADDRESS_TYPE: p.REQUEST_ADDRESS_TYPE_GATEWAY}
-
-
-@dataclass
-class NoBinders:
-    """Endpoints without Join: CreateEndpoint and DeleteEndpoint only need the host."""
-
-    host: str
-
-    def for_vif_type(self, vif_type: str) -> Binder:
-        raise AssertionError("no plugging in these tests")
-
-
-def endpoints(d: Domain) -> Endpoints:
-    return Endpoints(d.neutron, d.networks, d.ipam, NoBinders(d.host), 10.0, "eth")
 
 
 async def pool_snapshot(d: Domain, name: str) -> dict[str, object]:

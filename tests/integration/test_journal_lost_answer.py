@@ -12,11 +12,15 @@ import asyncio
 
 import pytest
 
-from kuryr.backends.state import State
-from kuryr.domain.ports.journal import Journal, assigned, cleaned
+from kuryr.domain.ports.journal import assigned, cleaned
 from kuryr.plugin import protocol as p
 from tests.conftest import StackFacts
-from tests.integration.domain_helpers import create_request, domain, neutron_client
+from tests.integration.domain_helpers import (
+    create_request,
+    domain,
+    memory_journal,
+    neutron_client,
+)
 from tests.integration.neutron_gate import neutron_gate
 
 pytestmark = pytest.mark.stack
@@ -36,7 +40,7 @@ async def test_a_write_whose_answer_was_lost_is_put_back(stack: StackFacts) -> N
             [port] = await d.neutron.query(
                 "ports", {"network_id": network.neutron_id, "fixed_ips": [f"ip_address={ip}"]}
             )
-            journal = Journal(State.in_memory(), d.neutron, 0.0)
+            journal = memory_journal(d.neutron)
             try:
                 lost = gate.lose("PUT", rf"/ports/{port['id']}$")
                 journal.record(port, assigned(port, "e" * 64))

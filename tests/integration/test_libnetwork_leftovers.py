@@ -18,12 +18,17 @@ from kuryr.backends.binding.base import Vif
 from kuryr.backends.binding.registry import Binders, load
 from kuryr.backends.model import Network
 from kuryr.config import BindingConfig
-from kuryr.domain.endpoints import Endpoints
 from kuryr.errors import Conflict
 from kuryr.plugin import protocol as p
 from tests.conftest import StackFacts
-from tests.integration.domain_helpers import Domain, create_request, domain
-from tests.integration.test_endpoints import create
+from tests.integration.domain_helpers import (
+    Domain,
+    create,
+    create_request,
+    domain,
+    endpoints,
+    no_revoke,
+)
 
 pytestmark = pytest.mark.stack
 
@@ -74,7 +79,7 @@ async def test_kuryr_takes_or_removes_what_kuryr_libnetwork_left(
         ovs = binders.for_vif_type("ovs")
         stale = Vif.for_port(await d.neutron.show("ports", taken) or {}, "", 1442)
         await ovs.plug(stale, 30.0)  # as kuryr-libnetwork's CreateEndpoint did
-        eps = Endpoints(d.neutron, d.networks, d.ipam, binders, 10.0, "eth")
+        eps = endpoints(d, binders)
 
         await eps.create(create(did, eid, "172.31.247.10/24"))
         assert (await eps.get(eid, did)).port_id == taken
@@ -86,12 +91,8 @@ async def test_kuryr_takes_or_removes_what_kuryr_libnetwork_left(
         assert port is not None and port["device_id"] == eid
         assert naming.id_from_tags(port["tags"]) == eid
 
-        await eps.delete(p.EndpointRequest(network_id=did, endpoint_id=eid), _none)
+        await eps.delete(p.EndpointRequest(network_id=did, endpoint_id=eid), no_revoke)
         await d.neutron.delete("ports", in_use)  # its container is gone too
         await d.networks.delete(did)
         assert await d.neutron.show("ports", left) is None
         assert await d.neutron.show("networks", network.neutron_id) is None
-
-
-async def _none(_: object) -> None:
-    return None

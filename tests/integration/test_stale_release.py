@@ -12,8 +12,7 @@ import pytest
 
 from kuryr.plugin import protocol as p
 from tests.conftest import StackFacts
-from tests.integration.domain_helpers import create_request, domain
-from tests.integration.test_endpoints import _none, create, endpoints
+from tests.integration.domain_helpers import create, create_request, domain, endpoints, no_revoke
 
 pytestmark = pytest.mark.stack
 
@@ -28,7 +27,7 @@ async def test_late_release_of_a_reused_address_keeps_the_new_holder(stack: Stac
         ip = addr.address.partition("/")[0]
         holding = {"network_id": network.neutron_id, "fixed_ips": [f"ip_address={ip}"]}
         await eps.create(create(did, first, addr.address))
-        await eps.delete(p.EndpointRequest(network_id=did, endpoint_id=first), _none)
+        await eps.delete(p.EndpointRequest(network_id=did, endpoint_id=first), no_revoke)
 
         again = await d.ipam.request_address(
             p.RequestAddressRequest(pool_id=pool.pool_id, address=ip)
@@ -42,7 +41,7 @@ async def test_late_release_of_a_reused_address_keeps_the_new_holder(stack: Stac
         await eps.drain()
         [port] = await d.neutron.query("ports", holding)
         assert (port["id"], port["device_id"]) == (reserved["id"], second)
-        await eps.delete(p.EndpointRequest(network_id=did, endpoint_id=second), _none)
+        await eps.delete(p.EndpointRequest(network_id=did, endpoint_id=second), no_revoke)
         await d.ipam.release_address(p.ReleaseAddressRequest(pool_id=pool.pool_id, address=ip))
         assert await d.neutron.query("ports", holding) == []
         await d.networks.delete(did)

@@ -9,6 +9,7 @@ from kuryr import naming
 from kuryr.backends.neutron import Neutron
 from kuryr.backends.state import State
 from kuryr.domain.ports.journal import DELETE, UPDATE, Journal, assigned, cleaned, view_of
+from kuryr.domain.quiet import Quiet
 
 EID = "e" * 32 + "f" * 32
 POOLED = "kuryr.port.pooled"
@@ -47,7 +48,7 @@ def test_view_of_a_port() -> None:
 
 
 async def test_records_survive_a_stopped_worker_and_coalesce(tmp_path: Path) -> None:
-    journal = Journal(State.open(tmp_path), unreachable_neutron())
+    journal = Journal(State.open(tmp_path), unreachable_neutron(), quiet=Quiet(0.0, 0.0))
     await journal.stop()
     port = {"id": "p1", "device_id": "", "name": naming.POOL_PORT_NAME, "tags": [POOLED]}
     journal.record(port, assigned(port, EID))

@@ -105,7 +105,8 @@ class Journal:
         neutron: NeutronApi,
         delay: float = 0.0,
         workers: int = 4,
-        quiet: Quiet | None = None,
+        *,
+        quiet: Quiet,
     ) -> None:
         self.state = state
         self._neutron = neutron
@@ -177,8 +178,7 @@ class Journal:
             if entry.port_id in self._busy:
                 continue
             due = max(entry.at + self._delay, self._retry_at.get(entry.port_id, 0.0))
-            if self._quiet is not None:
-                due = self._quiet.due(due)
+            due = self._quiet.due(due)
             if due > now:
                 next_due = min(next_due or due, due)
                 continue
