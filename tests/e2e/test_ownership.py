@@ -32,6 +32,7 @@ from tests.e2e.helpers import (
     settle,
     wait_for,
 )
+from tests.e2e.scenario import free_subnet
 
 pytestmark = pytest.mark.stack
 
@@ -110,13 +111,22 @@ class Shared:
     h2_subnets: set[str]
 
 
-def share(env: DockerEnv, h2: OtherHost, neutron: Neutron) -> Shared:
-    net = env.network("--ipam-driver", "kuryr")
+def share(env: DockerEnv, h2: OtherHost, neutron: Neutron, one_subnet: bool) -> Shared:
+    """The main host makes the network; h2 adopts it by name, with the main host's subnet
+    (``one_subnet``: the README's recipe) or one of its own from the default pool."""
+    adopt: tuple[str, ...] = ()
+    if one_subnet:
+        cidr = free_subnet(neutron, "10.71.{}.0/24", range(1, 255))
+        subnet = ("--subnet", cidr, "--gateway", cidr.replace("0/24", "1"))
+        net = env.network("--ipam-driver", "kuryr", *subnet)
+        adopt = (*subnet, "--ipam-opt", f"neutron.subnet.name={naming.subnet_name(cidr)}")
+    else:
+        net = env.network("--ipam-driver", "kuryr")
     main_id = docker_network_id(net)
     made = neutron.network_of_docker(main_id)
     assert made["description"] == naming.creator_description(chassis_hostname())
     main_subnets = set(made["subnets"])
-    h2.network(net, "--ipam-driver", "kuryr", "-o", f"neutron.net.name={made['name']}")
+    h2.network(net, "--ipam-driver", "kuryr", *adopt, "-o", f"neutron.net.name={made['name']}")
     h2_id = h2.docker("network", "inspect", "-f", "{{.Id}}", net).stdout.strip()
     main_container = env.container(net)
     h2_container = f"{env.prefix}-h2c"
@@ -130,8 +140,13 @@ def share(env: DockerEnv, h2: OtherHost, neutron: Neutron) -> Shared:
     assert anchor["device_owner"] == naming.ANCHOR_OWNER
     assert anchor["binding:host_id"] == "h2" and anchor["network_id"] == made["id"]
     h2_subnets = set(shared["subnets"]) - main_subnets
-    assert len(h2_subnets) == 1, shared["subnets"]
-    assert anchor["tags"] == [f"{naming.TAG_SUBNET_MADE}:{s}" for s in h2_subnets]
+    if one_subnet:
+        assert h2_subnets == set(), "h2 made a subnet beside the one it was given"
+        tags = [f"{naming.TAG_SUBNET_USED}:{s}" for s in main_subnets]
+    else:
+        assert len(h2_subnets) == 1, shared["subnets"]
+        tags = [f"{naming.TAG_SUBNET_MADE}:{s}" for s in h2_subnets]
+    assert anchor["tags"] == tags
     return Shared(
         made["id"], net, main_id, h2_id, main_container, h2_container, main_subnets, h2_subnets
     )
@@ -149,8 +164,12 @@ def kuryr_ports_of(neutron: Neutron, network_id: str, host: str) -> list[dict[st
 def test_rm_on_h2_keeps_the_network_for_the_main_host(
     env: DockerEnv, h2: OtherHost, neutron: Neutron
 ) -> None:
-    shared = share(env, h2, neutron)
+    shared = share(env, h2, neutron, one_subnet=True)
     main_ip = endpoint(shared.main_container, shared.name).ipv4
+    # One subnet on both hosts: the containers reach each other across the hosts.
+    ping_main = ("exec", shared.h2_container, "ping", "-c", "1", "-W", "5", main_ip)
+    across = h2.docker(*ping_main, check=False)
+    assert across.returncode == 0, across.stdout + across.stderr
 
     h2.remove_container(shared.h2_container)
     h2.remove_network(shared.name)
@@ -158,8 +177,8 @@ def test_rm_on_h2_keeps_the_network_for_the_main_host(
         lambda: not kuryr_ports_of(neutron, shared.neutron_id, "h2") or None,
         "h2's ports and anchor to go",
     )
-    left = settle(lambda: subnets_of(neutron, shared.neutron_id), shared.main_subnets)
-    assert left == shared.main_subnets, "h2's subnet was not removed, or the main host's was"
+    # The subnet h2 shared is the main host's: it stays.
+    assert subnets_of(neutron, shared.neutron_id) == shared.main_subnets
     kept = neutron.show("networks", shared.neutron_id)
     assert kept is not None, "h2's docker network rm deleted the main host's network"
     assert list(naming.tag_claims(kept["tags"])) == [shared.main_id[:32]]
@@ -176,7 +195,7 @@ def test_rm_on_h2_keeps_the_network_for_the_main_host(
 def test_the_adopting_host_is_the_last_one_out(
     env: DockerEnv, h2: OtherHost, neutron: Neutron
 ) -> None:
-    shared = share(env, h2, neutron)
+    shared = share(env, h2, neutron, one_subnet=False)
 
     env.remove_container(shared.main_container)
     env.remove_network(shared.name)
