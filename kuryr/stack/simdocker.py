@@ -133,7 +133,8 @@ grace = 20
         sock = self.host.plugin_sock
         offset = daemon.log_size(self.log)
         pid = proc.running(self.pidfile, self.marker)
-        if pid is not None and self._stale():
+        # Stale: older than the code or config, or another tree's daemon.
+        if pid is not None and (self._stale() or daemon.executable() not in proc.cmdline(pid)):
             proc.terminate(pid)
             pid = None
         if pid is None:

@@ -134,6 +134,9 @@ class SimChassis:
                 "ovs-vswitchd",
                 f"unix:{self.host.ovs_sock}",
                 f"--pidfile={self.vswitchd_pidfile}",
+                # OVS 3.1's userspace conntrack can abort on an assertion under cross-host
+                # traffic (conntrack.c conn_update_state); the monitor restarts it then.
+                "--monitor",
                 "--detach",
                 f"--log-file={log}",
             ),
