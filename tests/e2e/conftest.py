@@ -7,8 +7,13 @@ from collections.abc import Iterator
 
 import pytest
 
+from kuryr.stack import hostplan, hosts, lifecycle
 from tests.conftest import StackFacts
 from tests.e2e.helpers import DockerEnv, Neutron
+from tests.e2e.multihost import Host, hosts_from
+
+# The machine's own host, h2 and h3.
+HOSTS = 3
 
 
 @pytest.fixture(autouse=True)
@@ -37,3 +42,20 @@ def rel_env(env: DockerEnv) -> DockerEnv:
     """The disruptive tests' resources, under a ``rel-`` prefix of their own."""
     env.prefix = f"rel-{secrets.token_hex(4)}"
     return env
+
+
+@pytest.fixture(scope="session")
+def sim_hosts(stack: StackFacts) -> Iterator[list[Host]]:
+    """The machine's host, h2 and h3 (``kuryr stack up --hosts 3``), shared by every test of
+    the session. Hosts that existed before stay up afterwards; hosts this session made are
+    removed at its end."""
+    layout = stack.layout
+    made_here = not hostplan.present(layout.root)
+    report = lifecycle.start(layout, HOSTS)
+    broken = [h for h in report if not h.healthy and h.name not in lifecycle.NOT_BLOCKING]
+    if broken:
+        pytest.fail(f"the simulated hosts are unhealthy: {broken}", pytrace=False)
+    yield hosts_from(hosts.describe(layout, stack.chassis_hostname))
+    if made_here:
+        errors = lifecycle.down(layout, hosts_only=True)
+        assert not errors, f"removing the simulated hosts: {errors}"

@@ -120,6 +120,7 @@ class Neutron:
         "subnetpools": "subnetpool",
         "security-groups": "security_group",
         "security-group-rules": "security_group_rule",
+        "routers": "router",
     }
 
     def __init__(self, url: str = NEUTRON_URL) -> None:
@@ -165,6 +166,15 @@ class Neutron:
         resp = self.http.delete(f"{self.url}/{resource}/{ident}", timeout=60)
         if resp.status_code != 404:
             self._check(resp)
+
+    def router_interface(self, router_id: str, action: str, subnet_id: str) -> None:
+        """``add`` or ``remove`` the router's interface on a subnet."""
+        resp = self.http.put(
+            f"{self.url}/routers/{router_id}/{action}_router_interface",
+            json={"subnet_id": subnet_id},
+            timeout=60,
+        )
+        self._check(resp)
 
     def set_tags(self, resource: str, ident: str, tags: list[str]) -> None:
         # Tags in a POST body are ignored by this Neutron; they must be PUT.
