@@ -13,9 +13,7 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
-from pathlib import Path
 
-from kuryr import config as config_mod
 from kuryr import metrics
 from kuryr.config import Config
 from kuryr.errors import KuryrError
@@ -72,13 +70,11 @@ async def _run_until_signalled(config: Config) -> None:
     await run(config, build, stop)
 
 
-def main(args: argparse.Namespace) -> int:
-    config_file = getattr(args, "config_file", None)
+def main(args: argparse.Namespace, config: Config) -> int:
     try:
-        config = config_mod.load(Path(config_file) if config_file else None)
         if config.metrics_listen:
             metrics.parse_listen(config.metrics_listen)
-    except (OSError, ValueError) as exc:
+    except ValueError as exc:
         logging.basicConfig()
         log.error("cannot load configuration: %s", exc)
         return 2

@@ -5,58 +5,69 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
-Handler = Callable[[argparse.Namespace], int]
+from kuryr import config as config_mod
+from kuryr.config import Config
+
+# Exit status of any subcommand whose configuration cannot be loaded (kuryr health's aside).
+CONFIG_REFUSED = 2
+
+# A subcommand's work, given its arguments and the configuration loaded once for it.
+Handler = Callable[[argparse.Namespace, Config], int]
 
 
-def _serve(args: argparse.Namespace) -> int:
+def _serve(args: argparse.Namespace, config: Config) -> int:
     from kuryr import app
 
-    return app.main(args)
+    return app.main(args, config)
 
 
-def _stack(args: argparse.Namespace) -> int:
-    from kuryr.stack import cli as stack_cli
+def _pools(args: argparse.Namespace, config: Config) -> int:
+    from kuryr.ops import pools
 
-    return stack_cli.main(args)
-
-
-def _pools(args: argparse.Namespace) -> int:
-    from kuryr.ops import pools_admin
-
-    return pools_admin.main(args)
+    return pools.main(args, config)
 
 
-def _gc(args: argparse.Namespace) -> int:
+def _gc(args: argparse.Namespace, config: Config) -> int:
     if args.host:
         from kuryr.ops import gc_host
 
-        return gc_host.main(args)
+        return gc_host.main(args, config)
     from kuryr.ops import gc
 
-    return gc.main(args)
+    return gc.main(args, config)
 
 
-def _status(args: argparse.Namespace) -> int:
+def _status(args: argparse.Namespace, config: Config) -> int:
     if args.hosts:
         from kuryr.ops import host_pools
 
-        return host_pools.main(args)
+        return host_pools.main(args, config)
     from kuryr.ops import status
 
-    return status.main(args)
+    return status.main(args, config)
 
 
-def _port(args: argparse.Namespace) -> int:
+def _port(args: argparse.Namespace, config: Config) -> int:
     from kuryr.ops import port
 
-    return port.main(args)
+    return port.main(args, config)
 
 
-def _health(args: argparse.Namespace) -> int:
+def _health(args: argparse.Namespace, config: Config) -> int:
     from kuryr.ops import health
 
-    return health.main(args)
+    return health.main(args, config)
+
+
+def _config_refused(command: str, error: Exception) -> int:
+    if command == "health":
+        from kuryr.ops import health
+
+        return health.config_refused(error)
+    print(f"kuryr {command}: cannot load configuration: {error}", file=sys.stderr)
+    return CONFIG_REFUSED
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,7 +94,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="down: remove the simulated hosts only, leave the machine's stack running",
     )
     stack.add_argument("--json", action="store_true", help="hosts: print JSON")
-    stack.set_defaults(handler=_stack)
 
     gc = sub.add_parser("gc", help="list (with --apply: remove) orphaned Neutron/OVS resources")
     gc.add_argument("--apply", action="store_true", help="remove/finish them (default: dry run)")
@@ -148,8 +158,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "stack":
+        # The stack writes the configuration the other subcommands read; it reads none.
+        from kuryr.stack import cli as stack_cli
+
+        return stack_cli.main(args)
+    try:
+        config = config_mod.load(Path(args.config_file) if args.config_file else None)
+    except (OSError, ValueError) as exc:
+        return _config_refused(args.command, exc)
     handler: Handler = args.handler
-    return handler(args)
+    return handler(args, config)
 
 
 if __name__ == "__main__":

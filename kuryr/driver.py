@@ -25,7 +25,7 @@ from kuryr.domain.quiet import Quiet
 from kuryr.domain.removals import Removals
 from kuryr.domain.security_groups import SecurityGroups
 from kuryr.errors import BackendError
-from kuryr.ops import healing, pools_admin, port, status
+from kuryr.ops import admin_api, admin_reports, admin_server, healing
 from kuryr.plugin import protocol as p
 from kuryr.plugin.api import NetworkDriver
 from kuryr.plugin.server import Domain
@@ -186,12 +186,12 @@ async def build(
         undo.push_async_callback(driver.healer.stop)
         driver.healer.start()
         await undo.enter_async_context(
-            pools_admin.serving(
-                pools_admin.socket_path(config.state_dir),
+            admin_server.serving(
+                admin_api.socket_path(config.state_dir),
                 pools,
-                functools.partial(status.snapshot, state, pools),
+                functools.partial(admin_reports.snapshot, state, pools),
                 functools.partial(
-                    port.describe, state, functools.partial(port_status.describe, state)
+                    admin_reports.describe, state, functools.partial(port_status.describe, state)
                 ),
             )
         )

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import http.client
+import json
 import socket
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+_JSON = {"Content-Type": "application/json"}
 
 
 class _UnixConnection(http.client.HTTPConnection):
@@ -61,3 +65,20 @@ def request(
     """One request: the reply's status and body (see :func:`exchange`)."""
     reply = exchange(path, method, url, body, timeout, headers)
     return reply.status, reply.body
+
+
+def json_call(
+    path: Path,
+    method: str,
+    url: str,
+    body: dict[str, Any] | None = None,
+    timeout: float = 60.0,
+) -> Any:
+    """One JSON request (the admin socket's, the plugin socket's): the decoded answer. A
+    refusal raises RuntimeError with the answer's ``error``; nothing answering, OSError."""
+    data = json.dumps(body or {}).encode() if method == "POST" else None
+    status, raw = request(path, method, url, data, timeout, _JSON)
+    answer = json.loads(raw or b"{}")
+    if status >= 400:
+        raise RuntimeError(answer.get("error") or f"HTTP {status}")
+    return answer

@@ -13,14 +13,12 @@ import logging
 import sys
 from pathlib import Path
 
-from kuryr import config as config_mod
+from kuryr.config import Config
 from kuryr.errors import KuryrError
 from kuryr.ops.reconcile import Plan, opened, run_once
 
 
-async def _run(args: argparse.Namespace) -> tuple[Plan, list[str]]:
-    config_file = getattr(args, "config_file", None)
-    config = config_mod.load(Path(config_file) if config_file else None)
+async def _run(args: argparse.Namespace, config: Config) -> tuple[Plan, list[str]]:
     scope = frozenset(args.network) if args.network else None
     async with opened(config, Path(args.docker_socket), args.grace, scope) as reconciler:
         return await run_once(reconciler, args.apply, args.networks)
@@ -54,10 +52,10 @@ def _print(plan: Plan, errors: list[str], args: argparse.Namespace) -> None:
         print(f"error: {error}", file=sys.stderr)
 
 
-def main(args: argparse.Namespace) -> int:
+def main(args: argparse.Namespace, config: Config) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        plan, errors = asyncio.run(_run(args))
+        plan, errors = asyncio.run(_run(args, config))
     except (KuryrError, OSError, ValueError) as exc:
         print(f"kuryr gc: {exc}", file=sys.stderr)
         return 1

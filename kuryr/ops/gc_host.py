@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from kuryr import naming
 from kuryr.backends.neutron_api import NeutronApi, NeutronError, Resource
+from kuryr.config import Config
 from kuryr.domain import sharing
 from kuryr.errors import KuryrError
 from kuryr.ops import neutron_cli
@@ -133,8 +134,8 @@ def _print(plan: HostPlan, args: argparse.Namespace) -> None:
         print("dry run: nothing changed (--apply to do it)")
 
 
-def main(args: argparse.Namespace) -> int:
-    plan = neutron_cli.run("kuryr gc --host", args, lambda n: _work(n, args.host, args.apply))
+def main(args: argparse.Namespace, config: Config) -> int:
+    plan = neutron_cli.run("kuryr gc --host", config, lambda n: _work(n, args.host, args.apply))
     if plan is None:
         return 1
     _print(plan, args)

@@ -17,13 +17,11 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 
-from kuryr import config as config_mod
 from kuryr import deadline
+from kuryr.backends.unixhttp import json_call
 from kuryr.config import Config
 from kuryr.errors import KuryrError
-from kuryr.ops import pools_admin
 
 # Well under a monitoring system's usual probe timeout, even when all three time out.
 CHECK_TIMEOUT = 5.0
@@ -42,7 +40,7 @@ class Check:
 async def daemon(config: Config) -> str:
     try:
         answer = await asyncio.to_thread(
-            pools_admin.call, config.socket, "POST", "/Plugin.Activate", None, CHECK_TIMEOUT
+            json_call, config.socket, "POST", "/Plugin.Activate", None, CHECK_TIMEOUT
         )
     except OSError as exc:
         raise RuntimeError(
@@ -99,15 +97,15 @@ async def run_all(config: Config) -> list[Check]:
     return list(await asyncio.gather(*(run_check(name, config) for name in CHECKS)))
 
 
-def main(args: argparse.Namespace) -> int:
+def config_refused(error: Exception) -> int:
+    """The configuration cannot be loaded: that is the first check, and it failed."""
+    print(Check("config", False, str(error)).line())
+    return 1
+
+
+def main(args: argparse.Namespace, config: Config) -> int:
     # The client libraries' warnings would interleave with the one-line-per-check output.
     logging.basicConfig(level=logging.CRITICAL)
-    config_file = getattr(args, "config_file", None)
-    try:
-        config = config_mod.load(Path(config_file) if config_file else None)
-    except (OSError, ValueError) as exc:
-        print(f"FAIL  config   {exc}")
-        return 1
     checks = asyncio.run(run_all(config))
     for check in checks:
         print(check.line())

@@ -13,6 +13,7 @@ import json
 
 from kuryr import naming
 from kuryr.backends.neutron_api import NeutronApi, Resource
+from kuryr.config import Config
 from kuryr.ops import neutron_cli
 
 FIELDS = ["network_id", "binding:host_id", "device_owner", "device_id", "name", "tags"]
@@ -55,8 +56,8 @@ def render(hosts: dict[str, dict[str, dict[str, int]]]) -> list[str]:
     return lines or ["no Kuryr port in Neutron"]
 
 
-def main(args: argparse.Namespace) -> int:
-    hosts = neutron_cli.run("kuryr status --hosts", args, survey)
+def main(args: argparse.Namespace, config: Config) -> int:
+    hosts = neutron_cli.run("kuryr status --hosts", config, survey)
     if hosts is None:
         return 1
     print(json.dumps(hosts, indent=2, sort_keys=True) if args.json else "\n".join(render(hosts)))

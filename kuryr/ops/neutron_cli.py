@@ -2,30 +2,24 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import TypeVar
 
-from kuryr import config as config_mod
 from kuryr.backends.neutron import connect
 from kuryr.backends.neutron_api import NeutronApi
+from kuryr.config import Config
 from kuryr.errors import KuryrError
 
 T = TypeVar("T")
 
 
-def run(
-    prog: str, args: argparse.Namespace, work: Callable[[NeutronApi], Awaitable[T]]
-) -> T | None:
+def run(prog: str, config: Config, work: Callable[[NeutronApi], Awaitable[T]]) -> T | None:
     """``work`` with a Neutron client built as the daemon builds it; None, after one line on
     stderr naming ``prog``, when it fails."""
 
     async def go() -> T:
-        config_file = getattr(args, "config_file", None)
-        config = config_mod.load(Path(config_file) if config_file else None)
         neutron = await asyncio.to_thread(connect, config.neutron)
         return await work(neutron)
 

@@ -1,7 +1,7 @@
 """``kuryr port CONTAINER``: the Neutron port of each Kuryr network of one container.
 
 dockerd names the container's endpoints (its API on the unix socket); the daemon answers
-``GET /endpoints?id=...`` on its admin socket (:mod:`kuryr.ops.pools_admin`) from its local state:
+on its admin socket (:func:`kuryr.ops.admin_reports.describe`) from its local state:
 port id, IPs, MAC, VIF names, whether the port's Neutron bookkeeping (device_id, name, tags;
 kuryr.domain.ports.journal) is done or still journaled, and the port's status as the daemon last
 knew it.
@@ -14,29 +14,20 @@ import argparse
 import json
 import sys
 import urllib.parse
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kuryr import config as config_mod
 from kuryr.backends import unixhttp
-from kuryr.backends.binding.base import container_ifname, host_ifname
-from kuryr.backends.state import State
 from kuryr.config import BOOKKEEPING_IMMEDIATE, Config
-from kuryr.ops import pools_admin
+from kuryr.ops import admin_api
+from kuryr.ops.admin_api import BOOKKEEPING_DONE
 
-ROUTE = "/endpoints"
 DOCKER_TIMEOUT = 10.0
-BOOKKEEPING_DONE = "done"
-BOOKKEEPING_PENDING = "pending"
-STATUS_UNKNOWN = "unknown"
 
 # What the journal writes for a port handed to an endpoint: a PUT of device_id and name, a PUT
 # of its tags (kuryr.domain.ports.journal).
 BOOKKEEPING_WRITES = 2
-# A port's status (ACTIVE, DOWN, ...) as the daemon last knew it, by port id; None: not known.
-PortStatus = Callable[[str], str | None]
 
 
 def bookkeeping_bound(config: Config) -> float:
@@ -54,43 +45,6 @@ def bookkeeping_bound(config: Config) -> float:
     return pool.bookkeeping_delay + pool.background_longest + writes
 
 
-# --- the daemon's side ---------------------------------------------------------------------------
-
-
-def describe(state: State, port_status: PortStatus, endpoint_ids: Iterable[str]) -> dict[str, Any]:
-    """The ports of the endpoints the local state holds; the others listed as unknown."""
-    found: dict[str, Any] = {}
-    unknown: list[str] = []
-    for endpoint_id in endpoint_ids:
-        stored = state.endpoint(endpoint_id)
-        if stored is None:
-            unknown.append(endpoint_id)
-            continue
-        network_id, port = stored
-        port_id = str(port["id"])
-        found[endpoint_id] = {
-            "endpoint_id": endpoint_id,
-            "network_id": network_id,
-            "port_id": port_id,
-            "ips": [ip["ip_address"] for ip in port.get("fixed_ips", [])],
-            "mac": port.get("mac_address"),
-            "host_ifname": host_ifname(port_id),
-            # Docker renames it (dst prefix + index, e.g. eth0) once it is in the container.
-            "container_ifname": container_ifname(port_id),
-            # Any journaled write for the port: device_id, name or tags not yet in Neutron.
-            "bookkeeping": (
-                BOOKKEEPING_PENDING
-                if state.journal_entry(port_id) is not None
-                else BOOKKEEPING_DONE
-            ),
-            "status": port_status(port_id) or STATUS_UNKNOWN,
-        }
-    return {"endpoints": found, "unknown": unknown}
-
-
-# --- the CLI's side ------------------------------------------------------------------------------
-
-
 class PortError(Exception):
     """What the command cannot answer, said in one line."""
 
@@ -104,14 +58,12 @@ class Attachment:
     endpoint_id: str
 
 
-def main(args: argparse.Namespace) -> int:
-    config_file = getattr(args, "config_file", None)
-    config = config_mod.load(Path(config_file) if config_file else None)
+def main(args: argparse.Namespace, config: Config) -> int:
     try:
         answer = lookup(
             args.container,
             Path(args.docker_socket),
-            pools_admin.socket_path(config.state_dir),
+            admin_api.socket_path(config.state_dir),
             config.socket.stem,
         )
     except PortError as exc:
@@ -137,7 +89,7 @@ def lookup(container: str, docker_socket: Path, admin_socket: Path, driver: str)
         )
     ids = "&".join(f"id={a.endpoint_id}" for a in attachments)
     try:
-        known = pools_admin.call(admin_socket, "GET", f"{ROUTE}?{ids}")
+        known = unixhttp.json_call(admin_socket, "GET", f"{admin_api.ENDPOINTS}?{ids}")
     except (OSError, RuntimeError) as exc:
         raise PortError(f"{admin_socket}: {exc} (is kuryr serve running?)") from exc
     ports = []

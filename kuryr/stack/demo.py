@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from kuryr import config as config_mod
-from kuryr.ops.port import BOOKKEEPING_DONE, bookkeeping_bound
+from kuryr.ops.admin_api import BOOKKEEPING_DONE
+from kuryr.ops.port import bookkeeping_bound
 from kuryr.stack.daemon import executable
 from kuryr.stack.layout import NB_PORT, NEUTRON_URL, PLUGIN_SOCK, Layout
 

@@ -24,7 +24,8 @@ import pytest
 
 from bench.kuryrlib import Reference
 from kuryr import config, naming
-from kuryr.ops import pools_admin
+from kuryr.backends.unixhttp import json_call
+from kuryr.ops import admin_api
 from kuryr.stack import lifecycle
 from kuryr.stack.daemon import KuryrDaemon
 from kuryr.stack.docker import Docker
@@ -73,10 +74,10 @@ class Switch:
         find ports it never made there (and could not delete the networks). An operator
         drains every pool (``kuryr pools drain``); here only the test's networks, since
         other sessions' pools would take minutes."""
-        admin = pools_admin.socket_path(config.load(self.kuryr.config).state_dir)
+        admin = admin_api.socket_path(config.load(self.kuryr.config).state_dir)
         for made in handed:
             for subnet in made.subnets:
-                pools_admin.call(admin, "POST", "/pools/drain", {"subnet_id": subnet})
+                json_call(admin, "POST", admin_api.POOLS_DRAIN, {"subnet_id": subnet})
 
         def drained() -> bool:
             return not any(

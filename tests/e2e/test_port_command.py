@@ -12,12 +12,8 @@ from typing import Any
 import pytest
 
 from kuryr import config as config_mod
-from kuryr.ops.port import (
-    BOOKKEEPING_DONE,
-    BOOKKEEPING_PENDING,
-    STATUS_UNKNOWN,
-    bookkeeping_bound,
-)
+from kuryr.ops.admin_api import BOOKKEEPING_DONE, BOOKKEEPING_PENDING, STATUS_UNKNOWN
+from kuryr.ops.port import bookkeeping_bound
 from kuryr.stack.daemon import executable
 from tests.conftest import StackFacts
 from tests.e2e.helpers import (

@@ -23,7 +23,7 @@ import pytest
 from kuryr import config as config_mod
 from kuryr.backends.binding.base import host_ifname
 from kuryr.domain.ports import status as port_status
-from kuryr.ops import pools_admin, port
+from kuryr.ops import admin_api, port
 from tests.conftest import StackFacts
 from tests.e2e.helpers import IMAGE, SETTLE_TIMEOUT, DockerEnv, Neutron, docker, run, wait_for
 
@@ -59,7 +59,7 @@ class Start:
 def daemon(stack: StackFacts) -> Daemon:
     config = config_mod.load(stack.layout.sub("kuryr.conf"))
     return Daemon(
-        pools_admin.socket_path(config.state_dir),
+        admin_api.socket_path(config.state_dir),
         stack.docker_sock,
         config.socket.stem,
         config.neutron.port_active_timeout,

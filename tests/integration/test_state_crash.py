@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from kuryr import naming
-from kuryr.ops.pools_admin import call
+from kuryr.backends.unixhttp import json_call
 from kuryr.stack.layout import NEUTRON_URL
 from tests.conftest import StackFacts
 from tests.integration.domain_helpers import cleanup, docker_id, neutron_client
@@ -64,11 +64,11 @@ def serve(root: Path, conf: Path) -> Iterator[subprocess.Popen[bytes]]:
 
 
 def plugin(root: Path, method: str, body: dict[str, Any]) -> Any:
-    return call(root / "kuryr.sock", "POST", method, body)
+    return json_call(root / "kuryr.sock", "POST", method, body)
 
 
 def pools(root: Path) -> list[dict[str, Any]]:
-    return list(call(root / "state" / "admin.sock", "GET", "/pools")["pools"])
+    return list(json_call(root / "state" / "admin.sock", "GET", "/pools")["pools"])
 
 
 def wait_for(probe: Any, what: str) -> Any:

@@ -8,7 +8,7 @@ import pytest
 from kuryr.backends.state import State
 from kuryr.config import BOOKKEEPING_IMMEDIATE, Config, NeutronConfig, PoolConfig
 from kuryr.domain.ports import journal
-from kuryr.ops import port
+from kuryr.ops import admin_api, admin_reports, port
 
 ENDPOINT = "e" * 64
 NETWORK = "d" * 64
@@ -29,15 +29,17 @@ def state_with_endpoint() -> State:
 def test_pending_until_the_journal_entry_is_applied() -> None:
     state = state_with_endpoint()
     seq = state.journal_put(str(PORT["id"]), journal.assigned(PORT, ENDPOINT))
-    pending = port.describe(state, lambda _: None, [ENDPOINT])["endpoints"][ENDPOINT]
-    assert pending["bookkeeping"] == port.BOOKKEEPING_PENDING
+    pending = admin_reports.describe(state, lambda _: None, [ENDPOINT])["endpoints"][ENDPOINT]
+    assert pending["bookkeeping"] == admin_api.BOOKKEEPING_PENDING
     assert state.journal_done(str(PORT["id"]), seq)
-    done = port.describe(state, lambda _: None, [ENDPOINT])["endpoints"][ENDPOINT]
-    assert done["bookkeeping"] == port.BOOKKEEPING_DONE
+    done = admin_reports.describe(state, lambda _: None, [ENDPOINT])["endpoints"][ENDPOINT]
+    assert done["bookkeeping"] == admin_api.BOOKKEEPING_DONE
 
 
 def test_answer_names_port_addresses_vif_and_status() -> None:
-    answer = port.describe(state_with_endpoint(), {PORT["id"]: "ACTIVE"}.get, [ENDPOINT, "f" * 64])
+    answer = admin_reports.describe(
+        state_with_endpoint(), {PORT["id"]: "ACTIVE"}.get, [ENDPOINT, "f" * 64]
+    )
     assert answer["unknown"] == ["f" * 64]
     assert answer["endpoints"][ENDPOINT] == {
         "endpoint_id": ENDPOINT,
@@ -47,18 +49,20 @@ def test_answer_names_port_addresses_vif_and_status() -> None:
         "mac": "fa:16:3e:00:00:01",
         "host_ifname": "tap01234567-89",
         "container_ifname": "t_c01234567-89",
-        "bookkeeping": port.BOOKKEEPING_DONE,
+        "bookkeeping": admin_api.BOOKKEEPING_DONE,
         "status": "ACTIVE",
     }
 
 
 def test_status_the_daemon_does_not_know_is_unknown() -> None:
-    answer = port.describe(state_with_endpoint(), lambda _: None, [ENDPOINT])
-    assert answer["endpoints"][ENDPOINT]["status"] == port.STATUS_UNKNOWN
+    answer = admin_reports.describe(state_with_endpoint(), lambda _: None, [ENDPOINT])
+    assert answer["endpoints"][ENDPOINT]["status"] == admin_api.STATUS_UNKNOWN
 
 
 def test_text_report_has_one_block_per_network() -> None:
-    entry = port.describe(state_with_endpoint(), lambda _: None, [ENDPOINT])["endpoints"][ENDPOINT]
+    entry = admin_reports.describe(state_with_endpoint(), lambda _: None, [ENDPOINT])["endpoints"][
+        ENDPOINT
+    ]
     lines = port.render(
         {"container": {"id": "c" * 64, "name": "web"}, "ports": [{**entry, "network": "front"}]}
     )

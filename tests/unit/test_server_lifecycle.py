@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import tempfile
 from collections.abc import Awaitable, Callable, Iterator
@@ -11,7 +10,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from kuryr import app, metrics
+from kuryr import app, cli, metrics
 from kuryr.config import Config
 from kuryr.plugin.server import Domain, StartupError
 from tests.unit.fake_drivers import fake_domain
@@ -124,11 +123,10 @@ def test_bad_metrics_listen_is_refused(listen: str) -> None:
 
 
 def test_unreadable_config_exits_2(sock_dir: Path) -> None:
-    args = argparse.Namespace(config_file=str(sock_dir / "absent.conf"))
-    assert app.main(args) == 2
+    assert cli.main(["--config-file", str(sock_dir / "absent.conf"), "serve"]) == 2
 
 
 def test_bad_metrics_listen_in_config_exits_2(sock_dir: Path) -> None:
     conf = sock_dir / "kuryr.conf"
     conf.write_text("[DEFAULT]\nmetrics_listen = everywhere\n")
-    assert app.main(argparse.Namespace(config_file=str(conf))) == 2
+    assert cli.main(["--config-file", str(conf), "serve"]) == 2
