@@ -30,6 +30,7 @@ DISRUPTING = (
     "test_dockerd_restart",
     "test_bookkeeping_immediate",
     "test_migration",
+    "test_multihost_dead",
 )
 
 

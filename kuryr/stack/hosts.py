@@ -199,9 +199,10 @@ def remove_all(layout: Layout) -> list[StackError]:
 
 
 def forget_ports(host: SimHost) -> None:
-    """Delete the Kuryr ports still bound to the host (pool ports it kept ready, ports of
-    networks another host owns): nothing can use them once the host is gone."""
-    query = f"/v2.0/ports?binding:host_id={host.name}&device_owner={naming.DEVICE_OWNER}"
+    """Delete the Kuryr ports still bound to the host (pool ports it kept ready, anchors of
+    networks it adopted): nothing can use them once the host is gone."""
+    owners = "&".join(f"device_owner={o}" for o in (naming.DEVICE_OWNER, naming.ANCHOR_OWNER))
+    query = f"/v2.0/ports?binding:host_id={host.name}&{owners}"
     try:
         for port in neutron_api.call("GET", query)["ports"]:
             neutron_api.call("DELETE", f"/v2.0/ports/{port['id']}")
