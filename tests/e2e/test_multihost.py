@@ -131,6 +131,35 @@ def test_a_vm_like_port_reaches_containers_on_every_host(
         assert container.pings(vm.addresses[4]), f"{container.host.name} -> VM"
 
 
+def test_a_network_the_first_host_made_spans_the_others(
+    sim_hosts: list[Host], neutron: Neutron, mh_env: HostsEnv
+) -> None:
+    """The README's recipe: Kuryr makes the Neutron network and subnet on the first host; the
+    others join them by name (``-o neutron.net.name``, ``--ipam-opt neutron.subnet.name``)."""
+    first, *others = sim_hosts
+    cidr = f"10.65.{secrets.randbelow(250) + 1}.0/24"
+    gateway = str(ipaddress.ip_network(cidr)[1])
+    docker_name = mh_env.name("made")
+    common = ("--subnet", cidr, "--gateway", gateway)
+    mh_env.network(first, docker_name, *common)
+    docker_id = first.docker("network", "inspect", "-f", "{{.Id}}", docker_name)
+    for host in others:
+        mh_env.network(
+            host, docker_name, *common, "--ipam-opt", f"neutron.subnet.name=kuryr-subnet-{cidr}",
+            "-o", f"neutron.net.name=kuryr-net-{docker_id[:8]}",
+        )  # fmt: skip
+    containers = [mh_env.container(host, docker_name, cmd=WEB) for host in sim_hosts]
+    ports = [neutron.port_of_endpoint(c.endpoint_id(docker_name)) for c in containers]
+    assert len({p["network_id"] for p in ports}) == 1
+    assert [p["binding:host_id"] for p in ports] == [h.chassis for h in sim_hosts]
+    failed = [
+        f"{a.host.name}->{b.host.name}"
+        for a, b in itertools.permutations(containers, 2)
+        if not a.pings(b.address(docker_name, 4))
+    ]
+    assert failed == [], f"pings that failed: {failed}"
+
+
 def test_per_host_ip_range_slices_of_one_docker_subnet(
     sim_hosts: list[Host], neutron: Neutron, mh_env: HostsEnv
 ) -> None:
