@@ -15,7 +15,8 @@ from pathlib import Path
 
 from kuryr.config import Config
 from kuryr.errors import KuryrError
-from kuryr.ops.reconcile import Plan, opened, run_once
+from kuryr.ops.reconcile import opened, run_once
+from kuryr.ops.reconcile_plan import Plan
 
 
 async def _run(args: argparse.Namespace, config: Config) -> tuple[Plan, list[str]]:

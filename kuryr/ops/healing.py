@@ -51,7 +51,8 @@ from kuryr.domain.ports.pools import Pools
 from kuryr.domain.quiet import Quiet
 from kuryr.domain.security_groups import SecurityGroups
 from kuryr.errors import KuryrError
-from kuryr.ops.reconcile import Action, Overtaken, Plan, Reconciler, opened
+from kuryr.ops.reconcile import Reconciler, opened
+from kuryr.ops.reconcile_plan import Action, Overtaken, Plan
 from kuryr.plugin import protocol as p
 
 LOG = logging.getLogger(__name__)

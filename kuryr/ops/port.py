@@ -18,12 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kuryr.backends import unixhttp
+from kuryr.backends import dockerd, unixhttp
 from kuryr.config import BOOKKEEPING_IMMEDIATE, Config
 from kuryr.ops import admin_api
 from kuryr.ops.admin_api import BOOKKEEPING_DONE
-
-DOCKER_TIMEOUT = 10.0
 
 # What the journal writes for a port handed to an endpoint: a PUT of device_id and name, a PUT
 # of its tags (kuryr.domain.ports.journal).
@@ -110,15 +108,11 @@ def lookup(container: str, docker_socket: Path, admin_socket: Path, driver: str)
 def _docker(socket: Path, url: str) -> dict[str, Any] | None:
     """One GET to dockerd's API; None for a 404."""
     try:
-        status, raw = unixhttp.request(socket, "GET", url, timeout=DOCKER_TIMEOUT)
+        answer: dict[str, Any] | None = dockerd.get(socket, url)
     except OSError as exc:
         raise PortError(f"dockerd at {socket} does not answer: {exc}") from exc
-    if status == 404:
-        return None
-    if status >= 400:
-        message = json.loads(raw or b"{}").get("message") or f"HTTP {status}"
-        raise PortError(f"dockerd: GET {url}: {message}")
-    answer: dict[str, Any] = json.loads(raw)
+    except dockerd.DockerError as exc:
+        raise PortError(str(exc)) from exc
     return answer
 
 

@@ -34,52 +34,29 @@ its pools and the port's VIF right.
 
 from __future__ import annotations
 
-import json
-import logging
-import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-import aiohttp
-
 from kuryr import naming
-from kuryr.backends.binding.base import HOST_IF_PREFIX, host_ifname
-from kuryr.backends.binding.ovs import OWNER_KEY
+from kuryr.backends import dockerd
+from kuryr.backends.binding import registry
 from kuryr.backends.model import fixed_ips
-from kuryr.backends.netlink import Netlink
 from kuryr.backends.neutron import connect
 from kuryr.backends.neutron_api import NeutronApi, NeutronError, Resource
-from kuryr.backends.ovsdb import Ovsdb
 from kuryr.config import Config
 from kuryr.domain import sharing
-from kuryr.errors import KuryrError
+from kuryr.ops import reconcile_plan
+from kuryr.ops.reconcile_docker import DockerView, docker_view
+from kuryr.ops.reconcile_neutron import age, judge_groups, judge_networks, judge_subnetpools
+from kuryr.ops.reconcile_plan import Plan
+from kuryr.ops.reconcile_vifs import judge_vifs
 
-LOG = logging.getLogger(__name__)
-
-DOCKER_SOCKET = Path("/var/run/docker.sock")
-DOCKER_TIMEOUT = 10.0
 DEFAULT_GRACE = 60.0
 # Conditional writes of one port action: the revision moves under it (OVN status) now and then.
 _GUARD_TRIES = 5
-_HOST_IF = re.compile(rf"^{HOST_IF_PREFIX}[0-9a-f]{{8}}-[0-9a-f]{{2}}$")
-
-
-@dataclass(frozen=True)
-class DockerView:
-    """dockerd's Kuryr networks and the endpoints of running containers on them."""
-
-    networks: frozenset[str]
-    endpoints: dict[str, tuple[str, frozenset[str]]]  # endpoint id -> (network id, IPs)
-
-
-class Overtaken(KuryrError):
-    """The daemon took the resource up again between plan and apply: nothing to do."""
-
 
 Reclaim = Callable[[], Awaitable[Any]]
 
@@ -110,92 +87,12 @@ class Local(Protocol):
         ...
 
 
-@dataclass
-class Action:
-    kind: str
-    ident: str
-    reason: str
-    run: Callable[[], Awaitable[Any]]
-    # What the judgement rested on besides the identity (a port's device_id): a later pass
-    # confirms an action only when it finds the same.
-    mark: str = ""
-
-    @property
-    def key(self) -> tuple[str, str, str]:
-        return (self.kind, self.ident, self.mark)
-
-    def describe(self) -> str:
-        return f"{self.kind} {self.ident}: {self.reason}"
-
-
-@dataclass
-class Plan:
-    actions: list[Action] = field(default_factory=list)
-    kept: dict[str, int] = field(default_factory=dict)
-    docker_seen: bool = False
-
-    def add(
-        self,
-        kind: str,
-        ident: str,
-        reason: str,
-        run: Callable[[], Awaitable[Any]],
-        mark: str = "",
-    ) -> None:
-        self.actions.append(Action(kind, ident, reason, run, mark))
-
-    def keep(self, kind: str) -> None:
-        self.kept[kind] = self.kept.get(kind, 0) + 1
-
-
-async def docker_view(socket: Path = DOCKER_SOCKET) -> DockerView | None:
-    """What dockerd says, or None when it does not answer (then nothing is judged by it)."""
-    timeout = aiohttp.ClientTimeout(total=DOCKER_TIMEOUT)
-    try:
-        async with aiohttp.ClientSession(
-            connector=aiohttp.UnixConnector(path=str(socket)), timeout=timeout
-        ) as http:
-            filters = json.dumps({"driver": ["kuryr"]})
-            async with http.get("http://docker/networks", params={"filters": filters}) as resp:
-                resp.raise_for_status()
-                listed = await resp.json()
-            endpoints: dict[str, tuple[str, frozenset[str]]] = {}
-            for net in listed:
-                async with http.get(f"http://docker/networks/{net['Id']}") as resp:
-                    if resp.status == 404:
-                        continue
-                    resp.raise_for_status()
-                    detail = await resp.json()
-                for ep in (detail.get("Containers") or {}).values():
-                    ips = {
-                        str(ep[key]).partition("/")[0]
-                        for key in ("IPv4Address", "IPv6Address")
-                        if ep.get(key)
-                    }
-                    endpoints[str(ep["EndpointID"])] = (str(net["Id"]), frozenset(ips))
-    except (aiohttp.ClientError, OSError, TimeoutError, KeyError, ValueError) as exc:
-        LOG.warning("dockerd at %s does not answer (%s): ports are not judged", socket, exc)
-        return None
-    return DockerView(frozenset(str(n["Id"]) for n in listed), endpoints)
-
-
-def _age(resource: Resource, now: float) -> float:
-    """Seconds since Neutron last changed ``resource`` (0 when it does not say)."""
-    stamp = resource.get("updated_at") or resource.get("created_at")
-    if not stamp:
-        return 0.0
-    parsed = datetime.strptime(str(stamp), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-    return max(0.0, now - parsed.timestamp())
-
-
 class Reconciler:
     def __init__(
         self,
         neutron: NeutronApi,
-        host: str,
-        ovsdb: Ovsdb | None,
-        netlink: Netlink,
-        docker_socket: Path = DOCKER_SOCKET,
+        binders: registry.Binders,
+        docker_socket: Path = dockerd.SOCKET,
         grace: float = DEFAULT_GRACE,
         scope: frozenset[str] | None = None,
         local: Local | None = None,
@@ -206,9 +103,8 @@ class Reconciler:
         self._scope = scope
         self._local = local
         self._neutron = neutron
-        self._host = host
-        self._ovsdb = ovsdb
-        self._netlink = netlink
+        self._binders = binders
+        self._host = binders.host
         self._docker_socket = docker_socket
         self._grace = grace
 
@@ -230,35 +126,23 @@ class Reconciler:
         else:
             docker_of = await sharing.docker_networks(self._neutron, self._host)
         in_use = self._judge_ports(plan, ports, docker, docker_of, now, scope)
-        await self._judge_interfaces(plan, ports, in_use)
-        await self._judge_groups(plan, ports, now)
+        port_ids = {str(p["id"]) for p in ports}
+        await judge_vifs(plan, self._binders, self._neutron, port_ids, set(in_use))
+        endpoints = {str(p.get("device_id") or "") for p in ports}
+        if self._local is not None:
+            # Endpoints whose device_id the journal has not written yet.
+            endpoints |= self._local.endpoints()
+        await judge_groups(plan, self._neutron, endpoints, now, self._grace)
         if self._scope is None and self._local is None:
             # Subnetpools belong to no network: a run scoped to networks leaves them alone.
-            await self._judge_subnetpools(plan, now)
+            await judge_subnetpools(plan, self._neutron, now, self._grace)
         if networks and docker is not None and self._scope is None and self._local is None:
-            await self._judge_networks(plan, docker, now)
+            await judge_networks(plan, self._neutron, self._host, docker, now, self._grace)
         return plan
 
     async def apply(self, plan: Plan) -> list[str]:
         """Carry the plan out in order; returns the failures (each also logged)."""
-        errors = []
-        for action in plan.actions:
-            try:
-                await action.run()
-                LOG.info("reconciled %s", action.describe())
-            except NeutronError as exc:
-                if not _overtaken(exc):
-                    errors.append(f"{action.describe()}: {exc.message}")
-                    LOG.warning("cannot reconcile %s: %s", action.describe(), exc.message)
-                    continue
-                # The daemon (or a user) got there first; nothing is left to do.
-                LOG.info("not reconciled %s: overtaken (%s)", action.describe(), exc.message)
-            except Overtaken as exc:
-                LOG.info("not reconciled %s: %s", action.describe(), exc.message)
-            except KuryrError as exc:
-                errors.append(f"{action.describe()}: {exc.message}")
-                LOG.warning("cannot reconcile %s: %s", action.describe(), exc.message)
-        return errors
+        return await reconcile_plan.apply(plan)
 
     # --- ports ---------------------------------------------------------------------------
 
@@ -275,10 +159,10 @@ class Reconciler:
         ("" a free pool port; None when not judged: young, out of scope, busy in the daemon,
         reclaimed by the daemon (which sees to its VIF), or no dockerd)."""
         kept: dict[str, str | None] = {}
-        held = _held_addresses(docker) if docker is not None else {}
+        held = docker.held_addresses() if docker is not None else {}
         for port in ports:
             endpoint_id = str(port.get("device_id") or "")
-            young = _age(port, now) < self._grace
+            young = age(port, now) < self._grace
             outside = scope is not None and port.get("network_id") not in scope
             busy = self._local is not None and self._local.busy(port)
             if young or outside or busy or docker is None:
@@ -430,160 +314,12 @@ class Reconciler:
 
         return self._guarded(port, finish)
 
-    # --- OVS interfaces and veths ----------------------------------------------------------
-
-    async def _judge_interfaces(
-        self, plan: Plan, ports: list[Resource], kept: dict[str, str | None]
-    ) -> None:
-        """A VIF is named after its port and replaced whenever the port is plugged again (for
-        a container, or ahead in its pool): it stays exactly as long as its port is kept."""
-        by_id = {str(p["id"]): p for p in ports}
-        live = {host_ifname(port_id) for port_id in kept if port_id in by_id}
-        on_ovs: set[str] = set()
-        if self._ovsdb is not None:
-            for state in await self._ovsdb.interfaces():
-                if OWNER_KEY not in state.external_ids:
-                    continue
-                on_ovs.add(state.name)
-                port_id = state.external_ids.get("iface-id", "")
-                if port_id in kept or state.name in live:
-                    plan.keep("ovs-interface")
-                    continue
-                gone = port_id not in by_id
-                why = "its port is gone" if gone else "its port is orphaned"
-                unplug = self._unplugger(state.name, port_id if gone else "")
-                plan.add("ovs-interface", state.name, why, unplug)
-        for name in sorted(await self._netlink.names(HOST_IF_PREFIX)):
-            if not _HOST_IF.match(name) or name in on_ovs:
-                continue
-            if name in live:
-                plan.keep("veth")
-                continue
-            plan.add("veth", name, "not on OVS and no live port", self._link_remover(name))
-
-    def _unplugger(self, name: str, gone_port: str = "") -> Callable[[], Awaitable[Any]]:
-        """``gone_port``: the port the plan found missing. One made after the plan read Neutron
-        (a pool refill) is plugged ahead at once, and its VIF stays."""
-
-        async def unplug() -> None:
-            if gone_port and await self._neutron.show("ports", gone_port) is not None:
-                return
-            if self._ovsdb is not None:
-                await self._ovsdb.transact(lambda api: [api.del_port(name, if_exists=True)])
-            await self._netlink.delete_link(name)
-
-        return unplug
-
-    def _link_remover(self, name: str) -> Callable[[], Awaitable[Any]]:
-        async def remove() -> None:
-            await self._netlink.delete_link(name)
-
-        return remove
-
-    # --- security groups, subnetpools, networks ----------------------------------------------
-
-    async def _judge_groups(self, plan: Plan, ports: list[Resource], now: float) -> None:
-        endpoints = {str(p.get("device_id") or "") for p in ports}
-        if self._local is not None:
-            # Endpoints whose device_id the journal has not written yet.
-            endpoints |= self._local.endpoints()
-        for group in await self._neutron.query("security-groups"):
-            name = str(group.get("name") or "")
-            owner = naming.id_from_tags(group.get("tags") or [])
-            if not name.startswith(naming.EXPOSE_SG_PREFIX) or owner is None:
-                continue
-            if owner in endpoints or _age(group, now) < self._grace:
-                plan.keep("security-group")
-                continue
-            # The endpoint may live on another host: only a group no port anywhere has goes.
-            if await self._neutron.query("ports", {"device_id": owner, "fields": "id"}):
-                plan.keep("security-group")
-                continue
-            plan.add(
-                "security-group",
-                group["id"],
-                f"{name}: its endpoint has no port",
-                self._deleter("security-groups", group["id"]),
-            )
-
-    async def _judge_subnetpools(self, plan: Plan, now: float) -> None:
-        for pool in await self._neutron.query("subnetpools"):
-            name = str(pool.get("name") or "")
-            if not name.startswith(naming.SUBNETPOOL_NAME_PREFIX):
-                continue
-            if naming.TAG_EXISTING_SUBNETPOOL in (pool.get("tags") or []):
-                continue
-            if _age(pool, now) < self._grace:
-                plan.keep("subnetpool")
-                continue
-            used = await self._neutron.query(
-                "subnets", {"subnetpool_id": pool["id"], "fields": "id"}
-            ) or await self._neutron.query(
-                # A subnet outside the pool that serves it (an adopted one, an ip-range slice
-                # on an adopted network) carries the pool's id as a tag.
-                "subnets",
-                {"tags": pool["id"], "fields": "id"},
-            )
-            if used:
-                plan.keep("subnetpool")
-                continue
-            plan.add(
-                "subnetpool",
-                pool["id"],
-                f"{name}: no subnet uses it",
-                self._deleter("subnetpools", pool["id"]),
-            )
-
-    async def _judge_networks(self, plan: Plan, docker: DockerView, now: float) -> None:
-        for net in await self._neutron.query("networks"):
-            tags = net.get("tags") or []
-            docker_id = naming.id_from_tags(tags)
-            if docker_id is None or naming.is_adopted_network(tags):
-                continue
-            if naming.creator_host(net.get("description")) not in (None, self._host):
-                continue  # another host's Docker network: this dockerd cannot know it
-            if docker_id in docker.networks or _age(net, now) < self._grace:
-                plan.keep("network")
-                continue
-            ports = await self._neutron.query("ports", {"network_id": net["id"]})
-            if any(not str(p.get("device_owner") or "").startswith("network:") for p in ports):
-                plan.keep("network")
-                continue
-            plan.add(
-                "network",
-                net["id"],
-                f"{net.get('name')}: Docker has no network {docker_id[:12]}",
-                self._deleter("networks", net["id"]),
-            )
-
-    def _deleter(self, resource: str, ident: str) -> Callable[[], Awaitable[Any]]:
-        async def delete() -> None:
-            await self._neutron.delete(resource, ident)
-
-        return delete
-
-
-def _overtaken(exc: NeutronError) -> bool:
-    """The resource changed between plan and apply: gone (404), written since the plan read
-    it (412, a conditional write), or a subnetpool that got a new subnet meanwhile (Neutron
-    answers 400 SubnetPoolDeleteError, or 409)."""
-    return exc.not_found or exc.stale or exc.conflict or exc.neutron_type == "SubnetPoolDeleteError"
-
 
 def _revision(resource: Resource) -> int | None:
     """The revision_number a plan read (None: NeutronApi did not say; the write is then
     unconditional)."""
     value = resource.get("revision_number")
     return int(value) if value is not None else None
-
-
-def _held_addresses(docker: DockerView) -> dict[tuple[str, str], str]:
-    """(Docker network id, IP) -> the endpoint holding it."""
-    return {
-        (network, ip): endpoint
-        for endpoint, (network, ips) in docker.endpoints.items()
-        for ip in ips
-    }
 
 
 async def run_once(
@@ -597,28 +333,17 @@ async def run_once(
 @asynccontextmanager
 async def opened(
     config: Config,
-    docker_socket: Path = DOCKER_SOCKET,
+    docker_socket: Path = dockerd.SOCKET,
     grace: float = DEFAULT_GRACE,
     scope: frozenset[str] | None = None,
     local: Local | None = None,
     neutron: NeutronApi | None = None,
 ) -> AsyncIterator[Reconciler]:
-    """A reconciler with its own OVSDB connection and netlink socket, and its own Neutron
-    client unless given one."""
+    """A reconciler with binders of its own (their OVSDB connection and netlink socket), and
+    its own Neutron client unless given one."""
     neutron = neutron or connect(config.neutron)
-    ovsdb: Ovsdb | None
+    binders = await registry.load(config.binding)
     try:
-        ovsdb = await Ovsdb.connect(config.binding.ovsdb_connection)
-    except KuryrError as exc:
-        LOG.warning("OVS interfaces are not judged: %s", exc.message)
-        ovsdb = None
-    netlink = Netlink()
-    try:
-        host = config.binding.host or (await ovsdb.hostname() if ovsdb is not None else "")
-        if not host:
-            raise KuryrError("this host's chassis name is unknown: set [binding] host")
-        yield Reconciler(neutron, host, ovsdb, netlink, docker_socket, grace, scope, local)
+        yield Reconciler(neutron, binders, docker_socket, grace, scope, local)
     finally:
-        await netlink.close()
-        if ovsdb is not None:
-            await ovsdb.close()
+        await binders.close()

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from kuryr.ops.healing import confirm
-from kuryr.ops.reconcile import Action, Plan
+from kuryr.ops.reconcile_plan import Action, Plan
 
 
 async def _nothing() -> None:

@@ -120,6 +120,11 @@ class Binder(ABC):
         host can tell; None when nothing here looks wrong (or this binder cannot tell)."""
         return None
 
+    async def remove(self, host_ifname: str) -> None:
+        """Unplug a VIF known only by its host end's name (reconciliation finds VIFs whose
+        port is gone, named whatever plugged them); a missing one is not an error."""
+        raise BackendError(f"{type(self).__name__} cannot remove interface {host_ifname}")
+
     async def rewire(self, vif: Vif, ready_timeout: float) -> None:
         """Attach the host end of a running container's VIF to the backend again, so the
         backend reports the port down and up afresh (the container end stays in place)."""

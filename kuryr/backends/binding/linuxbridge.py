@@ -48,8 +48,11 @@ class LinuxBridgeBinder(Binder):
         return await veth_intact(self._netlink, vif)
 
     async def unplug(self, vif: Vif) -> None:
+        await self.remove(vif.host_ifname)
+
+    async def remove(self, host_ifname: str) -> None:
         # The bridge stays: it is the agent's, and other ports of the network use it.
-        await self._netlink.delete_link(vif.host_ifname)
+        await self._netlink.delete_link(host_ifname)
 
     async def plugged(self) -> dict[str, str]:
         aliased = await self._netlink.aliased(ALIAS_PREFIX)

@@ -202,10 +202,12 @@ class OvsBinder(Binder):
             watch.cancel()
 
     async def unplug(self, vif: Vif) -> None:
-        name = vif.host_ifname
-        await self._ovsdb.transact(lambda api: [api.del_port(name, if_exists=True)])
+        await self.remove(vif.host_ifname)
+
+    async def remove(self, host_ifname: str) -> None:
+        await self._ovsdb.transact(lambda api: [api.del_port(host_ifname, if_exists=True)])
         # Gone already when its peer was moved into a namespace that has since died.
-        await self._netlink.delete_link(name)
+        await self._netlink.delete_link(host_ifname)
 
     async def _unplug_quietly(self, vif: Vif) -> None:
         try:

@@ -69,6 +69,11 @@ class Binders:
         known = ", ".join(sorted(self.by_vif_type)) or "none"
         raise BackendError(f"no binder for vif_type {vif_type!r} (this host serves: {known})")
 
+    async def remove_stray(self, host_ifname: str) -> None:
+        """A host end no backend holds (a plug cut short, a backend's port removed by hand):
+        the veth goes, with its peer."""
+        await self.netlink.delete_link(host_ifname)
+
     async def close(self) -> None:
         for binder in self.by_vif_type.values():
             await binder.close()

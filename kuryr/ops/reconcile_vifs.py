@@ -1,0 +1,66 @@
+"""Reconciliation of this host's VIFs: the OVS interfaces Kuryr plugged and the host-side
+veths named like Kuryr's (``tap`` + the first 11 characters of a port id).
+
+A VIF is named after its port and replaced whenever the port is plugged again (for a
+container, or ahead in its pool): it stays exactly as long as its port is kept. What goes is
+unplugged through the binders (kuryr.backends.binding).
+"""
+
+from __future__ import annotations
+
+import re
+
+from kuryr.backends.binding.base import HOST_IF_PREFIX, host_ifname
+from kuryr.backends.binding.ovs import OWNER_KEY
+from kuryr.backends.binding.registry import Binders
+from kuryr.backends.neutron_api import NeutronApi
+from kuryr.ops.reconcile_plan import Plan, Run
+
+_HOST_IF = re.compile(rf"^{HOST_IF_PREFIX}[0-9a-f]{{8}}-[0-9a-f]{{2}}$")
+
+
+async def judge_vifs(
+    plan: Plan, binders: Binders, neutron: NeutronApi, ports: set[str], kept: set[str]
+) -> None:
+    """``ports``: the ids of this host's ports in Neutron; ``kept``: those the plan keeps."""
+    live = {host_ifname(port_id) for port_id in kept & ports}
+    on_ovs: set[str] = set()
+    if binders.ovsdb is not None:
+        for state in await binders.ovsdb.interfaces():
+            if OWNER_KEY not in state.external_ids:
+                continue
+            on_ovs.add(state.name)
+            port_id = state.external_ids.get("iface-id", "")
+            if port_id in kept or state.name in live:
+                plan.keep("ovs-interface")
+                continue
+            gone = port_id not in ports
+            why = "its port is gone" if gone else "its port is orphaned"
+            unplug = _unplugger(binders, neutron, state.name, port_id if gone else "")
+            plan.add("ovs-interface", state.name, why, unplug)
+    for name in sorted(await binders.netlink.names(HOST_IF_PREFIX)):
+        if not _HOST_IF.match(name) or name in on_ovs:
+            continue
+        if name in live:
+            plan.keep("veth")
+            continue
+        plan.add("veth", name, "not on OVS and no live port", _stray_remover(binders, name))
+
+
+def _unplugger(binders: Binders, neutron: NeutronApi, name: str, gone_port: str = "") -> Run:
+    """``gone_port``: the port the plan found missing. One made after the plan read Neutron
+    (a pool refill) is plugged ahead at once, and its VIF stays."""
+
+    async def unplug() -> None:
+        if gone_port and await neutron.show("ports", gone_port) is not None:
+            return
+        await binders.for_vif_type("ovs").remove(name)
+
+    return unplug
+
+
+def _stray_remover(binders: Binders, name: str) -> Run:
+    async def remove() -> None:
+        await binders.remove_stray(name)
+
+    return remove
