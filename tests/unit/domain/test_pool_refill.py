@@ -1,0 +1,100 @@
+"""Port pools under concurrency: many RequestAddress at once on an empty or short pool never
+hand a port out twice, share bulk creates, and never leave more than ``max`` free ports; a
+refill Neutron refuses fails the starts waiting for it and leaves nothing behind."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from kuryr import naming
+from kuryr.config import PoolConfig
+from kuryr.errors import BackendError
+from tests.fakes.daemon import Daemon, Net, daemon, eventually
+
+BURST = 30
+
+
+def free_ports(d: Daemon, net: Net, handed: set[str]) -> list[str]:
+    """Kuryr's ports on the network that hold none of the addresses handed out."""
+    return [
+        str(port["id"])
+        for port in d.ports(net)
+        if not {f["ip_address"] for f in port["fixed_ips"]} & handed
+    ]
+
+
+async def burst(d: Daemon, net: Net, count: int) -> list[str]:
+    return list(await asyncio.gather(*(d.request_address(net.pool_id) for _ in range(count))))
+
+
+@pytest.mark.parametrize(
+    "pool",
+    [PoolConfig(min=0, max=4, batch=0), PoolConfig(min=2, max=4, batch=2)],
+    ids=["empty pool", "short pool"],
+)
+async def test_a_burst_gets_distinct_ports_in_shared_bulk_creates_and_max_holds(
+    tmp_path: Path, pool: PoolConfig
+) -> None:
+    async with daemon(tmp_path, pool) as d:
+        net = await d.kuryr_network()
+        posts = d.neutron.calls[("POST", "ports")]
+
+        answers = await burst(d, net, BURST)
+
+        assert len(set(answers)) == BURST, f"an address was handed out twice: {sorted(answers)}"
+        holders = {a: d.port_holding(net, a) for a in answers}
+        assert all(port is not None for port in holders.values()), "an answer has no port"
+        assert len({str(p["id"]) for p in holders.values() if p}) == BURST
+        assert d.neutron.calls[("POST", "ports")] - posts < BURST, "misses share bulk creates"
+        handed = set(answers)
+        await eventually(lambda: len(free_ports(d, net, handed)) >= pool.min, "refilled")
+        await asyncio.sleep(0.05)  # any refill still under way has had its turn
+        assert len(free_ports(d, net, handed)) <= pool.max
+
+
+async def test_free_ports_never_exceed_max_while_bulk_creates_are_slow(tmp_path: Path) -> None:
+    pool = PoolConfig(min=3, max=5, batch=3)
+    async with daemon(tmp_path, pool) as d:
+        d.neutron.faults.slow(0.02, "POST", "ports")
+        net = await d.kuryr_network()
+        handed: set[str] = set()
+        most = 0
+        for _ in range(4):
+            handed |= set(await burst(d, net, 4))
+            for _ in range(10):
+                most = max(most, len(free_ports(d, net, handed)))
+                await asyncio.sleep(0.01)
+
+        assert len(handed) == 16
+        assert most <= pool.max, f"{most} free ports, max is {pool.max}"
+
+
+async def test_released_ports_beyond_max_are_deleted(tmp_path: Path) -> None:
+    pool = PoolConfig(min=1, max=2, batch=1)
+    async with daemon(tmp_path, pool) as d:
+        net = await d.kuryr_network()
+        containers = [await d.run(net) for _ in range(5)]
+        for container in containers:
+            await d.stop(container)
+
+        await eventually(lambda: len(d.ports(net)) == pool.max, "back to max")
+        assert all(naming.is_pool_port(port) for port in d.ports(net))
+
+
+async def test_a_refused_refill_fails_the_waiting_starts_and_leaves_nothing(
+    tmp_path: Path,
+) -> None:
+    async with daemon(tmp_path, PoolConfig(min=0, max=4, batch=0)) as d:
+        net = await d.kuryr_network()
+        d.neutron.faults.fail("POST", "ports", status=503)
+
+        results = await asyncio.gather(
+            *(d.request_address(net.pool_id) for _ in range(3)), return_exceptions=True
+        )
+
+        assert all(isinstance(r, BackendError) for r in results), results
+        assert d.ports(net) == []
+        assert await d.request_address(net.pool_id), "the next start is served"
