@@ -8,7 +8,9 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from kuryr.backends.binding import registry
 from kuryr.backends.binding.base import Binder, Vif
+from kuryr.backends.netlink import Netlink
 from kuryr.errors import BackendError
 
 PLUG = "plug"
@@ -71,3 +73,17 @@ class FakeBinders:
         if vif_type not in self.binder.vif_types:
             raise BackendError(f"no binder for vif_type {vif_type!r} (this host serves: ovs)")
         return self.binder
+
+
+class NoLinks(Netlink):
+    """A host with no veth named like Kuryr's (reconciliation's kernel view, without reading
+    the real one)."""
+
+    async def names(self, prefix: str) -> set[str]:
+        return set()
+
+
+def host_binders(host: str = "vm") -> registry.Binders:
+    """The binders reconciliation reads: no OVSDB, no veths, the fake binder for ``ovs``."""
+    binder = FakeBinder()
+    return registry.Binders(host, {"ovs": binder}, {}, NoLinks(), None)
