@@ -1,10 +1,10 @@
 """Docker IPAM on Neutron: pools are (subnetpool, CIDR) pairs, addresses are Neutron ports.
 
-RequestPool only picks or checks a CIDR (no Neutron write when a default pool serves it);
-the subnet is created by CreateNetwork with ``subnetpool_id`` and that CIDR, so Neutron
-enforces uniqueness. RequestAddress creates the endpoint's port already in its final shape
-(owner, host binding, fixed IP) through :class:`PortAllocator`, the one seam where a pool of
-pre-created ports will slot in.
+RequestPool picks or checks a CIDR (a pool of a shared subnetpool also gets its marker,
+kuryr.domain.pool_markers); the subnet is created by CreateNetwork with ``subnetpool_id``
+and that CIDR, so Neutron enforces uniqueness. RequestAddress creates the endpoint's port
+already in its final shape (owner, host binding, fixed IP) through :class:`PortAllocator`,
+the one seam where a pool of pre-created ports will slot in.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from kuryr import naming
 from kuryr.backends.model import IPNetwork, Subnet, first_host, fixed_ips, subnet_of
 from kuryr.backends.neutron_api import NeutronApi, NeutronError, Resource
 from kuryr.backends.state import State
+from kuryr.domain import pool_markers
 from kuryr.errors import Conflict, InvalidRequest, NotFound
 from kuryr.plugin import protocol as p
 from kuryr.plugin.api import IpamDriver
@@ -55,10 +56,19 @@ class PoolChoice:
     dedicated: bool = False
     # Docker's --ip-range: the CIDR is the range (kuryr.domain.networks.subnetpool_for).
     ip_range: bool = False
+    # A shared pool's CIDR: the marker subnetpool whose id is the PoolID (pool_markers).
+    marker: str | None = None
 
     @property
     def pool_id(self) -> str:
+        if self.marker is not None:
+            return self.marker
         return naming.pool_id(self.subnetpool_id, str(self.cidr), self.dedicated)
+
+    @property
+    def tag(self) -> str | None:
+        """The id the pool's subnet carries as a tag, as kuryr-libnetwork finds it by."""
+        return self.marker or (self.subnetpool_id if self.dedicated else None)
 
 
 class PortAllocator:
@@ -203,17 +213,24 @@ class Ipam(IpamDriver):
             if not _contains(subnetpool, cidr):
                 raise InvalidRequest(f"{cidr} is not inside subnetpool {subnetpool['name']}")
             await self._check_unused(subnetpool, cidr, existing)
-            choice = PoolChoice(
+            choice = self.choice_for(cidr) or PoolChoice(
                 subnetpool["id"],
                 cidr,
                 dedicated=_dedicated(subnetpool, cidr),
                 ip_range=bool(req.sub_pool),
             )
+            if not choice.dedicated and choice.marker is None:
+                choice.marker = await pool_markers.create(
+                    self._neutron, choice.subnetpool_id, cidr, _shared(req.options)
+                )
         else:
             subnetpool = named or await self._default_pool(version)
             async with self._pick_lock:
                 cidr = await self._pick_free(subnetpool)
-                choice = PoolChoice(subnetpool["id"], cidr)
+                marker = await pool_markers.create(
+                    self._neutron, subnetpool["id"], cidr, _shared(req.options)
+                )
+                choice = PoolChoice(subnetpool["id"], cidr, marker=marker)
                 self._choices[choice.pool_id] = choice
         self._choices.setdefault(choice.pool_id, choice)
         return p.RequestPoolResponse(pool_id=choice.pool_id, pool=str(cidr), data={})
@@ -230,8 +247,9 @@ class Ipam(IpamDriver):
         mark, by which both daemons find a subnet outside the pool's subnetpool."""
         raw = await self._neutron.show("subnets", subnet.id)
         tags = list((raw or {}).get("tags") or [])
-        if raw is not None and choice.subnetpool_id not in tags:
-            await self._neutron.set_tags("subnets", subnet.id, [*tags, choice.subnetpool_id])
+        tag = choice.tag or choice.subnetpool_id
+        if raw is not None and tag not in tags:
+            await self._neutron.set_tags("subnets", subnet.id, [*tags, tag])
 
     async def _untag_kept_subnets(self, subnetpool_id: str, cidr: IPNetwork) -> None:
         """Take the pool's tag off the existing subnets it adopted (they stay; Kuryr's own
@@ -259,6 +277,10 @@ class Ipam(IpamDriver):
             return
         if await self._neutron.query("subnets", {"subnetpool_id": subnetpool_id, "fields": "id"}):
             return
+        # A subnet outside the pool that the pool serves (an adopted one, a slice, the subnet
+        # of a marker) carries its id as a tag: a ReleasePool naming another CIDR keeps it.
+        if await self._neutron.query("subnets", {"tags": subnetpool_id, "fields": "id"}):
+            return
         try:
             await self._neutron.delete("subnetpools", subnetpool_id)
         except NeutronError as exc:
@@ -284,6 +306,10 @@ class Ipam(IpamDriver):
         (its own ``kuryrPool-<cidr>`` first: an ip range inside the default pool has one)."""
         name = naming.subnetpool_name(str(cidr))
         pools = await self._neutron.query("subnetpools", {"name": name})
+        for pool in pools:
+            shared = pool_markers.shared_pool_of(pool)
+            if shared is not None:
+                return PoolChoice(shared, cidr, marker=str(pool["id"]))
         if pools:
             return PoolChoice(pools[0]["id"], cidr, dedicated=_dedicated(pools[0], cidr))
         default = await self._default_pool(cidr.version)

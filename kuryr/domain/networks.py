@@ -200,7 +200,8 @@ class Networks:
             cidr = ipaddress.ip_network(data.pool, strict=False)
             if cidr.prefixlen == 0:
                 continue  # the null IPAM driver: no addresses, no subnet
-            choice = self._ipam.choice_for(cidr)
+            # A pool Kuryr's IPAM chose serves only a network on Kuryr's IPAM.
+            choice = None if _docker_ipam(data) else self._ipam.choice_for(cidr)
             present = await self._adopt_subnet(network, cidr, options) or next(
                 (s for s in candidates if s.cidr == cidr), None
             )
@@ -229,18 +230,18 @@ class Networks:
             network.subnets.append(subnet)
             if choice is not None:
                 self._ipam.subnet_created(choice, subnet)
-            if choice is not None and choice.dedicated:
+            if choice is not None and choice.tag is not None:
                 # kuryr-libnetwork's ReleaseAddress finds a pool's subnet by this tag: without
                 # it, that daemon never deletes a port of the network (see the README's
                 # migration section).
-                await self._neutron.set_tags("subnets", subnet.id, [choice.subnetpool_id])
+                await self._neutron.set_tags("subnets", subnet.id, [choice.tag])
 
     def _subnet_deleter(self, subnet_id: str) -> Undo:
         return lambda: self._neutron.delete("subnets", subnet_id)
 
     async def _recover_choice(self, data: p.IPAMData, cidr: IPNetwork) -> PoolChoice | None:
-        if data.address_space in ("", "LocalDefault", "GlobalDefault"):
-            return None  # Docker's own IPAM
+        if _docker_ipam(data):
+            return None
         return await self._ipam.recover_choice(cidr)
 
     def _subnet_attrs(
@@ -349,6 +350,11 @@ class Networks:
             return False
         hosts = {self._host} if network.adopted else {self._host, ""}
         return str(port.get("binding:host_id") or "") in hosts
+
+
+def _docker_ipam(data: p.IPAMData) -> bool:
+    """The pool is Docker's own IPAM's (its address spaces), not one Kuryr's IPAM chose."""
+    return data.address_space in ("", "LocalDefault", "GlobalDefault")
 
 
 def subnetpool_for(

@@ -128,9 +128,11 @@ def record(neutron: Neutron, name: str) -> Made:
     made.network = neutron.network_of_docker(docker_network_id(name))["id"]
     for subnet in neutron.find("subnets", network_id=made.network):
         made.subnets.add(subnet["id"])
-        pool = subnet["subnetpool_id"] and neutron.show("subnetpools", subnet["subnetpool_id"])
-        if pool and pool["name"].startswith("kuryrPool-"):
-            made.subnetpools.add(pool["id"])
+        # Its own pool, or the pool it serves from outside (a marker, a slice): by its tag.
+        for pool_id in {subnet["subnetpool_id"], *subnet["tags"]} - {None}:
+            pool = neutron.show("subnetpools", pool_id)
+            if pool and pool["name"].startswith("kuryrPool-"):
+                made.subnetpools.add(pool["id"])
     made.ports = {pt["id"] for pt in neutron.find("ports", network_id=made.network)}
     return made
 
@@ -274,7 +276,8 @@ def test_migration_both_ways(
     claimed = neutron.port_of_endpoint(endpoint(docker_ipam_pair[0], lib_docker_ipam).endpoint_id)
     assert claimed["id"] == leaked, "Kuryr did not take the port kuryr-libnetwork left on .10"
 
-    # Kuryr makes the same kinds of networks for the way back.
+    # Kuryr makes the same kinds of networks for the way back, and one from its default pool
+    # (its subnet in the shared pool, its PoolID the id of its marker subnetpool).
     ours_pooled = [
         env.network(*kuryr_ipam, "--subnet", "10.62.11.0/24", "--gateway", "10.62.11.1"),
         env.network(
@@ -282,6 +285,7 @@ def test_migration_both_ways(
             *("--subnet", "10.62.128.0/18", "--ip-range", "10.62.129.0/24"),
             *("--gateway", "10.62.129.1"),
         ),
+        env.network(*kuryr_ipam),
     ]
     ours_docker_ipam = [
         env.network("--subnet", "10.62.12.0/24", "--gateway", "10.62.12.1"),
@@ -292,7 +296,7 @@ def test_migration_both_ways(
     # Docker-IPAM network (failed_start).
     ours_stopped = env.container(ours_docker_ipam[0], *quick)
     ours_made = [record(neutron, net) for net in (*ours_pooled, *ours_docker_ipam)]
-    assert all(made.subnetpools for made in ours_made[:2]), "Kuryr made no kuryrPool"
+    assert all(made.subnetpools for made in ours_made[:3]), "Kuryr made no kuryrPool"
 
     # Kuryr removes what kuryr-libnetwork made, and nothing else.
     for container in (*first.values(), *later.values(), *docker_ipam_pair):

@@ -9,6 +9,8 @@ import pytest
 
 from kuryr import naming
 from kuryr.backends.model import fixed_ips
+from kuryr.backends.neutron_api import Resource
+from kuryr.domain import pool_markers
 from kuryr.errors import Conflict, InvalidRequest, NotFound
 from kuryr.plugin import protocol as p
 from tests.conftest import StackFacts
@@ -39,12 +41,15 @@ async def test_network_without_subnet_from_the_default_pool(stack: StackFacts) -
             p.RequestAddressRequest(pool_id=pool.pool_id, options=GATEWAY)
         )
         assert gw.address == f"{cidr.network_address + 1}/24"
+        marker = await marker_of(d, pool, before["id"])
         calls = sum(d.neutron.calls.values())
         net = await d.networks.create(create_request(did, pool.pool, gw.address))
-        assert sum(d.neutron.calls.values()) - calls <= 4  # find, POST net, PUT tags, POST subnet
+        # find, POST net, PUT tags, POST subnet, PUT the subnet's tag (the marker's id)
+        assert sum(d.neutron.calls.values()) - calls <= 5
         [subnet] = await d.neutron.query("subnets", {"network_id": net.neutron_id})
         assert subnet["subnetpool_id"] == before["id"]
         assert subnet["cidr"] == pool.pool
+        assert subnet["tags"] == [marker["id"]]
 
         calls = sum(d.neutron.calls.values())
         addr = await d.ipam.request_address(p.RequestAddressRequest(pool_id=pool.pool_id))
@@ -80,14 +85,32 @@ async def test_network_without_subnet_from_the_default_pool(stack: StackFacts) -
             p.ReleaseAddressRequest(pool_id=pool.pool_id, address=gw.address.split("/")[0])
         )
         assert sum(d.neutron.calls.values()) == calls
-        await d.ipam.release_pool(p.ReleasePoolRequest(pool_id=pool.pool_id))
+        # A ReleasePool of the marker with another CIDR finds the subnet it serves: kept.
+        other = f"{pool.pool_id}/10.10.254.0/24"
+        await d.ipam.release_pool(p.ReleasePoolRequest(pool_id=other))
+        assert await d.neutron.show("subnetpools", marker["id"]) is not None
         await d.networks.delete(did)
+        await d.ipam.release_pool(p.ReleasePoolRequest(pool_id=pool.pool_id))
         assert await d.neutron.show("networks", net.neutron_id) is None
+        assert await d.neutron.show("subnetpools", marker["id"]) is None
         assert await pool_snapshot(d, "kuryr") == before
 
 
 async def _no_revoke(_: object) -> None:
     return None
+
+
+async def marker_of(d: Domain, pool: p.RequestPoolResponse, shared_id: object) -> Resource:
+    """A pool from a shared subnetpool answers a bare PoolID, kuryr-libnetwork's form: the id
+    of a marker subnetpool holding only the pool's CIDR, that names the shared one."""
+    assert naming.is_bare_pool_id(pool.pool_id), pool.pool_id
+    marker = await d.neutron.show("subnetpools", pool.pool_id)
+    assert marker is not None
+    assert marker["name"] == naming.subnetpool_name(pool.pool)
+    assert marker["prefixes"] == [pool.pool]
+    assert pool_markers.shared_pool_of(marker) == shared_id
+    assert await d.neutron.query("subnets", {"subnetpool_id": marker["id"]}) == []
+    return marker
 
 
 async def test_two_pools_at_once_differ(stack: StackFacts) -> None:
@@ -104,7 +127,7 @@ async def test_explicit_subnet_inside_the_default_pool(stack: StackFacts) -> Non
         before = await pool_snapshot(d, "kuryr")
         pool = await request_pool(d, "10.10.251.0/24")
         assert pool.pool == "10.10.251.0/24"
-        assert pool.pool_id == naming.pool_id(str(before["id"]), "10.10.251.0/24")
+        marker = await marker_of(d, pool, before["id"])
         gw = await d.ipam.request_address(
             p.RequestAddressRequest(pool_id=pool.pool_id, address="10.10.251.254", options=GATEWAY)
         )
@@ -145,8 +168,9 @@ async def test_explicit_subnet_inside_the_default_pool(stack: StackFacts) -> Non
             p.ReleaseAddressRequest(pool_id=pool.pool_id, address="10.10.251.200")
         )
         assert await d.neutron.query("ports", {"fixed_ips": "ip_address=10.10.251.200"}) == []
-        await d.ipam.release_pool(p.ReleasePoolRequest(pool_id=pool.pool_id))
         await d.networks.delete(did)
+        await d.ipam.release_pool(p.ReleasePoolRequest(pool_id=pool.pool_id))
+        assert await d.neutron.show("subnetpools", marker["id"]) is None
         assert await pool_snapshot(d, "kuryr") == before
 
 
@@ -303,7 +327,7 @@ async def test_existing_subnet_of_a_pool_is_adopted_not_refused(
             # kuryr-libnetwork's way names the pool as IPAM option, the subnet as network one.
             ipam_opts = adopt if named_in == "ipam" else {"neutron.pool.uuid": pool["id"]}
             answer = await request_pool(d, subnet["cidr"], Options=ipam_opts)
-            assert answer.pool_id == naming.pool_id(pool["id"], subnet["cidr"])
+            marker = await marker_of(d, answer, pool["id"])
             gw = await d.ipam.request_address(
                 p.RequestAddressRequest(pool_id=answer.pool_id, options=GATEWAY)
             )
@@ -320,9 +344,11 @@ async def test_existing_subnet_of_a_pool_is_adopted_not_refused(
                     pool_id=answer.pool_id, address=addr.address.partition("/")[0]
                 )
             )
-            await d.ipam.release_pool(p.ReleasePoolRequest(pool_id=answer.pool_id))
             await d.networks.delete(did)
-            assert await d.neutron.show("subnets", subnet["id"]) is not None
+            await d.ipam.release_pool(p.ReleasePoolRequest(pool_id=answer.pool_id))
+            kept = await d.neutron.show("subnets", subnet["id"])
+            assert kept is not None and marker["id"] not in kept["tags"]
+            assert await d.neutron.show("subnetpools", marker["id"]) is None
         finally:
             for port in await d.neutron.query("ports", {"network_id": net["id"]}):
                 await d.neutron.delete("ports", port["id"])
