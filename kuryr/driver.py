@@ -15,11 +15,13 @@ from kuryr.backends.neutron_api import NeutronApi
 from kuryr.backends.state import State
 from kuryr.config import BOOKKEEPING_IMMEDIATE, Config
 from kuryr.domain.endpoints import Endpoints
-from kuryr.domain.ipam import Ipam, PoolChoice, PortAllocator
+from kuryr.domain.ipam import Ipam, PoolChoice
 from kuryr.domain.networks import Networks
 from kuryr.domain.ports import status as port_status
+from kuryr.domain.ports.allocator import PooledAllocator, PortAllocator
 from kuryr.domain.ports.journal import Journal
-from kuryr.domain.ports.pools import PooledAllocator, Pools
+from kuryr.domain.ports.pools import Pools
+from kuryr.domain.ports.port import Port
 from kuryr.domain.ports.prewire import Prewire
 from kuryr.domain.quiet import Quiet
 from kuryr.domain.removals import Removals
@@ -221,10 +223,11 @@ def _mtu_of(state: State, neutron_id: str) -> int | None:
 
 def _vif_of(state: State, port_id: str) -> Vif | None:
     """The VIF of the endpoint holding ``port_id``, from the local state."""
-    for endpoint_id, (network_id, held) in state.endpoints().items():
-        if str(held["id"]) == port_id:
+    for endpoint_id, (network_id, raw) in state.endpoints().items():
+        held = Port.from_neutron(raw)
+        if held.id == port_id:
             network = state.network(network_id)
-            return Vif.for_port(held, endpoint_id, network.mtu if network else 1500)
+            return held.vif(endpoint_id, network.mtu if network else 1500)
     return None
 
 

@@ -60,18 +60,6 @@ class Network:
         return next((s for s in self.subnets if ip in s.cidr), None)
 
 
-def fixed_ips(port: dict[str, Any]) -> list[tuple[str, str]]:
-    """(subnet id, ip address) of each fixed IP of a Neutron port."""
-    return [(f["subnet_id"], f["ip_address"]) for f in port.get("fixed_ips") or []]
-
-
-def is_bound(port: dict[str, Any]) -> bool:
-    """False while Neutron is still binding a port of a bulk create (the ports exist before
-    their binding is done): such a port is taken in later, with its binding, never cached
-    unbound (a container would get a port it cannot plug)."""
-    return port.get("binding:vif_type") not in ("unbound", "binding_failed", None)
-
-
 def subnet_of(inner: IPNetwork, outer: IPNetwork) -> bool:
     """``inner`` lies inside ``outer`` (False across IP versions, where ipaddress raises)."""
     if isinstance(inner, ipaddress.IPv4Network) and isinstance(outer, ipaddress.IPv4Network):

@@ -18,23 +18,24 @@ import ipaddress
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from kuryr import deadline, naming
 from kuryr.backends.binding.base import Binder, Vif
-from kuryr.backends.model import Network, Subnet, fixed_ips
-from kuryr.backends.neutron_api import NeutronApi, NeutronError, Resource
-from kuryr.domain.ipam import Ipam, find_port_by_ip
+from kuryr.backends.model import Network, Subnet
+from kuryr.backends.neutron_api import NeutronApi, NeutronError
+from kuryr.domain.ipam import Ipam
 from kuryr.domain.networks import Networks
-from kuryr.domain.ports import journal
+from kuryr.domain.ports import desired
+from kuryr.domain.ports.allocator import find_port_by_ip, take_over
 from kuryr.domain.ports.journal import Journal
+from kuryr.domain.ports.port import Port
 from kuryr.domain.ports.prewire import Prewire
 from kuryr.errors import Conflict, InvalidRequest, NotFound
 from kuryr.plugin import protocol as p
 
 LOG = logging.getLogger(__name__)
 
-_IP_TAKEN = ("IpAddressAlreadyAllocated", "IpAddressInUse")
 # Outside a Docker request (tests, tools) no request deadline bounds an immediate write.
 _IMMEDIATE_TIMEOUT = deadline.DEFAULT_REQUEST_TIMEOUT
 
@@ -51,12 +52,12 @@ class Binders(Protocol):
 class Endpoint:
     endpoint_id: str
     network_id: str  # Docker network id
-    port: Resource
+    port: Port
     expose_sg: str | None = None  # id of the --expose security group, when programmed
 
     @property
     def port_id(self) -> str:
-        return str(self.port["id"])
+        return self.port.id
 
 
 class Endpoints:
@@ -101,7 +102,7 @@ class Endpoints:
         if stored is not None:
             if stored[0] != network_id:
                 return None
-            known = Endpoint(endpoint_id, stored[0], stored[1])
+            known = Endpoint(endpoint_id, stored[0], Port.from_neutron(stored[1]))
             self._endpoints[endpoint_id] = known
             return known
         ports = await self._neutron.query("ports", {"device_id": endpoint_id})
@@ -111,7 +112,7 @@ class Endpoints:
         ports = [pt for pt in ports if network and pt.get("network_id") == network.neutron_id]
         if not ports:
             return None
-        endpoint = Endpoint(endpoint_id, network_id, ports[0])
+        endpoint = Endpoint(endpoint_id, network_id, Port.from_neutron(ports[0]))
         self._endpoints[endpoint_id] = endpoint
         return endpoint
 
@@ -133,8 +134,7 @@ class Endpoints:
             network = await self._networks.get(req.network_id)
             wanted = _addresses(network, iface)
             port = await self._port_for(req.endpoint_id, network, wanted, iface.mac_address)
-            known = Endpoint(req.endpoint_id, req.network_id, port)
-            self._remember(known)
+            known = self._remember(Endpoint(req.endpoint_id, req.network_id, port))
             self._endpoints[req.endpoint_id] = known
         if self._immediate:
             await self._bookkeeping_written(known)
@@ -161,19 +161,19 @@ class Endpoints:
         network: Network,
         wanted: list[tuple[Subnet, str | None]],
         mac: str,
-    ) -> Resource:
+    ) -> Port:
         held = [self._ipam.take_held(s.id, ip) for s, ip in wanted if ip]
-        ports = {pt["id"]: pt for pt in held if pt is not None}
+        ports = {pt.id: pt for pt in held if pt is not None}
         if not ports:
             ready = None if mac else await self._ipam.allocator.acquire_given(wanted)
             return ready or await self._create_port(endpoint_id, network, wanted, mac)
         main, *extra = ports.values()
         try:
             merge = bool(extra) or len(held) != len(ports) or None in held
-            new_mac = bool(mac) and mac.lower() != str(main["mac_address"]).lower()
+            new_mac = bool(mac) and mac.lower() != main.mac_address.lower()
             if merge or new_mac:
                 for port in ports.values():
-                    await self._prewire.unwire(str(port["id"]))
+                    await self._prewire.unwire(port.id)
             if merge:
                 main = await self._merge(main, extra, wanted)
             if new_mac:
@@ -191,31 +191,28 @@ class Endpoints:
         network: Network,
         wanted: list[tuple[Subnet, str | None]],
         mac: str,
-    ) -> Resource:
+    ) -> Port:
         """Docker's own IPAM (or an address RequestAddress no longer holds): one POST."""
         if not wanted:
             raise InvalidRequest(f"network {network.docker_id[:12]} has no subnet to address from")
-        attrs: dict[str, Any] = {
-            "name": naming.port_name(endpoint_id),
-            "network_id": network.neutron_id,
-            "admin_state_up": True,
-            "fixed_ips": [_fixed(s, ip) for s, ip in wanted],
-            "device_owner": naming.DEVICE_OWNER,
-            "device_id": endpoint_id,
-            "binding:host_id": self.host,
-        }
-        if mac:
-            attrs["mac_address"] = mac
+        body = desired.create_body(
+            network.neutron_id,
+            [desired.fixed_ip(s.id, ip) for s, ip in wanted],
+            self.host,
+            naming.port_name(endpoint_id),
+            device_id=endpoint_id,
+            mac=mac,
+        )
         try:
-            return await self._neutron.create("ports", attrs)
+            return Port.from_neutron(await self._neutron.create("ports", body))
         except NeutronError as exc:
-            if exc.neutron_type not in _IP_TAKEN:
+            if exc.neutron_type not in desired.IP_TAKEN:
                 raise
-        return await self._claim_existing(endpoint_id, wanted, attrs)
+        return await self._claim_existing(endpoint_id, wanted, body)
 
     async def _claim_existing(
-        self, endpoint_id: str, wanted: list[tuple[Subnet, str | None]], attrs: dict[str, Any]
-    ) -> Resource:
+        self, endpoint_id: str, wanted: list[tuple[Subnet, str | None]], body: dict[str, object]
+    ) -> Port:
         """An address is taken: by this endpoint's own port (a retry after a restart), by a
         free Kuryr port of this host, or by a free hand-made port (adopted, as
         kuryr-libnetwork does); anything else is a conflict."""
@@ -223,73 +220,72 @@ class Endpoints:
         port = await find_port_by_ip(self._neutron, subnet.id, ip or "")
         if port is None:
             raise Conflict(f"address {ip} is in use in subnet {subnet.cidr}")
-        if port.get("device_id") == endpoint_id:
+        if port.device_id == endpoint_id:
             return port
-        owner = port.get("device_owner") or ""
+        owner = port.device_owner
         # The local state first: an endpoint whose device_id the journal has not written yet
         # holds the port all the same. A port kuryr-libnetwork released and kept is free.
         left_by_libnetwork = self._left_by_libnetwork(port)
         taken = not left_by_libnetwork and (
-            port.get("device_id") or self._ipam.allocator.held_by_endpoint(port)
+            port.device_id or self._ipam.allocator.held_by_endpoint(port)
         )
         if taken or owner not in ("", naming.DEVICE_OWNER):
-            raise Conflict(f"address {ip} is held by Neutron port {port['id']}")
+            raise Conflict(f"address {ip} is held by Neutron port {port.id}")
         if left_by_libnetwork:
             # A failed start leaves kuryr-libnetwork's VIF plugged. Unplugged first: a veth
             # made again under a name OVS still has on br-int carries no traffic (the
             # userspace datapath keeps the deleted device).
-            stale = Vif.for_port(port, endpoint_id, 0)
+            stale = port.vif(endpoint_id, 0)
             await self._binders.for_vif_type(stale.vif_type).unplug(stale)
-        update = {k: v for k, v in attrs.items() if k not in ("network_id", "admin_state_up")}
-        claimed = await self._neutron.update("ports", port["id"], update)
-        if not owner:
-            tags = [*port.get("tags", []), naming.TAG_EXISTING_PORT]
-            claimed["tags"] = await self._neutron.set_tags("ports", port["id"], tags)
-        return claimed
+        fields = {k: v for k, v in body.items() if k not in ("network_id", "admin_state_up")}
+        return await take_over(self._neutron, port, fields)
 
-    def _left_by_libnetwork(self, port: Resource) -> bool:
+    def _left_by_libnetwork(self, port: Port) -> bool:
         """A port of this host that kuryr-libnetwork released and kept, and no endpoint of
         this daemon has claimed since (its tags may not be written yet)."""
-        mine = {str(held["id"]) for _, held in self._journal.state.endpoints().values()}
-        return (
-            naming.released_by_libnetwork(port)
-            and port.get("binding:host_id") == self.host
-            and str(port["id"]) not in mine
-        )
+        mine = {Port.from_neutron(raw).id for _, raw in self._journal.state.endpoints().values()}
+        return port.released_by_libnetwork and port.host == self.host and port.id not in mine
 
     async def _merge(
-        self, main: Resource, extra: list[Resource], wanted: list[tuple[Subnet, str | None]]
-    ) -> Resource:
+        self, main: Port, extra: list[Port], wanted: list[tuple[Subnet, str | None]]
+    ) -> Port:
         """Dual stack with Kuryr IPAM: Docker asked for the v4 and v6 address separately, so
         two ports hold them; the endpoint needs one port with both. The others go at once
         (a release would keep their addresses allocated until the background delete)."""
         for port in extra:
             await self._ipam.allocator.delete_now(port)
-        return await self._neutron.update(
-            "ports", main["id"], {"fixed_ips": [_fixed(s, ip) for s, ip in wanted]}
+        fixed_ips = [desired.fixed_ip(s.id, ip) for s, ip in wanted]
+        return Port.from_neutron(
+            await self._neutron.update("ports", main.id, {"fixed_ips": fixed_ips})
         )
 
-    async def _set_mac(self, port: Resource, mac: str) -> Resource:
-        """Docker's --mac-address: NeutronApi changes the MAC only of an unbound port."""
+    async def _set_mac(self, port: Port, mac: str) -> Port:
+        """Docker's --mac-address: Neutron changes the MAC only of an unbound port."""
         try:
-            return await self._neutron.update("ports", port["id"], {"mac_address": mac})
+            return Port.from_neutron(
+                await self._neutron.update("ports", port.id, {"mac_address": mac})
+            )
         except NeutronError as exc:
             if exc.http_status != 409 or exc.neutron_type == "MacAddressInUse":
                 raise
-        await self._neutron.update("ports", port["id"], {"binding:host_id": ""})
-        await self._neutron.update("ports", port["id"], {"mac_address": mac})
-        return await self._neutron.update("ports", port["id"], {"binding:host_id": self.host})
+        await self._neutron.update("ports", port.id, {"binding:host_id": ""})
+        await self._neutron.update("ports", port.id, {"mac_address": mac})
+        rebound = await self._neutron.update("ports", port.id, {"binding:host_id": self.host})
+        return Port.from_neutron(rebound)
 
-    def _remember(self, endpoint: Endpoint) -> None:
+    def _remember(self, endpoint: Endpoint) -> Endpoint:
         """Durable before Docker hears back: the endpoint, and the bookkeeping its port owes
-        Neutron (applied in the background; a crash leaves it for the next start)."""
+        Neutron (applied in the background; a crash leaves it for the next start). Returns
+        the endpoint with its port as that bookkeeping leaves it."""
         port, eid = endpoint.port, endpoint.endpoint_id
-        desired = journal.assigned(port, eid)
+        wish = desired.assigned(port, eid)
+        booked = port.replace(device_id=eid, name=wish["name"], tags=tuple(wish["tags"]))
         state = self._journal.state
         with state.transaction():
-            self._journal.record(port, desired)
-            port.update(device_id=eid, name=desired["name"], tags=desired["tags"])
-            state.save_endpoint(eid, endpoint.network_id, port)
+            self._journal.record(port, wish)
+            state.save_endpoint(eid, endpoint.network_id, booked.to_neutron())
+        endpoint.port = booked
+        return endpoint
 
     async def drain(self) -> None:
         """Wait until every journaled bookkeeping write is in Neutron (tests, tools)."""
@@ -329,22 +325,15 @@ class Endpoints:
     def oper_info(self, endpoint: Endpoint) -> p.EndpointOperInfoResponse:
         port = endpoint.port
         value = {
-            "port_id": port["id"],
-            "network_id": port.get("network_id", ""),
-            "mac_address": port.get("mac_address", ""),
-            "status": port.get("status", ""),
-            "host": port.get("binding:host_id", ""),
-            "vif_type": port.get("binding:vif_type", ""),
-            "fixed_ips": [ip for _, ip in fixed_ips(port)],
+            "port_id": port.id,
+            "network_id": port.network_id,
+            "mac_address": port.mac_address,
+            "status": port.status,
+            "host": port.host,
+            "vif_type": port.vif_type or "",
+            "fixed_ips": port.ips,
         }
         return p.EndpointOperInfoResponse(value=value)
-
-
-def _fixed(subnet: Subnet, ip: str | None) -> dict[str, str]:
-    fixed = {"subnet_id": subnet.id}
-    if ip:
-        fixed["ip_address"] = ip
-    return fixed
 
 
 def _addresses(network: Network, iface: p.EndpointInterface) -> list[tuple[Subnet, str | None]]:
@@ -368,13 +357,13 @@ def _addresses(network: Network, iface: p.EndpointInterface) -> list[tuple[Subne
     return wanted
 
 
-def _create_answer(iface: p.EndpointInterface, port: Resource) -> p.CreateEndpointResponse:
+def _create_answer(iface: p.EndpointInterface, port: Port) -> p.CreateEndpointResponse:
     """Fill only what Docker left empty: echoing a set field makes Docker roll back."""
     answer: dict[str, str] = {}
     if not iface.mac_address:
-        answer["mac_address"] = str(port["mac_address"])
+        answer["mac_address"] = port.mac_address
     if not iface.address and not iface.address_ipv6:
-        for _, ip in fixed_ips(port):
+        for ip in port.ips:
             key = "address" if ipaddress.ip_address(ip).version == 4 else "address_ipv6"
             answer.setdefault(key, ip)
     return p.CreateEndpointResponse(interface=p.EndpointInterface(**answer))
@@ -382,12 +371,12 @@ def _create_answer(iface: p.EndpointInterface, port: Resource) -> p.CreateEndpoi
 
 def _vif(endpoint: Endpoint, network: Network | None) -> Vif:
     mtu = network.mtu if network is not None else 1500
-    return Vif.for_port(endpoint.port, endpoint.endpoint_id, mtu)
+    return endpoint.port.vif(endpoint.endpoint_id, mtu)
 
 
-def _join_answer(vif: Vif, network: Network, port: Resource, dst_prefix: str) -> p.JoinResponse:
+def _join_answer(vif: Vif, network: Network, port: Port, dst_prefix: str) -> p.JoinResponse:
     subnets = {s.id: s for s in network.subnets}
-    mine = [subnets[sid] for sid, _ in fixed_ips(port) if sid in subnets]
+    mine = [subnets[sid] for sid in port.subnet_ids if sid in subnets]
     gateways: dict[int, str] = {}
     routes: list[p.StaticRoute] = []
     for subnet in mine:

@@ -3,8 +3,9 @@
 RequestPool picks or checks a CIDR (a pool of a shared subnetpool also gets its marker,
 kuryr.domain.pool_markers); the subnet is created by CreateNetwork with ``subnetpool_id``
 and that CIDR, so Neutron enforces uniqueness. RequestAddress creates the endpoint's port
-already in its final shape (owner, host binding, fixed IP) through :class:`PortAllocator`,
-the one seam where a pool of pre-created ports will slot in.
+already in its final shape (owner, host binding, fixed IP) through a port allocator
+(kuryr.domain.ports.allocator), which serves it from the pools of pre-created ports when they
+are on.
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ import ipaddress
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from kuryr import naming
-from kuryr.backends.model import IPNetwork, Subnet, first_host, fixed_ips, subnet_of
+from kuryr.backends.model import IPNetwork, Subnet, first_host, subnet_of
 from kuryr.backends.neutron_api import NeutronApi, NeutronError, Resource
 from kuryr.backends.state import State
 from kuryr.domain import pool_markers
+from kuryr.domain.ports.allocator import PortAllocator, find_port_by_ip
+from kuryr.domain.ports.port import Port
 from kuryr.errors import Conflict, InvalidRequest, NotFound
 from kuryr.plugin import protocol as p
 from kuryr.plugin.api import IpamDriver
@@ -36,8 +38,6 @@ OPT_SHARED = "neutron.net.shared"
 OPT_SUBNET_UUID = {4: "neutron.subnet.uuid", 6: "neutron.subnet.v6.uuid"}
 OPT_SUBNET_NAME = {4: "neutron.subnet.name", 6: "neutron.subnet.v6.name"}
 
-# Neutron error types meaning "this fixed IP is taken".
-_IP_TAKEN = ("IpAddressAlreadyAllocated", "IpAddressInUse")
 # How long a released address waits for dockerd's ReleaseAddress. dockerd sends it right
 # after DeleteEndpoint and gives up on a missing plugin within seconds; networks on Docker's
 # own IPAM never send it to Kuryr, so markers must expire rather than pile up.
@@ -71,110 +71,6 @@ class PoolChoice:
         return self.marker or (self.subnetpool_id if self.dedicated else None)
 
 
-class PortAllocator:
-    """Acquire a Neutron port holding an address on a subnet; release it again.
-
-    Today every acquire creates a port and every release deletes it; a pool of pre-created,
-    pre-bound ports (with local durable state) replaces both without touching callers.
-    """
-
-    def __init__(self, neutron: NeutronApi, host: str) -> None:
-        self._neutron = neutron
-        self._host = host
-
-    async def acquire(
-        self, subnet: Subnet, address: str | None, mac: str | None = None
-    ) -> Resource:
-        fixed: dict[str, str] = {"subnet_id": subnet.id}
-        if address:
-            fixed["ip_address"] = address
-        attrs: dict[str, Any] = {
-            "name": naming.UNBOUND_PORT_NAME,
-            "network_id": subnet.network_id,
-            "admin_state_up": True,
-            "fixed_ips": [fixed],
-            "device_owner": naming.DEVICE_OWNER,
-            "binding:host_id": self._host,
-        }
-        if mac:
-            attrs["mac_address"] = mac
-        try:
-            return await self._neutron.create("ports", attrs)
-        except NeutronError as exc:
-            if mac and exc.neutron_type == "MacAddressInUse":
-                raise Conflict(
-                    f"MAC address {mac} is in use on network {subnet.network_id}"
-                ) from exc
-            if not (address and exc.neutron_type in _IP_TAKEN):
-                raise
-        return await self._take_over(subnet, address)
-
-    async def acquire_given(self, wanted: list[tuple[Subnet, str | None]]) -> Resource | None:
-        """A ready port holding exactly the addresses Docker's own IPAM gave, if one exists
-        (kuryr.domain.ports.pools keeps such ports); None: the caller creates the port."""
-        return None
-
-    async def _take_over(self, subnet: Subnet, address: str) -> Resource:
-        """The address is held by a port already: reuse it if it is free to take.
-
-        A free Kuryr port on this host is a leftover of an interrupted start; a free port with
-        no owner was made by hand for this address (kuryr-libnetwork's "existing port") and is
-        adopted, tagged so that it is released, not deleted, later.
-        """
-        port = await find_port_by_ip(self._neutron, subnet.id, address)
-        if port is None or port.get("device_id"):
-            raise Conflict(f"address {address} is already in use in subnet {subnet.cidr}")
-        owner = port.get("device_owner") or ""
-        if owner == naming.DEVICE_OWNER and port.get("binding:host_id") == self._host:
-            return port
-        if owner:
-            raise Conflict(f"address {address} is held by Neutron port {port['id']} ({owner})")
-        updated = await self._neutron.update(
-            "ports",
-            port["id"],
-            {"device_owner": naming.DEVICE_OWNER, "binding:host_id": self._host},
-        )
-        tags = [*port.get("tags", []), naming.TAG_EXISTING_PORT]
-        updated["tags"] = await self._neutron.set_tags("ports", port["id"], tags)
-        return updated
-
-    def held_by_endpoint(self, port: Resource) -> bool:
-        """The port belongs to an endpoint (so no address release may take it)."""
-        return bool(port.get("device_id"))
-
-    async def delete_now(self, port: Resource) -> None:
-        """Delete the port before answering: its addresses are needed on another port now."""
-        await self._neutron.delete("ports", port["id"])
-
-    async def release(self, port: Resource) -> None:
-        """Delete the port, or hand an adopted one back as it was found."""
-        if naming.TAG_EXISTING_PORT not in port.get("tags", []):
-            await self._neutron.delete("ports", port["id"])
-            return
-        try:
-            await self._neutron.update(
-                "ports",
-                port["id"],
-                {"device_id": "", "device_owner": "", "binding:host_id": ""},
-            )
-            tags = [
-                t
-                for t in naming.without_kuryr_tags(port.get("tags", []))
-                if t != naming.TAG_EXISTING_PORT
-            ]
-            await self._neutron.set_tags("ports", port["id"], tags)
-        except NeutronError as exc:
-            if not exc.not_found:
-                raise
-
-
-async def find_port_by_ip(neutron: NeutronApi, subnet_id: str, address: str) -> Resource | None:
-    ports = await neutron.query(
-        "ports", {"fixed_ips": [f"subnet_id={subnet_id}", f"ip_address={address}"]}
-    )
-    return ports[0] if ports else None
-
-
 class Ipam(IpamDriver):
     def __init__(
         self,
@@ -191,7 +87,7 @@ class Ipam(IpamDriver):
         self._defaults: dict[int, Resource] = {}
         self._choices: dict[str, PoolChoice] = {}  # PoolID -> choice not yet a subnet
         self._subnets: dict[str, Subnet] = {}  # PoolID -> subnet
-        self._held: dict[tuple[str, str], Resource] = {}  # (subnet id, ip) -> port
+        self._held: dict[tuple[str, str], Port] = {}  # (subnet id, ip) -> port
         self._bare: dict[str, IPNetwork] = {}  # bare PoolID -> its subnetpool's one prefix
         # Release markers ((subnet id, ip) of ports DeleteEndpoint released) are durable: a
         # restart between DeleteEndpoint and ReleaseAddress must not change what the latter does.
@@ -381,7 +277,7 @@ class Ipam(IpamDriver):
         if address and (subnet.id, address) in self._held:
             return address
         port = await self.allocator.acquire(subnet, address, mac)
-        ip = next(ip for sid, ip in fixed_ips(port) if sid == subnet.id)
+        ip = port.ip_on(subnet.id) or ""
         # A release still owed for an earlier holder of this address stays owed: dockerd
         # sends that ReleaseAddress after the DeleteEndpoint, and it must not take this port.
         self._held[(subnet.id, ip)] = port
@@ -404,7 +300,7 @@ class Ipam(IpamDriver):
         port = self._held.pop(key, None)
         if port is None:
             port = await find_port_by_ip(self._neutron, subnet.id, req.address)
-            if port is None or port.get("device_owner") != naming.DEVICE_OWNER:
+            if port is None or not port.kuryr_owned:
                 return
             if self.allocator.held_by_endpoint(port):
                 # A release this daemon does not remember giving (it restarted after the
@@ -418,18 +314,20 @@ class Ipam(IpamDriver):
 
     def holds(self, port_id: str) -> bool:
         """RequestAddress handed out this port's address and no endpoint has taken it yet."""
-        return any(str(port["id"]) == port_id for port in self._held.values())
+        return any(port.id == port_id for port in self._held.values())
 
-    def take_held(self, subnet_id: str, address: str) -> Resource | None:
+    def take_held(self, subnet_id: str, address: str) -> Port | None:
         """Hand the port RequestAddress made for ``address`` to the endpoint that uses it."""
         return self._held.pop((subnet_id, address), None)
 
-    async def release_port(self, port: Resource) -> None:
-        """Release an endpoint's port; a later ReleaseAddress of its IPs then costs nothing."""
-        await self.allocator.release(port)
-        for key in fixed_ips(port):
+    async def release_port(self, port: Port) -> bool:
+        """Release an endpoint's port; a later ReleaseAddress of its IPs then costs nothing.
+        Returns whether the port went back to its pool."""
+        pooled = await self.allocator.release(port)
+        for key in port.fixed_ips:
             self._held.pop(key, None)
             self._state.mark_released(*key, RELEASE_MARKER_LIFETIME)
+        return pooled
 
     # --- helpers -----------------------------------------------------------------------------
 

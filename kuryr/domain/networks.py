@@ -12,11 +12,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from kuryr import deadline, naming
-from kuryr.backends.model import IPNetwork, Network, Subnet, allocation_pools, fixed_ips
+from kuryr.backends.model import IPNetwork, Network, Subnet, allocation_pools
 from kuryr.backends.neutron_api import NeutronApi, NeutronError, Resource
 from kuryr.backends.state import State
 from kuryr.domain import sharing
 from kuryr.domain.ipam import OPT_SUBNET_NAME, OPT_SUBNET_UUID, Ipam, PoolChoice
+from kuryr.domain.ports.port import Port
 from kuryr.errors import Conflict, InvalidRequest, KuryrError, NotFound
 from kuryr.plugin import protocol as p
 
@@ -380,7 +381,7 @@ def _serves(port: Resource, network: Network) -> bool:
     network may hold other Docker networks' subnets, one per host), or on no subnet of a
     network Kuryr made for it alone."""
     own = {s.id for s in network.subnets}
-    ips = fixed_ips(port)
+    ips = Port.from_neutron(port).fixed_ips
     if not ips:
         return not network.adopted and not sharing.is_anchor(port)
     return any(subnet_id in own for subnet_id, _ in ips)

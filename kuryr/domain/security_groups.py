@@ -14,6 +14,7 @@ from typing import Any
 from kuryr import naming
 from kuryr.backends.neutron_api import NeutronApi
 from kuryr.domain.endpoints import Endpoint
+from kuryr.domain.ports.port import Port
 from kuryr.errors import InvalidRequest, KuryrError
 from kuryr.plugin import protocol as p
 
@@ -68,12 +69,14 @@ class SecurityGroups:
             return
         group = await self._find(endpoint) or await self._create(endpoint, ports)
         try:
-            current = list(endpoint.port.get("security_groups") or [])
+            current = list(endpoint.port.security_groups)
             if group not in current:
                 updated = await self._neutron.update(
                     "ports", endpoint.port_id, {"security_groups": [*current, group]}
                 )
-                endpoint.port["security_groups"] = updated.get("security_groups", [])
+                endpoint.port = endpoint.port.replace(
+                    security_groups=Port.from_neutron(updated).security_groups
+                )
         except KuryrError:
             await self._neutron.delete("security-groups", group)
             raise
@@ -107,19 +110,21 @@ class SecurityGroups:
         group = endpoint.expose_sg
         if group is None:
             # Memory is empty after a restart: the port's groups tell whether one may exist.
-            if len(endpoint.port.get("security_groups") or []) < 2:
+            if len(endpoint.port.security_groups) < 2:
                 return
             group = await self._find(endpoint)
             if group is None:
                 return
-        current = list(endpoint.port.get("security_groups") or [])
+        current = list(endpoint.port.security_groups)
         if group in current:
             remaining = [g for g in current if g != group]
             try:
                 updated = await self._neutron.update(
                     "ports", endpoint.port_id, {"security_groups": remaining}
                 )
-                endpoint.port["security_groups"] = updated.get("security_groups", [])
+                endpoint.port = endpoint.port.replace(
+                    security_groups=Port.from_neutron(updated).security_groups
+                )
             except KuryrError as exc:
                 if not getattr(exc, "not_found", False):
                     raise

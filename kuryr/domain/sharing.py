@@ -26,8 +26,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kuryr import naming
-from kuryr.backends.model import Network, fixed_ips
+from kuryr.backends.model import Network
 from kuryr.backends.neutron_api import NeutronApi, NeutronError, Resource
+from kuryr.domain.ports.port import Port
 from kuryr.errors import Conflict
 
 LOG = logging.getLogger(__name__)
@@ -138,7 +139,7 @@ def removable_subnets(
         for port in ports
         if port["id"] not in leaving.ports
         and not str(port.get("device_owner") or "").startswith("network:")
-        for subnet_id, _ in fixed_ips(port)
+        for subnet_id in Port.from_neutron(port).subnet_ids
     }
     removable = []
     for subnet in subnets:

@@ -13,9 +13,9 @@ from typing import Any
 
 from kuryr.backends.binding.base import container_ifname, host_ifname
 from kuryr.backends.model import Network
-from kuryr.backends.neutron_api import Resource
 from kuryr.backends.state import State
 from kuryr.domain.ports.pools import Pools
+from kuryr.domain.ports.port import Port
 from kuryr.ops.admin_api import BOOKKEEPING_DONE, BOOKKEEPING_PENDING, STATUS_UNKNOWN
 
 # A port's status (ACTIVE, DOWN, ...) as the daemon last knew it, by port id; None: not known.
@@ -30,7 +30,9 @@ def snapshot(state: State, pools: Pools) -> dict[str, Any]:
     """What this host's daemon manages, as JSON-ready data."""
     by_network: dict[str, list[dict[str, Any]]] = {}
     for endpoint_id, (network_id, port) in sorted(state.endpoints().items()):
-        by_network.setdefault(network_id, []).append({"endpoint_id": endpoint_id, **_vif(port)})
+        by_network.setdefault(network_id, []).append(
+            {"endpoint_id": endpoint_id, **_vif(Port.from_neutron(port))}
+        )
     return {
         "networks": [_network(n, by_network.pop(n.docker_id, [])) for n in state.networks()],
         # Endpoints whose network the state no longer holds (a DeleteNetwork raced them).
@@ -52,8 +54,9 @@ def describe(state: State, port_status: PortStatus, endpoint_ids: Iterable[str])
         if stored is None:
             unknown.append(endpoint_id)
             continue
-        network_id, port = stored
-        port_id = str(port["id"])
+        network_id, raw = stored
+        port = Port.from_neutron(raw)
+        port_id = port.id
         found[endpoint_id] = {
             "endpoint_id": endpoint_id,
             "network_id": network_id,
@@ -87,13 +90,13 @@ def _network(network: Network, endpoints: list[dict[str, Any]]) -> dict[str, Any
     }
 
 
-def _vif(port: Resource) -> dict[str, Any]:
+def _vif(port: Port) -> dict[str, Any]:
     """An endpoint's port: its id, addresses and the names of its VIF's two ends."""
-    port_id = str(port["id"])
+    port_id = port.id
     return {
         "port_id": port_id,
-        "ips": [ip["ip_address"] for ip in port.get("fixed_ips", [])],
-        "mac": port.get("mac_address"),
+        "ips": port.ips,
+        "mac": port.mac_address,
         "host_ifname": host_ifname(port_id),
         # Docker renames it (dst prefix + index, e.g. eth0) once it is in the container.
         "container_ifname": container_ifname(port_id),

@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from kuryr.domain.ports.pools import Pools, SubnetPool
+from kuryr.domain.ports.pools import Pools, PortPool
 from kuryr.errors import KuryrError, NotFound
 from kuryr.ops import admin_api
 from kuryr.ops.admin_reports import pool_config
@@ -75,7 +75,7 @@ def make_app(pools: Pools, status: Report, ports: PortReport) -> web.Application
     return app
 
 
-def _selected(pools: Pools, subnet_id: str | None) -> list[SubnetPool]:
+def _selected(pools: Pools, subnet_id: str | None) -> list[PortPool]:
     if not subnet_id:
         return pools.all()
     pool = pools.pool(subnet_id)

@@ -40,14 +40,15 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 
 from kuryr import naming
-from kuryr.backends.neutron_api import NeutronApi, Resource
+from kuryr.backends.neutron_api import NeutronApi
 from kuryr.backends.state import State
 from kuryr.config import Config
 from kuryr.domain.endpoints import Endpoints
 from kuryr.domain.ipam import Ipam
-from kuryr.domain.ports import journal
+from kuryr.domain.ports import desired
 from kuryr.domain.ports.journal import Journal, background
 from kuryr.domain.ports.pools import Pools
+from kuryr.domain.ports.port import Port
 from kuryr.domain.quiet import Quiet
 from kuryr.domain.security_groups import SecurityGroups
 from kuryr.errors import KuryrError
@@ -93,9 +94,8 @@ class DaemonSide:
     def endpoints(self) -> set[str]:
         return set(self._state.endpoints())
 
-    def busy(self, port: Resource) -> bool:
-        port_id = str(port["id"])
-        return self._in_flight(port_id) or (self._free(port_id) and not port.get("device_id"))
+    def busy(self, port: Port) -> bool:
+        return self._in_flight(port.id) or (self._free(port.id) and not port.device_id)
 
     def _in_flight(self, port_id: str) -> bool:
         return self._state.journal_entry(port_id) is not None or self._ipam.holds(port_id)
@@ -111,8 +111,8 @@ class DaemonSide:
             self._taken(port_id) and not self._in_flight(port_id) and self._holder(port_id) is None
         )
 
-    def reclaimer(self, port: Resource) -> Callable[[], Awaitable[None]] | None:
-        port_id = str(port["id"])
+    def reclaimer(self, port: Port) -> Callable[[], Awaitable[None]] | None:
+        port_id = port.id
         holder = self._holder(port_id)
         if holder is not None:
             return functools.partial(self._end_endpoint, port_id, holder)
@@ -125,7 +125,11 @@ class DaemonSide:
     def _holder(self, port_id: str) -> str | None:
         """The endpoint of the local state that holds the port."""
         return next(
-            (eid for eid, (_, port) in self._state.endpoints().items() if port["id"] == port_id),
+            (
+                eid
+                for eid, (_, raw) in self._state.endpoints().items()
+                if Port.from_neutron(raw).id == port_id
+            ),
             None,
         )
 
@@ -145,25 +149,25 @@ class DaemonSide:
         request = p.EndpointRequest(network_id=stored[0], endpoint_id=endpoint_id)
         await self._endpoints.delete(request, self._groups.revoke)
 
-    async def _give_back(self, port: Resource) -> None:
-        port_id = str(port["id"])
+    async def _give_back(self, port: Port) -> None:
+        port_id = port.id
         self._still_idle(port_id, None)
         if not self._taken(port_id):
             raise Overtaken(f"port {port_id} left its pool meanwhile")
         await self._ipam.allocator.release(port)
 
-    async def _clean_again(self, port: Resource) -> None:
+    async def _clean_again(self, port: Port) -> None:
         """A free pool port Neutron still shows with a gone endpoint's bookkeeping (the
         journal's record of what Neutron holds went wrong, e.g. a write that landed as the
         daemon was killed): journal its cleaning again, from what Neutron holds. It stays in
         its pool."""
-        port_id = str(port["id"])
+        port_id = port.id
         self._still_idle(port_id, None)
         if not self._free(port_id):
             raise Overtaken(f"port {port_id} left its pool meanwhile")
         with self._state.transaction():
-            self._state.save_view(port_id, journal.view_of(port))
-            self._journal.record(port, journal.cleaned(port, [naming.POOL_TAG]))
+            self._state.save_view(port_id, desired.view_of(port))
+            self._journal.record(port, desired.cleaned(port, [naming.POOL_TAG]))
 
 
 class Healer:

@@ -133,21 +133,21 @@ def _driver_of(socket: Path, attachment: Attachment) -> str | None:
 def render(answer: dict[str, Any]) -> list[str]:
     container = answer["container"]
     lines = [f"container {container['name']} ({container['id'][:12]})"]
-    for port in answer["ports"]:
+    for row in answer["ports"]:
         bookkeeping = (
             "done (device_id, name and tags are in Neutron)"
-            if port["bookkeeping"] == BOOKKEEPING_DONE
+            if row["bookkeeping"] == BOOKKEEPING_DONE
             else "pending (journaled, not yet in Neutron)"
         )
         lines += [
-            f"  network {port['network']} ({port['network_id'][:12]})  "
-            f"endpoint {port['endpoint_id'][:12]}",
-            f"    port         {port['port_id']}",
-            f"    ips          {', '.join(port['ips'])}",
-            f"    mac          {port['mac']}",
-            f"    vif          {port['host_ifname']} (host) / {port['container_ifname']} "
+            f"  network {row['network']} ({row['network_id'][:12]})  "
+            f"endpoint {row['endpoint_id'][:12]}",
+            f"    port         {row['port_id']}",
+            f"    ips          {', '.join(row['ips'])}",
+            f"    mac          {row['mac']}",
+            f"    vif          {row['host_ifname']} (host) / {row['container_ifname']} "
             "(container end, renamed inside the container)",
             f"    bookkeeping  {bookkeeping}",
-            f"    status       {port['status']}",
+            f"    status       {row['status']}",
         ]
     return lines

@@ -43,11 +43,12 @@ from typing import Any, Protocol
 from kuryr import naming
 from kuryr.backends import dockerd
 from kuryr.backends.binding import registry
-from kuryr.backends.model import fixed_ips
 from kuryr.backends.neutron import connect
-from kuryr.backends.neutron_api import NeutronApi, NeutronError, Resource
+from kuryr.backends.neutron_api import NeutronApi, NeutronError
 from kuryr.config import Config
 from kuryr.domain import sharing
+from kuryr.domain.ports.allocator import hand_back
+from kuryr.domain.ports.port import Port
 from kuryr.ops import reconcile_plan
 from kuryr.ops.reconcile_docker import DockerView, docker_view
 from kuryr.ops.reconcile_neutron import age, judge_groups, judge_networks, judge_subnetpools
@@ -73,7 +74,7 @@ class Local(Protocol):
         """The endpoints in the daemon's local state."""
         ...
 
-    def busy(self, port: Resource) -> bool:
+    def busy(self, port: Port) -> bool:
         """The daemon has work in flight on the port, or keeps it free in a pool and Neutron
         agrees (no device_id)."""
         ...
@@ -82,7 +83,7 @@ class Local(Protocol):
         """A pool port taken out of its pool that no endpoint and no reservation holds."""
         ...
 
-    def reclaimer(self, port: Resource) -> Reclaim | None:
+    def reclaimer(self, port: Port) -> Reclaim | None:
         """The daemon's own way to release ``port`` (None: the daemon does not hold it)."""
         ...
 
@@ -114,9 +115,10 @@ class Reconciler:
         now = time.time()
         docker = await docker_view(self._docker_socket)
         plan.docker_seen = docker is not None
-        ports = await self._neutron.query(
+        found = await self._neutron.query(
             "ports", {"device_owner": naming.DEVICE_OWNER, "binding:host_id": self._host}
         )
+        ports = [Port.from_neutron(raw) for raw in found]
         scope = self._scope
         docker_of: dict[str, str | None]
         if self._local is not None:
@@ -126,9 +128,9 @@ class Reconciler:
         else:
             docker_of = await sharing.docker_networks(self._neutron, self._host)
         in_use = self._judge_ports(plan, ports, docker, docker_of, now, scope)
-        port_ids = {str(p["id"]) for p in ports}
+        port_ids = {port.id for port in ports}
         await judge_vifs(plan, self._binders, self._neutron, port_ids, set(in_use))
-        endpoints = {str(p.get("device_id") or "") for p in ports}
+        endpoints = {port.device_id for port in ports}
         if self._local is not None:
             # Endpoints whose device_id the journal has not written yet.
             endpoints |= self._local.endpoints()
@@ -149,7 +151,7 @@ class Reconciler:
     def _judge_ports(
         self,
         plan: Plan,
-        ports: list[Resource],
+        ports: list[Port],
         docker: DockerView | None,
         docker_of: dict[str, str | None],
         now: float,
@@ -161,12 +163,12 @@ class Reconciler:
         kept: dict[str, str | None] = {}
         held = docker.held_addresses() if docker is not None else {}
         for port in ports:
-            endpoint_id = str(port.get("device_id") or "")
-            young = age(port, now) < self._grace
-            outside = scope is not None and port.get("network_id") not in scope
+            endpoint_id = port.device_id
+            young = age(port.to_neutron(), now) < self._grace
+            outside = scope is not None and port.network_id not in scope
             busy = self._local is not None and self._local.busy(port)
             if young or outside or busy or docker is None:
-                kept[port["id"]] = None
+                kept[port.id] = None
                 plan.keep("port")
                 continue
             if endpoint_id:
@@ -174,11 +176,11 @@ class Reconciler:
                 # Neutron still names the old endpoint until the journal writes the new one.
                 owner = self._holder(port, held, docker_of)
                 if endpoint_id in docker.endpoints:
-                    kept[port["id"]] = endpoint_id
+                    kept[port.id] = endpoint_id
                     plan.keep("port")
                 elif owner is not None:
                     why = f"device_id still {endpoint_id[:12]}'s"
-                    kept[port["id"]] = self._rebook(plan, port, owner, why)
+                    kept[port.id] = self._rebook(plan, port, owner, why)
                 else:
                     why = f"endpoint {endpoint_id[:12]} is not on any running container"
                     self._orphan(plan, kept, "port", port, why)
@@ -186,59 +188,59 @@ class Reconciler:
             # A running endpoint's address decides before the pool look: a pool port handed
             # to a container whose bookkeeping was never written still looks pooled.
             owner = self._holder(port, held, docker_of)
-            if owner is None and naming.is_pool_port(port):
-                if self._local is not None and self._local.idle_taken(str(port["id"])):
+            if owner is None and port.in_pool:
+                if self._local is not None and self._local.idle_taken(port.id):
                     why = "taken from its pool, held by no endpoint or reservation"
                     self._orphan(plan, kept, "pool-port", port, why)
                     continue
-                kept[port["id"]] = ""
+                kept[port.id] = ""
                 plan.keep("port")
             elif owner is not None:
                 why = "device_id and tags never written"
-                kept[port["id"]] = self._rebook(plan, port, owner, why)
+                kept[port.id] = self._rebook(plan, port, owner, why)
             else:
-                ips = ", ".join(ip for _, ip in fixed_ips(port))
+                ips = ", ".join(port.ips)
                 why = f"reservation of {ips} that no endpoint holds"
                 self._orphan(plan, kept, "address", port, why)
         return kept
 
     def _orphan(
-        self, plan: Plan, kept: dict[str, str | None], kind: str, port: Resource, why: str
+        self, plan: Plan, kept: dict[str, str | None], kind: str, port: Port, why: str
     ) -> None:
         """Plan the port's release: by the daemon when it holds the port (its VIF then stays
         the daemon's to keep or unplug: the port counts as kept for the VIF judgement), else
         in Neutron."""
-        mark = str(port.get("device_id") or "")
+        mark = port.device_id
         reclaim = self._local.reclaimer(port) if self._local is not None else None
         if reclaim is not None:
-            kept[port["id"]] = None
-            plan.add(kind, port["id"], why, reclaim, mark)
+            kept[port.id] = None
+            plan.add(kind, port.id, why, reclaim, mark)
             return
-        plan.add(kind, port["id"], why, self._port_remover(port), mark)
+        plan.add(kind, port.id, why, self._port_remover(port), mark)
 
-    def _rebook(self, plan: Plan, port: Resource, owner: str, why: str) -> str:
+    def _rebook(self, plan: Plan, port: Port, owner: str, why: str) -> str:
         """The port is ``owner``'s, Neutron does not say so yet: write its bookkeeping."""
         held = f"held by endpoint {owner[:12]}, {why}"
-        plan.add("bookkeeping", port["id"], held, self._bookkeeper(port, owner))
+        plan.add("bookkeeping", port.id, held, self._bookkeeper(port, owner))
         return owner
 
     @staticmethod
     def _holder(
-        port: Resource,
+        port: Port,
         held: dict[tuple[str, str], str],
         docker_of: dict[str, str | None],
     ) -> str | None:
-        network = docker_of.get(str(port.get("network_id")))
+        network = docker_of.get(port.network_id)
         if network is None:
             return None
-        for _, ip in fixed_ips(port):
+        for ip in port.ips:
             owner = held.get((network, ip))
             if owner is not None:
                 return owner
         return None
 
     def _guarded(
-        self, port: Resource, write: Callable[[int | None], Awaitable[None]]
+        self, port: Port, write: Callable[[int | None], Awaitable[None]]
     ) -> Callable[[], Awaitable[None]]:
         """``write`` (given the revision it must find) as long as the port's device_id is
         what the plan judged: the daemon's journal may meanwhile have handed the port to a new
@@ -250,76 +252,59 @@ class Reconciler:
             current = port
             for _ in range(_GUARD_TRIES - 1):
                 try:
-                    await write(_revision(current))
+                    await write(current.revision_number)
                     return
                 except NeutronError as exc:
                     if not exc.stale:
                         raise
-                fresh = await self._neutron.show("ports", str(port["id"]))
-                if fresh is None:
+                shown = await self._neutron.show("ports", port.id)
+                if shown is None:
                     return
-                if fresh.get("device_id") != port.get("device_id"):
-                    raise NeutronError(
-                        f"port {port['id']} now has device_id {fresh.get('device_id')!r}", 412
-                    )
+                fresh = Port.from_neutron(shown)
+                if fresh.device_id != port.device_id:
+                    raise NeutronError(f"port {port.id} now has device_id {fresh.device_id!r}", 412)
                 current = fresh
-            await write(_revision(current))
+            await write(current.revision_number)
 
         return guarded
 
-    def _port_remover(self, port: Resource) -> Callable[[], Awaitable[Any]]:
+    def _port_remover(self, port: Port) -> Callable[[], Awaitable[Any]]:
         async def remove(revision: int | None) -> None:
-            if naming.POOL_TAG in (port.get("tags") or []):
+            if naming.POOL_TAG in port.tags:
                 # A pool port its container left without cleaning: back to waiting in its
                 # pool, as the daemon's own release would leave it (the daemon may still
                 # count it, so it must keep existing).
                 await self._neutron.update(
                     "ports",
-                    port["id"],
+                    port.id,
                     {"device_id": "", "name": naming.POOL_PORT_NAME},
                     revision=revision,
                 )
-                tags = naming.without_kuryr_tags(port.get("tags") or [])
-                await self._neutron.set_tags("ports", port["id"], tags)
+                tags = naming.without_kuryr_tags(port.tags)
+                await self._neutron.set_tags("ports", port.id, tags)
                 return
-            if naming.TAG_EXISTING_PORT in (port.get("tags") or []):
+            if port.adopted:
                 # Made by hand and adopted: handed back as it was found, never deleted.
-                await self._neutron.update(
-                    "ports",
-                    port["id"],
-                    {"device_id": "", "device_owner": "", "binding:host_id": ""},
-                    revision=revision,
-                )
-                tags = naming.without_kuryr_tags(port.get("tags") or [])
-                await self._neutron.set_tags(
-                    "ports", port["id"], [t for t in tags if t != naming.TAG_EXISTING_PORT]
-                )
+                await hand_back(self._neutron, port, revision)
                 return
-            await self._neutron.delete("ports", port["id"], revision=revision)
+            await self._neutron.delete("ports", port.id, revision=revision)
 
         return self._guarded(port, remove)
 
-    def _bookkeeper(self, port: Resource, endpoint_id: str) -> Callable[[], Awaitable[Any]]:
+    def _bookkeeper(self, port: Port, endpoint_id: str) -> Callable[[], Awaitable[Any]]:
         async def finish(revision: int | None) -> None:
             await self._neutron.update(
                 "ports",
-                port["id"],
+                port.id,
                 {"device_id": endpoint_id, "name": naming.port_name(endpoint_id)},
                 revision=revision,
             )
             # Any earlier endpoint's id tags go: one endpoint's tags on a port.
-            earlier = set(naming.id_tags(str(port.get("device_id") or "")))
-            tags = [t for t in port.get("tags") or [] if t not in earlier]
-            await self._neutron.set_tags("ports", port["id"], [*tags, *naming.id_tags(endpoint_id)])
+            earlier = set(naming.id_tags(port.device_id))
+            tags = [t for t in port.tags if t not in earlier]
+            await self._neutron.set_tags("ports", port.id, [*tags, *naming.id_tags(endpoint_id)])
 
         return self._guarded(port, finish)
-
-
-def _revision(resource: Resource) -> int | None:
-    """The revision_number a plan read (None: NeutronApi did not say; the write is then
-    unconditional)."""
-    value = resource.get("revision_number")
-    return int(value) if value is not None else None
 
 
 async def run_once(

@@ -17,8 +17,9 @@ from kuryr.backends.neutron import Neutron, connect
 from kuryr.backends.state import State
 from kuryr.config import NeutronConfig
 from kuryr.domain.endpoints import Binders, Endpoints
-from kuryr.domain.ipam import Ipam, PortAllocator
+from kuryr.domain.ipam import Ipam
 from kuryr.domain.networks import Networks
+from kuryr.domain.ports.allocator import PortAllocator
 from kuryr.domain.ports.journal import Journal
 from kuryr.domain.ports.prewire import Prewire
 from kuryr.domain.quiet import Quiet

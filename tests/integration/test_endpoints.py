@@ -75,7 +75,7 @@ async def test_expose_group_programmed_and_revoked_idempotently(stack: StackFact
         eps, groups = endpoints(d), SecurityGroups(d.neutron)
         await eps.create(create(did, eid, "172.31.247.2/24"))
         endpoint = await eps.get(eid, did)
-        default_groups = list(endpoint.port["security_groups"])
+        default_groups = list(endpoint.port.security_groups)
         options = {
             p.OPT_EXPOSED_PORTS: [{"Proto": 6, "Port": 80}, {"Proto": 17, "Port": 53}],
             p.OPT_PORTMAP: [{"Proto": 6, "Port": 80, "HostPort": 8080}],

@@ -8,9 +8,9 @@ import secrets
 import pytest
 
 from kuryr import naming
-from kuryr.backends.model import fixed_ips
 from kuryr.backends.neutron_api import Resource
 from kuryr.domain import pool_markers
+from kuryr.domain.ports.port import Port
 from kuryr.errors import Conflict, InvalidRequest, NotFound
 from kuryr.plugin import protocol as p
 from tests.conftest import StackFacts
@@ -391,7 +391,7 @@ async def test_an_address_request_for_the_gateway_is_refused_and_makes_no_port(
             with pytest.raises(Conflict, match="gateway"):
                 await d.ipam.request_address(request)
             ports = await d.neutron.query("ports", {"network_id": net.neutron_id})
-            assert [pt for pt in ports if gateway in {ip for _, ip in fixed_ips(pt)}] == []
+            assert [pt for pt in ports if gateway in {ip for ip in Port.from_neutron(pt).ips}] == []
             again = await d.ipam.request_address(
                 p.RequestAddressRequest(pool_id=pool.pool_id, options=GATEWAY)
             )

@@ -15,7 +15,7 @@ import pytest
 
 from kuryr.backends.neutron import Neutron, connect
 from kuryr.config import BindingConfig, Config, NeutronConfig, PoolConfig
-from kuryr.domain.ports.pools import SubnetPool
+from kuryr.domain.ports.pools import PortPool
 from kuryr.driver import KuryrNetworkDriver, build
 from kuryr.naming import POOL_TAG
 from kuryr.plugin import protocol as p
@@ -56,13 +56,13 @@ class Kuryr:
             p.ReleaseAddressRequest.model_validate({"PoolID": pool_id, "Address": address})
         )
 
-    def pool_of(self, did: str) -> SubnetPool:
+    def pool_of(self, did: str) -> PortPool:
         network = self.driver.networks._cache[did]
         pool = self.driver.pools.pool(network.subnets[0].id)
         assert pool is not None, "the network's subnet has no pool"
         return pool
 
-    async def filled(self, did: str, free: int) -> SubnetPool:
+    async def filled(self, did: str, free: int) -> PortPool:
         """The network's pool once it holds ``free`` ports and no refill runs; started as a
         first container start would start it."""
         pool = self.pool_of(did)

@@ -16,7 +16,7 @@ import pytest
 
 from kuryr.backends.binding.base import container_ifname, host_ifname
 from kuryr.config import PoolConfig
-from kuryr.domain.ports.pools import SubnetPool
+from kuryr.domain.ports.pools import PortPool
 from kuryr.plugin import protocol as p
 from tests.conftest import StackFacts
 from tests.integration.domain_helpers import cleanup, docker_id, neutron_client
@@ -94,7 +94,7 @@ async def stop(k: Kuryr, did: str, pool_id: str, eid: str, address: str) -> None
     await k.release_address(pool_id, address)
 
 
-def address_of(pool: SubnetPool, port_id: str) -> str:
+def address_of(pool: PortPool, port_id: str) -> str:
     return pool.taken[port_id].ip
 
 

@@ -235,11 +235,11 @@ async def test_free_pool_ports_stay_and_a_taken_port_nobody_holds_returns(
 
         def healed() -> bool:
             shown = Neutron().show("ports", stale) or {}
-            return str(taken["id"]) not in pool.taken and shown.get("device_id") == ""
+            return taken.id not in pool.taken and shown.get("device_id") == ""
 
         assert await s.passes_until(healed) == []
 
-        assert str(taken["id"]) not in pool.taken, "a taken port nobody holds stays taken"
+        assert taken.id not in pool.taken, "a taken port nobody holds stays taken"
         shown = Neutron().show("ports", stale)
         assert shown is not None and stale in pool.free, "a free pool port left its pool"
         assert (shown["device_id"], shown["name"]) == ("", naming.POOL_PORT_NAME)
@@ -248,5 +248,5 @@ async def test_free_pool_ports_stay_and_a_taken_port_nobody_holds_returns(
         await s.driver.endpoints.drain()
         for port_id in free:
             assert s.exists(port_id), "a free pool port was removed"
-        if str(taken["id"]) not in pool.free:
-            assert not s.exists(str(taken["id"])), "a full pool neither took it back nor dropped it"
+        if taken.id not in pool.free:
+            assert not s.exists(taken.id), "a full pool neither took it back nor dropped it"

@@ -8,7 +8,9 @@ from pathlib import Path
 from kuryr import naming
 from kuryr.backends.neutron import Neutron
 from kuryr.backends.state import State
-from kuryr.domain.ports.journal import DELETE, UPDATE, Journal, assigned, cleaned, view_of
+from kuryr.domain.ports.desired import DELETE, UPDATE, assigned, cleaned, view_of
+from kuryr.domain.ports.journal import Journal
+from kuryr.domain.ports.port import Port
 from kuryr.domain.quiet import Quiet
 
 EID = "e" * 32 + "f" * 32
@@ -21,7 +23,9 @@ def unreachable_neutron() -> Neutron:
 
 
 def test_assigned_port_carries_the_endpoint() -> None:
-    port = {"id": "p", "device_id": "", "name": naming.POOL_PORT_NAME, "tags": [POOLED]}
+    port = Port.from_neutron(
+        {"id": "p", "device_id": "", "name": naming.POOL_PORT_NAME, "tags": [POOLED]}
+    )
     desired = assigned(port, EID)
     assert desired == {
         "op": UPDATE,
@@ -32,7 +36,7 @@ def test_assigned_port_carries_the_endpoint() -> None:
 
 
 def test_cleaned_port_keeps_foreign_tags_and_drops_the_endpoints() -> None:
-    port = {"id": "p", "tags": ["user-tag", *naming.id_tags(EID)]}
+    port = Port.from_neutron({"id": "p", "tags": ["user-tag", *naming.id_tags(EID)]})
     desired = cleaned(port, [POOLED])
     assert desired["device_id"] == ""
     assert desired["name"] == naming.POOL_PORT_NAME
@@ -40,7 +44,7 @@ def test_cleaned_port_keeps_foreign_tags_and_drops_the_endpoints() -> None:
 
 
 def test_view_of_a_port() -> None:
-    assert view_of({"id": "p", "tags": ["b", "a", "a"]}) == {
+    assert view_of(Port.from_neutron({"id": "p", "tags": ["b", "a", "a"]})) == {
         "device_id": "",
         "name": "",
         "tags": ["a", "b"],
@@ -50,7 +54,9 @@ def test_view_of_a_port() -> None:
 async def test_records_survive_a_stopped_worker_and_coalesce(tmp_path: Path) -> None:
     journal = Journal(State.open(tmp_path), unreachable_neutron(), quiet=Quiet(0.0, 0.0))
     await journal.stop()
-    port = {"id": "p1", "device_id": "", "name": naming.POOL_PORT_NAME, "tags": [POOLED]}
+    port = Port.from_neutron(
+        {"id": "p1", "device_id": "", "name": naming.POOL_PORT_NAME, "tags": [POOLED]}
+    )
     journal.record(port, assigned(port, EID))
     journal.record(port, cleaned(port, [POOLED]))
     journal.record_delete("p2")

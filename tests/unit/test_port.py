@@ -7,7 +7,8 @@ import pytest
 
 from kuryr.backends.state import State
 from kuryr.config import BOOKKEEPING_IMMEDIATE, Config, NeutronConfig, PoolConfig
-from kuryr.domain.ports import journal
+from kuryr.domain.ports import desired
+from kuryr.domain.ports.port import Port
 from kuryr.ops import admin_api, admin_reports, port
 
 ENDPOINT = "e" * 64
@@ -28,7 +29,7 @@ def state_with_endpoint() -> State:
 
 def test_pending_until_the_journal_entry_is_applied() -> None:
     state = state_with_endpoint()
-    seq = state.journal_put(str(PORT["id"]), journal.assigned(PORT, ENDPOINT))
+    seq = state.journal_put(str(PORT["id"]), desired.assigned(Port.from_neutron(PORT), ENDPOINT))
     pending = admin_reports.describe(state, lambda _: None, [ENDPOINT])["endpoints"][ENDPOINT]
     assert pending["bookkeeping"] == admin_api.BOOKKEEPING_PENDING
     assert state.journal_done(str(PORT["id"]), seq)

@@ -24,50 +24,17 @@ import time
 from collections.abc import Coroutine, Iterable
 from typing import Any
 
-from kuryr import naming
-from kuryr.backends.neutron_api import NeutronApi, NeutronError, Resource
+from kuryr.backends.neutron_api import NeutronApi, NeutronError
 from kuryr.backends.state import JournalEntry, State
+from kuryr.domain.ports.desired import DELETE, UPDATE, view_of
+from kuryr.domain.ports.port import Port
 from kuryr.domain.quiet import Quiet
 from kuryr.errors import BackendError
 
 LOG = logging.getLogger(__name__)
 
-DELETE = "delete"
-UPDATE = "update"
-
 _RETRY_SECONDS = 2.0
 _RECANCEL_SECONDS = 0.05
-
-
-def view_of(port: Resource) -> dict[str, Any]:
-    """The bookkeeping fields of a Neutron port, as a journal view."""
-    return {
-        "device_id": str(port.get("device_id") or ""),
-        "name": str(port.get("name") or ""),
-        "tags": sorted(set(port.get("tags") or [])),
-    }
-
-
-def assigned(port: Resource, endpoint_id: str) -> dict[str, Any]:
-    """What a port handed to ``endpoint_id`` must hold."""
-    keep = [t for t in port.get("tags") or [] if not _is_endpoint_tag(t)]
-    return {
-        "op": UPDATE,
-        "device_id": endpoint_id,
-        "name": naming.port_name(endpoint_id),
-        "tags": sorted({*keep, *naming.id_tags(endpoint_id)}),
-    }
-
-
-def cleaned(port: Resource, extra_tags: Iterable[str] = ()) -> dict[str, Any]:
-    """What a port back in a pool must hold: nothing of its last container."""
-    keep = [t for t in port.get("tags") or [] if not _is_endpoint_tag(t)]
-    return {
-        "op": UPDATE,
-        "device_id": "",
-        "name": naming.POOL_PORT_NAME,
-        "tags": sorted({*keep, *extra_tags}),
-    }
 
 
 def background(work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
@@ -90,10 +57,6 @@ async def stopped(task: asyncio.Task[None]) -> None:
 def _for_endpoint(entry: JournalEntry) -> bool:
     """The entry gives a port to an endpoint (rather than deleting or cleaning it)."""
     return entry.desired["op"] == UPDATE and bool(entry.desired.get("device_id"))
-
-
-def _is_endpoint_tag(tag: str) -> bool:
-    return tag.partition(":")[0] in (naming.TAG_ID_LOW, naming.TAG_ID_HIGH)
 
 
 class Journal:
@@ -132,8 +95,8 @@ class Journal:
 
     # --- recording (synchronous: durable before the caller answers Docker) ----------------------
 
-    def record(self, port: Resource, desired: dict[str, Any]) -> None:
-        port_id = str(port["id"])
+    def record(self, port: Port, desired: dict[str, Any]) -> None:
+        port_id = port.id
         if self.state.view(port_id) is None:
             self.state.save_view(port_id, view_of(port))
         self.state.journal_put(port_id, desired)

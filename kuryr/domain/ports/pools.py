@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from kuryr import deadline, metrics, naming
-from kuryr.backends.model import Network, Subnet, fixed_ips, is_bound
+from kuryr.backends.model import Network, Subnet
 from kuryr.backends.neutron_api import NeutronApi, NeutronError, Resource
 from kuryr.backends.state import (
     FREE,
@@ -63,15 +63,15 @@ from kuryr.backends.state import (
     iter_hosts,
 )
 from kuryr.config import PoolConfig
-from kuryr.domain.ipam import PortAllocator
-from kuryr.domain.ports.journal import Journal, background, cleaned
+from kuryr.domain.ports import desired
+from kuryr.domain.ports.journal import Journal, background
+from kuryr.domain.ports.port import Port
 from kuryr.domain.quiet import Quiet
 from kuryr.errors import BackendError, KuryrError, NotFound
 from kuryr.plugin import protocol as p
 
 LOG = logging.getLogger(__name__)
 
-_IP_TAKEN = ("IpAddressAlreadyAllocated", "IpAddressInUse")
 # Deleting a network's pool ports outside a request (kuryr.driver goes on in the background
 # once Docker's request is over): each costs Neutron ~0.3-1 s, one after the other.
 _FLUSH_TIMEOUT = 120.0
@@ -91,15 +91,15 @@ DOCKER_ADDRESS_SPACES = ("", "LocalDefault", "GlobalDefault")
 class Wiring(Protocol):
     """The host side of the pools (kuryr.domain.ports.prewire)."""
 
-    def ahead(self, port: Resource) -> None: ...
+    def ahead(self, port: Port) -> None: ...
 
     def gone(self, port_id: str) -> None: ...
 
-    async def whole(self, port: Resource) -> bool: ...
+    async def whole(self, port: Port) -> bool: ...
 
 
 @dataclass
-class SubnetPool:
+class PortPool:
     row: PoolRow
     free: dict[str, PoolPort] = field(default_factory=dict)  # port id -> port, oldest first
     taken: dict[str, PoolPort] = field(default_factory=dict)
@@ -112,7 +112,7 @@ class SubnetPool:
     closing: bool = False
     started: bool = False  # keep the pool filled (its network exists, or a container asked)
     target: int = 0  # refill up to this many free ports; raised by misses, up to max
-    waiters: list[asyncio.Future[Resource]] = field(default_factory=list)  # starts on a miss
+    waiters: list[asyncio.Future[Port]] = field(default_factory=list)  # starts on a miss
     nudge: asyncio.Event = field(default_factory=asyncio.Event)  # a refill must not wait
     blocked: set[str] = field(default_factory=set)  # exact mode: addresses Neutron refused
     # Until then (monotonic), ports of a bulk create that got no answer may still show up.
@@ -156,7 +156,7 @@ class Pools:
         self.config = config
         self._wiring = wiring
         self._quiet = quiet
-        self._pools: dict[str, SubnetPool] = {}
+        self._pools: dict[str, PortPool] = {}
         self._refill_tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -171,7 +171,7 @@ class Pools:
         mode: str,
         ranges: list[tuple[str, str]] | None = None,
         start: bool = True,
-    ) -> SubnetPool:
+    ) -> PortPool:
         """The subnet's pool, made on first sight; its refill starts once ``start`` says the
         subnet is used (a network no container ever joins costs Neutron no ports)."""
         pool = self._pools.get(subnet.id)
@@ -188,7 +188,7 @@ class Pools:
             )
             self._state.save_pool(row)
             if pool is None:
-                pool = SubnetPool(row, target=self.config.min, wire_target=self._wire_start())
+                pool = PortPool(row, target=self.config.min, wire_target=self._wire_start())
                 self._pools[subnet.id] = pool
             else:
                 pool.row = row
@@ -197,28 +197,22 @@ class Pools:
             self._kick(pool)
         return pool
 
-    def pool(self, subnet_id: str) -> SubnetPool | None:
+    def pool(self, subnet_id: str) -> PortPool | None:
         return self._pools.get(subnet_id)
 
-    def all(self) -> list[SubnetPool]:
+    def all(self) -> list[PortPool]:
         return list(self._pools.values())
 
     # --- taking and giving back (synchronous: atomic on the event loop) ------------------------
 
-    def take_any(self, subnet_id: str) -> Resource | None:
-        pool = self._pools.get(subnet_id)
-        if pool is None or not pool.free:
-            return None
-        return self._take(pool, next(iter(pool.free)))
-
-    def take_exact(self, subnet_id: str, ip: str) -> Resource | None:
+    def take_exact(self, subnet_id: str, ip: str) -> Port | None:
         pool = self._pools.get(subnet_id)
         if pool is None:
             return None
         port_id = next((pid for pid, pp in pool.free.items() if pp.ip == ip), None)
         return None if port_id is None else self._take(pool, port_id)
 
-    async def take_exact_or_wait(self, subnet_id: str, ip: str) -> Resource | None:
+    async def take_exact_or_wait(self, subnet_id: str, ip: str) -> Port | None:
         """The pool port holding ``ip``; when a bulk create in flight is making it, the port
         once that create is over (Neutron holds the address from the start of the create, so
         a port made for it meanwhile would be refused)."""
@@ -233,14 +227,14 @@ class Pools:
                 ) from None
         return self.take_exact(subnet_id, ip)
 
-    def forget(self, port: Resource) -> None:
+    def forget(self, port: Port) -> None:
         """A pool port deleted outside the pools (its address moved to another port)."""
-        for subnet_id, _ in fixed_ips(port):
-            self._forget(self._pools.get(subnet_id), str(port["id"]))
+        for subnet_id in port.subnet_ids:
+            self._forget(self._pools.get(subnet_id), port.id)
         if self._wiring is not None:
-            self._wiring.gone(str(port["id"]))
+            self._wiring.gone(port.id)
 
-    async def take_or_wait(self, subnet_id: str) -> Resource | None:
+    async def take_or_wait(self, subnet_id: str) -> Port | None:
         """A free port of the subnet's pool; on a miss, one from the pool's next bulk create
         (shared with every other start waiting meanwhile). None when the subnet has no pool
         that could make one: the caller creates the port itself."""
@@ -249,7 +243,7 @@ class Pools:
             return None
         if pool.free:
             return self._take(pool, next(iter(pool.free)))
-        waiter: asyncio.Future[Resource] = asyncio.get_running_loop().create_future()
+        waiter: asyncio.Future[Port] = asyncio.get_running_loop().create_future()
         pool.waiters.append(waiter)
         pool.nudge.set()
         pool.target = min(self.config.max, max(pool.target, self.config.min) + 1)
@@ -266,20 +260,20 @@ class Pools:
             if waiter in pool.waiters:
                 pool.waiters.remove(waiter)
 
-    def _serve_waiters(self, pool: SubnetPool) -> None:
+    def _serve_waiters(self, pool: PortPool) -> None:
         while pool.waiters and pool.free:
             waiter = pool.waiters.pop(0)
             if not waiter.done():
                 waiter.set_result(self._take(pool, next(iter(pool.free))))
 
-    def _fail_waiters(self, pool: SubnetPool, exc: Exception) -> None:
+    def _fail_waiters(self, pool: PortPool, exc: Exception) -> None:
         error = exc if isinstance(exc, KuryrError) else BackendError(str(exc))
         waiters, pool.waiters = pool.waiters, []
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_exception(error)
 
-    def _take(self, pool: SubnetPool, port_id: str) -> Resource:
+    def _take(self, pool: PortPool, port_id: str) -> Port:
         if port_id not in pool.wired:
             pool.wire_target = min(max(self.config.max, 1), pool.wire_target + 1)
         pool.wired.discard(port_id)
@@ -292,18 +286,17 @@ class Pools:
         if self._urgent(pool):
             pool.nudge.set()
         self._kick(pool)
-        return dict(pp.port)
+        return Port.from_neutron(pp.port)
 
-    def give_back(self, port: Resource) -> bool:
+    def give_back(self, port: Port) -> bool:
         """Put a released port back in its subnet's pool (cleaning journaled); False when it
         does not belong in a pool (no pool for its subnet, dual stack, pool full): the caller
         then deletes it."""
-        ips = fixed_ips(port)
-        if len(ips) != 1:
+        if len(port.fixed_ips) != 1:
             return False
-        subnet_id, ip = ips[0]
+        subnet_id, ip = port.fixed_ips[0]
         pool = self._pools.get(subnet_id)
-        port_id = str(port["id"])
+        port_id = port.id
         if pool is None or pool.closing:
             self._forget(pool, port_id)
             return False
@@ -314,22 +307,20 @@ class Pools:
                 return False
             self._delete(evicted)
         pool.taken.pop(port_id, None)
-        pp = PoolPort(dict(port), subnet_id, ip, FREE)
-        pp.port["tags"] = cleaned(port, [naming.POOL_TAG])["tags"]
-        pp.port["device_id"] = ""
-        pp.port["name"] = naming.POOL_PORT_NAME
+        clean = desired.pooled(port)
+        pp = PoolPort(clean.to_neutron(), subnet_id, ip, FREE)
         with self._state.transaction():
-            self._journal.record(port, cleaned(port, [naming.POOL_TAG]))
+            self._journal.record(port, desired.cleaned(port, [naming.POOL_TAG]))
             self._state.save_pool_port(pp)
         pool.free[port_id] = pp
         # Its VIF is kept when still whole: no plug, no status change for Neutron.
         pool.wired.add(port_id)
-        self._ahead(pp.port)
+        self._ahead(clean)
         self._level(pool)
         self._serve_waiters(pool)
         return True
 
-    def _evict_for(self, pool: SubnetPool, ip: str) -> str | None:
+    def _evict_for(self, pool: PortPool, ip: str) -> str | None:
         """Exact mode keeps the lowest addresses: a full pool drops its highest free port for a
         lower one coming back. Returns the evicted port id, or None to drop the newcomer."""
         if pool.row.mode != MODE_EXACT or not pool.free:
@@ -341,26 +332,26 @@ class Pools:
         self._state.forget_pool_port(highest.port_id)
         return highest.port_id
 
-    def _forget(self, pool: SubnetPool | None, port_id: str) -> None:
+    def _forget(self, pool: PortPool | None, port_id: str) -> None:
         if pool is not None:
             pool.taken.pop(port_id, None)
             pool.free.pop(port_id, None)
         self._state.forget_pool_port(port_id)
 
-    def _level(self, pool: SubnetPool) -> None:
+    def _level(self, pool: PortPool) -> None:
         metrics.set_pool_level(pool.subnet_id, len(pool.free))
 
-    def _ahead(self, port: Resource) -> None:
+    def _ahead(self, port: Port) -> None:
         if self._wiring is not None:
             self._wiring.ahead(port)
 
     async def _whole(self, port: Resource) -> bool:
-        return self._wiring is not None and await self._wiring.whole(port)
+        return self._wiring is not None and await self._wiring.whole(Port.from_neutron(port))
 
     def _wire_start(self) -> int:
         return max(self.config.batch, 1)
 
-    def _wire(self, pool: SubnetPool) -> None:
+    def _wire(self, pool: PortPool) -> None:
         """Keep ``wire_target`` free ports plugged ahead: those the next starts take first."""
         pool.wired &= pool.free.keys()
         short = pool.wire_target - len(pool.wired)
@@ -371,7 +362,7 @@ class Pools:
             unwired.sort(key=lambda pp: _addr(pp.ip))
         for pp in unwired[:short]:
             pool.wired.add(pp.port_id)
-            self._ahead(pp.port)
+            self._ahead(Port.from_neutron(pp.port))
 
     def _delete(self, port_id: str) -> None:
         """Delete the port in the background (journaled) and its VIF plugged ahead."""
@@ -379,25 +370,25 @@ class Pools:
         if self._wiring is not None:
             self._wiring.gone(port_id)
 
-    def _close(self, pool: SubnetPool) -> None:
+    def _close(self, pool: PortPool) -> None:
         pool.closing = True
         pool.nudge.set()
 
     # --- refill ------------------------------------------------------------------------------
 
-    def _kick(self, pool: SubnetPool) -> None:
+    def _kick(self, pool: PortPool) -> None:
         if not self.enabled or pool.closing or not pool.started or pool.refill is not None:
             return
         if pool.waiters or self._short(pool) > 0:
             pool.refill = background(self._refill(pool), f"pool-{pool.subnet_id}")
 
-    def _urgent(self, pool: SubnetPool) -> bool:
+    def _urgent(self, pool: PortPool) -> bool:
         return bool(pool.waiters) or pool.closing or len(pool.free) < max(self.config.batch, 1)
 
-    def _short(self, pool: SubnetPool) -> int:
+    def _short(self, pool: PortPool) -> int:
         return max(pool.target, self.config.min) - len(pool.free) - pool.creating
 
-    async def _refill(self, pool: SubnetPool) -> None:
+    async def _refill(self, pool: PortPool) -> None:
         """The pool's one refill: rounds of one bulk POST each, until the target is met and
         no start waits; starts missing meanwhile join the next round."""
         try:
@@ -421,7 +412,7 @@ class Pools:
         finally:
             pool.refill = None
 
-    async def _fill_round(self, pool: SubnetPool) -> int:
+    async def _fill_round(self, pool: PortPool) -> int:
         """One bulk create: a port per waiting start when some wait, else a refill batch,
         capped so free ports never exceed ``max``."""
         if pool.waiters:
@@ -439,14 +430,14 @@ class Pools:
             self._drop(pool, next(reversed(pool.free)))
         return len(created)
 
-    def _drop(self, pool: SubnetPool, port_id: str) -> None:
+    def _drop(self, pool: PortPool, port_id: str) -> None:
         del pool.free[port_id]
         with self._state.transaction():
             self._state.forget_pool_port(port_id)
             self._delete(port_id)
         self._level(pool)
 
-    async def _adopt_strays(self, pool: SubnetPool) -> None:
+    async def _adopt_strays(self, pool: PortPool) -> None:
         """Take in this subnet's pool ports that no pool knows: made by a bulk create whose
         answer never came (timeout, or a predecessor killed mid-call)."""
         found = await self._neutron.query(
@@ -458,15 +449,14 @@ class Pools:
                 "name": naming.POOL_PORT_NAME,
             },
         )
-        for port in found:
-            port_id = str(port["id"])
+        for port in map(Port.from_neutron, found):
+            port_id = port.id
             # Known, or on its way out (a journaled delete): not a stray.
             known = port_id in pool.free or port_id in pool.taken
             known = known or self._journal.state.journal_entry(port_id) is not None
-            ips = fixed_ips(port)
-            if known or port.get("device_id") or [sid for sid, _ in ips] != [pool.subnet_id]:
+            if known or port.device_id or port.subnet_ids != [pool.subnet_id]:
                 continue
-            if not is_bound(port):
+            if not port.bound:
                 continue
             if len(pool.free) + pool.creating >= self.config.max:
                 self._journal.record_delete(port_id)
@@ -474,7 +464,7 @@ class Pools:
                 self._add_created(pool, port)
                 LOG.info("pool of subnet %s: adopted stray port %s", pool.subnet_id, port_id)
 
-    async def fill(self, pool: SubnetPool, count: int) -> int:
+    async def fill(self, pool: PortPool, count: int) -> int:
         """Create up to ``count`` ports (never beyond ``max``); returns how many were made."""
         count = min(count, self.config.max - len(pool.free) - pool.creating)
         if count <= 0:
@@ -484,7 +474,7 @@ class Pools:
             return 0
         return len(await self._create_round(pool, wanted))
 
-    async def _create_round(self, pool: SubnetPool, wanted: list[dict[str, str]]) -> list[Resource]:
+    async def _create_round(self, pool: PortPool, wanted: list[dict[str, str]]) -> list[Port]:
         """Create the ports and take them in as free; the round is announced as over even
         when it fails, so starts waiting for one of its addresses go on."""
         ips = {f["ip_address"] for f in wanted if "ip_address" in f}
@@ -501,62 +491,55 @@ class Pools:
             pool.round_done = asyncio.Event()
         return created
 
-    def _fixed_ips(self, pool: SubnetPool, count: int) -> list[dict[str, str]]:
+    def _fixed_ips(self, pool: PortPool, count: int) -> list[dict[str, str]]:
         subnet_id = pool.subnet_id
         if pool.row.mode != MODE_EXACT:
-            return [{"subnet_id": subnet_id} for _ in range(count)]
+            return [desired.fixed_ip(subnet_id) for _ in range(count)]
         used = self._used_addresses(pool)
         wanted: list[dict[str, str]] = []
         for ip in iter_hosts(pool.row.ranges):
             if ip in used or ip in pool.blocked:
                 continue
-            wanted.append({"subnet_id": subnet_id, "ip_address": ip})
+            wanted.append(desired.fixed_ip(subnet_id, ip))
             if len(wanted) == count:
                 break
         return wanted
 
-    def _used_addresses(self, pool: SubnetPool) -> set[str]:
+    def _used_addresses(self, pool: PortPool) -> set[str]:
         used = {pp.ip for pp in (*pool.free.values(), *pool.taken.values())}
-        for _, port in self._state.endpoints().values():
-            used.update(ip for sid, ip in fixed_ips(port) if sid == pool.subnet_id)
+        for _, raw in self._state.endpoints().values():
+            used.update(ip for sid, ip in Port.from_neutron(raw).fixed_ips if sid == pool.subnet_id)
         return used
 
-    def _attrs(self, pool: SubnetPool, fixed: dict[str, str]) -> dict[str, Any]:
-        return {
-            "name": naming.POOL_PORT_NAME,
-            "network_id": pool.row.network_id,
-            "admin_state_up": True,
-            "fixed_ips": [fixed],
-            "device_owner": naming.DEVICE_OWNER,
-            "binding:host_id": self._host,
-        }
-
-    async def _create(self, pool: SubnetPool, wanted: list[dict[str, str]]) -> list[Resource]:
-        items = [self._attrs(pool, f) for f in wanted]
+    async def _create(self, pool: PortPool, wanted: list[dict[str, str]]) -> list[Port]:
+        items = [
+            desired.create_body(pool.row.network_id, [f], self._host, naming.POOL_PORT_NAME)
+            for f in wanted
+        ]
         try:
-            return await self._neutron.create_bulk("ports", items, timeout=_BULK_TIMEOUT)
+            made = await self._neutron.create_bulk("ports", items, timeout=_BULK_TIMEOUT)
+            return [Port.from_neutron(raw) for raw in made]
         except NeutronError as exc:
             if exc.http_status == 0:
                 pool.strays_until = time.monotonic() + _BULK_TIMEOUT
-            if exc.neutron_type not in _IP_TAKEN or pool.row.mode != MODE_EXACT:
+            if exc.neutron_type not in desired.IP_TAKEN or pool.row.mode != MODE_EXACT:
                 raise
         # Exact mode: an address is held outside Kuryr's knowledge; make the others one by one.
-        made: list[Resource] = []
-        for fixed, attrs in zip(wanted, items, strict=True):
+        ports: list[Port] = []
+        for fixed, body in zip(wanted, items, strict=True):
             try:
-                made.append(await self._neutron.create("ports", attrs))
+                ports.append(Port.from_neutron(await self._neutron.create("ports", body)))
             except NeutronError as exc:
-                if exc.neutron_type not in _IP_TAKEN:
+                if exc.neutron_type not in desired.IP_TAKEN:
                     raise
                 pool.blocked.add(fixed.get("ip_address", ""))
-        return made
+        return ports
 
-    def _add_created(self, pool: SubnetPool, port: Resource) -> None:
-        ip = next(ip for sid, ip in fixed_ips(port) if sid == pool.subnet_id)
-        pp = PoolPort(dict(port), pool.subnet_id, ip, FREE)
-        pp.port["tags"] = [naming.POOL_TAG]
+    def _add_created(self, pool: PortPool, port: Port) -> None:
+        ip = port.ip_on(pool.subnet_id) or ""
+        pp = PoolPort(port.replace(tags=(naming.POOL_TAG,)).to_neutron(), pool.subnet_id, ip, FREE)
         with self._state.transaction():
-            self._journal.record(port, cleaned(port, [naming.POOL_TAG]))
+            self._journal.record(port, desired.cleaned(port, [naming.POOL_TAG]))
             self._state.save_pool_port(pp)
         pool.free[pp.port_id] = pp
         self._wire(pool)
@@ -654,7 +637,7 @@ class Pools:
         known = {s.id for n in self._state.networks() for s in n.subnets}
         for row in self._state.pools():
             if row.subnet_id in known:
-                self._pools[row.subnet_id] = SubnetPool(
+                self._pools[row.subnet_id] = PortPool(
                     row, target=self.config.min, wire_target=self._wire_start()
                 )
             else:
@@ -675,7 +658,7 @@ class Pools:
             if pp.status == FREE and await self._whole(pp.port):
                 # Kept as it is from before the restart: no plug, no status change.
                 pool.wired.add(pp.port_id)
-                self._ahead(pp.port)
+                self._ahead(Port.from_neutron(pp.port))
         for pool in self._pools.values():
             # The others only up to the pool's budget, as for a new pool.
             self._wire(pool)
@@ -690,36 +673,39 @@ class Pools:
             or "none",
         )
 
-    async def _pool_ports_in_neutron(self) -> list[Resource]:
+    async def _pool_ports_in_neutron(self) -> list[Port]:
         """This host's pool ports: tagged, or only named (their create outlived its caller,
         or the daemon died before the journal wrote the tag)."""
         mine = {"device_owner": naming.DEVICE_OWNER, "binding:host_id": self._host}
         tagged = await self._neutron.query("ports", {**mine, "tags": naming.POOL_TAG})
         named = await self._neutron.query("ports", {**mine, "name": naming.POOL_PORT_NAME})
-        return list({str(pt["id"]): pt for pt in [*tagged, *named]}.values())
+        ports = map(Port.from_neutron, [*tagged, *named])
+        return list({port.id: port for port in ports}.values())
 
-    def _merge_remote(self, local: dict[str, PoolPort], remote: list[Resource]) -> None:
+    def _merge_remote(self, local: dict[str, PoolPort], remote: list[Port]) -> None:
         """Neutron decides which ports exist; the local state decides which are free."""
-        in_use = {str(port["id"]) for _, port in self._state.endpoints().values()}
-        seen = {str(p["id"]) for p in remote}
+        in_use = {Port.from_neutron(raw).id for _, raw in self._state.endpoints().values()}
+        seen = {port.id for port in remote}
         for port_id in [pid for pid in local if pid not in seen]:
             if self._journal.state.journal_entry(port_id) is None:
                 del local[port_id]
                 self._state.forget_pool_port(port_id)
         for port in remote:
-            port_id = str(port["id"])
-            ips = fixed_ips(port)
-            if port_id in local or len(ips) != 1 or not is_bound(port):
+            port_id = port.id
+            if port_id in local or len(port.fixed_ips) != 1 or not port.bound:
                 continue
-            subnet_id, ip = ips[0]
+            subnet_id, ip = port.fixed_ips[0]
             if subnet_id not in self._pools:
                 continue
-            free = not port.get("device_id") and port_id not in in_use
-            pp = PoolPort(port, subnet_id, ip, FREE if free else TAKEN)
+            free = not port.device_id and port_id not in in_use
+            kept = port
+            if free and naming.POOL_TAG not in port.tags:
+                clean = desired.cleaned(port, [naming.POOL_TAG])
+                kept = port.replace(tags=tuple(clean["tags"]))
+            pp = PoolPort(kept.to_neutron(), subnet_id, ip, FREE if free else TAKEN)
             with self._state.transaction():
-                if free and naming.POOL_TAG not in (port.get("tags") or []):
-                    self._journal.record(port, cleaned(port, [naming.POOL_TAG]))
-                    pp.port["tags"] = cleaned(port, [naming.POOL_TAG])["tags"]
+                if kept is not port:
+                    self._journal.record(port, clean)
                 self._state.save_pool_port(pp)
             local[port_id] = pp
 
@@ -728,55 +714,9 @@ class Pools:
 
     def held_by_endpoint(self, port_id: str) -> bool:
         """An endpoint of this daemon holds the port (its device_id may not be written yet)."""
-        return any(str(port["id"]) == port_id for _, port in self._state.endpoints().values())
-
-
-class PooledAllocator(PortAllocator):
-    """:class:`PortAllocator` served from the pools. A Kuryr IPAM miss waits for the pool's
-    next bulk create; any other miss (a given address or MAC) makes its own port."""
-
-    def __init__(self, neutron: NeutronApi, host: str, pools: Pools) -> None:
-        super().__init__(neutron, host)
-        self.pools = pools
-
-    async def acquire(
-        self, subnet: Subnet, address: str | None, mac: str | None = None
-    ) -> Resource:
-        if not mac:
-            if address:
-                port = self.pools.take_exact(subnet.id, address)
-            else:
-                self.pools.ensure(subnet, MODE_ANY)
-                port = await self.pools.take_or_wait(subnet.id)
-            if port is not None:
-                return port
-        return await super().acquire(subnet, address, mac)
-
-    async def acquire_given(self, wanted: list[tuple[Subnet, str | None]]) -> Resource | None:
-        """Docker's own IPAM chose the address: a pool port already holding it, if any."""
-        if len(wanted) != 1:
-            return None
-        subnet, ip = wanted[0]
-        pool = self.pools.pool(subnet.id)
-        if pool is None or ip is None:
-            return None
-        if not pool.started:
-            self.pools.ensure(subnet, pool.row.mode)
-        return await self.pools.take_exact_or_wait(subnet.id, ip)
-
-    async def delete_now(self, port: Resource) -> None:
-        await super().delete_now(port)
-        self.pools.forget(port)
-
-    def held_by_endpoint(self, port: Resource) -> bool:
-        return super().held_by_endpoint(port) or self.pools.held_by_endpoint(str(port["id"]))
-
-    async def release(self, port: Resource) -> None:
-        if naming.TAG_EXISTING_PORT in (port.get("tags") or []):
-            await super().release(port)
-            return
-        if not self.pools.give_back(port):
-            self.pools.discard(str(port["id"]))
+        return any(
+            Port.from_neutron(raw).id == port_id for _, raw in self._state.endpoints().values()
+        )
 
 
 def _addr(ip: str) -> int:

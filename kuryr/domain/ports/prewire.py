@@ -28,9 +28,8 @@ from typing import Any, Protocol
 
 from kuryr import deadline
 from kuryr.backends.binding.base import Binder, Vif
-from kuryr.backends.model import is_bound
-from kuryr.backends.neutron_api import Resource
 from kuryr.domain.ports.journal import background
+from kuryr.domain.ports.port import Port
 from kuryr.errors import BackendError, KuryrError
 
 LOG = logging.getLogger(__name__)
@@ -71,22 +70,22 @@ class Prewire:
 
     # --- pool side -------------------------------------------------------------------------
 
-    def ahead(self, port: Resource) -> None:
+    def ahead(self, port: Port) -> None:
         """Plug a free pool port in the background (a VIF still whole is kept)."""
-        mtu = self._mtu_of(str(port.get("network_id", "")))
-        if mtu is None or not is_bound(port):
+        mtu = self._mtu_of(port.network_id)
+        if mtu is None or not port.bound:
             return
-        vif = Vif.for_port(port, "", mtu)
+        vif = port.vif("", mtu)
         self._forget(vif.port_id)
         self._ahead[vif.port_id] = vif
         self._chain(vif.port_id, "plug", lambda: self._plug_ahead(vif))
 
-    async def whole(self, port: Resource) -> bool:
+    async def whole(self, port: Port) -> bool:
         """The free port's VIF is whole and wired already (kept from before a restart)."""
-        mtu = self._mtu_of(str(port.get("network_id", "")))
-        if mtu is None or not is_bound(port):
+        mtu = self._mtu_of(port.network_id)
+        if mtu is None or not port.bound:
             return False
-        vif = Vif.for_port(port, "", mtu)
+        vif = port.vif("", mtu)
         try:
             return await self._binders.for_vif_type(vif.vif_type).ready(vif)
         except KuryrError as exc:
