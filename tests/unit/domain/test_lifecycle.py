@@ -63,3 +63,17 @@ async def test_a_pooled_start_costs_neutron_no_call(tmp_path: Path) -> None:
         await d.run(net)
 
         assert sum(d.neutron.calls.values()) == calls
+
+
+async def test_bookkeeping_neutron_refused_is_written_on_a_retry(tmp_path: Path) -> None:
+    async with daemon(tmp_path) as d:
+        net = await d.kuryr_network()
+        d.neutron.faults.fail("PUT", "ports", status=503)
+
+        container = await d.run(net)
+
+        def booked() -> bool:
+            port = d.port_holding(net, container.address) or {}
+            return port.get("device_id") == container.endpoint_id and bool(port.get("tags"))
+
+        await eventually(booked, "the journal retried", timeout=10.0)

@@ -1,6 +1,7 @@
 """Port pools under concurrency: many RequestAddress at once on an empty or short pool never
 hand a port out twice, share bulk creates, and never leave more than ``max`` free ports; a
-refill Neutron refuses fails the starts waiting for it and leaves nothing behind."""
+refill Neutron refuses fails the starts waiting for it and leaves nothing behind; the ports of
+a bulk create whose answer was lost are taken in."""
 
 from __future__ import annotations
 
@@ -98,6 +99,22 @@ async def test_a_refused_refill_fails_the_waiting_starts_and_leaves_nothing(
         assert all(isinstance(r, BackendError) for r in results), results
         assert d.ports(net) == []
         assert await d.request_address(net.pool_id), "the next start is served"
+
+
+async def test_ports_of_a_bulk_create_whose_answer_was_lost_are_taken_in(tmp_path: Path) -> None:
+    async with daemon(tmp_path, PoolConfig(min=2, max=2, batch=2)) as d:
+        d.neutron.faults.lose_answers("POST", "ports")  # Neutron made them; Kuryr never heard
+        net = await d.kuryr_network()
+        await eventually(lambda: len(d.ports(net)) == 2, "the lost bulk made its ports")
+
+        address = await d.request_address(net.pool_id)
+
+        def settled() -> bool:
+            ports = d.ports(net)
+            free = [p for p in ports if p["fixed_ips"][0]["ip_address"] != address]
+            return len(ports) == 3 and all(naming.POOL_TAG in p["tags"] for p in free)
+
+        await eventually(settled, "the strays serve the start and stay pooled; one refill")
 
 
 @pytest.mark.xfail(
