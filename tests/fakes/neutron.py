@@ -21,7 +21,8 @@ from kuryr.backends.neutron_api import NeutronError, Params, Resource
 from tests.fakes.neutron_faults import Faults
 from tests.fakes.neutron_filters import select
 from tests.fakes.neutron_ips import Refused
-from tests.fakes.neutron_store import ATTRIBUTES, Store
+from tests.fakes.neutron_schema import ATTRIBUTES
+from tests.fakes.neutron_store import Store
 
 T = TypeVar("T")
 

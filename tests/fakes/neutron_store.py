@@ -37,48 +37,19 @@ from tests.fakes.neutron_ips import (
     new_mac,
     pick_ip,
 )
-
-PROJECT = "fake_project_id"
-METADATA_OWNER = "network:distributed"
-MAX_MTU = 1442  # geneve on the local stack
-_MAX_TAG_LEN = 255
-
-ATTRIBUTES: dict[str, set[str]] = {
-    "networks": {"name", "admin_state_up", "shared", "mtu", "description", "port_security_enabled"},
-    "subnets": {
-        "name", "network_id", "ip_version", "cidr", "gateway_ip", "enable_dhcp", "prefixlen",
-        "allocation_pools", "subnetpool_id", "host_routes", "dns_nameservers", "description",
-        "ipv6_ra_mode", "ipv6_address_mode",
-    },
-    "subnetpools": {
-        "name", "prefixes", "default_prefixlen", "min_prefixlen", "max_prefixlen", "shared",
-        "description", "is_default", "address_scope_id",
-    },
-    "ports": {
-        "name", "network_id", "admin_state_up", "fixed_ips", "device_owner", "device_id",
-        "binding:host_id", "binding:profile", "binding:vnic_type", "mac_address", "description",
-        "security_groups", "port_security_enabled", "allowed_address_pairs",
-    },
-    "security-groups": {"name", "description", "stateful"},
-    "security-group-rules": {
-        "security_group_id", "direction", "ethertype", "protocol", "port_range_min",
-        "port_range_max", "remote_ip_prefix", "remote_group_id", "description",
-    },
-}  # fmt: skip
-# Accepted in a POST, never in a PUT.
-_READ_ONLY = {
-    "subnets": {"network_id", "ip_version", "cidr", "subnetpool_id", "prefixlen"},
-    "ports": {"network_id"},
-    "security-group-rules": set(ATTRIBUTES["security-group-rules"]),
-}
-_NOT_FOUND = {
-    "networks": ("NetworkNotFound", "Network {} could not be found."),
-    "subnets": ("SubnetNotFound", "Subnet {} could not be found."),
-    "subnetpools": ("SubnetPoolNotFound", "Subnet pool {} could not be found."),
-    "ports": ("PortNotFound", "Port {} could not be found."),
-    "security-groups": ("SecurityGroupNotFound", "Security group {} does not exist"),
-    "security-group-rules": ("SecurityGroupRuleNotFound", "Security group rule {} does not exist"),
-}
+from tests.fakes.neutron_schema import (
+    ATTRIBUTES,
+    MAX_MTU,
+    MAX_TAG_LEN,
+    METADATA_OWNER,
+    NOT_FOUND,
+    PROJECT,
+    READ_ONLY,
+    bind,
+    check_delete,
+    check_known,
+    check_mtu,
+)
 
 
 class Store:
@@ -95,7 +66,7 @@ class Store:
     def get(self, resource: str, resource_id: str) -> Resource:
         found = self.tables[resource].get(resource_id)
         if found is None:
-            kind, text = _NOT_FOUND[resource]
+            kind, text = NOT_FOUND[resource]
             raise Refused(404, kind, text.format(resource_id))
         return found
 
@@ -117,7 +88,7 @@ class Store:
     def create(self, resource: str, attrs: dict[str, Any]) -> Resource:
         if "tags" in attrs:
             raise Refused(400, "HTTPBadRequest", "Attribute 'tags' not allowed in POST")
-        _known(resource, attrs, ATTRIBUTES[resource] | {"project_id", "tenant_id"})
+        check_known(resource, attrs, ATTRIBUTES[resource] | {"project_id", "tenant_id"})
         row = copy.deepcopy(attrs)
         row = getattr(self, "_new_" + resource.replace("-", "_"))(row)
         now = self._stamp()
@@ -136,15 +107,15 @@ class Store:
         self, resource: str, resource_id: str, attrs: dict[str, Any], revision: int | None
     ) -> Resource:
         row = self.get(resource, resource_id)
-        _known(resource, attrs, ATTRIBUTES[resource])
-        fixed = [k for k in attrs if k in _READ_ONLY.get(resource, set())]
+        check_known(resource, attrs, ATTRIBUTES[resource])
+        fixed = [k for k in attrs if k in READ_ONLY.get(resource, set())]
         if fixed:
             raise Refused(400, "HTTPBadRequest", f"Cannot update read-only attribute {fixed[0]}")
         self._check_revision(row, revision)
         if resource == "ports":
             self._update_port(row, copy.deepcopy(attrs))
         elif resource == "networks" and "mtu" in attrs:
-            _check_mtu(attrs["mtu"])
+            check_mtu(attrs["mtu"])
         row.update({k: copy.deepcopy(v) for k, v in attrs.items() if k != "fixed_ips"})
         self.touch(row)
         return row
@@ -152,7 +123,7 @@ class Store:
     def delete(self, resource: str, resource_id: str, revision: int | None) -> None:
         row = self.get(resource, resource_id)
         self._check_revision(row, revision)
-        getattr(self, "_check_delete_" + resource.replace("-", "_"), lambda _: None)(row)
+        check_delete(self.tables, resource, row)
         del self.tables[resource][resource_id]
         if resource == "networks":
             for table in ("ports", "subnets"):
@@ -182,7 +153,7 @@ class Store:
                 "InvalidInput",
                 f"Invalid input for operation: Duplicate items in the list: '{dup}'.",
             )
-        long = next((t for t in tags if len(t) > _MAX_TAG_LEN), None)
+        long = next((t for t in tags if len(t) > MAX_TAG_LEN), None)
         if long is not None:
             raise Refused(
                 400, "InvalidInput", f"Invalid input for operation: '{long}' is too long."
@@ -204,7 +175,7 @@ class Store:
 
     def _new_networks(self, row: Resource) -> Resource:
         if "mtu" in row:
-            _check_mtu(row["mtu"])
+            check_mtu(row["mtu"])
         row.setdefault("name", "")
         row.setdefault("admin_state_up", True)
         row.setdefault("shared", False)
@@ -316,7 +287,7 @@ class Store:
         row.setdefault("port_security_enabled", True)
         row.setdefault("allowed_address_pairs", [])
         row.update(status="DOWN", extra_dhcp_opts=[], revision_number=1)
-        _bind(row)
+        bind(row)
         return row
 
     def _new_security_groups(self, row: Resource) -> Resource:
@@ -391,50 +362,7 @@ class Store:
             row["fixed_ips"] = self._allocate(row["network_id"], attrs["fixed_ips"], row)
         if "binding:host_id" in attrs:
             row["binding:host_id"] = attrs["binding:host_id"]
-            _bind(row)
-
-    def _check_delete_networks(self, row: Resource) -> None:
-        users = [
-            p["id"]
-            for p in self._ports_of(row["id"])
-            if not str(p["device_owner"]).startswith("network:")
-        ]
-        if users:
-            raise Refused(
-                409,
-                "NetworkInUse",
-                f"Unable to complete operation on network {row['id']}. There are one or more "
-                f"ports still in use on the network, id for these ports is: {','.join(users)}.",
-            )
-
-    def _check_delete_subnets(self, row: Resource) -> None:
-        held = [
-            p
-            for p in self._ports_of(row["network_id"])
-            if not str(p["device_owner"]).startswith("network:")
-            and any(f["subnet_id"] == row["id"] for f in p["fixed_ips"])
-        ]
-        if held:
-            raise Refused(
-                409,
-                "SubnetInUse",
-                f"Unable to complete operation on subnet {row['id']}: One or more ports have an "
-                "IP allocation from this subnet.",
-            )
-
-    def _check_delete_subnetpools(self, row: Resource) -> None:
-        if any(s["subnetpool_id"] == row["id"] for s in self.tables["subnets"].values()):
-            raise Refused(
-                400,
-                "SubnetPoolDeleteError",
-                "Unable to delete subnet pool: Subnet pool has existing allocations.",
-            )
-
-    def _check_delete_security_groups(self, row: Resource) -> None:
-        if any(row["id"] in p["security_groups"] for p in self.tables["ports"].values()):
-            raise Refused(409, "SecurityGroupInUse", f"Security Group {row['id']} in use.")
-
-    # --- addresses ------------------------------------------------------------------------------
+            bind(row)
 
     def _allocate(
         self, network_id: str, wanted: list[dict[str, str]], port: Resource | None
@@ -517,29 +445,3 @@ class Store:
 
     def _stamp(self) -> str:
         return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self._clock()))
-
-
-def _known(resource: str, attrs: dict[str, Any], allowed: set[str]) -> None:
-    unknown = sorted(k for k in attrs if k not in allowed)
-    if unknown:
-        names = ", ".join(f"'{k}'" for k in unknown)
-        raise Refused(400, "HTTPBadRequest", f"Unrecognized attribute(s) {names}")
-
-
-def _check_mtu(mtu: Any) -> None:
-    if int(mtu) > MAX_MTU:
-        raise Refused(
-            400,
-            "InvalidInput",
-            f"Invalid input for operation: Requested MTU is too big, maximum is {MAX_MTU}.",
-        )
-
-
-def _bind(port: Resource) -> None:
-    """ML2/OVN binds a port to the host it names at once; with no host it stays unbound."""
-    if port.get("binding:host_id"):
-        port["binding:vif_type"] = "ovs"
-        port["binding:vif_details"] = {"port_filter": True, "connectivity": "l2"}
-    else:
-        port["binding:vif_type"] = "unbound"
-        port["binding:vif_details"] = {}

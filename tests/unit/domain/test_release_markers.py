@@ -12,7 +12,7 @@ import pytest
 from kuryr.config import PoolConfig
 from tests.fakes.daemon import Container, Daemon, Net, daemon, default_subnetpools, eventually
 from tests.fakes.neutron import FakeNeutron
-from tests.fakes.neutron_store import PROJECT
+from tests.fakes.neutron_schema import PROJECT
 
 # Pools on: with room for the released port, which goes back to its pool.
 POOLS = [PoolConfig(), PoolConfig(min=2, max=8, batch=2)]
