@@ -18,7 +18,7 @@ from kuryr.domain.endpoints import Endpoints
 from kuryr.domain.ipam import Ipam, PoolChoice
 from kuryr.domain.networks import Networks
 from kuryr.domain.ports import status as port_status
-from kuryr.domain.ports.allocator import PooledAllocator, PortAllocator
+from kuryr.domain.ports.broker import Broker
 from kuryr.domain.ports.journal import Journal
 from kuryr.domain.ports.pools import Pools
 from kuryr.domain.ports.port import Port
@@ -146,10 +146,9 @@ async def build(
         undo.push_async_callback(pools.close)
         ipam = Ipam(
             neutron,
-            _allocator(neutron, binders.host, pools),
+            Broker(neutron, binders.host, state, pools, prewire),
             config.neutron.default_subnetpool_v4,
             config.neutron.default_subnetpool_v6,
-            state=state,
         )
         _known_subnets(ipam, state)
         networks = Networks(neutron, ipam, binders.host, config.neutron.enable_dhcp, state=state)
@@ -211,10 +210,6 @@ async def _load_binders(config: Config, undo: AsyncExitStack) -> HostBinders:
     binders = await registry.load(config.binding)
     undo.push_async_callback(binders.close)
     return binders
-
-
-def _allocator(neutron: NeutronApi, host: str, pools: Pools) -> PortAllocator:
-    return PooledAllocator(neutron, host, pools) if pools.enabled else PortAllocator(neutron, host)
 
 
 def _mtu_of(state: State, neutron_id: str) -> int | None:

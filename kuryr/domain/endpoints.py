@@ -27,7 +27,7 @@ from kuryr.backends.neutron_api import NeutronApi, NeutronError
 from kuryr.domain.ipam import Ipam
 from kuryr.domain.networks import Networks
 from kuryr.domain.ports import desired
-from kuryr.domain.ports.allocator import find_port_by_ip, take_over
+from kuryr.domain.ports.broker import find_port_by_ip, take_over
 from kuryr.domain.ports.journal import Journal
 from kuryr.domain.ports.port import Port
 from kuryr.domain.ports.prewire import Prewire
@@ -83,6 +83,7 @@ class Endpoints:
         self._endpoints: dict[str, Endpoint] = {}
         self._journal = bookkeeping
         self._prewire = prewire
+        self._broker = ipam.broker
         self._immediate = immediate
 
     @property
@@ -152,7 +153,7 @@ class Endpoints:
             with deadline.cleanup():
                 self._journal.state.forget_endpoint(endpoint.endpoint_id)
                 self._endpoints.pop(endpoint.endpoint_id, None)
-                await self._ipam.release_port(endpoint.port)
+                await self._broker.release(endpoint.port)
             raise
 
     async def _port_for(
@@ -162,10 +163,10 @@ class Endpoints:
         wanted: list[tuple[Subnet, str | None]],
         mac: str,
     ) -> Port:
-        held = [self._ipam.take_held(s.id, ip) for s, ip in wanted if ip]
+        held = [self._broker.take_reservation(s.id, ip) for s, ip in wanted if ip]
         ports = {pt.id: pt for pt in held if pt is not None}
         if not ports:
-            ready = None if mac else await self._ipam.allocator.acquire_given(wanted)
+            ready = None if mac else await self._broker.take_pooled(wanted)
             return ready or await self._create_port(endpoint_id, network, wanted, mac)
         main, *extra = ports.values()
         try:
@@ -181,7 +182,7 @@ class Endpoints:
         except BaseException:
             with deadline.cleanup():
                 for port in ports.values():
-                    await self._ipam.release_port(port)
+                    await self._broker.release(port)
             raise
         return main
 
@@ -226,9 +227,7 @@ class Endpoints:
         # The local state first: an endpoint whose device_id the journal has not written yet
         # holds the port all the same. A port kuryr-libnetwork released and kept is free.
         left_by_libnetwork = self._left_by_libnetwork(port)
-        taken = not left_by_libnetwork and (
-            port.device_id or self._ipam.allocator.held_by_endpoint(port)
-        )
+        taken = not left_by_libnetwork and (port.device_id or self._broker.held_by_endpoint(port))
         if taken or owner not in ("", naming.DEVICE_OWNER):
             raise Conflict(f"address {ip} is held by Neutron port {port.id}")
         if left_by_libnetwork:
@@ -253,7 +252,7 @@ class Endpoints:
         two ports hold them; the endpoint needs one port with both. The others go at once
         (a release would keep their addresses allocated until the background delete)."""
         for port in extra:
-            await self._ipam.allocator.delete_now(port)
+            await self._broker.delete_now(port)
         fixed_ips = [desired.fixed_ip(s.id, ip) for s, ip in wanted]
         return Port.from_neutron(
             await self._neutron.update("ports", main.id, {"fixed_ips": fixed_ips})
@@ -318,8 +317,7 @@ class Endpoints:
         vif = _vif(endpoint, await self._networks.find(req.network_id))
         self._journal.state.forget_endpoint(req.endpoint_id)
         self._endpoints.pop(req.endpoint_id, None)
-        await self._ipam.release_port(endpoint.port)
-        self._prewire.released(vif)
+        await self._broker.release(endpoint.port, vif)
         return endpoint
 
     def oper_info(self, endpoint: Endpoint) -> p.EndpointOperInfoResponse:

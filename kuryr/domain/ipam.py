@@ -3,9 +3,9 @@
 RequestPool picks or checks a CIDR (a pool of a shared subnetpool also gets its marker,
 kuryr.domain.pool_markers); the subnet is created by CreateNetwork with ``subnetpool_id``
 and that CIDR, so Neutron enforces uniqueness. RequestAddress creates the endpoint's port
-already in its final shape (owner, host binding, fixed IP) through a port allocator
-(kuryr.domain.ports.allocator), which serves it from the pools of pre-created ports when they
-are on.
+already in its final shape (owner, host binding, fixed IP) through the port broker
+(kuryr.domain.ports.broker), which serves it from the pools of pre-created ports when they are
+on.
 """
 
 from __future__ import annotations
@@ -19,10 +19,8 @@ from dataclasses import dataclass, field
 from kuryr import naming
 from kuryr.backends.model import IPNetwork, Subnet, first_host, subnet_of
 from kuryr.backends.neutron_api import NeutronApi, NeutronError, Resource
-from kuryr.backends.state import State
 from kuryr.domain import pool_markers
-from kuryr.domain.ports.allocator import PortAllocator, find_port_by_ip
-from kuryr.domain.ports.port import Port
+from kuryr.domain.ports.broker import Broker
 from kuryr.errors import Conflict, InvalidRequest, NotFound
 from kuryr.plugin import protocol as p
 from kuryr.plugin.api import IpamDriver
@@ -37,11 +35,6 @@ OPT_SHARED = "neutron.net.shared"
 # An existing subnet Docker's pool is (adoption); accepted as network and as IPAM options.
 OPT_SUBNET_UUID = {4: "neutron.subnet.uuid", 6: "neutron.subnet.v6.uuid"}
 OPT_SUBNET_NAME = {4: "neutron.subnet.name", 6: "neutron.subnet.v6.name"}
-
-# How long a released address waits for dockerd's ReleaseAddress. dockerd sends it right
-# after DeleteEndpoint and gives up on a missing plugin within seconds; networks on Docker's
-# own IPAM never send it to Kuryr, so markers must expire rather than pile up.
-RELEASE_MARKER_LIFETIME = 3600.0
 
 
 @dataclass
@@ -75,23 +68,17 @@ class Ipam(IpamDriver):
     def __init__(
         self,
         neutron: NeutronApi,
-        allocator: PortAllocator,
+        broker: Broker,
         default_pool_v4: str = "kuryr",
         default_pool_v6: str = "kuryr6",
-        *,
-        state: State,
     ) -> None:
         self._neutron = neutron
-        self.allocator = allocator
+        self.broker = broker
         self._default_names = {4: default_pool_v4, 6: default_pool_v6}
         self._defaults: dict[int, Resource] = {}
         self._choices: dict[str, PoolChoice] = {}  # PoolID -> choice not yet a subnet
         self._subnets: dict[str, Subnet] = {}  # PoolID -> subnet
-        self._held: dict[tuple[str, str], Port] = {}  # (subnet id, ip) -> port
         self._bare: dict[str, IPNetwork] = {}  # bare PoolID -> its subnetpool's one prefix
-        # Release markers ((subnet id, ip) of ports DeleteEndpoint released) are durable: a
-        # restart between DeleteEndpoint and ReleaseAddress must not change what the latter does.
-        self._state = state
         self._pick_lock = asyncio.Lock()
 
     # --- RequestPool / ReleasePool ---------------------------------------------------------
@@ -220,9 +207,7 @@ class Ipam(IpamDriver):
     def forget_subnet(self, subnet: Subnet) -> None:
         for pool_id in [k for k, s in self._subnets.items() if s.id == subnet.id]:
             del self._subnets[pool_id]
-        for held in [k for k in self._held if k[0] == subnet.id]:
-            del self._held[held]
-        self._state.forget_release_markers(subnet.id)
+        self.broker.forget_subnet(subnet.id)
 
     # --- RequestAddress / ReleaseAddress ---------------------------------------------------
 
@@ -250,7 +235,7 @@ class Ipam(IpamDriver):
             raise Conflict(f"address {req.address} is the gateway of pool {cidr}")
         else:
             mac = req.options.get(p.OPT_MAC_ADDRESS) or None
-            address = await self._acquire(subnet, req.address or None, mac)
+            address = await self.broker.reserve(subnet, req.address or None, mac)
         return p.RequestAddressResponse(address=f"{address}/{cidr.prefixlen}", data={})
 
     def _gateway(
@@ -273,16 +258,6 @@ class Ipam(IpamDriver):
             choice.gateway = address
         return address
 
-    async def _acquire(self, subnet: Subnet, address: str | None, mac: str | None) -> str:
-        if address and (subnet.id, address) in self._held:
-            return address
-        port = await self.allocator.acquire(subnet, address, mac)
-        ip = port.ip_on(subnet.id) or ""
-        # A release still owed for an earlier holder of this address stays owed: dockerd
-        # sends that ReleaseAddress after the DeleteEndpoint, and it must not take this port.
-        self._held[(subnet.id, ip)] = port
-        return ip
-
     async def release_address(self, req: p.ReleaseAddressRequest) -> None:
         _, cidr = await self._resolve(req.pool_id)
         if ipaddress.ip_address(req.address) not in cidr:
@@ -294,40 +269,7 @@ class Ipam(IpamDriver):
         subnet = await self._subnet(req.pool_id)
         if subnet is None or req.address == subnet.gateway_ip:
             return
-        key = (subnet.id, req.address)
-        if self._state.take_release_marker(*key, RELEASE_MARKER_LIFETIME):
-            return
-        port = self._held.pop(key, None)
-        if port is None:
-            port = await find_port_by_ip(self._neutron, subnet.id, req.address)
-            if port is None or not port.kuryr_owned:
-                return
-            if self.allocator.held_by_endpoint(port):
-                # A release this daemon does not remember giving (it restarted after the
-                # DeleteEndpoint that already released the address): the address has since
-                # gone to another endpoint, whose port it must not take.
-                LOG.info("ReleaseAddress %s: now held by an endpoint, kept", req.address)
-                return
-        await self.allocator.release(port)
-
-    # --- what endpoints need -----------------------------------------------------------------
-
-    def holds(self, port_id: str) -> bool:
-        """RequestAddress handed out this port's address and no endpoint has taken it yet."""
-        return any(port.id == port_id for port in self._held.values())
-
-    def take_held(self, subnet_id: str, address: str) -> Port | None:
-        """Hand the port RequestAddress made for ``address`` to the endpoint that uses it."""
-        return self._held.pop((subnet_id, address), None)
-
-    async def release_port(self, port: Port) -> bool:
-        """Release an endpoint's port; a later ReleaseAddress of its IPs then costs nothing.
-        Returns whether the port went back to its pool."""
-        pooled = await self.allocator.release(port)
-        for key in port.fixed_ips:
-            self._held.pop(key, None)
-            self._state.mark_released(*key, RELEASE_MARKER_LIFETIME)
-        return pooled
+        await self.broker.release_address(subnet, req.address)
 
     # --- helpers -----------------------------------------------------------------------------
 

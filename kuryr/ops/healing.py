@@ -98,7 +98,7 @@ class DaemonSide:
         return self._in_flight(port.id) or (self._free(port.id) and not port.device_id)
 
     def _in_flight(self, port_id: str) -> bool:
-        return self._state.journal_entry(port_id) is not None or self._ipam.holds(port_id)
+        return self._state.journal_entry(port_id) is not None or self._ipam.broker.reserved(port_id)
 
     def _free(self, port_id: str) -> bool:
         return any(port_id in pool.free for pool in self._pools.all())
@@ -154,7 +154,7 @@ class DaemonSide:
         self._still_idle(port_id, None)
         if not self._taken(port_id):
             raise Overtaken(f"port {port_id} left its pool meanwhile")
-        await self._ipam.allocator.release(port)
+        await self._ipam.broker.give_back(port)
 
     async def _clean_again(self, port: Port) -> None:
         """A free pool port Neutron still shows with a gone endpoint's bookkeeping (the

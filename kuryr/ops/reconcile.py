@@ -47,7 +47,7 @@ from kuryr.backends.neutron import connect
 from kuryr.backends.neutron_api import NeutronApi, NeutronError
 from kuryr.config import Config
 from kuryr.domain import sharing
-from kuryr.domain.ports.allocator import hand_back
+from kuryr.domain.ports.broker import hand_back
 from kuryr.domain.ports.port import Port
 from kuryr.ops import reconcile_plan
 from kuryr.ops.reconcile_docker import DockerView, docker_view

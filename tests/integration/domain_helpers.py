@@ -19,7 +19,7 @@ from kuryr.config import NeutronConfig
 from kuryr.domain.endpoints import Binders, Endpoints
 from kuryr.domain.ipam import Ipam
 from kuryr.domain.networks import Networks
-from kuryr.domain.ports.allocator import PortAllocator
+from kuryr.domain.ports.broker import Broker
 from kuryr.domain.ports.journal import Journal
 from kuryr.domain.ports.prewire import Prewire
 from kuryr.domain.quiet import Quiet
@@ -52,7 +52,7 @@ class Domain:
 
 def make_domain(neutron: Neutron, host: str) -> Domain:
     """IPAM and networks on ``neutron``, each with a local state of its own in memory."""
-    ipam = Ipam(neutron, PortAllocator(neutron, host), state=State.in_memory())
+    ipam = Ipam(neutron, Broker(neutron, host, State.in_memory()))
     return Domain(neutron, ipam, Networks(neutron, ipam, host, state=State.in_memory()), host)
 
 

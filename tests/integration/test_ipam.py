@@ -14,7 +14,7 @@ from kuryr.domain.ports.port import Port
 from kuryr.errors import Conflict, InvalidRequest, NotFound
 from kuryr.plugin import protocol as p
 from tests.conftest import StackFacts
-from tests.integration.domain_helpers import Domain, create_request, domain, endpoints
+from tests.integration.domain_helpers import Domain, create_request, domain, endpoints, make_domain
 
 pytestmark = pytest.mark.stack
 
@@ -143,8 +143,8 @@ async def test_explicit_subnet_inside_the_default_pool(stack: StackFacts) -> Non
         )
         assert addr.address == "10.10.251.200/24"
         # A restarted daemon asked again for the address takes over its own free port.
-        d.ipam._held.clear()
-        again = await d.ipam.request_address(
+        restarted = make_domain(d.neutron, d.host)
+        again = await restarted.ipam.request_address(
             p.RequestAddressRequest(pool_id=pool.pool_id, address="10.10.251.200")
         )
         assert again.address == addr.address

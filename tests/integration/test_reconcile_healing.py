@@ -220,7 +220,7 @@ async def test_free_pool_ports_stay_and_a_taken_port_nobody_holds_returns(
         address = (await s.request_address()).split("/")[0]
         # CreateEndpoint took the reservation and the daemon died before it saved the
         # endpoint: the pool port is taken, and nothing holds it.
-        taken = s.ipam.take_held(s.subnet.id, address)
+        taken = s.ipam.broker.take_reservation(s.subnet.id, address)
         assert taken is not None
         while len(pool.free) < 2 or pool.refill is not None:
             assert loop.time() < deadline, f"the pool never refilled: {pool.summary()}"

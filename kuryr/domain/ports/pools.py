@@ -712,12 +712,6 @@ class Pools:
     def show(self) -> list[dict[str, Any]]:
         return [p.summary() for p in self._pools.values()]
 
-    def held_by_endpoint(self, port_id: str) -> bool:
-        """An endpoint of this daemon holds the port (its device_id may not be written yet)."""
-        return any(
-            Port.from_neutron(raw).id == port_id for _, raw in self._state.endpoints().values()
-        )
-
 
 def _addr(ip: str) -> int:
     return int(ipaddress.ip_address(ip))

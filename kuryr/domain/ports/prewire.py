@@ -124,8 +124,9 @@ class Prewire:
     def released(self, vif: Vif) -> None:
         """DeleteEndpoint, once the port is released: a port back in its pool is being
         plugged ahead already (its VIF kept when still whole); any other loses its VIF in
-        the background. Called with no await since the release, so no start can have
-        claimed the port in between."""
+        the background. Called by the broker (kuryr.domain.ports.broker) in the same
+        synchronous step as the port's release, so no start can have claimed the port in
+        between."""
         if vif.port_id not in self._ahead:
             self._chain(vif.port_id, "unplug", lambda: self._unplug(vif))
 
