@@ -9,16 +9,8 @@ on the event loop (memory and state change together, no await in between), so no
 out twice however many starts run at once. Refill runs in the background, in batches of at least
 ``batch``, never beyond ``max`` free-or-being-created ports.
 
-A pool starts filling when its network is created, so the first containers find ports. Its
-refill aims at ``target`` free ports (starting at ``min``). A start that finds the pool empty (a
-burst) waits for the pool's one refill instead of making its own port: the next bulk POST is
-sized to the starts waiting (they are served before the pool is topped up), so misses arriving
-together share one POST. Neutron makes the ports of a bulk one after the other (~0.5 s each
-under load), so a POST holds at most ``batch`` ports beyond the waiting starts: a small batch
-makes ports arrive early and keeps a later miss from queueing behind a long refill. Each miss
-raises the target by one (up to ``max``): the next burst of that size finds its ports ready.
-A refill that can wait (no start waits, at least ``batch`` ports free) waits for a pause in
-Docker's requests first (kuryr.domain.quiet).
+A pool starts filling when its network is created, so the first containers find ports; its
+refill is kuryr.domain.ports.refill, its reload at start kuryr.domain.ports.recovery.
 
 Two modes per subnet. ``any`` (Kuryr IPAM): any free port serves, Neutron picked its address.
 ``exact`` (Docker's own IPAM): Docker hands out the LOWEST free address of its pool (libnetwork's
@@ -31,13 +23,9 @@ mode the lowest addresses) are plugged ahead on this host, ``batch`` of them at 
 each time a start takes a port that was not (up to ``max``); a port coming back from its
 container keeps its VIF when still whole; every free port leaving the pool for deletion is
 unplugged (:class:`Wiring`, kuryr.domain.ports.prewire). So a container start finds its VIF wired,
-while a
-new network does not plug its whole pool at once: each first plug makes Neutron handle one port
-status change (~1-3 s of its one OVN event thread under load), and a container's port goes
-ACTIVE only once Neutron has worked through those queued before it. After a restart the pools
-are rebuilt
-from the local state and from Neutron (ports of this host with the pool tag or the pool port
-name).
+while a new network does not plug its whole pool at once: each first plug makes Neutron handle
+one port status change (~1-3 s of its one OVN event thread under load), and a container's port
+goes ACTIVE only once Neutron has worked through those queued before it.
 """
 
 from __future__ import annotations
@@ -46,12 +34,11 @@ import asyncio
 import ipaddress
 import logging
 import time
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from kuryr import deadline, metrics, naming
 from kuryr.backends.model import Network, Subnet
-from kuryr.backends.neutron_api import NeutronApi, NeutronError, Resource
+from kuryr.backends.neutron_api import NeutronApi, Resource
 from kuryr.backends.state import (
     FREE,
     MODE_ANY,
@@ -60,14 +47,15 @@ from kuryr.backends.state import (
     PoolPort,
     PoolRow,
     State,
-    iter_hosts,
 )
 from kuryr.config import PoolConfig
-from kuryr.domain.ports import desired
-from kuryr.domain.ports.journal import Journal, background
+from kuryr.domain.ports import desired, recovery
+from kuryr.domain.ports.journal import Journal
+from kuryr.domain.ports.ledger import PortPool
 from kuryr.domain.ports.port import Port
+from kuryr.domain.ports.refill import BULK_TIMEOUT, Refill
 from kuryr.domain.quiet import Quiet
-from kuryr.errors import BackendError, KuryrError, NotFound
+from kuryr.errors import BackendError, NotFound
 from kuryr.plugin import protocol as p
 
 LOG = logging.getLogger(__name__)
@@ -75,15 +63,6 @@ LOG = logging.getLogger(__name__)
 # Deleting a network's pool ports outside a request (kuryr.driver goes on in the background
 # once Docker's request is over): each costs Neutron ~0.3-1 s, one after the other.
 _FLUSH_TIMEOUT = 120.0
-# Misses arriving this close together share one bulk POST.
-_COALESCE_SECONDS = 0.005
-# A bulk create runs in the background (no Docker request waits on it) and costs Neutron one
-# bound port create per item: under load it needs far longer than a request-path call, and a
-# caller that gives up early does not stop Neutron from making the ports.
-_BULK_TIMEOUT = 120.0
-# A start waiting for a pool port outside any request's deadline (tools, tests): as long as
-# the bulk create it waits for may take.
-_WAIT_TIMEOUT = _BULK_TIMEOUT
 # IPAMData address spaces of Docker's own IPAM driver (Kuryr IPAM answers "no_address_space").
 DOCKER_ADDRESS_SPACES = ("", "LocalDefault", "GlobalDefault")
 
@@ -96,46 +75,6 @@ class Wiring(Protocol):
     def gone(self, port_id: str) -> None: ...
 
     async def whole(self, port: Port) -> bool: ...
-
-
-@dataclass
-class PortPool:
-    row: PoolRow
-    free: dict[str, PoolPort] = field(default_factory=dict)  # port id -> port, oldest first
-    taken: dict[str, PoolPort] = field(default_factory=dict)
-    creating: int = 0
-    # Exact mode: addresses a bulk create in flight will hold, and the end of that round (a
-    # start given one of them waits for the round instead of racing it for the address).
-    creating_ips: set[str] = field(default_factory=set)
-    round_done: asyncio.Event = field(default_factory=asyncio.Event)
-    refill: asyncio.Task[None] | None = None
-    closing: bool = False
-    started: bool = False  # keep the pool filled (its network exists, or a container asked)
-    target: int = 0  # refill up to this many free ports; raised by misses, up to max
-    waiters: list[asyncio.Future[Port]] = field(default_factory=list)  # starts on a miss
-    nudge: asyncio.Event = field(default_factory=asyncio.Event)  # a refill must not wait
-    blocked: set[str] = field(default_factory=set)  # exact mode: addresses Neutron refused
-    # Until then (monotonic), ports of a bulk create that got no answer may still show up.
-    strays_until: float = 0.0
-    wired: set[str] = field(default_factory=set)  # free ports sent to be plugged ahead
-    wire_target: int = 1  # free ports kept plugged ahead; raised by starts that found none
-
-    @property
-    def subnet_id(self) -> str:
-        return self.row.subnet_id
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "subnet_id": self.subnet_id,
-            "network_id": self.row.network_id,
-            "mode": self.row.mode,
-            "free": len(self.free),
-            "taken": len(self.taken),
-            "creating": self.creating,
-            "target": self.target,
-            "waiting": len(self.waiters),
-            "free_addresses": sorted(pp.ip for pp in self.free.values()),
-        }
 
 
 class Pools:
@@ -157,6 +96,7 @@ class Pools:
         self._wiring = wiring
         self._quiet = quiet
         self._pools: dict[str, PortPool] = {}
+        self._refill = Refill(state, neutron, journal, host, config, quiet, self)
         self._refill_tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -194,7 +134,7 @@ class Pools:
                 pool.row = row
         if start:
             pool.started = True
-            self._kick(pool)
+            self._refill.kick(pool)
         return pool
 
     def pool(self, subnet_id: str) -> PortPool | None:
@@ -210,21 +150,15 @@ class Pools:
         if pool is None:
             return None
         port_id = next((pid for pid, pp in pool.free.items() if pp.ip == ip), None)
-        return None if port_id is None else self._take(pool, port_id)
+        return None if port_id is None else self.take(pool, port_id)
 
     async def take_exact_or_wait(self, subnet_id: str, ip: str) -> Port | None:
         """The pool port holding ``ip``; when a bulk create in flight is making it, the port
         once that create is over (Neutron holds the address from the start of the create, so
         a port made for it meanwhile would be refused)."""
         pool = self._pools.get(subnet_id)
-        while pool is not None and ip in pool.creating_ips:
-            timeout = deadline.clamp(_WAIT_TIMEOUT, f"waiting for the pool port of {ip}")
-            try:
-                await asyncio.wait_for(pool.round_done.wait(), timeout)
-            except TimeoutError:
-                raise BackendError(
-                    f"the pool port for {ip} was not created within {timeout:g}s"
-                ) from None
+        if pool is not None:
+            await self._refill.made(pool, ip)
         return self.take_exact(subnet_id, ip)
 
     def forget(self, port: Port) -> None:
@@ -242,38 +176,11 @@ class Pools:
         if pool is None or pool.closing or not self.enabled:
             return None
         if pool.free:
-            return self._take(pool, next(iter(pool.free)))
-        waiter: asyncio.Future[Port] = asyncio.get_running_loop().create_future()
-        pool.waiters.append(waiter)
-        pool.nudge.set()
-        pool.target = min(self.config.max, max(pool.target, self.config.min) + 1)
-        self._kick(pool)
-        timeout = deadline.clamp(_WAIT_TIMEOUT, f"waiting for a port of subnet {subnet_id}")
-        try:
-            return await asyncio.wait_for(waiter, timeout)
-        except TimeoutError:
-            raise BackendError(
-                f"no port for subnet {subnet_id} within {timeout:g}s: NeutronApi did not create "
-                "the pool's ports in time"
-            ) from None
-        finally:
-            if waiter in pool.waiters:
-                pool.waiters.remove(waiter)
+            return self.take(pool, next(iter(pool.free)))
+        return await self._refill.wait(pool)
 
-    def _serve_waiters(self, pool: PortPool) -> None:
-        while pool.waiters and pool.free:
-            waiter = pool.waiters.pop(0)
-            if not waiter.done():
-                waiter.set_result(self._take(pool, next(iter(pool.free))))
-
-    def _fail_waiters(self, pool: PortPool, exc: Exception) -> None:
-        error = exc if isinstance(exc, KuryrError) else BackendError(str(exc))
-        waiters, pool.waiters = pool.waiters, []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_exception(error)
-
-    def _take(self, pool: PortPool, port_id: str) -> Port:
+    def take(self, pool: PortPool, port_id: str) -> Port:
+        """The free port ``port_id`` leaves the pool for a container."""
         if port_id not in pool.wired:
             pool.wire_target = min(max(self.config.max, 1), pool.wire_target + 1)
         pool.wired.discard(port_id)
@@ -283,9 +190,9 @@ class Pools:
         self._state.set_pool_port_status(port_id, TAKEN)
         self._level(pool)
         self._wire(pool)
-        if self._urgent(pool):
+        if self._refill.urgent(pool):
             pool.nudge.set()
-        self._kick(pool)
+        self._refill.kick(pool)
         return Port.from_neutron(pp.port)
 
     def give_back(self, port: Port) -> bool:
@@ -317,7 +224,7 @@ class Pools:
         pool.wired.add(port_id)
         self._ahead(clean)
         self._level(pool)
-        self._serve_waiters(pool)
+        self._refill.serve_waiters(pool)
         return True
 
     def _evict_for(self, pool: PortPool, ip: str) -> str | None:
@@ -374,168 +281,14 @@ class Pools:
         pool.closing = True
         pool.nudge.set()
 
-    # --- refill ------------------------------------------------------------------------------
-
-    def _kick(self, pool: PortPool) -> None:
-        if not self.enabled or pool.closing or not pool.started or pool.refill is not None:
-            return
-        if pool.waiters or self._short(pool) > 0:
-            pool.refill = background(self._refill(pool), f"pool-{pool.subnet_id}")
-
-    def _urgent(self, pool: PortPool) -> bool:
-        return bool(pool.waiters) or pool.closing or len(pool.free) < max(self.config.batch, 1)
-
-    def _short(self, pool: PortPool) -> int:
-        return max(pool.target, self.config.min) - len(pool.free) - pool.creating
-
-    async def _refill(self, pool: PortPool) -> None:
-        """The pool's one refill: rounds of one bulk POST each, until the target is met and
-        no start waits; starts missing meanwhile join the next round."""
-        try:
-            if self._quiet is not None and not self._urgent(pool):
-                pool.nudge.clear()
-                await self._quiet.calm(pool.nudge)
-            if time.monotonic() < pool.strays_until:
-                await self._adopt_strays(pool)
-            if pool.waiters:
-                await asyncio.sleep(_COALESCE_SECONDS)
-            while not pool.closing and (pool.waiters or self._short(pool) > 0):
-                if await self._fill_round(pool) == 0:
-                    if pool.waiters:
-                        raise BackendError(f"subnet {pool.subnet_id} has no address left")
-                    return
-            if pool.closing:
-                raise BackendError(f"the network of subnet {pool.subnet_id} is being removed")
-        except Exception as exc:
-            LOG.warning("refill of the pool of subnet %s failed: %s", pool.subnet_id, exc)
-            self._fail_waiters(pool, exc)
-        finally:
-            pool.refill = None
-
-    async def _fill_round(self, pool: PortPool) -> int:
-        """One bulk create: a port per waiting start when some wait, else a refill batch,
-        capped so free ports never exceed ``max``."""
-        if pool.waiters:
-            count = len(pool.waiters)
-        else:
-            room = self.config.max - len(pool.free) - pool.creating
-            count = min(self.config.batch or self.config.min, room)
-        wanted = self._fixed_ips(pool, max(count, 0))
-        if not wanted:
-            return 0
-        created = await self._create_round(pool, wanted)
-        self._serve_waiters(pool)
-        # Ports made for starts that gave up meanwhile: beyond max they go.
-        while len(pool.free) > self.config.max:
-            self._drop(pool, next(reversed(pool.free)))
-        return len(created)
-
-    def _drop(self, pool: PortPool, port_id: str) -> None:
-        del pool.free[port_id]
-        with self._state.transaction():
-            self._state.forget_pool_port(port_id)
-            self._delete(port_id)
-        self._level(pool)
-
-    async def _adopt_strays(self, pool: PortPool) -> None:
-        """Take in this subnet's pool ports that no pool knows: made by a bulk create whose
-        answer never came (timeout, or a predecessor killed mid-call)."""
-        found = await self._neutron.query(
-            "ports",
-            {
-                "network_id": pool.row.network_id,
-                "device_owner": naming.DEVICE_OWNER,
-                "binding:host_id": self._host,
-                "name": naming.POOL_PORT_NAME,
-            },
-        )
-        for port in map(Port.from_neutron, found):
-            port_id = port.id
-            # Known, or on its way out (a journaled delete): not a stray.
-            known = port_id in pool.free or port_id in pool.taken
-            known = known or self._journal.state.journal_entry(port_id) is not None
-            if known or port.device_id or port.subnet_ids != [pool.subnet_id]:
-                continue
-            if not port.bound:
-                continue
-            if len(pool.free) + pool.creating >= self.config.max:
-                self._journal.record_delete(port_id)
-            else:
-                self._add_created(pool, port)
-                LOG.info("pool of subnet %s: adopted stray port %s", pool.subnet_id, port_id)
-
     async def fill(self, pool: PortPool, count: int) -> int:
-        """Create up to ``count`` ports (never beyond ``max``); returns how many were made."""
-        count = min(count, self.config.max - len(pool.free) - pool.creating)
-        if count <= 0:
-            return 0
-        wanted = self._fixed_ips(pool, count)
-        if not wanted:
-            return 0
-        return len(await self._create_round(pool, wanted))
+        """Create up to ``count`` ports now (never beyond ``max``); returns how many were made."""
+        return await self._refill.fill(pool, count)
 
-    async def _create_round(self, pool: PortPool, wanted: list[dict[str, str]]) -> list[Port]:
-        """Create the ports and take them in as free; the round is announced as over even
-        when it fails, so starts waiting for one of its addresses go on."""
-        ips = {f["ip_address"] for f in wanted if "ip_address" in f}
-        pool.creating += len(wanted)
-        pool.creating_ips |= ips
-        try:
-            created = await self._create(pool, wanted)
-            for port in created:
-                self._add_created(pool, port)
-        finally:
-            pool.creating -= len(wanted)
-            pool.creating_ips -= ips
-            pool.round_done.set()
-            pool.round_done = asyncio.Event()
-        return created
+    # --- the ledger the refill writes to ---------------------------------------------------------
 
-    def _fixed_ips(self, pool: PortPool, count: int) -> list[dict[str, str]]:
-        subnet_id = pool.subnet_id
-        if pool.row.mode != MODE_EXACT:
-            return [desired.fixed_ip(subnet_id) for _ in range(count)]
-        used = self._used_addresses(pool)
-        wanted: list[dict[str, str]] = []
-        for ip in iter_hosts(pool.row.ranges):
-            if ip in used or ip in pool.blocked:
-                continue
-            wanted.append(desired.fixed_ip(subnet_id, ip))
-            if len(wanted) == count:
-                break
-        return wanted
-
-    def _used_addresses(self, pool: PortPool) -> set[str]:
-        used = {pp.ip for pp in (*pool.free.values(), *pool.taken.values())}
-        for _, raw in self._state.endpoints().values():
-            used.update(ip for sid, ip in Port.from_neutron(raw).fixed_ips if sid == pool.subnet_id)
-        return used
-
-    async def _create(self, pool: PortPool, wanted: list[dict[str, str]]) -> list[Port]:
-        items = [
-            desired.create_body(pool.row.network_id, [f], self._host, naming.POOL_PORT_NAME)
-            for f in wanted
-        ]
-        try:
-            made = await self._neutron.create_bulk("ports", items, timeout=_BULK_TIMEOUT)
-            return [Port.from_neutron(raw) for raw in made]
-        except NeutronError as exc:
-            if exc.http_status == 0:
-                pool.strays_until = time.monotonic() + _BULK_TIMEOUT
-            if exc.neutron_type not in desired.IP_TAKEN or pool.row.mode != MODE_EXACT:
-                raise
-        # Exact mode: an address is held outside Kuryr's knowledge; make the others one by one.
-        ports: list[Port] = []
-        for fixed, body in zip(wanted, items, strict=True):
-            try:
-                ports.append(Port.from_neutron(await self._neutron.create("ports", body)))
-            except NeutronError as exc:
-                if exc.neutron_type not in desired.IP_TAKEN:
-                    raise
-                pool.blocked.add(fixed.get("ip_address", ""))
-        return ports
-
-    def _add_created(self, pool: PortPool, port: Port) -> None:
+    def add_created(self, pool: PortPool, port: Port) -> None:
+        """A port a refill made (or a stray it found) joins the pool as free."""
         ip = port.ip_on(pool.subnet_id) or ""
         pp = PoolPort(port.replace(tags=(naming.POOL_TAG,)).to_neutron(), pool.subnet_id, ip, FREE)
         with self._state.transaction():
@@ -543,6 +296,14 @@ class Pools:
             self._state.save_pool_port(pp)
         pool.free[pp.port_id] = pp
         self._wire(pool)
+        self._level(pool)
+
+    def drop(self, pool: PortPool, port_id: str) -> None:
+        """A free port leaves its pool for good (deleted in the background, journaled)."""
+        del pool.free[port_id]
+        with self._state.transaction():
+            self._state.forget_pool_port(port_id)
+            self._delete(port_id)
         self._level(pool)
 
     # --- networks -------------------------------------------------------------------------------
@@ -585,7 +346,7 @@ class Pools:
             raise NotFound(f"no pool for subnet {subnet_id}")
         victims = list(pool.free)[keep:] if keep else list(pool.free)
         for port_id in victims:
-            self._drop(pool, port_id)
+            self.drop(pool, port_id)
         return len(victims)
 
     async def close_network(self, network: Network) -> None:
@@ -600,7 +361,9 @@ class Pools:
             self._close(pool)
             if pool.refill is not None:
                 await asyncio.gather(pool.refill, return_exceptions=True)
-            self._fail_waiters(pool, BackendError(f"network {network.docker_id[:12]} is removed"))
+            self._refill.fail_waiters(
+                pool, BackendError(f"network {network.docker_id[:12]} is removed")
+            )
             doomed += list(pool.free) + list(pool.taken)
             for port_id in [*pool.free, *pool.taken]:
                 self._delete(port_id)
@@ -644,12 +407,12 @@ class Pools:
                 self._state.forget_pool(row.subnet_id)
         local = {pp.port_id: pp for pp in self._state.pool_ports()}
         try:
-            remote = await self._pool_ports_in_neutron()
+            remote = await recovery.pool_ports_in_neutron(self._neutron, self._host)
         except BackendError as exc:
             LOG.warning("pools reloaded from local state only (Neutron: %s)", exc)
             remote = None
         if remote is not None:
-            self._merge_remote(local, remote)
+            recovery.merge_remote(self._state, self._journal, set(self._pools), local, remote)
         for pp in local.values():
             pool = self._pools.get(pp.subnet_id)
             if pool is None:
@@ -663,51 +426,15 @@ class Pools:
             # The others only up to the pool's budget, as for a new pool.
             self._wire(pool)
             # A predecessor killed during a bulk create: NeutronApi may still be making its ports.
-            pool.strays_until = time.monotonic() + _BULK_TIMEOUT
+            pool.strays_until = time.monotonic() + BULK_TIMEOUT
             pool.started = True
             self._level(pool)
-            self._kick(pool)
+            self._refill.kick(pool)
         LOG.info(
             "pools reloaded: %s",
             ", ".join(f"{p.subnet_id[:8]} {len(p.free)} free" for p in self._pools.values())
             or "none",
         )
-
-    async def _pool_ports_in_neutron(self) -> list[Port]:
-        """This host's pool ports: tagged, or only named (their create outlived its caller,
-        or the daemon died before the journal wrote the tag)."""
-        mine = {"device_owner": naming.DEVICE_OWNER, "binding:host_id": self._host}
-        tagged = await self._neutron.query("ports", {**mine, "tags": naming.POOL_TAG})
-        named = await self._neutron.query("ports", {**mine, "name": naming.POOL_PORT_NAME})
-        ports = map(Port.from_neutron, [*tagged, *named])
-        return list({port.id: port for port in ports}.values())
-
-    def _merge_remote(self, local: dict[str, PoolPort], remote: list[Port]) -> None:
-        """Neutron decides which ports exist; the local state decides which are free."""
-        in_use = {Port.from_neutron(raw).id for _, raw in self._state.endpoints().values()}
-        seen = {port.id for port in remote}
-        for port_id in [pid for pid in local if pid not in seen]:
-            if self._journal.state.journal_entry(port_id) is None:
-                del local[port_id]
-                self._state.forget_pool_port(port_id)
-        for port in remote:
-            port_id = port.id
-            if port_id in local or len(port.fixed_ips) != 1 or not port.bound:
-                continue
-            subnet_id, ip = port.fixed_ips[0]
-            if subnet_id not in self._pools:
-                continue
-            free = not port.device_id and port_id not in in_use
-            kept = port
-            if free and naming.POOL_TAG not in port.tags:
-                clean = desired.cleaned(port, [naming.POOL_TAG])
-                kept = port.replace(tags=tuple(clean["tags"]))
-            pp = PoolPort(kept.to_neutron(), subnet_id, ip, FREE if free else TAKEN)
-            with self._state.transaction():
-                if kept is not port:
-                    self._journal.record(port, clean)
-                self._state.save_pool_port(pp)
-            local[port_id] = pp
 
     def show(self) -> list[dict[str, Any]]:
         return [p.summary() for p in self._pools.values()]

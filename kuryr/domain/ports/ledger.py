@@ -1,0 +1,50 @@
+"""The ledger of one port pool: which of its ports are free, taken or being made (pure)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from kuryr.backends.state import PoolPort, PoolRow
+from kuryr.domain.ports.port import Port
+
+
+@dataclass
+class PortPool:
+    row: PoolRow
+    free: dict[str, PoolPort] = field(default_factory=dict)  # port id -> port, oldest first
+    taken: dict[str, PoolPort] = field(default_factory=dict)
+    creating: int = 0
+    # Exact mode: addresses a bulk create in flight will hold, and the end of that round (a
+    # start given one of them waits for the round instead of racing it for the address).
+    creating_ips: set[str] = field(default_factory=set)
+    round_done: asyncio.Event = field(default_factory=asyncio.Event)
+    refill: asyncio.Task[None] | None = None
+    closing: bool = False
+    started: bool = False  # keep the pool filled (its network exists, or a container asked)
+    target: int = 0  # refill up to this many free ports; raised by misses, up to max
+    waiters: list[asyncio.Future[Port]] = field(default_factory=list)  # starts on a miss
+    nudge: asyncio.Event = field(default_factory=asyncio.Event)  # a refill must not wait
+    blocked: set[str] = field(default_factory=set)  # exact mode: addresses Neutron refused
+    # Until then (monotonic), ports of a bulk create that got no answer may still show up.
+    strays_until: float = 0.0
+    wired: set[str] = field(default_factory=set)  # free ports sent to be plugged ahead
+    wire_target: int = 1  # free ports kept plugged ahead; raised by starts that found none
+
+    @property
+    def subnet_id(self) -> str:
+        return self.row.subnet_id
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "subnet_id": self.subnet_id,
+            "network_id": self.row.network_id,
+            "mode": self.row.mode,
+            "free": len(self.free),
+            "taken": len(self.taken),
+            "creating": self.creating,
+            "target": self.target,
+            "waiting": len(self.waiters),
+            "free_addresses": sorted(pp.ip for pp in self.free.values()),
+        }

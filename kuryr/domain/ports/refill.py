@@ -1,0 +1,280 @@
+"""Refill of the port pools: the one background task per pool that makes its ports.
+
+A pool starts filling when its network is created, so the first containers find ports. Its
+refill aims at ``target`` free ports (starting at ``min``). A start that finds the pool empty (a
+burst) waits for the pool's one refill instead of making its own port: the next bulk POST is
+sized to the starts waiting (they are served before the pool is topped up), so misses arriving
+together share one POST. Neutron makes the ports of a bulk one after the other (~0.5 s each
+under load), so a POST holds at most ``batch`` ports beyond the waiting starts: a small batch
+makes ports arrive early and keeps a later miss from queueing behind a long refill. Each miss
+raises the target by one (up to ``max``): the next burst of that size finds its ports ready.
+A refill that can wait (no start waits, at least ``batch`` ports free) waits for a pause in
+Docker's requests first (kuryr.domain.quiet).
+
+Exact mode (Docker's own IPAM) makes ports on the lowest addresses no container holds. What the
+refill makes goes into the pool through :class:`Ledger` (kuryr.domain.ports.pools).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Protocol
+
+from kuryr import deadline, naming
+from kuryr.backends.neutron_api import NeutronApi, NeutronError
+from kuryr.backends.state import MODE_EXACT, State, iter_hosts
+from kuryr.config import PoolConfig
+from kuryr.domain.ports import desired
+from kuryr.domain.ports.journal import Journal, background
+from kuryr.domain.ports.ledger import PortPool
+from kuryr.domain.ports.port import Port
+from kuryr.domain.quiet import Quiet
+from kuryr.errors import BackendError, KuryrError
+
+LOG = logging.getLogger(__name__)
+
+# Misses arriving this close together share one bulk POST.
+_COALESCE_SECONDS = 0.005
+# A bulk create runs in the background (no Docker request waits on it) and costs Neutron one
+# bound port create per item: under load it needs far longer than a request-path call, and a
+# caller that gives up early does not stop Neutron from making the ports.
+BULK_TIMEOUT = 120.0
+# A start waiting for a pool port outside any request's deadline (tools, tests): as long as
+# the bulk create it waits for may take.
+_WAIT_TIMEOUT = BULK_TIMEOUT
+
+
+class Ledger(Protocol):
+    """What the refill needs of the pools (kuryr.domain.ports.pools.Pools)."""
+
+    @property
+    def enabled(self) -> bool: ...
+
+    def add_created(self, pool: PortPool, port: Port) -> None: ...
+
+    def drop(self, pool: PortPool, port_id: str) -> None: ...
+
+    def take(self, pool: PortPool, port_id: str) -> Port: ...
+
+
+class Refill:
+    def __init__(
+        self,
+        state: State,
+        neutron: NeutronApi,
+        journal: Journal,
+        host: str,
+        config: PoolConfig,
+        quiet: Quiet | None,
+        ledger: Ledger,
+    ) -> None:
+        self._state = state
+        self._neutron = neutron
+        self._journal = journal
+        self._host = host
+        self._config = config
+        self._quiet = quiet
+        self._ledger = ledger
+
+    def kick(self, pool: PortPool) -> None:
+        """Start the pool's refill when it is short of ports or starts wait for one."""
+        if not self._ledger.enabled or pool.closing or not pool.started or pool.refill is not None:
+            return
+        if pool.waiters or self._short(pool) > 0:
+            pool.refill = background(self._refill(pool), f"pool-{pool.subnet_id}")
+
+    def urgent(self, pool: PortPool) -> bool:
+        """The refill must not wait for a pause in Docker's requests."""
+        return bool(pool.waiters) or pool.closing or len(pool.free) < max(self._config.batch, 1)
+
+    def _short(self, pool: PortPool) -> int:
+        return max(pool.target, self._config.min) - len(pool.free) - pool.creating
+
+    async def _refill(self, pool: PortPool) -> None:
+        """The pool's one refill: rounds of one bulk POST each, until the target is met and
+        no start waits; starts missing meanwhile join the next round."""
+        try:
+            if self._quiet is not None and not self.urgent(pool):
+                pool.nudge.clear()
+                await self._quiet.calm(pool.nudge)
+            if time.monotonic() < pool.strays_until:
+                await self._adopt_strays(pool)
+            if pool.waiters:
+                await asyncio.sleep(_COALESCE_SECONDS)
+            while not pool.closing and (pool.waiters or self._short(pool) > 0):
+                if await self._fill_round(pool) == 0:
+                    if pool.waiters:
+                        raise BackendError(f"subnet {pool.subnet_id} has no address left")
+                    return
+            if pool.closing:
+                raise BackendError(f"the network of subnet {pool.subnet_id} is being removed")
+        except Exception as exc:
+            LOG.warning("refill of the pool of subnet %s failed: %s", pool.subnet_id, exc)
+            self.fail_waiters(pool, exc)
+        finally:
+            pool.refill = None
+
+    async def _fill_round(self, pool: PortPool) -> int:
+        """One bulk create: a port per waiting start when some wait, else a refill batch,
+        capped so free ports never exceed ``max``."""
+        if pool.waiters:
+            count = len(pool.waiters)
+        else:
+            room = self._config.max - len(pool.free) - pool.creating
+            count = min(self._config.batch or self._config.min, room)
+        wanted = self._fixed_ips(pool, max(count, 0))
+        if not wanted:
+            return 0
+        created = await self._create_round(pool, wanted)
+        self.serve_waiters(pool)
+        # Ports made for starts that gave up meanwhile: beyond max they go.
+        while len(pool.free) > self._config.max:
+            self._ledger.drop(pool, next(reversed(pool.free)))
+        return len(created)
+
+    async def _adopt_strays(self, pool: PortPool) -> None:
+        """Take in this subnet's pool ports that no pool knows: made by a bulk create whose
+        answer never came (timeout, or a predecessor killed mid-call)."""
+        found = await self._neutron.query(
+            "ports",
+            {
+                "network_id": pool.row.network_id,
+                "device_owner": naming.DEVICE_OWNER,
+                "binding:host_id": self._host,
+                "name": naming.POOL_PORT_NAME,
+            },
+        )
+        for port in map(Port.from_neutron, found):
+            port_id = port.id
+            # Known, or on its way out (a journaled delete): not a stray.
+            known = port_id in pool.free or port_id in pool.taken
+            known = known or self._journal.state.journal_entry(port_id) is not None
+            if known or port.device_id or port.subnet_ids != [pool.subnet_id]:
+                continue
+            if not port.bound:
+                continue
+            if len(pool.free) + pool.creating >= self._config.max:
+                self._journal.record_delete(port_id)
+            else:
+                self._ledger.add_created(pool, port)
+                LOG.info("pool of subnet %s: adopted stray port %s", pool.subnet_id, port_id)
+
+    async def fill(self, pool: PortPool, count: int) -> int:
+        """Create up to ``count`` ports (never beyond ``max``); returns how many were made."""
+        count = min(count, self._config.max - len(pool.free) - pool.creating)
+        if count <= 0:
+            return 0
+        wanted = self._fixed_ips(pool, count)
+        if not wanted:
+            return 0
+        return len(await self._create_round(pool, wanted))
+
+    async def _create_round(self, pool: PortPool, wanted: list[dict[str, str]]) -> list[Port]:
+        """Create the ports and take them in as free; the round is announced as over even
+        when it fails, so starts waiting for one of its addresses go on."""
+        ips = {f["ip_address"] for f in wanted if "ip_address" in f}
+        pool.creating += len(wanted)
+        pool.creating_ips |= ips
+        try:
+            created = await self._create(pool, wanted)
+            for port in created:
+                self._ledger.add_created(pool, port)
+        finally:
+            pool.creating -= len(wanted)
+            pool.creating_ips -= ips
+            pool.round_done.set()
+            pool.round_done = asyncio.Event()
+        return created
+
+    def _fixed_ips(self, pool: PortPool, count: int) -> list[dict[str, str]]:
+        subnet_id = pool.subnet_id
+        if pool.row.mode != MODE_EXACT:
+            return [desired.fixed_ip(subnet_id) for _ in range(count)]
+        used = self._used_addresses(pool)
+        wanted: list[dict[str, str]] = []
+        for ip in iter_hosts(pool.row.ranges):
+            if ip in used or ip in pool.blocked:
+                continue
+            wanted.append(desired.fixed_ip(subnet_id, ip))
+            if len(wanted) == count:
+                break
+        return wanted
+
+    def _used_addresses(self, pool: PortPool) -> set[str]:
+        used = {pp.ip for pp in (*pool.free.values(), *pool.taken.values())}
+        for _, raw in self._state.endpoints().values():
+            used.update(ip for sid, ip in Port.from_neutron(raw).fixed_ips if sid == pool.subnet_id)
+        return used
+
+    async def _create(self, pool: PortPool, wanted: list[dict[str, str]]) -> list[Port]:
+        items = [
+            desired.create_body(pool.row.network_id, [f], self._host, naming.POOL_PORT_NAME)
+            for f in wanted
+        ]
+        try:
+            made = await self._neutron.create_bulk("ports", items, timeout=BULK_TIMEOUT)
+            return [Port.from_neutron(raw) for raw in made]
+        except NeutronError as exc:
+            if exc.http_status == 0:
+                pool.strays_until = time.monotonic() + BULK_TIMEOUT
+            if exc.neutron_type not in desired.IP_TAKEN or pool.row.mode != MODE_EXACT:
+                raise
+        # Exact mode: an address is held outside Kuryr's knowledge; make the others one by one.
+        ports: list[Port] = []
+        for fixed, body in zip(wanted, items, strict=True):
+            try:
+                ports.append(Port.from_neutron(await self._neutron.create("ports", body)))
+            except NeutronError as exc:
+                if exc.neutron_type not in desired.IP_TAKEN:
+                    raise
+                pool.blocked.add(fixed.get("ip_address", ""))
+        return ports
+
+    # --- starts waiting ---------------------------------------------------------------------------
+
+    async def wait(self, pool: PortPool) -> Port:
+        """A start that found the pool empty: a port of the pool's next bulk create (shared
+        with every other start waiting meanwhile)."""
+        waiter: asyncio.Future[Port] = asyncio.get_running_loop().create_future()
+        pool.waiters.append(waiter)
+        pool.nudge.set()
+        pool.target = min(self._config.max, max(pool.target, self._config.min) + 1)
+        self.kick(pool)
+        timeout = deadline.clamp(_WAIT_TIMEOUT, f"waiting for a port of subnet {pool.subnet_id}")
+        try:
+            return await asyncio.wait_for(waiter, timeout)
+        except TimeoutError:
+            raise BackendError(
+                f"no port for subnet {pool.subnet_id} within {timeout:g}s: NeutronApi did not "
+                "create the pool's ports in time"
+            ) from None
+        finally:
+            if waiter in pool.waiters:
+                pool.waiters.remove(waiter)
+
+    async def made(self, pool: PortPool, ip: str) -> None:
+        """Return once no bulk create in flight is making a port on ``ip`` (Neutron holds the
+        address from the start of the create, so a port made for it meanwhile is refused)."""
+        while ip in pool.creating_ips:
+            timeout = deadline.clamp(_WAIT_TIMEOUT, f"waiting for the pool port of {ip}")
+            try:
+                await asyncio.wait_for(pool.round_done.wait(), timeout)
+            except TimeoutError:
+                raise BackendError(
+                    f"the pool port for {ip} was not created within {timeout:g}s"
+                ) from None
+
+    def serve_waiters(self, pool: PortPool) -> None:
+        while pool.waiters and pool.free:
+            waiter = pool.waiters.pop(0)
+            if not waiter.done():
+                waiter.set_result(self._ledger.take(pool, next(iter(pool.free))))
+
+    def fail_waiters(self, pool: PortPool, exc: Exception) -> None:
+        error = exc if isinstance(exc, KuryrError) else BackendError(str(exc))
+        waiters, pool.waiters = pool.waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_exception(error)
