@@ -335,22 +335,20 @@ class Networks:
         self._cache.pop(docker_id, None)
         self._state.forget_network(docker_id)
 
-    def _is_leftover(self, port: Resource) -> bool:
+    def _is_leftover(self, raw: Resource) -> bool:
         """A Kuryr port of this host that no endpoint took (an interrupted start), or one
         kuryr-libnetwork released and kept (dockerd has no endpoint left on the network)."""
-        return (
-            port.get("device_owner") == naming.DEVICE_OWNER
-            and (not port.get("device_id") or naming.released_by_libnetwork(port))
-            and port.get("binding:host_id") == self._host
-        )
+        port = Port.from_neutron(raw)
+        return port.on_host(self._host) and (not port.device_id or port.released_by_libnetwork)
 
-    def _is_endpoint(self, port: Resource, network: Network) -> bool:
+    def _is_endpoint(self, raw: Resource, network: Network) -> bool:
         """A Kuryr port in use on this host (an unbound one counts on a network Kuryr made);
         other hosts' ports are theirs to release and keep the network for them."""
-        if port.get("device_owner") != naming.DEVICE_OWNER or self._is_leftover(port):
+        port = Port.from_neutron(raw)
+        if not port.kuryr_owned or self._is_leftover(raw):
             return False
         hosts = {self._host} if network.adopted else {self._host, ""}
-        return str(port.get("binding:host_id") or "") in hosts
+        return port.host in hosts
 
 
 def _docker_ipam(data: p.IPAMData) -> bool:

@@ -69,8 +69,8 @@ class Plan:
     unlisted_users: bool = False
 
 
-def is_anchor(port: Resource) -> bool:
-    return port.get("device_owner") == naming.ANCHOR_OWNER
+def is_anchor(raw: Resource) -> bool:
+    return Port.from_neutron(raw).device_owner == naming.ANCHOR_OWNER
 
 
 def anchor_of(ports: list[Resource], docker_id: str) -> Resource | None:
@@ -131,15 +131,15 @@ def removable_subnets(
     not make goes only when every remaining user lists its subnets, and only when it is older
     than :data:`ORPHAN_SUBNET_GRACE`."""
     listed: set[str] = set()
-    for port in ports:
-        if is_anchor(port) and port["id"] not in leaving.ports:
-            listed |= naming.anchor_subnets(port.get("tags") or [])[0]
+    remaining = [port for port in map(Port.from_neutron, ports) if port.id not in leaving.ports]
+    for port in remaining:
+        if port.device_owner == naming.ANCHOR_OWNER:
+            listed |= naming.anchor_subnets(port.tags)[0]
     in_use = {
         subnet_id
-        for port in ports
-        if port["id"] not in leaving.ports
-        and not str(port.get("device_owner") or "").startswith("network:")
-        for subnet_id in Port.from_neutron(port).subnet_ids
+        for port in remaining
+        if not port.device_owner.startswith("network:")
+        for subnet_id in port.subnet_ids
     }
     removable = []
     for subnet in subnets:
@@ -311,8 +311,8 @@ def _pools(subnets: list[Resource], ids: set[str]) -> set[str]:
     return {str(s["subnetpool_id"]) for s in subnets if s["id"] in ids and s.get("subnetpool_id")}
 
 
-def _host(port: Resource) -> str:
-    return str(port.get("binding:host_id") or "(none)")
+def _host(raw: Resource) -> str:
+    return Port.from_neutron(raw).host or "(none)"
 
 
 def _age(resource: Resource, now: float) -> float:

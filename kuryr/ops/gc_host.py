@@ -18,6 +18,7 @@ from kuryr import naming
 from kuryr.backends.neutron_api import NeutronApi, NeutronError, Resource
 from kuryr.config import Config
 from kuryr.domain import sharing
+from kuryr.domain.ports.port import Port
 from kuryr.errors import KuryrError
 from kuryr.ops import neutron_cli
 
@@ -125,9 +126,10 @@ def _print(plan: HostPlan, args: argparse.Namespace) -> None:
         print(json.dumps(report, indent=2))
         return
     verb = "deleted" if args.apply else "would delete"
-    for port in plan.ports:
-        kind = "anchor" if sharing.is_anchor(port) else "port"
-        print(f"{verb}: {kind} {port['id']} on network {port['network_id']}")
+    for raw in plan.ports:
+        kind = "anchor" if sharing.is_anchor(raw) else "port"
+        port = Port.from_neutron(raw)
+        print(f"{verb}: {kind} {port.id} on network {port.network_id}")
     for network in plan.networks:
         print(f"network {network.network_id}: {network.outcome}")
     if not args.apply:

@@ -14,6 +14,7 @@ import json
 from kuryr import naming
 from kuryr.backends.neutron_api import NeutronApi, Resource
 from kuryr.config import Config
+from kuryr.domain.ports.port import Port
 from kuryr.ops import neutron_cli
 
 FIELDS = ["network_id", "binding:host_id", "device_owner", "device_id", "name", "tags"]
@@ -22,16 +23,16 @@ FIELDS = ["network_id", "binding:host_id", "device_owner", "device_id", "name", 
 def tally(ports: list[Resource]) -> dict[str, dict[str, dict[str, int]]]:
     """host -> Neutron network id -> counts of ``pool``, ``in_use`` and ``anchors``."""
     hosts: dict[str, dict[str, dict[str, int]]] = {}
-    for port in ports:
-        host = str(port.get("binding:host_id") or "")
-        counts = hosts.setdefault(host, {}).setdefault(
-            str(port["network_id"]), {"pool": 0, "in_use": 0, "anchors": 0}
+    for raw in ports:
+        port = Port.from_neutron(raw)
+        counts = hosts.setdefault(port.host, {}).setdefault(
+            port.network_id, {"pool": 0, "in_use": 0, "anchors": 0}
         )
-        if port.get("device_owner") == naming.ANCHOR_OWNER:
+        if port.device_owner == naming.ANCHOR_OWNER:
             counts["anchors"] += 1
-        elif naming.is_pool_port(port):
+        elif port.in_pool:
             counts["pool"] += 1
-        elif port.get("device_id"):
+        elif port.device_id:
             counts["in_use"] += 1
     return hosts
 

@@ -8,6 +8,7 @@ is a dependency a reader has to follow.
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
@@ -135,3 +136,70 @@ def test_the_graph_is_read_from_the_source() -> None:
     """The checks above see real edges: a known import is in the graph."""
     assert "kuryr.plugin.protocol" in graph()["kuryr.plugin.server"]
     assert "kuryr.backends.binding.registry" in graph()["kuryr.driver"]
+
+
+# --- size and the ports wing -----------------------------------------------------------------
+
+MAX_LINES = 450
+# Where a port's raw Neutron JSON may be read: the ports wing (its typed view, kuryr.domain.
+# ports.port, is the reader), the backends that store and plug it as Neutron sends it, the
+# naming rules shared with kuryr-libnetwork, and the dev stack's own Neutron client.
+_RAW_PORT_READERS = ("kuryr.domain.ports.", "kuryr.backends.", "kuryr.naming", "kuryr.stack.")
+_PORTISH = re.compile(r"^(port|[a-z_]*_port)$")
+
+
+def _portish(node: ast.expr) -> bool:
+    """A name for one Neutron port: ``port``, ``*_port``, ``x.port``, or ``ports[i]``."""
+    if isinstance(node, ast.Name):
+        return bool(_PORTISH.match(node.id))
+    if isinstance(node, ast.Attribute):
+        return bool(_PORTISH.match(node.attr))
+    if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name):
+        return node.value.id.endswith("ports")
+    return False
+
+
+def port_dict_reads(source: str) -> list[int]:
+    """Lines that read a port's field from a dict: ``port["..."]`` or ``port.get(...)``."""
+    lines = []
+    for node in ast.walk(ast.parse(source)):
+        if (
+            isinstance(node, ast.Subscript)
+            and _portish(node.value)
+            and isinstance(node.slice, ast.Constant)
+            and isinstance(node.slice.value, str)
+        ):
+            lines.append(node.lineno)
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "get"
+            and _portish(node.func.value)
+        ):
+            lines.append(node.lineno)
+    return sorted(set(lines))
+
+
+def test_no_module_is_over_450_lines() -> None:
+    long = {
+        name: count
+        for name, path in modules().items()
+        if (count := len(path.read_text().splitlines())) > MAX_LINES
+    }
+    assert long == {}
+
+
+def test_no_port_dict_is_read_outside_the_ports_wing() -> None:
+    reads = {
+        name: found
+        for name, path in modules().items()
+        if not any(name == p or name.startswith(p) for p in _RAW_PORT_READERS)
+        if (found := port_dict_reads(path.read_text()))
+    }
+    assert reads == {}, "read the port through kuryr.domain.ports.port.Port"
+
+
+def test_the_port_dict_check_sees_reads() -> None:
+    source = 'a = port["id"]\nb = endpoint.port.get("mac_address")\nc = ports[0]["id"]\n'
+    source += 'd = new_port.get("tags")\ne = port.id\nf = subnet["id"]\n'
+    assert port_dict_reads(source) == [1, 2, 3, 4]

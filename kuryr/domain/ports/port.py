@@ -38,7 +38,7 @@ class Port:
     def from_neutron(cls, raw: Mapping[str, Any]) -> Port:
         revision = raw.get("revision_number")
         return cls(
-            id=str(raw["id"]),
+            id=str(raw.get("id") or ""),
             network_id=str(raw.get("network_id") or ""),
             mac_address=str(raw.get("mac_address") or ""),
             fixed_ips=tuple(
