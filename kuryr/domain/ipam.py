@@ -13,13 +13,12 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from kuryr import naming
-from kuryr.backends.model import IPNetwork, Subnet, first_host, subnet_of
+from kuryr.backends.model import IPNetwork, Subnet, first_host
 from kuryr.backends.neutron_api import NeutronApi, NeutronError, Resource
-from kuryr.domain import pool_markers
+from kuryr.domain import cidrs, pool_markers
 from kuryr.domain.ports.broker import Broker
 from kuryr.errors import Conflict, InvalidRequest, NotFound
 from kuryr.plugin import protocol as p
@@ -87,19 +86,19 @@ class Ipam(IpamDriver):
         version = 6 if req.v6 else 4
         named = await self._named_pool(req.options, version)
         if req.pool:
-            cidr = subnet_cidr(req.pool, req.sub_pool, version)
+            cidr = cidrs.subnet_cidr(req.pool, req.sub_pool, version)
             existing = await self._existing_subnet(req.options, cidr)
             subnetpool = named or await self._pool_of(existing)
             subnetpool = subnetpool or await self._pool_for_cidr(
                 cidr, _shared(req.options), may_use_default=not req.sub_pool
             )
-            if not _contains(subnetpool, cidr):
+            if not cidrs.contains(subnetpool, cidr):
                 raise InvalidRequest(f"{cidr} is not inside subnetpool {subnetpool['name']}")
             await self._check_unused(subnetpool, cidr, existing)
             choice = self.choice_for(cidr) or PoolChoice(
                 subnetpool["id"],
                 cidr,
-                dedicated=_dedicated(subnetpool, cidr),
+                dedicated=cidrs.dedicated(subnetpool, cidr),
                 ip_range=bool(req.sub_pool),
             )
             if not choice.dedicated and choice.marker is None:
@@ -194,9 +193,9 @@ class Ipam(IpamDriver):
             if shared is not None:
                 return PoolChoice(shared, cidr, marker=str(pool["id"]))
         if pools:
-            return PoolChoice(pools[0]["id"], cidr, dedicated=_dedicated(pools[0], cidr))
+            return PoolChoice(pools[0]["id"], cidr, dedicated=cidrs.dedicated(pools[0], cidr))
         default = await self._default_pool(cidr.version)
-        if _contains(default, cidr):
+        if cidrs.contains(default, cidr):
             return PoolChoice(default["id"], cidr)
         return None
 
@@ -345,7 +344,7 @@ class Ipam(IpamDriver):
                 default = await self._default_pool(cidr.version)
             except NotFound:
                 default = None
-            if default is not None and _contains(default, cidr):
+            if default is not None and cidrs.contains(default, cidr):
                 return default
         name = naming.subnetpool_name(str(cidr))
         pools = await self._neutron.query("subnetpools", {"name": name})
@@ -419,41 +418,10 @@ class Ipam(IpamDriver):
             block = ipaddress.ip_network(prefix)
             if block.prefixlen > prefixlen:
                 continue
-            free = _first_free(block.subnets(new_prefix=prefixlen), taken)
+            free = cidrs.first_free(block.subnets(new_prefix=prefixlen), taken)
             if free is not None:
                 return free
         raise Conflict(f"subnetpool {subnetpool['name']} has no free /{prefixlen} left")
-
-
-def subnet_cidr(pool: str, sub_pool: str, version: int) -> IPNetwork:
-    """The CIDR of the Neutron subnet that serves RequestPool's ``pool``: with ``--ip-range``
-    (``sub_pool``) the range itself, as kuryr-libnetwork makes it, so that each host's slice
-    of one Docker ``--subnet`` is a subnet of its own."""
-    outer = ipaddress.ip_network(pool)
-    if outer.version != version:
-        raise InvalidRequest(f"pool {outer} is not IPv{version}")
-    if not sub_pool:
-        return outer
-    inner = ipaddress.ip_network(sub_pool)
-    if not subnet_of(inner, outer):
-        raise InvalidRequest(f"ip range {inner} is not inside {outer}")
-    return inner
-
-
-def _first_free(candidates: Iterable[IPNetwork], taken: list[IPNetwork]) -> IPNetwork | None:
-    for candidate in candidates:
-        if not any(candidate.overlaps(t) for t in taken):
-            return candidate
-    return None
-
-
-def _contains(subnetpool: Resource, cidr: IPNetwork) -> bool:
-    return any(subnet_of(cidr, ipaddress.ip_network(p)) for p in subnetpool.get("prefixes", []))
-
-
-def _dedicated(subnetpool: Resource, cidr: IPNetwork) -> bool:
-    """The subnetpool holds exactly ``cidr`` (its PoolID can be its bare uuid)."""
-    return [ipaddress.ip_network(p) for p in subnetpool.get("prefixes", [])] == [cidr]
 
 
 def _shared(options: dict[str, str]) -> bool:

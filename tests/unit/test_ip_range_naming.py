@@ -9,7 +9,8 @@ import pytest
 
 from kuryr import naming
 from kuryr.backends.model import Network, Subnet
-from kuryr.domain.ipam import PoolChoice, subnet_cidr
+from kuryr.domain.cidrs import subnet_cidr
+from kuryr.domain.ipam import PoolChoice
 from kuryr.domain.networks import subnetpool_for
 from kuryr.errors import InvalidRequest
 
