@@ -29,10 +29,10 @@ class FakeDockerd:
         self.networks.add(network_id)
         self.endpoints.append(Endpoint(network_id, endpoint_id, address))
 
-    async def _networks(self, _: web.Request) -> web.Response:
+    async def list_networks(self, _: web.Request) -> web.Response:
         return web.json_response([{"Id": n, "Driver": "kuryr"} for n in sorted(self.networks)])
 
-    async def _network(self, request: web.Request) -> web.Response:
+    async def show_network(self, request: web.Request) -> web.Response:
         network_id = request.match_info["id"]
         if network_id not in self.networks:
             return web.json_response({"message": "not found"}, status=404)
@@ -48,8 +48,8 @@ class FakeDockerd:
 async def serving(socket: Path) -> AsyncIterator[FakeDockerd]:
     dockerd = FakeDockerd(socket)
     app = web.Application()
-    app.router.add_get("/networks", dockerd._networks)
-    app.router.add_get("/networks/{id}", dockerd._network)
+    app.router.add_get("/networks", dockerd.list_networks)
+    app.router.add_get("/networks/{id}", dockerd.show_network)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.UnixSite(runner, str(socket))

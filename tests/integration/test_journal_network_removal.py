@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import random
 import secrets
-import signal
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -25,54 +22,19 @@ from kuryr.backends.neutron import Neutron
 from kuryr.backends.state import DB_NAME
 from kuryr.stack.layout import NEUTRON_URL
 from tests.conftest import StackFacts
-from tests.integration.domain_helpers import cleanup, docker_id, neutron_client
+from tests.integration.daemon_process import (
+    create_network,
+    free_cidr,
+    kill,
+    remove_leftovers,
+    serve,
+    short_budget_config,
+    wait_for,
+)
+from tests.integration.domain_helpers import docker_id, neutron_client
 from tests.integration.neutron_gate import neutron_gate
-from tests.integration.test_state_crash import plugin, serve, wait_for
 
 pytestmark = pytest.mark.stack
-
-
-def write_config(root: Path, host: str, neutron_url: str) -> Path:
-    """A daemon whose requests give up after 3 s: DeleteNetwork answers while its removal,
-    held at the gate, is still under way."""
-    conf = root / "kuryr.conf"
-    conf.write_text(
-        f"[DEFAULT]\nsocket = {root / 'kuryr.sock'}\nstate_dir = {root / 'state'}\n"
-        f"request_timeout = 3\n"
-        f"[neutron]\nauth_type = none\nendpoint = {neutron_url}\n"
-        f"[binding]\nhost = {host}\n"
-    )
-    return conf
-
-
-def free_cidr() -> str:
-    """A /24 outside the default subnetpool (10.10.0.0/16): Kuryr makes it a kuryrPool-*
-    subnetpool, which the removal must delete too."""
-    return f"10.{random.randint(200, 249)}.{random.randint(0, 255)}.0/24"
-
-
-def create_network(root: Path, did: str, cidr: str, generic: dict[str, str] | None = None) -> Any:
-    """RequestPool, the gateway's RequestAddress and CreateNetwork, as dockerd sends them;
-    returns RequestPool's answer."""
-    pool = plugin(root, "/IpamDriver.RequestPool", {"Pool": cidr})
-    gateway = plugin(
-        root,
-        "/IpamDriver.RequestAddress",
-        {"PoolID": pool["PoolID"], "Options": {"RequestAddressType": "com.docker.network.gateway"}},
-    )
-    plugin(
-        root,
-        "/NetworkDriver.CreateNetwork",
-        {
-            "NetworkID": did,
-            "IPv4Data": [
-                {"AddressSpace": "no_address_space", "Pool": cidr, "Gateway": gateway["Address"]}
-            ],
-            "IPv6Data": [],
-            "Options": {"com.docker.network.generic": generic or {}},
-        },
-    )
-    return pool
 
 
 def delete_network_error(root: Path, did: str) -> str:
@@ -86,14 +48,6 @@ def delete_network_error(root: Path, did: str) -> str:
     )
     assert status != 200, body
     return str(json.loads(body)["Err"])
-
-
-async def remove_leftovers(neutron: Neutron, did: str, cidr: str) -> None:
-    """What a failed run left: Kuryr's network (domain_helpers.cleanup) and the CIDR's
-    kuryrPool subnetpool, which that cleanup misses once the network's subnet is gone."""
-    await cleanup(neutron, [did])
-    for pool in await neutron.query("subnetpools", {"name": naming.subnetpool_name(cidr)}):
-        await neutron.delete("subnetpools", pool["id"])
 
 
 def neutron_network(neutron: Neutron, network_id: str) -> dict[str, Any] | None:
@@ -118,11 +72,6 @@ def pending_removals(root: Path) -> list[str]:
         db.close()
 
 
-def kill(process: Any) -> None:
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
-
-
 def removal_killed_at(
     root: Path,
     host: str,
@@ -137,7 +86,7 @@ def removal_killed_at(
     neutron = neutron_client(NEUTRON_URL)
     with (
         neutron_gate(NEUTRON_URL) as gate,
-        serve(root, write_config(root, host, gate.url)) as daemon,
+        serve(root, short_budget_config(root, host, gate.url)) as daemon,
     ):
         create_network(root, did, cidr, generic)
         network_id = str(kuryr_network(neutron, did)["id"])
@@ -169,7 +118,7 @@ def test_removal_cut_by_sigkill_is_finished_by_the_next_daemon(
         assert neutron_network(neutron, network_id) is not None
         assert pending_removals(tmp_path) == [did]
 
-        with serve(tmp_path, write_config(tmp_path, host, NEUTRON_URL)):
+        with serve(tmp_path, short_budget_config(tmp_path, host, NEUTRON_URL)):
             wait_for(lambda: neutron_network(neutron, network_id) is None, "the network to go")
             wait_for(lambda: pending_removals(tmp_path) == [], "the removal to be done")
             assert asyncio.run(neutron.show("subnetpools", subnetpool_id)) is None
@@ -185,7 +134,7 @@ def test_removal_refused_by_neutron_is_retried_until_it_succeeds(
     try:
         with (
             neutron_gate(NEUTRON_URL) as gate,
-            serve(tmp_path, write_config(tmp_path, stack.chassis_hostname, gate.url)),
+            serve(tmp_path, short_budget_config(tmp_path, stack.chassis_hostname, gate.url)),
         ):
             create_network(tmp_path, did, cidr)
             network_id = kuryr_network(neutron, did)["id"]
@@ -212,7 +161,7 @@ def test_resumed_removal_of_a_network_already_gone_is_done(
         # Someone else finished the job while the daemon was down.
         assert asyncio.run(neutron.delete("networks", network_id))
 
-        with serve(tmp_path, write_config(tmp_path, host, NEUTRON_URL)):
+        with serve(tmp_path, short_budget_config(tmp_path, host, NEUTRON_URL)):
             wait_for(lambda: pending_removals(tmp_path) == [], "the removal to be done")
             assert asyncio.run(neutron.show("subnetpools", subnetpool_id)) is None
         assert "removal of network" not in (tmp_path / "serve.log").read_text()
@@ -234,7 +183,7 @@ def test_resumed_removal_of_an_adopted_network_keeps_the_network(
         assert network_id == made["id"]
         assert pending_removals(tmp_path) == [did]
 
-        with serve(tmp_path, write_config(tmp_path, host, NEUTRON_URL)):
+        with serve(tmp_path, short_budget_config(tmp_path, host, NEUTRON_URL)):
             wait_for(lambda: pending_removals(tmp_path) == [], "the removal to be done")
         network = neutron_network(neutron, made["id"])
         assert network is not None, "an adopted network was deleted"

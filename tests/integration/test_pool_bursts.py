@@ -11,7 +11,7 @@ import pytest
 from kuryr.config import PoolConfig
 from kuryr.plugin import protocol as p
 from tests.conftest import StackFacts
-from tests.integration.test_pools import kuryr_network, kuryr_ports
+from tests.integration.pool_helpers import kuryr_network, kuryr_ports
 
 pytestmark = pytest.mark.stack
 
@@ -22,7 +22,7 @@ async def test_concurrent_misses_share_bulk_creates(stack: StackFacts, tmp_path:
     # min 0: the new network's pool stays empty, so every request of the burst misses.
     config = PoolConfig(min=0, max=4, batch=0)
     async with kuryr_network(stack, tmp_path, config, "10.97.14.0/24") as (k, did, pool_id):
-        pool = k.pool_of(did)
+        pool = await k.pool_of(did)
         assert not pool.free and pool.refill is None, "min 0 leaves the pool empty"
         posts_before = k.neutron.calls[("POST", "ports")]
 
@@ -33,7 +33,7 @@ async def test_concurrent_misses_share_bulk_creates(stack: StackFacts, tmp_path:
         assert posts < BURST, f"{posts} port POSTs for {BURST} concurrent misses"
         assert len(pool.taken) == BURST and len(pool.free) <= config.max
         assert pool.target > config.min, "the burst raised the pool's refill target"
-        network = k.driver.networks._cache[did]
+        network = await k.network_of(did)
         on_network = {pt["id"] for pt in await kuryr_ports(stack, network.neutron_id)}
         assert set(pool.taken) <= on_network, "a handed-out port is not in Neutron"
 

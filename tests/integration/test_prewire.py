@@ -20,7 +20,7 @@ from kuryr.domain.ports.pools import PortPool
 from kuryr.plugin import protocol as p
 from tests.conftest import StackFacts
 from tests.integration.domain_helpers import cleanup, docker_id, neutron_client
-from tests.integration.test_pools import Kuryr, kuryr, kuryr_network
+from tests.integration.pool_helpers import Kuryr, kuryr, kuryr_network
 
 pytestmark = pytest.mark.stack
 

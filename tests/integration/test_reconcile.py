@@ -11,7 +11,6 @@ import json
 import secrets
 import subprocess
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,28 +20,12 @@ from kuryr.naming import POOL_PORT_NAME, POOL_TAG
 from kuryr.stack.layout import Layout
 from tests.conftest import StackFacts
 from tests.e2e.helpers import Neutron, run
+from tests.integration.gc_helpers import network, port
 from tests.integration.private_daemon import KURYR
 
 pytestmark = pytest.mark.stack
 
-OWNER = "compute:kuryr"
-
-
-@pytest.fixture
-def network(stack: StackFacts) -> Iterator[dict[str, Any]]:
-    neutron = Neutron()
-    net = neutron.create("networks", name=f"rel-gc-{secrets.token_hex(4)}")
-    neutron.create(
-        "subnets",
-        network_id=net["id"],
-        ip_version=4,
-        cidr="192.168.231.0/24",
-        name=f"rel-gc-{secrets.token_hex(4)}",
-    )
-    yield net
-    for port in neutron.find("ports", network_id=net["id"]):
-        neutron.delete("ports", port["id"])
-    neutron.delete("networks", net["id"])
+__all__ = ["network"]
 
 
 def gc(stack: StackFacts, network_id: str, *extra: str) -> dict[str, Any]:
@@ -68,16 +51,6 @@ def gc(stack: StackFacts, network_id: str, *extra: str) -> dict[str, Any]:
     assert done.returncode == 0, done.stderr
     result: dict[str, Any] = json.loads(done.stdout)
     return result
-
-
-def port(neutron: Neutron, network_id: str, host: str, **attrs: Any) -> dict[str, Any]:
-    return neutron.create(
-        "ports",
-        network_id=network_id,
-        device_owner=OWNER,
-        **{"binding:host_id": host},
-        **attrs,
-    )
 
 
 def plug(ifname: str, port_id: str) -> None:

@@ -21,7 +21,7 @@ from kuryr.ops.reconcile import opened
 from kuryr.stack.layout import Layout
 from tests.conftest import StackFacts
 from tests.e2e.helpers import Neutron
-from tests.integration.test_reconcile import network, port
+from tests.integration.gc_helpers import network, port
 
 pytestmark = pytest.mark.stack
 

@@ -14,15 +14,18 @@ import pytest
 from kuryr.backends.state import DB_NAME
 from kuryr.stack.layout import NEUTRON_URL
 from tests.conftest import StackFacts
-from tests.integration.domain_helpers import cleanup, docker_id, neutron_client
-from tests.integration.test_journal_network_removal import (
+from tests.integration.daemon_process import (
     create_network,
     free_cidr,
     kill,
+    plugin,
+    port_at,
+    port_or_none,
     remove_leftovers,
-    write_config,
+    serve,
+    short_budget_config,
 )
-from tests.integration.test_state_crash import plugin, port_at, port_or_none, serve
+from tests.integration.domain_helpers import cleanup, docker_id, neutron_client
 
 pytestmark = pytest.mark.stack
 
@@ -42,7 +45,7 @@ def test_late_release_after_a_restart_keeps_the_new_holder(
 ) -> None:
     neutron, cidr = neutron_client(NEUTRON_URL), free_cidr()
     did, first, second = docker_id(), docker_id(), docker_id()
-    conf = write_config(tmp_path, stack.chassis_hostname, NEUTRON_URL)
+    conf = short_budget_config(tmp_path, stack.chassis_hostname, NEUTRON_URL)
     try:
         with serve(tmp_path, conf) as daemon:
             pool = create_network(tmp_path, did, cidr)

@@ -8,11 +8,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +17,10 @@ from kuryr import naming
 from kuryr.backends.unixhttp import json_call
 from kuryr.stack.layout import NEUTRON_URL
 from tests.conftest import StackFacts
+from tests.integration.daemon_process import plugin, port_at, port_or_none, serve, wait_for
 from tests.integration.domain_helpers import cleanup, docker_id, neutron_client
 
 pytestmark = pytest.mark.stack
-
-KURYR = Path(sys.executable).with_name("kuryr")
-START_TIMEOUT = 60.0
-SETTLE_TIMEOUT = 120.0
 
 
 def write_config(root: Path, host: str, delay: float) -> Path:
@@ -42,54 +34,8 @@ def write_config(root: Path, host: str, delay: float) -> Path:
     return conf
 
 
-@contextmanager
-def serve(root: Path, conf: Path) -> Iterator[subprocess.Popen[bytes]]:
-    sock = root / "kuryr.sock"
-    sock.unlink(missing_ok=True)
-    with (root / "serve.log").open("ab") as log:
-        process = subprocess.Popen(
-            [str(KURYR), "--config-file", str(conf), "serve"], stdout=log, stderr=log
-        )
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while not sock.exists():
-            assert process.poll() is None, (root / "serve.log").read_text()
-            assert time.monotonic() < deadline, "socket never appeared"
-            time.sleep(0.05)
-        yield process
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            process.wait(timeout=60)
-
-
-def plugin(root: Path, method: str, body: dict[str, Any]) -> Any:
-    return json_call(root / "kuryr.sock", "POST", method, body)
-
-
 def pools(root: Path) -> list[dict[str, Any]]:
     return list(json_call(root / "state" / "admin.sock", "GET", "/pools")["pools"])
-
-
-def wait_for(probe: Any, what: str) -> Any:
-    deadline = time.monotonic() + SETTLE_TIMEOUT
-    while not (value := probe()):
-        assert time.monotonic() < deadline, f"gave up waiting for {what}"
-        time.sleep(0.25)
-    return value
-
-
-def port_at(address: str) -> dict[str, Any]:
-    port = port_or_none(address)
-    assert port is not None, f"no port holds {address}"
-    return port
-
-
-def port_or_none(address: str) -> dict[str, Any] | None:
-    neutron = neutron_client(NEUTRON_URL)
-    ports = asyncio.run(neutron.query("ports", {"fixed_ips": [f"ip_address={address}"]}))
-    assert len(ports) <= 1, ports
-    return ports[0] if ports else None
 
 
 def bookkept(port: dict[str, Any], endpoint_id: str) -> dict[str, Any] | None:

@@ -203,3 +203,23 @@ def test_the_port_dict_check_sees_reads() -> None:
     source = 'a = port["id"]\nb = endpoint.port.get("mac_address")\nc = ports[0]["id"]\n'
     source += 'd = new_port.get("tags")\ne = port.id\nf = subnet["id"]\n'
     assert port_dict_reads(source) == [1, 2, 3, 4]
+
+
+def test_no_test_module_imports_another() -> None:
+    """Helpers shared by test modules live in helper modules, never in a ``test_*`` module."""
+    shared = []
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = (
+                [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            shared += [
+                f"{path.relative_to(ROOT)} imports {name}"
+                for name in names
+                if name.startswith("tests.") and name.rpartition(".")[2].startswith("test_")
+            ]
+    assert shared == []
