@@ -28,9 +28,6 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("kuryr.plugin.server", "kuryr.ops."),
     ("kuryr.app", "kuryr.cli", "kuryr.driver", "kuryr.stack."),
 )
-# Upward imports that exist today and are being removed; each must still exist, so the entry
-# goes with the import.
-KNOWN_UPWARD: set[tuple[str, str]] = set()
 # Package markers with no code of their own.
 _PACKAGES = {"kuryr", "kuryr.backends", "kuryr.backends.binding", "kuryr.domain"}
 _PACKAGES |= {"kuryr.domain.ports", "kuryr.ops", "kuryr.plugin", "kuryr.stack"}
@@ -116,14 +113,9 @@ def test_no_module_imports_from_a_higher_layer() -> None:
         for module, targets in graph().items()
         if module not in _PACKAGES
         for target in sorted(targets - _PACKAGES)
-        if layer(target) > layer(module) and (module, target) not in KNOWN_UPWARD
+        if layer(target) > layer(module)
     ]
     assert upward == []
-
-
-def test_every_known_upward_import_still_exists() -> None:
-    gone = [edge for edge in sorted(KNOWN_UPWARD) if edge[1] not in graph()[edge[0]]]
-    assert gone == [], "remove these from KNOWN_UPWARD: the imports are gone"
 
 
 def test_there_is_no_import_cycle() -> None:
