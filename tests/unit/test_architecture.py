@@ -215,3 +215,12 @@ def test_no_test_module_imports_another() -> None:
                 if name.startswith("tests.") and name.rpartition(".")[2].startswith("test_")
             ]
     assert shared == []
+
+
+def test_test_module_basenames_are_unique() -> None:
+    """pytest imports test modules by basename (no packages under tests/), so two files
+    with one name stop the whole run at collection."""
+    seen: dict[str, list[str]] = {}
+    for path in sorted((ROOT / "tests").rglob("test_*.py")):
+        seen.setdefault(path.name, []).append(str(path.relative_to(ROOT)))
+    assert {name: paths for name, paths in seen.items() if len(paths) > 1} == {}
