@@ -308,7 +308,15 @@ def _without_claims(tags: list[str], leaving: Leaving) -> list[str]:
 
 
 def _pools(subnets: list[Resource], ids: set[str]) -> set[str]:
-    return {str(s["subnetpool_id"]) for s in subnets if s["id"] in ids and s.get("subnetpool_id")}
+    """The subnetpools the removed subnets came from, and those they served from outside
+    (a slice or adopted subnet carries its pool's id as a tag). dockerd may send ReleasePool
+    while a DeleteNetwork that answered early still removes the subnets in the background;
+    the pool was kept then, so it is looked at again here."""
+    removed = [s for s in subnets if s["id"] in ids]
+    pools = {str(s["subnetpool_id"]) for s in removed if s.get("subnetpool_id")}
+    return pools | {
+        str(t) for s in removed for t in s.get("tags") or [] if naming.is_bare_pool_id(t)
+    }
 
 
 def _host(raw: Resource) -> str:
