@@ -56,6 +56,21 @@ def find(marker: str) -> list[int]:
     ]
 
 
+def find_here(marker: str) -> list[int]:
+    """:func:`find` limited to this process's mount namespace: a simulated host's dockerd
+    and containerd run with the same paths (``/var/run/docker/...``) in mount namespaces of
+    their own, and are not the machine's."""
+    here = _mount_namespace("self")
+    return [pid for pid in find(marker) if _mount_namespace(str(pid)) == here]
+
+
+def _mount_namespace(pid: str) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/mnt")
+    except OSError:
+        return None
+
+
 def descendants(pid: int) -> list[int]:
     """All live descendants of ``pid`` (children first level first)."""
     children: dict[int, list[int]] = {}

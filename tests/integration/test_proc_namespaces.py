@@ -1,0 +1,37 @@
+"""Finding the stack's processes by their argv, against real mount namespaces (root)."""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+from kuryr.stack import proc
+
+
+@pytest.fixture
+def sleepers() -> Iterator[tuple[str, subprocess.Popen[bytes], subprocess.Popen[bytes]]]:
+    """Two processes with one marker in their argv: one here, one in a new mount namespace
+    (as a simulated host's containerd runs the machine's paths in its own)."""
+    marker = f"/tmp/kuryr-proc-test-{secrets.token_hex(4)}"
+    # The marker is the shell's $0; the shell stays (a command follows sleep).
+    script = ["sh", "-c", "sleep 300; :", marker]
+    here = subprocess.Popen(script)
+    elsewhere = subprocess.Popen(["unshare", "--mount", *script])
+    try:
+        assert proc.wait_for(lambda: len(proc.find(marker)) == 2, 10), "sleepers did not start"
+        yield marker, here, elsewhere
+    finally:
+        for child in (here, elsewhere):
+            child.kill()
+            child.wait()
+
+
+def test_find_here_skips_processes_of_other_mount_namespaces(
+    sleepers: tuple[str, subprocess.Popen[bytes], subprocess.Popen[bytes]],
+) -> None:
+    marker, here, elsewhere = sleepers
+    assert sorted(proc.find(marker)) == sorted([here.pid, elsewhere.pid])
+    assert proc.find_here(marker) == [here.pid]
