@@ -8,7 +8,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from bench import calls_report, config_report, lag_report, method, scale_report
+from bench import (
+    calls_report,
+    config_report,
+    lag_report,
+    method,
+    multihost_report,
+    scale_report,
+)
 from bench.markdown import errors, median_of, seconds, table, times, title
 from bench.stats import ratio
 
@@ -176,6 +183,7 @@ SECTIONS: list[Section] = [
     calls_report.section,
     lag_report.section,
     _rss_section,
+    multihost_report.section,
     method.section,
     _reproduce_section,
 ]
