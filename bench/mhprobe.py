@@ -6,9 +6,11 @@ enough, and ``docker exec`` would add its own start-up to every probe."""
 from __future__ import annotations
 
 import json
+import math
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 TCPCONNECT = Path(__file__).resolve().with_name("tcpconnect.py")
@@ -50,16 +52,21 @@ def rtts_ms(pid: int, address: str, count: int, interval_s: float) -> list[float
 def first_reply(pid: int, address: str, limit_s: float) -> float | None:
     """When the first echo reply from ``address`` arrived (wall clock), sending every
     READY_INTERVAL_S for at most ``limit_s``; None when none came. With a deadline (``-w``),
-    ``-c 1`` makes ping stop at its first reply rather than after its first request."""
-    argv = [
-        "ping", "-D", "-n", "-c", "1", "-i", f"{READY_INTERVAL_S:g}",
-        "-w", f"{limit_s:g}", address,
-    ]  # fmt: skip
-    done = subprocess.run(
-        in_netns(pid, argv), capture_output=True, text=True, timeout=limit_s + 10, check=False
-    )
-    found = replies(done.stdout)
-    return found[0][0] if found else None
+    ``-c 1`` makes ping stop at its first reply rather than after its first request; a ping
+    that gave up early (an ICMP error) is started again while time is left."""
+    deadline = time.monotonic() + limit_s
+    while (left := deadline - time.monotonic()) > 0:
+        argv = [
+            "ping", "-D", "-n", "-c", "1", "-i", f"{READY_INTERVAL_S:g}",
+            "-w", str(max(1, math.ceil(left))), address,
+        ]  # fmt: skip
+        done = subprocess.run(
+            in_netns(pid, argv), capture_output=True, text=True, timeout=left + 10, check=False
+        )
+        found = replies(done.stdout)
+        if found:
+            return found[0][0]
+    return None
 
 
 def connects_ms(pid: int, address: str, port: int, count: int) -> list[float | None]:

@@ -218,11 +218,13 @@ def _method(mh: dict[str, Any]) -> list[str]:
         f"How (within a time budget of {p.get('budget_s', '?')} s: a loop it cut short shows"
         " a smaller n; p90 interpolates linearly between the closest ranks):",
         "",
-        f"- `docker run -d … sleep`: {p.get('warmup')} warm-up rounds, then"
-        f" {p.get('starts')} rounds of one start",
-        "  per host, the host that goes first alternating; each container is removed (`docker",
-        "  rm -f`, also timed) before the next start. Wall time of the docker CLI. The daemons",
-        f"  as `kuryr stack` configures them: {_pools(mh) or 'n/a'}.",
+        f"- `docker run -d … sleep`: once the machine was idle after the network was made"
+        f" (waited {mh.get('settle_s', '?')} s),",
+        f"  {p.get('warmup')} warm-up rounds, then {p.get('starts')} rounds of one start per"
+        " host, the host that goes first",
+        "  alternating; each container is removed (`docker rm -f`, also timed) before the next",
+        "  start. Wall time of the docker CLI. The daemons as `kuryr stack` configures them:",
+        f"  {_pools(mh) or 'n/a'}.",
         f"- Readiness: {p.get('ready')} rounds of one `docker run -d` per host, from its return",
         "  to the first echo reply from the new container's address to a probe container on",
         "  the machine's host, which pings every 10 ms (iputils `ping -D` run inside the",

@@ -23,6 +23,7 @@ REPRODUCE = """\
 ```
 make bench            # = kuryr stack up && .venv/bin/python -m bench
 .venv/bin/python -m bench --help   # fewer runs, a subset of drivers (--only), other sizes
+.venv/bin/python -m bench.multihost   # the "Several hosts" phase alone (only its section)
 ```
 The run installs kuryr-libnetwork 18.0.0 from PyPI into /var/lib/kuryr-bench/kuryrlib-venv
 (once), starts it on 127.0.0.1:23750 (driver `kuryrlib`, spec file
