@@ -69,9 +69,9 @@ MAX_ERRORS = 3
 
 @dataclass(frozen=True)
 class Settings:
-    starts: int = 12
+    starts: int = 20
     warmup: int = 2
-    ready: int = 8
+    ready: int = 10
     ready_limit_s: float = 15.0
     pings: int = 20
     ping_interval_s: float = 0.2

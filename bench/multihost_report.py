@@ -47,8 +47,8 @@ def _intro(mh: dict[str, Any]) -> list[str]:
     return [
         f"Run of {mh['date']} (UTC) at kuryr {mh.get('kuryr_commit', '?')}, which took"
         f" {mh.get('duration_s', '?')} s:",
-        f"`{COMMAND}` (it rewrites only this section and the `multihost` key of",
-        "benchmarks.json), or the last phase of `make bench`.",
+        f"`{COMMAND}` (it rewrites only this section and the `multihost`",
+        "key of benchmarks.json), or the last phase of `make bench`.",
         "",
         f"`{main}` is the machine's own host, `{remote}` a simulated host of `kuryr stack up",
         "--hosts 3`: its own network namespace, OVS (userspace datapath), ovn-controller,",
@@ -57,12 +57,12 @@ def _intro(mh: dict[str, Any]) -> list[str]:
         f"(`--subnet {cidr}`, Kuryr IPAM; Kuryr made the Neutron network) and `{remote}`",
         "adopted it (`-o neutron.net.uuid=… --ipam-opt neutron.subnet.name=…`).",
         "",
-        f"**Machine load:** every host shares this machine's {mh.get('cores', '?')} cores",
-        "with Neutron, OVN and PostgreSQL (1-minute load average"
-        f" {before} before the phase, {after} after), and the stack is shared with other",
-        "engineers' runs. The figures across hosts include userspace geneve on those same",
-        "CPUs and no physical network: they compare the two paths on this machine, they do",
-        "not predict real hosts.",
+        f"**Machine load:** every host shares this machine's {mh.get('cores', '?')} cores with"
+        " Neutron, OVN and PostgreSQL",
+        f"(1-minute load average {before} before the phase, {after} after), and the stack is",
+        "shared with other engineers' runs. The figures across hosts include userspace geneve",
+        "on those same CPUs and no physical network: they compare the two paths on this",
+        "machine, they do not predict real hosts.",
         "",
     ]
 
@@ -188,7 +188,7 @@ def _memory(mh: dict[str, Any]) -> list[str]:
     rows += [
         ["**the five summed**", str(daemons["processes"]), f"**{_mib(daemons['pss_kib'])}**",
          _mib(daemons["rss_kib"])],
-        ["the rest: containerd, Neutron relay, one running container and its shim",
+        ["the rest: containerd, Neutron relay, a running container's processes and shim",
          str(rest["processes"]), _mib(rest["pss_kib"]), _mib(rest["rss_kib"])],
         ["every process of the host", str(every["processes"]), _mib(every["pss_kib"]),
          _mib(every["rss_kib"])],
