@@ -37,6 +37,7 @@ class Parameters:
     count_reps: int = 10
     lag_single: int = 20
     lag_burst: int = 20
+    multihost: bool = True
     lag_poll_s: float = LAG_POLL_S
     idle_fraction: float = IDLE_FRACTION
     idle_window_s: float = IDLE_WINDOW_S
@@ -110,6 +111,12 @@ def parse_args(argv: Sequence[str] | None, doc: str | None = None) -> argparse.N
     parser.add_argument(
         "--lag-burst", type=int, default=d.lag_burst, help="bookkeeping lag: started at once"
     )
+    parser.add_argument(
+        "--no-multihost",
+        dest="multihost",
+        action="store_false",
+        help="skip the multi-host phase (python -m bench.multihost runs it alone)",
+    )
     parser.add_argument("--only", default="", help="driver keys to run, comma-separated")
     parser.add_argument("--docs", type=Path, default=REPO / "docs")
     parser.add_argument("--results", type=Path, default=REPO / "bench" / "results")
@@ -130,4 +137,5 @@ def of(args: argparse.Namespace) -> Parameters:
         count_reps=args.count_reps,
         lag_single=args.lag_single,
         lag_burst=args.lag_burst,
+        multihost=args.multihost,
     )

@@ -37,3 +37,33 @@ def parse_vmhwm(status: str) -> int | None:
         if line.startswith("VmHWM:"):
             return int(line.split()[1])
     return None
+
+
+def memory_kib(pid: int) -> tuple[int, int] | None:
+    """(PSS, RSS) of ``pid`` in KiB, or None when it is gone. PSS shares each page among
+    the processes mapping it, so the PSS of several processes adds up without counting
+    their shared libraries twice."""
+    try:
+        rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return None
+    return parse_rollup(rollup)
+
+
+def parse_rollup(text: str) -> tuple[int, int] | None:
+    fields = {}
+    for line in text.splitlines():
+        name, _, rest = line.partition(":")
+        if name in ("Pss", "Rss") and rest.split():
+            fields[name] = int(rest.split()[0])
+    if "Pss" not in fields or "Rss" not in fields:
+        return None
+    return fields["Pss"], fields["Rss"]
+
+
+def comm(pid: int) -> str:
+    """The process's command name ("" when it is gone)."""
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""

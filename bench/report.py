@@ -8,7 +8,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from bench import calls_report, config_report, lag_report, method, scale_report
+from bench import (
+    calls_report,
+    config_report,
+    lag_report,
+    method,
+    multihost_report,
+    scale_report,
+)
 from bench.markdown import errors, median_of, seconds, table, times, title
 from bench.stats import ratio
 
@@ -16,6 +23,7 @@ REPRODUCE = """\
 ```
 make bench            # = kuryr stack up && .venv/bin/python -m bench
 .venv/bin/python -m bench --help   # fewer runs, a subset of drivers (--only), other sizes
+.venv/bin/python -m bench.multihost   # the "Several hosts" phase alone (only its section)
 ```
 The run installs kuryr-libnetwork 18.0.0 from PyPI into /var/lib/kuryr-bench/kuryrlib-venv
 (once), starts it on 127.0.0.1:23750 (driver `kuryrlib`, spec file
@@ -176,6 +184,7 @@ SECTIONS: list[Section] = [
     calls_report.section,
     lag_report.section,
     _rss_section,
+    multihost_report.section,
     method.section,
     _reproduce_section,
 ]

@@ -1,0 +1,527 @@
+"""The multi-host phase of ``make bench``, also run alone as ``python -m bench.multihost``
+(which writes its figures into docs/benchmarks.json and the "Several hosts" section of
+docs/benchmarks.md, leaving the rest of both as they are).
+
+On the hosts of ``kuryr stack up --hosts 3``: the machine's own host and h2, each with its
+own dockerd and Kuryr daemon, on one Neutron network that spans them (the machine's host
+creates the Docker network and Kuryr the Neutron network; h2 adopts it with
+``-o neutron.net.uuid``). Measured:
+
+- how long ``kuryr stack`` takes to add the simulated hosts to a single-host stack and to
+  remove them, only when no simulated host runs: the phase then adds them and removes them
+  again at the end. Hosts someone else brought up are used as they are and left up;
+- ``docker run -d`` on h2 against the machine's host, interleaved;
+- from ``docker run -d`` returning until a container on the machine's host first gets a
+  ping reply from the new container, on h2 (across hosts) and on the machine's host;
+- ping RTT and TCP connect time across the hosts and within the machine's host;
+- the memory of h2's processes.
+
+Everything it makes is named ``mhbench-`` and removed at the end: containers and the Docker
+network on every host, and so the Neutron network Kuryr made for it."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import secrets
+import sys
+import time
+import urllib.error
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from bench import machine, mhhosts, mhmemory, mhprobe, multihost_report, neutron
+from bench.dockercli import IMAGE, Outcome
+from bench.mhhosts import Host
+from bench.stats import Summary
+from kuryr import config, naming
+from kuryr.stack import hostplan
+from kuryr.stack.layout import Layout
+
+REPO = Path(__file__).resolve().parent.parent
+PREFIX = "mhbench-"
+NETWORK = f"{PREFIX}net"
+# Asked for when no simulated host runs: the stack of the README's multi-host example.
+HOSTS = 3
+REMOTE = "h2"
+# Outside Kuryr's default pools (10.10/16) and the ranges of the other phases and the tests.
+CIDR_BLOCK = "10.238"
+CIDR_TRIES = 3
+SLEEPER = ("sleep", "600")
+SERVER = (
+    "sh",
+    "-c",
+    "mkdir -p /www && echo mhbench > /www/index.html && exec httpd -f -p 80 -h /www",
+)
+HTTP_PORT = 80
+# Left out of the time budget for the cleanup: removals on every host, Neutron's last
+# deletes, and taking the hosts away when the phase added them.
+RESERVE_S = 90.0
+NEUTRON_GONE_S = 60.0
+# At most this long waited for the machine to be idle before the first start.
+SETTLE_LIMIT_S = 45.0
+MAX_ERRORS = 3
+
+
+@dataclass(frozen=True)
+class Settings:
+    starts: int = 20
+    warmup: int = 2
+    ready: int = 10
+    ready_limit_s: float = 15.0
+    pings: int = 20
+    ping_interval_s: float = 0.2
+    connects: int = 20
+    budget_s: float = 330.0
+
+
+@dataclass(frozen=True)
+class Probe:
+    """The container on the machine's host every probe is sent from, and the address of
+    the server container on each host ("main", "remote") it probes."""
+
+    pid: int
+    targets: dict[str, str]
+
+
+def summarize(samples: Sequence[float]) -> dict[str, float | int] | None:
+    return Summary.of(samples).as_dict() if samples else None
+
+
+def timings(outcomes: Sequence[Outcome]) -> dict[str, Any]:
+    samples = [o.elapsed for o in outcomes if o.ok]
+    errors = sorted({o.error for o in outcomes if not o.ok})
+    return {
+        "samples": samples,
+        "summary": summarize(samples),
+        "errors": len(outcomes) - len(samples),
+        "error_examples": errors[:MAX_ERRORS],
+    }
+
+
+def ready_summary(
+    samples: list[float], probe_after: list[float], errors: list[str]
+) -> dict[str, Any]:
+    return {
+        "samples": samples,
+        "summary": summarize(samples),
+        # When the first request went out after `docker run` returned (finding the new
+        # container's address): a reply cannot be timed earlier than that.
+        "probe_after_s": summarize(probe_after),
+        "errors": len(errors),
+        "error_examples": sorted(set(errors))[:MAX_ERRORS],
+    }
+
+
+def gateway(cidr: str) -> str:
+    return cidr.rsplit(".", 1)[0] + ".1"
+
+
+def create_args(cidr: str) -> tuple[str, ...]:
+    return ("-d", "kuryr", "--ipam-driver", "kuryr", "--subnet", cidr, "--gateway", gateway(cidr))
+
+
+def order(roles: Sequence[str], round_: int) -> list[str]:
+    """Which host goes first alternates from round to round, so neither always follows the
+    other's background work."""
+    return list(roles) if round_ % 2 == 0 else list(reversed(roles))
+
+
+def must(outcome: Outcome) -> Outcome:
+    if not outcome.ok:
+        raise RuntimeError(f"{' '.join(outcome.argv)}: {outcome.error}")
+    return outcome
+
+
+def named(hosts: Sequence[Host], name: str) -> Host | None:
+    return next((h for h in hosts if h.name == name), None)
+
+
+def wait_until(done: Callable[[], bool], limit_s: float, every_s: float = 1.0) -> bool:
+    deadline = time.monotonic() + limit_s
+    while not done():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(every_s)
+    return True
+
+
+def neutron_has(path: str) -> bool:
+    try:
+        neutron.call("GET", path)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return False
+        raise
+    return True
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.UTC).replace(microsecond=0).isoformat()
+
+
+def load() -> list[float]:
+    return [round(v, 2) for v in os.getloadavg()]
+
+
+def say(text: str) -> None:
+    print(f"bench.multihost: {text}", flush=True)
+
+
+class Phase:
+    """One run of the phase: what it found, what it made (to remove it), what it measured."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.s = settings
+        self.deadline = time.monotonic() + settings.budget_s
+        self.results: dict[str, Any] = {}
+        self.brought = False
+        self.hosts: list[Host] = []
+        self.cidr: str | None = None
+        self.neutron_id: str | None = None
+
+    def time_left(self) -> bool:
+        return time.monotonic() < self.deadline - RESERVE_S
+
+    def run(self) -> dict[str, Any]:
+        began = time.monotonic()
+        r = self.results
+        r.update(date=now(), parameters=asdict(self.s), load_before=load(), cores=os.cpu_count())
+        r["kuryr_commit"] = machine.versions(REPO)["kuryr_commit"]
+        try:
+            main, remote = self._acquire()
+            self._measure(main, remote)
+        # Whatever failed, the cleanup below runs and the failure is reported: within
+        # `make bench` the other phases' figures must still be written.
+        except Exception as exc:
+            r["error"] = f"{type(exc).__name__}: {exc}"
+            say(f"failed: {r['error']}")
+        finally:
+            r["cleanup"] = self._cleanup()
+            if self.brought:
+                r.setdefault("lifecycle", {}).update(self._release())
+        r["load_after"] = load()
+        r["duration_s"] = round(time.monotonic() - began, 1)
+        return r
+
+    def _acquire(self) -> tuple[Host, Host]:
+        self.hosts = mhhosts.describe()
+        remote = named(self.hosts, REMOTE)
+        if remote is None:
+            if len(self.hosts) > 1:
+                raise RuntimeError(f"simulated hosts run, but not {REMOTE}: left alone")
+            self._bring_up()
+            remote = named(self.hosts, REMOTE)
+            if remote is None:
+                raise RuntimeError(f"kuryr stack up --hosts {HOSTS} left no {REMOTE}")
+        else:
+            self.results["lifecycle"] = {
+                "skipped": "the simulated hosts were already up: used as they were and left up"
+            }
+        self.results["hosts_brought_up"] = self.brought
+        if not remote.answers():
+            raise RuntimeError(f"the dockerd of {REMOTE} does not answer")
+        # A run that died half-way left its containers and networks: they would be in the way.
+        self._clear_docker()
+        return next(h for h in self.hosts if h.main), remote
+
+    def _bring_up(self) -> None:
+        say(f"kuryr stack up --hosts {HOSTS} ...")
+        # Set first: the hosts of an `up` that failed half-way are ours to remove too.
+        self.brought = True
+        up = mhhosts.kuryr("stack", "up", "--hosts", str(HOSTS))
+        self.results["lifecycle"] = {"up": up.as_dict()}
+        self.hosts = mhhosts.describe()
+        if not up.ok:
+            raise RuntimeError(f"kuryr stack up --hosts {HOSTS} failed: {up.as_dict()['error']}")
+        self.results["lifecycle"]["up"]["hosts_added"] = len(self.hosts) - 1
+
+    def _release(self) -> dict[str, Any]:
+        """Remove the hosts this phase added, then put the machine's daemon back on its
+        single-host configuration: with simulated hosts it runs with TX checksum offload
+        off, and only an ``up`` without them turns it on again."""
+        say("kuryr stack down --hosts-only, kuryr stack up ...")
+        down = mhhosts.kuryr("stack", "down", "--hosts-only")
+        restore = mhhosts.kuryr("stack", "up")
+        return {"down": down.as_dict(), "restore": restore.as_dict()}
+
+    def _measure(self, main: Host, remote: Host) -> None:
+        r = self.results
+        pair = {"main": main, "remote": remote}
+        r["hosts"] = {role: host.name for role, host in pair.items()}
+        r["daemons"] = daemon_configs()
+        say("network across the hosts ...")
+        r["network"] = self._span(main, remote)
+        probe = self._fixtures(main, remote)
+        # The new network's pools fill in the background (Neutron creates their ports):
+        # the starts are measured once that is over, as a user's would be.
+        r["settle_s"] = round(machine.wait_idle(limit=SETTLE_LIMIT_S), 1)
+        say("docker run -d on each host ...")
+        r["start"], r["rm"] = self._starts(pair)
+        say("readiness across the hosts ...")
+        r["readiness"] = self._readiness(pair, probe)
+        say("ping and TCP connect ...")
+        r["rtt_ms"] = self._rtts(probe)
+        r["tcp_connect_ms"] = self._connects(probe)
+        r["memory"] = self._memory()
+
+    def _span(self, main: Host, remote: Host) -> dict[str, Any]:
+        made = self._create_first(main)
+        docker_id = must(main.docker("network", "inspect", "-f", "{{.Id}}", NETWORK)).stdout
+        tags = naming.id_tag_filter(docker_id.strip())
+        found = neutron.call("GET", f"/v2.0/networks?tags={tags}")["networks"]
+        if not found:
+            raise RuntimeError(f"Neutron has no network tagged with {NETWORK}'s id")
+        self.neutron_id = str(found[0]["id"])
+        adopted = must(
+            remote.docker(
+                "network", "create", *create_args(str(self.cidr)),
+                "--ipam-opt", f"neutron.subnet.name=kuryr-subnet-{self.cidr}",
+                "-o", f"neutron.net.uuid={self.neutron_id}", NETWORK,
+            )
+        )  # fmt: skip
+        return {
+            "cidr": self.cidr,
+            "neutron_network": self.neutron_id,
+            "create_on_main_s": made.elapsed,
+            "adopt_on_remote_s": adopted.elapsed,
+        }
+
+    def _create_first(self, main: Host) -> Outcome:
+        """The Docker network on the machine's host, Kuryr making its Neutron network; a
+        CIDR someone else's subnetpool holds is tried again with another."""
+        for _ in range(CIDR_TRIES):
+            self.cidr = f"{CIDR_BLOCK}.{secrets.randbelow(250) + 1}.0/24"
+            made = main.docker("network", "create", *create_args(self.cidr), NETWORK)
+            if made.ok:
+                return made
+        raise RuntimeError(f"docker network create on {main.name}: {made.error}")
+
+    def _fixtures(self, main: Host, remote: Host) -> Probe:
+        probe = f"{PREFIX}probe"
+        must(main.docker("run", "-d", "--name", probe, "--net", NETWORK, IMAGE, *SLEEPER))
+        targets = {}
+        for role, host in (("main", main), ("remote", remote)):
+            server = f"{PREFIX}srv-{role}"
+            must(host.docker("run", "-d", "--name", server, "--net", NETWORK, IMAGE, *SERVER))
+            targets[role] = host.address(server, NETWORK)
+        return Probe(main.pid_of(probe), targets)
+
+    def _starts(self, pair: dict[str, Host]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """``docker run -d`` on each host in turn, each container removed (timed too) before
+        the next start, so every start finds its host as the previous one did."""
+        started: dict[str, list[Outcome]] = {role: [] for role in pair}
+        removed: dict[str, list[Outcome]] = {role: [] for role in pair}
+        for round_ in range(self.s.warmup + self.s.starts):
+            if not self.time_left():
+                break
+            for role in order(list(pair), round_):
+                name = f"{PREFIX}st-{role}-{round_}"
+                host = pair[role]
+                run = host.docker("run", "-d", "--name", name, "--net", NETWORK, IMAGE, *SLEEPER)
+                rm = host.docker("rm", "-f", name)
+                if round_ >= self.s.warmup:
+                    started[role].append(run)
+                    if run.ok:
+                        removed[role].append(rm)
+        return (
+            {role: timings(o) for role, o in started.items()},
+            {role: timings(o) for role, o in removed.items()},
+        )
+
+    def _readiness(self, pair: dict[str, Host], probe: Probe) -> dict[str, Any]:
+        found: dict[str, tuple[list[float], list[float], list[str]]] = {
+            role: ([], [], []) for role in pair
+        }
+        for round_ in range(self.s.ready):
+            if not self.time_left():
+                break
+            for role in order(list(pair), round_):
+                self._ready_once(pair[role], f"{PREFIX}rdy-{role}-{round_}", probe, found[role])
+        return {role: ready_summary(*lists) for role, lists in found.items()}
+
+    def _ready_once(
+        self,
+        host: Host,
+        name: str,
+        probe: Probe,
+        into: tuple[list[float], list[float], list[str]],
+    ) -> None:
+        samples, probe_after, errors = into
+        run = host.docker("run", "-d", "--name", name, "--net", NETWORK, IMAGE, *SLEEPER)
+        if not run.ok:
+            errors.append(run.error)
+            host.docker("rm", "-f", name)
+            return
+        try:
+            address = host.address(name, NETWORK)
+            probing = time.time()
+            reply = mhprobe.first_reply(probe.pid, address, self.s.ready_limit_s)
+        finally:
+            host.docker("rm", "-f", name)
+        if reply is None:
+            errors.append(f"no ping reply within {self.s.ready_limit_s:g} s")
+            return
+        samples.append(max(0.0, reply - run.returned))
+        probe_after.append(probing - run.returned)
+
+    def _rtts(self, probe: Probe) -> dict[str, Any]:
+        measured = {}
+        for role, address in probe.targets.items():
+            # One ping first: the figures are of a path whose neighbours are known.
+            mhprobe.rtts_ms(probe.pid, address, 1, self.s.ping_interval_s)
+            samples = mhprobe.rtts_ms(probe.pid, address, self.s.pings, self.s.ping_interval_s)
+            measured[role] = {
+                "samples": samples,
+                "summary": summarize(samples),
+                "lost": self.s.pings - len(samples),
+            }
+        return measured
+
+    def _connects(self, probe: Probe) -> dict[str, Any]:
+        measured = {}
+        for role, address in probe.targets.items():
+            each = mhprobe.connects_ms(probe.pid, address, HTTP_PORT, self.s.connects)
+            samples = [ms for ms in each if ms is not None]
+            measured[role] = {
+                "samples": samples,
+                "summary": summarize(samples),
+                "failed": len(each) - len(samples),
+            }
+        return measured
+
+    def _memory(self) -> dict[str, Any]:
+        remote = named(mhhosts.describe(), REMOTE)
+        if remote is None:
+            raise RuntimeError(f"{REMOTE} vanished during the phase")
+        return mhmemory.of_host(remote.pids)
+
+    def _clear_docker(self) -> list[str]:
+        """The phase's containers, then its Docker networks, on every host; the machine's
+        host last, as it made the Neutron network: leaving last, its daemon deletes it."""
+        ordered = sorted(self.hosts, key=lambda h: h.main)
+        notes = [note for host in ordered for note in clear_containers(host)]
+        return notes + [note for host in ordered for note in clear_networks(host)]
+
+    def _cleanup(self) -> dict[str, Any]:
+        say("cleanup ...")
+        notes = self._clear_docker()
+        try:
+            if self.neutron_id is not None:
+                notes += self._neutron_gone(self.neutron_id)
+        except (OSError, ValueError) as exc:  # urllib's errors are OSErrors
+            notes.append(f"Neutron could not be checked: {exc}")
+        return {"ok": not notes, "notes": notes}
+
+    def _neutron_gone(self, network_id: str) -> list[str]:
+        notes = []
+        if not wait_until(lambda: not neutron_has(f"/v2.0/networks/{network_id}"), NEUTRON_GONE_S):
+            notes.append(
+                f"Neutron network {network_id} was still there {NEUTRON_GONE_S:g} s after"
+                " its Docker networks were removed: deleted by the bench"
+            )
+            notes += delete_network(network_id)
+        pools = neutron.call("GET", f"/v2.0/subnetpools?name=kuryrPool-{self.cidr}")
+        for pool in pools["subnetpools"]:
+            notes.append(f"subnetpool kuryrPool-{self.cidr} was left: deleted by the bench")
+            neutron.call("DELETE", f"/v2.0/subnetpools/{pool['id']}")
+        return notes
+
+
+def daemon_configs() -> dict[str, Any]:
+    """The pool and binding settings of the two daemons measured, as they read them."""
+    layout = Layout.resolve(None)
+    paths = {"main": layout.sub("kuryr.conf"), "remote": hostplan.host(layout.root, REMOTE).config}
+    configs = {}
+    for role, path in paths.items():
+        loaded = config.load(path)
+        configs[role] = {
+            "pool": asdict(loaded.pool),
+            "tx_checksum_offload": loaded.binding.tx_checksum_offload,
+        }
+    return configs
+
+
+def _listed(host: Host, *listing: str) -> list[str] | None:
+    done = host.docker(*listing, "--filter", f"name={PREFIX}", "--format", "{{.Names}}")
+    if not done.ok:
+        return None
+    return [n for n in done.stdout.split() if n.startswith(PREFIX)]
+
+
+def clear_containers(host: Host) -> list[str]:
+    names = _listed(host, "ps", "-a")
+    if names is None:
+        return [f"{host.name}: its containers could not be listed"]
+    removed = host.docker("rm", "-f", *names) if names else None
+    return [f"{host.name}: docker rm -f: {removed.error}"] if removed and not removed.ok else []
+
+
+def clear_networks(host: Host) -> list[str]:
+    listed = host.docker("network", "ls", "--filter", f"name={PREFIX}", "--format", "{{.Name}}")
+    if not listed.ok:
+        return [f"{host.name}: its networks could not be listed"]
+    notes = []
+    for name in (n for n in listed.stdout.split() if n.startswith(PREFIX)):
+        removed = host.docker("network", "rm", name)
+        if not removed.ok:
+            notes.append(f"{host.name}: docker network rm {name}: {removed.error}")
+    return notes
+
+
+def delete_network(network_id: str) -> list[str]:
+    """Kuryr's own ports on the network (what kept it), then the network."""
+    notes = []
+    ports = neutron.call("GET", f"/v2.0/ports?network_id={network_id}")["ports"]
+    for port in ports:
+        if port["device_owner"] in (naming.DEVICE_OWNER, naming.ANCHOR_OWNER):
+            neutron.call("DELETE", f"/v2.0/ports/{port['id']}")
+    try:
+        neutron.call("DELETE", f"/v2.0/networks/{network_id}")
+    except urllib.error.HTTPError as exc:
+        notes.append(f"Neutron network {network_id} could not be deleted: HTTP {exc.code}")
+    return notes
+
+
+def measure(settings: Settings | None = None) -> dict[str, Any]:
+    return Phase(settings or Settings()).run()
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.multihost",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    for f in fields(Settings):
+        option = "--" + f.name.replace("_", "-")
+        kind = float if isinstance(f.default, float) else int
+        parser.add_argument(option, type=kind, default=f.default)
+    parser.add_argument("--docs", type=Path, default=REPO / "docs")
+    parser.add_argument("--results", type=Path, default=REPO / "bench" / "results")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if not neutron.answers():
+        raise SystemExit("bench.multihost: Neutron does not answer on 127.0.0.1:9696")
+    settings = Settings(**{f.name: getattr(args, f.name) for f in fields(Settings)})
+    measured = measure(settings)
+    args.results.mkdir(parents=True, exist_ok=True)
+    raw = json.dumps(measured, indent=1, sort_keys=True) + "\n"
+    (args.results / "multihost.json").write_text(raw)
+    if "error" in measured:
+        say(f"no report written (raw results in {args.results / 'multihost.json'})")
+        return 1
+    multihost_report.write(measured, args.docs)
+    say(f"took {measured['duration_s']} s; wrote {args.docs / 'benchmarks.md'} and .json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
