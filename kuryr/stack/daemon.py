@@ -56,6 +56,15 @@ def newest_code_mtime() -> float:
     )
 
 
+def stale(pidfile: Path, config: Path) -> bool:
+    """A daemon started (its pidfile written) before its code or config last changed."""
+    try:
+        started = pidfile.stat().st_mtime
+    except OSError:
+        return True
+    return max(newest_code_mtime(), config.stat().st_mtime) > started
+
+
 def activates(sock: Path = PLUGIN_SOCK) -> tuple[bool, str]:
     try:
         status, body = unixhttp.request(sock, "POST", "/Plugin.Activate", b"", timeout=3)
@@ -105,11 +114,7 @@ grace = 20
 """
 
     def _stale(self) -> bool:
-        try:
-            started = self.pidfile.stat().st_mtime
-        except OSError:
-            return True
-        return max(newest_code_mtime(), self.config.stat().st_mtime) > started
+        return stale(self.pidfile, self.config)
 
     def start(self) -> None:
         write_if_changed(self.config, self._config_text())

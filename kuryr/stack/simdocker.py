@@ -122,11 +122,7 @@ grace = 20
 """
 
     def _stale(self) -> bool:
-        try:
-            started = self.pidfile.stat().st_mtime
-        except OSError:
-            return True
-        return max(daemon.newest_code_mtime(), self.host.config.stat().st_mtime) > started
+        return daemon.stale(self.pidfile, self.host.config)
 
     def start(self) -> None:
         write_if_changed(self.host.config, self.config_text())

@@ -51,6 +51,18 @@ def run(
     return proc
 
 
+def run_cleanups(steps: list[Callable[[], object]]) -> None:
+    """Run every teardown step even when some fail, then fail naming all that did."""
+    errors: list[str] = []
+    for step in steps:
+        try:
+            step()
+        except Exception as exc:
+            errors.append(repr(exc))
+    if errors:
+        raise AssertionError("cleanup failed: " + "; ".join(errors))
+
+
 def docker(*args: str, check: bool = True) -> str:
     return run([DOCKER, *args], check=check).stdout.strip()
 
@@ -350,19 +362,13 @@ class DockerEnv:
         self._deferred.append(cleanup)
 
     def close(self) -> None:
-        errors: list[str] = []
-        steps: list[Callable[[], object]] = [
-            *(lambda c=c: docker("rm", "-f", c, check=False) for c in self._containers),
-            *(lambda n=n: self._rm_network(n) for n in reversed(self._networks)),
-            *reversed(self._deferred),
-        ]
-        for step in steps:
-            try:
-                step()
-            except Exception as exc:
-                errors.append(repr(exc))
-        if errors:
-            raise AssertionError("cleanup failed: " + "; ".join(errors))
+        run_cleanups(
+            [
+                *(lambda c=c: docker("rm", "-f", c, check=False) for c in self._containers),
+                *(lambda n=n: self._rm_network(n) for n in reversed(self._networks)),
+                *reversed(self._deferred),
+            ]
+        )
 
     @staticmethod
     def _rm_network(name: str) -> None:

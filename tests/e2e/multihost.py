@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.e2e.helpers import DOCKER, IMAGE, Neutron, run, wait_for
+from tests.e2e.helpers import DOCKER, IMAGE, Neutron, run, run_cleanups, wait_for
 
 PAGE_BYTES = 1_000_000
 # An httpd serving /www/f (random bytes) and /www/sum (their md5).
@@ -156,19 +156,16 @@ class HostsEnv:
         self._deferred.append(cleanup)
 
     def close(self) -> None:
-        errors: list[str] = []
-        steps: list[Callable[[], object]] = [
-            *(lambda c=c: c.host.docker("rm", "-f", c.name, check=False) for c in self._containers),
-            *(lambda h=h, n=n: _rm_network(h, n) for h, n in reversed(self._networks)),
-            *reversed(self._deferred),
-        ]
-        for step in steps:
-            try:
-                step()
-            except Exception as exc:
-                errors.append(repr(exc))
-        if errors:
-            raise AssertionError("cleanup failed: " + "; ".join(errors))
+        run_cleanups(
+            [
+                *(
+                    lambda c=c: c.host.docker("rm", "-f", c.name, check=False)
+                    for c in self._containers
+                ),
+                *(lambda h=h, n=n: _rm_network(h, n) for h, n in reversed(self._networks)),
+                *reversed(self._deferred),
+            ]
+        )
 
 
 def _rm_network(host: Host, name: str) -> None:
