@@ -316,11 +316,9 @@ def plug_vm(
                f"external_ids:attached-mac={port['mac_address']}",
                "external_ids:iface-status=active")  # fmt: skip
     env.defer(lambda: host.vsctl("--if-exists", "del-port", "br-int", host_end))
+    # The whole column: asking for the key alone fails until ovn-controller has set it.
     wait_for(
-        lambda: (
-            host.vsctl("get", "Interface", host_end, "external_ids:ovn-installed").strip('"')
-            == "true"
-        ),
+        lambda: 'ovn-installed="true"' in host.vsctl("get", "Interface", host_end, "external_ids"),
         f"ovn-controller of {host.name} to install {host_end}",
     )
     neutron.wait_active(port["id"])
