@@ -181,7 +181,7 @@ class Docker:
             # dockerd stops its containers and its containerd on SIGTERM.
             proc.terminate(pid, timeout=30)
         # What a killed dockerd left behind: containerd, shims and their containers.
-        for orphan in proc.find_here(str(EXEC_ROOT / "containerd")):
+        for orphan in proc.find(str(EXEC_ROOT / "containerd")):
             children += [orphan, *proc.descendants(orphan)]
         for child in children:
             proc.terminate(child, timeout=5)

@@ -48,20 +48,15 @@ def running(pidfile: Path, marker: str) -> int | None:
 
 
 def find(marker: str) -> list[int]:
-    """Live processes whose argv contains ``marker`` (a path or name only the stack uses)."""
-    return [
-        int(entry.name)
-        for entry in Path("/proc").iterdir()
-        if entry.name.isdigit() and marker in cmdline(int(entry.name)) and alive(int(entry.name))
-    ]
-
-
-def find_here(marker: str) -> list[int]:
-    """:func:`find` limited to this process's mount namespace: a simulated host's dockerd
-    and containerd run with the same paths (``/var/run/docker/...``) in mount namespaces of
-    their own, and are not the machine's."""
+    """Live processes of this mount namespace whose argv contains ``marker`` (a path or name
+    only the stack uses). A simulated host's dockerd and containerd run the machine's paths
+    (``/var/run/docker/...``) in mount namespaces of their own, and are not the machine's."""
     here = _mount_namespace("self")
-    return [pid for pid in find(marker) if _mount_namespace(str(pid)) == here]
+    return [
+        pid
+        for pid in (int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit())
+        if marker in cmdline(pid) and alive(pid) and _mount_namespace(str(pid)) == here
+    ]
 
 
 def _mount_namespace(pid: str) -> str | None:
