@@ -41,7 +41,11 @@ class Outcome:
 
 
 def docker(*args: str, timeout: float = 300.0) -> Outcome:
-    argv = (DOCKER, *args)
+    return command((DOCKER, *args), timeout)
+
+
+def command(argv: tuple[str, ...], timeout: float) -> Outcome:
+    """Run ``argv`` to its end (or ``timeout``), timed."""
     started = time.time()
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)

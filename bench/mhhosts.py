@@ -5,8 +5,6 @@ them), and each host's dockerd, through its CLI and its API."""
 from __future__ import annotations
 
 import json
-import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,45 +68,23 @@ def parse(described: list[dict[str, Any]]) -> list[Host]:
     ]
 
 
-@dataclass(frozen=True)
-class Timed:
-    """One ``kuryr`` command: its wall time and, when it failed, how it ended."""
-
-    argv: tuple[str, ...]
-    seconds: float
-    returncode: int
-    stdout: str
-    stderr: str
-
-    @property
-    def ok(self) -> bool:
-        return self.returncode == 0
-
-    def as_dict(self) -> dict[str, Any]:
-        done: dict[str, Any] = {
-            "command": " ".join(["kuryr", *self.argv]),
-            "seconds": round(self.seconds, 2),
-            "ok": self.ok,
-        }
-        if not self.ok:
-            said = (self.stderr.strip() or self.stdout.strip()).splitlines()
-            done["error"] = "\n".join(said[-TAIL_LINES:])
-        return done
-
-
-def kuryr(*args: str, timeout: float = 600.0) -> Timed:
+def kuryr(*args: str, timeout: float = 600.0) -> Outcome:
     """``kuryr ARGS`` as the stack's own CLI (the venv's, so the daemons it (re)starts run the
     same code as the stack's), timed."""
-    started = time.monotonic()
-    try:
-        done = subprocess.run(
-            [executable(), *args], capture_output=True, text=True, timeout=timeout, check=False
-        )
-    except subprocess.TimeoutExpired:
-        elapsed = time.monotonic() - started
-        return Timed(args, elapsed, -1, "", f"timed out after {timeout:.0f} s")
-    elapsed = time.monotonic() - started
-    return Timed(args, elapsed, done.returncode, done.stdout, done.stderr)
+    return dockercli.command((executable(), *args), timeout)
+
+
+def command_row(outcome: Outcome) -> dict[str, Any]:
+    """A ``kuryr`` command as the results keep it; a failed one with the end of its output."""
+    done: dict[str, Any] = {
+        "command": " ".join(["kuryr", *outcome.argv[1:]]),
+        "seconds": round(outcome.elapsed, 2),
+        "ok": outcome.ok,
+    }
+    if not outcome.ok:
+        said = (outcome.stderr.strip() or outcome.stdout.strip()).splitlines()
+        done["error"] = "\n".join(said[-TAIL_LINES:])
+    return done
 
 
 def describe() -> list[Host]:

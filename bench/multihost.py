@@ -234,10 +234,12 @@ class Phase:
         # Set first: the hosts of an `up` that failed half-way are ours to remove too.
         self.brought = True
         up = mhhosts.kuryr("stack", "up", "--hosts", str(HOSTS))
-        self.results["lifecycle"] = {"up": up.as_dict()}
+        self.results["lifecycle"] = {"up": mhhosts.command_row(up)}
         self.hosts = mhhosts.describe()
         if not up.ok:
-            raise RuntimeError(f"kuryr stack up --hosts {HOSTS} failed: {up.as_dict()['error']}")
+            raise RuntimeError(
+                f"kuryr stack up --hosts {HOSTS} failed: {mhhosts.command_row(up)['error']}"
+            )
         self.results["lifecycle"]["up"]["hosts_added"] = len(self.hosts) - 1
 
     def _release(self) -> dict[str, Any]:
@@ -247,7 +249,7 @@ class Phase:
         say("kuryr stack down --hosts-only, kuryr stack up ...")
         down = mhhosts.kuryr("stack", "down", "--hosts-only")
         restore = mhhosts.kuryr("stack", "up")
-        return {"down": down.as_dict(), "restore": restore.as_dict()}
+        return {"down": mhhosts.command_row(down), "restore": mhhosts.command_row(restore)}
 
     def _measure(self, main: Host, remote: Host) -> None:
         r = self.results

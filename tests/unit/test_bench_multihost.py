@@ -100,11 +100,14 @@ def test_the_host_list_of_kuryr_stack_hosts() -> None:
 
 def test_a_failed_kuryr_command_keeps_the_end_of_what_it_said() -> None:
     said = "\n".join(f"line {i}" for i in range(10))
-    failed = mhhosts.Timed(("stack", "up"), 3.21, 1, "", said).as_dict()
+    failed = mhhosts.command_row(
+        Outcome(("/venv/bin/kuryr", "stack", "up"), 10.0, 13.21, 1, "", said)
+    )
     assert failed["command"] == "kuryr stack up"
     assert failed["seconds"] == 3.21 and not failed["ok"]
     assert failed["error"].splitlines() == [f"line {i}" for i in range(5, 10)]
-    assert "error" not in mhhosts.Timed(("stack", "hosts"), 0.5, 0, "[]", "").as_dict()
+    listed = Outcome(("/venv/bin/kuryr", "stack", "hosts"), 10.0, 10.5, 0, "[]", "")
+    assert "error" not in mhhosts.command_row(listed)
 
 
 def test_the_host_that_starts_first_alternates() -> None:
