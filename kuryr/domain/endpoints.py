@@ -286,7 +286,7 @@ class Endpoints:
         endpoint.port = booked
         return endpoint
 
-    async def drain(self) -> None:
+    async def flush(self) -> None:
         """Wait until every journaled bookkeeping write is in Neutron (tests, tools)."""
         await self._journal.flush()
 

@@ -86,7 +86,7 @@ async def test_kuryr_takes_or_removes_what_kuryr_libnetwork_left(
         assert not await ovs.ready(stale), "kuryr-libnetwork's VIF is still plugged"
         with pytest.raises(Conflict):
             await eps.create(create(did, d.new_id(), "172.31.247.12/24"))
-        await eps.drain()
+        await eps.flush()
         port = await d.neutron.show("ports", taken)
         assert port is not None and port["device_id"] == eid
         assert naming.id_from_tags(port["tags"]) == eid

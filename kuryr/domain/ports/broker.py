@@ -187,8 +187,7 @@ class Broker:
                 if not exc.not_found:
                     raise
         elif self._pools is not None:
-            if not self._pools.give_back(port):
-                self._pools.discard(port.id)
+            self._pools.give_back(port)
         else:
             await self._neutron.delete("ports", port.id)
         if vif is not None and self.wiring is not None:

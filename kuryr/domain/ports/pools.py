@@ -162,9 +162,10 @@ class Pools:
         return self.take_exact(subnet_id, ip)
 
     def forget(self, port: Port) -> None:
-        """A pool port deleted outside the pools (its address moved to another port)."""
+        """A pool port deleted outside the pools (its address moved to another port): no pool
+        tracks it any more, and its VIF plugged ahead goes."""
         for subnet_id in port.subnet_ids:
-            self._forget(self._pools.get(subnet_id), port.id)
+            self._untrack(self._pools.get(subnet_id), port.id)
         if self._wiring is not None:
             self._wiring.gone(port.id)
 
@@ -195,24 +196,24 @@ class Pools:
         self._refill.kick(pool)
         return Port.from_neutron(pp.port)
 
-    def give_back(self, port: Port) -> bool:
-        """Put a released port back in its subnet's pool (cleaning journaled); False when it
-        does not belong in a pool (no pool for its subnet, dual stack, pool full): the caller
-        then deletes it."""
+    def give_back(self, port: Port) -> None:
+        """Put a released port back in its subnet's pool (cleaning journaled); one that does
+        not belong in a pool (no pool for its subnet, dual stack, pool full) is deleted."""
         if len(port.fixed_ips) != 1:
-            return False
+            self.delete(None, port.id)
+            return
         subnet_id, ip = port.fixed_ips[0]
         pool = self._pools.get(subnet_id)
         port_id = port.id
         if pool is None or pool.closing:
-            self._forget(pool, port_id)
-            return False
+            self.delete(pool, port_id)
+            return
         if len(pool.free) + pool.creating >= self.config.max:
-            evicted = self._evict_for(pool, ip)
+            evicted = self._evicted_for(pool, ip)
             if evicted is None:
-                self._forget(pool, port_id)
-                return False
-            self._delete(evicted)
+                self.delete(pool, port_id)
+                return
+            self.delete(pool, evicted)
         pool.taken.pop(port_id, None)
         clean = desired.pooled(port)
         pp = PoolPort(clean.to_neutron(), subnet_id, ip, FREE)
@@ -225,21 +226,30 @@ class Pools:
         self._ahead(clean)
         self._level(pool)
         self._refill.serve_waiters(pool)
-        return True
 
-    def _evict_for(self, pool: PortPool, ip: str) -> str | None:
-        """Exact mode keeps the lowest addresses: a full pool drops its highest free port for a
-        lower one coming back. Returns the evicted port id, or None to drop the newcomer."""
+    def _evicted_for(self, pool: PortPool, ip: str) -> str | None:
+        """Exact mode keeps the lowest addresses: a full pool gives up its highest free port
+        for a lower one coming back. Returns that free port's id, or None to delete the
+        newcomer."""
         if pool.row.mode != MODE_EXACT or not pool.free:
             return None
         highest = max(pool.free.values(), key=lambda pp: _addr(pp.ip))
         if _addr(highest.ip) <= _addr(ip):
             return None
-        del pool.free[highest.port_id]
-        self._state.forget_pool_port(highest.port_id)
         return highest.port_id
 
-    def _forget(self, pool: PortPool | None, port_id: str) -> None:
+    def delete(self, pool: PortPool | None, port_id: str) -> None:
+        """The port leaves the pools for good: deleted in the background (journaled), and its
+        VIF plugged ahead goes."""
+        with self._state.transaction():
+            self._untrack(pool, port_id)
+            self._journal.record_delete(port_id)
+        if self._wiring is not None:
+            self._wiring.gone(port_id)
+        if pool is not None:
+            self._level(pool)
+
+    def _untrack(self, pool: PortPool | None, port_id: str) -> None:
         if pool is not None:
             pool.taken.pop(port_id, None)
             pool.free.pop(port_id, None)
@@ -271,12 +281,6 @@ class Pools:
             pool.wired.add(pp.port_id)
             self._ahead(Port.from_neutron(pp.port))
 
-    def _delete(self, port_id: str) -> None:
-        """Delete the port in the background (journaled) and its VIF plugged ahead."""
-        self._journal.record_delete(port_id)
-        if self._wiring is not None:
-            self._wiring.gone(port_id)
-
     def _close(self, pool: PortPool) -> None:
         pool.closing = True
         pool.nudge.set()
@@ -296,14 +300,6 @@ class Pools:
             self._state.save_pool_port(pp)
         pool.free[pp.port_id] = pp
         self._wire(pool)
-        self._level(pool)
-
-    def drop(self, pool: PortPool, port_id: str) -> None:
-        """A free port leaves its pool for good (deleted in the background, journaled)."""
-        del pool.free[port_id]
-        with self._state.transaction():
-            self._state.forget_pool_port(port_id)
-            self._delete(port_id)
         self._level(pool)
 
     # --- networks -------------------------------------------------------------------------------
@@ -333,10 +329,6 @@ class Pools:
         pools = (raw or {}).get("allocation_pools") or []
         return [(str(a["start"]), str(a["end"])) for a in pools]
 
-    def discard(self, port_id: str) -> None:
-        """A released port that no pool keeps: deleted in the background, journaled first."""
-        self._delete(port_id)
-
     # --- drain, network removal ------------------------------------------------------------------
 
     async def drain(self, subnet_id: str, keep: int = 0) -> int:
@@ -346,10 +338,10 @@ class Pools:
             raise NotFound(f"no pool for subnet {subnet_id}")
         victims = list(pool.free)[keep:] if keep else list(pool.free)
         for port_id in victims:
-            self.drop(pool, port_id)
+            self.delete(pool, port_id)
         return len(victims)
 
-    async def close_network(self, network: Network) -> None:
+    async def remove_network(self, network: Network) -> None:
         """Before a network is deleted: stop its refills, delete its pool ports and finish the
         journaled bookkeeping of every port on it (a port still carrying a released
         container's device_id would block the delete)."""
@@ -364,9 +356,10 @@ class Pools:
             self._refill.fail_waiters(
                 pool, BackendError(f"network {network.docker_id[:12]} is removed")
             )
-            doomed += list(pool.free) + list(pool.taken)
-            for port_id in [*pool.free, *pool.taken]:
-                self._delete(port_id)
+            ports = [*pool.free, *pool.taken]
+            doomed += ports
+            for port_id in ports:
+                self.delete(pool, port_id)
         on_network = await self._neutron.query(
             "ports", {"network_id": network.neutron_id, "fields": "id"}
         )

@@ -54,7 +54,7 @@ class Ledger(Protocol):
 
     def add_created(self, pool: PortPool, port: Port) -> None: ...
 
-    def drop(self, pool: PortPool, port_id: str) -> None: ...
+    def delete(self, pool: PortPool, port_id: str) -> None: ...
 
     def take(self, pool: PortPool, port_id: str) -> Port: ...
 
@@ -131,7 +131,7 @@ class Refill:
         self.serve_waiters(pool)
         # Ports made for starts that gave up meanwhile: beyond max they go.
         while len(pool.free) > self._config.max:
-            self._ledger.drop(pool, next(reversed(pool.free)))
+            self._ledger.delete(pool, next(reversed(pool.free)))
         return len(created)
 
     async def _adopt_strays(self, pool: PortPool) -> None:
