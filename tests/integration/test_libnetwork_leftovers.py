@@ -67,7 +67,7 @@ async def libnetwork_port(d: Domain, network: Network, ip: str, in_use: bool = F
 async def test_kuryr_takes_or_removes_what_kuryr_libnetwork_left(
     stack: StackFacts, binders: Binders
 ) -> None:
-    async with domain(stack.neutron_url, stack.chassis_hostname) as d:
+    async with domain(stack.neutron_url, stack.chassis_hostname, binders) as d:
         did, eid = d.new_id(), d.new_id()
         network = await d.networks.create(
             create_request(did, CIDR, "172.31.247.1/24", address_space="LocalDefault")
@@ -79,7 +79,7 @@ async def test_kuryr_takes_or_removes_what_kuryr_libnetwork_left(
         ovs = binders.for_vif_type("ovs")
         stale = Vif.for_port(await d.neutron.show("ports", taken) or {}, "", 1442)
         await ovs.plug(stale, 30.0)  # as kuryr-libnetwork's CreateEndpoint did
-        eps = endpoints(d, binders)
+        eps = endpoints(d)
 
         await eps.create(create(did, eid, "172.31.247.10/24"))
         assert (await eps.get(eid, did)).port_id == taken

@@ -121,6 +121,11 @@ class Prewire:
         self.gone(port_id)
         await self._settle(port_id)
 
+    async def unplug_stale(self, vif: Vif) -> None:
+        """A VIF another plugin left plugged (kuryr-libnetwork's failed start) goes now, before
+        its port is taken over."""
+        await self._binders.for_vif_type(vif.vif_type).unplug(vif)
+
     def released(self, vif: Vif) -> None:
         """DeleteEndpoint, once the port is released: a port back in its pool is being
         plugged ahead already (its VIF kept when still whole); any other loses its VIF in
