@@ -85,8 +85,8 @@ class Pools:
         journal: Journal,
         host: str,
         config: PoolConfig,
-        wiring: Wiring | None = None,
-        quiet: Quiet | None = None,
+        wiring: Wiring,
+        quiet: Quiet,
     ) -> None:
         self._state = state
         self._neutron = neutron
@@ -94,7 +94,6 @@ class Pools:
         self._host = host
         self.config = config
         self._wiring = wiring
-        self._quiet = quiet
         self._pools: dict[str, PortPool] = {}
         self._refill = Refill(state, neutron, journal, host, config, quiet, self)
         self._refill_tasks: set[asyncio.Task[None]] = set()
@@ -166,8 +165,7 @@ class Pools:
         tracks it any more, and its VIF plugged ahead goes."""
         for subnet_id in port.subnet_ids:
             self._untrack(self._pools.get(subnet_id), port.id)
-        if self._wiring is not None:
-            self._wiring.gone(port.id)
+        self._wiring.gone(port.id)
 
     async def take_or_wait(self, subnet_id: str) -> Port | None:
         """A free port of the subnet's pool; on a miss, one from the pool's next bulk create
@@ -244,8 +242,7 @@ class Pools:
         with self._state.transaction():
             self._untrack(pool, port_id)
             self._journal.record_delete(port_id)
-        if self._wiring is not None:
-            self._wiring.gone(port_id)
+        self._wiring.gone(port_id)
         if pool is not None:
             self._level(pool)
 
@@ -259,11 +256,10 @@ class Pools:
         metrics.set_pool_level(pool.subnet_id, len(pool.free))
 
     def _ahead(self, port: Port) -> None:
-        if self._wiring is not None:
-            self._wiring.ahead(port)
+        self._wiring.ahead(port)
 
     async def _whole(self, port: Resource) -> bool:
-        return self._wiring is not None and await self._wiring.whole(Port.from_neutron(port))
+        return await self._wiring.whole(Port.from_neutron(port))
 
     def _wire_start(self) -> int:
         return max(self.config.batch, 1)

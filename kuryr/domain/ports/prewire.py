@@ -52,8 +52,8 @@ class Prewire:
         binders: Binders,
         mtu_of: Callable[[str], int | None],
         ready_timeout: float,
+        deleted: Callable[[str], Awaitable[None]],
         width: int = _WIDTH,
-        deleted: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         """``mtu_of``: the MTU of a Neutron network known locally (None when unknown);
         ``deleted(port_id)``: returns once no journaled delete of the port is pending
@@ -209,13 +209,12 @@ class Prewire:
                 await binder.plug(vif, self._timeout)
 
     async def _unplug(self, vif: Vif) -> None:
-        if self._deleted is not None:
-            try:
-                await asyncio.wait_for(self._deleted(vif.port_id), _DELETE_WAIT)
-            except TimeoutError:
-                LOG.warning(
-                    "port %s: its delete is not in Neutron after %gs; unplugging its VIF first",
-                    vif.port_id,
-                    _DELETE_WAIT,
-                )
+        try:
+            await asyncio.wait_for(self._deleted(vif.port_id), _DELETE_WAIT)
+        except TimeoutError:
+            LOG.warning(
+                "port %s: its delete is not in Neutron after %gs; unplugging its VIF first",
+                vif.port_id,
+                _DELETE_WAIT,
+            )
         await self._binders.for_vif_type(vif.vif_type).unplug(vif)

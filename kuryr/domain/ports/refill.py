@@ -67,7 +67,7 @@ class Refill:
         journal: Journal,
         host: str,
         config: PoolConfig,
-        quiet: Quiet | None,
+        quiet: Quiet,
         ledger: Ledger,
     ) -> None:
         self._state = state
@@ -96,7 +96,7 @@ class Refill:
         """The pool's one refill: rounds of one bulk POST each, until the target is met and
         no start waits; starts missing meanwhile join the next round."""
         try:
-            if self._quiet is not None and not self.urgent(pool):
+            if not self.urgent(pool):
                 pool.nudge.clear()
                 await self._quiet.calm(pool.nudge)
             if time.monotonic() < pool.strays_until:
