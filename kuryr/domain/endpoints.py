@@ -105,14 +105,16 @@ class Endpoints:
             known = Endpoint(endpoint_id, stored[0], Port.from_neutron(stored[1]))
             self._endpoints[endpoint_id] = known
             return known
-        ports = await self._neutron.query("ports", {"device_id": endpoint_id})
-        if not ports:
-            ports = await self._neutron.query("ports", {"tags": naming.id_tag_filter(endpoint_id)})
-        network = await self._networks.find(network_id) if ports else None
-        ports = [pt for pt in ports if network and pt.get("network_id") == network.neutron_id]
+        raw = await self._neutron.query("ports", {"device_id": endpoint_id})
+        if not raw:
+            raw = await self._neutron.query("ports", {"tags": naming.id_tag_filter(endpoint_id)})
+        network = await self._networks.find(network_id) if raw else None
+        ports = [
+            p for p in map(Port.from_neutron, raw) if network and p.network_id == network.neutron_id
+        ]
         if not ports:
             return None
-        endpoint = Endpoint(endpoint_id, network_id, Port.from_neutron(ports[0]))
+        endpoint = Endpoint(endpoint_id, network_id, ports[0])
         self._endpoints[endpoint_id] = endpoint
         return endpoint
 

@@ -14,10 +14,10 @@ from collections.abc import AsyncIterator
 import pytest
 
 from kuryr import naming
-from kuryr.backends.binding.base import Vif
 from kuryr.backends.binding.registry import Binders, load
 from kuryr.backends.model import Network
 from kuryr.config import BindingConfig
+from kuryr.domain.ports.port import Port
 from kuryr.errors import Conflict
 from kuryr.plugin import protocol as p
 from tests.conftest import StackFacts
@@ -77,7 +77,7 @@ async def test_kuryr_takes_or_removes_what_kuryr_libnetwork_left(
         ]
         in_use = await libnetwork_port(d, network, "172.31.247.12", in_use=True)
         ovs = binders.for_vif_type("ovs")
-        stale = Vif.for_port(await d.neutron.show("ports", taken) or {}, "", 1442)
+        stale = Port.from_neutron(await d.neutron.show("ports", taken) or {}).vif("", 1442)
         await ovs.plug(stale, 30.0)  # as kuryr-libnetwork's CreateEndpoint did
         eps = endpoints(d)
 

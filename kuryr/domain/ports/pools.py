@@ -214,7 +214,7 @@ class Pools:
             self.delete(pool, evicted)
         pool.taken.pop(port_id, None)
         clean = desired.pooled(port)
-        pp = PoolPort(clean.to_neutron(), subnet_id, ip, FREE)
+        pp = PoolPort(clean.id, clean.to_neutron(), subnet_id, ip, FREE)
         with self._state.transaction():
             self._journal.record(port, desired.cleaned(port, [naming.POOL_TAG]))
             self._state.save_pool_port(pp)
@@ -290,7 +290,8 @@ class Pools:
     def add_created(self, pool: PortPool, port: Port) -> None:
         """A port a refill made (or a stray it found) joins the pool as free."""
         ip = port.ip_on(pool.subnet_id) or ""
-        pp = PoolPort(port.replace(tags=(naming.POOL_TAG,)).to_neutron(), pool.subnet_id, ip, FREE)
+        pooled = port.replace(tags=(naming.POOL_TAG,))
+        pp = PoolPort(port.id, pooled.to_neutron(), pool.subnet_id, ip, FREE)
         with self._state.transaction():
             self._journal.record(port, desired.cleaned(port, [naming.POOL_TAG]))
             self._state.save_pool_port(pp)
