@@ -119,6 +119,11 @@ class Port:
         return naming.TAG_EXISTING_PORT in self.tags
 
     @property
+    def is_anchor(self) -> bool:
+        """An adopting Docker network's claim on a shared network (kuryr.domain.sharing)."""
+        return self.device_owner == naming.ANCHOR_OWNER
+
+    @property
     def in_pool(self) -> bool:
         """A port waiting in a pool: no device_id, and the pool tag or (tag not yet written)
         the pool port name. A pool port handed to a container has a device_id and is judged
