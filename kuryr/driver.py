@@ -80,7 +80,7 @@ class KuryrNetworkDriver(NetworkDriver):
         """One attempt; kuryr.domain.removals logs and retries a failure."""
         network = await self.networks.find(docker_id)
         if network is not None:
-            await self.pools.close_network(network)
+            await self.pools.remove_network(network)
         await self.networks.delete(docker_id)
 
     async def create_endpoint(self, req: p.CreateEndpointRequest) -> p.CreateEndpointResponse:

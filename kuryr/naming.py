@@ -8,8 +8,7 @@ Networks carry the Docker network id that way, ports the Docker endpoint id.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable
 
 NET_NAME_PREFIX = "kuryr-net-"
 SUBNET_NAME_PREFIX = "kuryr-subnet-"
@@ -158,28 +157,6 @@ def creator_description(host: str) -> str:
 def creator_host(description: str | None) -> str | None:
     text = description or ""
     return text[len(CREATOR_PREFIX) :] if text.startswith(CREATOR_PREFIX) else None
-
-
-def is_pool_port(port: Mapping[str, Any]) -> bool:
-    """A port waiting in a pool: no device_id, and the pool tag or (tag not yet written) the
-    pool port name. A pool port handed to a container has a device_id and is judged by it."""
-    if port.get("device_id"):
-        return False
-    return POOL_TAG in (port.get("tags") or []) or port.get("name") == POOL_PORT_NAME
-
-
-def released_by_libnetwork(port: Mapping[str, Any]) -> bool:
-    """A port kuryr-libnetwork let go of without deleting it: its DeleteEndpoint strips the
-    endpoint's id tags and keeps the port (on Docker's IPAM for good; it takes the port again
-    for the next container given that address). Kuryr's own ports carry the tags for as long
-    as they carry the endpoint's ``device_id``."""
-    device_id = str(port.get("device_id") or "")
-    return (
-        bool(device_id)
-        and port.get("device_owner") == DEVICE_OWNER
-        and port.get("name") == port_name(device_id)
-        and id_from_tags(port.get("tags") or []) is None
-    )
 
 
 def network_name(network_id: str) -> str:

@@ -86,14 +86,11 @@ class PoolRow:
 
 @dataclass
 class PoolPort:
-    port: Resource
+    port_id: str
+    port: Resource  # as Neutron's JSON (kuryr.domain.ports.port.Port reads it)
     subnet_id: str
     ip: str
     status: str
-
-    @property
-    def port_id(self) -> str:
-        return str(self.port["id"])
 
 
 @dataclass(frozen=True)
@@ -231,9 +228,12 @@ class State:
 
     def pool_ports(self) -> list[PoolPort]:
         rows = self._db.execute(
-            "SELECT subnet_id, ip, status, port FROM pool_ports ORDER BY rowid"
+            "SELECT port_id, port, subnet_id, ip, status FROM pool_ports ORDER BY rowid"
         ).fetchall()
-        return [PoolPort(dict(json.loads(r[3])), str(r[0]), str(r[1]), str(r[2])) for r in rows]
+        return [
+            PoolPort(str(r[0]), dict(json.loads(r[1])), str(r[2]), str(r[3]), str(r[4]))
+            for r in rows
+        ]
 
     def forget_pool_port(self, port_id: str) -> None:
         self._db.execute("DELETE FROM pool_ports WHERE port_id = ?", (port_id,))

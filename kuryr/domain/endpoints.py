@@ -27,11 +27,10 @@ from kuryr.backends.neutron_api import NeutronApi, NeutronError
 from kuryr.domain.ipam import Ipam
 from kuryr.domain.networks import Networks
 from kuryr.domain.ports import desired
-from kuryr.domain.ports.broker import find_port_by_ip, take_over
 from kuryr.domain.ports.journal import Journal
 from kuryr.domain.ports.port import Port
 from kuryr.domain.ports.prewire import Prewire
-from kuryr.errors import Conflict, InvalidRequest, NotFound
+from kuryr.errors import InvalidRequest, NotFound
 from kuryr.plugin import protocol as p
 
 LOG = logging.getLogger(__name__)
@@ -106,14 +105,16 @@ class Endpoints:
             known = Endpoint(endpoint_id, stored[0], Port.from_neutron(stored[1]))
             self._endpoints[endpoint_id] = known
             return known
-        ports = await self._neutron.query("ports", {"device_id": endpoint_id})
-        if not ports:
-            ports = await self._neutron.query("ports", {"tags": naming.id_tag_filter(endpoint_id)})
-        network = await self._networks.find(network_id) if ports else None
-        ports = [pt for pt in ports if network and pt.get("network_id") == network.neutron_id]
+        raw = await self._neutron.query("ports", {"device_id": endpoint_id})
+        if not raw:
+            raw = await self._neutron.query("ports", {"tags": naming.id_tag_filter(endpoint_id)})
+        network = await self._networks.find(network_id) if raw else None
+        ports = [
+            p for p in map(Port.from_neutron, raw) if network and p.network_id == network.neutron_id
+        ]
         if not ports:
             return None
-        endpoint = Endpoint(endpoint_id, network_id, Port.from_neutron(ports[0]))
+        endpoint = Endpoint(endpoint_id, network_id, ports[0])
         self._endpoints[endpoint_id] = endpoint
         return endpoint
 
@@ -166,8 +167,7 @@ class Endpoints:
         held = [self._broker.take_reservation(s.id, ip) for s, ip in wanted if ip]
         ports = {pt.id: pt for pt in held if pt is not None}
         if not ports:
-            ready = None if mac else await self._broker.take_pooled(wanted)
-            return ready or await self._create_port(endpoint_id, network, wanted, mac)
+            return await self._broker.take_for_endpoint(endpoint_id, network, wanted, mac)
         main, *extra = ports.values()
         try:
             merge = bool(extra) or len(held) != len(ports) or None in held
@@ -185,65 +185,6 @@ class Endpoints:
                     await self._broker.release(port)
             raise
         return main
-
-    async def _create_port(
-        self,
-        endpoint_id: str,
-        network: Network,
-        wanted: list[tuple[Subnet, str | None]],
-        mac: str,
-    ) -> Port:
-        """Docker's own IPAM (or an address RequestAddress no longer holds): one POST."""
-        if not wanted:
-            raise InvalidRequest(f"network {network.docker_id[:12]} has no subnet to address from")
-        body = desired.create_body(
-            network.neutron_id,
-            [desired.fixed_ip(s.id, ip) for s, ip in wanted],
-            self.host,
-            naming.port_name(endpoint_id),
-            device_id=endpoint_id,
-            mac=mac,
-        )
-        try:
-            return Port.from_neutron(await self._neutron.create("ports", body))
-        except NeutronError as exc:
-            if exc.neutron_type not in desired.IP_TAKEN:
-                raise
-        return await self._claim_existing(endpoint_id, wanted, body)
-
-    async def _claim_existing(
-        self, endpoint_id: str, wanted: list[tuple[Subnet, str | None]], body: dict[str, object]
-    ) -> Port:
-        """An address is taken: by this endpoint's own port (a retry after a restart), by a
-        free Kuryr port of this host, or by a free hand-made port (adopted, as
-        kuryr-libnetwork does); anything else is a conflict."""
-        subnet, ip = next((s, ip) for s, ip in wanted if ip)
-        port = await find_port_by_ip(self._neutron, subnet.id, ip or "")
-        if port is None:
-            raise Conflict(f"address {ip} is in use in subnet {subnet.cidr}")
-        if port.device_id == endpoint_id:
-            return port
-        owner = port.device_owner
-        # The local state first: an endpoint whose device_id the journal has not written yet
-        # holds the port all the same. A port kuryr-libnetwork released and kept is free.
-        left_by_libnetwork = self._left_by_libnetwork(port)
-        taken = not left_by_libnetwork and (port.device_id or self._broker.held_by_endpoint(port))
-        if taken or owner not in ("", naming.DEVICE_OWNER):
-            raise Conflict(f"address {ip} is held by Neutron port {port.id}")
-        if left_by_libnetwork:
-            # A failed start leaves kuryr-libnetwork's VIF plugged. Unplugged first: a veth
-            # made again under a name OVS still has on br-int carries no traffic (the
-            # userspace datapath keeps the deleted device).
-            stale = port.vif(endpoint_id, 0)
-            await self._binders.for_vif_type(stale.vif_type).unplug(stale)
-        fields = {k: v for k, v in body.items() if k not in ("network_id", "admin_state_up")}
-        return await take_over(self._neutron, port, fields)
-
-    def _left_by_libnetwork(self, port: Port) -> bool:
-        """A port of this host that kuryr-libnetwork released and kept, and no endpoint of
-        this daemon has claimed since (its tags may not be written yet)."""
-        mine = {Port.from_neutron(raw).id for _, raw in self._journal.state.endpoints().values()}
-        return port.released_by_libnetwork and port.host == self.host and port.id not in mine
 
     async def _merge(
         self, main: Port, extra: list[Port], wanted: list[tuple[Subnet, str | None]]
@@ -286,7 +227,7 @@ class Endpoints:
         endpoint.port = booked
         return endpoint
 
-    async def drain(self) -> None:
+    async def flush(self) -> None:
         """Wait until every journaled bookkeeping write is in Neutron (tests, tools)."""
         await self._journal.flush()
 

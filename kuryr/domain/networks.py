@@ -312,13 +312,13 @@ class Networks:
         own = [pt for pt in ports if _serves(pt, network)]
         in_use = [pt for pt in own if self._is_endpoint(pt, network)]
         if in_use:
-            ids = ", ".join(pt["id"] for pt in in_use[:5])
+            ids = ", ".join(pt.id for pt in in_use[:5])
             raise Conflict(f"network {docker_id[:12]} still has {len(in_use)} endpoint(s): {ids}")
-        leaving = [str(pt["id"]) for pt in own if self._is_leftover(pt)]
+        leaving = [pt.id for pt in own if self._is_leftover(pt)]
         anchor = sharing.anchor_of(ports, docker_id)
         if anchor is not None:
-            leaving.append(str(anchor["id"]))
-            made = naming.anchor_subnets(anchor.get("tags") or [])[1]
+            leaving.append(anchor.id)
+            made = naming.anchor_subnets(anchor.tags)[1]
         else:
             # No anchor (the creator, or an adopter tagged by an older daemon or by
             # kuryr-libnetwork): the subnets Kuryr made for it are its own.
@@ -335,17 +335,15 @@ class Networks:
         self._cache.pop(docker_id, None)
         self._state.forget_network(docker_id)
 
-    def _is_leftover(self, raw: Resource) -> bool:
+    def _is_leftover(self, port: Port) -> bool:
         """A Kuryr port of this host that no endpoint took (an interrupted start), or one
         kuryr-libnetwork released and kept (dockerd has no endpoint left on the network)."""
-        port = Port.from_neutron(raw)
         return port.on_host(self._host) and (not port.device_id or port.released_by_libnetwork)
 
-    def _is_endpoint(self, raw: Resource, network: Network) -> bool:
+    def _is_endpoint(self, port: Port, network: Network) -> bool:
         """A Kuryr port in use on this host (an unbound one counts on a network Kuryr made);
         other hosts' ports are theirs to release and keep the network for them."""
-        port = Port.from_neutron(raw)
-        if not port.kuryr_owned or self._is_leftover(raw):
+        if not port.kuryr_owned or self._is_leftover(port):
             return False
         hosts = {self._host} if network.adopted else {self._host, ""}
         return port.host in hosts
@@ -374,15 +372,14 @@ def subnetpool_for(
     return same[0].subnetpool_id if same else None
 
 
-def _serves(port: Resource, network: Network) -> bool:
+def _serves(port: Port, network: Network) -> bool:
     """The port is this Docker network's to judge: a port on its own subnets (a Neutron
     network may hold other Docker networks' subnets, one per host), or on no subnet of a
     network Kuryr made for it alone."""
     own = {s.id for s in network.subnets}
-    ips = Port.from_neutron(port).fixed_ips
-    if not ips:
-        return not network.adopted and not sharing.is_anchor(port)
-    return any(subnet_id in own for subnet_id, _ in ips)
+    if not port.fixed_ips:
+        return not network.adopted and not port.is_anchor
+    return any(subnet_id in own for subnet_id in port.subnet_ids)
 
 
 def _adopted(docker_id: str, raw: Resource, subnets: list[Subnet], internal: bool) -> Network:

@@ -23,11 +23,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 from kuryr import naming
 from kuryr.backends.model import Network
 from kuryr.backends.neutron_api import NeutronApi, NeutronError, Resource
+from kuryr.domain.ports import desired
 from kuryr.domain.ports.port import Port
 from kuryr.errors import Conflict
 
@@ -69,37 +69,27 @@ class Plan:
     unlisted_users: bool = False
 
 
-def is_anchor(raw: Resource) -> bool:
-    return Port.from_neutron(raw).device_owner == naming.ANCHOR_OWNER
+def anchor_of(ports: list[Port], docker_id: str) -> Port | None:
+    return next((p for p in ports if p.is_anchor and p.device_id == docker_id), None)
 
 
-def anchor_of(ports: list[Resource], docker_id: str) -> Resource | None:
-    return next((p for p in ports if is_anchor(p) and p.get("device_id") == docker_id), None)
-
-
-def decide(network: Resource, ports: list[Resource], leaving: Leaving) -> Plan:
+def decide(network: Resource, ports: list[Port], leaving: Leaving) -> Plan:
     """Who is left once ``leaving`` has gone, and so whether the network goes (pure)."""
     tags = list(network.get("tags") or [])
     gone = leaving.lows
     anchors = [
         p
         for p in ports
-        if is_anchor(p)
-        and p["id"] not in leaving.ports
-        and str(p.get("device_id"))[:32] not in gone
+        if p.is_anchor and p.id not in leaving.ports and p.device_id[:32] not in gone
     ]
-    anchored = {str(a.get("device_id"))[:32] for a in anchors}
+    anchored = {a.device_id[:32] for a in anchors}
     tagged = {low: adopted for low, adopted in naming.tag_claims(tags).items() if low not in gone}
-    kuryr_ports = [
-        p
-        for p in ports
-        if p.get("device_owner") == naming.DEVICE_OWNER and p["id"] not in leaving.ports
-    ]
-    hosts = sorted({str(p.get("binding:host_id") or "") for p in kuryr_ports})
+    kuryr_ports = [p for p in ports if p.kuryr_owned and p.id not in leaving.ports]
+    hosts = sorted({p.host for p in kuryr_ports})
     plan = Plan(
-        delete_ports=sorted(leaving.ports & {str(p["id"]) for p in ports}),
+        delete_ports=sorted(leaving.ports & {p.id for p in ports}),
         users=[f"Docker network {low[:12]}" for low in tagged if low not in anchored]
-        + [f"Docker network {str(a.get('device_id'))[:12]} on host {_host(a)}" for a in anchors]
+        + [f"Docker network {a.device_id[:12]} on host {a.host or '(none)'}" for a in anchors]
         + [f"ports on host {h or '(none)'}" for h in hosts],
         unlisted_users=any(low not in anchored for low in tagged),
     )
@@ -107,10 +97,9 @@ def decide(network: Resource, ports: list[Resource], leaving: Leaving) -> Plan:
     made = naming.made_by_kuryr(tags)
     if last and made:
         plan.blockers = [
-            str(p["id"])
+            p.id
             for p in ports
-            if not str(p.get("device_owner") or "").startswith("network:")
-            and p.get("device_owner") not in (naming.DEVICE_OWNER, naming.ANCHOR_OWNER)
+            if not p.device_owner.startswith("network:") and not (p.kuryr_owned or p.is_anchor)
         ]
         plan.delete_network = not plan.blockers
         return plan
@@ -124,16 +113,16 @@ def decide(network: Resource, ports: list[Resource], leaving: Leaving) -> Plan:
 
 
 def removable_subnets(
-    subnets: list[Resource], ports: list[Resource], leaving: Leaving, plan: Plan, now: float
+    subnets: list[Resource], ports: list[Port], leaving: Leaving, plan: Plan, now: float
 ) -> list[str]:
     """The ``kuryr-subnet-*`` subnets nobody uses once ``leaving`` has gone (pure): no
     remaining anchor lists them and no port but Neutron's own is on them. One the leavers did
     not make goes only when every remaining user lists its subnets, and only when it is older
     than :data:`ORPHAN_SUBNET_GRACE`."""
     listed: set[str] = set()
-    remaining = [port for port in map(Port.from_neutron, ports) if port.id not in leaving.ports]
+    remaining = [port for port in ports if port.id not in leaving.ports]
     for port in remaining:
-        if port.device_owner == naming.ANCHOR_OWNER:
+        if port.is_anchor:
             listed |= naming.anchor_subnets(port.tags)[0]
     in_use = {
         subnet_id
@@ -163,21 +152,13 @@ class Sharing:
     async def anchor(self, network: Network, found: set[str], host: str) -> str:
         """Make an adopting Docker network's anchor port (its id): the subnets it uses, and
         which of them it made (those not on the network before)."""
-        attrs: dict[str, Any] = {
-            "name": naming.anchor_name(network.docker_id),
-            "network_id": network.neutron_id,
-            "device_owner": naming.ANCHOR_OWNER,
-            "device_id": network.docker_id,
-            "binding:host_id": host,
-            "fixed_ips": [],
-            "admin_state_up": False,
-        }
-        anchor = await self._neutron.create("ports", attrs)
+        body = desired.anchor_body(network.neutron_id, network.docker_id, host)
+        anchor = Port.from_neutron(await self._neutron.create("ports", body))
         used = [s.id for s in network.subnets]
         tags = naming.anchor_tags(used, [s for s in used if s not in found], network.internal)
         if tags:
-            await self._neutron.set_tags("ports", anchor["id"], tags)
-        return str(anchor["id"])
+            await self._neutron.set_tags("ports", anchor.id, tags)
+        return anchor.id
 
     async def find_anchored(self, docker_id: str) -> tuple[Resource, list[Resource], bool] | None:
         """(network, the subnets it uses, internal) of an adopting Docker network, found by
@@ -187,19 +168,23 @@ class Sharing:
         )
         if not anchors:
             return None
-        tags = anchors[0].get("tags") or []
-        raw = await self._neutron.show("networks", anchors[0]["network_id"])
+        anchor = Port.from_neutron(anchors[0])
+        tags = list(anchor.tags)
+        raw = await self._neutron.show("networks", anchor.network_id)
         if raw is None:
             return None
         used, _ = naming.anchor_subnets(tags)
         subnets = await self._neutron.query("subnets", {"network_id": raw["id"]})
         return raw, [s for s in subnets if s["id"] in used], naming.TAG_INTERNAL_NET in tags
 
-    async def ports(self, network_id: str) -> list[Resource]:
-        return await self._neutron.query("ports", {"network_id": network_id, "fields": PORT_FIELDS})
+    async def ports(self, network_id: str) -> list[Port]:
+        found = await self._neutron.query(
+            "ports", {"network_id": network_id, "fields": PORT_FIELDS}
+        )
+        return [Port.from_neutron(raw) for raw in found]
 
     async def leave(
-        self, network_id: str, leaving: Leaving, ports: list[Resource] | None = None
+        self, network_id: str, leaving: Leaving, ports: list[Port] | None = None
     ) -> set[str]:
         """Remove what ``leaving`` leaves behind; the subnetpools of the subnets removed (for
         the caller's ``kuryrPool-*`` cleanup). A leaver that was not the last looks once more
@@ -211,7 +196,7 @@ class Sharing:
         return pools
 
     async def _leave_once(
-        self, network_id: str, leaving: Leaving, ports: list[Resource] | None
+        self, network_id: str, leaving: Leaving, ports: list[Port] | None
     ) -> tuple[set[str], Plan | None]:
         network = await self._neutron.show("networks", network_id)
         if network is None:
@@ -224,7 +209,7 @@ class Sharing:
                 f"Neutron network {network_id} still has {len(plan.blockers)} port(s) Kuryr "
                 f"did not make: {', '.join(plan.blockers[:5])}"
             )
-        anchors = {str(p["id"]) for p in ports if is_anchor(p)}
+        anchors = {p.id for p in ports if p.is_anchor}
         for port_id in plan.delete_ports:
             if port_id not in anchors:
                 await self._neutron.delete("ports", port_id)
@@ -285,7 +270,7 @@ async def docker_networks(neutron: NeutronApi, host: str) -> dict[str, str | Non
             "fields": ["network_id", "device_id"],
         },
     )
-    found.update({str(a["network_id"]): str(a["device_id"]) for a in anchors})
+    found.update({a.network_id: a.device_id for a in map(Port.from_neutron, anchors)})
     return found
 
 
@@ -317,10 +302,6 @@ def _pools(subnets: list[Resource], ids: set[str]) -> set[str]:
     return pools | {
         str(t) for s in removed for t in s.get("tags") or [] if naming.is_bare_pool_id(t)
     }
-
-
-def _host(raw: Resource) -> str:
-    return Port.from_neutron(raw).host or "(none)"
 
 
 def _age(resource: Resource, now: float) -> float:

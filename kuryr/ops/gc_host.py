@@ -39,7 +39,7 @@ class NetworkPlan:
 @dataclass
 class HostPlan:
     host: str
-    ports: list[Resource] = field(default_factory=list)
+    ports: list[Port] = field(default_factory=list)
     networks: list[NetworkPlan] = field(default_factory=list)
 
 
@@ -61,8 +61,8 @@ async def plan_host(neutron: NeutronApi, host: str) -> HostPlan:
     await check_gone(neutron, host)
     plan = HostPlan(host)
     found = await neutron.query("ports", {"binding:host_id": host})
-    plan.ports = [p for p in found if p.get("device_owner") in OWNERS]
-    network_ids = {str(p["network_id"]) for p in plan.ports}
+    plan.ports = [p for p in map(Port.from_neutron, found) if p.device_owner in OWNERS]
+    network_ids = {p.network_id for p in plan.ports}
     created = await neutron.query("networks", {"description": naming.creator_description(host)})
     network_ids |= {str(n["id"]) for n in created}
     for network_id in sorted(network_ids):
@@ -73,19 +73,17 @@ async def plan_host(neutron: NeutronApi, host: str) -> HostPlan:
 
 
 async def _network_plan(neutron: NeutronApi, network: Resource, plan: HostPlan) -> NetworkPlan:
-    mine = [p for p in plan.ports if p["network_id"] == network["id"]]
-    docker_ids = {str(p["device_id"]) for p in mine if sharing.is_anchor(p)}
+    mine = [p for p in plan.ports if p.network_id == network["id"]]
+    docker_ids = {p.device_id for p in mine if p.is_anchor}
     made: set[str] = set()
-    for anchor in (p for p in mine if sharing.is_anchor(p)):
-        made |= naming.anchor_subnets(anchor.get("tags") or [])[1]
+    for anchor in (p for p in mine if p.is_anchor):
+        made |= naming.anchor_subnets(anchor.tags)[1]
     if naming.creator_host(network.get("description")) == plan.host:
         creators = [
             low for low, adopted in naming.tag_claims(network["tags"]).items() if not adopted
         ]
         docker_ids |= set(creators)
-    leaving = sharing.Leaving(
-        frozenset(docker_ids), frozenset(str(p["id"]) for p in mine), frozenset(made)
-    )
+    leaving = sharing.Leaving(frozenset(docker_ids), frozenset(p.id for p in mine), frozenset(made))
     ports = await sharing.Sharing(neutron).ports(str(network["id"]))
     decided = sharing.decide(network, ports, leaving)
     if decided.delete_network:
@@ -118,7 +116,7 @@ def _print(plan: HostPlan, args: argparse.Namespace) -> None:
             "host": plan.host,
             "applied": args.apply,
             "ports": [
-                {"id": p["id"], "network_id": p["network_id"], "device_owner": p["device_owner"]}
+                {"id": p.id, "network_id": p.network_id, "device_owner": p.device_owner}
                 for p in plan.ports
             ],
             "networks": [{"id": n.network_id, "outcome": n.outcome} for n in plan.networks],
@@ -126,9 +124,8 @@ def _print(plan: HostPlan, args: argparse.Namespace) -> None:
         print(json.dumps(report, indent=2))
         return
     verb = "deleted" if args.apply else "would delete"
-    for raw in plan.ports:
-        kind = "anchor" if sharing.is_anchor(raw) else "port"
-        port = Port.from_neutron(raw)
+    for port in plan.ports:
+        kind = "anchor" if port.is_anchor else "port"
         print(f"{verb}: {kind} {port.id} on network {port.network_id}")
     for network in plan.networks:
         print(f"network {network.network_id}: {network.outcome}")

@@ -28,7 +28,7 @@ def tally(ports: list[Resource]) -> dict[str, dict[str, dict[str, int]]]:
         counts = hosts.setdefault(port.host, {}).setdefault(
             port.network_id, {"pool": 0, "in_use": 0, "anchors": 0}
         )
-        if port.device_owner == naming.ANCHOR_OWNER:
+        if port.is_anchor:
             counts["anchors"] += 1
         elif port.in_pool:
             counts["pool"] += 1

@@ -10,7 +10,7 @@ Sources, each read once per run:
 - dockerd (optional): the endpoints of running containers on Kuryr networks, and its networks.
 
 What is in use is kept: a port whose endpoint Docker lists, a pool port (empty device_id and the
-pool tag or pool port name, :func:`kuryr.naming.is_pool_port`), and anything younger than
+pool tag or pool port name, :attr:`kuryr.domain.ports.port.Port.in_pool`), and anything younger than
 ``grace`` seconds (a start or stop may be under way: Docker lists an endpoint only once it has
 joined). What is orphaned is removed: a port whose endpoint Docker does not list; an address
 reservation (a port with no device_id, outside any pool) no endpoint holds; an OVS interface or

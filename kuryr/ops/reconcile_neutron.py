@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 from kuryr import naming
 from kuryr.backends.neutron_api import NeutronApi, Resource
+from kuryr.domain.ports.port import Port
 from kuryr.ops.reconcile_docker import DockerView
 from kuryr.ops.reconcile_plan import Plan, Run
 
@@ -90,7 +91,7 @@ async def judge_networks(
             plan.keep("network")
             continue
         ports = await neutron.query("ports", {"network_id": net["id"]})
-        if any(not str(p.get("device_owner") or "").startswith("network:") for p in ports):
+        if any(not p.device_owner.startswith("network:") for p in map(Port.from_neutron, ports)):
             plan.keep("network")
             continue
         plan.add(

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from kuryr import config as config_mod
+from kuryr.domain.ports.port import Port
 from kuryr.ops.admin_api import BOOKKEEPING_DONE
 from kuryr.ops.port import bookkeeping_bound
 from kuryr.stack.daemon import executable
@@ -118,36 +119,36 @@ def _neutron_network(docker_id: str) -> dict[str, Any]:
     return nets[0]
 
 
-def _local_port(container: str) -> dict[str, Any]:
+def _local_report(container: str) -> dict[str, Any]:
     """The container's port on ``test`` as ``kuryr port --json`` tells it."""
-    ports = json.loads(_kuryr("port", "--json", container))["ports"]
-    on_test = [p for p in ports if p["network"] == NETWORK]
+    reports = json.loads(_kuryr("port", "--json", container))["ports"]
+    on_test = [r for r in reports if r["network"] == NETWORK]
     if len(on_test) != 1:
         raise DemoError(f"`kuryr port {container}` shows {len(on_test)} ports on {NETWORK!r}")
-    port: dict[str, Any] = on_test[0]
-    return port
+    report: dict[str, Any] = on_test[0]
+    return report
 
 
 def _bookkept(container: str, bound: float) -> dict[str, Any]:
     """``kuryr port`` once the port's bookkeeping is in Neutron, within the stated bound."""
     deadline = time.monotonic() + bound
     while True:
-        port = _local_port(container)
-        if port["bookkeeping"] == BOOKKEEPING_DONE:
-            return port
+        report = _local_report(container)
+        if report["bookkeeping"] == BOOKKEEPING_DONE:
+            return report
         if time.monotonic() > deadline:
             raise DemoError(
-                f"{container}'s port {port['port_id']}: Neutron bookkeeping still pending "
+                f"{container}'s port {report['port_id']}: Neutron bookkeeping still pending "
                 f"after {bound:.0f}s, the bound the README states"
             )
         time.sleep(0.2)
 
 
-def _endpoint_port(container: str, local: dict[str, Any]) -> dict[str, Any]:
+def _endpoint_port(container: str, local: dict[str, Any]) -> Port:
     """Neutron's port carrying the endpoint's device_id: the one ``kuryr port`` named."""
     endpoint_id = local["endpoint_id"]
-    ports: list[dict[str, Any]] = _neutron(f"ports?device_id={endpoint_id}")["ports"]
-    found = [p["id"] for p in ports]
+    ports = [Port.from_neutron(raw) for raw in _neutron(f"ports?device_id={endpoint_id}")["ports"]]
+    found = [p.id for p in ports]
     if found != [local["port_id"]]:
         raise DemoError(
             f"Neutron's ports with {container}'s device_id are {found}, "
@@ -156,46 +157,43 @@ def _endpoint_port(container: str, local: dict[str, Any]) -> dict[str, Any]:
     return ports[0]
 
 
-def _wait_active(port_id: str) -> dict[str, Any]:
+def _wait_active(port_id: str) -> Port:
     deadline = time.monotonic() + ACTIVE_WAIT
     while True:
-        port: dict[str, Any] = _neutron(f"ports/{port_id}")["port"]
-        if port["status"] == "ACTIVE" or time.monotonic() > deadline:
+        port = Port.from_neutron(_neutron(f"ports/{port_id}")["port"])
+        if port.status == "ACTIVE" or time.monotonic() > deadline:
             return port
         time.sleep(0.5)
 
 
-def _port_line(port: dict[str, Any]) -> str:
-    ips = ", ".join(f["ip_address"] for f in port["fixed_ips"])
-    return (
-        f"{port['id']}  {port['mac_address']}  {ips:<30}  {port['status']:<6}  "
-        f"{port['device_owner']}"
-    )
+def _port_line(port: Port) -> str:
+    ips = ", ".join(port.ips)
+    return f"{port.id}  {port.mac_address}  {ips:<30}  {port.status:<6}  {port.device_owner}"
 
 
-def _show_containers() -> dict[str, dict[str, Any]]:
+def _show_containers() -> dict[str, Port]:
     bound = bookkeeping_bound(config_mod.load(_config_file()))
-    ports: dict[str, dict[str, Any]] = {}
+    ports: dict[str, Port] = {}
     for name in CONTAINERS:
         _section(f"{name}: its port, from the Kuryr daemon")
         print(f"$ kuryr port {name}")
         print(_indent(_kuryr("port", name)))
         local = _bookkept(name, bound)
-        port = _wait_active(_endpoint_port(name, local)["id"])
+        port = _wait_active(_endpoint_port(name, local).id)
         ports[name] = port
-        ips = ", ".join(f["ip_address"] for f in port["fixed_ips"])
-        _section(f"{name}: Neutron port {port['id']} (device_id {local['endpoint_id'][:12]})")
-        print(f"Neutron says: IP {ips}, MAC {port['mac_address']}, status {port['status']}")
+        ips = ", ".join(port.ips)
+        _section(f"{name}: Neutron port {port.id} (device_id {local['endpoint_id'][:12]})")
+        print(f"Neutron says: IP {ips}, MAC {port.mac_address}, status {port.status}")
         print(f"$ docker exec {name} ip addr show eth0")
         print(_indent(_run(["docker", "exec", name, "ip", "addr", "show", "eth0"])))
-        if port["status"] != "ACTIVE":
-            raise DemoError(f"{name}'s port is still {port['status']} after {ACTIVE_WAIT:.0f}s")
+        if port.status != "ACTIVE":
+            raise DemoError(f"{name}'s port is still {port.status} after {ACTIVE_WAIT:.0f}s")
     return ports
 
 
-def _ping(ports: dict[str, dict[str, Any]]) -> None:
+def _ping(ports: dict[str, Port]) -> None:
     src, dst = CONTAINERS
-    address = ports[dst]["fixed_ips"][0]["ip_address"]
+    address = ports[dst].ips[0]
     _section(f"ping from {src} to {dst}")
     argv = ["docker", "exec", src, "ping", "-c", "3", "-w", "15", address]
     print("$ " + " ".join(argv))
@@ -212,8 +210,8 @@ def _show_neutron(network: dict[str, Any]) -> None:
             f"pool {subnet['subnetpool_id']}"
         )
     print("ports (id, MAC, IPs, status, owner):")
-    for port in _neutron(f"ports?network_id={network['id']}")["ports"]:
-        print(_indent(_port_line(port)))
+    for raw in _neutron(f"ports?network_id={network['id']}")["ports"]:
+        print(_indent(_port_line(Port.from_neutron(raw))))
 
 
 def _show_ovn(network: dict[str, Any]) -> None:

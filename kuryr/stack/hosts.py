@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kuryr import naming
+from kuryr.domain.ports.port import Port
 from kuryr.stack import hostplan, neutron_api, proc, underlay
 from kuryr.stack.errors import StackError
 from kuryr.stack.hostplan import SimHost
@@ -204,8 +205,8 @@ def forget_ports(host: SimHost) -> None:
     owners = "&".join(f"device_owner={o}" for o in (naming.DEVICE_OWNER, naming.ANCHOR_OWNER))
     query = f"/v2.0/ports?binding:host_id={host.name}&{owners}"
     try:
-        for port in neutron_api.call("GET", query)["ports"]:
-            neutron_api.call("DELETE", f"/v2.0/ports/{port['id']}")
+        for raw in neutron_api.call("GET", query)["ports"]:
+            neutron_api.call("DELETE", f"/v2.0/ports/{Port.from_neutron(raw).id}")
     except (OSError, ValueError, urllib.error.URLError) as exc:
         raise StackError(host.name, f"cannot delete its Neutron ports: {exc}") from exc
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from kuryr.naming import is_pool_port
+from kuryr.domain.ports.port import Port
 from kuryr.stack import lifecycle, proc
 from kuryr.stack.daemon import MARKER, KuryrDaemon
 from kuryr.stack.docker import Docker
@@ -154,8 +154,12 @@ def leftovers(neutron: Neutron, network_id: str, live: dict[str, Endpoint]) -> l
     ]
     found += [f"endpoint {e[:12]} has no port naming it" for e in wanted - set(bound)]
     # A pool port is named so in its create (its pool tag follows a moment later).
-    free = [p for p in ports if not p["device_id"] and is_pool_port(p)]
-    found += [f"reservation {p['id']}" for p in ports if not p["device_id"] and not is_pool_port(p)]
+    free = [p for p in ports if not p["device_id"] and Port.from_neutron(p).in_pool]
+    found += [
+        f"reservation {p['id']}"
+        for p in ports
+        if not p["device_id"] and not Port.from_neutron(p).in_pool
+    ]
     if len(free) > POOL_MAX:
         found.append(f"{len(free)} free pool ports, max {POOL_MAX}")
     in_use = {bound[e]["id"] for e in wanted if e in bound} | {p["id"] for p in free}

@@ -23,8 +23,9 @@ from functools import partial
 import pytest
 
 from bench.kuryrlib import Reference
-from kuryr import config, naming
+from kuryr import config
 from kuryr.backends.unixhttp import json_call
+from kuryr.domain.ports.port import Port
 from kuryr.ops import admin_api
 from kuryr.stack import lifecycle
 from kuryr.stack.daemon import KuryrDaemon
@@ -81,7 +82,7 @@ class Switch:
 
         def drained() -> bool:
             return not any(
-                naming.is_pool_port(port)
+                Port.from_neutron(port).in_pool
                 for made in handed
                 for port in neutron.find("ports", network_id=made.network)
             )
@@ -162,7 +163,7 @@ def failed_start(neutron: Neutron, network: str, ip: str) -> str:
     assert attempt.returncode != 0 and "The port doesn't exist" in attempt.stderr, attempt
     on_network = neutron.network_of_docker(docker_network_id(network))["id"]
     [port] = neutron.find("ports", network_id=on_network, fixed_ips=f"ip_address={ip}")
-    assert naming.released_by_libnetwork(port), port
+    assert Port.from_neutron(port).released_by_libnetwork, port
     return str(port["id"])
 
 

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import pytest
 
 from kuryr import naming
+from kuryr.domain.ports.port import Port
 from kuryr.stack import hostplan, hosts, lifecycle, proc
 from tests.conftest import StackFacts
 from tests.e2e.conftest import HOSTS
@@ -62,7 +63,7 @@ def h3_container_ports(neutron: Neutron, network_id: str) -> list[dict[str, obje
         device_owner=naming.DEVICE_OWNER,
         **{"binding:host_id": "h3"},
     )
-    return [p for p in ports if not naming.is_pool_port(p)]
+    return [p for p in ports if not Port.from_neutron(p).in_pool]
 
 
 def test_a_dead_host_does_not_stop_the_others_and_comes_back(

@@ -10,9 +10,10 @@ import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from kuryr import naming
-from kuryr.backends.binding.base import Binder
+from kuryr.backends.binding.base import Binder, Vif
 from kuryr.backends.neutron import Neutron, connect
 from kuryr.backends.state import State
 from kuryr.config import NeutronConfig
@@ -43,6 +44,8 @@ class Domain:
     ipam: Ipam
     networks: Networks
     host: str
+    binders: Binders
+    prewire: Prewire
     docker_ids: list[str] = field(default_factory=list)
 
     def new_id(self) -> str:
@@ -50,10 +53,39 @@ class Domain:
         return self.docker_ids[-1]
 
 
-def make_domain(neutron: Neutron, host: str) -> Domain:
-    """IPAM and networks on ``neutron``, each with a local state of its own in memory."""
-    ipam = Ipam(neutron, Broker(neutron, host, State.in_memory()))
-    return Domain(neutron, ipam, Networks(neutron, ipam, host, state=State.in_memory()), host)
+def make_domain(neutron: Neutron, host: str, binders: Binders | None = None) -> Domain:
+    """IPAM and networks on ``neutron``, each with a local state of its own in memory, no
+    pools, VIFs on ``binders`` (none: no Join) and nothing plugged ahead."""
+    with_binders = binders or NoBinders(host)
+    prewire = Prewire(with_binders, lambda _: None, PLUG_TIMEOUT, deleted=nothing_pending)
+    ipam = Ipam(neutron, Broker(neutron, host, State.in_memory(), None, prewire))
+    networks = Networks(neutron, ipam, host, state=State.in_memory())
+    return Domain(neutron, ipam, networks, host, with_binders, prewire)
+
+
+async def nothing_pending(_: str) -> None:
+    """No delete is ever journaled without pools: a port given back is deleted at once."""
+
+
+class NeverPlugged(Binder):
+    """The backend of endpoints that never Join: nothing to plug, so nothing to unplug."""
+
+    vif_types: ClassVar[frozenset[str]] = frozenset()
+
+    async def plug(self, vif: Vif, ready_timeout: float) -> None:
+        raise AssertionError("no plugging in these tests")
+
+    async def ready(self, vif: Vif) -> bool:
+        return False
+
+    async def unplug(self, vif: Vif) -> None:
+        """DeleteEndpoint unplugs the VIF its endpoint would have had: there is none."""
+
+    async def plugged(self) -> dict[str, str]:
+        return {}
+
+    async def close(self) -> None:
+        """No connection to release."""
 
 
 @dataclass
@@ -63,7 +95,7 @@ class NoBinders:
     host: str
 
     def for_vif_type(self, vif_type: str) -> Binder:
-        raise AssertionError("no plugging in these tests")
+        return NeverPlugged()
 
 
 def memory_journal(neutron: Neutron, delay: float = 0.0) -> Journal:
@@ -72,24 +104,18 @@ def memory_journal(neutron: Neutron, delay: float = 0.0) -> Journal:
     return Journal(State.in_memory(), neutron, delay, quiet=Quiet(0.0, 0.0))
 
 
-def endpoints(
-    d: Domain,
-    binders: Binders | None = None,
-    bookkeeping: Journal | None = None,
-    immediate: bool = False,
-) -> Endpoints:
-    """The domain's endpoints on ``binders`` (none: no Join) with ``bookkeeping`` (none: a
-    journal of their own, not started) and nothing plugged ahead."""
-    with_binders = binders or NoBinders(d.host)
+def endpoints(d: Domain, bookkeeping: Journal | None = None, immediate: bool = False) -> Endpoints:
+    """The domain's endpoints with ``bookkeeping`` (none: a journal of their own, not
+    started)."""
     return Endpoints(
         d.neutron,
         d.networks,
         d.ipam,
-        with_binders,
+        d.binders,
         PLUG_TIMEOUT,
         "eth",
         bookkeeping=bookkeeping or memory_journal(d.neutron),
-        prewire=Prewire(with_binders, lambda _: None, PLUG_TIMEOUT),
+        prewire=d.prewire,
         immediate=immediate,
     )
 
@@ -110,8 +136,8 @@ def create(did: str, eid: str, address: str, mac: str = "") -> p.CreateEndpointR
 
 
 @asynccontextmanager
-async def domain(url: str, host: str) -> AsyncIterator[Domain]:
-    d = make_domain(neutron_client(url), host)
+async def domain(url: str, host: str, binders: Binders | None = None) -> AsyncIterator[Domain]:
+    d = make_domain(neutron_client(url), host, binders)
     try:
         yield d
     finally:

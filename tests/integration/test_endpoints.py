@@ -32,7 +32,7 @@ async def test_docker_ipam_endpoint_port_and_restart(stack: StackFacts) -> None:
         assert port["mac_address"].startswith("fa:16:3e")
         assert answer.wire() == {"Interface": {"MacAddress": port["mac_address"]}}
         assert (await eps.create(create(did, eid, "172.31.246.2/24"))).wire() == answer.wire()
-        await eps.drain()
+        await eps.flush()
 
         # A restarted daemon (empty memory): CreateEndpoint retried, then DeleteEndpoint.
         restarted = endpoints(d)
@@ -56,7 +56,7 @@ async def test_mac_address_from_docker_is_honoured(stack: StackFacts) -> None:
         eid = d.new_id()
         answer = await eps.create(create(did, eid, addr.address, "02:aa:bb:cc:dd:01"))
         assert answer.wire() == {}
-        await eps.drain()
+        await eps.flush()
         [port] = await d.neutron.query("ports", {"device_id": eid})
         assert port["mac_address"] == "02:aa:bb:cc:dd:01"
         assert port["binding:host_id"] == d.host
@@ -126,7 +126,7 @@ async def test_an_endpoint_named_with_another_network_is_not_that_networks(
         )
         eps = endpoints(d)
         await eps.create(create(did, eid, address))
-        await eps.drain()
+        await eps.flush()
         [port] = await d.neutron.query("ports", {"device_id": eid})
         try:
             for daemon in (eps, endpoints(d)):

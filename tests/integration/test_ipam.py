@@ -69,7 +69,7 @@ async def test_network_without_subnet_from_the_default_pool(stack: StackFacts) -
         )
         assert sum(d.neutron.calls.values()) == calls  # answered without Neutron
         assert answer.wire() == {"Interface": {"MacAddress": port["mac_address"]}}
-        await eps.drain()
+        await eps.flush()
         port = await d.neutron.show("ports", port["id"]) or {}
         assert port["device_id"] == eid
         assert port["name"] == naming.port_name(eid)
@@ -258,7 +258,7 @@ async def test_dual_stack_default_pools(stack: StackFacts) -> None:
                 }
             )
         )
-        await eps.drain()
+        await eps.flush()
         [port] = await d.neutron.query("ports", {"device_id": eid})
         assert sorted(f["ip_address"] for f in port["fixed_ips"]) == sorted(
             [a4.address.split("/")[0], a6.address.split("/")[0]]

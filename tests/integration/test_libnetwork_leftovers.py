@@ -14,10 +14,10 @@ from collections.abc import AsyncIterator
 import pytest
 
 from kuryr import naming
-from kuryr.backends.binding.base import Vif
 from kuryr.backends.binding.registry import Binders, load
 from kuryr.backends.model import Network
 from kuryr.config import BindingConfig
+from kuryr.domain.ports.port import Port
 from kuryr.errors import Conflict
 from kuryr.plugin import protocol as p
 from tests.conftest import StackFacts
@@ -67,7 +67,7 @@ async def libnetwork_port(d: Domain, network: Network, ip: str, in_use: bool = F
 async def test_kuryr_takes_or_removes_what_kuryr_libnetwork_left(
     stack: StackFacts, binders: Binders
 ) -> None:
-    async with domain(stack.neutron_url, stack.chassis_hostname) as d:
+    async with domain(stack.neutron_url, stack.chassis_hostname, binders) as d:
         did, eid = d.new_id(), d.new_id()
         network = await d.networks.create(
             create_request(did, CIDR, "172.31.247.1/24", address_space="LocalDefault")
@@ -77,16 +77,16 @@ async def test_kuryr_takes_or_removes_what_kuryr_libnetwork_left(
         ]
         in_use = await libnetwork_port(d, network, "172.31.247.12", in_use=True)
         ovs = binders.for_vif_type("ovs")
-        stale = Vif.for_port(await d.neutron.show("ports", taken) or {}, "", 1442)
+        stale = Port.from_neutron(await d.neutron.show("ports", taken) or {}).vif("", 1442)
         await ovs.plug(stale, 30.0)  # as kuryr-libnetwork's CreateEndpoint did
-        eps = endpoints(d, binders)
+        eps = endpoints(d)
 
         await eps.create(create(did, eid, "172.31.247.10/24"))
         assert (await eps.get(eid, did)).port_id == taken
         assert not await ovs.ready(stale), "kuryr-libnetwork's VIF is still plugged"
         with pytest.raises(Conflict):
             await eps.create(create(did, d.new_id(), "172.31.247.12/24"))
-        await eps.drain()
+        await eps.flush()
         port = await d.neutron.show("ports", taken)
         assert port is not None and port["device_id"] == eid
         assert naming.id_from_tags(port["tags"]) == eid

@@ -56,7 +56,7 @@ async def test_pool_never_exceeds_its_max(stack: StackFacts, tmp_path: Path) -> 
             await k.release_address(pool_id, address)
         assert len(pool.free) + pool.creating <= 3
         await k.filled(did, 0)  # a refill the emptied pool started has ended
-        await k.driver.endpoints.drain()  # the journaled deletes reach Neutron
+        await k.driver.endpoints.flush()  # the journaled deletes reach Neutron
 
         network = await k.network_of(did)
         on_network = await kuryr_ports(stack, network.neutron_id)
@@ -78,7 +78,7 @@ async def test_pools_reload_after_restart(stack: StackFacts, tmp_path: Path) -> 
             taken = await k.request_address(pool_id)
             before = {pp.port_id for pp in pool.free.values()}
             subnet_id = pool.subnet_id
-            await k.driver.endpoints.drain()
+            await k.driver.endpoints.flush()
 
         async with kuryr(stack, tmp_path, config) as k2:
             k2.docker_ids = ids

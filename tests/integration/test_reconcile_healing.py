@@ -172,7 +172,7 @@ async def test_orphans_go_on_the_second_look_in_flight_and_foreign_ports_stay(
     pool = PoolConfig(bookkeeping_delay=3600.0)
     async with side(stack, tmp_path, pool, docker_network) as s:
         gone_endpoint = await s.endpoint(await s.request_address())
-        await s.driver.endpoints.drain()  # its device_id is in Neutron: a plain orphan
+        await s.driver.endpoints.flush()  # its device_id is in Neutron: a plain orphan
         gone_port = port_of(s.state, gone_endpoint)
         in_flight = await s.endpoint(await s.request_address())
         in_flight_port = port_of(s.state, in_flight)
@@ -225,7 +225,7 @@ async def test_free_pool_ports_stay_and_a_taken_port_nobody_holds_returns(
         while len(pool.free) < 2 or pool.refill is not None:
             assert loop.time() < deadline, f"the pool never refilled: {pool.summary()}"
             await asyncio.sleep(0.2)
-        await s.driver.endpoints.drain()
+        await s.driver.endpoints.flush()
         free = set(pool.free)
         # A free port whose cleaning the journal believes written while Neutron still names
         # a gone endpoint (a write that landed as the daemon was killed).
@@ -245,7 +245,7 @@ async def test_free_pool_ports_stay_and_a_taken_port_nobody_holds_returns(
         assert (shown["device_id"], shown["name"]) == ("", naming.POOL_PORT_NAME)
         assert free <= set(pool.free), "a free pool port left its pool"
         assert len(pool.free) + pool.creating <= 2
-        await s.driver.endpoints.drain()
+        await s.driver.endpoints.flush()
         for port_id in free:
             assert s.exists(port_id), "a free pool port was removed"
         if taken.id not in pool.free:

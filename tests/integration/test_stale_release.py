@@ -38,7 +38,7 @@ async def test_late_release_of_a_reused_address_keeps_the_new_holder(stack: Stac
         await d.ipam.release_address(p.ReleaseAddressRequest(pool_id=pool.pool_id, address=ip))
 
         await eps.create(create(did, second, addr.address))
-        await eps.drain()
+        await eps.flush()
         [port] = await d.neutron.query("ports", holding)
         assert (port["id"], port["device_id"]) == (reserved["id"], second)
         await eps.delete(p.EndpointRequest(network_id=did, endpoint_id=second), no_revoke)

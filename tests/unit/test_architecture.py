@@ -133,10 +133,9 @@ def test_the_graph_is_read_from_the_source() -> None:
 # --- size and the ports wing -----------------------------------------------------------------
 
 MAX_LINES = 450
-# Where a port's raw Neutron JSON may be read: the ports wing (its typed view, kuryr.domain.
-# ports.port, is the reader), the backends that store and plug it as Neutron sends it, the
-# naming rules shared with kuryr-libnetwork, and the dev stack's own Neutron client.
-_RAW_PORT_READERS = ("kuryr.domain.ports.", "kuryr.backends.", "kuryr.naming", "kuryr.stack.")
+# Where a port's raw Neutron JSON may be read: the ports wing only (its typed view, kuryr.domain.
+# ports.port, is the reader).
+_RAW_PORT_READERS = ("kuryr.domain.ports.",)
 _PORTISH = re.compile(r"^(port|[a-z_]*_port)$")
 
 

@@ -55,18 +55,6 @@ def test_same_wiring_ignores_the_endpoint_but_not_the_mac_or_mtu() -> None:
     assert vif(mac_address="FA:16:3E:12:34:56").same_wiring(vif())
 
 
-def test_vif_for_port_reads_the_neutron_port() -> None:
-    port = {
-        "id": PORT,
-        "network_id": NETWORK,
-        "mac_address": "fa:16:3e:12:34:56",
-        "binding:vif_type": "ovs",
-        "binding:vif_details": {"port_filter": True},
-    }
-    made = Vif.for_port(port, ENDPOINT, 1442)
-    assert made == vif(vif_details={"port_filter": True})
-
-
 @pytest.mark.parametrize(
     ("external_ids", "error", "settled"),
     [

@@ -84,34 +84,9 @@ def test_garbage_pool_ids_are_rejected(value: str) -> None:
         naming.parse_pool_id(value)
 
 
-def test_pool_ports_are_known_by_tag_or_by_name_until_a_container_holds_them() -> None:
-    assert naming.is_pool_port({"device_id": "", "tags": [naming.POOL_TAG]})
-    assert naming.is_pool_port({"device_id": "", "name": naming.POOL_PORT_NAME, "tags": []})
-    assert not naming.is_pool_port({"device_id": "", "name": naming.UNBOUND_PORT_NAME})
-    assert not naming.is_pool_port(
-        {"device_id": DOCKER_ID, "name": naming.POOL_PORT_NAME, "tags": [naming.POOL_TAG]}
-    )
-
-
 def test_a_dedicated_pool_id_is_the_bare_subnetpool_uuid_as_kuryr_libnetwork_writes_it() -> None:
     uuid = "3f0c8f59-5d5b-4d59-9a3a-4d0f3e0c0a11"
     assert naming.pool_id(uuid, "10.62.1.0/24", dedicated=True) == uuid
     assert naming.is_bare_pool_id(uuid)
     assert not naming.is_bare_pool_id(naming.pool_id(uuid, "10.62.1.0/24"))
     assert not naming.is_bare_pool_id("kuryrPool-10.62.1.0/24")
-
-
-def test_a_port_kuryr_libnetwork_released_has_its_device_id_and_name_but_no_id_tags() -> None:
-    released = {
-        "device_id": DOCKER_ID,
-        "device_owner": naming.DEVICE_OWNER,
-        "name": naming.port_name(DOCKER_ID),
-        "tags": ["compute:kuryr"],
-    }
-    assert naming.released_by_libnetwork(released)
-    # In use (Kuryr's or kuryr-libnetwork's): the endpoint's id tags are on it.
-    assert not naming.released_by_libnetwork({**released, "tags": naming.id_tags(DOCKER_ID)})
-    # Another owner, another name (a reservation, a pool port) or no device at all.
-    assert not naming.released_by_libnetwork({**released, "device_owner": "compute:nova"})
-    assert not naming.released_by_libnetwork({**released, "name": naming.UNBOUND_PORT_NAME})
-    assert not naming.released_by_libnetwork({**released, "device_id": ""})

@@ -6,6 +6,7 @@ import secrets
 from typing import Any
 
 from kuryr import naming
+from kuryr.domain.ports.port import Port
 from kuryr.domain.sharing import ORPHAN_SUBNET_GRACE, Leaving, decide, removable_subnets
 from kuryr.ops.host_pools import tally
 
@@ -21,25 +22,29 @@ def network(tags: list[str]) -> dict[str, Any]:
     return {"id": "net", "tags": tags}
 
 
-def anchor(docker_id: str, host: str, used: list[str], made: list[str]) -> dict[str, Any]:
-    return {
-        "id": f"anchor-{docker_id[:6]}",
-        "device_owner": naming.ANCHOR_OWNER,
-        "device_id": docker_id,
-        "binding:host_id": host,
-        "fixed_ips": [],
-        "tags": naming.anchor_tags(used, made, internal=False),
-    }
+def anchor(docker_id: str, host: str, used: list[str], made: list[str]) -> Port:
+    return Port.from_neutron(
+        {
+            "id": f"anchor-{docker_id[:6]}",
+            "device_owner": naming.ANCHOR_OWNER,
+            "device_id": docker_id,
+            "binding:host_id": host,
+            "fixed_ips": [],
+            "tags": naming.anchor_tags(used, made, internal=False),
+        }
+    )
 
 
-def port(port_id: str, owner: str, host: str, subnet: str) -> dict[str, Any]:
-    return {
-        "id": port_id,
-        "device_owner": owner,
-        "device_id": "x",
-        "binding:host_id": host,
-        "fixed_ips": [{"subnet_id": subnet, "ip_address": "10.0.0.5"}],
-    }
+def port(port_id: str, owner: str, host: str, subnet: str) -> Port:
+    return Port.from_neutron(
+        {
+            "id": port_id,
+            "device_owner": owner,
+            "device_id": "x",
+            "binding:host_id": host,
+            "fixed_ips": [{"subnet_id": subnet, "ip_address": "10.0.0.5"}],
+        }
+    )
 
 
 def subnet(subnet_id: str, name: str = "", created: str = OLD) -> dict[str, Any]:
@@ -153,7 +158,7 @@ def test_status_hosts_tallies_each_hosts_ports_per_network() -> None:
             "name": "ep-port",
             "tags": [],
         },
-        {**anchor(did(), "h2", [], []), "network_id": "n"},
+        {**anchor(did(), "h2", [], []).to_neutron(), "network_id": "n"},
         {
             "network_id": "m",
             "binding:host_id": "h3",

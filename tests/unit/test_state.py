@@ -102,8 +102,8 @@ def test_endpoint_round_trip(tmp_path: Path) -> None:
 def test_pool_rows_and_ports(tmp_path: Path) -> None:
     state = State.open(tmp_path)
     state.save_pool(PoolRow("s1", "n1", MODE_EXACT, [("10.1.2.2", "10.1.2.9")]))
-    state.save_pool_port(PoolPort({"id": "p1"}, "s1", "10.1.2.2", FREE))
-    state.save_pool_port(PoolPort({"id": "p2"}, "s1", "10.1.2.3", FREE))
+    state.save_pool_port(PoolPort("p1", {"id": "p1"}, "s1", "10.1.2.2", FREE))
+    state.save_pool_port(PoolPort("p2", {"id": "p2"}, "s1", "10.1.2.3", FREE))
     state.set_pool_port_status("p1", TAKEN)
     assert state.pools() == [PoolRow("s1", "n1", MODE_EXACT, [("10.1.2.2", "10.1.2.9")])]
     assert [(pp.port_id, pp.status) for pp in state.pool_ports()] == [("p1", TAKEN), ("p2", FREE)]

@@ -37,19 +37,6 @@ class Vif:
     vif_type: str = "ovs"
     vif_details: Mapping[str, Any] = field(default_factory=dict)
 
-    @classmethod
-    def for_port(cls, port: Mapping[str, Any], endpoint_id: str, mtu: int) -> Vif:
-        """The VIF of a Neutron port (as Neutron returns it)."""
-        return cls(
-            port_id=str(port["id"]),
-            endpoint_id=endpoint_id,
-            network_id=str(port.get("network_id", "")),
-            mac_address=str(port.get("mac_address", "")),
-            mtu=mtu,
-            vif_type=str(port.get("binding:vif_type") or "ovs"),
-            vif_details=dict(port.get("binding:vif_details") or {}),
-        )
-
     @property
     def host_ifname(self) -> str:
         return host_ifname(self.port_id)

@@ -2,11 +2,11 @@
 
 A port is taken for a reservation (IPAM RequestAddress: from the subnet's pool when pools are
 on, else made on demand), for an endpoint (a pool port holding the address Docker's own IPAM
-chose), and given back when its endpoint or reservation ends: to its pool (cleaning journaled),
-deleted, or, when it was made by hand and adopted (kuryr-libnetwork's "existing port"), handed
-back to its owner. Giving a pool port back and deciding its VIF's fate (kept for the port's
-next container, or unplugged) are one synchronous step, so no start can take the port in
-between.
+chose, else one made for it, else a free port already holding that address), and given back
+when its endpoint or reservation ends: to its pool (cleaning journaled), deleted, or, when it
+was made by hand and adopted (kuryr-libnetwork's "existing port"), handed back to its owner.
+Giving a pool port back and deciding its VIF's fate (kept for the port's next container, or
+unplugged) are one synchronous step, so no start can take the port in between.
 
 Release markers ((subnet id, ip) of ports an endpoint released) are durable: a restart
 between DeleteEndpoint and ReleaseAddress must not change what the latter does.
@@ -19,13 +19,13 @@ from typing import Any, Protocol
 
 from kuryr import naming
 from kuryr.backends.binding.base import Vif
-from kuryr.backends.model import Subnet
+from kuryr.backends.model import Network, Subnet
 from kuryr.backends.neutron_api import NeutronApi, NeutronError
 from kuryr.backends.state import MODE_ANY, State
 from kuryr.domain.ports import desired
 from kuryr.domain.ports.pools import Pools
 from kuryr.domain.ports.port import Port
-from kuryr.errors import Conflict
+from kuryr.errors import Conflict, InvalidRequest
 
 LOG = logging.getLogger(__name__)
 
@@ -36,9 +36,11 @@ RELEASE_MARKER_LIFETIME = 3600.0
 
 
 class Wiring(Protocol):
-    """The VIF side of giving a port back (kuryr.domain.ports.prewire)."""
+    """The VIF side of taking a port and giving it back (kuryr.domain.ports.prewire)."""
 
     def released(self, vif: Vif) -> None: ...
+
+    async def unplug_stale(self, vif: Vif) -> None: ...
 
 
 async def find_port_by_ip(neutron: NeutronApi, subnet_id: str, address: str) -> Port | None:
@@ -69,12 +71,12 @@ class Broker:
         neutron: NeutronApi,
         host: str,
         state: State,
-        pools: Pools | None = None,
-        wiring: Wiring | None = None,
+        pools: Pools | None,
+        wiring: Wiring,
     ) -> None:
-        """``pools``: served from when they are on (``[pool] max``), else every port taken is
-        made and every port given back deleted; ``wiring``: decides the VIF of a port given
-        back by its endpoint."""
+        """``pools``: served from when they are on (``[pool] max``; None: no pools), else every
+        port taken is made and every port given back deleted; ``wiring``: decides the VIF of
+        a port given back by its endpoint."""
         self._neutron = neutron
         self._host = host
         self._state = state
@@ -104,9 +106,15 @@ class Broker:
         """Hand the port RequestAddress reserved for ``address`` to the endpoint that uses it."""
         return self._reserved.pop((subnet_id, address), None)
 
-    async def take_pooled(self, wanted: list[tuple[Subnet, str | None]]) -> Port | None:
-        """Docker's own IPAM chose the address: a pool port already holding it, if any (None:
-        the caller makes the port)."""
+    async def take_for_endpoint(
+        self, endpoint_id: str, network: Network, wanted: list[tuple[Subnet, str | None]], mac: str
+    ) -> Port:
+        """Docker's own IPAM chose the addresses (or RequestAddress no longer holds them): a
+        pool port already holding them, else one made for the endpoint."""
+        ready = None if mac else await self._take_pooled(wanted)
+        return ready or await self._create_for_endpoint(endpoint_id, network, wanted, mac)
+
+    async def _take_pooled(self, wanted: list[tuple[Subnet, str | None]]) -> Port | None:
         if self._pools is None or len(wanted) != 1:
             return None
         subnet, ip = wanted[0]
@@ -165,6 +173,64 @@ class Broker:
             raise Conflict(f"address {address} is held by Neutron port {port.id} ({owner})")
         return await take_over(self._neutron, port, desired.adopting(self._host))
 
+    async def _create_for_endpoint(
+        self,
+        endpoint_id: str,
+        network: Network,
+        wanted: list[tuple[Subnet, str | None]],
+        mac: str,
+    ) -> Port:
+        """One POST; an address already held goes to :meth:`_claim_for_endpoint`."""
+        if not wanted:
+            raise InvalidRequest(f"network {network.docker_id[:12]} has no subnet to address from")
+        body = desired.create_body(
+            network.neutron_id,
+            [desired.fixed_ip(s.id, ip) for s, ip in wanted],
+            self._host,
+            naming.port_name(endpoint_id),
+            device_id=endpoint_id,
+            mac=mac,
+        )
+        try:
+            return Port.from_neutron(await self._neutron.create("ports", body))
+        except NeutronError as exc:
+            if exc.neutron_type not in desired.IP_TAKEN:
+                raise
+        return await self._claim_for_endpoint(endpoint_id, wanted, body)
+
+    async def _claim_for_endpoint(
+        self, endpoint_id: str, wanted: list[tuple[Subnet, str | None]], body: dict[str, object]
+    ) -> Port:
+        """An address is taken: by this endpoint's own port (a retry after a restart), by a
+        free Kuryr port of this host, or by a free hand-made port (adopted, as
+        kuryr-libnetwork does); anything else is a conflict."""
+        subnet, ip = next((s, ip) for s, ip in wanted if ip)
+        port = await find_port_by_ip(self._neutron, subnet.id, ip or "")
+        if port is None:
+            raise Conflict(f"address {ip} is in use in subnet {subnet.cidr}")
+        if port.device_id == endpoint_id:
+            return port
+        owner = port.device_owner
+        # The local state first: an endpoint whose device_id the journal has not written yet
+        # holds the port all the same. A port kuryr-libnetwork released and kept is free.
+        left_by_libnetwork = self._left_by_libnetwork(port)
+        taken = not left_by_libnetwork and (port.device_id or self.held_by_endpoint(port))
+        if taken or owner not in ("", naming.DEVICE_OWNER):
+            raise Conflict(f"address {ip} is held by Neutron port {port.id}")
+        if left_by_libnetwork:
+            # A failed start leaves kuryr-libnetwork's VIF plugged. Unplugged first: a veth
+            # made again under a name OVS still has on br-int carries no traffic (the
+            # userspace datapath keeps the deleted device).
+            await self.wiring.unplug_stale(port.vif(endpoint_id, 0))
+        fields = {k: v for k, v in body.items() if k not in ("network_id", "admin_state_up")}
+        return await take_over(self._neutron, port, fields)
+
+    def _left_by_libnetwork(self, port: Port) -> bool:
+        """A port of this host that kuryr-libnetwork released and kept, and no endpoint of
+        this daemon has claimed since (its tags may not be written yet)."""
+        mine = {Port.from_neutron(raw).id for _, raw in self._state.endpoints().values()}
+        return port.released_by_libnetwork and port.host == self._host and port.id not in mine
+
     def held_by_endpoint(self, port: Port) -> bool:
         """The port belongs to an endpoint (so no address release may take it); its device_id
         may not be written yet."""
@@ -187,11 +253,10 @@ class Broker:
                 if not exc.not_found:
                     raise
         elif self._pools is not None:
-            if not self._pools.give_back(port):
-                self._pools.discard(port.id)
+            self._pools.give_back(port)
         else:
             await self._neutron.delete("ports", port.id)
-        if vif is not None and self.wiring is not None:
+        if vif is not None:
             self.wiring.released(vif)
 
     async def release(self, port: Port, vif: Vif | None = None) -> None:

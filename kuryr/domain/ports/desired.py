@@ -1,9 +1,10 @@
 """Every port body Kuryr sends to Neutron, and the states it brings a port to (pure).
 
 A port Kuryr creates is made by :func:`create_body`, whoever wants it (a reservation of
-RequestAddress, an endpoint, a pool). Its later states are written here too: assigned to an
-endpoint, cleaned into a pool (both journaled, kuryr.domain.ports.journal), adopted from its
-owner and handed back to it (kuryr-libnetwork's "existing port", made by hand for an address).
+RequestAddress, an endpoint, a pool); an anchor by :func:`anchor_body`. Its later states are
+written here too: assigned to an endpoint, cleaned into a pool (both journaled,
+kuryr.domain.ports.journal), adopted from its owner and handed back to it (kuryr-libnetwork's
+"existing port", made by hand for an address).
 """
 
 from __future__ import annotations
@@ -51,6 +52,20 @@ def create_body(
     if mac:
         body["mac_address"] = mac
     return body
+
+
+def anchor_body(network_id: str, docker_id: str, host: str) -> dict[str, Any]:
+    """An adopting Docker network's claim on a shared network (kuryr.domain.sharing): a port
+    with no address, administratively down, bound to the claiming host."""
+    return {
+        "name": naming.anchor_name(docker_id),
+        "network_id": network_id,
+        "device_owner": naming.ANCHOR_OWNER,
+        "device_id": docker_id,
+        "binding:host_id": host,
+        "fixed_ips": [],
+        "admin_state_up": False,
+    }
 
 
 def assigned(port: Port, endpoint_id: str) -> dict[str, Any]:

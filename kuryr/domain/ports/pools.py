@@ -85,8 +85,8 @@ class Pools:
         journal: Journal,
         host: str,
         config: PoolConfig,
-        wiring: Wiring | None = None,
-        quiet: Quiet | None = None,
+        wiring: Wiring,
+        quiet: Quiet,
     ) -> None:
         self._state = state
         self._neutron = neutron
@@ -94,7 +94,6 @@ class Pools:
         self._host = host
         self.config = config
         self._wiring = wiring
-        self._quiet = quiet
         self._pools: dict[str, PortPool] = {}
         self._refill = Refill(state, neutron, journal, host, config, quiet, self)
         self._refill_tasks: set[asyncio.Task[None]] = set()
@@ -162,11 +161,11 @@ class Pools:
         return self.take_exact(subnet_id, ip)
 
     def forget(self, port: Port) -> None:
-        """A pool port deleted outside the pools (its address moved to another port)."""
+        """A pool port deleted outside the pools (its address moved to another port): no pool
+        tracks it any more, and its VIF plugged ahead goes."""
         for subnet_id in port.subnet_ids:
-            self._forget(self._pools.get(subnet_id), port.id)
-        if self._wiring is not None:
-            self._wiring.gone(port.id)
+            self._untrack(self._pools.get(subnet_id), port.id)
+        self._wiring.gone(port.id)
 
     async def take_or_wait(self, subnet_id: str) -> Port | None:
         """A free port of the subnet's pool; on a miss, one from the pool's next bulk create
@@ -195,27 +194,27 @@ class Pools:
         self._refill.kick(pool)
         return Port.from_neutron(pp.port)
 
-    def give_back(self, port: Port) -> bool:
-        """Put a released port back in its subnet's pool (cleaning journaled); False when it
-        does not belong in a pool (no pool for its subnet, dual stack, pool full): the caller
-        then deletes it."""
+    def give_back(self, port: Port) -> None:
+        """Put a released port back in its subnet's pool (cleaning journaled); one that does
+        not belong in a pool (no pool for its subnet, dual stack, pool full) is deleted."""
         if len(port.fixed_ips) != 1:
-            return False
+            self.delete(None, port.id)
+            return
         subnet_id, ip = port.fixed_ips[0]
         pool = self._pools.get(subnet_id)
         port_id = port.id
         if pool is None or pool.closing:
-            self._forget(pool, port_id)
-            return False
+            self.delete(pool, port_id)
+            return
         if len(pool.free) + pool.creating >= self.config.max:
-            evicted = self._evict_for(pool, ip)
+            evicted = self._evicted_for(pool, ip)
             if evicted is None:
-                self._forget(pool, port_id)
-                return False
-            self._delete(evicted)
+                self.delete(pool, port_id)
+                return
+            self.delete(pool, evicted)
         pool.taken.pop(port_id, None)
         clean = desired.pooled(port)
-        pp = PoolPort(clean.to_neutron(), subnet_id, ip, FREE)
+        pp = PoolPort(clean.id, clean.to_neutron(), subnet_id, ip, FREE)
         with self._state.transaction():
             self._journal.record(port, desired.cleaned(port, [naming.POOL_TAG]))
             self._state.save_pool_port(pp)
@@ -225,21 +224,29 @@ class Pools:
         self._ahead(clean)
         self._level(pool)
         self._refill.serve_waiters(pool)
-        return True
 
-    def _evict_for(self, pool: PortPool, ip: str) -> str | None:
-        """Exact mode keeps the lowest addresses: a full pool drops its highest free port for a
-        lower one coming back. Returns the evicted port id, or None to drop the newcomer."""
+    def _evicted_for(self, pool: PortPool, ip: str) -> str | None:
+        """Exact mode keeps the lowest addresses: a full pool gives up its highest free port
+        for a lower one coming back. Returns that free port's id, or None to delete the
+        newcomer."""
         if pool.row.mode != MODE_EXACT or not pool.free:
             return None
         highest = max(pool.free.values(), key=lambda pp: _addr(pp.ip))
         if _addr(highest.ip) <= _addr(ip):
             return None
-        del pool.free[highest.port_id]
-        self._state.forget_pool_port(highest.port_id)
         return highest.port_id
 
-    def _forget(self, pool: PortPool | None, port_id: str) -> None:
+    def delete(self, pool: PortPool | None, port_id: str) -> None:
+        """The port leaves the pools for good: deleted in the background (journaled), and its
+        VIF plugged ahead goes."""
+        with self._state.transaction():
+            self._untrack(pool, port_id)
+            self._journal.record_delete(port_id)
+        self._wiring.gone(port_id)
+        if pool is not None:
+            self._level(pool)
+
+    def _untrack(self, pool: PortPool | None, port_id: str) -> None:
         if pool is not None:
             pool.taken.pop(port_id, None)
             pool.free.pop(port_id, None)
@@ -249,11 +256,10 @@ class Pools:
         metrics.set_pool_level(pool.subnet_id, len(pool.free))
 
     def _ahead(self, port: Port) -> None:
-        if self._wiring is not None:
-            self._wiring.ahead(port)
+        self._wiring.ahead(port)
 
     async def _whole(self, port: Resource) -> bool:
-        return self._wiring is not None and await self._wiring.whole(Port.from_neutron(port))
+        return await self._wiring.whole(Port.from_neutron(port))
 
     def _wire_start(self) -> int:
         return max(self.config.batch, 1)
@@ -271,12 +277,6 @@ class Pools:
             pool.wired.add(pp.port_id)
             self._ahead(Port.from_neutron(pp.port))
 
-    def _delete(self, port_id: str) -> None:
-        """Delete the port in the background (journaled) and its VIF plugged ahead."""
-        self._journal.record_delete(port_id)
-        if self._wiring is not None:
-            self._wiring.gone(port_id)
-
     def _close(self, pool: PortPool) -> None:
         pool.closing = True
         pool.nudge.set()
@@ -290,20 +290,13 @@ class Pools:
     def add_created(self, pool: PortPool, port: Port) -> None:
         """A port a refill made (or a stray it found) joins the pool as free."""
         ip = port.ip_on(pool.subnet_id) or ""
-        pp = PoolPort(port.replace(tags=(naming.POOL_TAG,)).to_neutron(), pool.subnet_id, ip, FREE)
+        pooled = port.replace(tags=(naming.POOL_TAG,))
+        pp = PoolPort(port.id, pooled.to_neutron(), pool.subnet_id, ip, FREE)
         with self._state.transaction():
             self._journal.record(port, desired.cleaned(port, [naming.POOL_TAG]))
             self._state.save_pool_port(pp)
         pool.free[pp.port_id] = pp
         self._wire(pool)
-        self._level(pool)
-
-    def drop(self, pool: PortPool, port_id: str) -> None:
-        """A free port leaves its pool for good (deleted in the background, journaled)."""
-        del pool.free[port_id]
-        with self._state.transaction():
-            self._state.forget_pool_port(port_id)
-            self._delete(port_id)
         self._level(pool)
 
     # --- networks -------------------------------------------------------------------------------
@@ -333,10 +326,6 @@ class Pools:
         pools = (raw or {}).get("allocation_pools") or []
         return [(str(a["start"]), str(a["end"])) for a in pools]
 
-    def discard(self, port_id: str) -> None:
-        """A released port that no pool keeps: deleted in the background, journaled first."""
-        self._delete(port_id)
-
     # --- drain, network removal ------------------------------------------------------------------
 
     async def drain(self, subnet_id: str, keep: int = 0) -> int:
@@ -346,10 +335,10 @@ class Pools:
             raise NotFound(f"no pool for subnet {subnet_id}")
         victims = list(pool.free)[keep:] if keep else list(pool.free)
         for port_id in victims:
-            self.drop(pool, port_id)
+            self.delete(pool, port_id)
         return len(victims)
 
-    async def close_network(self, network: Network) -> None:
+    async def remove_network(self, network: Network) -> None:
         """Before a network is deleted: stop its refills, delete its pool ports and finish the
         journaled bookkeeping of every port on it (a port still carrying a released
         container's device_id would block the delete)."""
@@ -364,9 +353,10 @@ class Pools:
             self._refill.fail_waiters(
                 pool, BackendError(f"network {network.docker_id[:12]} is removed")
             )
-            doomed += list(pool.free) + list(pool.taken)
-            for port_id in [*pool.free, *pool.taken]:
-                self._delete(port_id)
+            ports = [*pool.free, *pool.taken]
+            doomed += ports
+            for port_id in ports:
+                self.delete(pool, port_id)
         on_network = await self._neutron.query(
             "ports", {"network_id": network.neutron_id, "fields": "id"}
         )

@@ -119,12 +119,39 @@ class Port:
         return naming.TAG_EXISTING_PORT in self.tags
 
     @property
+    def is_anchor(self) -> bool:
+        """An adopting Docker network's claim on a shared network (kuryr.domain.sharing)."""
+        return self.device_owner == naming.ANCHOR_OWNER
+
+    @property
     def in_pool(self) -> bool:
-        return naming.is_pool_port(self.to_neutron())
+        """A port waiting in a pool: no device_id, and the pool tag or (tag not yet written)
+        the pool port name. A pool port handed to a container has a device_id and is judged
+        by it."""
+        if self.device_id:
+            return False
+        return naming.POOL_TAG in self.tags or self.name == naming.POOL_PORT_NAME
 
     @property
     def released_by_libnetwork(self) -> bool:
-        return naming.released_by_libnetwork(self.to_neutron())
+        """A port kuryr-libnetwork let go of without deleting it: its DeleteEndpoint strips
+        the endpoint's id tags and keeps the port (on Docker's IPAM for good; it takes the port
+        again for the next container given that address). Kuryr's own ports carry the tags for
+        as long as they carry the endpoint's ``device_id``."""
+        return (
+            bool(self.device_id)
+            and self.kuryr_owned
+            and self.name == naming.port_name(self.device_id)
+            and naming.id_from_tags(self.tags) is None
+        )
 
     def vif(self, endpoint_id: str, mtu: int) -> Vif:
-        return Vif.for_port(self.to_neutron(), endpoint_id, mtu)
+        return Vif(
+            port_id=self.id,
+            endpoint_id=endpoint_id,
+            network_id=self.network_id,
+            mac_address=self.mac_address,
+            mtu=mtu,
+            vif_type=self.vif_type or "ovs",
+            vif_details=dict(self.vif_details),
+        )

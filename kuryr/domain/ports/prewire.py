@@ -52,8 +52,8 @@ class Prewire:
         binders: Binders,
         mtu_of: Callable[[str], int | None],
         ready_timeout: float,
+        deleted: Callable[[str], Awaitable[None]],
         width: int = _WIDTH,
-        deleted: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         """``mtu_of``: the MTU of a Neutron network known locally (None when unknown);
         ``deleted(port_id)``: returns once no journaled delete of the port is pending
@@ -120,6 +120,11 @@ class Prewire:
         plug that follows starts from no interface, as for a port never pooled."""
         self.gone(port_id)
         await self._settle(port_id)
+
+    async def unplug_stale(self, vif: Vif) -> None:
+        """A VIF another plugin left plugged (kuryr-libnetwork's failed start) goes now, before
+        its port is taken over."""
+        await self._binders.for_vif_type(vif.vif_type).unplug(vif)
 
     def released(self, vif: Vif) -> None:
         """DeleteEndpoint, once the port is released: a port back in its pool is being
@@ -204,13 +209,12 @@ class Prewire:
                 await binder.plug(vif, self._timeout)
 
     async def _unplug(self, vif: Vif) -> None:
-        if self._deleted is not None:
-            try:
-                await asyncio.wait_for(self._deleted(vif.port_id), _DELETE_WAIT)
-            except TimeoutError:
-                LOG.warning(
-                    "port %s: its delete is not in Neutron after %gs; unplugging its VIF first",
-                    vif.port_id,
-                    _DELETE_WAIT,
-                )
+        try:
+            await asyncio.wait_for(self._deleted(vif.port_id), _DELETE_WAIT)
+        except TimeoutError:
+            LOG.warning(
+                "port %s: its delete is not in Neutron after %gs; unplugging its VIF first",
+                vif.port_id,
+                _DELETE_WAIT,
+            )
         await self._binders.for_vif_type(vif.vif_type).unplug(vif)

@@ -47,7 +47,7 @@ def merge_remote(
         if free and naming.POOL_TAG not in port.tags:
             clean = desired.cleaned(port, [naming.POOL_TAG])
             kept = port.replace(tags=tuple(clean["tags"]))
-        pp = PoolPort(kept.to_neutron(), subnet_id, ip, FREE if free else TAKEN)
+        pp = PoolPort(kept.id, kept.to_neutron(), subnet_id, ip, FREE if free else TAKEN)
         with state.transaction():
             if kept is not port:
                 journal.record(port, clean)

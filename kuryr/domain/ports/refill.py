@@ -54,7 +54,7 @@ class Ledger(Protocol):
 
     def add_created(self, pool: PortPool, port: Port) -> None: ...
 
-    def drop(self, pool: PortPool, port_id: str) -> None: ...
+    def delete(self, pool: PortPool, port_id: str) -> None: ...
 
     def take(self, pool: PortPool, port_id: str) -> Port: ...
 
@@ -67,7 +67,7 @@ class Refill:
         journal: Journal,
         host: str,
         config: PoolConfig,
-        quiet: Quiet | None,
+        quiet: Quiet,
         ledger: Ledger,
     ) -> None:
         self._state = state
@@ -96,7 +96,7 @@ class Refill:
         """The pool's one refill: rounds of one bulk POST each, until the target is met and
         no start waits; starts missing meanwhile join the next round."""
         try:
-            if self._quiet is not None and not self.urgent(pool):
+            if not self.urgent(pool):
                 pool.nudge.clear()
                 await self._quiet.calm(pool.nudge)
             if time.monotonic() < pool.strays_until:
@@ -131,7 +131,7 @@ class Refill:
         self.serve_waiters(pool)
         # Ports made for starts that gave up meanwhile: beyond max they go.
         while len(pool.free) > self._config.max:
-            self._ledger.drop(pool, next(reversed(pool.free)))
+            self._ledger.delete(pool, next(reversed(pool.free)))
         return len(created)
 
     async def _adopt_strays(self, pool: PortPool) -> None:

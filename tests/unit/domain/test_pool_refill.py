@@ -12,6 +12,7 @@ import pytest
 
 from kuryr import naming
 from kuryr.config import PoolConfig
+from kuryr.domain.ports.port import Port
 from kuryr.errors import BackendError
 from tests.fakes.daemon import Daemon, Net, daemon, eventually
 
@@ -82,7 +83,7 @@ async def test_released_ports_beyond_max_are_deleted(tmp_path: Path) -> None:
             await d.stop(container)
 
         await eventually(lambda: len(d.ports(net)) == pool.max, "back to max")
-        assert all(naming.is_pool_port(port) for port in d.ports(net))
+        assert all(Port.from_neutron(port).in_pool for port in d.ports(net))
 
 
 async def test_a_refused_refill_fails_the_waiting_starts_and_leaves_nothing(
@@ -131,6 +132,6 @@ async def test_a_docker_ipam_pool_whose_first_round_lost_its_address_fills_up(
         await d.run(net)  # at once, as `docker network create && docker run` does
 
         def pooled() -> int:
-            return sum(naming.is_pool_port(port) for port in d.ports(net))
+            return sum(Port.from_neutron(port).in_pool for port in d.ports(net))
 
         await eventually(lambda: pooled() == 4, "the pool is filled", timeout=2.0)

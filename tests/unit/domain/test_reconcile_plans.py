@@ -13,6 +13,7 @@ from pathlib import Path
 
 from kuryr import naming
 from kuryr.config import PoolConfig
+from kuryr.domain.ports.port import Port
 from kuryr.ops.reconcile import Reconciler
 from kuryr.ops.reconcile_plan import Plan
 from tests.fakes.binding import host_binders
@@ -82,7 +83,7 @@ async def test_free_pool_ports_stay_and_an_unclaimed_reservation_goes(tmp_path: 
     async with host(tmp_path, PoolConfig(min=2, max=4, batch=2)) as h:
         net = await h.kuryr.kuryr_network()
         await eventually(
-            lambda: sum(naming.is_pool_port(p) for p in h.kuryr.ports(net)) == 2, "pooled"
+            lambda: sum(Port.from_neutron(p).in_pool for p in h.kuryr.ports(net)) == 2, "pooled"
         )
         h.dockerd.networks.add(net.docker_id)
         reserved = await h.kuryr.request_address(net.pool_id, _nth(net, 90))
