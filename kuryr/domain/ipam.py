@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from kuryr import naming
 from kuryr.backends.model import IPNetwork, Subnet, first_host
 from kuryr.backends.neutron_api import NeutronApi, NeutronError, Resource
-from kuryr.domain import cidrs, pool_markers
+from kuryr.domain import cidr_claims, cidrs, pool_markers
 from kuryr.domain.ports.broker import Broker
 from kuryr.errors import Conflict, InvalidRequest, NotFound
 from kuryr.plugin import protocol as p
@@ -108,9 +108,8 @@ class Ipam(IpamDriver):
         else:
             subnetpool = named or await self._default_pool(version)
             async with self._pick_lock:
-                cidr = await self._pick_free(subnetpool)
-                marker = await pool_markers.create(
-                    self._neutron, subnetpool["id"], cidr, _shared(req.options)
+                cidr, marker = await cidr_claims.claim(
+                    self._neutron, subnetpool, _shared(req.options)
                 )
                 choice = PoolChoice(subnetpool["id"], cidr, marker=marker)
                 self._choices[choice.pool_id] = choice
@@ -406,22 +405,6 @@ class Ipam(IpamDriver):
                 continue
             if ipaddress.ip_network(s["cidr"]).overlaps(cidr):
                 raise Conflict(f"{cidr} overlaps Neutron subnet {s['id']} ({s['cidr']})")
-
-    async def _pick_free(self, subnetpool: Resource) -> IPNetwork:
-        used = await self._neutron.query(
-            "subnets", {"subnetpool_id": subnetpool["id"], "fields": "cidr"}
-        )
-        taken = [ipaddress.ip_network(s["cidr"]) for s in used]
-        taken += [c.cidr for c in self._choices.values() if c.subnetpool_id == subnetpool["id"]]
-        prefixlen = int(subnetpool["default_prefixlen"])
-        for prefix in subnetpool.get("prefixes", []):
-            block = ipaddress.ip_network(prefix)
-            if block.prefixlen > prefixlen:
-                continue
-            free = cidrs.first_free(block.subnets(new_prefix=prefixlen), taken)
-            if free is not None:
-                return free
-        raise Conflict(f"subnetpool {subnetpool['name']} has no free /{prefixlen} left")
 
 
 def _shared(options: dict[str, str]) -> bool:

@@ -360,13 +360,15 @@ def subnetpool_for(
     """The subnetpool a subnet Kuryr creates comes from (None: no pool).
 
     Neutron allows one subnetpool (or none) per network and IP version. So an ip-range slice
-    on an adopted network joins the pool of that network's other subnets of its version, and
-    the first slice takes none, which leaves room for other hosts' slices; such a slice is
-    found by the ``kuryrPool-<range>`` id it carries as a tag, like an adopted subnet.
+    joins the pool of its network's other subnets of its version, and the first slice takes
+    none, which leaves room for other hosts' slices, on a network Kuryr made as on an adopted
+    one (a first slice in its own ``kuryrPool-<range>`` would refuse every other range). Such
+    a slice is found by the ``kuryrPool-<range>`` id it carries as a tag, like an adopted
+    subnet, which is also how kuryr-libnetwork finds a pool's subnet outside the pool.
     """
     if choice is None:
         return None
-    if not (network.adopted and choice.ip_range):
+    if not choice.ip_range:
         return choice.subnetpool_id
     same = [s for s in candidates if s.version == cidr.version]
     return same[0].subnetpool_id if same else None

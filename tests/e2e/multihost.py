@@ -152,6 +152,10 @@ class HostsEnv:
         container.host.docker("rm", "-f", container.name)
         self._containers.remove(container)
 
+    def remove_network(self, host: Host, name: str) -> None:
+        _rm_network(host, name)
+        self._networks.remove((host, name))
+
     def defer(self, cleanup: Callable[[], object]) -> None:
         self._deferred.append(cleanup)
 

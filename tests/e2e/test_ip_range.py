@@ -1,8 +1,8 @@
 """``--ip-range`` the kuryr-libnetwork 18 way, against real dockerd and Neutron.
 
 With Kuryr's IPAM the range is the Neutron subnet (``kuryr-subnet-<range>``, gateway as given,
-Neutron's default allocation pool), allocated from a subnetpool of its own
-(``kuryrPool-<range>``, the one prefix ``<range>``) and tagged with that pool's id. An
+Neutron's default allocation pool), tagged with the id of a subnetpool of its own
+(``kuryrPool-<range>``, the one prefix ``<range>``), the PoolID. An
 adopted network's existing subnet of that CIDR is used instead of a new one, and several
 Docker networks may each put their slice on one Neutron network. ``docker network rm``
 removes what Kuryr made for that Docker network and nothing else.
@@ -66,11 +66,11 @@ def kuryr_pools(neutron: Neutron, cidr: str) -> list[dict[str, Any]]:
 
 
 def assert_slice_subnet(
-    neutron: Neutron, subnet: dict[str, Any], ip_range: str, gateway: str, in_pool: bool = True
+    neutron: Neutron, subnet: dict[str, Any], ip_range: str, gateway: str
 ) -> dict[str, Any]:
-    """The subnet kuryr-libnetwork 18 makes for ``--ip-range``; returns its subnetpool. A slice
-    on an adopted network is in no subnetpool (Neutron allows one pool per network and IP
-    version, so per-range pools would refuse a second slice); the pool's id tag finds it."""
+    """The subnet kuryr-libnetwork 18 makes for ``--ip-range``; returns its subnetpool. The
+    slice is in no subnetpool (Neutron allows one pool per network and IP version, so per-range
+    pools would refuse another host's slice on the network); the pool's id tag finds it."""
     cidr = canonical(ip_range)
     assert subnet["cidr"] == cidr
     assert subnet["name"] == f"kuryr-subnet-{cidr}"
@@ -78,7 +78,7 @@ def assert_slice_subnet(
     assert subnet["allocation_pools"][0]["start"] == host(cidr, 2), subnet["allocation_pools"]
     assert len(subnet["allocation_pools"]) == 1, subnet["allocation_pools"]
     [pool] = kuryr_pools(neutron, cidr)
-    assert subnet["subnetpool_id"] == (pool["id"] if in_pool else None)
+    assert subnet["subnetpool_id"] is None
     assert pool["prefixes"] == [cidr]
     assert int(pool["default_prefixlen"]) == ipaddress.ip_network(cidr).prefixlen
     assert pool["shared"] is False
@@ -264,7 +264,7 @@ def test_two_slices_share_one_neutron_network(ipr_env: DockerEnv, neutron: Neutr
     assert sorted(by_cidr) == sorted(ranges)
     for docker_id, ip_range in zip(ids, ranges, strict=True):
         assert anchors[docker_id]["tags"] == [f"kuryr.subnet.made:{by_cidr[ip_range]['id']}"]
-    pools = [assert_slice_subnet(neutron, by_cidr[r], r, host(r, 1), in_pool=False) for r in ranges]
+    pools = [assert_slice_subnet(neutron, by_cidr[r], r, host(r, 1)) for r in ranges]
 
     first = [ipr_env.container(nets[0]) for _ in range(2)]
     second = ipr_env.container(nets[1])

@@ -14,6 +14,7 @@ import itertools
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -180,14 +181,85 @@ def test_per_host_ip_range_slices_of_one_docker_subnet(
             "--gateway", str(ip_range[1]), "-o", f"neutron.net.name={network['name']}",
         )  # fmt: skip
         containers.append(mh_env.container(host, docker_name, cmd=WEB))
-    subnets = neutron.find("subnets", network_id=network["id"])
+    subnets = slice_subnets(neutron, network["id"], ranges, containers, docker_name)
+    assert_slices_talk(neutron, mh_env, subnets, containers, docker_name)
+
+
+def test_ip_range_slices_on_a_network_the_first_host_made(
+    sim_hosts: list[Host], neutron: Neutron, mh_env: HostsEnv
+) -> None:
+    """The first host's ``--subnet S --ip-range R1`` makes the Neutron network; the others
+    adopt it (``-o neutron.net.name``) each with its own range of S. Every slice is a subnet of
+    that network, and removing the Docker networks on every host, the creator first, leaves
+    nothing: not the network, not a slice, not a ``kuryrPool-<range>``, not a port."""
+    first, *others = sim_hosts
+    block = ipaddress.ip_network("10.66.0.0/16")
+    base = ipaddress.IPv4Network(f"10.66.{secrets.randbelow(250) + 1}.0/24")
+    ranges = dict(zip((h.name for h in sim_hosts), base.subnets(new_prefix=26), strict=False))
+    docker_name = mh_env.name("made-slices")
+
+    def slice_args(host: Host) -> tuple[str, ...]:
+        ip_range = ranges[host.name]
+        mh_env.defer(functools.partial(delete_kuryr_pool, neutron, str(ip_range)))
+        return ("--subnet", str(block), "--ip-range", str(ip_range), "--gateway", str(ip_range[1]))
+
+    mh_env.network(first, docker_name, *slice_args(first))
+    docker_id = first.docker("network", "inspect", "-f", "{{.Id}}", docker_name)
+    [network] = neutron.find("networks", name=f"kuryr-net-{docker_id[:8]}")
+    mh_env.defer(lambda: delete_network(neutron, network["id"]))
+    for host in others:
+        option = f"neutron.net.name={network['name']}"
+        mh_env.network(host, docker_name, *slice_args(host), "-o", option)
+    containers = [mh_env.container(host, docker_name, cmd=WEB) for host in sim_hosts]
+    subnets = slice_subnets(neutron, network["id"], ranges, containers, docker_name)
+    for container in containers:
+        port = neutron.port_of_endpoint(container.endpoint_id(docker_name))
+        assert port["network_id"] == network["id"]
+        assert port["binding:host_id"] == container.host.chassis
+    assert_slices_talk(neutron, mh_env, subnets, containers, docker_name)
+
+    for container in containers:
+        mh_env.remove_container(container)
+    for host in sim_hosts:
+        mh_env.remove_network(host, docker_name)
+    # Neutron deletes a network only once no port but its own is left on it.
+    neutron.wait_gone("networks", network["id"])
+    wait_for(
+        lambda: (
+            not any(neutron.find("subnetpools", name=f"kuryrPool-{r}") for r in ranges.values())
+        ),
+        "the slices' kuryrPool subnetpools to go",
+    )
+
+
+def slice_subnets(
+    neutron: Neutron,
+    network_id: str,
+    ranges: dict[str, ipaddress.IPv4Network],
+    containers: list[Container],
+    docker_name: str,
+) -> list[dict[str, Any]]:
+    """The network's subnets, which must be the hosts' ranges, each host's containers in its
+    own range."""
+    subnets = neutron.find("subnets", network_id=network_id)
     assert sorted(s["cidr"] for s in subnets) == sorted(str(r) for r in ranges.values())
     for container in containers:
         address = ipaddress.ip_address(container.address(docker_name, 4))
         assert address in ranges[container.host.name], (container.host.name, address)
-    # A container's prefix is its slice's (as with kuryr-libnetwork): the slices talk through
-    # a router on their gateways, as a user would wire them.
-    router = neutron.create("routers", name=mh_env.name("slices-router"))
+    return subnets
+
+
+def assert_slices_talk(
+    neutron: Neutron,
+    env: HostsEnv,
+    subnets: list[dict[str, Any]],
+    containers: list[Container],
+    docker_name: str,
+) -> None:
+    """A container's prefix is its slice's (as with kuryr-libnetwork): the slices talk through
+    a router on their gateways, as a user would wire them; every pair of hosts pings. The
+    router goes again, so that the Docker networks can be removed."""
+    router = neutron.create("routers", name=env.name("slices-router"))
     try:
         for subnet in subnets:
             neutron.router_interface(router["id"], "add", subnet["id"])

@@ -9,6 +9,7 @@ cluster store. Everything runs against the shared stack's real Neutron.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import secrets
 import subprocess
@@ -38,6 +39,7 @@ pytestmark = pytest.mark.stack
 
 NO_HEALING = "[reconcile]\ninterval = 0\n"
 GATEWAY = "com.docker.network.gateway"
+ADDRESS_SPACE = "no_address_space"
 
 
 def call(daemon: PrivateDaemon, method: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -325,8 +327,17 @@ def kuryr_ipam_network(
 ) -> str:
     """What dockerd sends for ``docker network create -d kuryr --ipam-driver kuryr --subnet
     CIDR [--ipam-opt ...] [-o ...]``; returns the PoolID."""
-    space = "no_address_space"
-    pool = ipam(daemon, "RequestPool", {"AddressSpace": space, "Pool": cidr, "Options": ipam_opts})
+    body = {"AddressSpace": ADDRESS_SPACE, "Pool": cidr, "Options": ipam_opts}
+    pool = ipam(daemon, "RequestPool", body)
+    network_on_pool(daemon, did, pool, generic)
+    return str(pool["PoolID"])
+
+
+def network_on_pool(
+    daemon: PrivateDaemon, did: str, pool: dict[str, Any], generic: dict[str, str]
+) -> str:
+    """The rest of ``docker network create`` once RequestPool answered ``pool``: the gateway's
+    address, then the network; returns the gateway."""
     gateway = ipam(
         daemon,
         "RequestAddress",
@@ -337,12 +348,12 @@ def kuryr_ipam_network(
         "CreateNetwork",
         {
             "NetworkID": did,
-            "IPv4Data": [{"AddressSpace": space, "Pool": cidr, "Gateway": gateway}],
+            "IPv4Data": [{"AddressSpace": ADDRESS_SPACE, "Pool": pool["Pool"], "Gateway": gateway}],
             "IPv6Data": [],
             "Options": {"com.docker.network.generic": generic},
         },
     )
-    return str(pool["PoolID"])
+    return str(gateway).split("/")[0]
 
 
 def remove_kuryr_ipam_network(daemon: PrivateDaemon, did: str, pool_id: str, gateway: str) -> None:
@@ -406,3 +417,93 @@ async def test_one_kuryr_ipam_subnet_across_hosts(stack: StackFacts) -> None:
 
 def ip(answer: dict[str, Any]) -> str:
     return str(answer["Address"]).split("/")[0]
+
+
+# --- default-pool picks of several hosts at the same moment -----------------------------------
+
+
+def request_default_pool(daemon: PrivateDaemon) -> dict[str, Any]:
+    """RequestPool of ``docker network create -d kuryr --ipam-driver kuryr`` without a
+    ``--subnet``: the daemon picks a CIDR of its default pool."""
+    body = {"AddressSpace": ADDRESS_SPACE, "Pool": "", "Options": {}}
+    return ipam(daemon, "RequestPool", body)
+
+
+async def drop_markers(neutron: Neutron, pool_ids: list[str]) -> None:
+    """The marker subnetpools (PoolIDs) a failed test left behind."""
+    for pool_id in pool_ids:
+        if await neutron.show("subnetpools", pool_id) is not None:
+            await neutron.delete("subnetpools", pool_id)
+
+
+async def test_default_pool_picks_of_two_hosts_at_once_get_distinct_subnets(
+    stack: StackFacts,
+) -> None:
+    """Two hosts make a network without ``--subnet`` at the same moment: both RequestPools come
+    before either CreateNetwork (which makes the subnet). Each host gets a CIDR of its own, both
+    networks are made, and their removal in dockerd's order leaves no marker behind."""
+    neutron = neutron_client(stack.neutron_url)
+    h2 = f"pick-h2-{secrets.token_hex(3)}"
+    dids = [docker_id(), docker_id()]
+    pool_ids: list[str] = []
+    try:
+        with (
+            private_daemon(extra_sections=NO_HEALING) as first,
+            private_daemon(extra_sections=NO_HEALING, host=h2) as second,
+        ):
+            daemons = (first, second)
+            pools = [await asyncio.to_thread(request_default_pool, d) for d in daemons]
+            pool_ids = [str(pool["PoolID"]) for pool in pools]
+            assert pools[0]["Pool"] != pools[1]["Pool"], pools
+            gateways = [
+                await asyncio.to_thread(network_on_pool, daemon, did, pool, {})
+                for daemon, did, pool in zip(daemons, dids, pools, strict=True)
+            ]
+            for did, pool in zip(dids, pools, strict=True):
+                [network] = await neutron.query("networks", {"tags": naming.id_tag_filter(did)})
+                assert await subnet_cidrs(neutron, network["id"]) == {pool["Pool"]}
+
+            for daemon, did, pool_id, gateway in zip(
+                daemons, dids, pool_ids, gateways, strict=True
+            ):
+                await asyncio.to_thread(remove_kuryr_ipam_network, daemon, did, pool_id, gateway)
+            for did, pool_id in zip(dids, pool_ids, strict=True):
+                tags = naming.id_tag_filter(did)
+                await wait_for(f"network {did[:12]}", functools.partial(_no_network, neutron, tags))
+                marker_gone = functools.partial(_gone, neutron, "subnetpools", pool_id)
+                await wait_for(f"marker {pool_id}", marker_gone)
+    finally:
+        await cleanup(neutron, dids)
+        await drop_markers(neutron, pool_ids)
+
+
+async def test_default_pool_picks_racing_on_two_hosts_never_share_a_cidr(
+    stack: StackFacts,
+) -> None:
+    """Several RequestPools at once on each of two hosts (those of one host queue behind each
+    other, the two hosts race): every pool gets a CIDR no other has, and ReleasePool gives
+    every marker back."""
+    neutron = neutron_client(stack.neutron_url)
+    h2 = f"pick-h2-{secrets.token_hex(3)}"
+    pools: list[dict[str, Any]] = []
+    try:
+        with (
+            private_daemon(extra_sections=NO_HEALING) as first,
+            private_daemon(extra_sections=NO_HEALING, host=h2) as second,
+        ):
+            racers = [first, second] * 3
+            pools = list(
+                await asyncio.gather(*(asyncio.to_thread(request_default_pool, d) for d in racers))
+            )
+            cidrs = [pool["Pool"] for pool in pools]
+            assert len(set(cidrs)) == len(cidrs), cidrs
+            for daemon, pool in zip(racers, pools, strict=True):
+                ipam(daemon, "ReleasePool", {"PoolID": pool["PoolID"]})
+            for pool in pools:
+                assert await neutron.show("subnetpools", pool["PoolID"]) is None
+    finally:
+        await drop_markers(neutron, [str(pool["PoolID"]) for pool in pools])
+
+
+async def _no_network(neutron: Neutron, tags: str) -> bool:
+    return await neutron.query("networks", {"tags": tags}) == []

@@ -88,9 +88,9 @@ def subnet(cidr: str, pool: str | None) -> Subnet:
 SLICE = ipaddress.ip_network("10.61.3.0/24")
 
 
-def test_a_slice_on_a_network_kuryr_made_is_in_its_own_pool() -> None:
+def test_the_first_slice_on_a_network_kuryr_made_leaves_room_for_other_slices() -> None:
     choice = PoolChoice("range-pool", SLICE, dedicated=True, ip_range=True)
-    assert subnetpool_for(net(adopted=False), SLICE, choice, []) == "range-pool"
+    assert subnetpool_for(net(adopted=False), SLICE, choice, []) is None
 
 
 def test_slices_on_an_adopted_network_share_its_pool_or_none() -> None:
