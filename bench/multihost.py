@@ -62,9 +62,12 @@ from kuryr.stack.layout import Layout
 
 REPO = Path(__file__).resolve().parent.parent
 PREFIX = "mhbench-"
-NETWORK = f"{PREFIX}net"
-BRIDGE = f"{PREFIX}bridge"
-COUNTED = f"{PREFIX}cnt"
+# Each run's networks have names of their own: a network dockerd will not remove (it can
+# keep an endpoint of a removed container) must not stop the next run from making its own.
+RUN = secrets.token_hex(3)
+NETWORK = f"{PREFIX}net-{RUN}"
+BRIDGE = f"{PREFIX}bridge-{RUN}"
+COUNTED = f"{PREFIX}cnt-{RUN}"
 WORKDIR = REPO / "bench" / "results" / "multihost"
 # Asked for when no simulated host runs: the stack of the README's multi-host example.
 HOSTS = 3
@@ -342,6 +345,7 @@ class Phase:
         cidr, neutron_id = self.made[NETWORK]
         adopted = must(remote.docker("network", "create", *adopt_args(cidr, neutron_id), NETWORK))
         return {
+            "name": NETWORK,
             "cidr": cidr,
             "neutron_network": neutron_id,
             "create_on_main_s": made.elapsed,

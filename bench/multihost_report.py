@@ -43,6 +43,7 @@ def names(mh: dict[str, Any]) -> dict[str, str]:
 def _intro(mh: dict[str, Any]) -> list[str]:
     main, remote = names(mh).values()
     cidr = mh.get("network", {}).get("cidr", "?")
+    network = mh.get("network", {}).get("name", "mhbench-net")
     before, after = mh.get("load_before", ["?"])[0], mh.get("load_after", ["?"])[0]
     return [
         f"Run of {mh['date']} (UTC) at kuryr {mh.get('kuryr_commit', '?')}, which took"
@@ -53,7 +54,7 @@ def _intro(mh: dict[str, Any]) -> list[str]:
         f"`{main}` is the machine's own host, `{remote}` a simulated host of `kuryr stack up",
         "--hosts 3`: its own network namespace, OVS (userspace datapath), ovn-controller,",
         "dockerd and Kuryr daemon, its chassis joined to the machine's by geneve over a veth.",
-        f"One Neutron network spans both: `{main}` created the Docker network `mhbench-net`",
+        f"One Neutron network spans both: `{main}` created the Docker network `{network}`",
         f"(`--subnet {cidr}`, Kuryr IPAM; Kuryr made the Neutron network) and `{remote}`",
         "adopted it (`-o neutron.net.uuid=… --ipam-opt neutron.subnet.name=…`).",
         "",
@@ -390,7 +391,7 @@ def _method(mh: dict[str, Any]) -> list[str]:
         "  timed from the first byte sent until the sink answers that it read them all;",
         "  MB = 10^6 bytes. Across hosts and same host: the probe container and the server",
         "  containers above; bridge: two containers on a user-defined bridge network",
-        "  (`docker network create mhbench-bridge`) of the machine's host, the server running",
+        "  (`docker network create mhbench-bridge-…`) of the machine's host, the server running",
         "  the same httpd, so its ping and connect figures are measured the same way.",
         f"- `docker run --rm` on h2: {p.get('load_warmup')} unmeasured then"
         f" {p.get('load_runs')} runs of `true`, idle; then the machine's",
