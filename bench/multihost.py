@@ -13,11 +13,18 @@ creates the Docker network and Kuryr the Neutron network; h2 adopts it with
 - ``docker run -d`` on h2 against the machine's host, interleaved;
 - from ``docker run -d`` returning until a container on the machine's host first gets a
   ping reply from the new container, on h2 (across hosts) and on the machine's host;
-- ping RTT and TCP connect time across the hosts and within the machine's host;
-- the memory of h2's processes.
+- ping RTT, TCP connect time and TCP throughput across the hosts and within the machine's
+  host, with Docker's bridge (two containers on one user-defined bridge network of the
+  machine's host) as the same-host reference;
+- ``docker run --rm`` on h2, idle and then while the machine's host holds many running
+  containers (200 by default) on the network that spans both;
+- the memory of h2's processes;
+- Neutron requests per container start and stop on the machine's host, counted for the
+  daemons of all three hosts (bench.mhcount), on a network only the machine's host has and
+  again once h2 and h3 have adopted it.
 
 Everything it makes is named ``mhbench-`` and removed at the end: containers and the Docker
-network on every host, and so the Neutron network Kuryr made for it."""
+networks on every host, and so the Neutron networks Kuryr made for them."""
 
 from __future__ import annotations
 
@@ -30,11 +37,22 @@ import sys
 import time
 import urllib.error
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from bench import machine, mhhosts, mhmemory, mhprobe, multihost_report, neutron
+from bench import (
+    machine,
+    mhcount,
+    mhhosts,
+    mhload,
+    mhmemory,
+    mhprobe,
+    mhthroughput,
+    multihost_report,
+    neutron,
+)
 from bench.dockercli import IMAGE, Outcome
 from bench.mhhosts import Host
 from bench.stats import Summary
@@ -44,12 +62,20 @@ from kuryr.stack.layout import Layout
 
 REPO = Path(__file__).resolve().parent.parent
 PREFIX = "mhbench-"
-NETWORK = f"{PREFIX}net"
+# Each run's networks have names of their own: a network dockerd will not remove (it can
+# keep an endpoint of a removed container) must not stop the next run from making its own.
+RUN = secrets.token_hex(3)
+NETWORK = f"{PREFIX}net-{RUN}"
+BRIDGE = f"{PREFIX}bridge-{RUN}"
+COUNTED = f"{PREFIX}cnt-{RUN}"
+WORKDIR = REPO / "bench" / "results" / "multihost"
 # Asked for when no simulated host runs: the stack of the README's multi-host example.
 HOSTS = 3
 REMOTE = "h2"
 # Outside Kuryr's default pools (10.10/16) and the ranges of the other phases and the tests.
+# The spanned network is a /22: it holds the load containers besides the pools' ports.
 CIDR_BLOCK = "10.238"
+COUNTED_BLOCK = "10.237"
 CIDR_TRIES = 3
 SLEEPER = ("sleep", "600")
 SERVER = (
@@ -76,16 +102,34 @@ class Settings:
     pings: int = 20
     ping_interval_s: float = 0.2
     connects: int = 20
-    budget_s: float = 330.0
+    transfers: int = 7
+    transfer_mib: int = 64
+    load_containers: int = 200
+    load_runs: int = 10
+    load_warmup: int = 1
+    fill_width: int = 8
+    count_reps: int = 6
+    budget_s: float = 900.0
+
+
+@dataclass(frozen=True)
+class Route:
+    """From the network namespace of process ``client`` to the container at ``address``
+    (whose namespace is process ``server``'s)."""
+
+    client: int
+    server: int
+    address: str
 
 
 @dataclass(frozen=True)
 class Probe:
-    """The container on the machine's host every probe is sent from, and the address of
-    the server container on each host ("main", "remote") it probes."""
+    """The Kuryr container on the machine's host readiness is probed from, and each route
+    traffic is measured on: "remote" from it to a server on h2, "main" to a server beside
+    it, "bridge" between two containers on a Docker bridge network of the machine's host."""
 
     pid: int
-    targets: dict[str, str]
+    routes: dict[str, Route]
 
 
 def summarize(samples: Sequence[float]) -> dict[str, float | int] | None:
@@ -123,6 +167,23 @@ def gateway(cidr: str) -> str:
 
 def create_args(cidr: str) -> tuple[str, ...]:
     return ("-d", "kuryr", "--ipam-driver", "kuryr", "--subnet", cidr, "--gateway", gateway(cidr))
+
+
+def adopt_args(cidr: str, neutron_id: str) -> tuple[str, ...]:
+    """A Docker network on another host on the Neutron network ``neutron_id``."""
+    return (
+        *create_args(cidr),
+        "--ipam-opt", f"neutron.subnet.name=kuryr-subnet-{cidr}",
+        "-o", f"neutron.net.uuid={neutron_id}",
+    )  # fmt: skip
+
+
+def spanned_cidr() -> str:
+    return f"{CIDR_BLOCK}.{4 * (secrets.randbelow(62) + 1)}.0/22"
+
+
+def counted_cidr() -> str:
+    return f"{COUNTED_BLOCK}.{secrets.randbelow(250) + 1}.0/24"
 
 
 def order(roles: Sequence[str], round_: int) -> list[str]:
@@ -181,8 +242,8 @@ class Phase:
         self.results: dict[str, Any] = {}
         self.brought = False
         self.hosts: list[Host] = []
-        self.cidr: str | None = None
-        self.neutron_id: str | None = None
+        # The Neutron network Kuryr made for each of the phase's Kuryr networks, and its CIDR.
+        self.made: dict[str, tuple[str, str]] = {}
 
     def time_left(self) -> bool:
         return time.monotonic() < self.deadline - RESERVE_S
@@ -266,52 +327,64 @@ class Phase:
         r["start"], r["rm"] = self._starts(pair)
         say("readiness across the hosts ...")
         r["readiness"] = self._readiness(pair, probe)
-        say("ping and TCP connect ...")
+        say("ping, TCP connect and throughput ...")
         r["rtt_ms"] = self._rtts(probe)
         r["tcp_connect_ms"] = self._connects(probe)
+        r["throughput_mb_s"] = self._throughput(probe)
+        say(
+            f"docker run --rm on {remote.name}, idle then beside {self.s.load_containers}"
+            f" containers on {main.name} ..."
+        )
+        r["load"] = self._loaded(main, remote)
         r["memory"] = self._memory()
+        say("Neutron requests per start and stop, on 1 host and on 3 ...")
+        r["neutron_requests"] = self._counts(main)
 
     def _span(self, main: Host, remote: Host) -> dict[str, Any]:
-        made = self._create_first(main)
-        docker_id = must(main.docker("network", "inspect", "-f", "{{.Id}}", NETWORK)).stdout
-        tags = naming.id_tag_filter(docker_id.strip())
-        found = neutron.call("GET", f"/v2.0/networks?tags={tags}")["networks"]
-        if not found:
-            raise RuntimeError(f"Neutron has no network tagged with {NETWORK}'s id")
-        self.neutron_id = str(found[0]["id"])
-        adopted = must(
-            remote.docker(
-                "network", "create", *create_args(str(self.cidr)),
-                "--ipam-opt", f"neutron.subnet.name=kuryr-subnet-{self.cidr}",
-                "-o", f"neutron.net.uuid={self.neutron_id}", NETWORK,
-            )
-        )  # fmt: skip
+        made = self._create_first(main, NETWORK, spanned_cidr)
+        cidr, neutron_id = self.made[NETWORK]
+        adopted = must(remote.docker("network", "create", *adopt_args(cidr, neutron_id), NETWORK))
         return {
-            "cidr": self.cidr,
-            "neutron_network": self.neutron_id,
+            "name": NETWORK,
+            "cidr": cidr,
+            "neutron_network": neutron_id,
             "create_on_main_s": made.elapsed,
             "adopt_on_remote_s": adopted.elapsed,
         }
 
-    def _create_first(self, main: Host) -> Outcome:
-        """The Docker network on the machine's host, Kuryr making its Neutron network; a
-        CIDR someone else's subnetpool holds is tried again with another."""
+    def _create_first(self, main: Host, network: str, cidr_of: Callable[[], str]) -> Outcome:
+        """The Docker network on the machine's host, Kuryr making its Neutron network (kept
+        in ``self.made``); a CIDR someone else's subnetpool holds is tried again with
+        another."""
         for _ in range(CIDR_TRIES):
-            self.cidr = f"{CIDR_BLOCK}.{secrets.randbelow(250) + 1}.0/24"
-            made = main.docker("network", "create", *create_args(self.cidr), NETWORK)
+            cidr = cidr_of()
+            made = main.docker("network", "create", *create_args(cidr), network)
             if made.ok:
+                self.made[network] = (cidr, neutron_of(main, network))
                 return made
-        raise RuntimeError(f"docker network create on {main.name}: {made.error}")
+        raise RuntimeError(f"docker network create {network} on {main.name}: {made.error}")
 
     def _fixtures(self, main: Host, remote: Host) -> Probe:
         probe = f"{PREFIX}probe"
         must(main.docker("run", "-d", "--name", probe, "--net", NETWORK, IMAGE, *SLEEPER))
-        targets = {}
+        client = main.pid_of(probe)
+        routes = {}
         for role, host in (("main", main), ("remote", remote)):
             server = f"{PREFIX}srv-{role}"
             must(host.docker("run", "-d", "--name", server, "--net", NETWORK, IMAGE, *SERVER))
-            targets[role] = host.address(server, NETWORK)
-        return Probe(main.pid_of(probe), targets)
+            routes[role] = Route(client, host.pid_of(server), host.address(server, NETWORK))
+        must(main.docker("network", "create", BRIDGE))
+        pair = {}
+        for end, command in (("client", SLEEPER), ("server", SERVER)):
+            name = f"{PREFIX}br-{end}"
+            must(main.docker("run", "-d", "--name", name, "--net", BRIDGE, IMAGE, *command))
+            pair[end] = name
+        routes["bridge"] = Route(
+            main.pid_of(pair["client"]),
+            main.pid_of(pair["server"]),
+            main.address(pair["server"], BRIDGE),
+        )
+        return Probe(client, routes)
 
     def _starts(self, pair: dict[str, Host]) -> tuple[dict[str, Any], dict[str, Any]]:
         """``docker run -d`` on each host in turn, each container removed (timed too) before
@@ -373,10 +446,12 @@ class Phase:
 
     def _rtts(self, probe: Probe) -> dict[str, Any]:
         measured = {}
-        for role, address in probe.targets.items():
+        for role, route in probe.routes.items():
             # One ping first: the figures are of a path whose neighbours are known.
-            mhprobe.rtts_ms(probe.pid, address, 1, self.s.ping_interval_s)
-            samples = mhprobe.rtts_ms(probe.pid, address, self.s.pings, self.s.ping_interval_s)
+            mhprobe.rtts_ms(route.client, route.address, 1, self.s.ping_interval_s)
+            samples = mhprobe.rtts_ms(
+                route.client, route.address, self.s.pings, self.s.ping_interval_s
+            )
             measured[role] = {
                 "samples": samples,
                 "summary": summarize(samples),
@@ -386,8 +461,8 @@ class Phase:
 
     def _connects(self, probe: Probe) -> dict[str, Any]:
         measured = {}
-        for role, address in probe.targets.items():
-            each = mhprobe.connects_ms(probe.pid, address, HTTP_PORT, self.s.connects)
+        for role, route in probe.routes.items():
+            each = mhprobe.connects_ms(route.client, route.address, HTTP_PORT, self.s.connects)
             samples = [ms for ms in each if ms is not None]
             measured[role] = {
                 "samples": samples,
@@ -395,6 +470,95 @@ class Phase:
                 "failed": len(each) - len(samples),
             }
         return measured
+
+    def _throughput(self, probe: Probe) -> dict[str, Any]:
+        """``transfers`` transfers of ``transfer_mib`` MiB on each route after one unmeasured,
+        the routes taking turns."""
+        size = self.s.transfer_mib * 2**20
+        took: dict[str, list[float | None]] = {role: [] for role in probe.routes}
+        with ExitStack() as sinks:
+            for route in probe.routes.values():
+                sinks.enter_context(mhthroughput.Sink(route.server))
+            for round_ in range(1 + self.s.transfers):
+                if not self.time_left():
+                    break
+                for role in order(list(probe.routes), round_):
+                    route = probe.routes[role]
+                    seconds = mhthroughput.transfer_s(route.client, route.address, size)
+                    if round_ > 0:
+                        took[role].append(seconds)
+        return {role: throughput_row(size, seconds) for role, seconds in took.items()}
+
+    def _loaded(self, main: Host, remote: Host) -> dict[str, Any]:
+        """``docker run --rm`` on ``remote``, idle, then once ``main`` holds
+        ``load_containers`` more running containers on the spanned network."""
+        result: dict[str, Any] = {"network": NETWORK, "holder": main.name}
+        result["idle"] = timings(self._run_rms(remote))
+        names = [f"{PREFIX}load-{i}" for i in range(self.s.load_containers)]
+        began = time.monotonic()
+        filled = mhload.fill(main, NETWORK, names, self.s.fill_width)
+        result["fill"] = mhload.fill_row(names, filled, time.monotonic() - began)
+        try:
+            result["settle_s"] = round(machine.wait_idle(limit=SETTLE_LIMIT_S), 1)
+            result["loaded"] = timings(self._run_rms(remote))
+        finally:
+            began = time.monotonic()
+            emptied = mhload.empty(main, mhload.started(names, filled), self.s.fill_width)
+            result["empty"] = {
+                "seconds": round(time.monotonic() - began, 1),
+                "errors": sum(not o.ok for o in emptied),
+            }
+        return result
+
+    def _run_rms(self, host: Host) -> list[Outcome]:
+        ran = [
+            host.docker("run", "--rm", "--net", NETWORK, IMAGE, "true")
+            for _ in range(self.s.load_warmup + self.s.load_runs)
+        ]
+        return ran[self.s.load_warmup :]
+
+    def _counts(self, main: Host) -> dict[str, Any]:
+        hosts = self.hosts[:HOSTS]
+        if len(hosts) < HOSTS:
+            return {"skipped": f"{len(hosts)} hosts run, {HOSTS} are needed"}
+        counting = mhcount.Counting(hosts, WORKDIR)
+        result: dict[str, Any] = {"hosts": counting.names(), "reps": self.s.count_reps}
+        try:
+            counting.start()
+            result.update(self._count_spans(main, hosts, counting))
+            result["disturbed"] = counting.disturbed()
+        finally:
+            say("putting the daemons back as the stack runs them ...")
+            result["restore_notes"] = counting.restore()
+        return result
+
+    def _count_spans(
+        self, main: Host, hosts: Sequence[Host], counting: mhcount.Counting
+    ) -> dict[str, Any]:
+        mhcount.settle(counting.calls, time.time())
+        self._create_first(main, COUNTED, counted_cidr)
+        cidr, neutron_id = self.made[COUNTED]
+        mhcount.settle(counting.calls, time.time())
+        one = self._count_ops(main, counting, "one")
+        for host in hosts:
+            if not host.main:
+                must(host.docker("network", "create", *adopt_args(cidr, neutron_id), COUNTED))
+        mhcount.settle(counting.calls, time.time())
+        three = self._count_ops(main, counting, "three")
+        return {"cidr": cidr, "one_host": one, "three_hosts": three}
+
+    def _count_ops(self, main: Host, counting: mhcount.Counting, label: str) -> dict[str, Any]:
+        """``count_reps`` times: a container started on ``main``, then removed, each counted
+        from its command's start until every daemon was quiet."""
+        runs: dict[str, list[dict[str, Any]]] = {"start": [], "stop": []}
+        for i in range(self.s.count_reps):
+            if not self.time_left():
+                break
+            name = f"{PREFIX}cnt-{label}-{i}"
+            ran = main.docker("run", "-d", "--name", name, "--net", COUNTED, IMAGE, *SLEEPER)
+            runs["start"].append(counting.measure(ran))
+            runs["stop"].append(counting.measure(main.docker("rm", "-f", name)))
+        return {op: mhcount.summary(done) for op, done in runs.items()}
 
     def _memory(self) -> dict[str, Any]:
         remote = named(mhhosts.describe(), REMOTE)
@@ -413,25 +577,41 @@ class Phase:
         say("cleanup ...")
         notes = self._clear_docker()
         try:
-            if self.neutron_id is not None:
-                notes += self._neutron_gone(self.neutron_id)
+            for cidr, network_id in self.made.values():
+                notes += neutron_gone(network_id, cidr)
         except (OSError, ValueError) as exc:  # urllib's errors are OSErrors
             notes.append(f"Neutron could not be checked: {exc}")
         return {"ok": not notes, "notes": notes}
 
-    def _neutron_gone(self, network_id: str) -> list[str]:
-        notes = []
-        if not wait_until(lambda: not neutron_has(f"/v2.0/networks/{network_id}"), NEUTRON_GONE_S):
-            notes.append(
-                f"Neutron network {network_id} was still there {NEUTRON_GONE_S:g} s after"
-                " its Docker networks were removed: deleted by the bench"
-            )
-            notes += delete_network(network_id)
-        pools = neutron.call("GET", f"/v2.0/subnetpools?name=kuryrPool-{self.cidr}")
-        for pool in pools["subnetpools"]:
-            notes.append(f"subnetpool kuryrPool-{self.cidr} was left: deleted by the bench")
-            neutron.call("DELETE", f"/v2.0/subnetpools/{pool['id']}")
-        return notes
+
+def neutron_of(host: Host, network: str) -> str:
+    """The id of the Neutron network Kuryr made for ``host``'s Docker network ``network``."""
+    docker_id = must(host.docker("network", "inspect", "-f", "{{.Id}}", network)).stdout
+    tags = naming.id_tag_filter(docker_id.strip())
+    found = neutron.call("GET", f"/v2.0/networks?tags={tags}")["networks"]
+    if not found:
+        raise RuntimeError(f"Neutron has no network tagged with {network}'s id")
+    return str(found[0]["id"])
+
+
+def neutron_gone(network_id: str, cidr: str) -> list[str]:
+    notes = []
+    if not wait_until(lambda: not neutron_has(f"/v2.0/networks/{network_id}"), NEUTRON_GONE_S):
+        notes.append(
+            f"Neutron network {network_id} was still there {NEUTRON_GONE_S:g} s after"
+            " its Docker networks were removed: deleted by the bench"
+        )
+        notes += delete_network(network_id)
+    pools = neutron.call("GET", f"/v2.0/subnetpools?name=kuryrPool-{cidr}")
+    for pool in pools["subnetpools"]:
+        notes.append(f"subnetpool kuryrPool-{cidr} was left: deleted by the bench")
+        neutron.call("DELETE", f"/v2.0/subnetpools/{pool['id']}")
+    return notes
+
+
+def throughput_row(size: int, seconds: Sequence[float | None]) -> dict[str, Any]:
+    rates = mhthroughput.rates_mb_s(size, seconds)
+    return {"samples": rates, "summary": summarize(rates), "failed": len(seconds) - len(rates)}
 
 
 def daemon_configs() -> dict[str, Any]:

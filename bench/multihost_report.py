@@ -43,6 +43,7 @@ def names(mh: dict[str, Any]) -> dict[str, str]:
 def _intro(mh: dict[str, Any]) -> list[str]:
     main, remote = names(mh).values()
     cidr = mh.get("network", {}).get("cidr", "?")
+    network = mh.get("network", {}).get("name", "mhbench-net")
     before, after = mh.get("load_before", ["?"])[0], mh.get("load_after", ["?"])[0]
     return [
         f"Run of {mh['date']} (UTC) at kuryr {mh.get('kuryr_commit', '?')}, which took"
@@ -53,7 +54,7 @@ def _intro(mh: dict[str, Any]) -> list[str]:
         f"`{main}` is the machine's own host, `{remote}` a simulated host of `kuryr stack up",
         "--hosts 3`: its own network namespace, OVS (userspace datapath), ovn-controller,",
         "dockerd and Kuryr daemon, its chassis joined to the machine's by geneve over a veth.",
-        f"One Neutron network spans both: `{main}` created the Docker network `mhbench-net`",
+        f"One Neutron network spans both: `{main}` created the Docker network `{network}`",
         f"(`--subnet {cidr}`, Kuryr IPAM; Kuryr made the Neutron network) and `{remote}`",
         "adopted it (`-o neutron.net.uuid=… --ipam-opt neutron.subnet.name=…`).",
         "",
@@ -110,8 +111,6 @@ def _traffic_rows(mh: dict[str, Any]) -> list[list[str]]:
         ("`docker run -d`, s", mh.get("start", {}), 3),
         ("`docker rm -f` of that container, s", mh.get("rm", {}), 3),
         ("first ping reply after `docker run -d` returned, s", mh.get("readiness", {}), 3),
-        ("ping RTT, ms", mh.get("rtt_ms", {}), 3),
-        ("TCP connect, ms", mh.get("tcp_connect_ms", {}), 3),
     ]
     return [
         [
@@ -132,10 +131,14 @@ def _problems(mh: dict[str, Any]) -> list[str]:
             if entry.get("errors"):
                 examples = "; ".join(f"`{e}`" for e in entry.get("error_examples", []))
                 found.append(f"{key} on {host[role]}: {entry['errors']} failed ({examples})")
-    for key, word in (("rtt_ms", "lost"), ("tcp_connect_ms", "failed")):
+    for key, word in (
+        ("rtt_ms", "lost"),
+        ("tcp_connect_ms", "failed"),
+        ("throughput_mb_s", "failed"),
+    ):
         for role, entry in mh.get(key, {}).items():
             if entry.get(word):
-                found.append(f"{key} to {host[role]}: {entry[word]} {word}")
+                found.append(f"{key} on the route {ROUTES.get(role, role)}: {entry[word]} {word}")
     return found
 
 
@@ -147,7 +150,7 @@ def _traffic(mh: dict[str, Any]) -> list[str]:
         f"on `{main}` / within it",
         f"{remote} ÷ {main}",
     ]
-    lines = ["### Containers and traffic", "", *table(header, _traffic_rows(mh))]
+    lines = ["### Containers", "", *table(header, _traffic_rows(mh))]
     after = {role: entry.get("probe_after_s") for role, entry in mh.get("readiness", {}).items()}
     if after.get("remote"):
         lines += [
@@ -160,6 +163,152 @@ def _traffic(mh: dict[str, Any]) -> list[str]:
     problems = _problems(mh)
     if problems:
         lines += ["Failures: " + "; ".join(problems) + ".", ""]
+    return lines
+
+
+# The routes traffic is measured on, as the report names them.
+ROUTES = {
+    "remote": "across hosts",
+    "main": "same host, Kuryr",
+    "bridge": "same host, Docker bridge",
+}
+
+
+def _route_rows(mh: dict[str, Any]) -> list[list[str]]:
+    size = mh.get("parameters", {}).get("transfer_mib", "?")
+    figures = [
+        ("ping RTT, ms", mh.get("rtt_ms", {}), 3),
+        ("TCP connect, ms", mh.get("tcp_connect_ms", {}), 3),
+        (f"TCP throughput, MB/s ({size} MiB a transfer)", mh.get("throughput_mb_s", {}), 1),
+    ]
+    rows = []
+    for what, by_route, digits in figures:
+        found = {route: median(by_route.get(route)) for route in ROUTES}
+        rows.append(
+            [
+                what,
+                *(cell(by_route.get(route, {}).get("summary"), digits) for route in ROUTES),
+                times(ratio(found["remote"], found["main"])),
+                times(ratio(found["remote"], found["bridge"])),
+                times(ratio(found["main"], found["bridge"])),
+            ]
+        )
+    return rows
+
+
+def _routes(mh: dict[str, Any]) -> list[str]:
+    if not any(key in mh for key in ("rtt_ms", "tcp_connect_ms", "throughput_mb_s")):
+        return []
+    main, remote = names(mh).values()
+    header = [
+        "median (p90, n)",
+        f"across hosts (`{main}` → `{remote}`), Kuryr",
+        f"same host (`{main}`), Kuryr",
+        f"same host (`{main}`), Docker bridge",
+        "across ÷ same host",
+        "across ÷ bridge",
+        "same-host Kuryr ÷ bridge",
+    ]
+    return [
+        "### Traffic across hosts, within one, and on Docker's bridge",
+        "",
+        *table(header, _route_rows(mh)),
+        "For RTT and connect time a ratio above 1 is slower; for throughput, above 1 is faster.",
+        "",
+    ]
+
+
+def _load(mh: dict[str, Any]) -> list[str]:
+    load = mh.get("load")
+    if not load:
+        return []
+    main, remote = names(mh).values()
+    fill = load.get("fill", {})
+    idle, loaded = load.get("idle"), load.get("loaded")
+    held = fill.get("running", "?")
+    rows = [
+        [f"`{remote}` idle, before the fill", cell((idle or {}).get("summary"))],
+        [
+            f"`{remote}` while `{main}` holds {held} running containers",
+            cell((loaded or {}).get("summary")),
+        ],
+        ["loaded ÷ idle", times(ratio(median(loaded), median(idle)))],
+    ]
+    fill_failed = f", {fill['errors']} failed" if fill.get("errors") else ""
+    emptied = load.get("empty", {}).get("seconds", "?")
+    return [
+        f"### `docker run --rm` on `{remote}` while `{main}` holds {held} containers",
+        "",
+        *table(["`docker run --rm … true`, s", "median (p90, n)"], rows),
+        f"The {fill.get('asked', '?')} containers (`sleep`) are on `{load.get('network', '?')}`,"
+        f" the network `{remote}` runs its containers on too;",
+        f"filling took {fill.get('seconds', '?')} s"
+        f" ({mh.get('parameters', {}).get('fill_width', '?')} `docker run -d` at a time"
+        f"{fill_failed}), then the machine was let settle"
+        f" {load.get('settle_s', '?')} s; emptying took {emptied} s.",
+        "",
+    ]
+
+
+OPS = {"start": "start (`docker run -d`)", "stop": "stop (`docker rm -f`)"}
+
+
+def _count_cell(op: dict[str, Any] | None) -> str:
+    med = (op or {}).get("median")
+    if not med:
+        return "n/a"
+    runs = len(op.get("runs", [])) if op else 0
+    return f"{med['total']:g} ({med['sync']:g} + {med['async']:g}, n={runs})"
+
+
+def _total(op: dict[str, Any] | None) -> float | None:
+    med = (op or {}).get("median")
+    return None if not med else float(med["total"])
+
+
+def _counts(mh: dict[str, Any]) -> list[str]:
+    counted = mh.get("neutron_requests")
+    if not counted:
+        return []
+    head = ["### Neutron requests per container start and stop, 1 host against 3", ""]
+    if "skipped" in counted:
+        return [*head, f"Not measured in this run: {counted['skipped']}.", ""]
+    main = names(mh)["main"]
+    hosts = counted.get("hosts", [])
+    one, three = counted.get("one_host", {}), counted.get("three_hosts", {})
+    rows = [
+        [what, _count_cell(one.get(op)), _count_cell(three.get(op)),
+         times(ratio(_total(three.get(op)), _total(one.get(op))))]
+        for op, what in OPS.items()
+    ]  # fmt: skip
+    per_host = {op: (three.get(op, {}).get("median") or {}).get("by_host") for op in OPS}
+    by_host = [
+        # In the hosts' order: benchmarks.json keeps its keys sorted.
+        f"{op}: " + ", ".join(f"`{h}` {found[h]:g}" for h in hosts if h in found)
+        for op, found in per_host.items()
+        if found
+    ]
+    lines = [
+        *head,
+        *table(
+            [
+                f"on `{main}`, all {len(hosts)} daemons' requests: median (sync + async, n)",
+                f"network on `{main}` only",
+                f"network adopted by {', '.join(f'`{h}`' for h in hosts if h != main)} too",
+                "3 hosts ÷ 1",
+            ],
+            rows,
+        ),
+    ]
+    if by_host:
+        lines += ["Medians per daemon with 3 hosts: " + "; ".join(by_host) + ".", ""]
+    notes = [*counted.get("restore_notes", [])]
+    if counted.get("disturbed"):
+        notes.append(
+            "restarted by someone else during the count: " + ", ".join(counted["disturbed"])
+        )
+    if notes:
+        lines += ["Problems: " + "; ".join(notes) + ".", ""]
     return lines
 
 
@@ -231,10 +380,35 @@ def _method(mh: dict[str, Any]) -> list[str]:
         "  probe's network namespace, so each reply carries its arrival time).",
         f"- Ping: {p.get('pings')} echo requests {p.get('ping_interval_s')} s apart, after one"
         " unmeasured, from the",
-        f"  probe container to a server container on each host. TCP: {p.get('connects')}"
-        " connects to the",
+        "  probe container to a server container on each host, and from one bridge container",
+        f"  to the other. TCP: {p.get('connects')} connects to the",
         "  server's port 80 (busybox httpd), one after the other, each closed at once; a",
         "  connect returns when the SYN-ACK is in.",
+        f"- Throughput: {p.get('transfers')} transfers of {p.get('transfer_mib')} MiB on each"
+        " route after one unmeasured, the routes",
+        "  taking turns: bench/tcpthroughput.py (the machine's Python, plain sockets) sends from",
+        "  the client's network namespace to a sink in the server's (both through `nsenter`),",
+        "  timed from the first byte sent until the sink answers that it read them all;",
+        "  MB = 10^6 bytes. Across hosts and same host: the probe container and the server",
+        "  containers above; bridge: two containers on a user-defined bridge network",
+        "  (`docker network create mhbench-bridge-…`) of the machine's host, the server running",
+        "  the same httpd, so its ping and connect figures are measured the same way.",
+        f"- `docker run --rm` on h2: {p.get('load_warmup')} unmeasured then"
+        f" {p.get('load_runs')} runs of `true`, idle; then the machine's",
+        f"  host starts {p.get('load_containers')} `sleep` containers on the spanned network"
+        f" ({p.get('fill_width')} at a time), the",
+        "  machine is let settle (CPUs idle, at most 45 s), and the same runs are repeated;",
+        "  then the containers are removed.",
+        "- Neutron requests: every host's daemon is restarted with its Neutron endpoint on a",
+        "  counting proxy of its own (bench.proxy; a simulated host's inside its network",
+        "  namespace), and with periodic reconciliation off (`[reconcile] interval = 0`: its",
+        "  queries come from every daemon whatever the containers do). Proxies rather than",
+        "  the daemon's Prometheus counters: those are served only with `metrics_listen`, so",
+        "  a restart was needed anyway, and the proxy also tells the requests made while the",
+        "  command ran (sync) from those after (async, until every daemon was quiet for 2 s).",
+        f"  {p.get('count_reps')} containers started and removed on the machine's host, on a"
+        " network that only it",
+        "  has, then again once h2 and h3 adopted it; the daemons are then put back.",
         "- Memory: PSS (each shared page split among the processes mapping it, so the sum",
         "  counts shared libraries once) and RSS, from /proc/PID/smaps_rollup, of every",
         "  process `kuryr stack hosts --json` lists for the host.",
@@ -252,7 +426,16 @@ def section(results: dict[str, Any]) -> list[str]:
     lines = [HEADING, "", *_intro(mh)]
     if "error" in mh:
         return [*lines, f"Not measured: {mh['error']}", ""]
-    return [*lines, *_lifecycle(mh), *_traffic(mh), *_memory(mh), *_method(mh)]
+    return [
+        *lines,
+        *_lifecycle(mh),
+        *_traffic(mh),
+        *_routes(mh),
+        *_load(mh),
+        *_counts(mh),
+        *_memory(mh),
+        *_method(mh),
+    ]
 
 
 def splice(markdown: str, lines: list[str]) -> str:

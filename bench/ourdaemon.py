@@ -48,6 +48,21 @@ def _environ(pid: int) -> dict[str, str]:
     return {k: v for k, _, v in pairs}
 
 
+def write_config_copy(
+    original: Path, settings: dict[tuple[str, str], str], config_copy: Path
+) -> None:
+    """A copy of the daemon config ``original`` where each (section, key) of ``settings``
+    has its value."""
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(original)
+    for (section, key), value in settings.items():
+        if not parser.has_section(section):
+            parser.add_section(section)
+        parser.set(section, key, value)
+    with open(config_copy, "w") as out:
+        parser.write(out)
+
+
 class OurDaemon:
     def __init__(self, layout: Layout | None = None) -> None:
         self.layout = layout or Layout.resolve(None)
@@ -103,14 +118,7 @@ class OurDaemon:
         original = launch.config_file()
         if original is None:
             raise RuntimeError(f"kuryr serve runs without --config-file: {launch.argv}")
-        parser = configparser.ConfigParser(interpolation=None)
-        parser.read(original)
-        for (section, key), value in settings.items():
-            if not parser.has_section(section):
-                parser.add_section(section)
-            parser.set(section, key, value)
-        with open(config_copy, "w") as out:
-            parser.write(out)
+        write_config_copy(original, settings, config_copy)
         return self._respawn(launch.with_config(config_copy))
 
     def restore(self, launch: Launch) -> int:

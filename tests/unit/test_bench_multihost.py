@@ -6,12 +6,26 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bench import mhhosts, mhmemory, mhprobe, multihost, multihost_report, procs, tcpconnect
+from bench import (
+    mhcount,
+    mhhosts,
+    mhload,
+    mhmemory,
+    mhprobe,
+    mhthroughput,
+    multihost,
+    multihost_report,
+    procs,
+    tcpconnect,
+    tcpthroughput,
+)
+from bench.calls import Call
 from bench.dockercli import Outcome
 from bench.params import parse_args
 
@@ -136,6 +150,7 @@ def test_the_cli_runs_the_phase_with_its_settings() -> None:
     args = multihost.parse_args(["--starts", "3", "--ping-interval-s", "0.1"])
     assert args.starts == 3 and args.ping_interval_s == 0.1
     assert args.ready == multihost.Settings().ready
+    assert multihost.parse_args(["--load-containers", "20"]).load_containers == 20
     assert not parse_args(["--no-multihost"]).multihost
     assert parse_args([]).multihost
 
@@ -179,8 +194,47 @@ MEASURED: dict[str, Any] = {
             "error_examples": ["no ping reply within 15 s"],
         },
     },
-    "rtt_ms": {"main": {**summary(0.2, 20), "lost": 0}, "remote": {**summary(0.5, 20), "lost": 0}},
-    "tcp_connect_ms": {"main": summary(0.3, 20), "remote": summary(0.6, 20)},
+    "rtt_ms": {
+        "main": {**summary(0.2, 20), "lost": 0},
+        "remote": {**summary(0.5, 20), "lost": 0},
+        "bridge": {**summary(0.1, 20), "lost": 0},
+    },
+    "tcp_connect_ms": {
+        "main": summary(0.3, 20),
+        "remote": summary(0.6, 20),
+        "bridge": summary(0.15, 20),
+    },
+    "throughput_mb_s": {
+        "main": {**summary(800.0, 7), "failed": 0},
+        "remote": {**summary(200.0, 7), "failed": 1},
+        "bridge": {**summary(1600.0, 7), "failed": 0},
+    },
+    "load": {
+        "network": "mhbench-net",
+        "holder": "vm",
+        "idle": summary(0.5, 10),
+        "fill": {"asked": 200, "running": 200, "seconds": 61.2, "errors": 0},
+        "settle_s": 12.0,
+        "loaded": summary(0.6, 10),
+        "empty": {"seconds": 30.5, "errors": 0},
+    },
+    "neutron_requests": {
+        "hosts": ["vm", "h2", "h3"],
+        "reps": 6,
+        "one_host": {
+            "start": {"runs": [{}] * 6, "median": {"sync": 2, "async": 1, "total": 3}},
+            "stop": {"runs": [{}] * 6, "median": {"sync": 1, "async": 1, "total": 2}},
+        },
+        "three_hosts": {
+            "start": {
+                "runs": [{}] * 6,
+                "median": {"sync": 2, "async": 1, "total": 3, "by_host": {"vm": 3, "h2": 0}},
+            },
+            "stop": {"runs": [{}] * 6, "median": {"sync": 1, "async": 1, "total": 2}},
+        },
+        "disturbed": [],
+        "restore_notes": [],
+    },
     "memory": {
         "roles": {d: {"processes": 1, "pss_kib": 10240, "rss_kib": 20480} for d in mhmemory.DAEMONS}
         | {"shim": {"processes": 1, "pss_kib": 1024, "rss_kib": 2048}},
@@ -206,6 +260,34 @@ def test_the_section_has_the_figures_ratios_and_caveats() -> None:
     assert "about 3.0 s a host" in text
     assert "| **the five summed** | 5 | **50.0** | 100.0 |" in text
     assert "readiness on h2: 1 failed" in text
+    assert "throughput_mb_s on the route across hosts: 1 failed" in text
+
+
+def test_the_section_compares_routes_with_dockers_bridge() -> None:
+    text = "\n".join(multihost_report.section({"multihost": MEASURED}))
+    # across ÷ same host, across ÷ bridge, same-host Kuryr ÷ bridge
+    assert "| ping RTT, ms | 0.500 (p90 0.750, n=20) | 0.200 (p90 0.300, n=20) |" in text
+    assert "| 2.50 x | 5.00 x | 2.00 x |" in text
+    assert (
+        "| TCP throughput, MB/s (64 MiB a transfer) | 200.0 (n=7) | 800.0 (n=7)"
+        " | 1600.0 (n=7) | 0.25 x | 0.12 x | 0.50 x |" in text
+    )
+
+
+def test_the_section_gives_run_rm_under_load_as_a_ratio_to_idle() -> None:
+    text = "\n".join(multihost_report.section({"multihost": MEASURED}))
+    assert "| `h2` while `vm` holds 200 running containers | 0.600 (p90 0.900, n=10) |" in text
+    assert "| loaded ÷ idle | 1.20 x |" in text
+    assert "filling took 61.2 s (8 `docker run -d` at a time)" in text
+
+
+def test_the_section_gives_neutron_requests_on_one_host_and_three() -> None:
+    text = "\n".join(multihost_report.section({"multihost": MEASURED}))
+    assert "| start (`docker run -d`) | 3 (2 + 1, n=6) | 3 (2 + 1, n=6) | 1.00 x |" in text
+    assert "Medians per daemon with 3 hosts: start: `vm` 3, `h2` 0." in text
+    skipped = {**MEASURED, "neutron_requests": {"skipped": "2 hosts run, 3 are needed"}}
+    text = "\n".join(multihost_report.section({"multihost": skipped}))
+    assert "Not measured in this run: 2 hosts run, 3 are needed." in text
 
 
 def test_hosts_that_were_up_already_show_the_last_measured_lifecycle() -> None:
@@ -275,3 +357,123 @@ def test_tcpconnect_connects_and_reports_a_refused_port_as_none() -> None:
         port = server.getsockname()[1]
         assert (tcpconnect.connect_ms("127.0.0.1", port) or -1.0) >= 0.0
     assert tcpconnect.connect_ms("127.0.0.1", port) is None
+
+
+def test_tcpthroughput_times_a_transfer_the_sink_read_in_full() -> None:
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+
+        def one() -> None:
+            conn, _ = server.accept()
+            tcpthroughput.answer(conn, bytearray(4096))
+
+        sink = threading.Thread(target=one)
+        sink.start()
+        took = tcpthroughput.send("127.0.0.1", port, 3 * tcpthroughput.CHUNK + 7)
+        sink.join()
+    assert took is not None and took > 0
+    assert tcpthroughput.send("127.0.0.1", port, 10) is None
+
+
+def test_throughput_in_mb_per_second_leaves_failed_transfers_out() -> None:
+    assert mhthroughput.rates_mb_s(64_000_000, [0.5, None, 0.25]) == [128.0, 256.0]
+    row = multihost.throughput_row(64_000_000, [0.5, None])
+    assert row["samples"] == [128.0] and row["failed"] == 1
+    assert row["summary"]["median"] == 128.0
+
+
+def test_the_spanned_network_is_a_22_for_the_load_and_another_host_adopts_it() -> None:
+    cidr = multihost.spanned_cidr()
+    block, third, _, rest = cidr.replace("/", ".").rsplit(".", 3)
+    assert block == multihost.CIDR_BLOCK and rest == "22" and int(third) % 4 == 0
+    assert 0 < int(third) < 256
+    adopt = multihost.adopt_args("10.238.8.0/22", "net-id")
+    assert adopt[-4:] == (
+        "--ipam-opt",
+        "neutron.subnet.name=kuryr-subnet-10.238.8.0/22",
+        "-o",
+        "neutron.net.uuid=net-id",
+    )
+    assert "10.238.8.1" in adopt
+
+
+def test_the_load_is_started_and_removed_on_its_host() -> None:
+    host = mhhosts.Host("vm", "unix:///var/run/docker.sock", True)
+    names = [f"mhbench-load-{i}" for i in range(23)]
+    runs = mhload.sleepers(host, "mhbench-net", names[:1])
+    assert runs == [
+        ["-H", "unix:///var/run/docker.sock", "run", "-d", "--name", "mhbench-load-0",
+         "--net", "mhbench-net", "kuryr/busybox", "sleep", "3600"],
+    ]  # fmt: skip
+    removals = mhload.removals(host, names)
+    assert [len(r) - 4 for r in removals] == [10, 10, 3]
+    outcomes = [outcome(0.1), outcome(0.1, 1, "Error: no address"), outcome(0.1)]
+    assert mhload.started(names[:3], outcomes) == ["mhbench-load-0", "mhbench-load-2"]
+    row = mhload.fill_row(names[:3], outcomes, 4.04)
+    assert row == {
+        "asked": 3, "running": 2, "seconds": 4.0, "errors": 1,
+        "error_examples": ["Error: no address"],
+    }  # fmt: skip
+
+
+TCP_TABLE = """\
+  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid
+   0: 0100007F:4D05 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0
+   1: 0100007F:4D06 0100007F:9C40 01 00000000:00000000 00:00000000 00000000     0
+"""
+
+
+def test_a_proxy_listens_once_its_port_is_in_listen_state() -> None:
+    assert mhcount.listens(TCP_TABLE, 0x4D05)
+    # Connected, not listening.
+    assert not mhcount.listens(TCP_TABLE, 0x4D06)
+    assert not mhcount.listens(TCP_TABLE, 19701)
+
+
+def test_the_counting_copies_point_at_the_proxy_without_periodic_reconciliation() -> None:
+    assert mhcount.counting_settings("http://127.0.0.1:19702") == {
+        ("neutron", "endpoint"): "http://127.0.0.1:19702",
+        ("reconcile", "interval"): "0",
+    }
+
+
+def call(who: str, at: float, method: str = "GET", path: str = "/v2.0/ports") -> Call:
+    return Call(who, at, at + 0.01, method, path, 200)
+
+
+def test_a_window_sums_every_daemons_calls_while_and_after_the_command() -> None:
+    ran = Outcome(("docker", "run"), 100.0, 101.0, 0, "", "")
+    calls = [
+        call("vm", 99.0),  # before: not counted
+        call("vm", 100.5, "POST"),
+        call("vm", 102.0, "PUT", "/v2.0/ports/0d3c5c3e-4a3b-4c1e-9d7e-2f1a3b4c5d6e"),
+        call("h2", 101.5),
+        call("h3", 104.0),  # after quiet: not counted
+    ]
+    counted = mhcount.window(calls, ["vm", "h2", "h3"], ran, quiet=103.0)
+    assert counted["sync"] == 1 and counted["async"] == 2 and counted["total"] == 3
+    assert counted["by_host"] == {"vm": 2, "h2": 1, "h3": 0}
+    assert counted["kinds"] == {
+        "GET /v2.0/ports": 1,
+        "POST /v2.0/ports": 1,
+        "PUT /v2.0/ports/{id}": 1,
+    }
+
+
+def test_count_medians_leave_failed_commands_out() -> None:
+    runs = [
+        {"ok": True, "sync": 2, "async": 1, "total": 3, "by_host": {"vm": 3, "h2": 0}},
+        {"ok": True, "sync": 2, "async": 3, "total": 5, "by_host": {"vm": 4, "h2": 1}},
+        {"ok": False, "sync": 9, "async": 9, "total": 18, "by_host": {"vm": 18}},
+    ]
+    done = mhcount.summary(runs)
+    assert done["median"] == {
+        "sync": 2,
+        "async": 2,
+        "total": 4,
+        "by_host": {"vm": 3.5, "h2": 0.5},
+    }
+    assert done["failed"] == 1 and len(done["runs"]) == 3
+    assert mhcount.summary([])["median"] is None
