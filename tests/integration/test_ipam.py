@@ -176,7 +176,9 @@ async def test_explicit_subnet_inside_the_default_pool(stack: StackFacts) -> Non
 
 async def test_ip_range_inside_the_default_pool_gets_a_pool_of_its_own(stack: StackFacts) -> None:
     """kuryr-libnetwork's --ip-range: the range is the pool Docker gets and the subnet's CIDR,
-    from ``kuryrPool-<range>`` even inside the default pool's prefix (which stays untouched)."""
+    with ``kuryrPool-<range>`` of its own even inside the default pool's prefix (which stays
+    untouched). The slice subnet is in no subnetpool, so other hosts' slices can join its
+    network (Neutron allows one pool per network and IP version); the pool's id tag finds it."""
     async with domain(stack.neutron_url, stack.chassis_hostname) as d:
         before = await pool_snapshot(d, "kuryr")
         pool = await request_pool(d, "10.10.0.0/16", SubPool="10.10.252.128/25")
@@ -197,7 +199,8 @@ async def test_ip_range_inside_the_default_pool_gets_a_pool_of_its_own(stack: St
         [subnet] = await d.neutron.query("subnets", {"network_id": net.neutron_id})
         assert subnet["cidr"] == "10.10.252.128/25"
         assert subnet["name"] == "kuryr-subnet-10.10.252.128/25"
-        assert subnet["subnetpool_id"] == own["id"]
+        assert subnet["subnetpool_id"] is None
+        assert subnet["tags"] == [own["id"]]
         assert subnet["allocation_pools"] == [{"start": "10.10.252.130", "end": "10.10.252.254"}]
         addr = await d.ipam.request_address(p.RequestAddressRequest(pool_id=pool.pool_id))
         ip = ipaddress.ip_interface(addr.address)
