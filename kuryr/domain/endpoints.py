@@ -196,21 +196,21 @@ class Endpoints:
             await self._broker.delete_now(port)
         fixed_ips = [desired.fixed_ip(s.id, ip) for s, ip in wanted]
         return Port.from_neutron(
-            await self._neutron.update("ports", main.id, {"fixed_ips": fixed_ips})
+            await self._neutron.update("ports", main.id, desired.holding(fixed_ips))
         )
 
     async def _set_mac(self, port: Port, mac: str) -> Port:
         """Docker's --mac-address: Neutron changes the MAC only of an unbound port."""
         try:
             return Port.from_neutron(
-                await self._neutron.update("ports", port.id, {"mac_address": mac})
+                await self._neutron.update("ports", port.id, desired.with_mac(mac))
             )
         except NeutronError as exc:
             if exc.http_status != 409 or exc.neutron_type == "MacAddressInUse":
                 raise
-        await self._neutron.update("ports", port.id, {"binding:host_id": ""})
-        await self._neutron.update("ports", port.id, {"mac_address": mac})
-        rebound = await self._neutron.update("ports", port.id, {"binding:host_id": self.host})
+        await self._neutron.update("ports", port.id, desired.bound_to(""))
+        await self._neutron.update("ports", port.id, desired.with_mac(mac))
+        rebound = await self._neutron.update("ports", port.id, desired.bound_to(self.host))
         return Port.from_neutron(rebound)
 
     def _remember(self, endpoint: Endpoint) -> Endpoint:

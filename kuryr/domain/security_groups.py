@@ -14,6 +14,7 @@ from typing import Any
 from kuryr import naming
 from kuryr.backends.neutron_api import NeutronApi
 from kuryr.domain.endpoints import Endpoint
+from kuryr.domain.ports import desired
 from kuryr.domain.ports.port import Port
 from kuryr.errors import InvalidRequest, KuryrError
 from kuryr.plugin import protocol as p
@@ -72,7 +73,7 @@ class SecurityGroups:
             current = list(endpoint.port.security_groups)
             if group not in current:
                 updated = await self._neutron.update(
-                    "ports", endpoint.port_id, {"security_groups": [*current, group]}
+                    "ports", endpoint.port_id, desired.in_groups([*current, group])
                 )
                 endpoint.port = endpoint.port.replace(
                     security_groups=Port.from_neutron(updated).security_groups
@@ -120,7 +121,7 @@ class SecurityGroups:
             remaining = [g for g in current if g != group]
             try:
                 updated = await self._neutron.update(
-                    "ports", endpoint.port_id, {"security_groups": remaining}
+                    "ports", endpoint.port_id, desired.in_groups(remaining)
                 )
                 endpoint.port = endpoint.port.replace(
                     security_groups=Port.from_neutron(updated).security_groups

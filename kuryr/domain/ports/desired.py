@@ -2,9 +2,10 @@
 
 A port Kuryr creates is made by :func:`create_body`, whoever wants it (a reservation of
 RequestAddress, an endpoint, a pool); an anchor by :func:`anchor_body`. Its later states are
-written here too: assigned to an endpoint, cleaned into a pool (both journaled,
-kuryr.domain.ports.journal), adopted from its owner and handed back to it (kuryr-libnetwork's
-"existing port", made by hand for an address).
+written here too: its addresses, MAC, binding and security groups as an endpoint needs them,
+assigned to an endpoint, cleaned into a pool (both journaled, kuryr.domain.ports.journal),
+adopted from its owner and handed back to it (kuryr-libnetwork's "existing port", made by hand
+for an address).
 """
 
 from __future__ import annotations
@@ -66,6 +67,26 @@ def anchor_body(network_id: str, docker_id: str, host: str) -> dict[str, Any]:
         "fixed_ips": [],
         "admin_state_up": False,
     }
+
+
+def holding(fixed_ips: list[dict[str, str]]) -> dict[str, Any]:
+    """A port that holds exactly these addresses (a dual-stack endpoint's merged port)."""
+    return {"fixed_ips": fixed_ips}
+
+
+def with_mac(mac: str) -> dict[str, Any]:
+    """Docker's ``--mac-address`` on a port (Neutron takes it only while the port is unbound)."""
+    return {"mac_address": mac}
+
+
+def bound_to(host: str) -> dict[str, Any]:
+    """A port bound to ``host``; ``""`` unbinds it."""
+    return {"binding:host_id": host}
+
+
+def in_groups(groups: list[str]) -> dict[str, Any]:
+    """A port in exactly these security groups (``--expose`` adds and removes its own)."""
+    return {"security_groups": groups}
 
 
 def assigned(port: Port, endpoint_id: str) -> dict[str, Any]:
