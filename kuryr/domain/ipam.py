@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from kuryr import naming
 from kuryr.backends.model import IPNetwork, Subnet, first_host
 from kuryr.backends.neutron_api import NeutronApi, NeutronError, Resource
-from kuryr.domain import cidr_claims, cidrs, pool_markers
+from kuryr.domain import cidr_claims, cidrs, kuryr_pools, pool_markers
 from kuryr.domain.ports.broker import Broker
 from kuryr.errors import Conflict, InvalidRequest, NotFound
 from kuryr.plugin import protocol as p
@@ -147,34 +147,10 @@ class Ipam(IpamDriver):
                     raise
 
     async def cleanup_subnetpool(self, subnetpool_id: str) -> None:
-        """Delete a ``kuryrPool-*`` subnetpool Kuryr made once no subnet uses it.
-
-        Default pools, pools adopted by option and pools of other names are never touched.
-        """
+        """Delete a ``kuryrPool-*`` subnetpool Kuryr made once no subnet uses it."""
         if any(d["id"] == subnetpool_id for d in self._defaults.values()):
             return
-        pool = await self._neutron.show("subnetpools", subnetpool_id)
-        if pool is None or not self._deletable(pool):
-            return
-        if await self._neutron.query("subnets", {"subnetpool_id": subnetpool_id, "fields": "id"}):
-            return
-        # A subnet outside the pool that the pool serves (an adopted one, a slice, the subnet
-        # of a marker) carries its id as a tag: a ReleasePool naming another CIDR keeps it.
-        if await self._neutron.query("subnets", {"tags": subnetpool_id, "fields": "id"}):
-            return
-        try:
-            await self._neutron.delete("subnetpools", subnetpool_id)
-        except NeutronError as exc:
-            if not exc.conflict:
-                raise
-            LOG.info("subnetpool %s still in use, kept", subnetpool_id)
-
-    def _deletable(self, pool: Resource) -> bool:
-        return (
-            str(pool.get("name", "")).startswith(naming.SUBNETPOOL_NAME_PREFIX)
-            and pool.get("name") not in self._default_names.values()
-            and naming.TAG_EXISTING_SUBNETPOOL not in pool.get("tags", [])
-        )
+        await kuryr_pools.cleanup(self._neutron, subnetpool_id, self._default_names.values())
 
     # --- what CreateNetwork needs ----------------------------------------------------------
 

@@ -5,19 +5,21 @@ A host that will not come back would keep them, and every Neutron network it use
 (kuryr.domain.sharing), forever. Asked explicitly, this removes its Kuryr ports (containers',
 pool ports, reservations) and its anchors, drops its claims on the networks it used, and
 finishes what the last one out of each network does. It refuses a host whose chassis Neutron
-reports alive (its OVN controller agent), and a dry run is the default.
+reports alive (its OVN controller agent), and a dry run is the default. The ``kuryrPool-*``
+subnetpools of the subnets it removes go too, once no subnet uses them.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from kuryr import naming
 from kuryr.backends.neutron_api import NeutronApi, NeutronError, Resource
 from kuryr.config import Config
-from kuryr.domain import sharing
+from kuryr.domain import kuryr_pools, sharing
 from kuryr.domain.ports.port import Port
 from kuryr.errors import KuryrError
 from kuryr.ops import neutron_cli
@@ -97,16 +99,21 @@ async def _network_plan(neutron: NeutronApi, network: Resource, plan: HostPlan) 
     return NetworkPlan(str(network["id"]), leaving, outcome)
 
 
-async def apply(neutron: NeutronApi, plan: HostPlan) -> None:
+async def apply(neutron: NeutronApi, plan: HostPlan, default_pools: Collection[str]) -> None:
+    """Leave each network as the host would have, then delete the ``kuryrPool-*`` subnetpools
+    of the subnets removed (the host's ReleasePool will never come)."""
     leaver = sharing.Sharing(neutron)
     for network in plan.networks:
-        await leaver.leave(network.network_id, network.leaving)
+        for pool_id in sorted(await leaver.leave(network.network_id, network.leaving)):
+            await kuryr_pools.cleanup(neutron, pool_id, default_pools)
 
 
-async def _work(neutron: NeutronApi, host: str, apply_it: bool) -> HostPlan:
+async def _work(
+    neutron: NeutronApi, host: str, apply_it: bool, default_pools: Collection[str]
+) -> HostPlan:
     plan = await plan_host(neutron, host)
     if apply_it:
-        await apply(neutron, plan)
+        await apply(neutron, plan, default_pools)
     return plan
 
 
@@ -134,7 +141,10 @@ def _print(plan: HostPlan, args: argparse.Namespace) -> None:
 
 
 def main(args: argparse.Namespace, config: Config) -> int:
-    plan = neutron_cli.run("kuryr gc --host", config, lambda n: _work(n, args.host, args.apply))
+    defaults = (config.neutron.default_subnetpool_v4, config.neutron.default_subnetpool_v6)
+    plan = neutron_cli.run(
+        "kuryr gc --host", config, lambda n: _work(n, args.host, args.apply, defaults)
+    )
     if plan is None:
         return 1
     _print(plan, args)

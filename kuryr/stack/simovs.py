@@ -7,6 +7,7 @@ sockets cross network namespaces), so the shared stack needs no extra listener."
 from __future__ import annotations
 
 import contextlib
+import time
 import urllib.error
 
 from kuryr.stack import neutron_api, ovn, proc
@@ -18,6 +19,8 @@ from kuryr.stack.ovs import SCHEMA
 # ovs-vswitchd recreates these taps; a killed one leaves them behind.
 _INTERNAL_LINKS = ("br-int", PHY_BRIDGE, "ovs-netdev")
 AGENT_TIMEOUT = 30.0
+# Seconds to wait for Neutron to see the chassis answer one nb_cfg move before the next move.
+AGENT_RECHECK = 3.0
 
 
 class SimChassis:
@@ -162,17 +165,24 @@ class SimChassis:
 
     def make_agent_alive(self) -> None:
         """Neutron reports a new chassis' agent dead until NB_Global.nb_cfg next moves (every
-        agent_down_time/2) and refuses to bind ports to it meanwhile: move it now."""
-        # A dead chassis elsewhere keeps hv_cfg back; the agent check below decides.
-        with contextlib.suppress(StackError):
-            ovn.nbctl("--wait=hv", "sync", timeout=10)
-        if not proc.wait_for(self.agent_alive, AGENT_TIMEOUT, 0.2):
-            raise StackError(
-                self.name,
-                f"Neutron does not report the OVN agent of {self.host.name} alive "
-                f"within {AGENT_TIMEOUT:.0f} s",
-                self.host.log("ovn-controller"),
-            )
+        agent_down_time/2) and refuses to bind ports to it meanwhile: move it now, and again
+        until Neutron sees it. Neutron ignores the chassis' first answer (its nb_cfg going up
+        from 0), so a move the chassis answered before its first one does not count."""
+        deadline = time.monotonic() + AGENT_TIMEOUT
+        while True:
+            # Only as far as the SB: a dead chassis elsewhere would hold back --wait=hv.
+            with contextlib.suppress(StackError):
+                ovn.nbctl("--wait=sb", "sync", timeout=10)
+            left = deadline - time.monotonic()
+            if proc.wait_for(self.agent_alive, max(0.0, min(AGENT_RECHECK, left)), 0.2):
+                return
+            if time.monotonic() >= deadline:
+                raise StackError(
+                    self.name,
+                    f"Neutron does not report the OVN agent of {self.host.name} alive "
+                    f"within {AGENT_TIMEOUT:.0f} s",
+                    self.host.log("ovn-controller"),
+                )
 
     def agent_alive(self) -> bool:
         try:

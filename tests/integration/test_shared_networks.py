@@ -305,7 +305,7 @@ async def test_gc_host_drops_a_gone_creators_claim(stack: StackFacts) -> None:
         plan = await gc_host.plan_host(pair.neutron, gone)
         [network] = plan.networks
         assert network.network_id == pair.network_id and "kept for" in network.outcome
-        await gc_host.apply(pair.neutron, plan)
+        await gc_host.apply(pair.neutron, plan, ("kuryr", "kuryr6"))
         kept = await pair.neutron.show("networks", pair.network_id)
         assert kept is not None
         assert naming.tag_claims(kept["tags"]) == {} and naming.TAG_MADE_NET in kept["tags"]
