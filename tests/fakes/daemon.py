@@ -10,7 +10,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from kuryr import naming
@@ -180,16 +180,7 @@ class Daemon:
 def config(state_dir: Path, pool: PoolConfig | None = None) -> Config:
     """The daemon's configuration: background work never waits for a pause in Docker's
     requests, no periodic reconciliation (it needs dockerd)."""
-    pool = pool or PoolConfig()
-    quick = PoolConfig(
-        min=pool.min,
-        max=pool.max,
-        batch=pool.batch,
-        bookkeeping=pool.bookkeeping,
-        bookkeeping_delay=pool.bookkeeping_delay,
-        background_pause=0.0,
-        background_longest=0.0,
-    )
+    quick = replace(pool or PoolConfig(), background_pause=0.0, background_longest=0.0)
     return Config(
         state_dir=state_dir,
         binding=BindingConfig(host=HOST),
@@ -200,15 +191,19 @@ def config(state_dir: Path, pool: PoolConfig | None = None) -> Config:
 
 @asynccontextmanager
 async def daemon(
-    state_dir: Path, pool: PoolConfig | None = None, neutron: FakeNeutron | None = None
+    state_dir: Path,
+    pool: PoolConfig | None = None,
+    neutron: FakeNeutron | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> AsyncIterator[Daemon]:
     """The domain built by kuryr.driver.build on ``neutron`` (a fresh fake with the default
-    subnetpool when None) and a fake binder; closed as the daemon closes it."""
+    subnetpool when None) and a fake binder; closed as the daemon closes it. ``clock`` times
+    the pools' demand."""
     if neutron is None:
         neutron = FakeNeutron()
         default_subnetpools(neutron)
     binders = FakeBinders(HOST)
-    domain, close = await build(config(state_dir, pool), neutron, binders)
+    domain, close = await build(config(state_dir, pool), neutron, binders, clock)
     try:
         yield Daemon(domain.network, domain.ipam, neutron, binders.binder, close)
     finally:
