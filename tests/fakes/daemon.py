@@ -16,7 +16,8 @@ from pathlib import Path
 from kuryr import naming
 from kuryr.backends.neutron_api import Resource
 from kuryr.config import BindingConfig, Config, PoolConfig, ReconcileConfig
-from kuryr.driver import build
+from kuryr.domain.ports.pools import Pools
+from kuryr.driver import KuryrNetworkDriver, build
 from kuryr.plugin import protocol as p
 from kuryr.plugin.api import IpamDriver, NetworkDriver
 from tests.fakes.binding import FakeBinder, FakeBinders
@@ -70,6 +71,7 @@ class Daemon:
     neutron: FakeNeutron
     binder: FakeBinder
     close: Callable[[], Awaitable[None]]  # as the daemon closes the domain at shutdown
+    pools: Pools
 
     # --- networks -----------------------------------------------------------------------------
 
@@ -92,6 +94,10 @@ class Daemon:
         data = {"AddressSpace": space, "Pool": pool, "Gateway": gateway}
         request = {"NetworkID": did, "IPv4Data": [data], "IPv6Data": [], "Options": {}}
         await self.network.create_network(p.CreateNetworkRequest.model_validate(request))
+
+    async def remove_network(self, net: Net) -> None:
+        """``docker network rm``."""
+        await self.network.delete_network(p.NetworkRequest(network_id=net.docker_id))
 
     def _net(self, did: str, pool_id: str, cidr: str) -> Net:
         [network] = self.neutron.rows("networks", {"tags": naming.id_tag_filter(did)})
@@ -205,6 +211,8 @@ async def daemon(
     binders = FakeBinders(HOST)
     domain, close = await build(config(state_dir, pool), neutron, binders, clock)
     try:
-        yield Daemon(domain.network, domain.ipam, neutron, binders.binder, close)
+        driver = domain.network
+        assert isinstance(driver, KuryrNetworkDriver)
+        yield Daemon(driver, domain.ipam, neutron, binders.binder, close, driver.pools)
     finally:
         await close()
