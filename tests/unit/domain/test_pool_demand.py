@@ -13,21 +13,12 @@ import pytest
 from kuryr import naming
 from kuryr.backends.neutron_api import Resource
 from kuryr.config import PoolConfig
+from tests.fakes.clock import Clock
 from tests.fakes.daemon import Daemon, Net, daemon, eventually
 
 # As the local stack runs the daemon (kuryr/stack/daemon.py).
 STACK = PoolConfig(min=2, max=40, batch=4, initial=4, window=10.0, idle_after=300.0)
 BURST = 20
-
-
-class Clock:
-    """Monotonic seconds that move only when the test says."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def free_ports(d: Daemon, net: Net, handed: set[str]) -> list[Resource]:
