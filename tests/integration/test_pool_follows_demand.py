@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from kuryr.config import PoolConfig
+from kuryr.domain.ports.port import Port
 from kuryr.naming import POOL_TAG
 from kuryr.plugin import protocol as p
 from tests.conftest import StackFacts
@@ -43,8 +44,11 @@ async def test_a_pool_grows_under_a_burst_and_shrinks_to_its_floor_when_idle(
         await k.driver.endpoints.flush()  # the journaled deletes reach Neutron
         network = await k.network_of(did)
         on_network = await kuryr_ports(stack, network.neutron_id)
-        free = [pt for pt in on_network if POOL_TAG in pt["tags"]]  # type: ignore[operator]
+        held = set(answers)
+        ports = [Port.from_neutron(pt) for pt in on_network]
+        free = [pt for pt in ports if not {ip for _, ip in pt.fixed_ips} & held]
         assert len(free) == config.min, f"{len(free)} free pool ports left in Neutron"
+        assert all(POOL_TAG in pt.tags for pt in free)
 
         for address in answers:
             await k.release_address(pool_id, address)
