@@ -80,7 +80,7 @@ class Refill:
         self._quiet = quiet
         self._ledger = ledger
         # Pool ports carry their tag from their bulk create where Neutron keeps it.
-        self.post_tags = PostTags(neutron)
+        self._post_tags = PostTags(neutron)
 
     def kick(self, pool: PortPool) -> None:
         """Start the pool's refill when it is short of ports or starts wait for one."""
@@ -213,7 +213,7 @@ class Refill:
         return used
 
     async def _create(self, pool: PortPool, wanted: list[dict[str, str]]) -> list[Port]:
-        tags = [naming.POOL_TAG] if await self.post_tags.supported() else []
+        tags = [naming.POOL_TAG] if await self._post_tags.supported() else []
         items = [
             desired.create_body(
                 pool.row.network_id, [f], self._host, naming.POOL_PORT_NAME, tags=tags
