@@ -7,8 +7,11 @@ from typing import Any
 from bench.markdown import table
 
 POOL_KEYS = (
-    ("min", "pool ports kept at least, per network"),
-    ("max", "pool ports kept at most, per network"),
+    ("min", "free pool ports kept at least, per network (an idle pool's floor)"),
+    ("max", "free pool ports kept at most, per network"),
+    ("initial", "free pool ports a new network's pool aims at"),
+    ("window", "seconds over which ports taken are counted (the pool grows to that many)"),
+    ("idle_after", "seconds without a start before a pool shrinks to min (0: never)"),
     ("batch", "ports a refill creates at once"),
     ("bookkeeping", "when device_id, name and tags reach Neutron"),
     ("bookkeeping_delay", "seconds deferred bookkeeping waits"),

@@ -22,7 +22,14 @@ offload, and with it TSO, off on each container's veth: needed for TCP and UDP b
 hosts when OVS runs the userspace datapath (OVS 3.1 drops tunnelled packets that carry
 offload flags), at some cost in same-host throughput).
 
-``[pool]``  ``min``, ``max``, ``batch`` (pre-created ports per subnet; off while ``max`` is 0);
+``[pool]``  pre-created ports per subnet per host, sized by demand (kuryr.domain.ports.sizing);
+off while ``max`` is 0. ``max`` (free-or-being-created ports, at most); ``min`` (the floor: refill
+when fewer are free, and what an idle pool shrinks to; kuryr-libnetwork's meaning kept; default
+2); ``initial`` (free ports a new network's pool aims at, at least ``min``; default 4);
+``window`` (seconds: the target grows to the most ports taken within one window; default 10);
+``idle_after`` (seconds without a take after which the pool shrinks to ``min``, its surplus
+deleted in the background; 0 never; default 300); ``batch`` (the least a refill creates in one
+bulk POST);
 ``bookkeeping`` (``deferred``: a port's device_id, name and tags reach Neutron in the
 background after CreateEndpoint answers; ``immediate``: before it answers, as kuryr-libnetwork
 does; journaled either way; default ``deferred``); ``bookkeeping_delay`` (seconds a journaled
@@ -38,8 +45,11 @@ import configparser
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 DEFAULT_CONFIG_FILE = Path("/etc/kuryr/kuryr.conf")
+
+_N = TypeVar("_N", int, float)
 
 BOOKKEEPING_DEFERRED = "deferred"
 BOOKKEEPING_IMMEDIATE = "immediate"
@@ -76,9 +86,12 @@ class BindingConfig:
 
 @dataclass(frozen=True)
 class PoolConfig:
-    min: int = 0
+    min: int = 2
     max: int = 0
     batch: int = 0
+    initial: int = 4
+    window: float = 10.0
+    idle_after: float = 300.0
     bookkeeping: str = BOOKKEEPING_DEFERRED
     bookkeeping_delay: float = 0.0
     background_pause: float = 0.5
@@ -126,6 +139,12 @@ _NEUTRON_KEYS = {
 def _positive(name: str, value: float) -> float:
     if value <= 0:
         raise ValueError(f"{name} must be positive, not {value:g}")
+    return value
+
+
+def _at_least_0(name: str, value: _N) -> _N:
+    if value < 0:
+        raise ValueError(f"{name} must be 0 or more, not {value:g}")
     return value
 
 
@@ -201,9 +220,12 @@ def parse(parser: configparser.ConfigParser) -> Config:
             tx_checksum_offload=binding.getboolean("tx_checksum_offload", bd.tx_checksum_offload),
         ),
         pool=PoolConfig(
-            min=pool.getint("min", 0),
-            max=pool.getint("max", 0),
-            batch=pool.getint("batch", 0),
+            min=_at_least_0("[pool] min", pool.getint("min", pd.min)),
+            max=_at_least_0("[pool] max", pool.getint("max", pd.max)),
+            batch=_at_least_0("[pool] batch", pool.getint("batch", pd.batch)),
+            initial=_at_least_0("[pool] initial", pool.getint("initial", pd.initial)),
+            window=_positive("[pool] window", pool.getfloat("window", pd.window)),
+            idle_after=_at_least_0("[pool] idle_after", pool.getfloat("idle_after", pd.idle_after)),
             bookkeeping=_bookkeeping(pool.get("bookkeeping", pd.bookkeeping)),
             bookkeeping_delay=pool.getfloat("bookkeeping_delay", 0.0),
             background_pause=pool.getfloat("background_pause", pd.background_pause),

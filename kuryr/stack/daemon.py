@@ -103,9 +103,12 @@ host = {hostname()}
 tx_checksum_offload = {offload}
 
 [pool]
-min = 20
+min = 2
 max = 40
 batch = 4
+initial = 4
+window = 10
+idle_after = 300
 bookkeeping_delay = 1
 
 [reconcile]

@@ -114,6 +114,7 @@ tx_checksum_offload = {offload}
 min = 2
 max = 4
 batch = 2
+initial = 2
 bookkeeping_delay = 1
 
 [reconcile]

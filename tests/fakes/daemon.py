@@ -10,13 +10,14 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from kuryr import naming
 from kuryr.backends.neutron_api import Resource
 from kuryr.config import BindingConfig, Config, PoolConfig, ReconcileConfig
-from kuryr.driver import build
+from kuryr.domain.ports.pools import Pools
+from kuryr.driver import KuryrNetworkDriver, build
 from kuryr.plugin import protocol as p
 from kuryr.plugin.api import IpamDriver, NetworkDriver
 from tests.fakes.binding import FakeBinder, FakeBinders
@@ -70,6 +71,7 @@ class Daemon:
     neutron: FakeNeutron
     binder: FakeBinder
     close: Callable[[], Awaitable[None]]  # as the daemon closes the domain at shutdown
+    pools: Pools
 
     # --- networks -----------------------------------------------------------------------------
 
@@ -92,6 +94,10 @@ class Daemon:
         data = {"AddressSpace": space, "Pool": pool, "Gateway": gateway}
         request = {"NetworkID": did, "IPv4Data": [data], "IPv6Data": [], "Options": {}}
         await self.network.create_network(p.CreateNetworkRequest.model_validate(request))
+
+    async def remove_network(self, net: Net) -> None:
+        """``docker network rm``."""
+        await self.network.delete_network(p.NetworkRequest(network_id=net.docker_id))
 
     def _net(self, did: str, pool_id: str, cidr: str) -> Net:
         [network] = self.neutron.rows("networks", {"tags": naming.id_tag_filter(did)})
@@ -180,16 +186,7 @@ class Daemon:
 def config(state_dir: Path, pool: PoolConfig | None = None) -> Config:
     """The daemon's configuration: background work never waits for a pause in Docker's
     requests, no periodic reconciliation (it needs dockerd)."""
-    pool = pool or PoolConfig()
-    quick = PoolConfig(
-        min=pool.min,
-        max=pool.max,
-        batch=pool.batch,
-        bookkeeping=pool.bookkeeping,
-        bookkeeping_delay=pool.bookkeeping_delay,
-        background_pause=0.0,
-        background_longest=0.0,
-    )
+    quick = replace(pool or PoolConfig(), background_pause=0.0, background_longest=0.0)
     return Config(
         state_dir=state_dir,
         binding=BindingConfig(host=HOST),
@@ -200,16 +197,22 @@ def config(state_dir: Path, pool: PoolConfig | None = None) -> Config:
 
 @asynccontextmanager
 async def daemon(
-    state_dir: Path, pool: PoolConfig | None = None, neutron: FakeNeutron | None = None
+    state_dir: Path,
+    pool: PoolConfig | None = None,
+    neutron: FakeNeutron | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> AsyncIterator[Daemon]:
     """The domain built by kuryr.driver.build on ``neutron`` (a fresh fake with the default
-    subnetpool when None) and a fake binder; closed as the daemon closes it."""
+    subnetpool when None) and a fake binder; closed as the daemon closes it. ``clock`` times
+    the pools' demand."""
     if neutron is None:
         neutron = FakeNeutron()
         default_subnetpools(neutron)
     binders = FakeBinders(HOST)
-    domain, close = await build(config(state_dir, pool), neutron, binders)
+    domain, close = await build(config(state_dir, pool), neutron, binders, clock)
     try:
-        yield Daemon(domain.network, domain.ipam, neutron, binders.binder, close)
+        driver = domain.network
+        assert isinstance(driver, KuryrNetworkDriver)
+        yield Daemon(driver, domain.ipam, neutron, binders.binder, close, driver.pools)
     finally:
         await close()

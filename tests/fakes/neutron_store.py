@@ -6,7 +6,9 @@ fields; ports get ``fa:16:3e`` MACs, random free fixed IPs, ``binding:vif_type``
 bound to a host (``unbound`` without one), status DOWN; a taken IP is 409
 ``IpAddressAlreadyAllocated``, a full subnet 409 ``IpAddressGenerationFailure``, a MAC in use
 409 ``MacAddressInUse``, a MAC change of a bound port 409 ``PortBound``; every write bumps
-``revision_number`` and a write with another revision is 412; tags in a POST body are 400,
+``revision_number`` and a write with another revision is 412; tags in a POST body are 400
+(a port's are checked, then ignored unless ``post_tags`` says ML2's
+tag_ports_during_bulk_creation extension driver is on),
 duplicates in a tag PUT are 400 and there is no cap on their number; a DHCP-enabled IPv4 subnet
 gives the network's OVN metadata port (made with the network) its first free address; a
 subnetpool's ``default_prefixlen`` is a string, the subnets of one IP version on a network all
@@ -53,7 +55,11 @@ from tests.fakes.neutron_schema import (
 
 
 class Store:
-    def __init__(self, clock: Callable[[], float] = time.time, seed: int = 0) -> None:
+    def __init__(
+        self, clock: Callable[[], float] = time.time, seed: int = 0, post_tags: bool = False
+    ) -> None:
+        # ML2's tag_ports_during_bulk_creation extension driver: a port POST keeps its tags.
+        self.post_tags = post_tags
         self.tables: dict[str, dict[str, Resource]] = {r: {} for r in ATTRIBUTES}
         self._clock = clock
         self._rng = random.Random(seed)
@@ -86,8 +92,7 @@ class Store:
     # --- writing ------------------------------------------------------------------------------
 
     def create(self, resource: str, attrs: dict[str, Any]) -> Resource:
-        if "tags" in attrs:
-            raise Refused(400, "HTTPBadRequest", "Attribute 'tags' not allowed in POST")
+        tags = self._posted_tags(resource, attrs)
         check_known(resource, attrs, ATTRIBUTES[resource] | {"project_id", "tenant_id"})
         row = copy.deepcopy(attrs)
         row = getattr(self, "_new_" + resource.replace("-", "_"))(row)
@@ -95,7 +100,7 @@ class Store:
         project = attrs.get("project_id") or attrs.get("tenant_id") or PROJECT
         row.update(id=self._new_id(), project_id=project, tenant_id=project)
         if resource != "security-group-rules":
-            row.setdefault("tags", [])
+            row["tags"] = tags
         row.update(created_at=now, updated_at=now)
         row.setdefault("revision_number", 0)
         row.setdefault("description", "")
@@ -139,25 +144,25 @@ class Store:
             for rid in [k for k, v in rules.items() if v["security_group_id"] == row["id"]]:
                 del rules[rid]
 
+    def _posted_tags(self, resource: str, attrs: dict[str, Any]) -> list[str]:
+        """The tags a create keeps: a port POST may carry them (checked as a tag PUT is), and
+        Neutron keeps them only with ML2's tag_ports_during_bulk_creation driver; any other
+        resource refuses them."""
+        if "tags" not in attrs:
+            return []
+        posted = attrs.pop("tags")
+        if resource != "ports":
+            raise Refused(400, "HTTPBadRequest", "Attribute 'tags' not allowed in POST")
+        checked = _checked_tags(posted)
+        return checked if self.post_tags else []
+
     def set_tags(self, resource: str, resource_id: str, tags: Sequence[str]) -> list[str]:
         row = self.tables.get(resource, {}).get(resource_id)
         if row is None:
             raise Refused(
                 404, "TagResourceNotFound", f"Resource {resource} {resource_id} could not be found."
             )
-        tags = list(tags)
-        dup = next((t for t in tags if tags.count(t) > 1), None)
-        if dup is not None:
-            raise Refused(
-                400,
-                "InvalidInput",
-                f"Invalid input for operation: Duplicate items in the list: '{dup}'.",
-            )
-        long = next((t for t in tags if len(t) > MAX_TAG_LEN), None)
-        if long is not None:
-            raise Refused(
-                400, "InvalidInput", f"Invalid input for operation: '{long}' is too long."
-            )
+        tags = _checked_tags(tags)
         row["tags"] = tags
         self.touch(row)
         return list(tags)
@@ -445,3 +450,18 @@ class Store:
 
     def _stamp(self) -> str:
         return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self._clock()))
+
+
+def _checked_tags(tags: Sequence[str]) -> list[str]:
+    tags = list(tags)
+    dup = next((t for t in tags if tags.count(t) > 1), None)
+    if dup is not None:
+        raise Refused(
+            400,
+            "InvalidInput",
+            f"Invalid input for operation: Duplicate items in the list: '{dup}'.",
+        )
+    long = next((t for t in tags if len(t) > MAX_TAG_LEN), None)
+    if long is not None:
+        raise Refused(400, "InvalidInput", f"Invalid input for operation: '{long}' is too long.")
+    return tags

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,7 +75,13 @@ class Kuryr:
 
 
 @asynccontextmanager
-async def kuryr(stack: StackFacts, state_dir: Path, pool: PoolConfig) -> AsyncIterator[Kuryr]:
+async def kuryr(
+    stack: StackFacts,
+    state_dir: Path,
+    pool: PoolConfig,
+    clock: Callable[[], float] = time.monotonic,
+) -> AsyncIterator[Kuryr]:
+    """The domain on the stack's Neutron; ``clock`` times the pools' demand."""
     config = Config(
         state_dir=state_dir,
         neutron=NeutronConfig(auth_type="none", endpoint=stack.neutron_url, timeout=60.0),
@@ -83,7 +89,7 @@ async def kuryr(stack: StackFacts, state_dir: Path, pool: PoolConfig) -> AsyncIt
         pool=pool,
     )
     neutron = connect(config.neutron)
-    domain, close = await build(config, neutron)
+    domain, close = await build(config, neutron, clock=clock)
     assert isinstance(domain.network, KuryrNetworkDriver)
     try:
         yield Kuryr(domain.network, domain.ipam, neutron)
@@ -93,13 +99,17 @@ async def kuryr(stack: StackFacts, state_dir: Path, pool: PoolConfig) -> AsyncIt
 
 @asynccontextmanager
 async def kuryr_network(
-    stack: StackFacts, state_dir: Path, pool: PoolConfig, cidr: str
+    stack: StackFacts,
+    state_dir: Path,
+    pool: PoolConfig,
+    cidr: str,
+    clock: Callable[[], float] = time.monotonic,
 ) -> AsyncIterator[tuple[Kuryr, str, str]]:
     """The domain with one Kuryr-IPAM network on ``cidr``: (Kuryr, Docker network id,
     PoolID). Whatever the test leaves of the network is removed from Neutron afterwards."""
     ids: list[str] = []
     try:
-        async with kuryr(stack, state_dir, pool) as k:
+        async with kuryr(stack, state_dir, pool, clock) as k:
             ids = k.docker_ids
             did, pool_id = await k.network(cidr)
             yield k, did, pool_id

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from kuryr.backends.neutron_api import NeutronApi, NeutronError, Resource
+from kuryr.domain.ports.post_tags import POST_TAGS_EXTENSION
 from tests.conftest import StackFacts
 from tests.fakes.neutron import FakeNeutron
 from tests.integration.domain_helpers import neutron_client
@@ -85,6 +86,9 @@ async def _ports(neutron: NeutronApi, seen: Shapes, net: Resource, host: str, ci
     port = await neutron.create("ports", {**bound, "fixed_ips": [fixed]})
     seen.append(("port", shape(port)))
     seen.append(("bound", port["binding:vif_type"], port["status"], port["mac_address"][:8]))
+    tagged = await neutron.create_bulk("ports", [{"network_id": net["id"], "tags": ["x"]}])
+    seen.append(("tags in a port POST", [p["tags"] for p in tagged]))
+    await neutron.delete("ports", tagged[0]["id"])
     unbound = await neutron.create("ports", {"network_id": net["id"]})
     seen.append(("unbound", unbound["binding:vif_type"], len(unbound["fixed_ips"])))
     again = neutron.create("ports", {"network_id": net["id"], "fixed_ips": [fixed]})
@@ -196,7 +200,9 @@ async def test_the_fake_neutron_answers_as_the_real_one(stack: StackFacts) -> No
     real = neutron_client(stack.neutron_url)
     cidr, pool_cidr = await free_cidrs(real)
     expected = await scenario(real, stack.chassis_hostname, cidr, pool_cidr)
-    fake = FakeNeutron()
+    # The fake as the stack's ML2 is configured (kuryr.stack.neutron turns the extension on).
+    aliases = {ext["alias"] for ext in await real.query("extensions")}
+    fake = FakeNeutron(post_tags=POST_TAGS_EXTENSION in aliases)
     found = await scenario(fake, stack.chassis_hostname, cidr, pool_cidr)
     differences = [(e, f) for e, f in zip(expected, found, strict=True) if e != f]
     assert differences == [], "\n".join(f"real {e}\nfake {f}" for e, f in differences)

@@ -19,8 +19,9 @@ BURST = 12
 
 
 async def test_concurrent_misses_share_bulk_creates(stack: StackFacts, tmp_path: Path) -> None:
-    # min 0: the new network's pool stays empty, so every request of the burst misses.
-    config = PoolConfig(min=0, max=4, batch=0)
+    # min and initial 0: the new network's pool stays empty, so every request of the burst
+    # misses.
+    config = PoolConfig(min=0, max=4, batch=0, initial=0)
     async with kuryr_network(stack, tmp_path, config, "10.97.14.0/24") as (k, did, pool_id):
         pool = await k.pool_of(did)
         assert not pool.free and pool.refill is None, "min 0 leaves the pool empty"

@@ -1,6 +1,6 @@
 """Port pools against the real Neutron, through the domain as ``kuryr serve`` builds it
 (kuryr.driver.build with a private state directory): no double hand-out under concurrency,
-never above max, reloaded after a restart."""
+never above max, tagged by their bulk POST, reloaded after a restart."""
 
 from __future__ import annotations
 
@@ -62,6 +62,26 @@ async def test_pool_never_exceeds_its_max(stack: StackFacts, tmp_path: Path) -> 
         on_network = await kuryr_ports(stack, network.neutron_id)
         assert len(on_network) <= 3, f"{len(on_network)} Kuryr ports left, max is 3"
         assert all(pt["device_id"] == "" for pt in on_network)
+        assert all(POOL_TAG in pt["tags"] for pt in on_network)  # type: ignore[operator]
+        await k.driver.delete_network(p.NetworkRequest(network_id=did))
+        assert await kuryr_ports(stack, network.neutron_id) == []
+
+
+async def test_pool_ports_carry_their_tag_from_their_bulk_post(
+    stack: StackFacts, tmp_path: Path
+) -> None:
+    # The stack's ML2 runs tag_ports_during_bulk_creation (kuryr.stack.neutron): the daemon
+    # finds it and no pool port needs a PUT of its tags.
+    config = PoolConfig(min=4, max=4, batch=4, initial=4)
+    async with kuryr_network(stack, tmp_path, config, "10.97.15.0/24") as (k, did, _):
+        await k.filled(did, 4)
+        await k.driver.endpoints.flush()
+
+        puts = k.neutron.calls[("PUT", "ports")]
+        assert puts == 0, f"{puts} PUT(s) of pool ports: is the ML2 extension driver on?"
+        network = await k.network_of(did)
+        on_network = await kuryr_ports(stack, network.neutron_id)
+        assert len(on_network) == 4
         assert all(POOL_TAG in pt["tags"] for pt in on_network)  # type: ignore[operator]
         await k.driver.delete_network(p.NetworkRequest(network_id=did))
         assert await kuryr_ports(stack, network.neutron_id) == []

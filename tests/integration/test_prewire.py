@@ -102,7 +102,7 @@ async def test_join_takes_the_vif_plugged_ahead_and_the_next_container_takes_it_
     stack: StackFacts, tmp_path: Path
 ) -> None:
     # Room for the released port beside the refill its take starts.
-    config = PoolConfig(min=2, max=3, batch=1)
+    config = PoolConfig(min=2, max=3, batch=1, initial=2)
     async with kuryr_network(stack, tmp_path, config, "10.97.40.0/24") as (k, did, pool_id):
         pool = await k.filled(did, 2)
         # ``batch`` free ports are plugged ahead, the oldest first: not the whole pool.
@@ -138,7 +138,7 @@ async def test_join_takes_the_vif_plugged_ahead_and_the_next_container_takes_it_
 async def test_a_vif_its_container_changed_is_plugged_afresh_for_the_next(
     stack: StackFacts, tmp_path: Path
 ) -> None:
-    config = PoolConfig(min=1, max=2, batch=1)
+    config = PoolConfig(min=1, max=2, batch=1, initial=1)
     async with kuryr_network(stack, tmp_path, config, "10.97.42.0/24") as (k, did, pool_id):
         pool = await k.filled(did, 1)
         eid, port_id, _ = await start(k, did, pool_id)

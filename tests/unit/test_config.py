@@ -175,3 +175,27 @@ def test_tx_checksum_offload_is_read(tmp_path: Path, written: str | None, on: bo
 def test_tx_checksum_offload_that_is_no_boolean_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         config.load(write(tmp_path, "[binding]\ntx_checksum_offload = sometimes\n"))
+
+
+def test_pool_sizing_defaults_and_keys(tmp_path: Path) -> None:
+    pool = config.load(write(tmp_path, "[pool]\nmax = 40\n")).pool
+    assert (pool.min, pool.initial, pool.window, pool.idle_after) == (2, 4, 10.0, 300.0)
+
+    text = "[pool]\nmin = 1\nmax = 8\nbatch = 2\ninitial = 3\nwindow = 5\nidle_after = 0\n"
+    pool = config.load(write(tmp_path, text)).pool
+    assert (pool.min, pool.max, pool.batch) == (1, 8, 2), "kuryr-libnetwork's keys"
+    assert (pool.initial, pool.window, pool.idle_after) == (3, 5.0, 0.0)
+
+
+@pytest.mark.parametrize(
+    ("written", "message"),
+    [
+        ("initial = -1", r"\[pool\] initial must be 0 or more"),
+        ("idle_after = -5", r"\[pool\] idle_after must be 0 or more"),
+        ("window = 0", r"\[pool\] window must be positive"),
+        ("min = -2", r"\[pool\] min must be 0 or more"),
+    ],
+)
+def test_meaningless_pool_sizes_are_refused(tmp_path: Path, written: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        config.load(write(tmp_path, f"[pool]\nmax = 4\n{written}\n"))

@@ -38,8 +38,10 @@ def create_body(
     name: str,
     device_id: str = "",
     mac: str | None = None,
+    tags: Iterable[str] = (),
 ) -> dict[str, Any]:
-    """A Kuryr port of this host: bound (``binding:host_id``), owned ``compute:kuryr``."""
+    """A Kuryr port of this host: bound (``binding:host_id``), owned ``compute:kuryr``.
+    ``tags`` only where Neutron keeps them (kuryr.domain.ports.post_tags)."""
     body: dict[str, Any] = {
         "name": name,
         "network_id": network_id,
@@ -52,6 +54,8 @@ def create_body(
         body["device_id"] = device_id
     if mac:
         body["mac_address"] = mac
+    if tags:
+        body["tags"] = sorted(set(tags))
     return body
 
 
@@ -132,6 +136,12 @@ def handed_back() -> dict[str, Any]:
 def handed_back_tags(port: Port) -> list[str]:
     """Its tags as they were before Kuryr adopted it."""
     return [t for t in naming.without_kuryr_tags(list(port.tags)) if t != naming.TAG_EXISTING_PORT]
+
+
+def holds(port: Port, desired: dict[str, Any]) -> bool:
+    """Neutron's port already holds what an update record wants of it (nothing is owed)."""
+    view = view_of(port)
+    return desired["op"] == UPDATE and all(view[k] == desired[k] for k in view)
 
 
 def view_of(port: Port) -> dict[str, Any]:

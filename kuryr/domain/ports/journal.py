@@ -10,8 +10,10 @@ A ``view`` per port remembers what Neutron is believed to hold, so only the call
 something are made (a PUT of device_id/name, a PUT of the tags). With a :class:`Quiet`, due
 entries wait for a pause in Docker's requests (kuryr.domain.quiet), so a burst of starts is not
 slowed by the Neutron and OVN work its bookkeeping causes. Entries giving a port to an endpoint
-have worker slots of their own, so they never queue behind deletes and cleanings; a Docker
-request waiting for its port's bookkeeping (``[pool] bookkeeping = immediate``) takes none.
+have worker slots of their own, so they never queue behind deletes and cleanings; deletes have
+theirs too, more of them (a network removal deletes its pool ports side by side, never one at
+a time, and never behind cleanings); a Docker request waiting for its port's bookkeeping
+(``[pool] bookkeeping = immediate``) takes none.
 """
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ from kuryr.errors import BackendError
 LOG = logging.getLogger(__name__)
 
 _RETRY_SECONDS = 2.0
+# Port deletes in flight at once. A delete costs Neutron ~0.3-1 s under load and holds no lock
+# other deletes wait for, so a removed network's pool ports go side by side; bounded, so a
+# drain of many pools does not flood neutron-server's workers.
+DELETE_WORKERS = 16
 _RECANCEL_SECONDS = 0.05
 
 
@@ -70,6 +76,7 @@ class Journal:
         workers: int = 4,
         *,
         quiet: Quiet,
+        delete_workers: int = DELETE_WORKERS,
     ) -> None:
         self.state = state
         self._neutron = neutron
@@ -80,6 +87,7 @@ class Journal:
         # tags), the part of the bookkeeping users read: it never waits behind deletes and
         # cleanings, however many a network removal or a pool drain queued.
         self._endpoint_slots = asyncio.Semaphore(workers)
+        self._delete_slots = asyncio.Semaphore(delete_workers)
         self._wake = asyncio.Event()
         self._changed = asyncio.Condition()
         self._busy: dict[str, asyncio.Task[None]] = {}  # port id -> apply in flight
@@ -151,7 +159,7 @@ class Journal:
 
     async def _apply_one(self, entry: JournalEntry) -> None:
         try:
-            slots = self._endpoint_slots if _for_endpoint(entry) else self._slots
+            slots = self._lane(entry)
             slot = await self._take_slot(slots, entry.port_id)
             try:
                 await self._apply(entry)
@@ -171,6 +179,11 @@ class Journal:
             self._wake.set()
             async with self._changed:
                 self._changed.notify_all()
+
+    def _lane(self, entry: JournalEntry) -> asyncio.Semaphore:
+        if _for_endpoint(entry):
+            return self._endpoint_slots
+        return self._delete_slots if entry.desired["op"] == DELETE else self._slots
 
     async def _take_slot(self, slots: asyncio.Semaphore, port_id: str) -> bool:
         """Wait for one of ``slots`` (True), or return False without one as soon as a Docker

@@ -8,11 +8,13 @@ from typing import Any
 
 from kuryr.backends.state import PoolPort, PoolRow
 from kuryr.domain.ports.port import Port
+from kuryr.domain.ports.sizing import Demand
 
 
 @dataclass
 class PortPool:
     row: PoolRow
+    demand: Demand  # when its ports were taken: its target follows (kuryr.domain.ports.sizing)
     free: dict[str, PoolPort] = field(default_factory=dict)  # port id -> port, oldest first
     taken: dict[str, PoolPort] = field(default_factory=dict)
     creating: int = 0
@@ -23,7 +25,7 @@ class PortPool:
     refill: asyncio.Task[None] | None = None
     closing: bool = False
     started: bool = False  # keep the pool filled (its network exists, or a container asked)
-    target: int = 0  # refill up to this many free ports; raised by misses, up to max
+    target: int = 0  # refill up to this many free ports; follows demand, up to max
     waiters: list[asyncio.Future[Port]] = field(default_factory=list)  # starts on a miss
     nudge: asyncio.Event = field(default_factory=asyncio.Event)  # a refill must not wait
     blocked: set[str] = field(default_factory=set)  # exact mode: addresses Neutron refused

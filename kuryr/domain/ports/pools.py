@@ -3,13 +3,13 @@
 Pool ports are created in bulk (one POST per batch), bound to this host's chassis
 (``binding:host_id``) with ``device_owner=compute:kuryr`` and an EMPTY ``device_id``; their
 membership shows in their name :data:`naming.POOL_PORT_NAME` (in the POST body, so a port is
-recognisable even when the create outlived its caller) and the tag :data:`naming.POOL_TAG` (set
-by the journal: this Neutron ignores tags in POST bodies). Taking a port is a synchronous step
-on the event loop (memory and state change together, no await in between), so no port is handed
-out twice however many starts run at once. Refill runs in the background, in batches of at least
-``batch``, never beyond ``max`` free-or-being-created ports.
-
-A pool starts filling when its network is created, so the first containers find ports; its
+recognisable even when the create outlived its caller) and the tag :data:`naming.POOL_TAG` (in
+the POST body where Neutron keeps it, kuryr.domain.ports.post_tags; else set by the journal).
+Taking a port is a synchronous step on the event loop (memory and state change together, no
+await in between), so no port is handed out twice however many starts run at once. Refill runs
+in the background, in batches of at least ``batch``, never beyond ``max`` free-or-being-created
+ports. A pool starts filling when its network is created, so the first containers find ports;
+how many it aims at follows demand (kuryr.domain.ports.sizing, kuryr.domain.ports.shrink); its
 refill is kuryr.domain.ports.refill, its reload at start kuryr.domain.ports.recovery.
 
 Two modes per subnet. ``any`` (Kuryr IPAM): any free port serves, Neutron picked its address.
@@ -34,6 +34,7 @@ import asyncio
 import ipaddress
 import logging
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from kuryr import deadline, metrics, naming
@@ -49,11 +50,12 @@ from kuryr.backends.state import (
     State,
 )
 from kuryr.config import PoolConfig
-from kuryr.domain.ports import desired, recovery
+from kuryr.domain.ports import desired, recovery, sizing
 from kuryr.domain.ports.journal import Journal
 from kuryr.domain.ports.ledger import PortPool
 from kuryr.domain.ports.port import Port
 from kuryr.domain.ports.refill import BULK_TIMEOUT, Refill
+from kuryr.domain.ports.shrink import Shrink
 from kuryr.domain.quiet import Quiet
 from kuryr.errors import BackendError, NotFound
 from kuryr.plugin import protocol as p
@@ -61,7 +63,8 @@ from kuryr.plugin import protocol as p
 LOG = logging.getLogger(__name__)
 
 # Deleting a network's pool ports outside a request (kuryr.driver goes on in the background
-# once Docker's request is over): each costs Neutron ~0.3-1 s, one after the other.
+# once Docker's request is over): each costs Neutron ~0.3-1 s (side by side: the journal's
+# delete lane).
 _FLUSH_TIMEOUT = 120.0
 # IPAMData address spaces of Docker's own IPAM driver (Kuryr IPAM answers "no_address_space").
 DOCKER_ADDRESS_SPACES = ("", "LocalDefault", "GlobalDefault")
@@ -87,6 +90,7 @@ class Pools:
         config: PoolConfig,
         wiring: Wiring,
         quiet: Quiet,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._state = state
         self._neutron = neutron
@@ -96,7 +100,8 @@ class Pools:
         self._wiring = wiring
         self._pools: dict[str, PortPool] = {}
         self._refill = Refill(state, neutron, journal, host, config, quiet, self)
-        self._refill_tasks: set[asyncio.Task[None]] = set()
+        self._clock = clock
+        self.shrink = Shrink(self, config, clock)
 
     @property
     def enabled(self) -> bool:
@@ -127,7 +132,7 @@ class Pools:
             )
             self._state.save_pool(row)
             if pool is None:
-                pool = PortPool(row, target=self.config.min, wire_target=self._wire_start())
+                pool = self._new_pool(row)
                 self._pools[subnet.id] = pool
             else:
                 pool.row = row
@@ -135,6 +140,11 @@ class Pools:
             pool.started = True
             self._refill.kick(pool)
         return pool
+
+    def _new_pool(self, row: PoolRow) -> PortPool:
+        demand = sizing.Demand(self.config.window, self._clock())
+        wire = max(self.config.batch, 1)
+        return PortPool(row, demand, target=sizing.initial(self.config), wire_target=wire)
 
     def pool(self, subnet_id: str) -> PortPool | None:
         return self._pools.get(subnet_id)
@@ -187,6 +197,7 @@ class Pools:
         pp.status = TAKEN
         pool.taken[port_id] = pp
         self._state.set_pool_port_status(port_id, TAKEN)
+        pool.target = sizing.grown(pool.target, pool.demand.took(self._clock()), self.config)
         self._level(pool)
         self._wire(pool)
         if self._refill.urgent(pool):
@@ -261,9 +272,6 @@ class Pools:
     async def _whole(self, port: Resource) -> bool:
         return await self._wiring.whole(Port.from_neutron(port))
 
-    def _wire_start(self) -> int:
-        return max(self.config.batch, 1)
-
     def _wire(self, pool: PortPool) -> None:
         """Keep ``wire_target`` free ports plugged ahead: those the next starts take first."""
         pool.wired &= pool.free.keys()
@@ -292,8 +300,13 @@ class Pools:
         ip = port.ip_on(pool.subnet_id) or ""
         pooled = port.replace(tags=(naming.POOL_TAG,))
         pp = PoolPort(port.id, pooled.to_neutron(), pool.subnet_id, ip, FREE)
+        owed = desired.cleaned(port, [naming.POOL_TAG])
         with self._state.transaction():
-            self._journal.record(port, desired.cleaned(port, [naming.POOL_TAG]))
+            if desired.holds(port, owed):
+                # Tagged by its create (kuryr.domain.ports.post_tags): nothing to write.
+                self._state.save_view(port.id, desired.view_of(port))
+            else:
+                self._journal.record(port, owed)
             self._state.save_pool_port(pp)
         pool.free[pp.port_id] = pp
         self._wire(pool)
@@ -372,8 +385,13 @@ class Pools:
         if doomed:
             LOG.info("network %s: %d pool port(s) deleted", network.docker_id[:12], len(doomed))
 
+    def start(self) -> None:
+        """Shrink idle pools from now on."""
+        self.shrink.start()
+
     async def close(self) -> None:
         """Stop refilling (shutdown); created ports stay pooled for the next start."""
+        await self.shrink.stop()
         refills = [p.refill for p in self._pools.values() if p.refill is not None]
         for pool in self._pools.values():
             self._close(pool)
@@ -390,9 +408,7 @@ class Pools:
         known = {s.id for n in self._state.networks() for s in n.subnets}
         for row in self._state.pools():
             if row.subnet_id in known:
-                self._pools[row.subnet_id] = PortPool(
-                    row, target=self.config.min, wire_target=self._wire_start()
-                )
+                self._pools[row.subnet_id] = self._new_pool(row)
             else:
                 self._state.forget_pool(row.subnet_id)
         local = {pp.port_id: pp for pp in self._state.pool_ports()}

@@ -1,7 +1,8 @@
 """Refill of the port pools: the one background task per pool that makes its ports.
 
 A pool starts filling when its network is created, so the first containers find ports. Its
-refill aims at ``target`` free ports (starting at ``min``). A start that finds the pool empty (a
+refill aims at ``target`` free ports, which follows demand (kuryr.domain.ports.sizing: a new
+pool aims at ``initial``). A start that finds the pool empty (a
 burst) waits for the pool's one refill instead of making its own port: the next bulk POST is
 sized to the starts waiting (they are served before the pool is topped up), so misses arriving
 together share one POST. Neutron makes the ports of a bulk one after the other (~0.5 s each
@@ -30,6 +31,7 @@ from kuryr.domain.ports import desired
 from kuryr.domain.ports.journal import Journal, background
 from kuryr.domain.ports.ledger import PortPool
 from kuryr.domain.ports.port import Port
+from kuryr.domain.ports.post_tags import PostTags
 from kuryr.domain.quiet import Quiet
 from kuryr.errors import BackendError, KuryrError
 
@@ -77,6 +79,8 @@ class Refill:
         self._config = config
         self._quiet = quiet
         self._ledger = ledger
+        # Pool ports carry their tag from their bulk create where Neutron keeps it.
+        self._post_tags = PostTags(neutron)
 
     def kick(self, pool: PortPool) -> None:
         """Start the pool's refill when it is short of ports or starts wait for one."""
@@ -123,7 +127,7 @@ class Refill:
             count = len(pool.waiters)
         else:
             room = self._config.max - len(pool.free) - pool.creating
-            count = min(self._config.batch or self._config.min, room)
+            count = min(self._config.batch or self._short(pool), room)
         wanted = self._fixed_ips(pool, max(count, 0))
         if not wanted:
             return 0
@@ -209,8 +213,11 @@ class Refill:
         return used
 
     async def _create(self, pool: PortPool, wanted: list[dict[str, str]]) -> list[Port]:
+        tags = [naming.POOL_TAG] if await self._post_tags.supported() else []
         items = [
-            desired.create_body(pool.row.network_id, [f], self._host, naming.POOL_PORT_NAME)
+            desired.create_body(
+                pool.row.network_id, [f], self._host, naming.POOL_PORT_NAME, tags=tags
+            )
             for f in wanted
         ]
         try:

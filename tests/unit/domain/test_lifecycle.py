@@ -48,8 +48,8 @@ async def test_a_container_port_is_bound_here_and_carries_its_endpoint(tmp_path:
 
 
 async def test_a_pooled_start_costs_neutron_no_call(tmp_path: Path) -> None:
-    # min 1: the start leaves the pool at its minimum, so no refill follows it.
-    async with daemon(tmp_path, PoolConfig(min=1, max=4, batch=2)) as d:
+    # min and initial 1: the start leaves the pool at its target, so no refill follows it.
+    async with daemon(tmp_path, PoolConfig(min=1, max=4, batch=2, initial=1)) as d:
         net = await d.kuryr_network()
 
         def pooled() -> bool:

@@ -80,7 +80,7 @@ async def test_a_port_whose_endpoint_dockerd_lists_stays_and_an_orphan_goes(
 
 
 async def test_free_pool_ports_stay_and_an_unclaimed_reservation_goes(tmp_path: Path) -> None:
-    async with host(tmp_path, PoolConfig(min=2, max=4, batch=2)) as h:
+    async with host(tmp_path, PoolConfig(min=2, max=4, batch=2, initial=2)) as h:
         net = await h.kuryr.kuryr_network()
         await eventually(
             lambda: sum(Port.from_neutron(p).in_pool for p in h.kuryr.ports(net)) == 2, "pooled"
