@@ -18,7 +18,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from kuryr.backends.neutron_api import NeutronError, Params, Resource
-from kuryr.domain.ports.post_tags import POST_TAGS_EXTENSION
 from tests.fakes.neutron_faults import Faults
 from tests.fakes.neutron_filters import select
 from tests.fakes.neutron_ips import Refused
@@ -43,7 +42,7 @@ class FakeNeutron:
         """``clock``: wall-clock seconds stamped on resources (``created_at``,
         ``updated_at``); ``seed`` makes ids, MACs and picked addresses repeatable;
         ``post_tags``: ML2's tag_ports_during_bulk_creation extension driver is on (a port
-        POST keeps its tags, and ``GET /extensions`` lists its alias)."""
+        POST keeps its tags; without it they are dropped)."""
         if clock is not None:
             self.store = Store(clock, seed, post_tags=post_tags)
         else:
@@ -54,9 +53,6 @@ class FakeNeutron:
     # --- kuryr.backends.neutron_api.NeutronApi ---------------------------------------------------
 
     async def query(self, resource: str, params: Params | None = None) -> list[Resource]:
-        if resource == "extensions":
-            return await self._call("GET", resource, "/extensions", self._extensions)
-
         def run() -> list[Resource]:
             rows = [self.store.render(resource, r) for r in self._table(resource).values()]
             return select(resource, rows, params, ATTRIBUTES[resource] | _READ_ATTRIBUTES)
@@ -151,13 +147,6 @@ class FakeNeutron:
         return self.store.render(resource, row)
 
     # --- plumbing ------------------------------------------------------------------------------
-
-    def _extensions(self) -> list[Resource]:
-        """Those of the API extensions Neutron lists that Kuryr looks for."""
-        aliases = [STANDARD_ATTR_TAG]
-        if self.store.post_tags:
-            aliases.append(POST_TAGS_EXTENSION)
-        return [{"alias": alias, "name": alias} for alias in aliases]
 
     def _table(self, resource: str) -> dict[str, Resource]:
         table = self.store.tables.get(resource)

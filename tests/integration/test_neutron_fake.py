@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 
 from kuryr.backends.neutron_api import NeutronApi, NeutronError, Resource
-from kuryr.domain.ports.post_tags import POST_TAGS_EXTENSION
 from tests.conftest import StackFacts
 from tests.fakes.neutron import FakeNeutron
 from tests.integration.domain_helpers import neutron_client
@@ -200,9 +199,9 @@ async def test_the_fake_neutron_answers_as_the_real_one(stack: StackFacts) -> No
     real = neutron_client(stack.neutron_url)
     cidr, pool_cidr = await free_cidrs(real)
     expected = await scenario(real, stack.chassis_hostname, cidr, pool_cidr)
-    # The fake as the stack's ML2 is configured (kuryr.stack.neutron turns the extension on).
-    aliases = {ext["alias"] for ext in await real.query("extensions")}
-    fake = FakeNeutron(post_tags=POST_TAGS_EXTENSION in aliases)
+    # The fake as the stack's ML2 is configured (kuryr.stack.neutron turns on the extension
+    # driver tag_ports_during_bulk_creation).
+    fake = FakeNeutron(post_tags=True)
     found = await scenario(fake, stack.chassis_hostname, cidr, pool_cidr)
     differences = [(e, f) for e, f in zip(expected, found, strict=True) if e != f]
     assert differences == [], "\n".join(f"real {e}\nfake {f}" for e, f in differences)

@@ -1,53 +1,42 @@
-"""Whether Neutron keeps the tags of a port POST, asked once.
+"""Whether Neutron keeps the tags of a port POST, learnt from its first answer.
 
-Neutron accepts ``tags`` in a port POST body but keeps them only when ML2's extension driver
-``tag_ports_during_bulk_creation`` is on, which ``GET /extensions`` shows by its alias. With it,
-pool ports carry their tag from their bulk create and cost no ``PUT /ports/{id}/tags`` each;
-without it (or when Neutron will not say), the tag is PUT afterwards, as before (the journal
-sees a port without it and writes it, kuryr.domain.ports.journal).
+Neutron keeps ``tags`` posted with a port only when ML2's extension driver
+``tag_ports_during_bulk_creation`` is on; without it, it accepts and drops them. The
+extension's alias is not listed by every Neutron that has it on (this stack's is not), so
+``GET /extensions`` cannot tell: the first bulk create posts the pool tag, and whether the
+ports Neutron returns carry it settles the question. With it, pool ports cost no
+``PUT /ports/{id}/tags`` each; without it the tag is PUT afterwards, as before (the pool sees
+a port without it and journals the write, kuryr.domain.ports.pools).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
+from collections.abc import Sequence
 
-from kuryr.backends.neutron_api import NeutronApi, NeutronError
+from kuryr import naming
+from kuryr.domain.ports.port import Port
 
 LOG = logging.getLogger(__name__)
 
-POST_TAGS_EXTENSION = "tag-ports-during-bulk-creation"
+EXTENSION_DRIVER = "tag_ports_during_bulk_creation"
 
 
 class PostTags:
-    def __init__(self, neutron: NeutronApi) -> None:
-        self._neutron = neutron
-        self._known: bool | None = None
-        self._asking = asyncio.Lock()
+    def __init__(self) -> None:
+        self._kept: bool | None = None
 
-    async def supported(self) -> bool:
-        """Neutron keeps tags posted with a port. Asked on first use (every caller meanwhile
-        shares the one question); a failure Neutron may get over (no answer, a 5xx) is asked
-        again next time, the tags going by PUT meanwhile."""
-        if self._known is None:
-            async with self._asking:
-                if self._known is None:
-                    self._known = await self._ask()
-        return bool(self._known)
+    def tags(self) -> list[str]:
+        """The tags to post with a pool port: none once Neutron showed it drops them."""
+        return [] if self._kept is False else [naming.POOL_TAG]
 
-    async def _ask(self) -> bool | None:
-        """The answer, or None when Neutron gave none worth keeping."""
-        try:
-            found = await self._neutron.query("extensions")
-        except NeutronError as exc:
-            if exc.http_status == 0 or exc.http_status >= 500:
-                LOG.warning("Neutron's extensions unknown for now: %s", exc)
-                return None
-            found = []  # refused (a policy): as good as not there
-        keeps = any(ext.get("alias") == POST_TAGS_EXTENSION for ext in found)
+    def learn(self, made: Sequence[Port]) -> None:
+        """Settle the question on the first ports made with the tag posted."""
+        if self._kept is not None or not made:
+            return
+        self._kept = all(naming.POOL_TAG in port.tags for port in made)
         LOG.info(
-            "Neutron %s tags in port POST bodies (extension %s)",
-            "keeps" if keeps else "ignores",
-            POST_TAGS_EXTENSION,
+            "Neutron %s tags posted with a port (ML2 extension driver %s)",
+            "keeps" if self._kept else "drops",
+            EXTENSION_DRIVER,
         )
-        return keeps

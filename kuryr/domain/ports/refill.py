@@ -80,7 +80,7 @@ class Refill:
         self._quiet = quiet
         self._ledger = ledger
         # Pool ports carry their tag from their bulk create where Neutron keeps it.
-        self._post_tags = PostTags(neutron)
+        self._post_tags = PostTags()
 
     def kick(self, pool: PortPool) -> None:
         """Start the pool's refill when it is short of ports or starts wait for one."""
@@ -213,7 +213,7 @@ class Refill:
         return used
 
     async def _create(self, pool: PortPool, wanted: list[dict[str, str]]) -> list[Port]:
-        tags = [naming.POOL_TAG] if await self._post_tags.supported() else []
+        tags = self._post_tags.tags()
         items = [
             desired.create_body(
                 pool.row.network_id, [f], self._host, naming.POOL_PORT_NAME, tags=tags
@@ -222,7 +222,10 @@ class Refill:
         ]
         try:
             made = await self._neutron.create_bulk("ports", items, timeout=BULK_TIMEOUT)
-            return [Port.from_neutron(raw) for raw in made]
+            bulk = [Port.from_neutron(raw) for raw in made]
+            if tags:
+                self._post_tags.learn(bulk)
+            return bulk
         except NeutronError as exc:
             if exc.http_status == 0:
                 pool.strays_until = time.monotonic() + BULK_TIMEOUT
