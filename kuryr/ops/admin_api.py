@@ -9,6 +9,7 @@ call it (:func:`kuryr.backends.unixhttp.json_call`).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 SOCKET_NAME = "admin.sock"
 
@@ -27,3 +28,11 @@ STATUS_UNKNOWN = "unknown"
 
 def socket_path(state_dir: Path) -> Path:
     return state_dir / SOCKET_NAME
+
+
+def config_line(cfg: dict[str, Any]) -> str:
+    """The sizing keys on one line, for the operator's tables."""
+    return (
+        f"min {cfg['min']}, max {cfg['max']}, batch {cfg['batch']}, initial {cfg['initial']}, "
+        f"window {cfg['window']:g} s, idle_after {cfg['idle_after']:g} s"
+    )

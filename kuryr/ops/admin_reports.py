@@ -22,8 +22,17 @@ from kuryr.ops.admin_api import BOOKKEEPING_DONE, BOOKKEEPING_PENDING, STATUS_UN
 PortStatus = Callable[[str], str | None]
 
 
-def pool_config(pools: Pools) -> dict[str, int]:
-    return {"min": pools.config.min, "max": pools.config.max, "batch": pools.config.batch}
+def pool_config(pools: Pools) -> dict[str, float]:
+    """The sizing keys (kuryr.domain.ports.sizing) the daemon runs with."""
+    c = pools.config
+    return {
+        "min": c.min,
+        "max": c.max,
+        "batch": c.batch,
+        "initial": c.initial,
+        "window": c.window,
+        "idle_after": c.idle_after,
+    }
 
 
 def snapshot(state: State, pools: Pools) -> dict[str, Any]:

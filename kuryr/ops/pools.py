@@ -38,10 +38,10 @@ def main(args: argparse.Namespace, config: Config) -> int:
 
 def _print_table(answer: dict[str, Any]) -> None:
     cfg = answer["config"]
-    print(f"pool config: min {cfg['min']}, max {cfg['max']}, batch {cfg['batch']}")
-    print(f"{'subnet':36}  {'mode':5}  {'free':>4}  {'taken':>5}  {'creating':>8}")
+    print(f"pool config: {admin_api.config_line(cfg)}")
+    print(f"{'subnet':36}  {'mode':5}  {'free':>4}  {'target':>6}  {'taken':>5}  {'creating':>8}")
     for pool in answer["pools"]:
         print(
-            f"{pool['subnet_id']:36}  {pool['mode']:5}  {pool['free']:>4}  "
+            f"{pool['subnet_id']:36}  {pool['mode']:5}  {pool['free']:>4}  {pool['target']:>6}  "
             f"{pool['taken']:>5}  {pool['creating']:>8}"
         )

@@ -48,11 +48,11 @@ def render(answer: dict[str, Any]) -> list[str]:
     if not answer["networks"]:
         lines.append("no Kuryr network on this host")
     cfg = answer["pool_config"]
-    lines.append(f"pools (min {cfg['min']}, max {cfg['max']}, batch {cfg['batch']})")
+    lines.append(f"pools ({admin_api.config_line(cfg)})")
     for pool in answer["pools"]:
         lines.append(
             f"  subnet {pool['subnet_id']}  {pool['mode']:5}  free {pool['free']}  "
-            f"taken {pool['taken']}  creating {pool['creating']}"
+            f"target {pool['target']}  taken {pool['taken']}  creating {pool['creating']}"
         )
     lines.append(f"Neutron writes journaled, not yet applied: {answer['journal_pending']}")
     for docker_id in answer["network_removals_pending"]:
