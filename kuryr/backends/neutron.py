@@ -15,15 +15,19 @@ so the daemon serves again as soon as Neutron is back.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import logging
 import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from keystoneauth1 import exceptions as ks_exc
+from requests.adapters import HTTPAdapter
 from urllib3 import exceptions as urllib3_exc
 
 from kuryr import deadline
@@ -42,6 +46,11 @@ API_VERSION = "v2.0"
 _BACKOFF_SECONDS = 0.2
 # The worker thread honours the timeout itself; this only catches a thread that does not.
 _THREAD_SLACK = 2.0
+# Neutron calls in flight at once, each in a worker thread of the client's own (asyncio's
+# default pool has cpu+4 threads: on two cores, six deletes Neutron is slow to answer would
+# leave a Docker request's call waiting for a thread). More than the journal's lanes and the
+# refills can use together; a keep-alive connection each.
+WORKER_THREADS = 48
 # keystoneauth's ConnectFailure text: "Unable to establish connection to <url>: <urllib3 repr>".
 _FAILED_URL = re.compile(r"connection to (\S+?):? ")
 _REASON = re.compile(r"\[Errno -?\d+\] [A-Za-z ]+")
@@ -72,6 +81,7 @@ class Neutron:
         self._timeout = timeout
         self._retries = retries
         self._hook: CallHook = call_hook or _no_hook
+        self._threads = ThreadPoolExecutor(WORKER_THREADS, thread_name_prefix="neutron")
         # Calls made so far by (method, resource): lets tests and the CLI count round trips.
         self.calls: Counter[tuple[str, str]] = Counter()
 
@@ -148,6 +158,12 @@ class Neutron:
 
     # --- transport -------------------------------------------------------------------------
 
+    async def _in_thread(self, call: Callable[[], Any]) -> Any:
+        context = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(
+            self._threads, functools.partial(context.run, call)
+        )
+
     async def request(
         self,
         method: str,
@@ -171,8 +187,10 @@ class Neutron:
                 with self._hook(method, resource):
                     # The outer bound also covers the wait for a free worker thread.
                     response = await asyncio.wait_for(
-                        asyncio.to_thread(
-                            self._send, method, url, json, params, call_timeout, headers
+                        self._in_thread(
+                            functools.partial(
+                                self._send, method, url, json, params, call_timeout, headers
+                            )
                         ),
                         call_timeout + _THREAD_SLACK,
                     )
@@ -327,5 +345,8 @@ def connect(config: NeutronConfig, call_hook: CallHook | None = None) -> Neutron
     base = base.rstrip("/")
     if not base.endswith(API_VERSION):
         base = f"{base}/{API_VERSION}"
+    pooled = HTTPAdapter(pool_maxsize=WORKER_THREADS)
+    for scheme in ("http://", "https://"):
+        conn.session.session.mount(scheme, pooled)
     LOG.debug("Neutron client for %s ready in %.2fs", base, time.perf_counter() - started)
     return Neutron(conn.session, base, config.timeout, config.retries, call_hook)

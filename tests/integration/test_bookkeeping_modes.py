@@ -18,7 +18,7 @@ import pytest
 from kuryr import deadline, naming
 from kuryr.backends.neutron_api import Resource
 from kuryr.domain.endpoints import Endpoints
-from kuryr.domain.ports.journal import Journal
+from kuryr.domain.ports.journal import DELETE_WORKERS, Journal
 from kuryr.errors import BackendError
 from kuryr.plugin import protocol as p
 from tests.conftest import StackFacts
@@ -40,8 +40,8 @@ LONG_DELAY = 600.0
 # The request budget of the failing CreateEndpoint: the journal retries a refused write every
 # 2 s, so this is one or two attempts.
 SHORT_BUDGET = 3.0
-# The journal's default worker slots.
-WORKERS = 4
+# The journal's delete lane: every slot of it held at the gate.
+WORKERS = DELETE_WORKERS
 # Only stops a broken run from hanging: the held deletes never end while the test looks.
 SETTLE = 30.0
 
