@@ -56,8 +56,11 @@ def newest_code_mtime() -> float:
     )
 
 
-def stale(pidfile: Path, config: Path) -> bool:
-    """A daemon started (its pidfile written) before its code or config last changed."""
+def stale(pid: int, pidfile: Path, config: Path) -> bool:
+    """A daemon of another checkout's code (``up`` from another clone), or started (its
+    pidfile written) before its code or config last changed."""
+    if executable() not in proc.cmdline(pid):
+        return True
     try:
         started = pidfile.stat().st_mtime
     except OSError:
@@ -116,15 +119,12 @@ interval = 10
 grace = 20
 """
 
-    def _stale(self) -> bool:
-        return stale(self.pidfile, self.config)
-
     def start(self) -> None:
         write_if_changed(self.config, self._config_text())
         sock = self.layout.plugin_sock
         offset = log_size(self.log)
         pid = proc.running(self.pidfile, MARKER)
-        if pid is not None and self._stale():
+        if pid is not None and stale(pid, self.pidfile, self.config):
             proc.terminate(pid)
             pid = None
         if pid is None:

@@ -122,16 +122,12 @@ interval = 10
 grace = 20
 """
 
-    def _stale(self) -> bool:
-        return daemon.stale(self.pidfile, self.host.config)
-
     def start(self) -> None:
         write_if_changed(self.host.config, self.config_text())
         sock = self.host.plugin_sock
         offset = daemon.log_size(self.log)
         pid = proc.running(self.pidfile, self.marker)
-        # Stale: older than the code or config, or another tree's daemon.
-        if pid is not None and (self._stale() or daemon.executable() not in proc.cmdline(pid)):
+        if pid is not None and daemon.stale(pid, self.pidfile, self.host.config):
             proc.terminate(pid)
             pid = None
         if pid is None:
