@@ -12,8 +12,12 @@ under dockerd's 30 s plugin timeout; default 20).
 ``[neutron]``  standard keystoneauth options. ``auth_type = none`` with ``endpoint`` talks to
 a noauth Neutron; ``cloud`` names a clouds.yaml entry; with neither, ``OS_*`` variables are
 used. Also kuryr-libnetwork's ``default_subnetpool_v4`` / ``default_subnetpool_v6``,
-``vif_plugging_timeout``, ``enable_dhcp``, ``timeout``, ``retries``; and ``port_active_timeout``
-(seconds after Join by which Neutron must report a container's port ACTIVE; default 30).
+``vif_plugging_timeout``, ``enable_dhcp``, ``timeout``, ``retries``; ``port_active_timeout``
+(seconds after Join by which Neutron must report a container's port ACTIVE; default 30); and
+``router`` (a Neutron router's name or id: every network's subnets Kuryr makes are attached
+to it at CreateNetwork and detached when they go, except ``--internal`` networks'; ``-o
+neutron.router=NAME|ID`` chooses per network, an empty value none; default none; the router
+itself is never created or deleted by Kuryr).
 
 ``[binding]``  ``host`` (the chassis name used as ``binding:host_id``; default: OVSDB
 ``external_ids:hostname``), ``ovsdb_connection``, ``integration_bridge``,
@@ -73,6 +77,8 @@ class NeutronConfig:
     # Seconds after Join by which Neutron must report a container's port ACTIVE
     # (kuryr.domain.ports.status): later, the daemon logs the port and the reason and repairs it.
     port_active_timeout: float = 30.0
+    # The router (name or id) new subnets are attached to (kuryr.domain.routers); "" for none.
+    router: str = ""
 
 
 @dataclass(frozen=True)
@@ -133,6 +139,7 @@ _NEUTRON_KEYS = {
     "retries",
     "vif_plugging_timeout",
     "port_active_timeout",
+    "router",
 }
 
 
@@ -211,6 +218,7 @@ def parse(parser: configparser.ConfigParser) -> Config:
                 "[neutron] port_active_timeout",
                 neutron.getfloat("port_active_timeout", nd.port_active_timeout),
             ),
+            router=neutron.get("router", nd.router).strip(),
         ),
         binding=BindingConfig(
             host=binding.get("host", ""),

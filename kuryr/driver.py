@@ -26,6 +26,7 @@ from kuryr.domain.ports.port import Port
 from kuryr.domain.ports.prewire import Prewire
 from kuryr.domain.quiet import Quiet
 from kuryr.domain.removals import Removals
+from kuryr.domain.routers import Routers
 from kuryr.domain.security_groups import SecurityGroups
 from kuryr.errors import BackendError
 from kuryr.ops import admin_api, admin_reports, admin_server, healing
@@ -156,7 +157,14 @@ async def build(
             config.neutron.default_subnetpool_v6,
         )
         _known_subnets(ipam, state)
-        networks = Networks(neutron, ipam, binders.host, config.neutron.enable_dhcp, state=state)
+        networks = Networks(
+            neutron,
+            ipam,
+            binders.host,
+            config.neutron.enable_dhcp,
+            state=state,
+            routers=Routers(neutron, config.neutron.router),
+        )
         endpoints = Endpoints(
             neutron,
             networks,

@@ -46,6 +46,10 @@ ANCHOR_OWNER = "kuryr:anchor"
 ANCHOR_NAME_PREFIX = "kuryr-anchor-"
 TAG_SUBNET_USED = "kuryr.subnet"
 TAG_SUBNET_MADE = "kuryr.subnet.made"
+# Not in kuryr-libnetwork: a subnet Kuryr made and attached to a router (``[neutron] router``
+# or ``-o neutron.router``), ``kuryr.router:<router id>``. Set before the attachment, so a
+# crash in between leaves nothing Kuryr would not detach; only such subnets are detached.
+TAG_ROUTER = "kuryr.router"
 # The creating host of a network Kuryr made, in the network's description (not a tag: the
 # network's tags stay kuryr-libnetwork's), so that the host's claim can be dropped when it
 # is gone for good.
@@ -150,6 +154,15 @@ def anchor_subnets(tags: Iterable[str]) -> tuple[set[str], set[str]]:
     return used, made
 
 
+def router_tag(router_id: str) -> str:
+    return f"{TAG_ROUTER}:{router_id}"
+
+
+def routers_of(tags: Iterable[str]) -> list[str]:
+    """The routers Kuryr attached a subnet to, from the subnet's tags."""
+    return [value for key, _, value in (t.partition(":") for t in tags) if key == TAG_ROUTER]
+
+
 def creator_description(host: str) -> str:
     return CREATOR_PREFIX + host
 
@@ -195,18 +208,19 @@ def pool_id(subnetpool_id: str, cidr: str, dedicated: bool = False) -> str:
 
 def is_bare_pool_id(value: str) -> bool:
     """A PoolID that is a subnetpool uuid alone (a dedicated pool; kuryr-libnetwork's form)."""
-    return _is_uuid(value)
+    return is_uuid(value)
 
 
 def parse_pool_id(value: str) -> tuple[str, ipaddress.IPv4Network | ipaddress.IPv6Network]:
     """(subnetpool uuid, cidr); ValueError when ``value`` is not a Kuryr PoolID."""
     subnetpool, sep, cidr = value.partition("/")
-    if not sep or not _is_uuid(subnetpool):
+    if not sep or not is_uuid(subnetpool):
         raise ValueError(f"not a Kuryr pool id: {value!r}")
     return subnetpool, ipaddress.ip_network(cidr, strict=True)
 
 
-def _is_uuid(value: str) -> bool:
+def is_uuid(value: str) -> bool:
+    """A Neutron id: a uuid in its canonical lowercase form."""
     parts = value.split("-")
     return [len(p) for p in parts] == [8, 4, 4, 4, 12] and all(
         c in "0123456789abcdef" for c in value.replace("-", "")

@@ -156,6 +156,28 @@ class Neutron:
         )
         return list(body.get("tags", []))
 
+    async def add_router_interface(self, router_id: str, subnet_id: str) -> Resource:
+        return await self.request(
+            "PUT",
+            "routers",
+            f"/routers/{router_id}/add_router_interface",
+            json={"subnet_id": subnet_id},
+        )
+
+    async def remove_router_interface(self, router_id: str, subnet_id: str) -> bool:
+        try:
+            await self.request(
+                "PUT",
+                "routers",
+                f"/routers/{router_id}/remove_router_interface",
+                json={"subnet_id": subnet_id},
+            )
+        except NeutronError as exc:
+            if exc.not_found:
+                return False
+            raise
+        return True
+
     # --- transport -------------------------------------------------------------------------
 
     async def _in_thread(self, call: Callable[[], Any]) -> Any:

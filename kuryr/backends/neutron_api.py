@@ -100,3 +100,13 @@ class NeutronApi(Protocol):
     async def set_tags(self, resource: str, resource_id: str, tags: Sequence[str]) -> list[str]:
         """Replace all tags in one call (tags in POST bodies are ignored by Neutron)."""
         ...
+
+    async def add_router_interface(self, router_id: str, subnet_id: str) -> Resource:
+        """``PUT /routers/<id>/add_router_interface`` with the subnet: the router takes the
+        subnet's gateway address on a port of its own. Answers ``port_id`` and ``subnet_id``."""
+        ...
+
+    async def remove_router_interface(self, router_id: str, subnet_id: str) -> bool:
+        """The router leaves the subnet (its interface port goes); False (not an error) when
+        the router or its interface on that subnet was already gone."""
+        ...

@@ -18,6 +18,7 @@ from kuryr.backends.state import State
 from kuryr.domain import sharing
 from kuryr.domain.ipam import OPT_SUBNET_NAME, OPT_SUBNET_UUID, Ipam, PoolChoice
 from kuryr.domain.ports.port import Port
+from kuryr.domain.routers import Routers, router_tags
 from kuryr.errors import Conflict, InvalidRequest, KuryrError, NotFound
 from kuryr.plugin import protocol as p
 
@@ -40,8 +41,10 @@ class Networks:
         enable_dhcp: bool = True,
         *,
         state: State,
+        routers: Routers,
     ) -> None:
         self._neutron = neutron
+        self._routers = routers
         self._ipam = ipam
         self._host = host
         self._enable_dhcp = enable_dhcp
@@ -97,9 +100,12 @@ class Networks:
     async def create(self, req: p.CreateNetworkRequest) -> Network:
         options = req.generic_options
         adopts = bool(options.get(OPT_NET_UUID) or options.get(OPT_NET_NAME))
+        # An unknown router is refused before anything is made.
+        router = await self._routers.wanted(req)
         existing = await self.find(req.network_id, anchored=adopts)
         if existing is not None:
-            await self._ensure_subnets(existing, req, [], list(existing.subnets))
+            await self._ensure_subnets(existing, req, [], list(existing.subnets), router)
+            await self._routers.reattach(existing)
             self._remember(existing)
             return existing
         undo: list[Undo] = []
@@ -109,12 +115,14 @@ class Networks:
                 network = await self._adopt(req, options, undo)
                 raw = await self._neutron.query("subnets", {"network_id": network.neutron_id})
                 candidates = [Subnet.from_neutron(s) for s in raw]
-                await self._ensure_subnets(network, req, undo, candidates)
+                made = await self._ensure_subnets(network, req, undo, candidates, router)
+                await self._routers.attach_made(router, made, undo)
                 anchor = await self._sharing.anchor(network, {c.id for c in candidates}, self._host)
                 undo.append(lambda: self._neutron.delete("ports", anchor))
             else:
                 network = await self._create(req, options, undo)
-                await self._ensure_subnets(network, req, undo, candidates)
+                made = await self._ensure_subnets(network, req, undo, candidates, router)
+                await self._routers.attach_made(router, made, undo)
         except BaseException:
             await _run_undo(undo)
             raise
@@ -189,12 +197,14 @@ class Networks:
         req: p.CreateNetworkRequest,
         undo: list[Undo],
         candidates: list[Subnet],
-    ) -> None:
+        router: str | None,
+    ) -> list[Subnet]:
         """One Neutron subnet per Docker pool: adopted by option, an existing one of the same
         CIDR among ``candidates`` (the Neutron network's subnets), or created (in one bulk
-        call). A subnet is found by its network and CIDR; one of a dedicated pool, and an
-        existing one a pool adopts, also carries the pool's id as a tag, as kuryr-libnetwork
-        tags them."""
+        call); the subnets created. A subnet is found by its network and CIDR; one of a
+        dedicated pool, and an existing one a pool adopts, also carries the pool's id as a
+        tag, as kuryr-libnetwork tags them. One created while ``router`` is wanted carries
+        the router's tag (:mod:`kuryr.domain.routers`)."""
         options = req.generic_options
         wanted: list[tuple[dict[str, Any], PoolChoice | None]] = []
         for data in [*req.ipv4_data, *req.ipv6_data]:
@@ -220,22 +230,28 @@ class Networks:
                 attrs["subnetpool_id"] = subnetpool_id
             wanted.append((attrs, choice))
         if not wanted:
-            return
+            return []
         try:
             created = await self._neutron.create_bulk("subnets", [attrs for attrs, _ in wanted])
         except NeutronError as exc:
             raise _subnet_error(exc, [a for a, _ in wanted]) from exc
+        made = []
         for raw, (_, choice) in zip(created, wanted, strict=True):
             subnet = Subnet.from_neutron(raw)
             undo.append(self._subnet_deleter(subnet.id))
             network.subnets.append(subnet)
+            made.append(subnet)
             if choice is not None:
                 self._ipam.subnet_created(choice, subnet)
+            tags = router_tags(router, subnet)
             if choice is not None and choice.tag is not None:
                 # kuryr-libnetwork's ReleaseAddress finds a pool's subnet by this tag: without
                 # it, that daemon never deletes a port of the network (see the README's
                 # migration section).
-                await self._neutron.set_tags("subnets", subnet.id, [choice.tag])
+                tags.append(choice.tag)
+            if tags:
+                await self._neutron.set_tags("subnets", subnet.id, tags)
+        return made
 
     def _subnet_deleter(self, subnet_id: str) -> Undo:
         return lambda: self._neutron.delete("subnets", subnet_id)

@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from kuryr import naming
 from kuryr.backends.model import Network
 from kuryr.backends.neutron_api import NeutronApi, NeutronError, Resource
+from kuryr.domain import routers
 from kuryr.domain.ports import desired
 from kuryr.domain.ports.port import Port
 from kuryr.errors import Conflict
@@ -223,12 +224,16 @@ class Sharing:
             for port_id in plan.delete_ports:
                 if port_id in anchors:
                     await self._neutron.delete("ports", port_id)
-            # Neutron deletes the subnets (and its own network:* ports) with the network.
+            # Neutron deletes the subnets (and its own network:* ports) with the network,
+            # not a router's interfaces.
+            await routers.detach(self._neutron, subnets)
             await self._neutron.delete("networks", network_id)
             return _pools(subnets, {str(s["id"]) for s in subnets}), plan
         now = datetime.now(UTC).timestamp()
         removed = set()
-        for subnet_id in removable_subnets(subnets, ports, leaving, plan, now):
+        removable = removable_subnets(subnets, ports, leaving, plan, now)
+        await routers.detach(self._neutron, [s for s in subnets if s["id"] in removable])
+        for subnet_id in removable:
             if await self._delete_subnet(subnet_id):
                 removed.add(subnet_id)
         if plan.tags is not None:

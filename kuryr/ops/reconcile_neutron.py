@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 from kuryr import naming
 from kuryr.backends.neutron_api import NeutronApi, Resource
+from kuryr.domain import routers
 from kuryr.domain.ports.port import Port
 from kuryr.ops.reconcile_docker import DockerView
 from kuryr.ops.reconcile_plan import Plan, Run
@@ -98,8 +99,17 @@ async def judge_networks(
             "network",
             net["id"],
             f"{net.get('name')}: Docker has no network {docker_id[:12]}",
-            _deleter(neutron, "networks", net["id"]),
+            _network_deleter(neutron, net["id"]),
         )
+
+
+def _network_deleter(neutron: NeutronApi, network_id: str) -> Run:
+    async def delete() -> None:
+        # A router's interface on a subnet Kuryr attached would keep the network.
+        await routers.detach_network(neutron, network_id)
+        await neutron.delete("networks", network_id)
+
+    return delete
 
 
 def _deleter(neutron: NeutronApi, resource: str, ident: str) -> Run:

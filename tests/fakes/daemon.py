@@ -15,7 +15,7 @@ from pathlib import Path
 
 from kuryr import naming
 from kuryr.backends.neutron_api import Resource
-from kuryr.config import BindingConfig, Config, PoolConfig, ReconcileConfig
+from kuryr.config import BindingConfig, Config, NeutronConfig, PoolConfig, ReconcileConfig
 from kuryr.domain.ports.pools import Pools
 from kuryr.driver import KuryrNetworkDriver, build
 from kuryr.plugin import protocol as p
@@ -75,24 +75,45 @@ class Daemon:
 
     # --- networks -----------------------------------------------------------------------------
 
-    async def kuryr_network(self, cidr: str = "") -> Net:
-        """``docker network create -d kuryr --ipam-driver kuryr [--subnet cidr]``."""
+    async def kuryr_network(
+        self, cidr: str = "", options: dict[str, str] | None = None, internal: bool = False
+    ) -> Net:
+        """``docker network create -d kuryr --ipam-driver kuryr [--subnet cidr] [-o key=value]
+        [--internal]``."""
         did = docker_id()
         pool = await self.ipam.request_pool(p.RequestPoolRequest.model_validate({"Pool": cidr}))
         gateway = await self.request_address(pool.pool_id, options=_GATEWAY)
-        await self._create_network(did, KURYR_ADDRESS_SPACE, pool.pool, f"{gateway}/32")
+        space = KURYR_ADDRESS_SPACE
+        await self._create_network(did, space, pool.pool, f"{gateway}/32", options, internal)
         return self._net(did, pool.pool_id, pool.pool)
 
-    async def docker_network(self, cidr: str) -> Net:
+    async def docker_network(
+        self, cidr: str, options: dict[str, str] | None = None, internal: bool = False
+    ) -> Net:
         """``docker network create -d kuryr --subnet cidr`` (Docker's own IPAM)."""
         did = docker_id()
         gateway = str(next(ipaddress.ip_network(cidr).hosts()))
-        await self._create_network(did, DOCKER_ADDRESS_SPACE, cidr, f"{gateway}/32")
+        await self._create_network(
+            did, DOCKER_ADDRESS_SPACE, cidr, f"{gateway}/32", options, internal
+        )
         return self._net(did, cidr, cidr)
 
-    async def _create_network(self, did: str, space: str, pool: str, gateway: str) -> None:
+    async def _create_network(
+        self,
+        did: str,
+        space: str,
+        pool: str,
+        gateway: str,
+        options: dict[str, str] | None = None,
+        internal: bool = False,
+    ) -> None:
         data = {"AddressSpace": space, "Pool": pool, "Gateway": gateway}
-        request = {"NetworkID": did, "IPv4Data": [data], "IPv6Data": [], "Options": {}}
+        # As dockerd 20.10 sends them (/work/shared/protocol): -o in the generic map, and
+        # --internal as a boolean beside it.
+        sent: dict[str, object] = {p.OPT_GENERIC: options or {}}
+        if internal:
+            sent[p.OPT_INTERNAL] = True
+        request = {"NetworkID": did, "IPv4Data": [data], "IPv6Data": [], "Options": sent}
         await self.network.create_network(p.CreateNetworkRequest.model_validate(request))
 
     async def remove_network(self, net: Net) -> None:
@@ -183,12 +204,13 @@ class Daemon:
         return found[0] if found else None
 
 
-def config(state_dir: Path, pool: PoolConfig | None = None) -> Config:
+def config(state_dir: Path, pool: PoolConfig | None = None, router: str = "") -> Config:
     """The daemon's configuration: background work never waits for a pause in Docker's
     requests, no periodic reconciliation (it needs dockerd)."""
     quick = replace(pool or PoolConfig(), background_pause=0.0, background_longest=0.0)
     return Config(
         state_dir=state_dir,
+        neutron=NeutronConfig(router=router),
         binding=BindingConfig(host=HOST),
         pool=quick,
         reconcile=ReconcileConfig(interval=0.0),
@@ -201,15 +223,16 @@ async def daemon(
     pool: PoolConfig | None = None,
     neutron: FakeNeutron | None = None,
     clock: Callable[[], float] = time.monotonic,
+    router: str = "",
 ) -> AsyncIterator[Daemon]:
     """The domain built by kuryr.driver.build on ``neutron`` (a fresh fake with the default
     subnetpool when None) and a fake binder; closed as the daemon closes it. ``clock`` times
-    the pools' demand."""
+    the pools' demand; ``router``: ``[neutron] router``."""
     if neutron is None:
         neutron = FakeNeutron()
         default_subnetpools(neutron)
     binders = FakeBinders(HOST)
-    domain, close = await build(config(state_dir, pool), neutron, binders, clock)
+    domain, close = await build(config(state_dir, pool, router), neutron, binders, clock)
     try:
         driver = domain.network
         assert isinstance(driver, KuryrNetworkDriver)

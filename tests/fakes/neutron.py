@@ -121,6 +121,25 @@ class FakeNeutron:
 
         return await self._call("PUT", resource, f"/{resource}/{resource_id}/tags", run)
 
+    async def add_router_interface(self, router_id: str, subnet_id: str) -> Resource:
+        def run() -> Resource:
+            return self.store.add_router_interface(router_id, subnet_id)
+
+        return await self._call("PUT", "routers", f"/routers/{router_id}/add_router_interface", run)
+
+    async def remove_router_interface(self, router_id: str, subnet_id: str) -> bool:
+        def run() -> bool:
+            try:
+                self.store.remove_router_interface(router_id, subnet_id)
+            except Refused as refused:
+                if refused.status == 404:
+                    return False
+                raise
+            return True
+
+        path = f"/routers/{router_id}/remove_router_interface"
+        return await self._call("PUT", "routers", path, run)
+
     # --- what a test sees and does outside Kuryr (no call counted, no fault) ----------------------
 
     def rows(self, resource: str, filters: Params | None = None) -> list[Resource]:

@@ -14,6 +14,10 @@ Tables = dict[str, dict[str, Resource]]
 
 PROJECT = "fake_project_id"
 METADATA_OWNER = "network:distributed"
+ROUTER_INTERFACE_OWNER = "network:router_interface"
+# Neutron's own ports that go with their network or subnet (AUTO_DELETE_PORT_OWNERS); any
+# other port, a router's interface included, keeps them.
+AUTO_DELETE_OWNERS = {"network:dhcp", METADATA_OWNER, "network:floatingip_agent_gateway"}
 MAX_MTU = 1442  # geneve on the local stack
 MAX_TAG_LEN = 255
 
@@ -34,6 +38,7 @@ ATTRIBUTES: dict[str, set[str]] = {
         "security_groups", "port_security_enabled", "allowed_address_pairs",
     },
     "security-groups": {"name", "description", "stateful"},
+    "routers": {"name", "admin_state_up", "description", "external_gateway_info"},
     "security-group-rules": {
         "security_group_id", "direction", "ethertype", "protocol", "port_range_min",
         "port_range_max", "remote_ip_prefix", "remote_group_id", "description",
@@ -52,6 +57,7 @@ NOT_FOUND = {
     "ports": ("PortNotFound", "Port {} could not be found."),
     "security-groups": ("SecurityGroupNotFound", "Security group {} does not exist"),
     "security-group-rules": ("SecurityGroupRuleNotFound", "Security group rule {} does not exist"),
+    "routers": ("RouterNotFound", "Router {} could not be found"),
 }
 
 
@@ -62,9 +68,7 @@ def check_delete(tables: Tables, resource: str, row: Resource) -> None:
 
 def _networks(tables: Tables, row: Resource) -> None:
     users = [
-        p["id"]
-        for p in _ports_of(tables, row["id"])
-        if not str(p["device_owner"]).startswith("network:")
+        p["id"] for p in _ports_of(tables, row["id"]) if p["device_owner"] not in AUTO_DELETE_OWNERS
     ]
     if users:
         raise Refused(
@@ -79,7 +83,7 @@ def _subnets(tables: Tables, row: Resource) -> None:
     held = [
         p
         for p in _ports_of(tables, row["network_id"])
-        if not str(p["device_owner"]).startswith("network:")
+        if p["device_owner"] not in AUTO_DELETE_OWNERS
         and any(f["subnet_id"] == row["id"] for f in p["fixed_ips"])
     ]
     if held:
@@ -105,6 +109,15 @@ def _security_groups(tables: Tables, row: Resource) -> None:
         raise Refused(409, "SecurityGroupInUse", f"Security Group {row['id']} in use.")
 
 
+def _routers(tables: Tables, row: Resource) -> None:
+    if any(p["device_id"] == row["id"] for p in tables["ports"].values()):
+        raise Refused(
+            409,
+            "RouterInUse",
+            f"Router {row['id']} still has ports",
+        )
+
+
 # --- addresses ------------------------------------------------------------------------------
 
 
@@ -113,6 +126,7 @@ _IN_USE: dict[str, Callable[[Tables, Resource], None]] = {
     "subnets": _subnets,
     "subnetpools": _subnetpools,
     "security-groups": _security_groups,
+    "routers": _routers,
 }
 
 

@@ -47,6 +47,7 @@ from tests.fakes.neutron_schema import (
     NOT_FOUND,
     PROJECT,
     READ_ONLY,
+    ROUTER_INTERFACE_OWNER,
     bind,
     check_delete,
     check_known,
@@ -166,6 +167,66 @@ class Store:
         row["tags"] = tags
         self.touch(row)
         return list(tags)
+
+    def add_router_interface(self, router_id: str, subnet_id: str) -> Resource:
+        """The router's port on the subnet, holding its gateway address."""
+        router = self.get("routers", router_id)
+        subnet = self.get("subnets", subnet_id)
+        if self._interfaces(router_id, subnet_id):
+            raise Refused(
+                400,
+                "BadRequest",
+                f"Bad router request: Router already has a port on subnet {subnet_id}.",
+            )
+        if not subnet["gateway_ip"]:
+            raise Refused(
+                400,
+                "BadRequest",
+                "Bad router request: Subnet for router interface must have a gateway IP.",
+            )
+        fixed = [{"subnet_id": subnet_id, "ip_address": subnet["gateway_ip"]}]
+        port = self.create(
+            "ports",
+            {
+                "network_id": subnet["network_id"],
+                "device_owner": ROUTER_INTERFACE_OWNER,
+                "device_id": router_id,
+                "fixed_ips": fixed,
+            },
+        )
+        port["security_groups"] = []
+        self.touch(router)
+        return {
+            "id": router_id,
+            "project_id": router["project_id"],
+            "tenant_id": router["project_id"],
+            "network_id": subnet["network_id"],
+            "port_id": port["id"],
+            "subnet_id": subnet_id,
+            "subnet_ids": [subnet_id],
+        }
+
+    def remove_router_interface(self, router_id: str, subnet_id: str) -> None:
+        router = self.get("routers", router_id)
+        ports = self._interfaces(router_id, subnet_id)
+        if not ports:
+            raise Refused(
+                404,
+                "RouterInterfaceNotFoundForSubnet",
+                f"Router {router_id} has no interface on subnet {subnet_id}",
+            )
+        for port in ports:
+            del self.tables["ports"][port["id"]]
+        self.touch(router)
+
+    def _interfaces(self, router_id: str, subnet_id: str) -> list[Resource]:
+        return [
+            p
+            for p in self.tables["ports"].values()
+            if p["device_id"] == router_id
+            and p["device_owner"] == ROUTER_INTERFACE_OWNER
+            and any(f["subnet_id"] == subnet_id for f in p["fixed_ips"])
+        ]
 
     def leak(self, fixed_ips: list[dict[str, str]]) -> None:
         """Neutron Zed's IPAM keeps the addresses a failed bulk port create gave its other
@@ -293,6 +354,13 @@ class Store:
         row.setdefault("allowed_address_pairs", [])
         row.update(status="DOWN", extra_dhcp_opts=[], revision_number=1)
         bind(row)
+        return row
+
+    def _new_routers(self, row: Resource) -> Resource:
+        row.setdefault("name", "")
+        row.setdefault("admin_state_up", True)
+        row.setdefault("external_gateway_info", None)
+        row.update(status="ACTIVE", revision_number=1)
         return row
 
     def _new_security_groups(self, row: Resource) -> Resource:

@@ -24,6 +24,7 @@ from kuryr.domain.ports.broker import Broker
 from kuryr.domain.ports.journal import Journal
 from kuryr.domain.ports.prewire import Prewire
 from kuryr.domain.quiet import Quiet
+from kuryr.domain.routers import Routers
 from kuryr.plugin import protocol as p
 
 # Seconds a VIF may take to come up, as the daemon's default vif_plugging_timeout.
@@ -59,7 +60,7 @@ def make_domain(neutron: Neutron, host: str, binders: Binders | None = None) -> 
     with_binders = binders or NoBinders(host)
     prewire = Prewire(with_binders, lambda _: None, PLUG_TIMEOUT, deleted=nothing_pending)
     ipam = Ipam(neutron, Broker(neutron, host, State.in_memory(), None, prewire))
-    networks = Networks(neutron, ipam, host, state=State.in_memory())
+    networks = Networks(neutron, ipam, host, state=State.in_memory(), routers=Routers(neutron))
     return Domain(neutron, ipam, networks, host, with_binders, prewire)
 
 

@@ -199,3 +199,10 @@ def test_pool_sizing_defaults_and_keys(tmp_path: Path) -> None:
 def test_meaningless_pool_sizes_are_refused(tmp_path: Path, written: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         config.load(write(tmp_path, f"[pool]\nmax = 4\n{written}\n"))
+
+
+def test_router_is_read_and_kept_out_of_the_auth_options(tmp_path: Path) -> None:
+    loaded = config.load(write(tmp_path, "[neutron]\nauth_type = none\nrouter = kuryr-router \n"))
+    assert loaded.neutron.router == "kuryr-router"
+    assert "router" not in loaded.neutron.auth
+    assert config.load(write(tmp_path, "[neutron]\n")).neutron.router == ""
