@@ -12,7 +12,7 @@ from kuryr.stack import netdev
 from kuryr.stack.layout import OVN_RUN, OVS_RUN, PLUGIN_SOCK, Layout
 
 RUN_DIRS = (OVS_RUN, OVN_RUN, Path("/var/run/docker"), PLUGIN_SOCK.parent)
-STACK_LINKS = ("docker0", "br-int", "ovs-netdev")
+STACK_LINKS = ("docker0", "br-int", "ovs-netdev", "br-ex")
 
 
 def _snapshot_file(layout: Layout) -> Path:

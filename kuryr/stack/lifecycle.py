@@ -15,6 +15,7 @@ from kuryr.stack.component import Component
 from kuryr.stack.daemon import KuryrDaemon
 from kuryr.stack.docker import Docker
 from kuryr.stack.errors import StackError
+from kuryr.stack.external import External
 from kuryr.stack.layout import Layout
 from kuryr.stack.neutron import Neutron
 from kuryr.stack.ovn import OvnCentral, OvnController
@@ -43,6 +44,7 @@ def components(layout: Layout) -> list[Component]:
         postgres,
         Neutron(layout, postgres),
         Subnetpools(layout),
+        External(layout),
         KuryrDaemon(layout),
         Docker(layout),
     ]

@@ -22,6 +22,10 @@ mechanism_drivers = ovn
 # ports are tagged by their bulk create instead of one PUT /ports/{id}/tags each.
 extension_drivers = port_security,tag_ports_during_bulk_creation
 
+# The external network (kuryr.stack.external).
+[ml2_type_flat]
+flat_networks = public
+
 [ml2_type_geneve]
 vni_ranges = 1:65536
 max_header_size = 38
@@ -68,7 +72,7 @@ class Neutron:
         state = self.conf_dir / "state"
         return f"""[DEFAULT]
 core_plugin = ml2
-service_plugins = ovn-router
+service_plugins = ovn-router,port_forwarding
 auth_strategy = noauth
 bind_host = 127.0.0.1
 bind_port = {NEUTRON_PORT}

@@ -101,12 +101,17 @@ def test_down_leaves_no_process_or_link(stack: StackFacts) -> None:
     bring_up(stack.layout)
     started = stack_processes(stack.layout)
     links = netdev.existing_links()
-    assert {"br-int", "ovs-netdev", "docker0"} <= links
+    assert {"br-int", "ovs-netdev", "docker0", "br-ex"} <= links
     done = cli("down")
     try:
         assert done.returncode == 0, done.stderr
         assert [pid for pid in started if proc.alive(pid)] == []
-        assert netdev.existing_links() & {"br-int", "ovs-netdev", "docker0"} == set()
+        assert netdev.existing_links() & {"br-int", "ovs-netdev", "docker0", "br-ex"} == set()
+        # The host's address on br-ex went with it: no route to the external network is left.
+        routes = subprocess.run(
+            ["ip", "-4", "route", "show", "172.24.4.0/24"], capture_output=True, text=True
+        ).stdout
+        assert routes.strip() == ""
         assert not OVS_RUN.exists() and not OVN_RUN.exists()
     finally:
         bring_up(stack.layout)
