@@ -198,7 +198,6 @@ class Store:
         self.touch(router)
         return {
             "id": router_id,
-            "project_id": router["project_id"],
             "tenant_id": router["project_id"],
             "network_id": subnet["network_id"],
             "port_id": port["id"],

@@ -56,7 +56,13 @@ async def scenario(neutron: NeutronApi, host: str, cidr: str, pool_cidr: str) ->
     try:
         await _ports(neutron, seen, net, host, cidr)
         await _subnetpools(neutron, seen, net, pool_cidr, name)
+        await _routers(neutron, seen, name)
     finally:
+        for router in await neutron.query("routers", {"name": name}):
+            for port in await neutron.query("ports", {"device_id": router["id"]}):
+                for fixed in port["fixed_ips"]:
+                    await neutron.remove_router_interface(router["id"], fixed["subnet_id"])
+            await neutron.delete("routers", router["id"])
         for port in await neutron.query("ports", {"network_id": net["id"]}):
             if not port["device_owner"].startswith("network:"):
                 await neutron.delete("ports", port["id"])
@@ -193,6 +199,33 @@ async def _subnetpools(
     seen.append(("CIDR taken in the pool", await refusal(taken)))
     seen.append(("subnetpool in use", await refusal(neutron.delete("subnetpools", pool["id"]))))
     await neutron.delete("subnets", first["id"])
+
+
+async def _routers(neutron: NeutronApi, seen: Shapes, name: str) -> None:
+    router = await neutron.create("routers", {"name": name})
+    net = await neutron.create("networks", {"name": name})
+    attrs = {"network_id": net["id"], "ip_version": 4, "cidr": "192.168.252.0/28"}
+    subnet = await neutron.create("subnets", attrs)
+    answer = await neutron.add_router_interface(router["id"], subnet["id"])
+    seen.append(("interface", sorted(answer), answer["subnet_ids"] == [subnet["id"]]))
+    [port] = await neutron.query("ports", {"device_id": router["id"]})
+    gateway = [{"subnet_id": subnet["id"], "ip_address": subnet["gateway_ip"]}]
+    seen.append(("its port", port["device_owner"], port["fixed_ips"] == gateway))
+    again = neutron.add_router_interface(router["id"], subnet["id"])
+    seen.append(("attached twice", await refusal(again)))
+    seen.append(("subnet on a router", await refusal(neutron.delete("subnets", subnet["id"]))))
+    seen.append(("network on a router", await refusal(neutron.delete("networks", net["id"]))))
+    seen.append(
+        ("router with an interface", await refusal(neutron.delete("routers", router["id"])))
+    )
+    removed = await neutron.remove_router_interface(router["id"], subnet["id"])
+    seen.append(
+        ("detached", removed, await neutron.remove_router_interface(router["id"], subnet["id"]))
+    )
+    missing = "00000000-0000-4000-8000-000000000000"
+    seen.append(("no such router", await neutron.remove_router_interface(missing, subnet["id"])))
+    await neutron.delete("routers", router["id"])
+    await neutron.delete("networks", net["id"])
 
 
 async def test_the_fake_neutron_answers_as_the_real_one(stack: StackFacts) -> None:
