@@ -8,8 +8,9 @@ gateway port, and the SNAT of the subnets attached to the router, live on this m
 Nothing routes beyond ``br-ex``: the host is the whole outside world.
 
 On the host this adds only ``br-ex`` (a userspace OVS bridge, so its tap) and its address;
-``down`` removes both. The network, its subnet and the router live in Neutron's database:
-``up`` finds them by name and makes what is missing."""
+``down`` removes both. The bridge mapping and the gateway option stay in the stack's OVSDB,
+and the network, its subnet and the router in Neutron's database: ``up`` finds them by name
+and makes what is missing."""
 
 from __future__ import annotations
 
@@ -20,9 +21,9 @@ import urllib.error
 from pathlib import Path
 from typing import Any
 
-from kuryr.stack import netdev, neutron_api, ovn, ovs, proc
+from kuryr.stack import neutron_api, ovn, ovs, proc
 from kuryr.stack.errors import StackError
-from kuryr.stack.layout import OVS_RUN, Layout
+from kuryr.stack.layout import Layout
 
 BRIDGE = "br-ex"
 PHYSNET = "public"
@@ -104,29 +105,10 @@ class External:
         )
 
     def stop(self) -> None:
-        """br-ex and its address leave the host; the mapping goes with it (the chassis
-        keeps no gateway on a bridge that is gone)."""
-        if proc.running(OVS_RUN / "ovsdb-server.pid", "ovsdb-server") is not None:
-            ovs.vsctl(
-                "--if-exists",
-                "remove",
-                "open_vswitch",
-                ".",
-                "external-ids",
-                "ovn-bridge-mappings",
-                "--",
-                "--if-exists",
-                "remove",
-                "open_vswitch",
-                ".",
-                "external-ids",
-                "ovn-cms-options",
-                "--",
-                "--if-exists",
-                "del-br",
-                BRIDGE,
-            )
-        netdev.delete_links([BRIDGE])
+        """The host's address leaves br-ex at once; the bridge itself is an OVS interface,
+        whose link OVS's own stop removes (and ``host.restore`` if OVS was already down)."""
+        if _holds_address():
+            ip("addr", "del", f"{HOST_IP}/{CIDR.prefixlen}", "dev", BRIDGE)
 
     def check(self) -> tuple[bool, str]:
         if not _holds_address():
