@@ -163,3 +163,21 @@ async def test_a_subnet_tagged_but_never_attached_still_goes(tmp_path: Path) -> 
 
         assert d.neutron.get("networks", net.neutron_id) is None
         assert d.neutron.get("routers", router["id"]) is not None
+
+
+async def test_create_network_again_puts_a_tagged_subnet_back_on_its_router(tmp_path: Path) -> None:
+    # Docker retried, or the daemon died after the tag and before the attachment.
+    neutron, router = with_router()
+    async with daemon(tmp_path, neutron=neutron, router=ROUTER) as d:
+        data = {"AddressSpace": "LocalDefault", "Pool": "10.50.11.0/24", "Gateway": "10.50.11.1/32"}
+        request = p.CreateNetworkRequest.model_validate(
+            {"NetworkID": docker_id(), "IPv4Data": [data], "Options": {}}
+        )
+        await d.network.create_network(request)
+        [subnet] = d.neutron.rows("subnets", {"cidr": "10.50.11.0/24"})
+        d.neutron.store.remove_router_interface(router["id"], subnet["id"])
+
+        await d.network.create_network(request)
+        await d.network.create_network(request)
+
+        assert interfaces(d, router) == {subnet["id"]: "10.50.11.1"}
