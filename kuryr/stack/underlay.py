@@ -122,19 +122,24 @@ def seed(hosts: list[SimHost]) -> None:
     if main_mac is not None:
         endpoints[""] = (MAIN_UNDERLAY_IP, main_mac)
     for host in hosts:
-        mac = _phy_mac(host.netns)
-        if mac is not None:
+        argv = appctl_argv(host)
+        mac = _phy_mac(host.netns) if argv is not None else None
+        if argv is not None and mac is not None:
             endpoints[host.name] = (host.underlay_ip, mac)
-            appctl[host.name] = appctl_argv(host)
+            appctl[host.name] = argv
     for on in endpoints:
         proc.run(COMPONENT, [*appctl[on], "tnl/neigh/aging", str(NEIGH_AGING)])
     for on, peer_ip, mac in mesh(endpoints):
         proc.run(COMPONENT, [*appctl[on], "tnl/neigh/set", PHY_BRIDGE, peer_ip, mac])
 
 
-def appctl_argv(host: SimHost) -> list[str]:
-    """ovs-appctl aimed at the host's ovs-vswitchd."""
-    pid = proc.read_pid(host.ovs_run / "ovs-vswitchd.pid")
+def appctl_argv(host: SimHost) -> list[str] | None:
+    """ovs-appctl aimed at the host's ovs-vswitchd, or None while it is not running: a host
+    whose processes died (a SIGKILL, a restarted machine) keeps its namespace and a stale
+    pidfile until ``up`` restarts it, and is seeded then."""
+    pid = proc.running(host.ovs_run / "ovs-vswitchd.pid", str(host.ovs_sock))
+    if pid is None:
+        return None
     return ["ovs-appctl", "-t", str(host.ovs_run / f"ovs-vswitchd.{pid}.ctl")]
 
 

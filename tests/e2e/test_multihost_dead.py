@@ -88,6 +88,9 @@ def test_a_dead_host_does_not_stop_the_others_and_comes_back(
 
     killed = kill_host(stack, "h3")
     assert talk(on_main, on_h2, name) == [], "main and h2 stopped talking when h3 died"
+    # A plain up leaves the dead host (and its stale pidfiles) to status, and does not fail.
+    plain = lifecycle.start(stack.layout)
+    assert [h.name for h in plain if not h.healthy] == []
 
     report = lifecycle.start(stack.layout, HOSTS)
     assert [h for h in report if h.name == "h3" and not h.healthy] == []

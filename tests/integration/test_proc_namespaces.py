@@ -22,7 +22,9 @@ def sleepers() -> Iterator[tuple[str, subprocess.Popen[bytes], subprocess.Popen[
     elsewhere = subprocess.Popen(["unshare", "--mount", *script])
 
     def started() -> bool:
-        return all(marker in proc.cmdline(child.pid) for child in (here, elsewhere))
+        # unshare's own argv holds the marker too; only once it has exec'd sh is the process
+        # in its new mount namespace.
+        return all(proc.cmdline(child.pid).startswith("sh ") for child in (here, elsewhere))
 
     try:
         assert proc.wait_for(started, 10), "sleepers did not start"
