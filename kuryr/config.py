@@ -41,12 +41,21 @@ Neutron bookkeeping write waits, so a container that stops sooner costs Neutron 
 default 0); ``background_pause`` / ``background_longest`` (bookkeeping writes and pool refills
 that can wait run once Docker has sent no container request for ``background_pause`` seconds,
 at most ``background_longest`` seconds late; defaults 0.5 and 5).
+
+Environment overrides (what a managed plugin's ``docker plugin set`` changes): a non-empty
+``KURYR_<KEY>`` sets a ``[DEFAULT]`` key (``KURYR_DEBUG``, ``KURYR_STATE_DIR``, ...) and a
+non-empty ``KURYR_<SECTION>_<KEY>`` a key of ``[neutron]``, ``[binding]``, ``[pool]`` or
+``[reconcile]`` (``KURYR_NEUTRON_ENDPOINT``, ``KURYR_NEUTRON_AUTH_TYPE``,
+``KURYR_BINDING_HOST``, ...), over the file's value. An empty variable leaves the file's
+value: Docker gives a plugin every declared variable, set or not. Other ``KURYR_*`` variables
+(``KURYR_CONFIG``, ``KURYR_STACK_DIR``) are not keys.
 """
 
 from __future__ import annotations
 
 import configparser
 import os
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -155,16 +164,40 @@ def _at_least_0(name: str, value: _N) -> _N:
     return value
 
 
-def load(path: Path | None = None) -> Config:
-    """Read ``path`` (or ``$KURYR_CONFIG``, or the default file if present)."""
+_ENV_PREFIX = "KURYR_"
+_DEFAULT_KEYS = frozenset(
+    ("debug", "socket", "socket_group", "state_dir", "metrics_listen", "request_timeout")
+)
+_ENV_SECTIONS = frozenset(("neutron", "binding", "pool", "reconcile"))
+
+
+def env_overrides(environ: Mapping[str, str]) -> Iterator[tuple[str, str, str]]:
+    """(section, key, value) for each non-empty ``KURYR_*`` variable that names a key."""
+    for name, value in sorted(environ.items()):
+        if not name.startswith(_ENV_PREFIX) or not value:
+            continue
+        rest = name.removeprefix(_ENV_PREFIX).lower()
+        section, _, key = rest.partition("_")
+        if rest in _DEFAULT_KEYS:
+            yield "DEFAULT", rest, value
+        elif section in _ENV_SECTIONS and key:
+            yield section, key, value
+
+
+def load(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """Read ``path`` (or ``$KURYR_CONFIG``, or the default file if present; with no file,
+    the defaults), then apply the environment's overrides (:func:`env_overrides`)."""
+    environ = os.environ if environ is None else environ
+    parser = new_parser()
     if path is None:
-        env = os.environ.get("KURYR_CONFIG")
+        env = environ.get("KURYR_CONFIG")
         path = Path(env) if env else DEFAULT_CONFIG_FILE
         if not env and not path.exists():
-            return Config()
-    parser = new_parser()
-    if not parser.read(path):
+            path = None
+    if path is not None and not parser.read(path):
         raise FileNotFoundError(f"config file {path} cannot be read")
+    for section, key, value in env_overrides(environ):
+        _section(parser, section)[key] = value
     return parse(parser)
 
 

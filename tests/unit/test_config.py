@@ -106,6 +106,64 @@ def test_config_env_variable_is_used(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert config.load().binding.host == "srv-host"
 
 
+def test_environment_overrides_the_files_keys(tmp_path: Path) -> None:
+    environ = {
+        "KURYR_DEBUG": "true",
+        "KURYR_NEUTRON_ENDPOINT": "http://10.0.0.5:9696",
+        "KURYR_BINDING_HOST": "env-host",
+        "KURYR_POOL_MAX": "16",
+    }
+    conf = config.load(write(tmp_path, NOAUTH), environ)
+    assert conf.debug is True
+    assert conf.neutron.endpoint == "http://10.0.0.5:9696"
+    assert conf.binding.host == "env-host"
+    assert conf.pool.max == 16
+    # What the environment does not name stays the file's.
+    assert conf.neutron.auth_type == "none"
+
+
+def test_environment_alone_configures_without_a_file(tmp_path: Path) -> None:
+    environ = {
+        "KURYR_CONFIG": "",
+        "KURYR_NEUTRON_AUTH_TYPE": "none",
+        "KURYR_NEUTRON_ENDPOINT": "http://127.0.0.1:9696",
+        "KURYR_STATE_DIR": str(tmp_path),
+    }
+    conf = config.load(environ=environ)
+    assert (conf.neutron.auth_type, conf.neutron.endpoint) == ("none", "http://127.0.0.1:9696")
+    assert conf.state_dir == tmp_path
+
+
+def test_empty_variables_leave_the_files_value(tmp_path: Path) -> None:
+    environ = {"KURYR_NEUTRON_ENDPOINT": "", "KURYR_DEBUG": ""}
+    conf = config.load(write(tmp_path, NOAUTH), environ)
+    assert conf.neutron.endpoint == "http://127.0.0.1:9696"
+    assert conf.debug is False
+
+
+def test_variables_that_name_no_key_are_not_overrides() -> None:
+    environ = {
+        "KURYR_CONFIG": "/etc/kuryr/kuryr.conf",
+        "KURYR_STACK_DIR": "/var/lib/kuryr-stack",
+        "KURYR_DOCKER_IPAM": "1",
+        "KURYR_NEUTRON_": "x",
+        "OS_AUTH_URL": "http://keystone",
+    }
+    assert list(config.env_overrides(environ)) == []
+
+
+def test_neutron_auth_options_come_from_the_environment() -> None:
+    environ = {"KURYR_NEUTRON_AUTH_TYPE": "password", "KURYR_NEUTRON_USERNAME": "kuryr"}
+    conf = config.load(Path("/dev/null"), environ)
+    assert conf.neutron.auth_type == "password"
+    assert conf.neutron.auth == {"username": "kuryr"}
+
+
+def test_a_bad_value_from_the_environment_is_an_error() -> None:
+    with pytest.raises(ValueError):
+        config.load(Path("/dev/null"), {"KURYR_POOL_MAX": "many"})
+
+
 def test_named_file_that_is_missing_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         config.load(tmp_path / "absent.conf")
