@@ -3,7 +3,7 @@
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: deps demo test lint unit fuzz bench up status down purge
+.PHONY: deps demo test lint unit fuzz bench up status down purge plugin
 
 deps:
 	scripts/install-deps.sh
@@ -30,6 +30,11 @@ fuzz: deps
 bench: deps
 	$(BIN)/kuryr stack up
 	$(BIN)/python -m bench
+
+# The managed Docker plugin (README: Managed plugin): config.json and rootfs/ in
+# /var/lib/kuryr-stack/plugin/bundle, for `docker plugin create`; PLUGIN_DIR=... builds elsewhere.
+plugin: deps
+	$(BIN)/python -m kuryr.stack.plugin_build $(if $(PLUGIN_DIR),--dir $(PLUGIN_DIR))
 
 up: deps
 	$(BIN)/kuryr stack up

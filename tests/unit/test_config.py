@@ -122,7 +122,10 @@ def test_environment_overrides_the_files_keys(tmp_path: Path) -> None:
     assert conf.neutron.auth_type == "none"
 
 
-def test_environment_alone_configures_without_a_file(tmp_path: Path) -> None:
+def test_environment_alone_configures_without_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(config, "DEFAULT_CONFIG_FILE", tmp_path / "absent.conf")
     environ = {
         "KURYR_CONFIG": "",
         "KURYR_NEUTRON_AUTH_TYPE": "none",
