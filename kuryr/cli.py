@@ -94,6 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="down: remove the simulated hosts only, leave the machine's stack running",
     )
     stack.add_argument("--json", action="store_true", help="hosts: print JSON")
+    stack.add_argument(
+        "--plugin",
+        action=argparse.BooleanOptionalAction,
+        help="up: run Kuryr as the managed Docker plugin (make plugin) instead of kuryr serve, "
+        "and keep doing so on later ups; --no-plugin: back to kuryr serve",
+    )
 
     gc = sub.add_parser("gc", help="list (with --apply: remove) orphaned Neutron/OVS resources")
     gc.add_argument("--apply", action="store_true", help="remove/finish them (default: dry run)")

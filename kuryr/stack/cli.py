@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 
-from kuryr.stack import hostplan, hosts, lifecycle, ovs, proc
+from kuryr.stack import hostplan, hosts, lifecycle, managed, ovs, proc
 from kuryr.stack.errors import StackError
 from kuryr.stack.layout import DOCKER_SOCK, NEUTRON_URL, PLUGIN_SOCK, Layout
 from kuryr.stack.lifecycle import Health
@@ -24,11 +24,14 @@ def _table(report: list[Health]) -> str:
 
 
 def _summary(layout: Layout) -> str:
+    kuryr = f"unix://{PLUGIN_SOCK} (config {layout.sub('kuryr.conf')})"
+    if managed.plugin_mode(layout):
+        kuryr = f"managed plugin {managed.PLUGIN} (docker plugin inspect {managed.PLUGIN})"
     return f"""
 Stack directory {layout.root} (configs, databases, pidfiles; logs in {layout.logs}).
   Neutron API    {NEUTRON_URL} (noauth: no token needed)
   Docker         unix://{DOCKER_SOCK}, image kuryr/busybox
-  Kuryr driver   unix://{PLUGIN_SOCK} (config {layout.sub("kuryr.conf")})
+  Kuryr driver   {kuryr}
 Try:
   docker network create -d kuryr --ipam-driver kuryr test
   docker run --rm --net test kuryr/busybox ip addr
@@ -46,9 +49,9 @@ def _fail(layout: Layout, exc: StackError) -> int:
     return 1
 
 
-def _up(layout: Layout, count: int | None) -> int:
+def _up(layout: Layout, count: int | None, plugin: bool | None) -> int:
     began = time.monotonic()
-    report = lifecycle.up(layout, count)
+    report = lifecycle.up(layout, count, plugin)
     print(_table(report))
     print(f"stack up in {time.monotonic() - began:.1f} s")
     print(_summary(layout))
@@ -102,7 +105,7 @@ def main(args: argparse.Namespace) -> int:
     layout = Layout.resolve(args.dir)
     try:
         if args.action == "up":
-            return _up(layout, args.hosts)
+            return _up(layout, args.hosts, args.plugin)
         if args.action == "down":
             return _down(layout, args.purge, args.hosts_only)
         if args.action == "hosts":

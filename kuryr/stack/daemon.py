@@ -90,12 +90,17 @@ class KuryrDaemon:
     def log(self) -> Path:
         return self.layout.log("kuryr")
 
-    def _config_text(self) -> str:
+    @property
+    def state_dir(self) -> Path:
+        return self.layout.sub("kuryr-state")
+
+    def config_text(self, socket: Path | None = None, state_dir: Path | None = None) -> str:
+        """The stack's Kuryr config; the managed plugin names its own paths inside it."""
         # With simulated hosts, containers here talk TCP to containers there (kuryr.stack.hosts).
         offload = "false" if hostplan.hosts_dir(self.layout.root).is_dir() else "true"
         return f"""[DEFAULT]
-socket = {self.layout.plugin_sock}
-state_dir = {self.layout.sub("kuryr-state")}
+socket = {socket or self.layout.plugin_sock}
+state_dir = {state_dir or self.state_dir}
 
 [neutron]
 auth_type = none
@@ -120,7 +125,7 @@ grace = 20
 """
 
     def start(self) -> None:
-        write_if_changed(self.config, self._config_text())
+        write_if_changed(self.config, self.config_text())
         sock = self.layout.plugin_sock
         offset = log_size(self.log)
         pid = proc.running(self.pidfile, MARKER)

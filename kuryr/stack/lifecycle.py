@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from kuryr.stack import host, hostplan, hosts
+from kuryr.stack import host, hostplan, hosts, managed
 from kuryr.stack.component import Component
 from kuryr.stack.daemon import KuryrDaemon
 from kuryr.stack.docker import Docker
@@ -36,7 +36,12 @@ class Health:
 
 
 def components(layout: Layout) -> list[Component]:
+    """In start order. The bare daemon comes before dockerd (dockerd finds its socket at
+    start); the managed plugin after it (dockerd runs it)."""
     postgres = Postgres(layout)
+    kuryr: list[Component] = [KuryrDaemon(layout), Docker(layout)]
+    if managed.plugin_mode(layout):
+        kuryr = [Docker(layout), managed.KuryrPlugin(layout)]
     return [
         OpenVSwitch(layout),
         OvnCentral(layout),
@@ -45,8 +50,7 @@ def components(layout: Layout) -> list[Component]:
         Neutron(layout, postgres),
         Subnetpools(layout),
         External(layout),
-        KuryrDaemon(layout),
-        Docker(layout),
+        *kuryr,
     ]
 
 
@@ -64,26 +68,29 @@ def locked(layout: Layout) -> Iterator[None]:
         yield
 
 
-def up(layout: Layout, count: int | None = None) -> list[Health]:
+def up(layout: Layout, count: int | None = None, plugin: bool | None = None) -> list[Health]:
     """Start what is not running, and with ``count`` the simulated hosts h2 … h<count>;
     raise StackError naming the first component or host that failed or is not healthy."""
-    report = start(layout, count)
+    report = start(layout, count, plugin)
     for h in report:
         if not h.healthy:
             raise StackError(h.name, h.detail, log_of(layout, h.name))
     return report
 
 
-def start(layout: Layout, count: int | None = None) -> list[Health]:
+def start(layout: Layout, count: int | None = None, plugin: bool | None = None) -> list[Health]:
     """Start what is not running and report every component's and host's health. A failure
     raises StackError at once, except that of a NOT_BLOCKING component or of a simulated
-    host: its row carries it. Without ``count`` existing simulated hosts are left alone."""
+    host: its row carries it. Without ``count`` existing simulated hosts are left alone;
+    without ``plugin`` Kuryr runs as it did (the bare daemon, or the managed plugin)."""
     require_root()
     if count is not None:
         hostplan.names(count)  # a bad count changes nothing
     failures: list[Health] = []
     with locked(layout):
         host.remember(layout)
+        if plugin is not None:
+            managed.switch(layout, plugin)
         if count is not None and count > 1:
             hosts.wanted(layout)
         for component in components(layout):
