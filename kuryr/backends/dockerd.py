@@ -13,6 +13,14 @@ SOCKET = Path("/var/run/docker.sock")
 TIMEOUT = 10.0
 
 
+def driver_names(name: str) -> tuple[str, str]:
+    """What a Docker network may call the driver ``name``: the bare name (the daemon's
+    socket ``<name>.sock``, or a managed plugin given by its bare name) and the managed
+    plugin's reference with the tag Docker adds (``kuryr:latest``), which ``-d`` and
+    ``--ipam-driver`` may have to name it by."""
+    return (name, f"{name}:latest")
+
+
 class DockerError(RuntimeError):
     """dockerd answered, and refused."""
 

@@ -79,7 +79,8 @@ def lookup(container: str, docker_socket: Path, admin_socket: Path, driver: str)
     info = _docker(docker_socket, f"/containers/{urllib.parse.quote(container, safe='')}/json")
     if info is None:
         raise PortError(f"no such container: {container}")
-    attachments = [a for a in _attachments(info) if _driver_of(docker_socket, a) == driver]
+    names = dockerd.driver_names(driver)
+    attachments = [a for a in _attachments(info) if _driver_of(docker_socket, a) in names]
     if not attachments:
         raise PortError(
             f"container {container} has no endpoint on a {driver!r} network "

@@ -41,7 +41,8 @@ async def docker_view(socket: Path = dockerd.SOCKET) -> DockerView | None:
 
 
 def _read(socket: Path) -> DockerView:
-    filters = urllib.parse.quote(json.dumps({"driver": ["kuryr"]}))
+    # A managed plugin's networks may name it with its tag: none of them may look unused.
+    filters = urllib.parse.quote(json.dumps({"driver": list(dockerd.driver_names("kuryr"))}))
     listed = dockerd.get(socket, f"/networks?filters={filters}")
     if listed is None:
         raise dockerd.DockerError("dockerd: GET /networks: not found")
