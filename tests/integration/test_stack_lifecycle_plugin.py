@@ -59,7 +59,10 @@ def test_up_plugin_serves_docker_then_no_plugin_goes_back(on_plugin: Layout) -> 
     assert json.loads(run("docker", "plugin", "inspect", managed.PLUGIN))[0]["Id"] == first["Id"]
 
     net = f"plg-{secrets.token_hex(4)}"
-    run("docker", "network", "create", "-d", "kuryr", "--ipam-driver", "kuryr", net)
+    # Docker 20.10 resolves a managed plugin only by its tagged name ("-d kuryr" answers
+    # "could not resolve driver kuryr in registry").
+    driver = f"{managed.PLUGIN}:latest"
+    run("docker", "network", "create", "-d", driver, "--ipam-driver", driver, net)
     try:
         addr = run("docker", "run", "--rm", "--net", net, IMAGE, "ip", "-o", "-4", "addr", "show")
         assert "eth0" in addr
