@@ -52,6 +52,7 @@ def test_answer_names_port_addresses_vif_and_status() -> None:
         "container_ifname": "t_c01234567-89",
         "bookkeeping": admin_api.BOOKKEEPING_DONE,
         "status": "ACTIVE",
+        "published": [],
     }
 
 
@@ -73,6 +74,19 @@ def test_text_report_has_one_block_per_network() -> None:
     assert "    ips          10.10.0.5" in lines
     assert "    bookkeeping  done (device_id, name and tags are in Neutron)" in lines
     assert "    status       unknown" in lines
+
+
+def test_published_ports_show_where_they_are_reachable() -> None:
+    state = state_with_endpoint()
+    forwarding = {"address": "172.24.4.9", "protocol": "udp", "internal_port": 53}
+    made = [{**forwarding, "external_port": 5353}]
+    state.save_published(ENDPOINT, {"owner": "o", "floating_ips": ["f"], "forwardings": made})
+    entry = admin_reports.describe(state, lambda _: None, [ENDPOINT])["endpoints"][ENDPOINT]
+    assert entry["published"] == [{**forwarding, "external_port": 5353}]
+    lines = port.render(
+        {"container": {"id": "c" * 64, "name": "dns"}, "ports": [{**entry, "network": "front"}]}
+    )
+    assert "    published    172.24.4.9:5353/udp -> container port 53" in lines
 
 
 @pytest.mark.parametrize(
