@@ -23,8 +23,11 @@ Only TCP and UDP are forwarded; Neutron forwards a container port from one exter
 An external port the floating IP already forwards (another container's, or twice in one
 ``docker run``) is a conflict, and nothing is left made.
 
-On an ``--internal`` network ``-p`` publishes nothing, as on Docker's bridge; on a network
-attached to no router with an external gateway it is an error naming the fix.
+On an ``--internal`` network ``-p`` publishes nothing, as on Docker's bridge; nor on a network
+attached to no router with an external gateway, with a warning naming the fix: kuryr-libnetwork
+ignored ``-p``, and the Compose files and scripts that pass it on its networks must keep
+working when Kuryr replaces it (the ports are still opened in the security groups, as
+``--expose`` opens them).
 
 Crash safety: the floating IP an endpoint publishes on is recorded in the local state before
 any forwarding is made there, so RevokeExternalConnectivity or DeleteEndpoint after a restart
@@ -64,6 +67,10 @@ ROUTER_INTERFACE_OWNERS = [
     "network:ha_router_replicated_interface",
 ]
 _ANY_HOST = {"", "0.0.0.0", "::"}
+NO_WAY_OUT = (
+    "no router with an external gateway to publish on (docker network create -o "
+    "neutron.router=NAME, or [neutron] router)"
+)
 
 
 @dataclass(frozen=True, order=True)
@@ -241,15 +248,18 @@ class Published:
         done = self._state.published(endpoint.endpoint_id)
         if done is not None and done.get("complete"):
             return reachable(done)
-        if network.internal:
-            LOG.info(
-                "endpoint %s: -p %s ignored on --internal network %s, as Docker does",
+        external = None if network.internal else await self._way_out(network)
+        if external is None:
+            # As Docker's bridge does on an --internal network, and as kuryr-libnetwork did on
+            # any network: -p opens the ports in the security groups, and publishes nothing.
+            LOG.warning(
+                "endpoint %s: -p %s not published: network %s has %s",
                 endpoint.endpoint_id[:12],
                 " ".join(w.describe() for w in asked),
                 network.docker_id[:12],
+                "no way out (--internal)" if network.internal else NO_WAY_OUT,
             )
             return []
-        external = await self._way_out(network)
         owner = self._owner(endpoint, network)
         async with self._locks.setdefault(owner, asyncio.Lock()):
             if done is not None:
@@ -347,8 +357,8 @@ class Published:
                 await release(self._neutron, fip_id)
         self._state.forget_published(endpoint.endpoint_id)
 
-    async def _way_out(self, network: Network) -> str:
-        """The external network of a router the network is attached to."""
+    async def _way_out(self, network: Network) -> str | None:
+        """The external network of a router the network is attached to, if any."""
         interfaces = await self._neutron.query(
             "ports",
             {
@@ -362,11 +372,7 @@ class Published:
             gateway = (router or {}).get("external_gateway_info") or {}
             if gateway.get("network_id"):
                 return str(gateway["network_id"])
-        raise InvalidRequest(
-            f"-p: network {network.docker_id[:12]} has no way out to publish on: attach it to "
-            "a router with an external gateway (docker network create -o "
-            "neutron.router=NAME, or [neutron] router), or drop -p"
-        )
+        return None
 
     def _owner(self, endpoint: Endpoint, network: Network) -> str:
         if self._per == PER_CONTAINER:

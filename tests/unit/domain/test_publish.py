@@ -180,8 +180,8 @@ async def test_bad_input_changes_nothing(tmp_path: Path) -> None:
         assert fips(d) == []
 
 
-async def test_a_network_without_a_way_out_is_told_how_and_an_internal_one_ignores_p(
-    tmp_path: Path,
+async def test_a_network_without_a_way_out_and_an_internal_one_publish_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     neutron, _ = world()
     async with daemon(tmp_path, neutron=neutron) as d:
@@ -189,11 +189,13 @@ async def test_a_network_without_a_way_out_is_told_how_and_an_internal_one_ignor
         inside = await d.kuryr_network(options={"neutron.router": ROUTER}, internal=True)
         c, i = await d.run(closed), await d.run(inside)
 
-        with pytest.raises(InvalidRequest, match=r"no way out.*neutron\.router"):
-            await d.publish(c, [entry(80, 8080)])
+        await d.publish(c, [entry(80, 8080)])
         await d.publish(i, [entry(80, 8080)])
 
         assert fips(d) == [] and forwarded(d) == set()
+        # The ports are opened as --expose opens them, and the log says how to publish.
+        assert opened(d, c) == {("tcp", 80)}
+        assert "neutron.router=NAME" in caplog.text
 
 
 async def test_floating_ip_per_container(tmp_path: Path) -> None:
