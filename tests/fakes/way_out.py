@@ -1,6 +1,6 @@
 """A way out for the in-memory Neutron as the local stack has it (kuryr/stack/external.py):
 ``public`` 172.24.4.0/24 and ``kuryr-router`` with its gateway on it; Docker's ``-p`` entries;
-and what ``-p`` made, as a test reads it (tests/unit/domain/test_publish*.py)."""
+and what ``-p`` made, as a test reads it (tests/unit/domain/test_publish_*.py)."""
 
 from __future__ import annotations
 
