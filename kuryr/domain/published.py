@@ -382,7 +382,8 @@ class Published:
     async def _floating_ip(self, owner: str, external: str) -> Resource:
         """The owner's floating IP on ``external``: found by its tag, else made and tagged."""
         found = await self._neutron.query(
-            "floatingips", {"tags": [naming.TAG_PUBLISH, owner], "floating_network_id": external}
+            "floatingips",
+            {"tags": f"{naming.TAG_PUBLISH},{owner}", "floating_network_id": external},
         )
         if found:
             return min(found, key=lambda f: str(f["id"]))
