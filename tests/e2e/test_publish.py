@@ -136,7 +136,8 @@ def failed_run(env: DockerEnv, network: str, *args: str) -> subprocess.Completed
     name = env.name("c")
     env.defer(lambda: docker("rm", "-f", name, check=False))
     started = time.monotonic()
-    done = run([DOCKER, "run", "-d", "--name", name, "--net", network, *args, IMAGE], check=False)
+    argv = [DOCKER, "run", "-d", "--name", name, "--net", network, *args, IMAGE, "sleep", "60"]
+    done = run(argv, check=False)
     assert done.returncode != 0, f"docker run {args} succeeded"
     assert time.monotonic() - started < 60
     return done
@@ -187,20 +188,22 @@ def test_the_same_external_port_twice_fails_and_leaves_nothing(
     fip = floating_ip(neutron, net)
     assert fip is not None
     before = forwardings(neutron, fip)
-    ports_before = {p["id"] for p in neutron.find("ports", device_owner="compute:kuryr")}
+    network_id = neutron.network_of_docker(docker_network_id(net))["id"]
+    first_endpoint = endpoint(first, net).endpoint_id
 
     done = failed_run(env, net, "-p", "8081:81", "-p", "8080:80")
 
     assert f"{fip['floating_ip_address']}:8080/tcp is already published" in done.stderr
     assert forwardings(neutron, fip) == before
 
-    # The failed container's port is not left held: no new port carries an endpoint.
-    def held() -> bool | None:
-        ports = neutron.find("ports", device_owner="compute:kuryr")
-        return not [p for p in ports if p["id"] not in ports_before and p["device_id"]] or None
+    # The failed container's port is not left held: only the first container's is.
+    def held_by_first_only() -> bool | None:
+        ports = neutron.find("ports", network_id=network_id, device_owner="compute:kuryr")
+        return {p["device_id"] for p in ports if p["device_id"]} == {first_endpoint} or None
 
-    wait_for(held, "the failed container's port to be released")
-    assert endpoint(first, net).ipv4
+    wait_for(held_by_first_only, "the failed container's port to be released")
+    address = str(fip["floating_ip_address"])
+    assert wait_for(lambda: http_get(address, 8080), f"{address}:8080 still served") == PAGE
 
 
 @pytest.mark.parametrize(
