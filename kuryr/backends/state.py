@@ -32,7 +32,7 @@ from typing import Any
 from kuryr.backends.model import Network, Subnet
 from kuryr.backends.neutron_api import Resource
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 3
 DB_NAME = "kuryr.db"
 
 FREE = "free"
@@ -71,10 +71,13 @@ CREATE TABLE IF NOT EXISTS release_markers (
 CREATE TABLE IF NOT EXISTS port_status (
     port_id TEXT PRIMARY KEY, status TEXT NOT NULL, reason TEXT NOT NULL, at REAL NOT NULL);
 """,
-    4: """
-CREATE TABLE IF NOT EXISTS published (endpoint_id TEXT PRIMARY KEY, data TEXT NOT NULL);
-""",
 }
+
+# Tables an older Kuryr may ignore, made at every open without a version step: a daemon put
+# back to an earlier release still opens the file (it refuses a newer schema version).
+_ADDITIVE = """
+CREATE TABLE IF NOT EXISTS published (endpoint_id TEXT PRIMARY KEY, data TEXT NOT NULL);
+"""
 
 
 class StateError(Exception):
@@ -150,6 +153,7 @@ class State:
         version = int(row[0]) if row is not None else 1
         for step in range(version + 1, SCHEMA_VERSION + 1):
             self._upgrade(step)
+        self._db.executescript(_ADDITIVE)
         seq = self._db.execute("SELECT MAX(seq) FROM journal").fetchone()[0]
         self._seq = int(seq or 0)
 
