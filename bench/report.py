@@ -14,6 +14,7 @@ from bench import (
     lag_report,
     method,
     multihost_report,
+    publish,
     scale_report,
 )
 from bench.markdown import errors, median_of, seconds, table, times, title
@@ -178,6 +179,7 @@ SECTIONS: list[Section] = [
     config_report.section,
     _setup_section,
     _start_section,
+    publish.section,
     _network_section,
     _parallel_section,
     scale_report.section,

@@ -21,6 +21,7 @@ from bench import (
     neutron,
     params,
     procs,
+    publish,
     report,
     scenarios,
 )
@@ -213,6 +214,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             watch,
             lambda: scenarios.start_latency(usable, args.runs, args.warmup),
         )
+        if KURYR in usable:
+            results["publish"] = _phase(
+                "docker run -p",
+                phases,
+                watch,
+                lambda: publish.measure(args.runs, args.warmup),
+            )
         results["network_lifecycle"] = _phase(
             "network create/rm",
             phases,

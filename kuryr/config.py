@@ -17,7 +17,9 @@ used. Also kuryr-libnetwork's ``default_subnetpool_v4`` / ``default_subnetpool_v
 ``router`` (a Neutron router's name or id: every network's subnets Kuryr makes are attached
 to it at CreateNetwork and detached when they go, except ``--internal`` networks'; ``-o
 neutron.router=NAME|ID`` chooses per network, an empty value none; default none; the router
-itself is never created or deleted by Kuryr).
+itself is never created or deleted by Kuryr); ``floating_ip_per`` (``network``: the ports ``-p``
+publishes on a network share one floating IP; ``container``: each container gets its own;
+default ``network``; kuryr.domain.published).
 
 ``[binding]``  ``host`` (the chassis name used as ``binding:host_id``; default: OVSDB
 ``external_ids:hostname``), ``ovsdb_connection``, ``integration_bridge``,
@@ -88,6 +90,11 @@ class NeutronConfig:
     port_active_timeout: float = 30.0
     # The router (name or id) new subnets are attached to (kuryr.domain.routers); "" for none.
     router: str = ""
+    # Whose floating IP ``-p`` publishes on (kuryr.domain.published): FLOATING_IP_PER.
+    floating_ip_per: str = "network"
+
+
+FLOATING_IP_PER = ("network", "container")
 
 
 @dataclass(frozen=True)
@@ -149,6 +156,7 @@ _NEUTRON_KEYS = {
     "vif_plugging_timeout",
     "port_active_timeout",
     "router",
+    "floating_ip_per",
 }
 
 
@@ -162,6 +170,12 @@ def _at_least_0(name: str, value: _N) -> _N:
     if value < 0:
         raise ValueError(f"{name} must be 0 or more, not {value:g}")
     return value
+
+
+def _one_of(name: str, value: str, choices: tuple[str, ...]) -> str:
+    if value.lower() not in choices:
+        raise ValueError(f"{name} = {value!r}: expected one of {', '.join(choices)}")
+    return value.lower()
 
 
 _ENV_PREFIX = "KURYR_"
@@ -252,6 +266,11 @@ def parse(parser: configparser.ConfigParser) -> Config:
                 neutron.getfloat("port_active_timeout", nd.port_active_timeout),
             ),
             router=neutron.get("router", nd.router).strip(),
+            floating_ip_per=_one_of(
+                "[neutron] floating_ip_per",
+                neutron.get("floating_ip_per", nd.floating_ip_per).strip(),
+                FLOATING_IP_PER,
+            ),
         ),
         binding=BindingConfig(
             host=binding.get("host", ""),

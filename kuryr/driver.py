@@ -15,7 +15,7 @@ from kuryr.backends.neutron import connect
 from kuryr.backends.neutron_api import NeutronApi
 from kuryr.backends.state import State
 from kuryr.config import BOOKKEEPING_IMMEDIATE, Config
-from kuryr.domain.endpoints import Endpoints
+from kuryr.domain.endpoints import Endpoint, Endpoints
 from kuryr.domain.ipam import Ipam, PoolChoice
 from kuryr.domain.networks import Networks
 from kuryr.domain.ports import status as port_status
@@ -24,6 +24,7 @@ from kuryr.domain.ports.journal import Journal
 from kuryr.domain.ports.pools import Pools
 from kuryr.domain.ports.port import Port
 from kuryr.domain.ports.prewire import Prewire
+from kuryr.domain.published import Published
 from kuryr.domain.quiet import Quiet
 from kuryr.domain.removals import Removals
 from kuryr.domain.routers import Routers
@@ -43,6 +44,7 @@ class KuryrNetworkDriver(NetworkDriver):
         networks: Networks,
         endpoints: Endpoints,
         security_groups: SecurityGroups,
+        published: Published,
         pools: Pools,
         state: State,
         watch: port_status.PortStatus,
@@ -50,6 +52,7 @@ class KuryrNetworkDriver(NetworkDriver):
         self.networks = networks
         self.endpoints = endpoints
         self.security_groups = security_groups
+        self.published = published
         self.pools = pools
         self.removals = Removals(state, self._delete_network)
         # The daemon's reconciliation passes (kuryr.ops.healing), once build has made them.
@@ -93,7 +96,7 @@ class KuryrNetworkDriver(NetworkDriver):
         return self.endpoints.oper_info(endpoint)
 
     async def delete_endpoint(self, req: p.EndpointRequest) -> None:
-        gone = await self.endpoints.delete(req, self.security_groups.revoke)
+        gone = await self.endpoints.delete(req, self.revoke)
         if gone is not None:
             self._watch.left(gone.port_id)
 
@@ -109,13 +112,30 @@ class KuryrNetworkDriver(NetworkDriver):
         (kuryr.domain.ports.prewire)."""
 
     async def program_external_connectivity(self, req: p.ExternalConnectivityRequest) -> None:
+        """``-p`` ports forwarded from a floating IP, and the exposed and published ports
+        opened in the port's security groups; a failure leaves neither."""
         endpoint = await self.endpoints.get(req.endpoint_id, req.network_id)
-        await self.security_groups.program(endpoint, req.options)
+        network = await self.networks.get(req.network_id)
+        made = await self.published.program(endpoint, network, req.options)
+        try:
+            await self.security_groups.program(
+                endpoint, req.options, [(f["protocol"], f["internal_port"]) for f in made]
+            )
+        except BaseException:
+            with deadline.cleanup():
+                await self.published.revoke(endpoint)
+            raise
 
     async def revoke_external_connectivity(self, req: p.EndpointRequest) -> None:
         endpoint = await self.endpoints.find(req.endpoint_id, req.network_id)
         if endpoint is not None:
-            await self.security_groups.revoke(endpoint)
+            await self.revoke(endpoint)
+
+    async def revoke(self, endpoint: Endpoint) -> None:
+        """What ProgramExternalConnectivity made goes (at DeleteEndpoint too: a stop the
+        daemon missed, or reconciliation, sends no RevokeExternalConnectivity)."""
+        await self.published.revoke(endpoint)
+        await self.security_groups.revoke(endpoint)
 
 
 async def build(
@@ -185,7 +205,8 @@ async def build(
             config.neutron.port_active_timeout,
             config.neutron.vif_plugging_timeout,
         )
-        driver = KuryrNetworkDriver(networks, endpoints, groups, pools, state, watch)
+        published = Published(neutron, state, config.neutron.floating_ip_per)
+        driver = KuryrNetworkDriver(networks, endpoints, groups, published, pools, state, watch)
         await pools.load()
         pools.start()
         journal.start()
@@ -196,7 +217,7 @@ async def build(
         watch.start()
         # Reconciliation runs beside serving, its first pass a few seconds after the start:
         # dockerd may be waiting for this daemon. Stopped first, before what it releases with.
-        local = healing.DaemonSide(state, ipam, pools, endpoints, groups, journal)
+        local = healing.DaemonSide(state, ipam, pools, endpoints, driver.revoke, journal)
         driver.healer = healing.Healer(config, neutron, local, quiet)
         undo.push_async_callback(driver.healer.stop)
         driver.healer.start()

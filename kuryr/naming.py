@@ -50,6 +50,14 @@ TAG_SUBNET_MADE = "kuryr.subnet.made"
 # or ``-o neutron.router``), ``kuryr.router:<router id>``. Set before the attachment, so a
 # crash in between leaves nothing Kuryr would not detach; only such subnets are detached.
 TAG_ROUTER = "kuryr.router"
+# Not in kuryr-libnetwork: a floating IP Kuryr made for ``-p`` (kuryr.domain.published) carries
+# ``kuryr.publish`` and whose it is: ``kuryr.publish.net:<neutron network id>`` (shared by the
+# network's containers) or ``kuryr.publish.endpoint:<endpoint id>`` (one container's). Each
+# port forwarding on it names its endpoint in its description.
+TAG_PUBLISH = "kuryr.publish"
+TAG_PUBLISH_NET = "kuryr.publish.net"
+TAG_PUBLISH_ENDPOINT = "kuryr.publish.endpoint"
+FORWARDING_PREFIX = "kuryr endpoint "
 # The creating host of a network Kuryr made, in the network's description (not a tag: the
 # network's tags stay kuryr-libnetwork's), so that the host's claim can be dropped when it
 # is gone for good.
@@ -161,6 +169,22 @@ def router_tag(router_id: str) -> str:
 def routers_of(tags: Iterable[str]) -> list[str]:
     """The routers Kuryr attached a subnet to, from the subnet's tags."""
     return [value for key, _, value in (t.partition(":") for t in tags) if key == TAG_ROUTER]
+
+
+def publish_tags(owner_key: str, owner_id: str) -> list[str]:
+    """A published floating IP's tags: Kuryr's marker and its owner (network or endpoint)."""
+    return [TAG_PUBLISH, f"{owner_key}:{owner_id}"]
+
+
+def forwarding_description(endpoint_id: str) -> str:
+    return FORWARDING_PREFIX + endpoint_id
+
+
+def forwarding_endpoint(description: str | None) -> str | None:
+    """The endpoint a port forwarding Kuryr made serves, from its description."""
+    if not description or not description.startswith(FORWARDING_PREFIX):
+        return None
+    return description[len(FORWARDING_PREFIX) :] or None
 
 
 def creator_description(host: str) -> str:

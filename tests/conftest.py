@@ -26,6 +26,7 @@ DISRUPTIVE = "test_stack_lifecycle"
 # every other test, before the whole-stack lifecycle tests.
 DISRUPTING = (
     "test_crash",
+    "test_publish_crash",
     "test_neutron_down",
     "test_dockerd_restart",
     "test_bookkeeping_immediate",

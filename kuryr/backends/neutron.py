@@ -51,6 +51,8 @@ _THREAD_SLACK = 2.0
 # leave a Docker request's call waiting for a thread). More than the journal's lanes and the
 # refills can use together; a keep-alive connection each.
 WORKER_THREADS = 48
+# A floating IP's port forwardings: a sub-resource, counted under its own name.
+_FORWARDINGS = "port-forwardings"
 # keystoneauth's ConnectFailure text: "Unable to establish connection to <url>: <urllib3 repr>".
 _FAILED_URL = re.compile(r"connection to (\S+?):? ")
 _REASON = re.compile(r"\[Errno -?\d+\] [A-Za-z ]+")
@@ -171,6 +173,34 @@ class Neutron:
                 "routers",
                 f"/routers/{router_id}/remove_router_interface",
                 json={"subnet_id": subnet_id},
+            )
+        except NeutronError as exc:
+            if exc.not_found:
+                return False
+            raise
+        return True
+
+    async def port_forwardings(self, floating_ip_id: str) -> list[Resource]:
+        body = await self.request(
+            "GET", _FORWARDINGS, f"/floatingips/{floating_ip_id}/port_forwardings"
+        )
+        return list(body.get("port_forwardings", []))
+
+    async def add_port_forwarding(self, floating_ip_id: str, attrs: Mapping[str, Any]) -> Resource:
+        body = await self.request(
+            "POST",
+            _FORWARDINGS,
+            f"/floatingips/{floating_ip_id}/port_forwardings",
+            json={"port_forwarding": dict(attrs)},
+        )
+        return dict(body["port_forwarding"])
+
+    async def delete_port_forwarding(self, floating_ip_id: str, forwarding_id: str) -> bool:
+        try:
+            await self.request(
+                "DELETE",
+                _FORWARDINGS,
+                f"/floatingips/{floating_ip_id}/port_forwardings/{forwarding_id}",
             )
         except NeutronError as exc:
             if exc.not_found:

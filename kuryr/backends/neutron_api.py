@@ -110,3 +110,18 @@ class NeutronApi(Protocol):
         """The router leaves the subnet (its interface port goes); False (not an error) when
         the router or its interface on that subnet was already gone."""
         ...
+
+    async def port_forwardings(self, floating_ip_id: str) -> list[Resource]:
+        """``GET /floatingips/<id>/port_forwardings``: the floating IP's port forwardings;
+        NeutronError with ``not_found`` when the floating IP is gone."""
+        ...
+
+    async def add_port_forwarding(self, floating_ip_id: str, attrs: Mapping[str, Any]) -> Resource:
+        """``POST /floatingips/<id>/port_forwardings`` (``protocol``, ``internal_port_id``,
+        ``internal_ip_address``, ``internal_port``, ``external_port``, ``description``). Neutron
+        refuses an external port and protocol the floating IP already forwards (400)."""
+        ...
+
+    async def delete_port_forwarding(self, floating_ip_id: str, forwarding_id: str) -> bool:
+        """Delete one; False (not an error) when it, or its floating IP, was already gone."""
+        ...

@@ -10,8 +10,10 @@ Tables: ``networks`` (Docker network -> Neutron network and subnets), ``endpoint
 endpoint -> its port), ``pool_ports`` (pre-created ports and whether they are free),
 ``pools`` (per-subnet pool settings), ``journal`` (bookkeeping writes owed to Neutron),
 ``views`` (the bookkeeping fields Neutron is believed to hold), ``removals`` (networks Docker
-deleted whose removal from Neutron is not finished) and ``release_markers`` (addresses whose
-port DeleteEndpoint already released, so dockerd's later ReleaseAddress must take nothing).
+deleted whose removal from Neutron is not finished), ``release_markers`` (addresses whose
+port DeleteEndpoint already released, so dockerd's later ReleaseAddress must take nothing) and
+``published`` (the floating IPs an endpoint's ``-p`` ports are, or are being, forwarded from,
+and where each is reachable: kuryr.domain.published).
 The schema is versioned in ``meta``: an older file is upgraded in place, step by step, and a
 newer file than this code understands is refused rather than guessed at.
 """
@@ -70,6 +72,12 @@ CREATE TABLE IF NOT EXISTS port_status (
     port_id TEXT PRIMARY KEY, status TEXT NOT NULL, reason TEXT NOT NULL, at REAL NOT NULL);
 """,
 }
+
+# Tables an older Kuryr may ignore, made at every open without a version step: a daemon put
+# back to an earlier release still opens the file (it refuses a newer schema version).
+_ADDITIVE = """
+CREATE TABLE IF NOT EXISTS published (endpoint_id TEXT PRIMARY KEY, data TEXT NOT NULL);
+"""
 
 
 class StateError(Exception):
@@ -145,6 +153,7 @@ class State:
         version = int(row[0]) if row is not None else 1
         for step in range(version + 1, SCHEMA_VERSION + 1):
             self._upgrade(step)
+        self._db.executescript(_ADDITIVE)
         seq = self._db.execute("SELECT MAX(seq) FROM journal").fetchone()[0]
         self._seq = int(seq or 0)
 
@@ -299,6 +308,22 @@ class State:
 
     def port_status_ids(self) -> set[str]:
         return {str(r[0]) for r in self._db.execute("SELECT port_id FROM port_status")}
+
+    # --- published ports --------------------------------------------------------------------
+
+    def save_published(self, endpoint_id: str, data: dict[str, Any]) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO published VALUES (?, ?)", (endpoint_id, json.dumps(data))
+        )
+
+    def published(self, endpoint_id: str) -> dict[str, Any] | None:
+        row = self._db.execute(
+            "SELECT data FROM published WHERE endpoint_id = ?", (endpoint_id,)
+        ).fetchone()
+        return dict(json.loads(row[0])) if row else None
+
+    def forget_published(self, endpoint_id: str) -> None:
+        self._db.execute("DELETE FROM published WHERE endpoint_id = ?", (endpoint_id,))
 
     # --- network removals ----------------------------------------------------------------------
 

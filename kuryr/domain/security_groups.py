@@ -64,8 +64,15 @@ class SecurityGroups:
     def __init__(self, neutron: NeutronApi) -> None:
         self._neutron = neutron
 
-    async def program(self, endpoint: Endpoint, options: dict[str, Any]) -> None:
-        ports = exposed_ports(options)
+    async def program(
+        self,
+        endpoint: Endpoint,
+        options: dict[str, Any],
+        published: Iterable[tuple[str, int]] = (),
+    ) -> None:
+        """``published``: the (protocol, container port) pairs ``-p`` forwards, opened too
+        (Docker lists them among the exposed ports already)."""
+        ports = sorted(set(exposed_ports(options)) | set(published))
         if not ports or endpoint.expose_sg is not None:
             return
         group = await self._find(endpoint) or await self._create(endpoint, ports)

@@ -14,6 +14,7 @@ from typing import Any
 from kuryr.backends.binding.base import container_ifname, host_ifname
 from kuryr.backends.model import Network
 from kuryr.backends.state import State
+from kuryr.domain import published
 from kuryr.domain.ports.pools import Pools
 from kuryr.domain.ports.port import Port
 from kuryr.ops.admin_api import BOOKKEEPING_DONE, BOOKKEEPING_PENDING, STATUS_UNKNOWN
@@ -40,7 +41,11 @@ def snapshot(state: State, pools: Pools) -> dict[str, Any]:
     by_network: dict[str, list[dict[str, Any]]] = {}
     for endpoint_id, (network_id, port) in sorted(state.endpoints().items()):
         by_network.setdefault(network_id, []).append(
-            {"endpoint_id": endpoint_id, **_vif(Port.from_neutron(port))}
+            {
+                "endpoint_id": endpoint_id,
+                **_vif(Port.from_neutron(port)),
+                "published": published.reachable(state.published(endpoint_id)),
+            }
         )
     return {
         "networks": [_network(n, by_network.pop(n.docker_id, [])) for n in state.networks()],
@@ -77,6 +82,8 @@ def describe(state: State, port_status: PortStatus, endpoint_ids: Iterable[str])
                 else BOOKKEEPING_DONE
             ),
             "status": port_status(port_id) or STATUS_UNKNOWN,
+            # Where its -p ports are reachable (Docker cannot show a remote driver's).
+            "published": published.reachable(state.published(endpoint_id)),
         }
     return {"endpoints": found, "unknown": unknown}
 

@@ -43,14 +43,13 @@ from kuryr import naming
 from kuryr.backends.neutron_api import NeutronApi
 from kuryr.backends.state import State
 from kuryr.config import Config
-from kuryr.domain.endpoints import Endpoints
+from kuryr.domain.endpoints import Endpoint, Endpoints
 from kuryr.domain.ipam import Ipam
 from kuryr.domain.ports import desired
 from kuryr.domain.ports.journal import Journal, background
 from kuryr.domain.ports.pools import Pools
 from kuryr.domain.ports.port import Port
 from kuryr.domain.quiet import Quiet
-from kuryr.domain.security_groups import SecurityGroups
 from kuryr.errors import KuryrError
 from kuryr.ops.reconcile import Reconciler, opened
 from kuryr.ops.reconcile_plan import Action, Overtaken, Plan
@@ -75,15 +74,17 @@ class DaemonSide:
         ipam: Ipam,
         pools: Pools,
         endpoints: Endpoints,
-        security_groups: SecurityGroups,
+        revoke: Callable[[Endpoint], Awaitable[None]],
         bookkeeping: Journal,
     ) -> None:
+        """``revoke``: what DeleteEndpoint undoes before the port goes (published ports,
+        the expose group)."""
         self._state = state
         self._journal = bookkeeping
         self._ipam = ipam
         self._pools = pools
         self._endpoints = endpoints
-        self._groups = security_groups
+        self._revoke = revoke
 
     def networks(self) -> dict[str, str]:
         removing = set(self._state.removals())
@@ -140,14 +141,14 @@ class DaemonSide:
             raise Overtaken(f"port {port_id} is in use again")
 
     async def _end_endpoint(self, port_id: str, endpoint_id: str) -> None:
-        """As Docker's DeleteEndpoint would: forget the endpoint, revoke its expose group,
-        release its port."""
+        """As Docker's DeleteEndpoint would: forget the endpoint, unpublish its ports, revoke
+        its expose group, release its port."""
         self._still_idle(port_id, endpoint_id)
         stored = self._state.endpoint(endpoint_id)
         if stored is None:
             raise Overtaken(f"endpoint {endpoint_id[:12]} is gone meanwhile")
         request = p.EndpointRequest(network_id=stored[0], endpoint_id=endpoint_id)
-        await self._endpoints.delete(request, self._groups.revoke)
+        await self._endpoints.delete(request, self._revoke)
 
     async def _give_back(self, port: Port) -> None:
         port_id = port.id

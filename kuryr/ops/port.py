@@ -20,6 +20,7 @@ from typing import Any
 
 from kuryr.backends import dockerd, unixhttp
 from kuryr.config import BOOKKEEPING_IMMEDIATE, Config
+from kuryr.domain.published import reachable_text
 from kuryr.ops import admin_api
 from kuryr.ops.admin_api import BOOKKEEPING_DONE
 
@@ -151,4 +152,5 @@ def render(answer: dict[str, Any]) -> list[str]:
             f"    bookkeeping  {bookkeeping}",
             f"    status       {row['status']}",
         ]
+        lines += [f"    published    {reachable_text(r)}" for r in row.get("published", [])]
     return lines

@@ -3,7 +3,8 @@
 Sources, each read once per run:
 
 - Neutron: the ports this host owns (``device_owner=compute:kuryr``, ``binding:host_id`` =
-  this host), Kuryr's expose security groups, ``kuryrPool-*`` subnetpools, Kuryr networks;
+  this host), Kuryr's expose security groups, Kuryr's floating IPs and their port forwardings,
+  ``kuryrPool-*`` subnetpools, Kuryr networks;
 - OVS: the interfaces Kuryr plugged (they carry its owner marker and the port id);
 - the kernel: host-side veths named like Kuryr's (``tap`` + the first 11 characters of a port
   id);
@@ -14,7 +15,9 @@ pool tag or pool port name, :attr:`kuryr.domain.ports.port.Port.in_pool`), and a
 ``grace`` seconds (a start or stop may be under way: Docker lists an endpoint only once it has
 joined). What is orphaned is removed: a port whose endpoint Docker does not list; an address
 reservation (a port with no device_id, outside any pool) no endpoint holds; an OVS interface or
-a veth whose port is gone or orphaned; an expose group whose endpoint has no port; a
+a veth whose port is gone or orphaned; an expose group whose endpoint has no port; a ``-p``
+port forwarding whose endpoint holds no port, and a Kuryr floating IP nothing live is published
+on (kuryr.ops.reconcile_published); a
 ``kuryrPool-*`` subnetpool no subnet uses. What is half-made is finished: a port Docker's
 endpoint holds (same network, same address) whose bookkeeping (device_id, name, tags) was never
 written, or still names the endpoint that held it before, gets it. Writes are conditional on the
@@ -53,6 +56,7 @@ from kuryr.ops import reconcile_plan
 from kuryr.ops.reconcile_docker import DockerView, docker_view
 from kuryr.ops.reconcile_neutron import age, judge_groups, judge_networks, judge_subnetpools
 from kuryr.ops.reconcile_plan import Plan
+from kuryr.ops.reconcile_published import judge_floating_ips
 from kuryr.ops.reconcile_vifs import judge_vifs
 
 DEFAULT_GRACE = 60.0
@@ -135,6 +139,7 @@ class Reconciler:
             # Endpoints whose device_id the journal has not written yet.
             endpoints |= self._local.endpoints()
         await judge_groups(plan, self._neutron, endpoints, now, self._grace)
+        await judge_floating_ips(plan, self._neutron, endpoints, now, self._grace)
         if self._scope is None and self._local is None:
             # Subnetpools belong to no network: a run scoped to networks leaves them alone.
             await judge_subnetpools(plan, self._neutron, now, self._grace)

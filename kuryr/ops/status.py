@@ -13,6 +13,7 @@ from typing import Any
 
 from kuryr.backends.unixhttp import json_call
 from kuryr.config import Config
+from kuryr.domain.published import reachable_text
 from kuryr.ops import admin_api
 
 
@@ -61,8 +62,11 @@ def render(answer: dict[str, Any]) -> list[str]:
 
 
 def _endpoint_lines(endpoints: list[dict[str, Any]]) -> list[str]:
-    return [
-        f"  endpoint {e['endpoint_id'][:12]}  port {e['port_id']}  {','.join(e['ips'])}  "
-        f"{e['mac']}  {e['host_ifname']} -> {e['container_ifname']}"
-        for e in endpoints
-    ]
+    lines = []
+    for e in endpoints:
+        lines.append(
+            f"  endpoint {e['endpoint_id'][:12]}  port {e['port_id']}  {','.join(e['ips'])}  "
+            f"{e['mac']}  {e['host_ifname']} -> {e['container_ifname']}"
+        )
+        lines += [f"    published {reachable_text(r)}" for r in e.get("published", [])]
+    return lines

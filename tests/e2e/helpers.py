@@ -133,6 +133,7 @@ class Neutron:
         "security-groups": "security_group",
         "security-group-rules": "security_group_rule",
         "routers": "router",
+        "floatingips": "floatingip",
     }
 
     def __init__(self, url: str = NEUTRON_URL) -> None:
@@ -192,6 +193,17 @@ class Neutron:
         # Tags in a POST body are ignored by this Neutron; they must be PUT.
         resp = self.http.put(f"{self.url}/{resource}/{ident}/tags", json={"tags": tags}, timeout=30)
         self._check(resp)
+
+    def port_forwardings(self, floating_ip_id: str) -> list[dict[str, Any]]:
+        """The floating IP's port forwardings ([] once the floating IP is gone)."""
+        resp = self.http.get(
+            f"{self.url}/floatingips/{floating_ip_id}/port_forwardings", timeout=30
+        )
+        if resp.status_code == 404:
+            return []
+        self._check(resp)
+        items: list[dict[str, Any]] = resp.json()["port_forwardings"]
+        return items
 
     def counts(self) -> dict[str, int]:
         """How many of each resource exist: the before/after picture of 'nothing was created'."""

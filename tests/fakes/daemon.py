@@ -178,6 +178,28 @@ class Daemon:
         if release and container.net.pool_id != container.net.cidr:
             await self.release_address(container.net.pool_id, container.address)
 
+    async def publish(
+        self, container: Container, portmap: list[dict[str, object]], exposed: bool = True
+    ) -> None:
+        """ProgramExternalConnectivity for ``docker run -p``: dockerd lists the published
+        container ports among the exposed ones too (``exposed``)."""
+        ports = [{"Proto": m["Proto"], "Port": m["Port"]} for m in portmap] if exposed else []
+        request = {
+            "NetworkID": container.net.docker_id,
+            "EndpointID": container.endpoint_id,
+            "Options": {p.OPT_PORTMAP: portmap, p.OPT_EXPOSED_PORTS: ports},
+        }
+        await self.network.program_external_connectivity(
+            p.ExternalConnectivityRequest.model_validate(request)
+        )
+
+    async def unpublish(self, container: Container) -> None:
+        """RevokeExternalConnectivity, as dockerd sends it when the container stops."""
+        request = p.EndpointRequest.model_validate(
+            {"NetworkID": container.net.docker_id, "EndpointID": container.endpoint_id}
+        )
+        await self.network.revoke_external_connectivity(request)
+
     def _docker_pick(self, net: Net) -> str:
         """The lowest free address, as Docker's own IPAM hands them out (gateway first)."""
         held = {
@@ -204,13 +226,18 @@ class Daemon:
         return found[0] if found else None
 
 
-def config(state_dir: Path, pool: PoolConfig | None = None, router: str = "") -> Config:
+def config(
+    state_dir: Path,
+    pool: PoolConfig | None = None,
+    router: str = "",
+    floating_ip_per: str = "network",
+) -> Config:
     """The daemon's configuration: background work never waits for a pause in Docker's
     requests, no periodic reconciliation (it needs dockerd)."""
     quick = replace(pool or PoolConfig(), background_pause=0.0, background_longest=0.0)
     return Config(
         state_dir=state_dir,
-        neutron=NeutronConfig(router=router),
+        neutron=NeutronConfig(router=router, floating_ip_per=floating_ip_per),
         binding=BindingConfig(host=HOST),
         pool=quick,
         reconcile=ReconcileConfig(interval=0.0),
@@ -224,15 +251,18 @@ async def daemon(
     neutron: FakeNeutron | None = None,
     clock: Callable[[], float] = time.monotonic,
     router: str = "",
+    floating_ip_per: str = "network",
 ) -> AsyncIterator[Daemon]:
     """The domain built by kuryr.driver.build on ``neutron`` (a fresh fake with the default
     subnetpool when None) and a fake binder; closed as the daemon closes it. ``clock`` times
-    the pools' demand; ``router``: ``[neutron] router``."""
+    the pools' demand; ``router``: ``[neutron] router``; ``floating_ip_per``: ``[neutron]
+    floating_ip_per``."""
     if neutron is None:
         neutron = FakeNeutron()
         default_subnetpools(neutron)
     binders = FakeBinders(HOST)
-    domain, close = await build(config(state_dir, pool, router), neutron, binders, clock)
+    settings = config(state_dir, pool, router, floating_ip_per)
+    domain, close = await build(settings, neutron, binders, clock)
     try:
         driver = domain.network
         assert isinstance(driver, KuryrNetworkDriver)

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from kuryr.backends.neutron_api import NeutronError, Params, Resource
+from tests.fakes import neutron_forwardings as forwardings
 from tests.fakes.neutron_faults import Faults
 from tests.fakes.neutron_filters import select
 from tests.fakes.neutron_ips import Refused
@@ -27,11 +28,13 @@ from tests.fakes.neutron_store import Store
 T = TypeVar("T")
 
 STANDARD_ATTR_TAG = "standard-attr-tag"
+# The real client counts a floating IP's port forwardings under this name.
+FORWARDINGS = "port-forwardings"
 
 # Filterable besides the attributes a caller may set.
 _READ_ATTRIBUTES = {
     "id", "project_id", "tenant_id", "status", "revision_number", "created_at", "updated_at",
-    "mac_address", "binding:vif_type", "ip_version", "cidr",
+    "mac_address", "binding:vif_type", "ip_version", "cidr", "router_id",
 }  # fmt: skip
 
 
@@ -139,6 +142,34 @@ class FakeNeutron:
 
         path = f"/routers/{router_id}/remove_router_interface"
         return await self._call("PUT", "routers", path, run)
+
+    async def port_forwardings(self, floating_ip_id: str) -> list[Resource]:
+        path = f"/floatingips/{floating_ip_id}/port_forwardings"
+        return await self._call(
+            "GET", FORWARDINGS, path, lambda: forwardings.listed(self.store, floating_ip_id)
+        )
+
+    async def add_port_forwarding(self, floating_ip_id: str, attrs: Mapping[str, Any]) -> Resource:
+        path = f"/floatingips/{floating_ip_id}/port_forwardings"
+        return await self._call(
+            "POST",
+            FORWARDINGS,
+            path,
+            lambda: forwardings.add(self.store, floating_ip_id, dict(attrs)),
+        )
+
+    async def delete_port_forwarding(self, floating_ip_id: str, forwarding_id: str) -> bool:
+        def run() -> bool:
+            try:
+                forwardings.delete(self.store, floating_ip_id, forwarding_id)
+            except Refused as refused:
+                if refused.status == 404:
+                    return False
+                raise
+            return True
+
+        path = f"/floatingips/{floating_ip_id}/port_forwardings/{forwarding_id}"
+        return await self._call("DELETE", FORWARDINGS, path, run)
 
     # --- what a test sees and does outside Kuryr (no call counted, no fault) ----------------------
 

@@ -15,6 +15,9 @@ Tables = dict[str, dict[str, Resource]]
 PROJECT = "fake_project_id"
 METADATA_OWNER = "network:distributed"
 ROUTER_INTERFACE_OWNER = "network:router_interface"
+FLOATINGIP_OWNER = "network:floatingip"
+# What a floating IP's body shows of each of its port forwardings.
+FIP_FORWARDING_KEYS = ("protocol", "internal_ip_address", "internal_port", "external_port")
 # Neutron's own ports that go with their network or subnet (AUTO_DELETE_PORT_OWNERS); any
 # other port, a router's interface included, keeps them.
 AUTO_DELETE_OWNERS = {"network:dhcp", METADATA_OWNER, "network:floatingip_agent_gateway"}
@@ -22,7 +25,10 @@ MAX_MTU = 1442  # geneve on the local stack
 MAX_TAG_LEN = 255
 
 ATTRIBUTES: dict[str, set[str]] = {
-    "networks": {"name", "admin_state_up", "shared", "mtu", "description", "port_security_enabled"},
+    "networks": {
+        "name", "admin_state_up", "shared", "mtu", "description", "port_security_enabled",
+        "router:external",
+    },
     "subnets": {
         "name", "network_id", "ip_version", "cidr", "gateway_ip", "enable_dhcp", "prefixlen",
         "allocation_pools", "subnetpool_id", "host_routes", "dns_nameservers", "description",
@@ -39,6 +45,7 @@ ATTRIBUTES: dict[str, set[str]] = {
     },
     "security-groups": {"name", "description", "stateful"},
     "routers": {"name", "admin_state_up", "description", "external_gateway_info"},
+    "floatingips": {"floating_network_id", "floating_ip_address", "port_id", "description"},
     "security-group-rules": {
         "security_group_id", "direction", "ethertype", "protocol", "port_range_min",
         "port_range_max", "remote_ip_prefix", "remote_group_id", "description",
@@ -58,6 +65,7 @@ NOT_FOUND = {
     "security-groups": ("SecurityGroupNotFound", "Security group {} does not exist"),
     "security-group-rules": ("SecurityGroupRuleNotFound", "Security group rule {} does not exist"),
     "routers": ("RouterNotFound", "Router {} could not be found"),
+    "floatingips": ("FloatingIPNotFound", "Floating IP {} could not be found"),
 }
 
 

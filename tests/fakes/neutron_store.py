@@ -41,6 +41,8 @@ from tests.fakes.neutron_ips import (
 )
 from tests.fakes.neutron_schema import (
     ATTRIBUTES,
+    FIP_FORWARDING_KEYS,
+    FLOATINGIP_OWNER,
     MAX_MTU,
     MAX_TAG_LEN,
     METADATA_OWNER,
@@ -67,6 +69,10 @@ class Store:
         # (subnet id, address) allocated by a failed bulk port create and never freed.
         self.leaked: set[tuple[str, str]] = set()
         self.default_group = self.create("security-groups", {"name": "default"})["id"]
+        # Port forwardings by id, with their floating IP's id (tests/fakes/neutron_forwardings.py).
+        self.forwardings: dict[str, Resource] = {}
+        # A floating IP's address allocation, until _after_create gives it its port.
+        self._fip_ports: dict[str, list[dict[str, str]]] = {}
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -80,6 +86,13 @@ class Store:
     def render(self, resource: str, row: Resource) -> Resource:
         """The body Neutron answers (a copy: callers never share the store's rows)."""
         body = copy.deepcopy(row)
+        if resource == "floatingips":
+            # expose-port-forwarding-in-fip: a floating IP shows its forwardings.
+            body["port_forwardings"] = [
+                {k: f[k] for k in FIP_FORWARDING_KEYS}
+                for f in self.forwardings.values()
+                if f["floatingip_id"] == row["id"]
+            ]
         if resource == "security-groups":
             rules = self.tables["security-group-rules"].values()
             body["security_group_rules"] = [
@@ -144,6 +157,18 @@ class Store:
             rules = self.tables["security-group-rules"]
             for rid in [k for k, v in rules.items() if v["security_group_id"] == row["id"]]:
                 del rules[rid]
+        elif resource == "floatingips":
+            ports = self.tables["ports"]
+            for pid in [k for k, v in ports.items() if v["device_id"] == row["id"]]:
+                del ports[pid]
+            self._forwardings_gone(lambda f: f["floatingip_id"] == row["id"])
+        if resource == "ports":
+            # Neutron's port forwarding plugin drops what forwarded to a deleted port.
+            self._forwardings_gone(lambda f: f["internal_port_id"] == row["id"])
+
+    def _forwardings_gone(self, which: Callable[[Resource], bool]) -> None:
+        for fid in [k for k, v in self.forwardings.items() if which(v)]:
+            del self.forwardings[fid]
 
     def _posted_tags(self, resource: str, attrs: dict[str, Any]) -> list[str]:
         """The tags a create keeps: a port POST may carry them (checked as a tag PUT is), and
@@ -246,6 +271,7 @@ class Store:
         row.setdefault("shared", False)
         row.setdefault("mtu", MAX_MTU)
         row.setdefault("port_security_enabled", True)
+        row.setdefault("router:external", False)
         row.update(
             {
                 "status": "ACTIVE",
@@ -256,7 +282,6 @@ class Store:
                 "ipv4_address_scope": None,
                 "ipv6_address_scope": None,
                 "is_default": False,
-                "router:external": False,
                 "provider:network_type": "geneve",
                 "provider:physical_network": None,
                 "provider:segmentation_id": self._rng.randint(1, 65536),
@@ -362,6 +387,36 @@ class Store:
         row.update(status="ACTIVE", revision_number=1)
         return row
 
+    def _new_floatingips(self, row: Resource) -> Resource:
+        """An address of the external network, held by a ``network:floatingip`` port."""
+        network = self.get("networks", str(row.get("floating_network_id")))
+        if not network["router:external"]:
+            raise Refused(
+                400,
+                "BadRequest",
+                f"Bad floatingip request: Network {network['id']} is not a valid external network.",
+            )
+        wanted = (
+            [{"ip_address": row["floating_ip_address"]}]
+            if "floating_ip_address" in row
+            else [
+                {"subnet_id": s["id"]}
+                for s in self._subnets_of(network["id"])
+                if s["ip_version"] == 4
+            ][:1]
+        )
+        fixed = self._allocate(network["id"], wanted, None)
+        row.update(
+            floating_ip_address=fixed[0]["ip_address"],
+            port_id=row.get("port_id"),
+            fixed_ip_address=None,
+            router_id=None,
+            status="DOWN",
+            revision_number=0,
+        )
+        self._fip_ports[row["floating_ip_address"]] = fixed
+        return row
+
     def _new_security_groups(self, row: Resource) -> Resource:
         row.setdefault("name", "")
         row.setdefault("stateful", True)
@@ -377,7 +432,17 @@ class Store:
         return row
 
     def _after_create(self, resource: str, row: Resource) -> None:
-        if resource == "security-groups":
+        if resource == "floatingips":
+            self.create(
+                "ports",
+                {
+                    "network_id": row["floating_network_id"],
+                    "device_owner": FLOATINGIP_OWNER,
+                    "device_id": row["id"],
+                    "fixed_ips": self._fip_ports.pop(row["floating_ip_address"]),
+                },
+            )["security_groups"] = []
+        elif resource == "security-groups":
             for ethertype in ("IPv4", "IPv6"):
                 self.create(
                     "security-group-rules",
@@ -511,6 +576,9 @@ class Store:
                 "RevisionNumberConstraintFailed",
                 f"Constrained to {revision}, but current revision is {row['revision_number']}",
             )
+
+    def new_id(self) -> str:
+        return self._new_id()
 
     def _new_id(self) -> str:
         return str(uuid.UUID(int=self._rng.getrandbits(128), version=4))

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bench import calls_report, config_report, lag_report, method, scale_report
+from bench import calls_report, config_report, lag_report, method, publish, scale_report
 from bench.lag import lag_of
 from bench.params import DEFAULTS, Parameters, of, parse_args
 
@@ -176,3 +176,18 @@ def test_lag_section_has_a_row_per_mode_and_case() -> None:
     assert "| deferred | all at once | 2 | 1.500 | 1.990 | 2.000 | 0 | 0 | 0 |" in lines
     assert any(line.startswith("| immediate | not measured: the Kuryr daemon") for line in lines)
     assert lag_report.section({}) == []
+
+
+def test_publish_section_states_the_extra_latency_of_p() -> None:
+    def case(plain: float, published: float) -> dict[str, object]:
+        return {
+            "plain": {"summary": {"median": plain, "p90": plain}, "errors": 0},
+            "publish": {"summary": {"median": published, "p90": published}, "errors": 0},
+        }
+
+    results = {"publish": {"first": case(0.4, 1.1), "reused": case(0.4, 0.6)}}
+    lines = publish.section(results)
+    assert lines[0] == "## `docker run -p`: the cost of publishing"
+    assert any(line.startswith("| first publisher") and "| 0.700 |" in line for line in lines)
+    assert any(line.startswith("| another container") and "| 0.200 |" in line for line in lines)
+    assert publish.section({}) == []

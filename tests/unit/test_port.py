@@ -9,7 +9,7 @@ from kuryr.backends.state import State
 from kuryr.config import BOOKKEEPING_IMMEDIATE, Config, NeutronConfig, PoolConfig
 from kuryr.domain.ports import desired
 from kuryr.domain.ports.port import Port
-from kuryr.ops import admin_api, admin_reports, port
+from kuryr.ops import admin_api, admin_reports, port, status
 
 ENDPOINT = "e" * 64
 NETWORK = "d" * 64
@@ -52,6 +52,7 @@ def test_answer_names_port_addresses_vif_and_status() -> None:
         "container_ifname": "t_c01234567-89",
         "bookkeeping": admin_api.BOOKKEEPING_DONE,
         "status": "ACTIVE",
+        "published": [],
     }
 
 
@@ -75,6 +76,19 @@ def test_text_report_has_one_block_per_network() -> None:
     assert "    status       unknown" in lines
 
 
+def test_published_ports_show_where_they_are_reachable() -> None:
+    state = state_with_endpoint()
+    forwarding = {"address": "172.24.4.9", "protocol": "udp", "internal_port": 53}
+    made = [{**forwarding, "external_port": 5353}]
+    state.save_published(ENDPOINT, {"owner": "o", "floating_ips": ["f"], "forwardings": made})
+    entry = admin_reports.describe(state, lambda _: None, [ENDPOINT])["endpoints"][ENDPOINT]
+    assert entry["published"] == [{**forwarding, "external_port": 5353}]
+    lines = port.render(
+        {"container": {"id": "c" * 64, "name": "dns"}, "ports": [{**entry, "network": "front"}]}
+    )
+    assert "    published    172.24.4.9:5353/udp -> container port 53" in lines
+
+
 @pytest.mark.parametrize(
     ("pool", "bound"),
     [
@@ -86,3 +100,45 @@ def test_text_report_has_one_block_per_network() -> None:
 def test_bookkeeping_bound(pool: PoolConfig, bound: float) -> None:
     config = Config(neutron=NeutronConfig(timeout=10.0), pool=pool)
     assert port.bookkeeping_bound(config) == bound
+
+
+POOL_CONFIG = {"min": 2, "max": 0, "batch": 0, "initial": 4, "window": 10.0, "idle_after": 300.0}
+
+
+def test_kuryr_status_lists_each_endpoint_s_published_ports() -> None:
+    lines = status.render(
+        {
+            "networks": [
+                {
+                    "docker_id": NETWORK,
+                    "neutron_id": "n",
+                    "mtu": 1442,
+                    "subnets": [],
+                    "endpoints": [
+                        {
+                            "endpoint_id": ENDPOINT,
+                            "port_id": PORT["id"],
+                            "ips": ["10.10.0.5"],
+                            "mac": "fa:16:3e:00:00:01",
+                            "host_ifname": "tap01234567-89",
+                            "container_ifname": "t_c01234567-89",
+                            "published": [
+                                {
+                                    "address": "172.24.4.9",
+                                    "external_port": 8080,
+                                    "protocol": "tcp",
+                                    "internal_port": 80,
+                                }
+                            ],
+                        }
+                    ],
+                }
+            ],
+            "stray_endpoints": [],
+            "pool_config": POOL_CONFIG,
+            "pools": [],
+            "journal_pending": 0,
+            "network_removals_pending": [],
+        }
+    )
+    assert "    published 172.24.4.9:8080/tcp -> container port 80" in lines

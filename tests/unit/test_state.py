@@ -123,3 +123,15 @@ def test_hosts_walk_ranges_lowest_first() -> None:
     ranges = [("10.0.0.10", "10.0.0.11"), ("10.0.0.2", "10.0.0.3")]
     assert list(iter_hosts(ranges)) == ["10.0.0.2", "10.0.0.3", "10.0.0.10", "10.0.0.11"]
     assert list(iter_hosts([("fd00::1", "fd00::2")])) == ["fd00::1", "fd00::2"]
+
+
+def test_published_records_survive_a_reopen_without_a_schema_step(tmp_path: Path) -> None:
+    state = State.open(tmp_path)
+    state.save_published("e" * 64, {"owner": "o", "floating_ips": ["f"], "forwardings": []})
+    state.close()
+    again = State.open(tmp_path)
+    assert again.published("e" * 64) == {"owner": "o", "floating_ips": ["f"], "forwardings": []}
+    again.forget_published("e" * 64)
+    assert again.published("e" * 64) is None
+    version = again._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()[0]
+    assert version == str(SCHEMA_VERSION)
