@@ -18,11 +18,9 @@ Disruptive: kills the shared daemon; conftest runs this file after the other tes
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
 import secrets
-import signal
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -31,10 +29,10 @@ from dataclasses import dataclass, field
 import pytest
 
 from kuryr.domain.ports.port import Port
-from kuryr.stack import lifecycle, proc
-from kuryr.stack.daemon import MARKER, KuryrDaemon
+from kuryr.stack import lifecycle
 from kuryr.stack.docker import Docker
 from tests.conftest import StackFacts, bring_up
+from tests.e2e.daemon_kill import kill_daemon_then_restart
 from tests.e2e.helpers import (
     IMAGE,
     PORT_OWNER,
@@ -77,17 +75,9 @@ class Outcome:
 
 
 def kill_and_restart(stack: StackFacts, delay: float, outcome: Outcome) -> None:
-    time.sleep(delay)
-    pid = proc.running(stack.layout.pidfile("kuryr"), MARKER)
-    if pid is not None:
-        os.kill(pid, signal.SIGKILL)
-        proc.wait_for(lambda: not proc.alive(pid), 10)
+    if kill_daemon_then_restart(stack, delay):
         with outcome.lock:
             outcome.kills += 1
-    time.sleep(random.uniform(0, 1.0))
-    # Under the stack's lock: a concurrent `kuryr stack up` may be restarting it too.
-    with lifecycle.locked(stack.layout):
-        KuryrDaemon(stack.layout).start()
 
 
 def start(name: str, net: str, outcome: Outcome, remove: bool) -> None:

@@ -13,10 +13,8 @@ Disruptive: kills the shared daemon; conftest runs this file after the other tes
 
 from __future__ import annotations
 
-import os
 import random
 import secrets
-import signal
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -25,9 +23,9 @@ from dataclasses import dataclass, field
 import pytest
 
 from kuryr import naming
-from kuryr.stack import external, lifecycle, proc
-from kuryr.stack.daemon import MARKER, KuryrDaemon
+from kuryr.stack import external
 from tests.conftest import StackFacts, bring_up
+from tests.e2e.daemon_kill import kill_daemon_then_restart
 from tests.e2e.helpers import IMAGE, DockerEnv, Neutron, docker, docker_network_id, endpoint, run
 
 pytestmark = pytest.mark.stack
@@ -51,16 +49,9 @@ class Outcome:
 
 
 def kill_and_restart(stack: StackFacts, delay: float, outcome: Outcome) -> None:
-    time.sleep(delay)
-    pid = proc.running(stack.layout.pidfile("kuryr"), MARKER)
-    if pid is not None:
-        os.kill(pid, signal.SIGKILL)
-        proc.wait_for(lambda: not proc.alive(pid), 10)
+    if kill_daemon_then_restart(stack, delay):
         with outcome.lock:
             outcome.kills += 1
-    time.sleep(random.uniform(0, 1.0))
-    with lifecycle.locked(stack.layout):
-        KuryrDaemon(stack.layout).start()
 
 
 def start(name: str, net: str, port: int, outcome: Outcome, remove: bool) -> None:
