@@ -37,8 +37,10 @@ plugin: deps
 	$(BIN)/python -m kuryr.stack.plugin_build $(if $(PLUGIN_DIR),--dir $(PLUGIN_DIR))
 
 # The wheel `pip install` takes (README: Install): dist/kuryr-<version>-py3-none-any.whl, with
-# the example config and the systemd unit it installs under <prefix>/share/kuryr.
+# the example config and the systemd unit it installs under <prefix>/share/kuryr. build/ goes
+# first: setuptools would carry a module since deleted from an old build/lib into the wheel.
 wheel: deps
+	rm -rf build
 	$(BIN)/pip wheel --no-deps -w dist .
 
 up: deps
