@@ -30,8 +30,19 @@ from kuryr.stack.plugin_rootfs import BuildError, in_rootfs, run
 REPO = Path(__file__).resolve().parents[2]
 # Inside the rootfs while the venv is filled; removed afterwards.
 WHEELHOUSE = "tmp/kuryr-wheels"
-# Beside kuryr/, what building Kuryr's wheel reads.
+# What building Kuryr's wheel reads: the package, the data files pyproject's data-files
+# install (share/kuryr: example config, systemd unit), and these files.
+SOURCE_DIRS = ("kuryr", "share")
 SOURCE_FILES = ("pyproject.toml", "README.md")
+
+
+def copy_source(repo: Path, dest: Path) -> None:
+    """Copy what building Kuryr's wheel reads into ``dest``: setuptools builds in the source
+    directory and would carry a module since deleted from an old ``build/`` into the wheel."""
+    for name in SOURCE_DIRS:
+        shutil.copytree(repo / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in SOURCE_FILES:
+        shutil.copy2(repo / name, dest / name)
 
 
 def dependencies(pyproject: Path) -> list[str]:
@@ -114,16 +125,11 @@ class Builder:
         stamp.write_text(key)
 
     def kuryr_wheel_file(self) -> Path:
-        """Kuryr's wheel, from a copy of the tree: setuptools builds in the source directory
-        and would carry a module since deleted from its old ``build/`` into the wheel."""
+        """Kuryr's wheel, from a copy of the tree (:func:`copy_source`)."""
         source = self.root / "source"
         for old in (source, self.kuryr_wheel):
             shutil.rmtree(old, ignore_errors=True)
-        shutil.copytree(
-            self.repo / "kuryr", source / "kuryr", ignore=shutil.ignore_patterns("__pycache__")
-        )
-        for name in SOURCE_FILES:
-            shutil.copy2(self.repo / name, source / name)
+        copy_source(self.repo, source)
         self.pip(
             ["wheel", "--no-deps", "--wheel-dir", str(self.kuryr_wheel), str(source)],
             "pip wheel (kuryr)",

@@ -78,4 +78,6 @@ def test_deps_key_follows_requirements_and_python_not_their_order() -> None:
 def test_the_kuryr_wheel_is_built_from_what_pyproject_reads() -> None:
     for name in plugin_build.SOURCE_FILES:
         assert (REPO / name).is_file()
+    for name in plugin_build.SOURCE_DIRS:
+        assert (REPO / name).is_dir()
     assert plugin_build.project_version(REPO / "pyproject.toml")
