@@ -6,9 +6,11 @@ and ``rootfs/``, the Debian base (:mod:`kuryr.stack.plugin_rootfs`) with a venv 
 ``/opt/kuryr``. The venv is filled from wheels made on the host by its pip (same Python
 minor version), installed with ``--no-index``: the rootfs never reaches PyPI.
 
-Three caches, each with a stamp saying what it was made from, make a rebuild after a code
-change reinstall only Kuryr's own wheel: the base rootfs, the dependencies' wheels (keyed by
-pyproject's dependencies) and the venv holding them (keyed by both).
+Four caches, each with a stamp saying what it was made from, make a rebuild after a code
+change reinstall only Kuryr's own wheel, and a rebuild of unchanged code (the stack goes to
+the plugin a second time in one test run) install nothing: the base rootfs, the
+dependencies' wheels (keyed by pyproject's dependencies), the venv holding them (keyed by
+both) and Kuryr in that venv (keyed by its source and the venv's key).
 """
 
 from __future__ import annotations
@@ -60,6 +62,19 @@ def deps_key(requirements: list[str], python: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def source_key(repo: Path, venv_key: str) -> str:
+    """What Kuryr's wheel is made from (``SOURCE_DIRS`` and ``SOURCE_FILES``), with the key
+    of the venv it goes into."""
+    digest = hashlib.sha256(venv_key.encode())
+    files = [p for d in SOURCE_DIRS for p in (repo / d).rglob("*") if p.is_file()]
+    files += [repo / name for name in SOURCE_FILES]
+    for path in sorted(files):
+        if "__pycache__" in path.parts:
+            continue
+        digest.update(str(path.relative_to(repo)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
 def _stamped(stamp: Path, key: str) -> bool:
     return stamp.exists() and stamp.read_text() == key
 
@@ -101,10 +116,15 @@ class Builder:
         key = deps_key(requirements, python)
         with self.step("dependency wheels (kept while pyproject's dependencies stay)"):
             self.dependency_wheels(requirements, key)
-        with self.step("Kuryr's wheel"):
-            wheel = self.kuryr_wheel_file()
-        with self.step("venv /opt/kuryr in the rootfs"):
-            self.fill_venv(requirements, key, wheel)
+        installed = self.root / "kuryr.stamp"
+        source = source_key(self.repo, key)
+        if not (_stamped(installed, source) and _stamped(self.root / "venv.stamp", key)):
+            installed.unlink(missing_ok=True)
+            with self.step("Kuryr's wheel"):
+                wheel = self.kuryr_wheel_file()
+            with self.step("venv /opt/kuryr in the rootfs"):
+                self.fill_venv(requirements, key, wheel)
+            installed.write_text(source)
         with self.step("smoke check: kuryr --help, the daemon's modules import"):
             venv = plugin_config.VENV
             in_rootfs(self.rootfs, [f"{venv}/bin/kuryr", "--help"], "kuryr --help")
