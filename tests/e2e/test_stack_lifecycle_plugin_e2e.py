@@ -82,12 +82,13 @@ def test_dockerd_restart_brings_the_containers_back_networked(
     on_plugin: Layout, env: DockerEnv, neutron: Neutron
 ) -> None:
     """Containers with a restart policy, restored by dockerd once the plugin it started first
-    answers: same Neutron ports and addresses, eth0 as before, they reach each other."""
+    answers: each on a Neutron port of the network again, its eth0 with the port's MAC and
+    address, and they reach each other. (The address may change: dockerd asks for any address
+    when it restores a container without a static one, as on its own bridge.)"""
     net = env.network(*env.kuryr_ipam())
     network_id = docker_network_id(net)
     neutron_net = neutron.network_of_docker(network_id)
     names = [env.container(net, "--restart", "always") for _ in range(2)]
-    before = {n: endpoint(n, net) for n in names}
     plugin = managed.KuryrPlugin(on_plugin)
     found = plugin.inspect()
     assert found is not None and found["Enabled"], found
@@ -110,7 +111,6 @@ def test_dockerd_restart_brings_the_containers_back_networked(
         port = neutron.port_of_endpoint(ep.endpoint_id)
         assert port["network_id"] == neutron_net["id"]
         assert port_ips(port) == {ep.ipv4}
-        assert ep.ipv4 == before[name].ipv4, f"{name}: {before[name].ipv4} then {ep.ipv4}"
         seen = eth0(name)
         assert seen.mac == port["mac_address"]
         assert seen.addresses == {ep.ipv4}
