@@ -49,9 +49,11 @@ def _fail(layout: Layout, exc: StackError) -> int:
     return 1
 
 
-def _up(layout: Layout, count: int | None, plugin: bool | None) -> int:
+def _up(
+    layout: Layout, count: int | None, plugin: bool | None, identity: lifecycle.KeystoneChoice
+) -> int:
     began = time.monotonic()
-    report = lifecycle.up(layout, count, plugin)
+    report = lifecycle.up(layout, count, plugin, identity)
     print(_table(report))
     print(f"stack up in {time.monotonic() - began:.1f} s")
     print(_summary(layout))
@@ -105,7 +107,8 @@ def main(args: argparse.Namespace) -> int:
     layout = Layout.resolve(args.dir)
     try:
         if args.action == "up":
-            return _up(layout, args.hosts, args.plugin)
+            identity = lifecycle.KeystoneChoice(args.keystone, args.token_lifetime)
+            return _up(layout, args.hosts, args.plugin, identity)
         if args.action == "down":
             return _down(layout, args.purge, args.hosts_only)
         if args.action == "hosts":
