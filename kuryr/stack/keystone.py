@@ -156,7 +156,9 @@ policy_dirs = {self.conf_dir / "policy.d"}
         (self.conf_dir / "policy.d").mkdir(parents=True, exist_ok=True)
         write_if_changed(self.conf_dir / "policy.yaml", "{}\n")
         write_if_changed(self.clouds_yaml, self._clouds_yaml(), 0o600)
-        return write_if_changed(self.conf, self._keystone_conf(), 0o600)
+        changed = write_if_changed(self.conf, self._keystone_conf(), 0o600)
+        # What uwsgi runs with, so that a change of it restarts uwsgi too.
+        return write_if_changed(self.conf_dir / "uwsgi.argv", "\n".join(self._uwsgi())) or changed
 
     def _manage(self, *args: str, env: dict[str, str] | None = None) -> None:
         argv = ["keystone-manage", "--config-file", str(self.conf), *args]
@@ -239,6 +241,10 @@ policy_dirs = {self.conf_dir / "policy.d"}
             "--no-orphans",
             "--buffer-size",
             "65535",
+            # One line per request, with the client's User-Agent: who authenticated when
+            # (openstacksdk is Kuryr, keystonemiddleware the Keystone-protected Neutron).
+            "--log-format",
+            '%(addr) %(method) %(uri) %(status) %(msecs)ms "%(uagent)"',
         ]
 
     def _bootstrap(self) -> None:
