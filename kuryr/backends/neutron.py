@@ -278,7 +278,13 @@ class Neutron:
                     ) from exc
                 attempt += 1
                 pause = min(_backoff(attempt), max(0.0, (deadline.remaining() or 60.0) - 0.5))
-                LOG.warning("%s: cannot connect, retry %d in %.1fs", what, attempt, pause)
+                LOG.warning(
+                    "%s: cannot connect to %s, retry %d in %.1fs",
+                    what,
+                    "Neutron" if self._unreachable(exc).endswith("running?") else "Keystone",
+                    attempt,
+                    pause,
+                )
                 await asyncio.sleep(pause)
                 continue
             except ks_exc.HttpError as exc:

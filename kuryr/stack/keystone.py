@@ -241,6 +241,11 @@ policy_dirs = {self.conf_dir / "policy.d"}
             "--no-orphans",
             "--buffer-size",
             "65535",
+            # uwsgi's http-socket closes the connection after each answer without saying so:
+            # a client reusing it at once (keystoneauth's discovery GET, then its POST) would
+            # see it drop. Saying so makes clients open a new one.
+            "--add-header",
+            "Connection: close",
             # One line per request, with the client's User-Agent: who authenticated when
             # (openstacksdk is Kuryr, keystonemiddleware the Keystone-protected Neutron).
             "--log-format",
