@@ -30,6 +30,8 @@ def test_keystone_and_its_neutron_come_last_and_only_when_asked(tmp_path: Path) 
     assert keystone.enabled(layout)
     assert names(layout)[-2:] == ["keystone", "neutron-keystone"]
     assert names(layout).index("neutron") < names(layout).index("neutron-keystone")
+    # Their failure fails up, but keeps neither the rest of the stack nor its tests down.
+    assert {"keystone", "neutron-keystone"} <= lifecycle.NOT_BLOCKING
     keystone.remember(layout, False)
     assert "neutron-keystone" not in names(layout)
 
