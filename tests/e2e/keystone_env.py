@@ -1,6 +1,6 @@
 """The stack's Keystone for the tests that run Kuryr against the Keystone-protected Neutron.
 
-``kuryr stack up --keystone --token-lifetime 130`` once per session (additive: the noauth
+``kuryr stack up --keystone --token-lifetime 160`` once per session (additive: the noauth
 Neutron and the stack's daemon are left as they are), the ``kuryr`` user's credentials, its
 application credentials, the ways Kuryr is given them ([neutron] ``cloud`` with a
 clouds.yaml, or ``OS_*`` variables), and what the Keystone and Neutron logs said since a mark.
@@ -24,9 +24,9 @@ from kuryr.stack.layout import KEYSTONE_URL, Layout
 from kuryr.stack.postgres import Postgres
 from tests.integration.private_daemon import KURYR
 
-# keystoneauth renews a token once it is within 120 s of expiring: at 150 s a token serves
-# Kuryr for 30 s, so a burst of 50 s outlives the token it began with.
-TOKEN_LIFETIME = 150
+# keystoneauth renews a token once it is within 120 s of expiring: at 160 s a token serves
+# Kuryr for 40 s, so a burst of 60 s outlives the token it began with.
+TOKEN_LIFETIME = 160
 AUTH_URL = f"{KEYSTONE_URL}/v3"
 PASSWORD, APP_CREDENTIAL = "password", "application credential"
 CLOUDS_YAML, OS_VARS = "clouds.yaml", "OS_*"
