@@ -3,7 +3,6 @@ marks Docker busy, which the server calls for each container request)."""
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import time
 from collections.abc import Awaitable, Callable
@@ -26,10 +25,9 @@ from kuryr.domain.ports.port import Port
 from kuryr.domain.ports.prewire import Prewire
 from kuryr.domain.published import Published
 from kuryr.domain.quiet import Quiet
-from kuryr.domain.removals import Removals
+from kuryr.domain.removals import Removals, colliding, pool_cidrs
 from kuryr.domain.routers import Routers
 from kuryr.domain.security_groups import SecurityGroups
-from kuryr.errors import BackendError
 from kuryr.ops import admin_api, admin_reports, admin_server, healing
 from kuryr.plugin import protocol as p
 from kuryr.plugin.api import NetworkDriver
@@ -61,25 +59,19 @@ class KuryrNetworkDriver(NetworkDriver):
         self._watch = watch
 
     async def create_network(self, req: p.CreateNetworkRequest) -> None:
+        # A removal DeleteNetwork left running may still hold the CIDRs or the Neutron network.
+        await self.removals.settled(
+            colliding(req), pool_cidrs(req), f"network {req.network_id[:12]}"
+        )
         network = await self.networks.create(req)
         await self.pools.network_created(network, req)
 
     async def delete_network(self, req: p.NetworkRequest) -> None:
-        """Delete the network's pool ports, then the network. dockerd forgets the network
-        whatever the answer, so the removal is journaled before answering and goes on in the
-        background (retried, resumed after a restart) when it fails or outlasts the request (a
-        pool's ports are deleted side by side, but each costs Neutron ~0.3-1 s under load)."""
-        outcome = self.removals.submit(req.network_id)
-        left = deadline.remaining()
-        try:
-            failure = await asyncio.wait_for(outcome, left)
-        except TimeoutError:
-            raise BackendError(
-                f"network {req.network_id[:12]}: removal from Neutron goes on in the background "
-                f"(its pool ports take longer than the {left or 0:.0f}s left)"
-            ) from None
-        if failure is not None:
-            raise failure
+        """Answer once the removal is journaled: dockerd forgets the network whatever the
+        answer, and the removal (pool ports side by side, subnets, the network) goes on in the
+        background, retried until it succeeds and resumed after a restart
+        (kuryr.domain.removals). What comes next and collides with it waits for it there."""
+        self.removals.submit(req.network_id)
 
     async def _delete_network(self, docker_id: str) -> None:
         """One attempt; kuryr.domain.removals logs and retries a failure."""
@@ -207,6 +199,7 @@ async def build(
         )
         published = Published(neutron, state, config.neutron.floating_ip_per)
         driver = KuryrNetworkDriver(networks, endpoints, groups, published, pools, state, watch)
+        ipam.removals = driver.removals
         await pools.load()
         pools.start()
         journal.start()
