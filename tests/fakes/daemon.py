@@ -120,6 +120,7 @@ class Daemon:
         """``docker network rm``, and the removal from Neutron it leaves running in the
         background (kuryr.domain.removals) waited for."""
         await self.network.delete_network(p.NetworkRequest(network_id=net.docker_id))
+        assert isinstance(self.network, KuryrNetworkDriver)
         await self.network.removals.drained()
 
     def _net(self, did: str, pool_id: str, cidr: str) -> Net:
