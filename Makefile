@@ -3,7 +3,7 @@
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: deps demo test lint unit fuzz bench up status down purge plugin
+.PHONY: deps demo test lint unit fuzz bench up status down purge plugin wheel
 
 deps:
 	scripts/install-deps.sh
@@ -35,6 +35,13 @@ bench: deps
 # /var/lib/kuryr-stack/plugin/bundle, for `docker plugin create`; PLUGIN_DIR=... builds elsewhere.
 plugin: deps
 	$(BIN)/python -m kuryr.stack.plugin_build $(if $(PLUGIN_DIR),--dir $(PLUGIN_DIR))
+
+# The wheel `pip install` takes (README: Install): dist/kuryr-<version>-py3-none-any.whl, with
+# the example config and the systemd unit it installs under <prefix>/share/kuryr. build/ goes
+# first: setuptools would carry a module since deleted from an old build/lib into the wheel.
+wheel: deps
+	rm -rf build
+	$(BIN)/pip wheel --no-deps -w dist .
 
 up: deps
 	$(BIN)/kuryr stack up

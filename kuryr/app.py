@@ -14,7 +14,7 @@ import signal
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 
-from kuryr import metrics
+from kuryr import metrics, sdnotify
 from kuryr.config import Config
 from kuryr.errors import KuryrError
 from kuryr.plugin.server import Domain, StartupError, serving
@@ -54,7 +54,10 @@ async def run(config: Config, build: Builder, stop: asyncio.Event) -> None:
             )
         )
         log.info("serving Docker's NetworkDriver and IpamDriver on %s", config.socket)
+        # Under systemd's Type=notify, units ordered after Kuryr (docker.service) start now.
+        sdnotify.notify(f"{sdnotify.READY}\nSTATUS=serving on {config.socket}")
         await stop.wait()
+        sdnotify.notify(sdnotify.STOPPING)
         log.info("stopping")
 
 

@@ -6,9 +6,11 @@ and ``rootfs/``, the Debian base (:mod:`kuryr.stack.plugin_rootfs`) with a venv 
 ``/opt/kuryr``. The venv is filled from wheels made on the host by its pip (same Python
 minor version), installed with ``--no-index``: the rootfs never reaches PyPI.
 
-Three caches, each with a stamp saying what it was made from, make a rebuild after a code
-change reinstall only Kuryr's own wheel: the base rootfs, the dependencies' wheels (keyed by
-pyproject's dependencies) and the venv holding them (keyed by both).
+Four caches, each with a stamp saying what it was made from, make a rebuild after a code
+change reinstall only Kuryr's own wheel, and a rebuild of unchanged code (the stack goes to
+the plugin a second time in one test run) install nothing: the base rootfs, the
+dependencies' wheels (keyed by pyproject's dependencies), the venv holding them (keyed by
+both) and Kuryr in that venv (keyed by its source and the venv's key).
 """
 
 from __future__ import annotations
@@ -30,8 +32,19 @@ from kuryr.stack.plugin_rootfs import BuildError, in_rootfs, run
 REPO = Path(__file__).resolve().parents[2]
 # Inside the rootfs while the venv is filled; removed afterwards.
 WHEELHOUSE = "tmp/kuryr-wheels"
-# Beside kuryr/, what building Kuryr's wheel reads.
+# What building Kuryr's wheel reads: the package, the data files pyproject's data-files
+# install (share/kuryr: example config, systemd unit), and these files.
+SOURCE_DIRS = ("kuryr", "share")
 SOURCE_FILES = ("pyproject.toml", "README.md")
+
+
+def copy_source(repo: Path, dest: Path) -> None:
+    """Copy what building Kuryr's wheel reads into ``dest``: setuptools builds in the source
+    directory and would carry a module since deleted from an old ``build/`` into the wheel."""
+    for name in SOURCE_DIRS:
+        shutil.copytree(repo / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in SOURCE_FILES:
+        shutil.copy2(repo / name, dest / name)
 
 
 def dependencies(pyproject: Path) -> list[str]:
@@ -47,6 +60,19 @@ def project_version(pyproject: Path) -> str:
 def deps_key(requirements: list[str], python: str) -> str:
     text = "\n".join([f"python {python}", *sorted(requirements)])
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def source_key(repo: Path, venv_key: str) -> str:
+    """What Kuryr's wheel is made from (``SOURCE_DIRS`` and ``SOURCE_FILES``), with the key
+    of the venv it goes into."""
+    digest = hashlib.sha256(venv_key.encode())
+    files = [p for d in SOURCE_DIRS for p in (repo / d).rglob("*") if p.is_file()]
+    files += [repo / name for name in SOURCE_FILES]
+    for path in sorted(files):
+        if "__pycache__" in path.parts:
+            continue
+        digest.update(str(path.relative_to(repo)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
 
 
 def _stamped(stamp: Path, key: str) -> bool:
@@ -90,10 +116,15 @@ class Builder:
         key = deps_key(requirements, python)
         with self.step("dependency wheels (kept while pyproject's dependencies stay)"):
             self.dependency_wheels(requirements, key)
-        with self.step("Kuryr's wheel"):
-            wheel = self.kuryr_wheel_file()
-        with self.step("venv /opt/kuryr in the rootfs"):
-            self.fill_venv(requirements, key, wheel)
+        installed = self.root / "kuryr.stamp"
+        source = source_key(self.repo, key)
+        if not (_stamped(installed, source) and _stamped(self.root / "venv.stamp", key)):
+            installed.unlink(missing_ok=True)
+            with self.step("Kuryr's wheel"):
+                wheel = self.kuryr_wheel_file()
+            with self.step("venv /opt/kuryr in the rootfs"):
+                self.fill_venv(requirements, key, wheel)
+            installed.write_text(source)
         with self.step("smoke check: kuryr --help, the daemon's modules import"):
             venv = plugin_config.VENV
             in_rootfs(self.rootfs, [f"{venv}/bin/kuryr", "--help"], "kuryr --help")
@@ -114,16 +145,11 @@ class Builder:
         stamp.write_text(key)
 
     def kuryr_wheel_file(self) -> Path:
-        """Kuryr's wheel, from a copy of the tree: setuptools builds in the source directory
-        and would carry a module since deleted from its old ``build/`` into the wheel."""
+        """Kuryr's wheel, from a copy of the tree (:func:`copy_source`)."""
         source = self.root / "source"
         for old in (source, self.kuryr_wheel):
             shutil.rmtree(old, ignore_errors=True)
-        shutil.copytree(
-            self.repo / "kuryr", source / "kuryr", ignore=shutil.ignore_patterns("__pycache__")
-        )
-        for name in SOURCE_FILES:
-            shutil.copy2(self.repo / name, source / name)
+        copy_source(self.repo, source)
         self.pip(
             ["wheel", "--no-deps", "--wheel-dir", str(self.kuryr_wheel), str(source)],
             "pip wheel (kuryr)",

@@ -334,11 +334,13 @@ class DockerEnv:
     """Docker networks, containers and other resources one test made, removed at teardown.
 
     Every name starts with the test's own ``e2e-<random>`` prefix, so parallel runs and other
-    engineers' resources are never touched.
+    engineers' resources are never touched. ``driver`` names Kuryr's drivers in Docker:
+    ``kuryr`` for the bare daemon, ``kuryr:latest`` for the managed plugin.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, driver: str = "kuryr") -> None:
         self.prefix = unique_name()
+        self.driver = driver
         self._containers: list[str] = []
         self._networks: list[str] = []
         self._deferred: list[Callable[[], object]] = []
@@ -349,11 +351,15 @@ class DockerEnv:
         return f"{self.prefix}-{kind}{self._count}"
 
     def network(self, *args: str, name: str | None = None) -> str:
-        """``docker network create -d kuryr ARGS NAME``; returns the name."""
+        """``docker network create -d DRIVER ARGS NAME``; returns the name."""
         name = name or self.name("net")
         self._networks.append(name)
-        docker("network", "create", "-d", "kuryr", *args, name)
+        docker("network", "create", "-d", self.driver, *args, name)
         return name
+
+    def kuryr_ipam(self) -> tuple[str, str]:
+        """The arguments that make a network use Kuryr's IPAM."""
+        return ("--ipam-driver", self.driver)
 
     def container(self, network: str, *args: str, cmd: tuple[str, ...] = ("sleep", "3600")) -> str:
         """``docker run -d --name NAME --net NETWORK ARGS kuryr/busybox CMD``; returns the name."""

@@ -1,11 +1,20 @@
 """The seed's scenario as reusable steps: two containers on a Kuryr network, checked against
-Neutron, OVN and each other, then torn down and checked gone."""
+Neutron, OVN and each other, then torn down and checked gone.
+
+The whole scenario (:func:`seed_network`, :func:`seed_mac`) runs against whatever Docker
+calls Kuryr in the :class:`DockerEnv` given (its ``driver``): the bare daemon
+(tests/e2e/test_seed_scenario.py) or the managed plugin
+(tests/e2e/test_stack_lifecycle_plugin_e2e.py).
+"""
 
 from __future__ import annotations
 
+import ipaddress
 import random
 import secrets
 from typing import Any
+
+import pytest
 
 from tests.e2e.helpers import (
     NEUTRON_MAC_PREFIX,
@@ -15,6 +24,8 @@ from tests.e2e.helpers import (
     Neutron,
     chassis_hostname,
     docker,
+    docker_network_id,
+    docker_network_subnets,
     endpoint,
     eth0,
     ovn_logical_ports,
@@ -120,3 +131,50 @@ def random_ula_subnet() -> str:
         secrets.token_hex(2),
     ]
     return f"fd{groups[0]}:{groups[1]}:{groups[2]}:{groups[3]}::/64"
+
+
+# The seed scenario's cases: Kuryr's IPAM or Docker's, with or without ``--subnet``.
+each_ipam = pytest.mark.parametrize("ipam", ["kuryr", "docker"], ids=["kuryr-ipam", "docker-ipam"])
+each_subnet = pytest.mark.parametrize(
+    "explicit_subnet", [False, True], ids=["auto-subnet", "explicit-subnet"]
+)
+
+
+def seed_network(env: DockerEnv, neutron: Neutron, ipam: str, explicit_subnet: bool) -> None:
+    """A Kuryr network with its Neutron network and subnet as named and pooled, two
+    containers on it, then the network removed; the default subnetpools unchanged."""
+    pools = neutron.default_pools()
+    args: list[str] = []
+    if ipam == "kuryr":
+        args += env.kuryr_ipam()
+    wanted = free_kuryr_subnet(neutron) if explicit_subnet else None
+    if wanted:
+        args += ["--subnet", wanted]
+    net = env.network(*args)
+    docker_id = docker_network_id(net)
+
+    neutron_net = neutron.network_of_docker(docker_id)
+    assert neutron_net["name"] == f"kuryr-net-{docker_id[:8]}"
+    subnets = neutron.find("subnets", network_id=neutron_net["id"])
+    assert [s["ip_version"] for s in subnets] == [4], subnets
+    subnet = subnets[0]
+    assert docker_network_subnets(net) == [subnet["cidr"]]
+    if wanted:
+        assert subnet["cidr"] == wanted
+    if ipam == "kuryr" and not explicit_subnet:
+        assert subnet["subnetpool_id"] == pools["kuryr"]["id"]
+        assert ipaddress.IPv4Network(subnet["cidr"]).subnet_of(
+            ipaddress.IPv4Network(pools["kuryr"]["prefixes"][0])
+        )
+
+    two_containers(env, neutron, net, neutron_net)
+    remove_network(env, neutron, net, neutron_net)
+    assert neutron.default_pools() == pools
+
+
+def seed_mac(env: DockerEnv, neutron: Neutron) -> None:
+    """A container's MAC is its Neutron port's, unless ``--mac-address`` asks for another."""
+    net = env.network(*env.kuryr_ipam())
+    neutron_net = neutron.network_of_docker(docker_network_id(net))
+    mac = "02:e2:e0:" + ":".join(f"{b:02x}" for b in random.randbytes(3))
+    two_containers(env, neutron, net, neutron_net, run_args=(("--mac-address", mac), ()))

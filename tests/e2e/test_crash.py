@@ -18,23 +18,25 @@ Disruptive: kills the shared daemon; conftest runs this file after the other tes
 from __future__ import annotations
 
 import json
-import random
 import re
 import secrets
-import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 
 import pytest
 
 from kuryr.domain.ports.port import Port
 from kuryr.stack import lifecycle
 from kuryr.stack.docker import Docker
-from tests.conftest import StackFacts, bring_up
-from tests.e2e.daemon_kill import kill_daemon_then_restart
+from tests.conftest import StackFacts
+from tests.e2e.daemon_kill import (
+    Outcome,
+    containers_removed,
+    crash_rounds,
+    names_on,
+    running_on,
+    start,
+)
 from tests.e2e.helpers import (
-    IMAGE,
     PORT_OWNER,
     DockerEnv,
     Endpoint,
@@ -63,42 +65,6 @@ CIDR_TEMPLATE, CIDR_CHOICES = "10.{}.0.0/20", range(224, 240)
 HOST_IF = re.compile(r"^tap[0-9a-f]{11}$")
 
 
-@dataclass
-class Outcome:
-    """What `docker run` said for each container of the test, and the kills that hit a live
-    daemon."""
-
-    failed: dict[str, str] = field(default_factory=dict)
-    started: set[str] = field(default_factory=set)
-    kills: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-def kill_and_restart(stack: StackFacts, delay: float, outcome: Outcome) -> None:
-    if kill_daemon_then_restart(stack, delay):
-        with outcome.lock:
-            outcome.kills += 1
-
-
-def start(name: str, net: str, outcome: Outcome, remove: bool) -> None:
-    done = run(
-        ["docker", "run", "-d", "--name", name, "--net", net, IMAGE, "sleep", "3600"],
-        check=False,
-    )
-    with outcome.lock:
-        if done.returncode == 0:
-            outcome.started.add(name)
-        else:
-            outcome.failed[name] = done.stderr.strip()
-    if remove:
-        run(["docker", "rm", "-f", name], check=False)
-
-
-def names_on(prefix: str) -> list[str]:
-    out = docker("ps", "-a", "--filter", f"name={prefix}", "--format", "{{.Names}}")
-    return [n for n in out.split() if n.startswith(prefix)]
-
-
 def remove_network(net: str) -> bool:
     done = run(["docker", "network", "rm", net], check=False)
     assert done.returncode == 0 or "has active endpoints" in done.stderr, done.stderr
@@ -121,14 +87,6 @@ def stray_veths() -> set[str]:
     names = {line.split(":")[1].strip().split("@")[0] for line in links.splitlines()}
     on_ovs = set(run(["ovs-vsctl", "list-ports", "br-int"]).stdout.split())
     return {n for n in names if HOST_IF.match(n) and n not in on_ovs}
-
-
-def running_on(prefix: str) -> set[str]:
-    return {
-        name
-        for name in names_on(prefix)
-        if docker("inspect", "-f", "{{.State.Running}}", name) == "true"
-    }
 
 
 def leftovers(neutron: Neutron, network_id: str, live: dict[str, Endpoint]) -> list[str]:
@@ -165,13 +123,8 @@ def leftovers(neutron: Neutron, network_id: str, live: dict[str, Endpoint]) -> l
 
 def test_sigkill_during_concurrent_starts_and_stops(stack: StackFacts, env: DockerEnv) -> None:
     env.prefix = f"rel-{secrets.token_hex(4)}"
-    try:
+    with containers_removed(f"{env.prefix}-"):
         crash_rounds_then_check(stack, env)
-    finally:
-        # The rounds' containers are not the env's own: removed before its network goes.
-        left = names_on(f"{env.prefix}-")
-        if left:
-            run(["docker", "rm", "-f", *left], check=False)
 
 
 def crash_rounds_then_check(stack: StackFacts, env: DockerEnv) -> None:
@@ -181,28 +134,11 @@ def crash_rounds_then_check(stack: StackFacts, env: DockerEnv) -> None:
     neutron_net = neutron.network_of_docker(docker_network_id(net))
     subnet_ids = {s["id"] for s in neutron.find("subnets", network_id=neutron_net["id"])}
     pools = {s["subnetpool_id"] for s in neutron.find("subnets", network_id=neutron_net["id"])}
-    outcome = Outcome()
-    workers = ThreadPoolExecutor(CONTAINERS + 1)
-    try:
-        for round_no in range(ROUNDS):
-            survivors = names_on(f"{env.prefix}-")
-            # The jobs are waited on for their exceptions only; their results are dropped.
-            jobs: list[Future[object]] = [
-                workers.submit(run, ["docker", "rm", "-f", *survivors], check=False)
-            ]
-            jobs += [
-                workers.submit(
-                    start, f"{env.prefix}-r{round_no}-{i}", net, outcome, remove=i % 2 == 1
-                )
-                for i in range(CONTAINERS)
-            ]
-            delay = random.uniform(0.2, 6.0)
-            jobs.append(workers.submit(kill_and_restart, stack, delay, outcome))
-            for job in jobs:
-                job.result(timeout=300)
-    finally:
-        workers.shutdown()
-        bring_up(stack.layout)
+
+    def starter(name: str, _round: int, i: int, outcome: Outcome) -> None:
+        start(name, net, outcome, remove=i % 2 == 1)
+
+    outcome = crash_rounds(stack, f"{env.prefix}-", ROUNDS, CONTAINERS, starter, max_delay=6.0)
 
     # Not vacuous: the kills met a serving daemon, and containers started and ran between them.
     assert outcome.kills >= ROUNDS - 1, f"only {outcome.kills} kill(s) hit a live daemon"

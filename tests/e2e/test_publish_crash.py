@@ -13,20 +13,23 @@ Disruptive: kills the shared daemon; conftest runs this file after the other tes
 
 from __future__ import annotations
 
-import random
 import secrets
-import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 
 import pytest
 
 from kuryr import naming
 from kuryr.stack import external
-from tests.conftest import StackFacts, bring_up
-from tests.e2e.daemon_kill import kill_daemon_then_restart
-from tests.e2e.helpers import IMAGE, DockerEnv, Neutron, docker, docker_network_id, endpoint, run
+from tests.conftest import StackFacts
+from tests.e2e.daemon_kill import (
+    Outcome,
+    containers_removed,
+    crash_rounds,
+    names_on,
+    running_on,
+    start,
+)
+from tests.e2e.helpers import DockerEnv, Neutron, docker, docker_network_id, endpoint
 
 pytestmark = pytest.mark.stack
 
@@ -38,43 +41,6 @@ CONTAINERS = 8
 HEAL_BOUND = 150.0
 POLL_SECONDS = 3.0
 FIRST_PORT = 20000
-
-
-@dataclass
-class Outcome:
-    started: dict[str, int] = field(default_factory=dict)  # name -> its external port
-    failed: dict[str, str] = field(default_factory=dict)
-    kills: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-def kill_and_restart(stack: StackFacts, delay: float, outcome: Outcome) -> None:
-    if kill_daemon_then_restart(stack, delay):
-        with outcome.lock:
-            outcome.kills += 1
-
-
-def start(name: str, net: str, port: int, outcome: Outcome, remove: bool) -> None:
-    argv = ["docker", "run", "-d", "--name", name, "--net", net, "-p", f"{port}:80", IMAGE]
-    done = run([*argv, "sleep", "3600"], check=False)
-    with outcome.lock:
-        if done.returncode == 0:
-            outcome.started[name] = port
-        else:
-            outcome.failed[name] = done.stderr.strip()
-    if remove:
-        run(["docker", "rm", "-f", name], check=False)
-
-
-def names_on(prefix: str) -> list[str]:
-    out = docker("ps", "-a", "--filter", f"name={prefix}", "--format", "{{.Names}}")
-    return [n for n in out.split() if n.startswith(prefix)]
-
-
-def running_on(prefix: str) -> set[str]:
-    return {
-        n for n in names_on(prefix) if docker("inspect", "-f", "{{.State.Running}}", n) == "true"
-    }
 
 
 def leaks(neutron: Neutron, network_id: str, wanted: set[tuple[int, str]]) -> list[str]:
@@ -107,43 +73,20 @@ def test_sigkill_during_starts_and_stops_with_p_leaks_nothing(
     stack: StackFacts, env: DockerEnv
 ) -> None:
     env.prefix = f"relp-{secrets.token_hex(4)}"
-    try:
+    with containers_removed(f"{env.prefix}-"):
         crash_rounds_then_check(stack, env)
-    finally:
-        left = names_on(f"{env.prefix}-")
-        if left:
-            run(["docker", "rm", "-f", *left], check=False)
 
 
 def crash_rounds_then_check(stack: StackFacts, env: DockerEnv) -> None:
     neutron = Neutron()
     net = env.network("--ipam-driver", "kuryr", "-o", f"neutron.router={external.ROUTER}")
     network_id = neutron.network_of_docker(docker_network_id(net))["id"]
-    outcome = Outcome()
-    workers = ThreadPoolExecutor(CONTAINERS + 2)
-    try:
-        for round_no in range(ROUNDS):
-            survivors = names_on(f"{env.prefix}-")
-            jobs: list[Future[object]] = [
-                workers.submit(run, ["docker", "rm", "-f", *survivors], check=False)
-            ]
-            jobs += [
-                workers.submit(
-                    start,
-                    f"{env.prefix}-r{round_no}-{i}",
-                    net,
-                    FIRST_PORT + round_no * CONTAINERS + i,
-                    outcome,
-                    remove=i % 2 == 1,
-                )
-                for i in range(CONTAINERS)
-            ]
-            jobs.append(workers.submit(kill_and_restart, stack, random.uniform(0.2, 5.0), outcome))
-            for job in jobs:
-                job.result(timeout=300)
-    finally:
-        workers.shutdown()
-        bring_up(stack.layout)
+
+    def starter(name: str, round_no: int, i: int, outcome: Outcome) -> None:
+        port = FIRST_PORT + round_no * CONTAINERS + i
+        start(name, net, outcome, remove=i % 2 == 1, publish=port)
+
+    outcome = crash_rounds(stack, f"{env.prefix}-", ROUNDS, CONTAINERS, starter, max_delay=5.0)
 
     assert outcome.kills >= ROUNDS - 1, f"only {outcome.kills} kill(s) hit a live daemon"
     assert outcome.started, f"no container started: {outcome.failed}"

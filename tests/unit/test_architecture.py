@@ -19,7 +19,14 @@ PACKAGE = ROOT / "kuryr"
 # Low to high; a module may import its own layer and those below it. The first matching
 # prefix decides (a module name, or a package name followed by a dot).
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("kuryr.config", "kuryr.errors", "kuryr.deadline", "kuryr.metrics", "kuryr.naming"),
+    (
+        "kuryr.config",
+        "kuryr.errors",
+        "kuryr.deadline",
+        "kuryr.metrics",
+        "kuryr.naming",
+        "kuryr.sdnotify",
+    ),
     ("kuryr.backends.",),
     ("kuryr.plugin.protocol", "kuryr.plugin.api"),
     # quiet imports nothing of kuryr's: the ports wing's background work waits on it.

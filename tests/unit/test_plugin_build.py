@@ -78,4 +78,21 @@ def test_deps_key_follows_requirements_and_python_not_their_order() -> None:
 def test_the_kuryr_wheel_is_built_from_what_pyproject_reads() -> None:
     for name in plugin_build.SOURCE_FILES:
         assert (REPO / name).is_file()
+    for name in plugin_build.SOURCE_DIRS:
+        assert (REPO / name).is_dir()
     assert plugin_build.project_version(REPO / "pyproject.toml")
+
+
+def test_source_key_follows_the_code_and_the_venv(tmp_path: Path) -> None:
+    (tmp_path / "kuryr").mkdir()
+    for name in plugin_build.SOURCE_FILES:
+        (tmp_path / name).write_text(name)
+    module = tmp_path / "kuryr" / "a.py"
+    module.write_text("x = 1\n")
+    key = plugin_build.source_key(tmp_path, "venv1")
+    assert key != plugin_build.source_key(tmp_path, "venv2")
+    (tmp_path / "kuryr" / "__pycache__").mkdir()
+    (tmp_path / "kuryr" / "__pycache__" / "a.pyc").write_bytes(b"compiled")
+    assert plugin_build.source_key(tmp_path, "venv1") == key
+    module.write_text("x = 2\n")
+    assert plugin_build.source_key(tmp_path, "venv1") != key

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import tempfile
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -65,6 +66,25 @@ async def test_run_serves_after_build_and_cleans_up_on_stop(sock_dir: Path) -> N
     await asyncio.wait_for(task, 10)
     assert not config.socket.exists()
     assert build.closed == 1
+
+
+async def test_systemd_hears_ready_once_the_socket_answers_and_stopping_at_stop(
+    sock_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Type=notify: docker.service, ordered after kuryr.service, starts at READY=1."""
+    config = Config(socket=sock_dir / "kuryr.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.bind(str(sock_dir / "notify"))
+        notify.setblocking(False)
+        monkeypatch.setenv("NOTIFY_SOCKET", str(sock_dir / "notify"))
+        loop, stop = asyncio.get_running_loop(), asyncio.Event()
+        task = asyncio.create_task(app.run(config, FakeBuild(), stop))
+        ready = await asyncio.wait_for(loop.sock_recv(notify, 4096), 10)
+        assert ready.decode().splitlines() == ["READY=1", f"STATUS=serving on {config.socket}"]
+        assert (await get(config.socket, "/Plugin.Activate"))[0] == 200
+        stop.set()
+        assert await asyncio.wait_for(loop.sock_recv(notify, 4096), 10) == b"STOPPING=1"
+        await asyncio.wait_for(task, 10)
 
 
 async def test_domain_is_closed_when_the_socket_cannot_be_served(sock_dir: Path) -> None:
