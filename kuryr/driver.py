@@ -1,5 +1,5 @@
 """Composition root of the domain: config in, Docker's two driver interfaces out (with what
-marks Docker busy, which the server calls for each container request)."""
+marks Docker busy, which the server enters for each request it serves)."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from kuryr.domain.quiet import Quiet
 from kuryr.domain.removals import Removals, colliding, pool_cidrs
 from kuryr.domain.routers import Routers
 from kuryr.domain.security_groups import SecurityGroups
+from kuryr.domain.yielding import Yielding
 from kuryr.ops import admin_api, admin_reports, admin_server, healing
 from kuryr.plugin import protocol as p
 from kuryr.plugin.api import NetworkDriver
@@ -44,7 +45,7 @@ class KuryrNetworkDriver(NetworkDriver):
         security_groups: SecurityGroups,
         published: Published,
         pools: Pools,
-        state: State,
+        removals: Removals,
         watch: port_status.PortStatus,
     ) -> None:
         self.networks = networks
@@ -52,7 +53,7 @@ class KuryrNetworkDriver(NetworkDriver):
         self.security_groups = security_groups
         self.published = published
         self.pools = pools
-        self.removals = Removals(state, self._delete_network)
+        self.removals = removals
         # The daemon's reconciliation passes (kuryr.ops.healing), once build has made them.
         self.healer: healing.Healer | None = None
         # Neutron status of the ports of joined containers (kuryr.domain.ports.status).
@@ -73,8 +74,9 @@ class KuryrNetworkDriver(NetworkDriver):
         (kuryr.domain.removals). What comes next and collides with it waits for it there."""
         self.removals.submit(req.network_id)
 
-    async def _delete_network(self, docker_id: str) -> None:
-        """One attempt; kuryr.domain.removals logs and retries a failure."""
+    async def remove(self, docker_id: str) -> None:
+        """One attempt at removing a network from Neutron (the removal kuryr.domain.removals
+        runs, logs and retries; its Neutron calls give way to Docker's requests there)."""
         network = await self.networks.find(docker_id)
         if network is not None:
             await self.pools.remove_network(network)
@@ -146,9 +148,12 @@ async def build(
             binders = await _load_binders(config, undo)
         if neutron is None:
             neutron = connect(config.neutron, metrics.neutron_call)
+        quiet = Quiet(config.pool.background_pause, config.pool.background_longest)
+        # Calls made by background work that gives way to Docker wait for a pause first.
+        neutron = Yielding(neutron, quiet)
         state = State.open(config.state_dir)
         undo.callback(state.close)
-        quiet = Quiet(config.pool.background_pause, config.pool.background_longest)
+        removals = Removals(state)
         journal = Journal(state, neutron, config.pool.bookkeeping_delay, quiet=quiet)
         undo.push_async_callback(journal.stop)
         prewire = Prewire(
@@ -165,6 +170,7 @@ async def build(
         ipam = Ipam(
             neutron,
             Broker(neutron, binders.host, state, pools, prewire),
+            removals,
             config.neutron.default_subnetpool_v4,
             config.neutron.default_subnetpool_v6,
         )
@@ -198,14 +204,13 @@ async def build(
             config.neutron.vif_plugging_timeout,
         )
         published = Published(neutron, state, config.neutron.floating_ip_per)
-        driver = KuryrNetworkDriver(networks, endpoints, groups, published, pools, state, watch)
-        ipam.removals = driver.removals
+        driver = KuryrNetworkDriver(networks, endpoints, groups, published, pools, removals, watch)
         await pools.load()
         pools.start()
         journal.start()
         # Stopped before the journal and pools it uses; what is unfinished stays recorded.
-        undo.push_async_callback(driver.removals.stop)
-        driver.removals.resume()
+        undo.push_async_callback(removals.stop)
+        removals.start(driver.remove)
         undo.push_async_callback(watch.stop)
         watch.start()
         # Reconciliation runs beside serving, its first pass a few seconds after the start:
@@ -229,7 +234,7 @@ async def build(
     async def close() -> None:
         await owned.aclose()
 
-    return Domain(driver, ipam, quiet.touch), close
+    return Domain(driver, ipam, quiet.serving), close
 
 
 async def _load_binders(config: Config, undo: AsyncExitStack) -> HostBinders:

@@ -69,6 +69,7 @@ class Ipam(IpamDriver):
         self,
         neutron: NeutronApi,
         broker: Broker,
+        removals: Removals,
         default_pool_v4: str = "kuryr",
         default_pool_v6: str = "kuryr6",
     ) -> None:
@@ -80,9 +81,9 @@ class Ipam(IpamDriver):
         self._subnets: dict[str, Subnet] = {}  # PoolID -> subnet
         self._bare: dict[str, IPNetwork] = {}  # bare PoolID -> its subnetpool's one prefix
         self._pick_lock = asyncio.Lock()
-        # The daemon's network removals (set by kuryr.driver): a removal DeleteNetwork left
-        # running may hold a CIDR RequestPool wants, or the subnets ReleasePool cleans after.
-        self.removals: Removals | None = None
+        # A removal DeleteNetwork left running may hold a CIDR RequestPool wants, or the
+        # subnets ReleasePool cleans after.
+        self._removals = removals
 
     # --- RequestPool / ReleasePool ---------------------------------------------------------
 
@@ -91,8 +92,7 @@ class Ipam(IpamDriver):
         named = await self._named_pool(req.options, version)
         if req.pool:
             cidr = cidrs.subnet_cidr(req.pool, req.sub_pool, version)
-            if self.removals is not None:
-                await self.removals.settled(overlapping([cidr]), [cidr], f"pool {cidr}")
+            await self._removals.settled(overlapping([cidr]), [cidr], f"pool {cidr}")
             existing = await self._existing_subnet(req.options, cidr)
             subnetpool = named or await self._pool_of(existing)
             subnetpool = subnetpool or await self._pool_for_cidr(
@@ -137,9 +137,7 @@ class Ipam(IpamDriver):
             await self._untag_kept_subnets(subnetpool_id, cidr)
             await self.cleanup_subnetpool(subnetpool_id)
 
-        if self.removals is None or not self.removals.after(
-            cleanup, known, f"ReleasePool {req.pool_id}"
-        ):
+        if not self._removals.after(cleanup, known, f"ReleasePool {req.pool_id}"):
             await cleanup()
 
     def _known_cidr(self, pool_id: str) -> IPNetwork | None:

@@ -15,6 +15,12 @@ a Neutron network (it may be the one leaving). A ReleasePool that comes while re
 pending is run after them (``after``): its subnetpool cleanup needs the subnets gone, and
 the removal itself deletes the ``kuryrPool-*`` subnetpools of the subnets it removes, so a
 daemon killed before the release ran leaves no subnetpool behind.
+
+A removal gives way to Docker (kuryr.domain.quiet): each of its Neutron calls waits for a
+pause in Docker's requests, at most ``[pool] background_longest`` seconds, so a
+``docker network create`` that follows a ``docker network rm`` does not queue in
+neutron-server behind the removal's calls. A request that waits for a removal (a collision)
+nudges it: from then on it runs at full speed.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from kuryr import deadline
 from kuryr.backends.model import IPNetwork, Network
 from kuryr.backends.state import State
 from kuryr.domain.ports.journal import background
+from kuryr.domain.quiet import give_way
 from kuryr.errors import BackendError, KuryrError
 from kuryr.plugin import protocol as p
 
@@ -57,12 +64,14 @@ def retry_delay(failures: int, first: float = FIRST_RETRY_SECONDS) -> float:
 
 class _Run:
     """One network's removal under way: its task, who waits for the next attempt's outcome,
-    and the event that cuts a backoff short (Docker asked again)."""
+    the event that cuts a backoff short (Docker asked again), and the one that ends its giving
+    way to Docker (a request waits for it)."""
 
     def __init__(self) -> None:
         self.task: asyncio.Task[None] | None = None
         self.waiters: list[Outcome] = []
         self.wake = asyncio.Event()
+        self.urgent = asyncio.Event()
 
     def settle(self, outcome: Exception | None) -> None:
         for waiter in self.waiters:
@@ -71,20 +80,39 @@ class _Run:
         self.waiters.clear()
 
 
-class Removals:
-    """Durable removals of Docker networks from Neutron, each retried until it succeeds."""
+class _After:
+    """Work run after the removals pending when it was asked for (ReleasePool): the CIDR it
+    concerns (None: unknown, so it collides with every CIDR), and what ends its giving way."""
 
-    def __init__(
-        self, state: State, remove: Remove, first_retry: float = FIRST_RETRY_SECONDS
-    ) -> None:
+    def __init__(self, cidr: IPNetwork | None) -> None:
+        self.cidr = cidr
+        self.urgent = asyncio.Event()
+
+
+class Removals:
+    """Durable removals of Docker networks from Neutron, each retried until it succeeds.
+
+    Made before the domain objects that wait for removals (kuryr.domain.ipam, the network
+    driver); :meth:`start` gives it the removal itself, made from those objects, and resumes
+    what a previous daemon left pending."""
+
+    def __init__(self, state: State, first_retry: float = FIRST_RETRY_SECONDS) -> None:
         self._state = state
-        self._remove = remove
+        self._remove: Remove | None = None
         self._first_retry = first_retry
         self._runs: dict[str, _Run] = {}
-        # Work run after the removals pending when it was asked for (ReleasePool), with the
-        # CIDR it concerns (None: unknown, so it collides with every CIDR).
-        self._after: dict[asyncio.Task[None], IPNetwork | None] = {}
+        self._after: dict[asyncio.Task[None], _After] = {}
         self._stopped = False
+
+    def start(self, remove: Remove) -> None:
+        """Remove networks with ``remove`` (one attempt, idempotent) from now on, starting with
+        every removal a previous run of the daemon left pending."""
+        self._remove = remove
+        pending = self._state.removals()
+        if pending:
+            LOG.info("resuming %d pending network removal(s)", len(pending))
+        for docker_id in pending:
+            self._start(docker_id)
 
     def submit(self, docker_id: str) -> Outcome:
         """Record the removal (durable when this returns) and start it; the future gives the
@@ -114,8 +142,10 @@ class Removals:
         tasks = [run.task for run in self._runs.values() if run.task is not None]
         if not tasks or self._stopped:
             return False
+        after = _After(cidr)
 
         async def later() -> None:
+            give_way(after.urgent)
             await asyncio.wait(tasks)
             try:
                 await work()
@@ -123,24 +153,34 @@ class Removals:
                 LOG.warning("%s after a network removal failed: %s", name, exc)
 
         task = background(later(), name)
-        self._after[task] = cidr
+        self._after[task] = after
         task.add_done_callback(lambda t: self._after.pop(t, None))
         return True
 
     async def settled(self, collides: Collides, cidrs: Collection[IPNetwork], what: str) -> None:
         """Wait until no pending removal ``collides`` and no work run ``after`` removals
-        concerns a CIDR overlapping ``cidrs``; bounded by the request's deadline."""
+        concerns a CIDR overlapping ``cidrs``; bounded by the request's deadline. What it waits
+        for no longer gives way to Docker: this request is Docker's."""
         while True:
-            waited = [
-                run.task
+            runs = [
+                run
                 for docker_id, run in self._runs.items()
                 if run.task is not None and _collides(self._state.network(docker_id), collides)
             ]
-            waited += [
-                task
-                for task, cidr in self._after.items()
-                if cidr is None or any(_overlap(cidr, c) for c in cidrs)
+            afters = [
+                (task, after)
+                for task, after in self._after.items()
+                if after.cidr is None or any(_overlap(after.cidr, c) for c in cidrs)
             ]
+            if afters:
+                # That work first waits for every removal pending when it was asked for.
+                runs = list(self._runs.values())
+            for run in runs:
+                run.urgent.set()
+            for _, after in afters:
+                after.urgent.set()
+            waited = [run.task for run in runs if run.task is not None]
+            waited += [task for task, _ in afters]
             if not waited:
                 return
             left = deadline.remaining()
@@ -154,18 +194,15 @@ class Removals:
                 )
 
     async def drained(self) -> None:
-        """Wait until every removal under way, and the work run after them, has ended."""
+        """Wait until every removal under way, and the work run after them, has ended (at full
+        speed from now on)."""
         while self._runs or self._after:
+            for urgent in [r.urgent for r in self._runs.values()]:
+                urgent.set()
+            for urgent in [a.urgent for a in self._after.values()]:
+                urgent.set()
             tasks = [run.task for run in self._runs.values() if run.task is not None]
             await asyncio.wait([*tasks, *self._after])
-
-    def resume(self) -> None:
-        """Start every removal a previous run of the daemon left pending."""
-        pending = self._state.removals()
-        if pending:
-            LOG.info("resuming %d pending network removal(s)", len(pending))
-        for docker_id in pending:
-            self._start(docker_id)
 
     async def stop(self) -> None:
         """Stop every removal; what is not finished stays recorded for the next start."""
@@ -177,19 +214,24 @@ class Removals:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     def _start(self, docker_id: str) -> _Run:
+        if self._remove is None:
+            raise RuntimeError("network removals are not started")
         run = self._runs.get(docker_id)
         if run is None:
             run = self._runs[docker_id] = _Run()
-            run.task = background(self._until_done(docker_id, run), f"remove-{docker_id[:12]}")
+            run.task = background(
+                self._until_done(self._remove, docker_id, run), f"remove-{docker_id[:12]}"
+            )
         return run
 
-    async def _until_done(self, docker_id: str, run: _Run) -> None:
+    async def _until_done(self, remove: Remove, docker_id: str, run: _Run) -> None:
+        give_way(run.urgent)
         failures = 0
         try:
             while True:
                 run.wake.clear()
                 try:
-                    await self._remove(docker_id)
+                    await remove(docker_id)
                 except Exception as exc:  # a bug must not end the retries either
                     failures += 1
                     delay = retry_delay(failures, self._first_retry)
