@@ -118,7 +118,7 @@ class Refill:
                     if pool.waiters:
                         raise BackendError(f"subnet {pool.subnet_id} has no address left")
                     return
-            if pool.closing:
+            if pool.closing and pool.waiters:
                 raise BackendError(f"the network of subnet {pool.subnet_id} is being removed")
         except Exception as exc:
             LOG.warning("refill of the pool of subnet %s failed: %s", pool.subnet_id, exc)
