@@ -1,9 +1,8 @@
 """Composition root of the domain: config in, Docker's two driver interfaces out (with what
-marks Docker busy, which the server calls for each container request)."""
+marks Docker busy, which the server enters for each request it serves)."""
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import time
@@ -27,10 +26,10 @@ from kuryr.domain.ports.port import Port
 from kuryr.domain.ports.prewire import Prewire
 from kuryr.domain.published import Published
 from kuryr.domain.quiet import Quiet
-from kuryr.domain.removals import Removals
+from kuryr.domain.removals import Removals, colliding, pool_cidrs
 from kuryr.domain.routers import Routers
 from kuryr.domain.security_groups import SecurityGroups
-from kuryr.errors import BackendError
+from kuryr.domain.yielding import Yielding
 from kuryr.ops import admin_api, admin_reports, admin_server, healing
 from kuryr.plugin import protocol as p
 from kuryr.plugin.api import NetworkDriver
@@ -49,7 +48,7 @@ class KuryrNetworkDriver(NetworkDriver):
         security_groups: SecurityGroups,
         published: Published,
         pools: Pools,
-        state: State,
+        removals: Removals,
         watch: port_status.PortStatus,
     ) -> None:
         self.networks = networks
@@ -57,35 +56,30 @@ class KuryrNetworkDriver(NetworkDriver):
         self.security_groups = security_groups
         self.published = published
         self.pools = pools
-        self.removals = Removals(state, self._delete_network)
+        self.removals = removals
         # The daemon's reconciliation passes (kuryr.ops.healing), once build has made them.
         self.healer: healing.Healer | None = None
         # Neutron status of the ports of joined containers (kuryr.domain.ports.status).
         self._watch = watch
 
     async def create_network(self, req: p.CreateNetworkRequest) -> None:
+        # A removal DeleteNetwork left running may still hold the CIDRs or the Neutron network.
+        await self.removals.settled(
+            colliding(req), pool_cidrs(req), f"network {req.network_id[:12]}"
+        )
         network = await self.networks.create(req)
         await self.pools.network_created(network, req)
 
     async def delete_network(self, req: p.NetworkRequest) -> None:
-        """Delete the network's pool ports, then the network. dockerd forgets the network
-        whatever the answer, so the removal is journaled before answering and goes on in the
-        background (retried, resumed after a restart) when it fails or outlasts the request (a
-        pool's ports are deleted side by side, but each costs Neutron ~0.3-1 s under load)."""
-        outcome = self.removals.submit(req.network_id)
-        left = deadline.remaining()
-        try:
-            failure = await asyncio.wait_for(outcome, left)
-        except TimeoutError:
-            raise BackendError(
-                f"network {req.network_id[:12]}: removal from Neutron goes on in the background "
-                f"(its pool ports take longer than the {left or 0:.0f}s left)"
-            ) from None
-        if failure is not None:
-            raise failure
+        """Answer once the removal is journaled: dockerd forgets the network whatever the
+        answer, and the removal (pool ports side by side, subnets, the network) goes on in the
+        background, retried until it succeeds and resumed after a restart
+        (kuryr.domain.removals). What comes next and collides with it waits for it there."""
+        self.removals.submit(req.network_id)
 
-    async def _delete_network(self, docker_id: str) -> None:
-        """One attempt; kuryr.domain.removals logs and retries a failure."""
+    async def remove(self, docker_id: str) -> None:
+        """One attempt at removing a network from Neutron (the removal kuryr.domain.removals
+        runs, logs and retries; its Neutron calls give way to Docker's requests there)."""
         network = await self.networks.find(docker_id)
         if network is not None:
             await self.pools.remove_network(network)
@@ -171,9 +165,12 @@ async def build(
             client = connect(config.neutron, metrics.neutron_call)
             await _authenticate(client)
             neutron = client
+        quiet = Quiet(config.pool.background_pause, config.pool.background_longest)
+        # Calls made by background work that gives way to Docker wait for a pause first.
+        neutron = Yielding(neutron, quiet)
         state = State.open(config.state_dir)
         undo.callback(state.close)
-        quiet = Quiet(config.pool.background_pause, config.pool.background_longest)
+        removals = Removals(state)
         journal = Journal(state, neutron, config.pool.bookkeeping_delay, quiet=quiet)
         undo.push_async_callback(journal.stop)
         prewire = Prewire(
@@ -190,6 +187,7 @@ async def build(
         ipam = Ipam(
             neutron,
             Broker(neutron, binders.host, state, pools, prewire),
+            removals,
             config.neutron.default_subnetpool_v4,
             config.neutron.default_subnetpool_v6,
         )
@@ -223,13 +221,13 @@ async def build(
             config.neutron.vif_plugging_timeout,
         )
         published = Published(neutron, state, config.neutron.floating_ip_per)
-        driver = KuryrNetworkDriver(networks, endpoints, groups, published, pools, state, watch)
+        driver = KuryrNetworkDriver(networks, endpoints, groups, published, pools, removals, watch)
         await pools.load()
         pools.start()
         journal.start()
         # Stopped before the journal and pools it uses; what is unfinished stays recorded.
-        undo.push_async_callback(driver.removals.stop)
-        driver.removals.resume()
+        undo.push_async_callback(removals.stop)
+        removals.start(driver.remove)
         undo.push_async_callback(watch.stop)
         watch.start()
         # Reconciliation runs beside serving, its first pass a few seconds after the start:
@@ -253,7 +251,7 @@ async def build(
     async def close() -> None:
         await owned.aclose()
 
-    return Domain(driver, ipam, quiet.touch), close
+    return Domain(driver, ipam, quiet.serving), close
 
 
 async def _load_binders(config: Config, undo: AsyncExitStack) -> HostBinders:

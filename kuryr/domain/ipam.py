@@ -20,6 +20,7 @@ from kuryr.backends.model import IPNetwork, Subnet, first_host
 from kuryr.backends.neutron_api import NeutronApi, NeutronError, Resource
 from kuryr.domain import cidr_claims, cidrs, kuryr_pools, pool_markers
 from kuryr.domain.ports.broker import Broker
+from kuryr.domain.removals import Removals, overlapping
 from kuryr.errors import Conflict, InvalidRequest, NotFound
 from kuryr.plugin import protocol as p
 from kuryr.plugin.api import IpamDriver
@@ -68,6 +69,7 @@ class Ipam(IpamDriver):
         self,
         neutron: NeutronApi,
         broker: Broker,
+        removals: Removals,
         default_pool_v4: str = "kuryr",
         default_pool_v6: str = "kuryr6",
     ) -> None:
@@ -79,6 +81,9 @@ class Ipam(IpamDriver):
         self._subnets: dict[str, Subnet] = {}  # PoolID -> subnet
         self._bare: dict[str, IPNetwork] = {}  # bare PoolID -> its subnetpool's one prefix
         self._pick_lock = asyncio.Lock()
+        # A removal DeleteNetwork left running may hold a CIDR RequestPool wants, or the
+        # subnets ReleasePool cleans after.
+        self._removals = removals
 
     # --- RequestPool / ReleasePool ---------------------------------------------------------
 
@@ -87,6 +92,7 @@ class Ipam(IpamDriver):
         named = await self._named_pool(req.options, version)
         if req.pool:
             cidr = cidrs.subnet_cidr(req.pool, req.sub_pool, version)
+            await self._removals.settled(overlapping([cidr]), [cidr], f"pool {cidr}")
             existing = await self._existing_subnet(req.options, cidr)
             subnetpool = named or await self._pool_of(existing)
             subnetpool = subnetpool or await self._pool_for_cidr(
@@ -114,14 +120,31 @@ class Ipam(IpamDriver):
                 choice = PoolChoice(subnetpool["id"], cidr, marker=marker)
                 self._choices[choice.pool_id] = choice
         self._choices.setdefault(choice.pool_id, choice)
+        if naming.is_bare_pool_id(choice.pool_id):
+            # Its one prefix: RequestAddress and ReleasePool need no Neutron lookup for it.
+            self._bare[choice.pool_id] = cidr
         return p.RequestPoolResponse(pool_id=choice.pool_id, pool=str(cidr), data={})
 
     async def release_pool(self, req: p.ReleasePoolRequest) -> None:
-        subnetpool_id, cidr = await self._resolve(req.pool_id)
+        """Forget the pool now; its Neutron cleanup runs after the network removals under way
+        when there are any (its subnet is still there until then), else at once."""
         self._choices.pop(req.pool_id, None)
         self._subnets.pop(req.pool_id, None)
-        await self._untag_kept_subnets(subnetpool_id, cidr)
-        await self.cleanup_subnetpool(subnetpool_id)
+        known = self._known_cidr(req.pool_id)
+
+        async def cleanup() -> None:
+            subnetpool_id, cidr = await self._resolve(req.pool_id)
+            await self._untag_kept_subnets(subnetpool_id, cidr)
+            await self.cleanup_subnetpool(subnetpool_id)
+
+        if not self._removals.after(cleanup, known, f"ReleasePool {req.pool_id}"):
+            await cleanup()
+
+    def _known_cidr(self, pool_id: str) -> IPNetwork | None:
+        """A PoolID's CIDR when known without Neutron."""
+        if not naming.is_bare_pool_id(pool_id):
+            return _parse(pool_id)[1]
+        return self._bare.get(pool_id)
 
     async def mark_adopted(self, choice: PoolChoice, subnet: Subnet) -> None:
         """An existing subnet serves the pool: tag it with the pool's id, kuryr-libnetwork's

@@ -20,7 +20,7 @@ import socket
 import stat
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractContextManager, asynccontextmanager
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -76,9 +76,9 @@ def envelope(interface: Interface, message: str) -> dict[str, str]:
 class Domain:
     network: NetworkDriver
     ipam: IpamDriver
-    # Called as a container's request arrives: background work waits for a pause in these
-    # (kuryr.domain.quiet).
-    busy: Callable[[], None]
+    # Entered while a request is served (any that reaches the domain: a container's, a
+    # network's, a pool's): background work waits for a pause in these (kuryr.domain.quiet).
+    busy: Callable[[], AbstractContextManager[None]]
 
 
 class Wire(Protocol):
@@ -95,7 +95,7 @@ class Route:
     handler: Handler
     # False for routes answered by the server alone (no domain call).
     calls_domain: bool = True
-    # A step of a container's start or stop: Docker is busy (see Domain.busy).
+    # A step of a container's start or stop: timed (kuryr.metrics).
     container: bool = False
 
 
@@ -277,15 +277,18 @@ def _clock_after(path: str, request: Any, result: Wire | None, started: float) -
 async def _call(
     domain: Domain, path: str, route: Route, request: Any, started: float
 ) -> Wire | None:
-    """The hook every validated request passes through on its way to the domain: a container
-    request marks Docker busy and moves the container's start and stop clocks."""
-    if route.container:
-        domain.busy()
-        _clock_before(path, request, started)
-    result = await route.handler(domain, request)
-    if route.container:
-        _clock_after(path, request, result, started)
-    return result
+    """The hook every validated request passes through on its way to the domain: Docker is
+    busy while it is served, and a container request moves the container's start and stop
+    clocks."""
+    if not route.calls_domain:
+        return await route.handler(domain, request)
+    with domain.busy():
+        if route.container:
+            _clock_before(path, request, started)
+        result = await route.handler(domain, request)
+        if route.container:
+            _clock_after(path, request, result, started)
+        return result
 
 
 async def _answer(

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from kuryr import naming
 from kuryr.domain.ports.port import Port
+from kuryr.ops import admin_api
 from kuryr.stack import hostplan, neutron_api, proc, underlay
 from kuryr.stack.errors import StackError
 from kuryr.stack.hostplan import SimHost
@@ -260,6 +261,7 @@ def describe(layout: Layout, chassis: str) -> list[dict[str, object]]:
                 "main": False,
                 "ovs_db": f"unix:{host.ovs_sock}",
                 "plugin_socket": str(host.plugin_sock),
+                "admin_socket": str(admin_api.socket_path(host.state_dir)),
                 "pids": members(host),
             }
         )

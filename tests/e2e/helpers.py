@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import requests
 
 from kuryr.naming import POOL_TAG
+from tests.removals_wait import stack_admin_socket, wait_removed
 
 NEUTRON_URL = "http://127.0.0.1:9696/v2.0"
 NB_DB = "tcp:127.0.0.1:6641"
@@ -371,9 +372,15 @@ class DockerEnv:
         docker("rm", "-f", name)
         self._containers.remove(name)
 
-    def remove_network(self, name: str) -> None:
+    def remove_network(self, name: str, wait: bool = True) -> str:
+        """``docker network rm``, and (``wait``) the daemon's removal from Neutron it leaves
+        running in the background waited for (tests.removals_wait); returns the Docker id."""
+        docker_id = docker_network_id(name)
         docker("network", "rm", name)
         self._networks.remove(name)
+        if wait:
+            wait_removed(stack_admin_socket(), [docker_id])
+        return docker_id
 
     def defer(self, cleanup: Callable[[], object]) -> None:
         """Run ``cleanup`` at teardown, after containers and networks are gone (LIFO)."""

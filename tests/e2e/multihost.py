@@ -13,9 +13,11 @@ import secrets
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from tests.e2e.helpers import DOCKER, IMAGE, Neutron, run, run_cleanups, wait_for
+from tests.removals_wait import stack_admin_socket, wait_removed
 
 PAGE_BYTES = 1_000_000
 # An httpd serving /www/f (random bytes) and /www/sum (their md5).
@@ -36,11 +38,19 @@ class Host:
     docker_host: str
     namespace: str  # empty for the machine's own host
     ovs_db: str
+    admin_socket: Path  # its daemon's (tests.removals_wait)
 
     def docker(self, *args: str, check: bool = True, timeout: float = 180.0) -> str:
         return run(
             [DOCKER, "-H", self.docker_host, *args], check=check, timeout=timeout
         ).stdout.strip()
+
+    def remove_network(self, name: str) -> None:
+        """``docker network rm``, and the daemon's removal from Neutron it leaves running in
+        the background waited for."""
+        docker_id = self.docker("network", "inspect", "-f", "{{.Id}}", name)
+        self.docker("network", "rm", name)
+        wait_removed(self.admin_socket, [docker_id])
 
     def vsctl(self, *args: str) -> str:
         return run(["ovs-vsctl", f"--db={self.ovs_db}", *args]).stdout.strip()
@@ -59,6 +69,7 @@ def hosts_from(described: list[dict[str, Any]]) -> list[Host]:
             docker_host=str(row["docker_host"]),
             namespace=str(row["namespace"]),
             ovs_db=str(row.get("ovs_db") or "unix:/var/run/openvswitch/db.sock"),
+            admin_socket=Path(str(row.get("admin_socket") or stack_admin_socket())),
         )
         for row in described
     ]
@@ -153,7 +164,7 @@ class HostsEnv:
         self._containers.remove(container)
 
     def remove_network(self, host: Host, name: str) -> None:
-        _rm_network(host, name)
+        host.remove_network(name)
         self._networks.remove((host, name))
 
     def defer(self, cleanup: Callable[[], object]) -> None:

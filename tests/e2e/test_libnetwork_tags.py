@@ -28,6 +28,7 @@ from tests.e2e.helpers import (
 )
 from tests.e2e.scenario import free_subnet
 from tests.fuzz_requests import post
+from tests.removals_wait import stack_admin_socket, wait_removed
 
 pytestmark = pytest.mark.stack
 
@@ -115,6 +116,8 @@ def test_network_tagged_by_kuryr_libnetwork_is_used(
     neutron.wait_released(port["id"])
 
     call("DeleteNetwork", {"NetworkID": docker_id})
+    # Answered once journaled: the removal from Neutron goes on in the background.
+    wait_removed(stack_admin_socket(), [docker_id])
     if origin == "made":
         neutron.wait_gone("networks", network["id"])
     else:

@@ -118,7 +118,7 @@ def test_rm_on_h2_keeps_the_network_for_the_main_host(
     assert shared.h2_container.pings(main_ip), f"h2 cannot reach {main_ip}"
 
     own_env.remove_container(shared.h2_container)
-    h2.docker("network", "rm", shared.name)
+    h2.remove_network(shared.name)
     wait_for(
         lambda: not kuryr_ports_of(neutron, shared.neutron_id, h2.chassis) or None,
         "h2's ports and anchor to go",
@@ -134,7 +134,7 @@ def test_rm_on_h2_keeps_the_network_for_the_main_host(
 
     own_env.remove_container(second)
     own_env.remove_container(shared.main_container)
-    main.docker("network", "rm", shared.name)
+    main.remove_network(shared.name)
     neutron.wait_gone("networks", shared.neutron_id)
 
 
@@ -145,7 +145,7 @@ def test_the_adopting_host_is_the_last_one_out(
     shared = share(own_env, sim_hosts, neutron, one_subnet=False)
 
     own_env.remove_container(shared.main_container)
-    main.docker("network", "rm", shared.name)
+    main.remove_network(shared.name)
     left = settle(lambda: subnets_of(neutron, shared.neutron_id), shared.h2_subnets)
     assert left == shared.h2_subnets, "the main host's subnet was not removed, or h2's was"
     kept = neutron.show("networks", shared.neutron_id)
@@ -156,5 +156,5 @@ def test_the_adopting_host_is_the_last_one_out(
     assert on_h2["anchors"] == 1 and on_h2["in_use"] == 1, on_h2
 
     own_env.remove_container(shared.h2_container)
-    h2.docker("network", "rm", shared.name)
+    h2.remove_network(shared.name)
     neutron.wait_gone("networks", shared.neutron_id)

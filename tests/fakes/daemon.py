@@ -117,8 +117,11 @@ class Daemon:
         await self.network.create_network(p.CreateNetworkRequest.model_validate(request))
 
     async def remove_network(self, net: Net) -> None:
-        """``docker network rm``."""
+        """``docker network rm``, and the removal from Neutron it leaves running in the
+        background (kuryr.domain.removals) waited for."""
         await self.network.delete_network(p.NetworkRequest(network_id=net.docker_id))
+        assert isinstance(self.network, KuryrNetworkDriver)
+        await self.network.removals.drained()
 
     def _net(self, did: str, pool_id: str, cidr: str) -> Net:
         [network] = self.neutron.rows("networks", {"tags": naming.id_tag_filter(did)})

@@ -24,6 +24,7 @@ from kuryr.domain.ports.broker import Broker
 from kuryr.domain.ports.journal import Journal
 from kuryr.domain.ports.prewire import Prewire
 from kuryr.domain.quiet import Quiet
+from kuryr.domain.removals import Removals
 from kuryr.domain.routers import Routers
 from kuryr.plugin import protocol as p
 
@@ -56,10 +57,12 @@ class Domain:
 
 def make_domain(neutron: Neutron, host: str, binders: Binders | None = None) -> Domain:
     """IPAM and networks on ``neutron``, each with a local state of its own in memory, no
-    pools, VIFs on ``binders`` (none: no Join) and nothing plugged ahead."""
+    pools, VIFs on ``binders`` (none: no Join), nothing plugged ahead and no network removal
+    ever pending (networks are deleted in the foreground here)."""
     with_binders = binders or NoBinders(host)
     prewire = Prewire(with_binders, lambda _: None, PLUG_TIMEOUT, deleted=nothing_pending)
-    ipam = Ipam(neutron, Broker(neutron, host, State.in_memory(), None, prewire))
+    broker = Broker(neutron, host, State.in_memory(), None, prewire)
+    ipam = Ipam(neutron, broker, Removals(State.in_memory()))
     networks = Networks(neutron, ipam, host, state=State.in_memory(), routers=Routers(neutron))
     return Domain(neutron, ipam, networks, host, with_binders, prewire)
 

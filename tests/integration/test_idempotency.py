@@ -22,6 +22,7 @@ from tests.conftest import StackFacts
 from tests.e2e.helpers import Neutron, network_tags, run, wait_for
 from tests.fuzz_requests import post
 from tests.integration.private_daemon import PrivateDaemon, private_daemon
+from tests.removals_wait import wait_removed
 
 pytestmark = pytest.mark.stack
 
@@ -210,6 +211,8 @@ def test_every_request_twice_gives_one_resource_and_the_same_answer(
     expect(networks=1, subnets=1)
 
     twice(daemon, "/NetworkDriver.DeleteNetwork", {"NetworkID": ids.network})
+    # The answer comes once the removal is journaled; it goes on in the background.
+    wait_removed(daemon.admin_socket, [ids.network])
     expect()
     twice(daemon, "/IpamDriver.ReleaseAddress", {"PoolID": pool_id, "Address": ids.gateway})
     twice(daemon, "/IpamDriver.ReleasePool", {"PoolID": pool_id})

@@ -42,4 +42,5 @@ async def test_concurrent_misses_share_bulk_creates(stack: StackFacts, tmp_path:
             await k.release_address(pool_id, address)
         assert len(pool.free) <= config.max
         await k.driver.delete_network(p.NetworkRequest(network_id=did))
+        await k.driver.removals.drained()  # the removal goes on after the answer
         assert await kuryr_ports(stack, network.neutron_id) == []

@@ -53,4 +53,5 @@ async def test_a_pool_grows_under_a_burst_and_shrinks_to_its_floor_when_idle(
         for address in answers:
             await k.release_address(pool_id, address)
         await k.driver.delete_network(p.NetworkRequest(network_id=did))
+        await k.driver.removals.drained()  # the removal goes on after the answer
         assert await kuryr_ports(stack, network.neutron_id) == []

@@ -40,6 +40,7 @@ async def test_fifty_concurrent_request_address_never_share_a_port(
         for address in answers:
             await k.release_address(pool_id, address)
         await k.driver.delete_network(p.NetworkRequest(network_id=did))
+        await k.driver.removals.drained()  # the removal goes on after the answer
 
 
 async def test_pool_never_exceeds_its_max(stack: StackFacts, tmp_path: Path) -> None:
@@ -64,6 +65,7 @@ async def test_pool_never_exceeds_its_max(stack: StackFacts, tmp_path: Path) -> 
         assert all(pt["device_id"] == "" for pt in on_network)
         assert all(POOL_TAG in pt["tags"] for pt in on_network)  # type: ignore[operator]
         await k.driver.delete_network(p.NetworkRequest(network_id=did))
+        await k.driver.removals.drained()  # the removal goes on after the answer
         assert await kuryr_ports(stack, network.neutron_id) == []
 
 
@@ -84,6 +86,7 @@ async def test_pool_ports_carry_their_tag_from_their_bulk_post(
         assert len(on_network) == 4
         assert all(POOL_TAG in pt["tags"] for pt in on_network)  # type: ignore[operator]
         await k.driver.delete_network(p.NetworkRequest(network_id=did))
+        await k.driver.removals.drained()  # the removal goes on after the answer
         assert await kuryr_ports(stack, network.neutron_id) == []
 
 
@@ -112,5 +115,6 @@ async def test_pools_reload_after_restart(stack: StackFacts, tmp_path: Path) -> 
             await k2.release_address(pool_id, again)
             await k2.release_address(pool_id, taken)
             await k2.driver.delete_network(p.NetworkRequest(network_id=did))
+            await k2.driver.removals.drained()  # the removal goes on after the answer
     finally:
         await cleanup(neutron_client(stack.neutron_url), ids)

@@ -129,6 +129,8 @@ async def test_join_takes_the_vif_plugged_ahead_and_the_next_container_takes_it_
         await stop(k, did, pool_id, eid, address)
 
         await k.driver.delete_network(p.NetworkRequest(network_id=did))
+
+        await k.driver.removals.drained()  # the removal goes on after the answer
         deadline = time.monotonic() + WIRED_TIMEOUT
         while any(interface(host_ifname(pid)) or link_exists(host_ifname(pid)) for pid in ahead):
             assert time.monotonic() < deadline, "a removed network's VIFs stayed"
@@ -161,6 +163,7 @@ async def test_a_vif_its_container_changed_is_plugged_afresh_for_the_next(
         assert "PROMISC" not in done.stdout
         await stop(k, did, pool_id, eid, address)
         await k.driver.delete_network(p.NetworkRequest(network_id=did))
+        await k.driver.removals.drained()  # the removal goes on after the answer
 
 
 async def test_a_restart_keeps_the_vifs_plugged_ahead(stack: StackFacts, tmp_path: Path) -> None:
@@ -185,5 +188,6 @@ async def test_a_restart_keeps_the_vifs_plugged_ahead(stack: StackFacts, tmp_pat
             assert reloaded is not None
             await stop(k2, did, pool_id, eid, address_of(reloaded, port_id))
             await k2.driver.delete_network(p.NetworkRequest(network_id=did))
+            await k2.driver.removals.drained()  # the removal goes on after the answer
     finally:
         await cleanup(neutron_client(stack.neutron_url), ids)

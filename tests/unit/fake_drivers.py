@@ -6,6 +6,8 @@ server tests check, and "the domain saw no call" is how they prove a rejection c
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,14 +22,26 @@ class Recorder:
     # Method name -> exception to raise instead of answering.
     failures: dict[str, BaseException] = field(default_factory=dict)
     oper_info: dict[str, Any] = field(default_factory=lambda: {"port": "fake"})
-    # How many times the server said Docker was busy (Domain.busy).
+    # Method name -> what runs when it is called (after the call is recorded).
+    during: dict[str, Callable[[], object]] = field(default_factory=dict)
+    # How many requests the server said Docker was busy for (Domain.busy), and how many of
+    # them are still being served.
     busy: int = 0
+    serving: int = 0
 
-    def mark_busy(self) -> None:
+    @contextmanager
+    def mark_busy(self) -> Iterator[None]:
         self.busy += 1
+        self.serving += 1
+        try:
+            yield
+        finally:
+            self.serving -= 1
 
     def record(self, method: str, request: Any) -> None:
         self.calls.append((method, request))
+        if method in self.during:
+            self.during[method]()
         if method in self.failures:
             raise self.failures[method]
 

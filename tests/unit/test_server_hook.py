@@ -1,4 +1,5 @@
-"""The server's one hook: container requests mark Docker busy and move the start/stop clocks."""
+"""The server's one hook: every request that reaches the domain marks Docker busy while it is
+served; container requests move the start/stop clocks."""
 
 from __future__ import annotations
 
@@ -51,15 +52,31 @@ def observed(histogram: str) -> float:
     return metrics.REGISTRY.get_sample_value(f"{histogram}_count") or 0.0
 
 
-async def test_only_container_requests_that_reach_the_domain_mark_docker_busy() -> None:
+async def test_requests_that_reach_the_domain_mark_docker_busy_while_served() -> None:
     async with plugin() as (session, recorder):
-        assert await post(session, "/NetworkDriver.CreateNetwork", {"NetworkID": NET}) == 200
-        assert await post(session, "/NetworkDriver.EndpointOperInfo", ENDPOINT) == 200
+        # Answered by the server alone, or refused before the domain: not counted.
+        assert await post(session, "/NetworkDriver.GetCapabilities", {}) == 200
         assert await post(session, "/NetworkDriver.Join", {"NetworkID": NET}) == 400
         assert recorder.busy == 0
+        # A network request is served as busy as a container's (a background network removal
+        # must not slow a `docker network create` down).
+        assert await post(session, "/NetworkDriver.CreateNetwork", {"NetworkID": NET}) == 200
+        assert await post(session, "/NetworkDriver.EndpointOperInfo", ENDPOINT) == 200
         for path, body in CONTAINER_STEPS:
             assert await post(session, path, body) == 200
-        assert recorder.busy == len(CONTAINER_STEPS)
+        assert recorder.busy == 2 + len(CONTAINER_STEPS)
+        assert recorder.serving == 0
+
+
+async def test_a_request_is_busy_until_it_is_answered() -> None:
+    async with plugin() as (session, recorder):
+        seen: list[int] = []
+        recorder.during["create_network"] = lambda: seen.append(recorder.serving)
+        assert await post(session, "/NetworkDriver.CreateNetwork", {"NetworkID": NET}) == 200
+        recorder.failures["join"] = errors.BackendError("backend away")
+        assert await post(session, "/NetworkDriver.Join", JOIN) != 200
+    assert seen == [1]
+    assert recorder.serving == 0, "a failed request is no longer busy either"
 
 
 async def test_a_container_start_and_stop_are_timed_once_each() -> None:

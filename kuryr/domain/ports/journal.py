@@ -30,7 +30,7 @@ from kuryr.backends.neutron_api import NeutronApi, NeutronError
 from kuryr.backends.state import JournalEntry, State
 from kuryr.domain.ports.desired import DELETE, UPDATE, view_of
 from kuryr.domain.ports.port import Port
-from kuryr.domain.quiet import Quiet
+from kuryr.domain.quiet import Quiet, giving_way
 from kuryr.errors import BackendError
 
 LOG = logging.getLogger(__name__)
@@ -43,10 +43,12 @@ DELETE_WORKERS = 16
 _RECANCEL_SECONDS = 0.05
 
 
-def background(work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
-    """A task outside any request: a fresh context, so no Docker request's deadline
-    (kuryr.deadline) bounds work that outlives the request."""
-    return asyncio.create_task(work, name=name, context=contextvars.Context())
+def background(
+    work: Coroutine[Any, Any, None], name: str, context: contextvars.Context | None = None
+) -> asyncio.Task[None]:
+    """A task outside any request: a fresh context (or ``context``, which must be fresh), so
+    no Docker request's deadline (kuryr.deadline) bounds work that outlives the request."""
+    return asyncio.create_task(work, name=name, context=context or contextvars.Context())
 
 
 async def stopped(task: asyncio.Task[None]) -> None:
@@ -272,8 +274,10 @@ class Journal:
                         entry.port_id not in self._busy
                         and self._retry_at.get(entry.port_id, 0) <= now
                     ):
+                        # A flush for background work that gives way to Docker (a network
+                        # removal's pool ports) gives way too.
                         self._busy[entry.port_id] = background(
-                            self._apply_one(entry), f"journal-{entry.port_id}"
+                            self._apply_one(entry), f"journal-{entry.port_id}", giving_way()
                         )
                 remaining = deadline - loop.time()
                 if remaining <= 0:

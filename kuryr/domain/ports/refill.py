@@ -9,8 +9,12 @@ together share one POST. Neutron makes the ports of a bulk one after the other (
 under load), so a POST holds at most ``batch`` ports beyond the waiting starts: a small batch
 makes ports arrive early and keeps a later miss from queueing behind a long refill. Each miss
 raises the target by one (up to ``max``): the next burst of that size finds its ports ready.
-A refill that can wait (no start waits, at least ``batch`` ports free) waits for a pause in
-Docker's requests first (kuryr.domain.quiet).
+A refill that can wait (no start waits, at least ``batch`` ports free, or a pool no start has
+taken from yet) waits for a pause in Docker's requests first (kuryr.domain.quiet). So a new
+network's first fill runs once Docker pauses, not beside the requests that follow its
+``docker network create`` (the next network's create, whose Neutron calls would queue behind
+the bulk POST), and a network removed at once costs no ports; a start that misses meanwhile
+makes it urgent.
 
 Exact mode (Docker's own IPAM) makes ports on the lowest addresses no container holds. What the
 refill makes goes into the pool through :class:`Ledger` (kuryr.domain.ports.pools).
@@ -90,8 +94,10 @@ class Refill:
             pool.refill = background(self._refill(pool), f"pool-{pool.subnet_id}")
 
     def urgent(self, pool: PortPool) -> bool:
-        """The refill must not wait for a pause in Docker's requests."""
-        return bool(pool.waiters) or pool.closing or len(pool.free) < max(self._config.batch, 1)
+        """The refill must not wait for a pause in Docker's requests: starts wait, the pool
+        closes, or starts took it low."""
+        low = len(pool.free) < max(self._config.batch, 1)
+        return bool(pool.waiters) or pool.closing or (low and bool(pool.demand.takes))
 
     def _short(self, pool: PortPool) -> int:
         return max(pool.target, self._config.min) - len(pool.free) - pool.creating
@@ -112,7 +118,7 @@ class Refill:
                     if pool.waiters:
                         raise BackendError(f"subnet {pool.subnet_id} has no address left")
                     return
-            if pool.closing:
+            if pool.closing and pool.waiters:
                 raise BackendError(f"the network of subnet {pool.subnet_id} is being removed")
         except Exception as exc:
             LOG.warning("refill of the pool of subnet %s failed: %s", pool.subnet_id, exc)
