@@ -35,6 +35,9 @@ def setup_logging(debug: bool) -> None:
     )
     for name in _QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.INFO)
+    # keystoneauth warns of each failed attempt in its own words (a failed version
+    # discovery, ...); Kuryr says what failed, once, naming Keystone (kuryr.backends.neutron_auth).
+    logging.getLogger("keystoneauth").setLevel(logging.ERROR)
 
 
 async def run(config: Config, build: Builder, stop: asyncio.Event) -> None:

@@ -100,6 +100,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="up: run Kuryr as the managed Docker plugin (make plugin) instead of kuryr serve, "
         "and keep doing so on later ups; --no-plugin: back to kuryr serve",
     )
+    stack.add_argument(
+        "--keystone",
+        action=argparse.BooleanOptionalAction,
+        help="up: also run Keystone (127.0.0.1:5000) and a Keystone-protected neutron-server "
+        "(127.0.0.1:9697, same database and OVN), and keep doing so on later ups; "
+        "--no-keystone: stop them",
+    )
+    stack.add_argument(
+        "--token-lifetime",
+        type=int,
+        metavar="SECONDS",
+        help="up: the lifetime of the stack Keystone's tokens (default 3600; kept for later ups)",
+    )
 
     gc = sub.add_parser("gc", help="list (with --apply: remove) orphaned Neutron/OVS resources")
     gc.add_argument("--apply", action="store_true", help="remove/finish them (default: dry run)")

@@ -4,14 +4,15 @@ marks Docker busy, which the server enters for each request it serves)."""
 from __future__ import annotations
 
 import functools
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 
 from kuryr import deadline, metrics
 from kuryr.backends.binding.base import HostBinders, Vif
-from kuryr.backends.neutron import connect
-from kuryr.backends.neutron_api import NeutronApi
+from kuryr.backends.neutron import Neutron, connect
+from kuryr.backends.neutron_api import CAUSE_UNREACHABLE, NeutronApi, NeutronError
 from kuryr.backends.state import State
 from kuryr.config import BOOKKEEPING_IMMEDIATE, Config
 from kuryr.domain.endpoints import Endpoint, Endpoints
@@ -33,6 +34,8 @@ from kuryr.ops import admin_api, admin_reports, admin_server, healing
 from kuryr.plugin import protocol as p
 from kuryr.plugin.api import NetworkDriver
 from kuryr.plugin.server import Domain
+
+LOG = logging.getLogger(__name__)
 
 
 class KuryrNetworkDriver(NetworkDriver):
@@ -132,6 +135,18 @@ class KuryrNetworkDriver(NetworkDriver):
         await self.security_groups.revoke(endpoint)
 
 
+async def _authenticate(neutron: Neutron) -> None:
+    """Credentials Keystone refuses stop the start: no retry can mend them. A Keystone that
+    does not answer does not: dockerd must find the socket (it restores containers at its
+    start), and keystoneauth tries again at each Neutron call. One line either way."""
+    try:
+        await neutron.authenticate()
+    except NeutronError as exc:
+        if exc.cause != CAUSE_UNREACHABLE:
+            raise
+        LOG.error("%s; serving anyway, Neutron calls fail until Keystone answers", exc)
+
+
 async def build(
     config: Config,
     neutron: NeutronApi | None = None,
@@ -147,7 +162,9 @@ async def build(
         if binders is None:
             binders = await _load_binders(config, undo)
         if neutron is None:
-            neutron = connect(config.neutron, metrics.neutron_call)
+            client = connect(config.neutron, metrics.neutron_call)
+            await _authenticate(client)
+            neutron = client
         quiet = Quiet(config.pool.background_pause, config.pool.background_longest)
         # Calls made by background work that gives way to Docker wait for a pause first.
         neutron = Yielding(neutron, quiet)

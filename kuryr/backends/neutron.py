@@ -31,7 +31,9 @@ from requests.adapters import HTTPAdapter
 from urllib3 import exceptions as urllib3_exc
 
 from kuryr import deadline
+from kuryr.backends import neutron_auth
 from kuryr.backends.neutron_api import (
+    CAUSE_CLIENT,
     CAUSE_TIMEOUT,
     CAUSE_UNREACHABLE,
     NeutronError,
@@ -210,6 +212,20 @@ class Neutron:
 
     # --- transport -------------------------------------------------------------------------
 
+    async def authenticate(self) -> None:
+        """Get a Keystone token now (nothing with noauth); NeutronError saying why not."""
+        try:
+            await self._in_thread(functools.partial(neutron_auth.authenticate, self._session))
+        except ks_exc.ConnectFailure as exc:
+            raise NeutronError(self._unreachable(exc), cause=CAUSE_UNREACHABLE) from exc
+        except ks_exc.HttpError as exc:
+            raise NeutronError(self._refused(exc), cause=CAUSE_CLIENT) from exc
+        except ks_exc.ClientException as exc:
+            raise NeutronError(f"cannot authenticate: {_short(exc)}", cause=CAUSE_CLIENT) from exc
+
+    def _refused(self, exc: ks_exc.HttpError) -> str:
+        return neutron_auth.refused(exc, neutron_auth.auth_url(self._session))
+
     async def _in_thread(self, call: Callable[[], Any]) -> Any:
         context = contextvars.copy_context()
         return await asyncio.get_running_loop().run_in_executor(
@@ -262,26 +278,27 @@ class Neutron:
                     ) from exc
                 attempt += 1
                 pause = min(_backoff(attempt), max(0.0, (deadline.remaining() or 60.0) - 0.5))
-                LOG.warning("%s: cannot connect, retry %d in %.1fs", what, attempt, pause)
+                LOG.warning(
+                    "%s: cannot connect to %s, retry %d in %.1fs",
+                    what,
+                    "Neutron" if self._unreachable(exc).endswith("running?") else "Keystone",
+                    attempt,
+                    pause,
+                )
                 await asyncio.sleep(pause)
                 continue
+            except ks_exc.HttpError as exc:
+                # Raised, not returned: Keystone's answer to authenticating (module doc).
+                raise NeutronError(
+                    f"{what} failed: {self._refused(exc)}", cause=CAUSE_CLIENT
+                ) from exc
             except ks_exc.ClientException as exc:
                 cause = CAUSE_UNREACHABLE if isinstance(exc, ks_exc.ConnectionError) else ""
                 raise NeutronError(f"{what} failed: {_short(exc)}", cause=cause) from exc
             return _decode(what, response)
 
     def _unreachable(self, exc: ks_exc.ConnectFailure) -> str:
-        """Which service could not be reached (Neutron, or Keystone while authenticating)."""
-        found = _FAILED_URL.search(str(exc))
-        url = found.group(1) if found else self._base
-        reason = _REASON.search(str(exc))
-        why = f" ({reason.group(0)})" if reason else ""
-        if url.startswith(self._base):
-            return f"cannot connect to Neutron at {self._base}{why}; is neutron-server running?"
-        return (
-            f"cannot authenticate: cannot connect to the identity service (Keystone) at "
-            f"{url}{why}; check [neutron] auth_url"
-        )
+        return _unreachable(exc, self._base)
 
     def _send(
         self,
@@ -304,6 +321,20 @@ class Neutron:
         if headers:
             kwargs["headers"] = dict(headers)
         return self._session.request(url, method, **kwargs)
+
+
+def _unreachable(exc: ks_exc.ConnectFailure, base: str) -> str:
+    """Which service could not be reached (Neutron, or Keystone while authenticating)."""
+    found = _FAILED_URL.search(str(exc))
+    url = found.group(1) if found else base
+    reason = _REASON.search(str(exc))
+    why = f" ({reason.group(0)})" if reason else ""
+    if base and url.startswith(base):
+        return f"cannot connect to Neutron at {base}{why}; is neutron-server running?"
+    return (
+        f"cannot authenticate: cannot connect to the identity service (Keystone) at "
+        f"{url}{why}; check [neutron] auth_url"
+    )
 
 
 def _if_match(revision: int | None) -> dict[str, str] | None:
@@ -392,6 +423,16 @@ def connect(config: NeutronConfig, call_hook: CallHook | None = None) -> Neutron
                     region_name=config.region_name or None,
                 )
             )
+    except ks_exc.ConnectFailure as exc:
+        raise NeutronError(
+            f"cannot set up the Neutron client: {_unreachable(exc, '')}", cause=CAUSE_UNREACHABLE
+        ) from exc
+    except ks_exc.HttpError as exc:
+        # The connection exists: only the catalog lookup authenticates.
+        reason = neutron_auth.refused(exc, neutron_auth.auth_url(conn.session))
+        raise NeutronError(
+            f"cannot set up the Neutron client: {reason}", cause=CAUSE_CLIENT
+        ) from exc
     except (ks_exc.ClientException, openstack.exceptions.SDKException) as exc:
         raise NeutronError(f"cannot set up the Neutron client: {exc}") from exc
     base = base.rstrip("/")

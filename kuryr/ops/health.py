@@ -56,6 +56,8 @@ async def neutron(config: Config) -> str:
 
     client = await asyncio.to_thread(connect, config.neutron)
     with deadline.bounded(CHECK_TIMEOUT):
+        # Alone first: a Keystone failure reads as it does at the daemon's start.
+        await client.authenticate()
         await client.query("networks", {"limit": "1", "fields": "id"})
     return f"Neutron at {config.neutron.endpoint or 'the catalog endpoint'} answers"
 

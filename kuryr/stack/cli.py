@@ -10,10 +10,18 @@ import subprocess
 import sys
 import time
 
-from kuryr.stack import hostplan, hosts, lifecycle, managed, ovs, proc
+from kuryr.stack import hostplan, hosts, keystone, lifecycle, managed, ovs, proc
 from kuryr.stack.errors import StackError
-from kuryr.stack.layout import DOCKER_SOCK, NEUTRON_URL, PLUGIN_SOCK, Layout
+from kuryr.stack.layout import (
+    DOCKER_SOCK,
+    KEYSTONE_URL,
+    NEUTRON_KEYSTONE_URL,
+    NEUTRON_URL,
+    PLUGIN_SOCK,
+    Layout,
+)
 from kuryr.stack.lifecycle import Health
+from kuryr.stack.postgres import Postgres
 
 
 def _table(report: list[Health]) -> str:
@@ -27,9 +35,16 @@ def _summary(layout: Layout) -> str:
     kuryr = f"unix://{PLUGIN_SOCK} (config {layout.sub('kuryr.conf')})"
     if managed.plugin_mode(layout):
         kuryr = f"managed plugin {managed.PLUGIN} (docker plugin inspect {managed.PLUGIN})"
+    identity = ""
+    if keystone.enabled(layout):
+        clouds = keystone.Keystone(layout, Postgres(layout)).clouds_yaml
+        identity = (
+            f"\n  Keystone       {KEYSTONE_URL}/v3 (clouds kuryr-stack, kuryr-stack-admin in "
+            f"{clouds})\n  Neutron API    {NEUTRON_KEYSTONE_URL} (Keystone auth, same resources)"
+        )
     return f"""
 Stack directory {layout.root} (configs, databases, pidfiles; logs in {layout.logs}).
-  Neutron API    {NEUTRON_URL} (noauth: no token needed)
+  Neutron API    {NEUTRON_URL} (noauth: no token needed){identity}
   Docker         unix://{DOCKER_SOCK}, image kuryr/busybox
   Kuryr driver   {kuryr}
 Try:
@@ -49,9 +64,11 @@ def _fail(layout: Layout, exc: StackError) -> int:
     return 1
 
 
-def _up(layout: Layout, count: int | None, plugin: bool | None) -> int:
+def _up(
+    layout: Layout, count: int | None, plugin: bool | None, identity: lifecycle.KeystoneChoice
+) -> int:
     began = time.monotonic()
-    report = lifecycle.up(layout, count, plugin)
+    report = lifecycle.up(layout, count, plugin, identity)
     print(_table(report))
     print(f"stack up in {time.monotonic() - began:.1f} s")
     print(_summary(layout))
@@ -105,7 +122,8 @@ def main(args: argparse.Namespace) -> int:
     layout = Layout.resolve(args.dir)
     try:
         if args.action == "up":
-            return _up(layout, args.hosts, args.plugin)
+            identity = lifecycle.KeystoneChoice(args.keystone, args.token_lifetime)
+            return _up(layout, args.hosts, args.plugin, identity)
         if args.action == "down":
             return _down(layout, args.purge, args.hosts_only)
         if args.action == "hosts":

@@ -18,6 +18,11 @@ DOCKER_SOCK = Path("/var/run/docker.sock")
 PLUGIN_SOCK = Path("/run/docker/plugins/kuryr.sock")
 NEUTRON_URL = "http://127.0.0.1:9696"
 NEUTRON_PORT = 9696
+# Keystone and the second neutron-server, the one behind Keystone (kuryr stack up --keystone).
+KEYSTONE_PORT = 5000
+KEYSTONE_URL = "http://127.0.0.1:5000"
+NEUTRON_KEYSTONE_PORT = 9697
+NEUTRON_KEYSTONE_URL = "http://127.0.0.1:9697"
 NB_PORT = 6641
 SB_PORT = 6642
 POSTGRES_PORT = 5433

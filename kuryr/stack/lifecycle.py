@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from kuryr.stack import host, hostplan, hosts, managed
+from kuryr.stack import host, hostplan, hosts, keystone, managed
 from kuryr.stack.component import Component
 from kuryr.stack.daemon import KuryrDaemon
 from kuryr.stack.docker import Docker
@@ -18,14 +18,16 @@ from kuryr.stack.errors import StackError
 from kuryr.stack.external import External
 from kuryr.stack.layout import Layout
 from kuryr.stack.neutron import Neutron
+from kuryr.stack.neutron_keystone import NeutronKeystone
 from kuryr.stack.ovn import OvnCentral, OvnController
 from kuryr.stack.ovs import OpenVSwitch
 from kuryr.stack.postgres import Postgres
 from kuryr.stack.subnetpools import Subnetpools
 
 # Components whose failure does not keep the ones after them from starting (dockerd serves
-# its own networks without the daemon); ``up`` still fails on them, once the rest is up.
-NOT_BLOCKING = {KuryrDaemon.name}
+# its own networks without the daemon; nothing but the Keystone tests needs Keystone);
+# ``up`` still fails on them, once the rest is up.
+NOT_BLOCKING = {KuryrDaemon.name, keystone.Keystone.name, NeutronKeystone.name}
 
 
 @dataclass(frozen=True)
@@ -37,11 +39,23 @@ class Health:
 
 def components(layout: Layout) -> list[Component]:
     """In start order. The bare daemon comes before dockerd (dockerd finds its socket at
-    start); the managed plugin after it (dockerd runs it)."""
+    start); the managed plugin after it (dockerd runs it). Keystone and its Neutron, when the
+    stack runs them, come last: nothing else needs them."""
     postgres = Postgres(layout)
     kuryr: list[Component] = [KuryrDaemon(layout), Docker(layout)]
     if managed.plugin_mode(layout):
         kuryr = [Docker(layout), managed.KuryrPlugin(layout)]
+    return [*_base(layout, postgres, kuryr), *_keystone(layout, postgres)]
+
+
+def _keystone(layout: Layout, postgres: Postgres) -> list[Component]:
+    if not keystone.enabled(layout):
+        return []
+    identity = keystone.Keystone(layout, postgres)
+    return [identity, NeutronKeystone(layout, postgres, identity)]
+
+
+def _base(layout: Layout, postgres: Postgres, kuryr: list[Component]) -> list[Component]:
     return [
         OpenVSwitch(layout),
         OvnCentral(layout),
@@ -68,17 +82,36 @@ def locked(layout: Layout) -> Iterator[None]:
         yield
 
 
-def up(layout: Layout, count: int | None = None, plugin: bool | None = None) -> list[Health]:
+@dataclass(frozen=True)
+class KeystoneChoice:
+    """``up --keystone`` (on), ``--no-keystone`` (off), neither (None: as before); and
+    ``--token-lifetime`` (None: as before)."""
+
+    on: bool | None = None
+    token_lifetime: int | None = None
+
+
+def up(
+    layout: Layout,
+    count: int | None = None,
+    plugin: bool | None = None,
+    identity: KeystoneChoice | None = None,
+) -> list[Health]:
     """Start what is not running, and with ``count`` the simulated hosts h2 … h<count>;
     raise StackError naming the first component or host that failed or is not healthy."""
-    report = start(layout, count, plugin)
+    report = start(layout, count, plugin, identity)
     for h in report:
         if not h.healthy:
             raise StackError(h.name, h.detail, log_of(layout, h.name))
     return report
 
 
-def start(layout: Layout, count: int | None = None, plugin: bool | None = None) -> list[Health]:
+def start(
+    layout: Layout,
+    count: int | None = None,
+    plugin: bool | None = None,
+    identity: KeystoneChoice | None = None,
+) -> list[Health]:
     """Start what is not running and report every component's and host's health. A failure
     raises StackError at once, except that of a NOT_BLOCKING component or of a simulated
     host: its row carries it. Without ``count`` existing simulated hosts are left alone;
@@ -91,6 +124,7 @@ def start(layout: Layout, count: int | None = None, plugin: bool | None = None) 
         host.remember(layout)
         if plugin is not None:
             managed.switch(layout, plugin)
+        _switch_keystone(layout, identity or KeystoneChoice())
         if count is not None and count > 1:
             hosts.wanted(layout)
         for component in components(layout):
@@ -109,6 +143,18 @@ def start(layout: Layout, count: int | None = None, plugin: bool | None = None) 
     reported = {f.name: f for f in failures}
     own = [reported.get(h.name, h) for h in _component_status(layout)]
     return own + [Health(r.name, r.healthy, r.detail) for r in rows]
+
+
+def _switch_keystone(layout: Layout, choice: KeystoneChoice) -> None:
+    """Record the choice; ``--no-keystone`` stops what ``--keystone`` started."""
+    if choice.token_lifetime is not None:
+        keystone.Keystone(layout, Postgres(layout)).set_token_lifetime(choice.token_lifetime)
+    if choice.on is None or choice.on == keystone.enabled(layout):
+        return
+    if not choice.on:
+        for component in reversed(_keystone(layout, Postgres(layout))):
+            component.stop()
+    keystone.remember(layout, choice.on)
 
 
 def down(layout: Layout, purge: bool = False, hosts_only: bool = False) -> list[StackError]:

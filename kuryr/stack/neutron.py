@@ -52,17 +52,26 @@ def _package_version() -> str:
 
 
 class Neutron:
+    """The noauth neutron-server; :mod:`kuryr.stack.neutron_keystone` derives the second
+    one (Keystone auth, another port, the same database and OVN) from it."""
+
     name = "neutron"
+    port = NEUTRON_PORT
+    url = NEUTRON_URL
+    # The stack subdirectory of its configuration, and the name of its pidfile and log.
+    directory = "neutron"
+    process = "neutron-server"
+    kind = "noauth, ML2/OVN"
 
     def __init__(self, layout: Layout, postgres: Postgres) -> None:
         self.layout = layout
         self.postgres = postgres
-        self.conf_dir = layout.sub("neutron")
-        self.pidfile = layout.pidfile("neutron-server")
+        self.conf_dir = layout.sub(self.directory)
+        self.pidfile = layout.pidfile(self.process)
 
     @property
     def log(self) -> Path:
-        return self.layout.log("neutron-server")
+        return self.layout.log(self.process)
 
     @property
     def config_files(self) -> list[Path]:
@@ -73,9 +82,9 @@ class Neutron:
         return f"""[DEFAULT]
 core_plugin = ml2
 service_plugins = ovn-router,port_forwarding
-auth_strategy = noauth
+{self._auth_conf()}
 bind_host = 127.0.0.1
-bind_port = {NEUTRON_PORT}
+bind_port = {self.port}
 api_workers = 1
 rpc_workers = 0
 rpc_state_report_workers = 0
@@ -106,7 +115,17 @@ quota_subnet = -1
 quota_port = -1
 quota_security_group = -1
 quota_security_group_rule = -1
-"""
+{self._extra_conf()}"""
+
+    def _auth_conf(self) -> str:
+        return "auth_strategy = noauth"
+
+    def _extra_conf(self) -> str:
+        """Whole sections the derived server adds to neutron.conf."""
+        return ""
+
+    def answers(self) -> bool:
+        return neutron_api.answers()
 
     def _write_config(self) -> bool:
         (self.conf_dir / "policy.d").mkdir(parents=True, exist_ok=True)
@@ -147,10 +166,10 @@ quota_security_group_rule = -1
             pid = None
         if pid is None:
             self._stop_orphans()
-            owner = ports.listener(NEUTRON_PORT)
+            owner = ports.listener(self.port)
             if owner is not None:
                 raise StackError(
-                    self.name, f"port {NEUTRON_PORT} is taken by {ports.describe(owner)}", self.log
+                    self.name, f"port {self.port} is taken by {ports.describe(owner)}", self.log
                 )
             pid = proc.spawn(
                 [
@@ -159,7 +178,7 @@ quota_security_group_rule = -1
                     *self._config_args(),
                     f"--log-file={self.log}",
                 ],
-                self.layout.log("neutron-server.stdout"),
+                self.layout.log(f"{self.process}.stdout"),
                 self.pidfile,
             )
         started = pid
@@ -167,10 +186,10 @@ quota_security_group_rule = -1
         def ready() -> bool:
             if not proc.alive(started):
                 raise StackError(self.name, "neutron-server exited during start", self.log)
-            return neutron_api.answers()
+            return self.answers()
 
         if not proc.wait_for(ready, START_TIMEOUT, 0.25):
-            raise StackError(self.name, f"no answer on {NEUTRON_URL} after 60 s", self.log)
+            raise StackError(self.name, f"no answer on {self.url} after 60 s", self.log)
 
     def _stop_orphans(self) -> None:
         """Workers outlive a killed neutron-server and keep its port: they carry our config."""
@@ -184,9 +203,9 @@ quota_security_group_rule = -1
     def check(self) -> tuple[bool, str]:
         if proc.running(self.pidfile, MARKER) is None:
             return False, "neutron-server is not running"
-        if not neutron_api.answers():
-            return False, f"{NEUTRON_URL} does not answer"
-        return True, f"{NEUTRON_URL} (noauth, ML2/OVN)"
+        if not self.answers():
+            return False, f"{self.url} does not answer"
+        return True, f"{self.url} ({self.kind})"
 
     def purge(self) -> None:
         """Its database goes with the PostgreSQL cluster."""

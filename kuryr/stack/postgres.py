@@ -1,5 +1,6 @@
-"""PostgreSQL for Neutron: a cluster of its own (``15/kuryr``) with its data in the stack
-directory, listening on 127.0.0.1 only, with a role and database ``neutron``."""
+"""PostgreSQL for Neutron (and Keystone): a cluster of its own (``15/kuryr``) with its data in
+the stack directory, listening on 127.0.0.1 only, with a role and database ``neutron`` (and
+``keystone``, made by :meth:`Postgres.ensure_database` when the stack runs Keystone)."""
 
 from __future__ import annotations
 
@@ -38,13 +39,24 @@ class Postgres:
 
     @property
     def url(self) -> str:
-        return f"postgresql+psycopg2://neutron:{self.password()}@127.0.0.1:{POSTGRES_PORT}/neutron"
+        return self.database_url("neutron")
 
-    def password(self) -> str:
-        if not self.secret_file.exists():
-            self.secret_file.touch(mode=0o600)
-            self.secret_file.write_text(secrets.token_hex(16))
-        return self.secret_file.read_text().strip()
+    def database_url(self, name: str) -> str:
+        """SQLAlchemy's URL of database ``name``, owned by the role of the same name."""
+        return (
+            f"postgresql+psycopg2://{name}:{self.password(name)}@127.0.0.1:{POSTGRES_PORT}/{name}"
+        )
+
+    def _secret_file(self, name: str) -> Path:
+        # Neutron's keeps its first name: existing stacks hold their password there.
+        return self.secret_file if name == "neutron" else self.layout.sub(f"postgres-{name}.secret")
+
+    def password(self, name: str = "neutron") -> str:
+        path = self._secret_file(name)
+        if not path.exists():
+            path.touch(mode=0o600)
+            path.write_text(secrets.token_hex(16))
+        return path.read_text().strip()
 
     def _conf_dir(self) -> Path:
         return CONF_ROOT / version() / CLUSTER
@@ -98,7 +110,7 @@ class Postgres:
                     self.name, f"port {POSTGRES_PORT} is taken by {ports.describe(owner)}", self.log
                 )
             self._ctl("start")
-        self._ensure_role()
+        self.ensure_database("neutron")
 
     def _create(self) -> None:
         # pg_dropcluster leaves files it did not write, such as our conf.d snippet.
@@ -130,6 +142,10 @@ class Postgres:
         self.log.touch()
         shutil.chown(self.log, "postgres", "postgres")
 
+    def psql(self, sql: str, database: str = "postgres") -> str:
+        """Run one statement as the superuser; its output, unaligned."""
+        return self._psql(sql, database)
+
     def _psql(self, sql: str, database: str = "postgres") -> str:
         return proc.run(
             self.name,
@@ -156,12 +172,13 @@ class Postgres:
             log=self.log,
         ).strip()
 
-    def _ensure_role(self) -> None:
-        if self._psql("SELECT 1 FROM pg_roles WHERE rolname = 'neutron'") != "1":
+    def ensure_database(self, name: str) -> None:
+        """Role and database ``name`` (one of the stack's own names, never user input)."""
+        if self._psql(f"SELECT 1 FROM pg_roles WHERE rolname = '{name}'") != "1":
             # The password is ours (hex), so it is safe to place in the statement.
-            self._psql(f"CREATE ROLE neutron LOGIN PASSWORD '{self.password()}'")
-        if self._psql("SELECT 1 FROM pg_database WHERE datname = 'neutron'") != "1":
-            self._psql("CREATE DATABASE neutron OWNER neutron")
+            self._psql(f"CREATE ROLE {name} LOGIN PASSWORD '{self.password(name)}'")
+        if self._psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'") != "1":
+            self._psql(f"CREATE DATABASE {name} OWNER {name}")
 
     def _drop(self) -> None:
         proc.run(

@@ -9,7 +9,9 @@ import pytest
 
 from kuryr.stack import hostplan, hosts, lifecycle
 from tests.conftest import StackFacts
+from tests.e2e import keystone_env
 from tests.e2e.helpers import DockerEnv, Neutron
+from tests.e2e.keystone_env import KeystoneFacts
 from tests.e2e.multihost import Host, hosts_from
 
 # The machine's own host, h2 and h3.
@@ -59,3 +61,10 @@ def sim_hosts(stack: StackFacts) -> Iterator[list[Host]]:
     if made_here:
         errors = lifecycle.down(layout, hosts_only=True)
         assert not errors, f"removing the simulated hosts: {errors}"
+
+
+@pytest.fixture(scope="session")
+def keystone_facts(stack: StackFacts) -> KeystoneFacts:
+    """Keystone and the Keystone-protected Neutron (``kuryr stack up --keystone``), brought
+    up if absent and left up: the noauth Neutron and the stack's daemon do not need them."""
+    return keystone_env.bring_up(stack.layout)

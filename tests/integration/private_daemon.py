@@ -6,11 +6,12 @@ never sees it, so a test may fuzz it, break its config or read its whole log.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,11 +43,16 @@ def noauth_neutron() -> str:
 
 @contextmanager
 def private_daemon(
-    neutron_section: str = "", extra_default: str = "", extra_sections: str = "", host: str = ""
+    neutron_section: str = "",
+    extra_default: str = "",
+    extra_sections: str = "",
+    host: str = "",
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[PrivateDaemon]:
     """Start ``kuryr serve`` and yield it once its socket answers; kill it at the end.
     ``extra_sections``: whole config sections (``[pool]`` ...) appended to the file;
-    ``host``: its ``[binding] host`` (default: this machine's chassis, as the stack's daemon)."""
+    ``host``: its ``[binding] host`` (default: this machine's chassis, as the stack's daemon);
+    ``env``: variables added to its environment (``OS_*``, ``OS_CLIENT_CONFIG_FILE``)."""
     from kuryr.stack.ovs import hostname
 
     with tempfile.TemporaryDirectory(prefix="rel-daemon-") as tmp:
@@ -64,6 +70,7 @@ def private_daemon(
                 [str(KURYR), "--config-file", str(root / "kuryr.conf"), "serve"],
                 stdout=out,
                 stderr=subprocess.STDOUT,
+                env={**os.environ, **(env or {})},
             )
         try:
             deadline = time.monotonic() + START_TIMEOUT
