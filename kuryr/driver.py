@@ -29,6 +29,7 @@ from kuryr.domain.quiet import Quiet
 from kuryr.domain.removals import Removals
 from kuryr.domain.routers import Routers
 from kuryr.domain.security_groups import SecurityGroups
+from kuryr.domain.swarm import Swarm
 from kuryr.errors import BackendError
 from kuryr.ops import admin_api, admin_reports, admin_server, healing
 from kuryr.plugin import protocol as p
@@ -48,8 +49,10 @@ class KuryrNetworkDriver(NetworkDriver):
         pools: Pools,
         state: State,
         watch: port_status.PortStatus,
+        swarm: Swarm,
     ) -> None:
         self.networks = networks
+        self.swarm = swarm
         self.endpoints = endpoints
         self.security_groups = security_groups
         self.published = published
@@ -62,7 +65,15 @@ class KuryrNetworkDriver(NetworkDriver):
 
     async def create_network(self, req: p.CreateNetworkRequest) -> None:
         network = await self.networks.create(req)
-        await self.pools.network_created(network, req)
+        if not p.is_swarm_id(req.network_id):
+            # A swarm network's addresses all come from the manager's allocation: no pools.
+            await self.pools.network_created(network, req)
+
+    async def allocate_network(self, req: p.AllocateNetworkRequest) -> p.AllocateNetworkResponse:
+        return await self.swarm.allocate(req)
+
+    async def free_network(self, req: p.FreeNetworkRequest) -> None:
+        await self.swarm.free(req)
 
     async def delete_network(self, req: p.NetworkRequest) -> None:
         """Delete the network's pool ports, then the network. dockerd forgets the network
@@ -206,7 +217,10 @@ async def build(
             config.neutron.vif_plugging_timeout,
         )
         published = Published(neutron, state, config.neutron.floating_ip_per)
-        driver = KuryrNetworkDriver(networks, endpoints, groups, published, pools, state, watch)
+        swarm = Swarm(neutron, networks, ipam)
+        driver = KuryrNetworkDriver(
+            networks, endpoints, groups, published, pools, state, watch, swarm
+        )
         await pools.load()
         pools.start()
         journal.start()
@@ -236,7 +250,7 @@ async def build(
     async def close() -> None:
         await owned.aclose()
 
-    return Domain(driver, ipam, quiet.touch), close
+    return Domain(driver, ipam, quiet.touch, config.capability_scope), close
 
 
 async def _load_binders(config: Config, undo: AsyncExitStack) -> HostBinders:
