@@ -11,15 +11,7 @@ import ipaddress
 import re
 from typing import Annotated, Any
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 DOCKER_ID_RE = re.compile(r"^[0-9a-f]{64}$")
 # A swarm-scoped network's id is swarmkit's: 25 characters of base 36. dockerd creates the
@@ -335,13 +327,16 @@ class AllocateNetworkRequest(_Model):
     ipv4_data: list[IPAMData] = Field(default_factory=list, alias="IPv4Data")
     ipv6_data: list[IPAMData] = Field(default_factory=list, alias="IPv6Data")
 
-    @field_validator("options", "ipv4_data", "ipv6_data", mode="before")
+    @field_validator("options", mode="before")
     @classmethod
-    def _null_is_empty(cls, v: Any, info: ValidationInfo) -> Any:
+    def _no_options(cls, v: Any) -> Any:
+        return {} if v is None else v
+
+    @field_validator("ipv4_data", "ipv6_data", mode="before")
+    @classmethod
+    def _no_data(cls, v: Any) -> Any:
         # swarmkit sends null for what it has none of (IPv6Data always).
-        if v is None:
-            return {} if info.field_name == "options" else []
-        return v
+        return [] if v is None else v
 
 
 class FreeNetworkRequest(_Model):

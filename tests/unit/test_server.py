@@ -16,6 +16,7 @@ import aiohttp
 import pytest
 
 from kuryr import errors
+from kuryr.plugin import protocol as p
 from kuryr.plugin import server
 from tests.fuzz_requests import captured
 from tests.unit.fake_drivers import Recorder, fake_domain
@@ -426,3 +427,16 @@ async def test_unknown_group_is_a_startup_error(sock_dir: Path) -> None:
         async with server.serving(sock_dir / "x.sock", domain, group="srv-no-such-group"):
             pass
     assert not (sock_dir / "x.sock").exists()
+
+
+def test_allocate_network_takes_swarmkits_nulls() -> None:
+    """What swarmkit sends: no IPv6Data (null) and the spec's options, which may be null."""
+    req = p.AllocateNetworkRequest.model_validate(
+        {
+            "NetworkID": SWARM_NET,
+            "Options": None,
+            "IPv4Data": [{"AddressSpace": "", "Pool": "10.10.3.0/24", "Gateway": "10.10.3.1/24"}],
+            "IPv6Data": None,
+        }
+    )
+    assert (req.options, req.ipv6_data, req.ipv4_data[0].pool) == ({}, [], "10.10.3.0/24")
