@@ -49,9 +49,11 @@ class KuryrNetworkDriver(NetworkDriver):
         pools: Pools,
         state: State,
         watch: port_status.PortStatus,
-        swarm: Swarm,
+        swarm: Swarm | None,
     ) -> None:
         self.networks = networks
+        # Only with capability_scope = global: a local-scope driver is never asked, and one
+        # asked all the same (a stray request) agrees and makes nothing, as before Swarm.
         self.swarm = swarm
         self.endpoints = endpoints
         self.security_groups = security_groups
@@ -70,10 +72,13 @@ class KuryrNetworkDriver(NetworkDriver):
             await self.pools.network_created(network, req)
 
     async def allocate_network(self, req: p.AllocateNetworkRequest) -> p.AllocateNetworkResponse:
+        if self.swarm is None:
+            return p.AllocateNetworkResponse()
         return await self.swarm.allocate(req)
 
     async def free_network(self, req: p.FreeNetworkRequest) -> None:
-        await self.swarm.free(req)
+        if self.swarm is not None:
+            await self.swarm.free(req)
 
     async def delete_network(self, req: p.NetworkRequest) -> None:
         """Delete the network's pool ports, then the network. dockerd forgets the network
@@ -217,7 +222,7 @@ async def build(
             config.neutron.vif_plugging_timeout,
         )
         published = Published(neutron, state, config.neutron.floating_ip_per)
-        swarm = Swarm(neutron, networks, ipam)
+        swarm = Swarm(neutron, networks, ipam) if config.capability_scope == "global" else None
         driver = KuryrNetworkDriver(
             networks, endpoints, groups, published, pools, state, watch, swarm
         )

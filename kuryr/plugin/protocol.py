@@ -14,8 +14,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 DOCKER_ID_RE = re.compile(r"^[0-9a-f]{64}$")
-# A swarm-scoped network's id is swarmkit's: 25 characters of base 36. dockerd creates the
-# network on each node under that id, so it reaches every NetworkDriver call.
+# swarmkit's network ids (25 base-36 characters): a node's dockerd uses them as they are.
 SWARM_ID_RE = re.compile(r"^[0-9a-z]{25}$")
 MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
 
@@ -50,6 +49,7 @@ def _network_id(value: str) -> str:
 
 
 NetworkId = Annotated[str, AfterValidator(_network_id)]
+SwarmId = Annotated[str, Field(pattern=SWARM_ID_RE.pattern)]
 
 
 def is_swarm_id(network_id: str) -> bool:
@@ -322,7 +322,7 @@ class DiscoveryRequest(_Model):
 class AllocateNetworkRequest(_Model):
     """Swarm-scope only: the manager allocates a network (kuryr.domain.swarm)."""
 
-    network_id: NetworkId = Field(alias="NetworkID")
+    network_id: SwarmId = Field(alias="NetworkID")
     options: dict[str, str] = Field(default_factory=dict, alias="Options")
     ipv4_data: list[IPAMData] = Field(default_factory=list, alias="IPv4Data")
     ipv6_data: list[IPAMData] = Field(default_factory=list, alias="IPv6Data")
@@ -342,7 +342,7 @@ class AllocateNetworkRequest(_Model):
 class FreeNetworkRequest(_Model):
     """Swarm-scope only, like AllocateNetwork."""
 
-    network_id: NetworkId = Field(alias="NetworkID")
+    network_id: SwarmId = Field(alias="NetworkID")
 
 
 class AllocateNetworkResponse(_Model):

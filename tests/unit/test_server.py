@@ -131,7 +131,8 @@ async def test_swarm_allocation_reaches_the_domain(client: Client, path: str) ->
     assert status == 200
     [(method, request)] = client.recorder.calls
     assert (method, request.network_id) == (SWARM_CALLS[path], SWARM_NET)
-    for bad in ("swarmnet1", SWARM_NET.upper(), "", "x" * 64):
+    # A Docker network id is no swarm's: only a swarm manager allocates.
+    for bad in ("swarmnet1", SWARM_NET.upper(), "", "x" * 64, "a" * 64):
         status, reply = await client.post(path, {"NetworkID": bad})
         assert status == 400, bad
         assert "NetworkID" in reply["Err"]
