@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from kuryr import naming
+from kuryr.stack.simplugin import DRIVER
 from tests.conftest import StackFacts
 from tests.e2e.helpers import IMAGE, Neutron, wait_for
 from tests.e2e.multihost import Host
@@ -24,7 +25,6 @@ from tests.e2e.swarm import Swarm, swarm_of
 
 pytestmark = pytest.mark.usefixtures("sim_hosts")
 
-DRIVER = "kuryr:latest"
 REPLICAS = 3
 SETTLE = 90.0
 
