@@ -95,6 +95,8 @@ class NeutronConfig:
 
 
 FLOATING_IP_PER = ("network", "container")
+# GetCapabilities' Scope (and ConnectivityScope): ``capability_scope``.
+SCOPES = ("local", "global")
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,11 @@ class Config:
     state_dir: Path = Path("/var/lib/kuryr")
     metrics_listen: str = ""
     request_timeout: float = 20.0
+    # kuryr-libnetwork's key: the scope GetCapabilities reports. ``global`` lets a Swarm
+    # manager allocate a swarm-scoped network through Kuryr (AllocateNetwork); on a dockerd
+    # outside swarm mode it makes every Kuryr network need a cluster store, so local is the
+    # default (README: Swarm).
+    capability_scope: str = "local"
     neutron: NeutronConfig = field(default_factory=NeutronConfig)
     binding: BindingConfig = field(default_factory=BindingConfig)
     pool: PoolConfig = field(default_factory=PoolConfig)
@@ -180,7 +187,15 @@ def _one_of(name: str, value: str, choices: tuple[str, ...]) -> str:
 
 _ENV_PREFIX = "KURYR_"
 _DEFAULT_KEYS = frozenset(
-    ("debug", "socket", "socket_group", "state_dir", "metrics_listen", "request_timeout")
+    (
+        "debug",
+        "socket",
+        "socket_group",
+        "state_dir",
+        "metrics_listen",
+        "request_timeout",
+        "capability_scope",
+    )
 )
 _ENV_SECTIONS = frozenset(("neutron", "binding", "pool", "reconcile"))
 
@@ -249,6 +264,9 @@ def parse(parser: configparser.ConfigParser) -> Config:
         state_dir=Path(d.get("state_dir", str(Config.state_dir))),
         metrics_listen=d.get("metrics_listen", ""),
         request_timeout=request_timeout,
+        capability_scope=_one_of(
+            "capability_scope", d.get("capability_scope", Config.capability_scope).strip(), SCOPES
+        ),
         neutron=NeutronConfig(
             auth_type=neutron.get("auth_type", ""),
             endpoint=neutron.get("endpoint", ""),

@@ -29,6 +29,7 @@ from kuryr.domain.quiet import Quiet
 from kuryr.domain.removals import Removals, colliding, pool_cidrs
 from kuryr.domain.routers import Routers
 from kuryr.domain.security_groups import SecurityGroups
+from kuryr.domain.swarm import Swarm
 from kuryr.domain.yielding import Yielding
 from kuryr.ops import admin_api, admin_reports, admin_server, healing
 from kuryr.plugin import protocol as p
@@ -50,8 +51,12 @@ class KuryrNetworkDriver(NetworkDriver):
         pools: Pools,
         removals: Removals,
         watch: port_status.PortStatus,
+        swarm: Swarm | None,
     ) -> None:
         self.networks = networks
+        # Only with capability_scope = global: a local-scope driver is never asked, and one
+        # asked all the same (a stray request) agrees and makes nothing, as before Swarm.
+        self.swarm = swarm
         self.endpoints = endpoints
         self.security_groups = security_groups
         self.published = published
@@ -68,7 +73,18 @@ class KuryrNetworkDriver(NetworkDriver):
             colliding(req), pool_cidrs(req), f"network {req.network_id[:12]}"
         )
         network = await self.networks.create(req)
-        await self.pools.network_created(network, req)
+        if not p.is_swarm_id(req.network_id):
+            # A swarm network's addresses all come from the manager's allocation: no pools.
+            await self.pools.network_created(network, req)
+
+    async def allocate_network(self, req: p.AllocateNetworkRequest) -> p.AllocateNetworkResponse:
+        if self.swarm is None:
+            return p.AllocateNetworkResponse()
+        return await self.swarm.allocate(req)
+
+    async def free_network(self, req: p.FreeNetworkRequest) -> None:
+        if self.swarm is not None:
+            await self.swarm.free(req)
 
     async def delete_network(self, req: p.NetworkRequest) -> None:
         """Answer once the removal is journaled: dockerd forgets the network whatever the
@@ -221,7 +237,10 @@ async def build(
             config.neutron.vif_plugging_timeout,
         )
         published = Published(neutron, state, config.neutron.floating_ip_per)
-        driver = KuryrNetworkDriver(networks, endpoints, groups, published, pools, removals, watch)
+        swarm = Swarm(neutron, networks, ipam) if config.capability_scope == "global" else None
+        driver = KuryrNetworkDriver(
+            networks, endpoints, groups, published, pools, removals, watch, swarm
+        )
         await pools.load()
         pools.start()
         journal.start()
@@ -251,7 +270,7 @@ async def build(
     async def close() -> None:
         await owned.aclose()
 
-    return Domain(driver, ipam, quiet.serving), close
+    return Domain(driver, ipam, quiet.serving, config.capability_scope), close
 
 
 async def _load_binders(config: Config, undo: AsyncExitStack) -> HostBinders:

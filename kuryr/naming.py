@@ -63,7 +63,24 @@ FORWARDING_PREFIX = "kuryr endpoint "
 # is gone for good.
 CREATOR_PREFIX = "kuryr creator host: "
 
+# Not in kuryr-libnetwork: a swarm-scoped network (kuryr.domain.swarm). The manager's
+# allocation claims the Neutron network under the id ``swarm.<swarm network id>`` (only the
+# lower id tag: it is shorter than 32), so that each node's Docker network of the same id
+# adopts it with an anchor like any other host's. Its subnets carry ``kuryr.swarm``, by
+# which a node's RequestPool knows the CIDR is the swarm's, not taken. An address the
+# manager allocated is an unowned port (``kuryr-swarm-address``) tagged
+# ``kuryr.swarm.address``, which the node running the task adopts.
+SWARM_CLAIM_PREFIX = "swarm."
+TAG_SWARM_SUBNET = "kuryr.swarm"
+TAG_SWARM_ADDRESS = "kuryr.swarm.address"
+SWARM_PORT_NAME = "kuryr-swarm-address"
+
 _HALF = 32
+
+
+def swarm_claim(swarm_network_id: str) -> str:
+    """The id the manager's allocation of a swarm network claims its Neutron network by."""
+    return SWARM_CLAIM_PREFIX + swarm_network_id
 
 
 def id_tags(docker_id: str) -> list[str]:
@@ -197,7 +214,7 @@ def creator_host(description: str | None) -> str | None:
 
 
 def network_name(network_id: str) -> str:
-    return NET_NAME_PREFIX + network_id[:8]
+    return NET_NAME_PREFIX + network_id.removeprefix(SWARM_CLAIM_PREFIX)[:8]
 
 
 def subnet_name(cidr: str) -> str:

@@ -100,14 +100,15 @@ class Ipam(IpamDriver):
             )
             if not cidrs.contains(subnetpool, cidr):
                 raise InvalidRequest(f"{cidr} is not inside subnetpool {subnetpool['name']}")
-            await self._check_unused(subnetpool, cidr, existing)
+            swarm = await self._check_unused(subnetpool, cidr, existing)
             choice = self.choice_for(cidr) or PoolChoice(
                 subnetpool["id"],
                 cidr,
                 dedicated=cidrs.dedicated(subnetpool, cidr),
                 ip_range=bool(req.sub_pool),
             )
-            if not choice.dedicated and choice.marker is None:
+            # A swarm network's subnet is found by its pool and CIDR: no marker per node.
+            if not choice.dedicated and choice.marker is None and not swarm:
                 choice.marker = await pool_markers.create(
                     self._neutron, choice.subnetpool_id, cidr, _shared(req.options)
                 )
@@ -230,6 +231,8 @@ class Ipam(IpamDriver):
             # Neutron would give a port the gateway's address, and ReleaseAddress skips the
             # gateway: that port would never go. Docker's own IPAM refuses it too (in use).
             raise Conflict(f"address {req.address} is the gateway of pool {cidr}")
+        elif req.from_swarm:
+            address = await self.broker.reserve_for_swarm(subnet, req.address or None)
         else:
             mac = req.options.get(p.OPT_MAC_ADDRESS) or None
             address = await self.broker.reserve(subnet, req.address or None, mac)
@@ -389,21 +392,28 @@ class Ipam(IpamDriver):
 
     async def _check_unused(
         self, subnetpool: Resource, cidr: IPNetwork, existing: Resource | None = None
-    ) -> None:
+    ) -> bool:
         """Fail early on a CIDR another subnet of the pool holds, unless it is the existing
         subnet the request adopts (or, named only as a network option, a subnet of that exact
-        CIDR that Kuryr did not make: CreateNetwork then adopts it or Neutron refuses)."""
+        CIDR that Kuryr did not make: CreateNetwork then adopts it or Neutron refuses, or a
+        swarm network's, which a node's CreateNetwork adopts). True: it is a swarm's."""
         used = await self._neutron.query(
-            "subnets", {"subnetpool_id": subnetpool["id"], "fields": ["id", "cidr", "name"]}
+            "subnets",
+            {"subnetpool_id": subnetpool["id"], "fields": ["id", "cidr", "name", "tags"]},
         )
+        swarm = False
         for s in used:
             if existing is not None and s["id"] == existing["id"]:
                 continue
             same = ipaddress.ip_network(s["cidr"]) == cidr
+            if same and naming.TAG_SWARM_SUBNET in (s.get("tags") or []):
+                swarm = True
+                continue
             if same and not str(s.get("name") or "").startswith(naming.SUBNET_NAME_PREFIX):
                 continue
             if ipaddress.ip_network(s["cidr"]).overlaps(cidr):
                 raise Conflict(f"{cidr} overlaps Neutron subnet {s['id']} ({s['cidr']})")
+        return swarm
 
 
 def _shared(options: dict[str, str]) -> bool:

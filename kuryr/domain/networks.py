@@ -339,17 +339,18 @@ class Networks:
             # No anchor (the creator, or an adopter tagged by an older daemon or by
             # kuryr-libnetwork): the subnets Kuryr made for it are its own.
             made = {s.id for s in network.subnets}
-        pools = await self._sharing.leave(
-            network.neutron_id,
-            sharing.Leaving(frozenset({docker_id}), frozenset(leaving), frozenset(made)),
-            ports,
-        )
+        gone = sharing.Leaving(frozenset({docker_id}), frozenset(leaving), frozenset(made))
+        await self.left(network, await self._sharing.leave(network.neutron_id, gone, ports))
+
+    async def left(self, network: Network, pools: set[str]) -> None:
+        """Forget a Docker network that left its Neutron network; ``pools``: the subnetpools
+        of the subnets its leaving removed (for the ``kuryrPool-*`` cleanup)."""
         for subnet in network.subnets:
             self._ipam.forget_subnet(subnet)
         for pool in pools | {s.subnetpool_id for s in network.subnets if s.subnetpool_id}:
             await self._ipam.cleanup_subnetpool(pool)
-        self._cache.pop(docker_id, None)
-        self._state.forget_network(docker_id)
+        self._cache.pop(network.docker_id, None)
+        self._state.forget_network(network.docker_id)
 
     def _is_leftover(self, port: Port) -> bool:
         """A Kuryr port of this host that no endpoint took (an interrupted start), or one

@@ -39,6 +39,15 @@ class NetworkDriver(ABC):
     @abstractmethod
     async def revoke_external_connectivity(self, req: p.EndpointRequest) -> None: ...
 
+    # Swarm-scope only (a driver reporting global scope): a manager allocates and frees.
+    @abstractmethod
+    async def allocate_network(
+        self, req: p.AllocateNetworkRequest
+    ) -> p.AllocateNetworkResponse: ...
+
+    @abstractmethod
+    async def free_network(self, req: p.FreeNetworkRequest) -> None: ...
+
 
 class IpamDriver(ABC):
     @abstractmethod

@@ -14,6 +14,8 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 DOCKER_ID_RE = re.compile(r"^[0-9a-f]{64}$")
+# swarmkit's network ids (25 base-36 characters): a node's dockerd uses them as they are.
+SWARM_ID_RE = re.compile(r"^[0-9a-z]{25}$")
 MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
 
 # Option keys dockerd sends.
@@ -25,6 +27,9 @@ OPT_PORTMAP = "com.docker.network.portmap"
 OPT_EXPOSED_PORTS = "com.docker.network.endpoint.exposedports"
 OPT_MAC_ADDRESS = "com.docker.network.endpoint.macaddress"
 OPT_REQUEST_ADDRESS_TYPE = "RequestAddressType"
+# Set by swarmkit's allocator (on the manager) on every RequestAddress it makes; dockerd's own
+# requests never carry it.
+OPT_IPAM_SERIAL = "com.docker.network.ipam.serial"
 REQUEST_ADDRESS_TYPE_GATEWAY = "com.docker.network.gateway"
 
 
@@ -35,6 +40,20 @@ def _docker_id(value: str) -> str:
 
 
 DockerId = Annotated[str, AfterValidator(_docker_id)]
+
+
+def _network_id(value: str) -> str:
+    if not (DOCKER_ID_RE.match(value) or SWARM_ID_RE.match(value)):
+        raise ValueError("must be a 64-character lowercase hex Docker id or a swarm network id")
+    return value
+
+
+NetworkId = Annotated[str, AfterValidator(_network_id)]
+SwarmId = Annotated[str, Field(pattern=SWARM_ID_RE.pattern)]
+
+
+def is_swarm_id(network_id: str) -> bool:
+    return bool(SWARM_ID_RE.match(network_id))
 
 
 def _cidr_or_empty(value: str) -> str:
@@ -152,7 +171,7 @@ class IPAMData(_Model):
 
 
 class CreateNetworkRequest(_Model):
-    network_id: DockerId = Field(alias="NetworkID")
+    network_id: NetworkId = Field(alias="NetworkID")
     options: dict[str, Any] = Field(default_factory=dict, alias="Options")
     ipv4_data: list[IPAMData] = Field(default_factory=list, alias="IPv4Data")
     ipv6_data: list[IPAMData] = Field(default_factory=list, alias="IPv6Data")
@@ -195,7 +214,7 @@ class CreateNetworkRequest(_Model):
 class NetworkRequest(_Model):
     """DeleteNetwork and FreeNetwork."""
 
-    network_id: DockerId = Field(alias="NetworkID")
+    network_id: NetworkId = Field(alias="NetworkID")
 
 
 class EndpointInterface(_Model):
@@ -215,7 +234,7 @@ class EndpointInterface(_Model):
 
 
 class CreateEndpointRequest(_Model):
-    network_id: DockerId = Field(alias="NetworkID")
+    network_id: NetworkId = Field(alias="NetworkID")
     endpoint_id: DockerId = Field(alias="EndpointID")
     interface: EndpointInterface | None = Field(None, alias="Interface")
     options: dict[str, Any] = Field(default_factory=dict, alias="Options")
@@ -241,7 +260,7 @@ class CreateEndpointResponse(_Model):
 class EndpointRequest(_Model):
     """EndpointOperInfo, DeleteEndpoint, Leave, RevokeExternalConnectivity."""
 
-    network_id: DockerId = Field(alias="NetworkID")
+    network_id: NetworkId = Field(alias="NetworkID")
     endpoint_id: DockerId = Field(alias="EndpointID")
 
 
@@ -250,7 +269,7 @@ class EndpointOperInfoResponse(_Model):
 
 
 class JoinRequest(_Model):
-    network_id: DockerId = Field(alias="NetworkID")
+    network_id: NetworkId = Field(alias="NetworkID")
     endpoint_id: DockerId = Field(alias="EndpointID")
     sandbox_key: str = Field(alias="SandboxKey")
     options: dict[str, Any] = Field(default_factory=dict, alias="Options")
@@ -283,7 +302,7 @@ class JoinResponse(_Model):
 class ExternalConnectivityRequest(_Model):
     """ProgramExternalConnectivity."""
 
-    network_id: DockerId = Field(alias="NetworkID")
+    network_id: NetworkId = Field(alias="NetworkID")
     endpoint_id: DockerId = Field(alias="EndpointID")
     options: dict[str, Any] = Field(default_factory=dict, alias="Options")
 
@@ -301,18 +320,29 @@ class DiscoveryRequest(_Model):
 
 
 class AllocateNetworkRequest(_Model):
-    """Swarm-scope only; network ids there are not 64-hex, so only their presence is checked."""
+    """Swarm-scope only: the manager allocates a network (kuryr.domain.swarm)."""
 
-    network_id: str = Field(alias="NetworkID", min_length=1, max_length=255)
+    network_id: SwarmId = Field(alias="NetworkID")
     options: dict[str, str] = Field(default_factory=dict, alias="Options")
     ipv4_data: list[IPAMData] = Field(default_factory=list, alias="IPv4Data")
     ipv6_data: list[IPAMData] = Field(default_factory=list, alias="IPv6Data")
+
+    @field_validator("options", mode="before")
+    @classmethod
+    def _no_options(cls, v: Any) -> Any:
+        return {} if v is None else v
+
+    @field_validator("ipv4_data", "ipv6_data", mode="before")
+    @classmethod
+    def _no_data(cls, v: Any) -> Any:
+        # swarmkit sends null for what it has none of (IPv6Data always).
+        return [] if v is None else v
 
 
 class FreeNetworkRequest(_Model):
     """Swarm-scope only, like AllocateNetwork."""
 
-    network_id: str = Field(alias="NetworkID", min_length=1, max_length=255)
+    network_id: SwarmId = Field(alias="NetworkID")
 
 
 class AllocateNetworkResponse(_Model):
@@ -396,6 +426,12 @@ class RequestAddressRequest(_Model):
     @property
     def is_gateway(self) -> bool:
         return self.options.get(OPT_REQUEST_ADDRESS_TYPE) == REQUEST_ADDRESS_TYPE_GATEWAY
+
+    @property
+    def from_swarm(self) -> bool:
+        """swarmkit's allocator on a manager asks (for a task, a VIP or a node's attachment):
+        the address is held for the swarm, not for a container of this host."""
+        return self.options.get(OPT_IPAM_SERIAL, "").lower() == "true"
 
 
 class RequestAddressResponse(_Model):

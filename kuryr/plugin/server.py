@@ -79,6 +79,8 @@ class Domain:
     # Entered while a request is served (any that reaches the domain: a container's, a
     # network's, a pool's): background work waits for a pause in these (kuryr.domain.quiet).
     busy: Callable[[], AbstractContextManager[None]]
+    # GetCapabilities' Scope and ConnectivityScope (``capability_scope``).
+    scope: str = "local"
 
 
 class Wire(Protocol):
@@ -110,6 +112,10 @@ def _fixed(interface: Interface, request: type[BaseModel] | None, answer: Wire |
     return Route(interface, request, _constant(answer), calls_domain=False)
 
 
+async def _capabilities(domain: Domain, _request: Any) -> Wire:
+    return p.CapabilitiesResponse(scope=domain.scope, connectivity_scope=domain.scope)
+
+
 _NET = Interface.NETWORK
 _IPAM = Interface.IPAM
 # kuryr-libnetwork's default address space names; Docker only echoes them back.
@@ -119,9 +125,7 @@ ROUTES: dict[str, Route] = {
     "/Plugin.Activate": _fixed(
         Interface.PLUGIN, None, p.ActivateResponse(implements=["NetworkDriver", "IpamDriver"])
     ),
-    "/NetworkDriver.GetCapabilities": _fixed(
-        _NET, None, p.CapabilitiesResponse(scope="local", connectivity_scope="local")
-    ),
+    "/NetworkDriver.GetCapabilities": Route(_NET, None, _capabilities, calls_domain=False),
     "/NetworkDriver.CreateNetwork": Route(
         _NET, p.CreateNetworkRequest, lambda d, r: d.network.create_network(r)
     ),
@@ -151,13 +155,16 @@ ROUTES: dict[str, Route] = {
     "/NetworkDriver.RevokeExternalConnectivity": Route(
         _NET, p.EndpointRequest, lambda d, r: d.network.revoke_external_connectivity(r)
     ),
-    # Node discovery and swarm allocation do not concern a local-scope driver: validate, agree.
+    # Node discovery does not concern Kuryr (Neutron knows the hosts): validate, agree.
     "/NetworkDriver.DiscoverNew": _fixed(_NET, p.DiscoveryRequest, None),
     "/NetworkDriver.DiscoverDelete": _fixed(_NET, p.DiscoveryRequest, None),
-    "/NetworkDriver.AllocateNetwork": _fixed(
-        _NET, p.AllocateNetworkRequest, p.AllocateNetworkResponse()
+    # A swarm manager's, once the driver reports global scope (kuryr.domain.swarm).
+    "/NetworkDriver.AllocateNetwork": Route(
+        _NET, p.AllocateNetworkRequest, lambda d, r: d.network.allocate_network(r)
     ),
-    "/NetworkDriver.FreeNetwork": _fixed(_NET, p.FreeNetworkRequest, None),
+    "/NetworkDriver.FreeNetwork": Route(
+        _NET, p.FreeNetworkRequest, lambda d, r: d.network.free_network(r)
+    ),
     "/IpamDriver.GetCapabilities": _fixed(
         _IPAM,
         None,

@@ -66,6 +66,7 @@ SETTINGS = (
     Setting("KURYR_NEUTRON_ENDPOINT", "", "[neutron] endpoint, Neutron's URL"),
     Setting("KURYR_NEUTRON_CLOUD", "", "[neutron] cloud, a clouds.yaml entry"),
     Setting("KURYR_BINDING_HOST", "", "[binding] host; empty: OVSDB's external_ids:hostname"),
+    Setting("KURYR_CAPABILITY_SCOPE", "", "capability_scope: global on every host of a swarm"),
 )
 
 

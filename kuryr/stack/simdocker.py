@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sys
 
+from kuryr.config import BindingConfig, Config
 from kuryr.stack import daemon, docker, proc
 from kuryr.stack.errors import StackError
 from kuryr.stack.hostplan import SimHost
@@ -94,11 +95,18 @@ class SimDaemon:
         self.log = host.log("kuryr")
         self.tx_checksum_offload = tx_checksum_offload
 
-    def config_text(self) -> str:
+    def config_text(self, managed: str = "") -> str:
+        """The daemon's config; ``managed``: the scope of the same daemon run as the host's
+        managed plugin instead (kuryr.stack.simplugin), its paths those it sees inside."""
         offload = "true" if self.tx_checksum_offload else "false"
+        if managed:
+            default = f"state_dir = {Config.state_dir}\ncapability_scope = {managed}"
+            ovsdb = BindingConfig.ovsdb_connection
+        else:
+            default = f"socket = {self.host.plugin_sock}\nstate_dir = {self.host.state_dir}"
+            ovsdb = f"unix:{self.host.ovs_sock}"
         return f"""[DEFAULT]
-socket = {self.host.plugin_sock}
-state_dir = {self.host.state_dir}
+{default}
 
 [neutron]
 auth_type = none
@@ -106,7 +114,7 @@ endpoint = {NEUTRON_URL}
 
 [binding]
 host = {self.host.name}
-ovsdb_connection = unix:{self.host.ovs_sock}
+ovsdb_connection = {ovsdb}
 # OVS 3.1's userspace datapath drops tunnelled packets that carry checksum offload flags.
 tx_checksum_offload = {offload}
 

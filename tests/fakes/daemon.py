@@ -234,14 +234,17 @@ def config(
     pool: PoolConfig | None = None,
     router: str = "",
     floating_ip_per: str = "network",
+    host: str = HOST,
+    scope: str = "local",
 ) -> Config:
     """The daemon's configuration: background work never waits for a pause in Docker's
     requests, no periodic reconciliation (it needs dockerd)."""
     quick = replace(pool or PoolConfig(), background_pause=0.0, background_longest=0.0)
     return Config(
         state_dir=state_dir,
+        capability_scope=scope,
         neutron=NeutronConfig(router=router, floating_ip_per=floating_ip_per),
-        binding=BindingConfig(host=HOST),
+        binding=BindingConfig(host=host),
         pool=quick,
         reconcile=ReconcileConfig(interval=0.0),
     )
@@ -255,16 +258,18 @@ async def daemon(
     clock: Callable[[], float] = time.monotonic,
     router: str = "",
     floating_ip_per: str = "network",
+    host: str = HOST,
+    scope: str = "local",
 ) -> AsyncIterator[Daemon]:
     """The domain built by kuryr.driver.build on ``neutron`` (a fresh fake with the default
     subnetpool when None) and a fake binder; closed as the daemon closes it. ``clock`` times
     the pools' demand; ``router``: ``[neutron] router``; ``floating_ip_per``: ``[neutron]
-    floating_ip_per``."""
+    floating_ip_per``; ``host``: the chassis it binds to; ``scope``: ``capability_scope``."""
     if neutron is None:
         neutron = FakeNeutron()
         default_subnetpools(neutron)
-    binders = FakeBinders(HOST)
-    settings = config(state_dir, pool, router, floating_ip_per)
+    binders = FakeBinders(host)
+    settings = config(state_dir, pool, router, floating_ip_per, host, scope)
     domain, close = await build(settings, neutron, binders, clock)
     try:
         driver = domain.network

@@ -86,6 +86,13 @@ class FakeNetwork(NetworkDriver):
     async def revoke_external_connectivity(self, req: p.EndpointRequest) -> None:
         self.rec.record("revoke_external_connectivity", req)
 
+    async def allocate_network(self, req: p.AllocateNetworkRequest) -> p.AllocateNetworkResponse:
+        self.rec.record("allocate_network", req)
+        return p.AllocateNetworkResponse()
+
+    async def free_network(self, req: p.FreeNetworkRequest) -> None:
+        self.rec.record("free_network", req)
+
 
 class FakeIpam(IpamDriver):
     def __init__(self, recorder: Recorder) -> None:

@@ -267,3 +267,14 @@ def test_router_is_read_and_kept_out_of_the_auth_options(tmp_path: Path) -> None
     assert loaded.neutron.router == "kuryr-router"
     assert "router" not in loaded.neutron.auth
     assert config.load(write(tmp_path, "[neutron]\n")).neutron.router == ""
+
+
+def test_capability_scope_is_local_unless_set(tmp_path: Path) -> None:
+    """kuryr-libnetwork's key, once ignored, now sets GetCapabilities' scope (Swarm)."""
+    assert config.load(write(tmp_path, NOAUTH)).capability_scope == "local"
+    conf = config.load(write(tmp_path, "[DEFAULT]\ncapability_scope = Global\n"))
+    assert conf.capability_scope == "global"
+    env = {"KURYR_CAPABILITY_SCOPE": "global"}
+    assert config.load(write(tmp_path, NOAUTH), environ=env).capability_scope == "global"
+    with pytest.raises(ValueError, match="capability_scope = 'swarm': expected one of local"):
+        config.load(write(tmp_path, "[DEFAULT]\ncapability_scope = swarm\n"))

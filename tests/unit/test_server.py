@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
@@ -15,6 +16,7 @@ import aiohttp
 import pytest
 
 from kuryr import errors
+from kuryr.plugin import protocol as p
 from kuryr.plugin import server
 from tests.fuzz_requests import captured
 from tests.unit.fake_drivers import Recorder, fake_domain
@@ -109,10 +111,59 @@ async def test_captured_request_reaches_its_domain_method(client: Client, path: 
 
 
 def test_route_table_covers_the_protocol() -> None:
-    answered = set(CONSTANT_ANSWERS) | set(DOMAIN_CALLS)
-    for method in ("DiscoverNew", "DiscoverDelete", "AllocateNetwork", "FreeNetwork"):
+    answered = set(CONSTANT_ANSWERS) | set(DOMAIN_CALLS) | set(SWARM_CALLS)
+    for method in ("DiscoverNew", "DiscoverDelete"):
         answered.add(f"/NetworkDriver.{method}")
     assert set(server.ROUTES) == answered
+
+
+# swarmkit's network ids: 25 characters of base 36.
+SWARM_NET = "q8pu5mcdn4pxl6tfv2zj6tq1k"
+SWARM_CALLS = {
+    "/NetworkDriver.AllocateNetwork": "allocate_network",
+    "/NetworkDriver.FreeNetwork": "free_network",
+}
+
+
+@pytest.mark.parametrize("path", sorted(SWARM_CALLS))
+async def test_swarm_allocation_reaches_the_domain(client: Client, path: str) -> None:
+    status, _ = await client.post(path, {"NetworkID": SWARM_NET})
+    assert status == 200
+    [(method, request)] = client.recorder.calls
+    assert (method, request.network_id) == (SWARM_CALLS[path], SWARM_NET)
+    # A Docker network id is no swarm's: only a swarm manager allocates.
+    for bad in ("swarmnet1", SWARM_NET.upper(), "", "x" * 64, "a" * 64):
+        status, reply = await client.post(path, {"NetworkID": bad})
+        assert status == 400, bad
+        assert "NetworkID" in reply["Err"]
+    assert len(client.recorder.calls) == 1
+
+
+async def test_a_swarm_network_id_is_taken_where_docker_ids_are(client: Client) -> None:
+    """A node creates a swarm network under the swarm's id: its endpoints come with it."""
+    body = {**first_captured("/NetworkDriver.CreateEndpoint"), "NetworkID": SWARM_NET}
+    status, _ = await client.post("/NetworkDriver.CreateEndpoint", body)
+    assert status == 200
+    assert client.recorder.calls[0][1].network_id == SWARM_NET
+    status, _ = await client.post("/NetworkDriver.DeleteNetwork", {"NetworkID": "swarmnet1"})
+    assert status == 400
+
+
+@pytest.mark.parametrize("scope", ["local", "global"])
+async def test_capabilities_report_the_configured_scope(sock_dir: Path, scope: str) -> None:
+    domain, _ = fake_domain()
+    domain = dataclasses.replace(domain, scope=scope)
+    path = sock_dir / "plugins" / "scoped.sock"
+    connector = aiohttp.UnixConnector(path=str(path))
+    async with (
+        server.serving(path, domain),
+        aiohttp.ClientSession(connector=connector) as session,
+        session.post("http://plugin/NetworkDriver.GetCapabilities") as resp,
+    ):
+        assert (resp.status, await resp.json()) == (
+            200,
+            {"Scope": scope, "ConnectivityScope": scope},
+        )
 
 
 async def test_domain_answers_are_shaped_for_docker(client: Client) -> None:
@@ -139,8 +190,6 @@ async def test_domain_answers_are_shaped_for_docker(client: Client) -> None:
     [
         ("/NetworkDriver.DiscoverNew", {"DiscoveryType": 1, "DiscoveryData": {"x": 1}}, {}),
         ("/NetworkDriver.DiscoverDelete", {"DiscoveryType": 1}, {}),
-        ("/NetworkDriver.AllocateNetwork", {"NetworkID": "swarmnet1"}, {"Options": {}}),
-        ("/NetworkDriver.FreeNetwork", {"NetworkID": "swarmnet1"}, {}),
     ],
 )
 async def test_server_answered_methods_validate_and_agree(
@@ -379,3 +428,16 @@ async def test_unknown_group_is_a_startup_error(sock_dir: Path) -> None:
         async with server.serving(sock_dir / "x.sock", domain, group="srv-no-such-group"):
             pass
     assert not (sock_dir / "x.sock").exists()
+
+
+def test_allocate_network_takes_swarmkits_nulls() -> None:
+    """What swarmkit sends: no IPv6Data (null) and the spec's options, which may be null."""
+    req = p.AllocateNetworkRequest.model_validate(
+        {
+            "NetworkID": SWARM_NET,
+            "Options": None,
+            "IPv4Data": [{"AddressSpace": "", "Pool": "10.10.3.0/24", "Gateway": "10.10.3.1/24"}],
+            "IPv6Data": None,
+        }
+    )
+    assert (req.options, req.ipv6_data, req.ipv4_data[0].pool) == ({}, [], "10.10.3.0/24")

@@ -98,6 +98,31 @@ class Broker:
         self._reserved[(subnet.id, ip)] = port
         return ip
 
+    async def reserve_for_swarm(self, subnet: Subnet, address: str | None) -> str:
+        """RequestAddress from a swarm manager's allocator: an unowned, unbound port tagged
+        ``kuryr.swarm.address`` holds the address until the swarm releases it; the node that
+        runs the task adopts it (:meth:`_take_over`) and hands it back. Asked again for an
+        address such a port holds (a new leader restores its allocations), it is that one."""
+        body = {
+            "name": naming.SWARM_PORT_NAME,
+            "network_id": subnet.network_id,
+            "admin_state_up": True,
+            "fixed_ips": [desired.fixed_ip(subnet.id, address)],
+        }
+        try:
+            port = Port.from_neutron(await self._neutron.create("ports", body))
+        except NeutronError as exc:
+            if not (address and exc.neutron_type in desired.IP_TAKEN):
+                raise
+            held = await find_port_by_ip(self._neutron, subnet.id, address)
+            if held is None or naming.TAG_SWARM_ADDRESS not in held.tags:
+                raise Conflict(
+                    f"address {address} is already in use in subnet {subnet.cidr}"
+                ) from exc
+            return address
+        await self._neutron.set_tags("ports", port.id, [naming.TAG_SWARM_ADDRESS])
+        return port.ip_on(subnet.id) or ""
+
     def reserved(self, port_id: str) -> bool:
         """RequestAddress handed out this port's address and no endpoint has taken it yet."""
         return any(port.id == port_id for port in self._reserved.values())
@@ -276,6 +301,11 @@ class Broker:
         port = self._reserved.pop(key, None)
         if port is None:
             port = await find_port_by_ip(self._neutron, subnet.id, address)
+            if port is not None and naming.TAG_SWARM_ADDRESS in port.tags:
+                # The swarm's release (its task is dead), or, on the manager's own host, its
+                # dockerd's after the swarm's took the marker: either way the last one.
+                await self._delete_swarm_address(port)
+                return
             if port is None or not port.kuryr_owned:
                 return
             if self.held_by_endpoint(port):
@@ -285,6 +315,13 @@ class Broker:
                 LOG.info("ReleaseAddress %s: now held by an endpoint, kept", address)
                 return
         await self.give_back(port)
+
+    async def _delete_swarm_address(self, port: Port) -> None:
+        try:
+            await self._neutron.delete("ports", port.id)
+        except NeutronError as exc:
+            if not exc.not_found:
+                raise
 
     async def delete_now(self, port: Port) -> None:
         """Delete the port before answering: its addresses are needed on another port now."""
