@@ -24,15 +24,14 @@ from typing import Any
 import pytest
 
 from kuryr import naming
-from kuryr.backends.unixhttp import json_call
 from kuryr.domain.ports.port import Port
-from kuryr.ops import admin_api
 from kuryr.stack import hostplan, hosts, lifecycle, ovn, proc
 from kuryr.stack.daemon import executable
 from tests.conftest import StackFacts
 from tests.e2e.conftest import HOSTS
 from tests.e2e.helpers import IMAGE, Neutron, wait_for
 from tests.e2e.multihost import SERVER, Container, Host, HostsEnv, hosts_from, span
+from tests.removals_wait import admin_status
 
 pytestmark = pytest.mark.stack
 
@@ -153,7 +152,7 @@ def kuryr_ports_of(neutron: Neutron, host: str) -> set[str]:
 def pools_filled(host: Host) -> bool:
     """Every pool of the host's daemon holds its target and creates nothing: a new pool's first
     fill waits for a pause in Docker's requests, and its ports would land after a snapshot."""
-    report = json_call(host.admin_socket, "GET", admin_api.STATUS)
+    report = admin_status(host.admin_socket)
     least = report["pool_config"]["min"]
     return bool(report["pools"]) and all(
         p["creating"] == 0 and p["free"] >= max(p["target"], least) for p in report["pools"]
