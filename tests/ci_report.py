@@ -13,6 +13,7 @@ from pathlib import Path
 
 E2E_DIR = Path(__file__).resolve().parent / "e2e"
 E2E_PACKAGE = "tests.e2e"
+SLOWEST = 25
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,15 @@ class Case:
     classname: str
     name: str
     outcome: str  # "passed", or the JUnit child it carries: failure, error or skipped
+    seconds: float = 0.0
+
+    @property
+    def module(self) -> str:
+        """The test module, without a test class pytest names after it."""
+        parts = self.classname.split(".")
+        while len(parts) > 1 and parts[-1].startswith("Test"):
+            parts.pop()
+        return ".".join(parts)
 
     def in_module(self, module: str) -> bool:
         return self.classname == module or self.classname.startswith(f"{module}.")
@@ -30,7 +40,8 @@ def cases(report: str) -> list[Case]:
     found = []
     for case in ET.fromstring(report).iter("testcase"):
         outcome = next((c.tag for c in case if c.tag in ("failure", "error", "skipped")), "passed")
-        found.append(Case(case.get("classname", ""), case.get("name", ""), outcome))
+        seconds = float(case.get("time") or 0.0)
+        found.append(Case(case.get("classname", ""), case.get("name", ""), outcome, seconds))
     return found
 
 
@@ -56,6 +67,14 @@ def e2e_gaps(ran: Sequence[Case], modules: Iterable[str]) -> list[str]:
     return gaps
 
 
+def module_seconds(ran: Iterable[Case]) -> list[tuple[str, float]]:
+    """Each test module's total time, the slowest first: where `make test`'s budget goes."""
+    totals: dict[str, float] = {}
+    for case in ran:
+        totals[case.module] = totals.get(case.module, 0.0) + case.seconds
+    return sorted(totals.items(), key=lambda item: -item[1])
+
+
 def main(argv: Sequence[str]) -> int:
     if len(argv) != 1:
         print("usage: python -m tests.ci_report REPORT.xml", file=sys.stderr)
@@ -65,6 +84,8 @@ def main(argv: Sequence[str]) -> int:
     except (OSError, ET.ParseError) as exc:
         print(f"ci: no readable test report: {exc}", file=sys.stderr)
         return 1
+    for module, seconds in module_seconds(ran)[:SLOWEST]:
+        print(f"ci: {seconds:7.1f} s  {module}")
     gaps = e2e_gaps(ran, e2e_modules())
     for gap in gaps:
         print(f"ci: e2e tests did not run: {gap}", file=sys.stderr)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.ci_report import Case, cases, e2e_gaps, e2e_modules, main
+from tests.ci_report import Case, cases, e2e_gaps, e2e_modules, main, module_seconds
 
 REPORT = """<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest">
 <testcase classname="tests.unit.test_naming" name="test_a" />
-<testcase classname="tests.e2e.test_crash" name="test_kill" />
-<testcase classname="tests.e2e.test_expose.TestPorts" name="test_tcp" />
-<testcase classname="tests.e2e.test_expose" name="test_udp"><skipped message="no" /></testcase>
+<testcase classname="tests.e2e.test_crash" name="test_kill" time="2.5" />
+<testcase classname="tests.e2e.test_expose.TestPorts" name="test_tcp" time="3.0" />
+<testcase classname="tests.e2e.test_expose" name="test_udp" time="1.5"><skipped message="no" />
+</testcase>
 <testcase classname="tests.e2e.test_vif" name="test_b"><failure message="x" /></testcase>
 <testcase classname="tests.e2e.test_vif" name="test_c"><error message="y" /></testcase>
 </testsuite></testsuites>"""
@@ -56,3 +57,12 @@ def test_a_missing_or_broken_report_fails(tmp_path: Path) -> None:
     broken.write_text("<testsuites><testcase")
     assert main([str(broken)]) == 1
     assert main([]) == 2
+
+
+def test_module_times_add_up_a_modules_classes_slowest_first() -> None:
+    assert module_seconds(cases(REPORT)) == [
+        ("tests.e2e.test_expose", 4.5),
+        ("tests.e2e.test_crash", 2.5),
+        ("tests.unit.test_naming", 0.0),
+        ("tests.e2e.test_vif", 0.0),
+    ]
