@@ -19,7 +19,7 @@ type_drivers = local,flat,vlan,geneve
 tenant_network_types = geneve
 mechanism_drivers = ovn
 # tag_ports_during_bulk_creation: Neutron keeps the tags of a port POST, so Kuryr's pool
-# ports are tagged by their bulk create instead of one PUT /ports/{id}/tags each.
+# ports are tagged by their bulk create instead of one PUT /ports/{{id}}/tags each.
 extension_drivers = port_security,tag_ports_during_bulk_creation
 
 # The external network (kuryr.stack.external).
