@@ -175,12 +175,13 @@ async def build(
     what is given stays the caller's to close. ``clock`` times the pools' demand (tests
     pass one they move)."""
     async with AsyncExitStack() as undo:
-        if binders is None:
-            binders = await _load_binders(config, undo)
         if neutron is None:
             client = connect(config.neutron, metrics.neutron_call)
             await _authenticate(client)
             neutron = client
+        if binders is None:
+            # Nested binders call Neutron on the start path: the client itself, not Yielding.
+            binders = await _load_binders(config, undo, neutron)
         quiet = Quiet(config.pool.background_pause, config.pool.background_longest)
         # Calls made by background work that gives way to Docker wait for a pause first.
         neutron = Yielding(neutron, quiet)
@@ -273,10 +274,10 @@ async def build(
     return Domain(driver, ipam, quiet.serving, config.capability_scope), close
 
 
-async def _load_binders(config: Config, undo: AsyncExitStack) -> HostBinders:
+async def _load_binders(config: Config, undo: AsyncExitStack, neutron: NeutronApi) -> HostBinders:
     from kuryr.backends.binding import registry  # deferred: pulls in OVSDB and netlink clients
 
-    binders = await registry.load(config.binding)
+    binders = await registry.load(config.binding, neutron)
     undo.push_async_callback(binders.close)
     return binders
 

@@ -36,6 +36,8 @@ class Vif:
     mtu: int
     vif_type: str = "ovs"
     vif_details: Mapping[str, Any] = field(default_factory=dict)
+    # The port's fixed IPs: what a nested macvlan puts in the VM port's allowed address pairs.
+    ips: tuple[str, ...] = ()
 
     @property
     def host_ifname(self) -> str:

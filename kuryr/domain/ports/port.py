@@ -154,4 +154,5 @@ class Port:
             mtu=mtu,
             vif_type=self.vif_type or "ovs",
             vif_details=dict(self.vif_details),
+            ips=tuple(self.ips),
         )
