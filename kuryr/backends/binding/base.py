@@ -87,6 +87,9 @@ class Binder(ABC):
     """One backend. ``vif_types`` lists the Neutron ``binding:vif_type`` values it serves."""
 
     vif_types: ClassVar[frozenset[str]]
+    # Neutron refuses to delete the port while it is plugged (a trunk's subport): its VIF
+    # goes first, not after the delete (kuryr.domain.ports.prewire).
+    unplug_before_delete: ClassVar[bool] = False
 
     @abstractmethod
     async def plug(self, vif: Vif, ready_timeout: float) -> None:

@@ -94,7 +94,6 @@ async def change_pairs(neutron: NeutronApi, port_id: str, change: Change) -> Non
 
 class MacvlanBinder(Binder):
     vif_types: ClassVar[frozenset[str]] = frozenset()  # every port (registry.Binders.nested)
-    unplug_before_delete: ClassVar[bool] = False
 
     def __init__(self, neutron: NeutronApi, netlink: Netlink, nic: VmNic) -> None:
         self._neutron = neutron

@@ -5,8 +5,10 @@ of its own (kuryr.backends.binding.segmentation), then creates the 802.1Q subint
 VM's NIC with that id, the port's MAC and the network's MTU, named as a veth's container end
 (``t_c<port id[:11]>``) so Docker moves it into the container. On the hypervisor, ML2/OVN
 gives the subport its parent and tag: ovn-controller tags and untags its traffic.
-Unplugging deletes the subinterface, takes the subport off the trunk and frees its id; the
-trunk plugin leaves the port with no ``device_owner``, so Kuryr's is written back.
+Unplugging deletes the subinterface, takes the subport off the trunk and frees its id. The
+trunk plugin makes a subport's ``device_owner`` ``trunk:subport``, and ``""`` once removed:
+Kuryr's (``compute:kuryr``, which its pools, recovery and reconciliation look for) is written
+back both times, one PUT each (a port plugged ahead pays it off the start path).
 
 Neutron refuses a subport that has a ``device_id`` (PortInUse): a port is plugged while it
 is a pool port or before its bookkeeping reaches Neutron. Neutron also refuses to delete a
@@ -67,6 +69,7 @@ class VlanBinder(Binder):
         trunk_id = await self._trunk_id()
         seg_id = await self._add_subport(trunk_id, vif.port_id)
         try:
+            await self._owned(vif.port_id)
             await self._netlink.create_sublink(
                 vif.container_ifname, await self._nic.index(), vif.mac_address, vif.mtu, seg_id
             )
@@ -137,8 +140,11 @@ class VlanBinder(Binder):
             if not exc.not_found:
                 raise
         self.ids.release(port_id)
+        await self._owned(port_id)
+
+    async def _owned(self, port_id: str) -> None:
+        """Kuryr's device_owner back on a port the trunk plugin changed (module doc)."""
         try:
-            # The trunk plugin emptied it; Kuryr's pools and reconciliation look for theirs.
             await self._neutron.update("ports", port_id, {"device_owner": naming.DEVICE_OWNER})
         except NeutronError as exc:
             if not exc.not_found:

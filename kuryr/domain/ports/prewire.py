@@ -209,6 +209,11 @@ class Prewire:
                 await binder.plug(vif, self._timeout)
 
     async def _unplug(self, vif: Vif) -> None:
+        binder = self._binders.for_vif_type(vif.vif_type)
+        if binder.unplug_before_delete:
+            # The journaled delete is refused until the VIF is gone: no wait for it.
+            await binder.unplug(vif)
+            return
         try:
             await asyncio.wait_for(self._deleted(vif.port_id), _DELETE_WAIT)
         except TimeoutError:
@@ -217,4 +222,4 @@ class Prewire:
                 vif.port_id,
                 _DELETE_WAIT,
             )
-        await self._binders.for_vif_type(vif.vif_type).unplug(vif)
+        await binder.unplug(vif)

@@ -114,6 +114,7 @@ async def test_a_plug_makes_a_subport_and_its_vlan_device_with_the_port_mac() ->
     port = vm.neutron.get("ports", vif.port_id)
     assert port is not None
     assert port["binding:profile"] == {"parent_name": vm.port["id"], "tag": 1}
+    assert port["device_owner"] == naming.DEVICE_OWNER, "written back over trunk:subport"
 
 
 async def test_concurrent_plugs_get_distinct_vlan_ids() -> None:
