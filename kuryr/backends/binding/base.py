@@ -90,6 +90,9 @@ class Binder(ABC):
     # Neutron refuses to delete the port while it is plugged (a trunk's subport): its VIF
     # goes first, not after the delete (kuryr.domain.ports.prewire).
     unplug_before_delete: ClassVar[bool] = False
+    # Neutron takes the port only while it has no device_id (a trunk's subport): a port not
+    # plugged ahead is plugged at CreateEndpoint, before its bookkeeping (domain.endpoints).
+    plug_before_bookkeeping: ClassVar[bool] = False
 
     @abstractmethod
     async def plug(self, vif: Vif, ready_timeout: float) -> None:

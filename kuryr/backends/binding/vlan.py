@@ -11,7 +11,8 @@ Kuryr's (``compute:kuryr``, which its pools, recovery and reconciliation look fo
 back both times, one PUT each (a port plugged ahead pays it off the start path).
 
 Neutron refuses a subport that has a ``device_id`` (PortInUse): a port is plugged while it
-is a pool port or before its bookkeeping reaches Neutron. Neutron also refuses to delete a
+is a pool port (ahead) or at CreateEndpoint, before its bookkeeping is recorded
+(``plug_before_bookkeeping``). Neutron also refuses to delete a
 port that is a subport (PortInUseAsSubPort): it is unplugged before it is deleted
 (``unplug_before_delete``).
 """
@@ -46,6 +47,7 @@ class VlanBinder(Binder):
     # hypervisor's side (registry.Binders.nested).
     vif_types: ClassVar[frozenset[str]] = frozenset()
     unplug_before_delete: ClassVar[bool] = True
+    plug_before_bookkeeping: ClassVar[bool] = True
 
     def __init__(self, neutron: NeutronApi, netlink: Netlink, nic: VmNic) -> None:
         self._neutron = neutron

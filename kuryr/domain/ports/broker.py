@@ -42,6 +42,8 @@ class Wiring(Protocol):
 
     async def unplug_stale(self, vif: Vif) -> None: ...
 
+    async def unplug_for_delete(self, vif: Vif) -> bool: ...
+
 
 async def find_port_by_ip(neutron: NeutronApi, subnet_id: str, address: str) -> Port | None:
     ports = await neutron.query(
@@ -280,6 +282,8 @@ class Broker:
         elif self._pools is not None:
             self._pools.give_back(port)
         else:
+            if vif is not None and await self.wiring.unplug_for_delete(vif):
+                vif = None  # gone already: Neutron refuses the delete while it is plugged
             await self._neutron.delete("ports", port.id)
         if vif is not None:
             self.wiring.released(vif)

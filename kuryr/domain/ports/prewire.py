@@ -126,6 +126,18 @@ class Prewire:
         its port is taken over."""
         await self._binders.for_vif_type(vif.vif_type).unplug(vif)
 
+    async def unplug_for_delete(self, vif: Vif) -> bool:
+        """A port deleted now whose backend refuses the delete while it is plugged
+        (``Binder.unplug_before_delete``, a trunk's subport) loses its VIF first: True when
+        it did, False (nothing done) for any other backend."""
+        binder = self._binders.for_vif_type(vif.vif_type)
+        if not binder.unplug_before_delete:
+            return False
+        self._forget(vif.port_id)
+        await self._settle(vif.port_id)
+        await binder.unplug(vif)
+        return True
+
     def released(self, vif: Vif) -> None:
         """DeleteEndpoint, once the port is released: a port back in its pool is being
         plugged ahead already (its VIF kept when still whole); any other loses its VIF in

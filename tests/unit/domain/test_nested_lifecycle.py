@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from kuryr import naming
 from kuryr.backends.binding.nested import VmNic
 from kuryr.backends.binding.registry import Binders
@@ -71,18 +69,27 @@ async def test_pool_ports_are_subports_ahead_and_removal_leaves_nothing(tmp_path
         assert vm.binder.ids.held() == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 15 left: a port not plugged ahead gets its device_id (bookkeeping) before "
-    "Join adds it to the trunk, and Neutron refuses a subport with a device_id (PortInUse)",
-)
-async def test_a_start_without_a_pool_plugs_its_subport_at_join(tmp_path: Path) -> None:
+async def test_a_start_without_a_pool_plugs_at_create_endpoint_before_its_bookkeeping(
+    tmp_path: Path,
+) -> None:
+    """Neutron takes no port with a device_id into a trunk (PortInUse): the subport is
+    added before CreateEndpoint records the bookkeeping that writes it, and Join finds it."""
     vm = NestedVm()
     async with daemon(tmp_path, PoolConfig(max=0), neutron=vm.neutron, binders=vm.binders) as d:
         net = await d.kuryr_network()
         container = await d.create_endpoint(net, await d.request_address(net.pool_id))
+        [port] = [p for p in d.ports(net) if p["id"] in vm.subports()]
         await eventually(
-            lambda: all(p["device_id"] for p in d.ports(net)), "bookkeeping written", 2.0
+            lambda: d.port_holding(net, container.address)["device_id"] != "",  # type: ignore[index]
+            "bookkeeping written",
         )
+        adds = vm.neutron.calls[("PUT", "trunks")]
+
         await d.join(container)
-        assert len(vm.subports()) == 1
+
+        assert vm.neutron.calls[("PUT", "trunks")] == adds, "Join plugged nothing again"
+        assert f"t_c{port['id'][:11]}" in vm.vlan_devices()
+        await d.stop(container)
+        await eventually(lambda: vm.subports() == {}, "the deleted port's subport removed")
+        await eventually(lambda: d.ports(net) == [], "the port deleted")
+        assert vm.vlan_devices() == set()
