@@ -117,6 +117,8 @@ class VlanBinder(Binder):
         return held
 
     async def ready(self, vif: Vif) -> bool:
+        if not self._loaded:
+            await self._trunk_id()  # after a restart: the trunk's ids, read once
         seg_id = self.ids.of(vif.port_id)
         link = await self._netlink.link(vif.container_ifname)
         if seg_id is None or link is None:

@@ -180,6 +180,17 @@ async def test_ids_other_subports_hold_are_never_taken() -> None:
     }
 
 
+async def test_after_a_restart_a_subport_and_its_device_are_ready_as_they_are() -> None:
+    vm = Vm()
+    vif = vm.container_port()
+    await VlanBinder(vm.neutron, vm.links, vm.nic).plug(vif, 5)
+
+    again = VlanBinder(vm.neutron, vm.links, VmNic(vm.neutron, vm.links, "eth0"))
+
+    assert await again.ready(vif)
+    assert again.ids.held() == {vif.port_id: 1}
+
+
 async def test_a_repeated_plug_keeps_the_subport_neutron_holds() -> None:
     vm = Vm()
     binder = VlanBinder(vm.neutron, vm.links, vm.nic)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from kuryr import naming
 from kuryr.backends.binding.nested import VmNic
 from kuryr.backends.binding.registry import Binders
@@ -21,8 +23,8 @@ VM_MAC = "fa:16:3e:00:15:01"
 
 
 class NestedVm:
-    def __init__(self) -> None:
-        self.neutron = FakeNeutron(seed=151)
+    def __init__(self, chassis: frozenset[str] | None = None) -> None:
+        self.neutron = FakeNeutron(seed=151, chassis=chassis)
         default_subnetpools(self.neutron)
         net = self.neutron.make("networks", {"name": "wt15-vm-net"})
         self.neutron.make(
@@ -50,8 +52,8 @@ async def test_pool_ports_are_subports_ahead_and_removal_leaves_nothing(tmp_path
     pools = PoolConfig(min=2, max=4, batch=2)
     async with daemon(tmp_path, pools, neutron=vm.neutron, binders=vm.binders) as d:
         net = await d.kuryr_network()
-        await eventually(lambda: len(vm.subports()) == 2, "two pool ports plugged ahead")
-        assert len(vm.vlan_devices()) == 2
+        await eventually(lambda: len(vm.vlan_devices()) == 2, "two pool ports plugged ahead")
+        assert len(vm.subports()) == 2
 
         container = await d.run(net)
 
@@ -93,3 +95,19 @@ async def test_a_start_without_a_pool_plugs_at_create_endpoint_before_its_bookke
         await eventually(lambda: vm.subports() == {}, "the deleted port's subport removed")
         await eventually(lambda: d.ports(net) == [], "the port deleted")
         assert vm.vlan_devices() == set()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 15 left: nested ports carry binding:host_id = the VM's name, which no OVN "
+    "chassis has, so ML2/OVN answers binding_failed and Port.bound keeps them out of "
+    "prewire, refill adoption and recovery (README: Nested mode, what is left)",
+)
+async def test_pool_ports_of_a_vm_no_chassis_names_are_plugged_ahead(tmp_path: Path) -> None:
+    vm = NestedVm(chassis=frozenset({"hypervisor"}))
+    pools = PoolConfig(min=2, max=4, batch=2)
+    async with daemon(tmp_path, pools, neutron=vm.neutron, binders=vm.binders) as d:
+        net = await d.kuryr_network()
+        await eventually(lambda: len(d.ports(net)) >= 2, "the pool is filled")
+        assert {p["binding:vif_type"] for p in d.ports(net)} == {"binding_failed"}
+        await eventually(lambda: len(vm.subports()) == 2, "two pool ports plugged ahead", 2.0)
