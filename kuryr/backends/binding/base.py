@@ -93,6 +93,9 @@ class Binder(ABC):
     # Neutron takes the port only while it has no device_id (a trunk's subport): a port not
     # plugged ahead is plugged at CreateEndpoint, before its bookkeeping (domain.endpoints).
     plug_before_bookkeeping: ClassVar[bool] = False
+    # It plugs a port whatever Neutron's binding of it says (nested mode: the binding is the
+    # hypervisor's side, and a port bound to a VM's name is binding_failed on ML2/OVN).
+    plugs_unbound: ClassVar[bool] = False
 
     @abstractmethod
     async def plug(self, vif: Vif, ready_timeout: float) -> None:

@@ -94,6 +94,7 @@ async def change_pairs(neutron: NeutronApi, port_id: str, change: Change) -> Non
 
 class MacvlanBinder(Binder):
     vif_types: ClassVar[frozenset[str]] = frozenset()  # every port (registry.Binders.nested)
+    plugs_unbound: ClassVar[bool] = True
 
     def __init__(self, neutron: NeutronApi, netlink: Netlink, nic: VmNic) -> None:
         self._neutron = neutron

@@ -48,6 +48,7 @@ class VlanBinder(Binder):
     vif_types: ClassVar[frozenset[str]] = frozenset()
     unplug_before_delete: ClassVar[bool] = True
     plug_before_bookkeeping: ClassVar[bool] = True
+    plugs_unbound: ClassVar[bool] = True
 
     def __init__(self, neutron: NeutronApi, netlink: Netlink, nic: VmNic) -> None:
         self._neutron = neutron

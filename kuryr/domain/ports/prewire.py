@@ -70,10 +70,20 @@ class Prewire:
 
     # --- pool side -------------------------------------------------------------------------
 
+    def takes(self, port: Port) -> bool:
+        """This host can plug the port: Neutron has bound it, or the binder plugs ports
+        whatever their binding (``Binder.plugs_unbound``: nested mode)."""
+        if port.bound:
+            return True
+        try:
+            return self._binders.for_vif_type(port.vif_type or "ovs").plugs_unbound
+        except KuryrError:
+            return False
+
     def ahead(self, port: Port) -> None:
         """Plug a free pool port in the background (a VIF still whole is kept)."""
         mtu = self._mtu_of(port.network_id)
-        if mtu is None or not port.bound:
+        if mtu is None or not self.takes(port):
             return
         vif = port.vif("", mtu)
         self._forget(vif.port_id)
@@ -83,7 +93,7 @@ class Prewire:
     async def whole(self, port: Port) -> bool:
         """The free port's VIF is whole and wired already (kept from before a restart)."""
         mtu = self._mtu_of(port.network_id)
-        if mtu is None or not port.bound:
+        if mtu is None or not self.takes(port):
             return False
         vif = port.vif("", mtu)
         try:

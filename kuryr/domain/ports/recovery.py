@@ -3,6 +3,8 @@ pool ports in Neutron (kuryr.domain.ports.pools.Pools.load)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from kuryr import naming
 from kuryr.backends.neutron_api import NeutronApi
 from kuryr.backends.state import FREE, TAKEN, PoolPort, State
@@ -27,6 +29,7 @@ def merge_remote(
     subnets: set[str],
     local: dict[str, PoolPort],
     remote: list[Port],
+    takes: Callable[[Port], bool],
 ) -> None:
     """Neutron decides which ports exist; the local state decides which are free."""
     in_use = {Port.from_neutron(raw).id for _, raw in state.endpoints().values()}
@@ -37,7 +40,7 @@ def merge_remote(
             state.forget_pool_port(port_id)
     for port in remote:
         port_id = port.id
-        if port_id in local or len(port.fixed_ips) != 1 or not port.bound:
+        if port_id in local or len(port.fixed_ips) != 1 or not takes(port):
             continue
         subnet_id, ip = port.fixed_ips[0]
         if subnet_id not in subnets:

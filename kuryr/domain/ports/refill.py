@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 from kuryr import deadline, naming
@@ -75,7 +76,9 @@ class Refill:
         config: PoolConfig,
         quiet: Quiet,
         ledger: Ledger,
+        takes: Callable[[Port], bool],
     ) -> None:
+        """``takes``: whether this host can plug a port (a stray is adopted only then)."""
         self._state = state
         self._neutron = neutron
         self._journal = journal
@@ -83,6 +86,7 @@ class Refill:
         self._config = config
         self._quiet = quiet
         self._ledger = ledger
+        self._takes = takes
         # Pool ports carry their tag from their bulk create where Neutron keeps it.
         self._post_tags = PostTags()
 
@@ -163,7 +167,7 @@ class Refill:
             known = known or self._journal.state.journal_entry(port_id) is not None
             if known or port.device_id or port.subnet_ids != [pool.subnet_id]:
                 continue
-            if not port.bound:
+            if not self._takes(port):
                 continue
             if len(pool.free) + pool.creating >= self._config.max:
                 self._journal.record_delete(port_id)

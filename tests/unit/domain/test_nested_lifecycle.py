@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from kuryr import naming
 from kuryr.backends.binding.nested import VmNic
 from kuryr.backends.binding.registry import Binders
@@ -97,17 +95,21 @@ async def test_a_start_without_a_pool_plugs_at_create_endpoint_before_its_bookke
         assert vm.vlan_devices() == set()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 15 left: nested ports carry binding:host_id = the VM's name, which no OVN "
-    "chassis has, so ML2/OVN answers binding_failed and Port.bound keeps them out of "
-    "prewire, refill adoption and recovery (README: Nested mode, what is left)",
-)
-async def test_pool_ports_of_a_vm_no_chassis_names_are_plugged_ahead(tmp_path: Path) -> None:
+async def test_ports_bound_to_a_vm_name_no_chassis_has_are_still_plugged(tmp_path: Path) -> None:
+    """ML2/OVN answers binding_failed for a host no OVN chassis has (the VM's name): nested
+    binders plug such ports all the same (Binder.plugs_unbound), ahead of their containers."""
     vm = NestedVm(chassis=frozenset({"hypervisor"}))
     pools = PoolConfig(min=2, max=4, batch=2)
     async with daemon(tmp_path, pools, neutron=vm.neutron, binders=vm.binders) as d:
         net = await d.kuryr_network()
-        await eventually(lambda: len(d.ports(net)) >= 2, "the pool is filled")
-        assert {p["binding:vif_type"] for p in d.ports(net)} == {"binding_failed"}
-        await eventually(lambda: len(vm.subports()) == 2, "two pool ports plugged ahead", 2.0)
+        await eventually(lambda: len(vm.vlan_devices()) == 2, "two pool ports plugged ahead")
+        assert {p["binding:vif_type"] for p in d.ports(net) if p["id"] not in vm.subports()} <= {
+            "binding_failed"
+        }
+        container = await d.run(net)
+        port = d.port_holding(net, container.address)
+        assert port is not None and port["id"] in vm.subports()
+        await d.stop(container)
+        await d.remove_network(net)
+        await eventually(lambda: vm.subports() == {}, "every subport removed")
+        assert vm.vlan_devices() == set()
