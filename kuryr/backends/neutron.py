@@ -248,7 +248,7 @@ class Neutron(TrunkCalls):
         self.calls[(method, resource)] += 1
         url = f"{self._base}{path}"
         what = f"Neutron {method} {path}"
-        attempt = 0
+        attempt = renewals = 0
         bound = self._timeout if timeout is None else timeout
         while True:
             call_timeout = deadline.clamp(bound, what)
@@ -296,6 +296,10 @@ class Neutron(TrunkCalls):
             except ks_exc.ClientException as exc:
                 cause = CAUSE_UNREACHABLE if isinstance(exc, ks_exc.ConnectionError) else ""
                 raise NeutronError(f"{what} failed: {_short(exc)}", cause=cause) from exc
+            if neutron_auth.renewable(self._session, response, renewals):
+                renewals += 1
+                await neutron_auth.renew(self._session, what, renewals)
+                continue
             return _decode(what, response)
 
     def _unreachable(self, exc: ks_exc.ConnectFailure) -> str:
