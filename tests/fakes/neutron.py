@@ -45,17 +45,15 @@ class FakeNeutron:
         clock: Callable[[], float] | None = None,
         seed: int = 0,
         post_tags: bool = False,
-        chassis: frozenset[str] | None = None,
     ) -> None:
         """``clock``: wall-clock seconds stamped on resources (``created_at``,
         ``updated_at``); ``seed`` makes ids, MACs and picked addresses repeatable;
         ``post_tags``: ML2's tag_ports_during_bulk_creation extension driver is on (a port
-        POST keeps its tags; without it they are dropped); ``chassis``: the hosts ports can be
-        bound to (others are ``binding_failed``, as ML2/OVN has them); None, any host."""
+        POST keeps its tags; without it they are dropped)."""
         if clock is not None:
-            self.store = Store(clock, seed, post_tags=post_tags, chassis=chassis)
+            self.store = Store(clock, seed, post_tags=post_tags)
         else:
-            self.store = Store(seed=seed, post_tags=post_tags, chassis=chassis)
+            self.store = Store(seed=seed, post_tags=post_tags)
         self.faults = Faults()
         self.calls: Counter[tuple[str, str]] = Counter()
 

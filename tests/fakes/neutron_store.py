@@ -64,12 +64,9 @@ class Store:
         clock: Callable[[], float] = time.time,
         seed: int = 0,
         post_tags: bool = False,
-        chassis: frozenset[str] | None = None,
     ) -> None:
         # ML2's tag_ports_during_bulk_creation extension driver: a port POST keeps its tags.
         self.post_tags = post_tags
-        # The OVN chassis names a port can be bound to (None: any host is one).
-        self.chassis = chassis
         self.tables: dict[str, dict[str, Resource]] = {r: {} for r in ATTRIBUTES}
         self._clock = clock
         self._rng = random.Random(seed)
@@ -392,7 +389,7 @@ class Store:
         row.setdefault("port_security_enabled", True)
         row.setdefault("allowed_address_pairs", [])
         row.update(status="DOWN", extra_dhcp_opts=[], revision_number=1)
-        bind(row, self.chassis)
+        bind(row)
         return row
 
     def _new_routers(self, row: Resource) -> Resource:
@@ -519,7 +516,7 @@ class Store:
             row["fixed_ips"] = self._allocate(row["network_id"], attrs["fixed_ips"], row)
         if "binding:host_id" in attrs:
             row["binding:host_id"] = attrs["binding:host_id"]
-            bind(row, self.chassis)
+            bind(row)
 
     def _allocate(
         self, network_id: str, wanted: list[dict[str, str]], port: Resource | None

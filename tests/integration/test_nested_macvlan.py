@@ -94,6 +94,12 @@ async def plug_into(binders: Binders, lan: Lan, port: Port, namespace: str) -> V
     return vif
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="seen on the stack: the containers reach each other inside the VM, not a port of "
+    "their network through OVN although the VM port's pairs hold their addresses (issue 15 "
+    "left: the container ports own the same MACs in OVN)",
+)
 async def test_vm_containers_on_macvlans_reach_each_other_and_the_network(
     lan: Lan, host_binders: Binders, namespaces: Namespaces
 ) -> None:
