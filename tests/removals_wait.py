@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Collection
 from pathlib import Path
+from typing import Any
 
 from kuryr import config
 from kuryr.backends.unixhttp import json_call
@@ -17,10 +18,14 @@ from kuryr.stack.layout import Layout
 REMOVAL_TIMEOUT = 90.0
 
 
+def admin_status(admin_socket: Path) -> dict[str, Any]:
+    """The daemon's admin report (``kuryr status``): its networks, pools, pending work."""
+    return dict(json_call(admin_socket, "GET", admin_api.STATUS))
+
+
 def pending_removals(admin_socket: Path) -> list[str]:
     """Docker ids of the removals the daemon has journaled and not finished."""
-    report = json_call(admin_socket, "GET", admin_api.STATUS)
-    return list(report["network_removals_pending"])
+    return list(admin_status(admin_socket)["network_removals_pending"])
 
 
 def wait_removed(

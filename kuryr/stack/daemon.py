@@ -94,18 +94,20 @@ class KuryrDaemon:
     def state_dir(self) -> Path:
         return self.layout.sub("kuryr-state")
 
-    def config_text(self, socket: Path | None = None, state_dir: Path | None = None) -> str:
-        """The stack's Kuryr config; the managed plugin names its own paths inside it."""
+    def config_text(
+        self, socket: Path | None = None, state_dir: Path | None = None, neutron: bool = True
+    ) -> str:
+        """The stack's Kuryr config; the managed plugin names its own paths inside it, and
+        gives its Neutron keys as the plugin's settings instead (``neutron=False``)."""
         # With simulated hosts, containers here talk TCP to containers there (kuryr.stack.hosts).
         offload = "false" if hostplan.hosts_dir(self.layout.root).is_dir() else "true"
+        keys = f"auth_type = none\nendpoint = {NEUTRON_URL}\n" if neutron else ""
         return f"""[DEFAULT]
 socket = {socket or self.layout.plugin_sock}
 state_dir = {state_dir or self.state_dir}
 
 [neutron]
-auth_type = none
-endpoint = {NEUTRON_URL}
-
+{keys}
 [binding]
 host = {hostname()}
 tx_checksum_offload = {offload}

@@ -24,8 +24,9 @@ import secrets
 import subprocess
 from pathlib import Path
 
-from kuryr.stack import keystone_api, ports, proc
+from kuryr.stack import keystone_api, proc
 from kuryr.stack.errors import StackError
+from kuryr.stack.http_service import HttpService
 from kuryr.stack.layout import (
     KEYSTONE_PORT,
     KEYSTONE_URL,
@@ -42,7 +43,6 @@ PROJECT = "service"
 USERS = {"neutron": ("admin",), "kuryr": ("admin", "member")}
 MODE_FILE = "keystone-mode"
 DEFAULT_TOKEN_LIFETIME = 3600
-START_TIMEOUT = 60.0
 
 
 def enabled(layout: Layout) -> bool:
@@ -190,30 +190,25 @@ policy_dirs = {self.conf_dir / "policy.d"}
         if not any((self.conf_dir / "credential-keys").glob("[0-9]*")):
             self._manage("credential_setup", *owner)
 
+    @property
+    def service(self) -> HttpService:
+        # uwsgi's workers notice a killed master only after a while; they carry our path.
+        return HttpService(
+            self.name,
+            "uwsgi",
+            self.pidfile,
+            MARKER,
+            self.conf,
+            KEYSTONE_PORT,
+            KEYSTONE_URL,
+            self.log,
+            keystone_api.answers,
+        )
+
     def start(self) -> None:
         changed = self._write_config()
         self._prepare()
-        pid = proc.running(self.pidfile, MARKER)
-        if pid is not None and changed:
-            proc.terminate(pid)
-            pid = None
-        if pid is None:
-            self._stop_orphans()
-            owner = ports.listener(KEYSTONE_PORT)
-            if owner is not None:
-                raise StackError(
-                    self.name, f"port {KEYSTONE_PORT} is taken by {ports.describe(owner)}", self.log
-                )
-            pid = proc.spawn(self._uwsgi(), self.layout.log("keystone.stdout"), self.pidfile)
-        started = pid
-
-        def ready() -> bool:
-            if not proc.alive(started):
-                raise StackError(self.name, "uwsgi exited during start", self.log)
-            return keystone_api.answers()
-
-        if not proc.wait_for(ready, START_TIMEOUT, 0.25):
-            raise StackError(self.name, f"no answer on {KEYSTONE_URL} after 60 s", self.log)
+        self.service.start(self._uwsgi(), self.layout.log("keystone.stdout"), restart=changed)
         self._bootstrap()
         self._accounts()
 
@@ -298,14 +293,8 @@ policy_dirs = {self.conf_dir / "policy.d"}
             keystone_api.ensure_endpoint(token, service, interface, NEUTRON_KEYSTONE_URL, REGION)
         stamp.write_text(wanted + "\n")
 
-    def _stop_orphans(self) -> None:
-        """uwsgi's workers notice a killed master only after a while; they carry our path."""
-        for pid in proc.find(str(self.conf)):
-            proc.terminate(pid)
-
     def stop(self) -> None:
-        proc.stop_pidfile(self.pidfile, MARKER, timeout=15)
-        self._stop_orphans()
+        self.service.stop()
 
     def check(self) -> tuple[bool, str]:
         if proc.running(self.pidfile, MARKER) is None:

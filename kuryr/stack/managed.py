@@ -27,11 +27,14 @@ from kuryr.stack import plugin_build, plugin_config, proc
 from kuryr.stack.daemon import PACKAGE, START_TIMEOUT, KuryrDaemon, activates
 from kuryr.stack.docker import EXEC_ROOT, Docker, ping
 from kuryr.stack.errors import StackError
-from kuryr.stack.layout import DOCKER_SOCK, Layout, write_if_changed
+from kuryr.stack.layout import DOCKER_SOCK, NEUTRON_URL, Layout, write_if_changed
 from kuryr.stack.plugin_rootfs import BuildError
 
 PLUGIN = "kuryr"
 MODE_FILE = "kuryr-mode"
+# The README's `docker plugin set kuryr KURYR_NEUTRON_...` line, word for word: the plugin's
+# config file has no Neutron keys, so it reaches Neutron only if these settings work.
+SETTINGS = ("KURYR_NEUTRON_AUTH_TYPE=none", f"KURYR_NEUTRON_ENDPOINT={NEUTRON_URL}")
 DOCKER_TIMEOUT = 120.0
 
 
@@ -95,13 +98,14 @@ class KuryrPlugin:
         return Docker(self.layout).log
 
     def config_text(self) -> str:
-        """The stack's Kuryr config with the paths the plugin sees inside."""
-        return KuryrDaemon(self.layout).config_text(Config.socket, Config.state_dir)
+        """The stack's Kuryr config with the paths the plugin sees inside; its Neutron keys
+        are the plugin's settings (SETTINGS), as the README's install shows."""
+        return KuryrDaemon(self.layout).config_text(Config.socket, Config.state_dir, False)
 
     def wanted(self) -> str:
         """What the installed plugin must have been made from."""
         version = plugin_build.project_version(PACKAGE.parent / "pyproject.toml")
-        parts = (code_digest(), plugin_config.render(version), self.config_text())
+        parts = (code_digest(), plugin_config.render(version), self.config_text(), *SETTINGS)
         return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
     def inspect(self) -> dict[str, Any] | None:
@@ -154,6 +158,7 @@ class KuryrPlugin:
         docker("create", PLUGIN, str(bundle))
         state = KuryrDaemon(self.layout).state_dir
         docker("set", PLUGIN, f"config.source={self.config_dir}", f"state.source={state}")
+        docker("set", PLUGIN, *SETTINGS)
         found = self.inspect()
         if found is None:
             raise StackError(self.name, f"docker plugin create {PLUGIN} made no plugin")

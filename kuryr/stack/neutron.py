@@ -6,13 +6,13 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from kuryr.stack import neutron_api, ports, proc
+from kuryr.stack import neutron_api, proc
 from kuryr.stack.errors import StackError
+from kuryr.stack.http_service import HttpService
 from kuryr.stack.layout import NB_PORT, NEUTRON_PORT, NEUTRON_URL, SB_PORT, Layout, write_if_changed
 from kuryr.stack.postgres import Postgres
 
 MARKER = "neutron-server"
-START_TIMEOUT = 60.0
 
 _ML2_CONF = f"""[ml2]
 type_drivers = local,flat,vlan,geneve
@@ -157,48 +157,37 @@ quota_security_group_rule = -1
             raise StackError(self.name, "neutron-db-manage upgrade heads failed", log)
         stamp.write_text(wanted + "\n")
 
+    @property
+    def service(self) -> HttpService:
+        # Workers outlive a killed neutron-server and keep its port: they carry our config.
+        return HttpService(
+            self.name,
+            "neutron-server",
+            self.pidfile,
+            MARKER,
+            self.config_files[0],
+            self.port,
+            self.url,
+            self.log,
+            self.answers,
+        )
+
     def start(self) -> None:
         changed = self._write_config()
         self._migrate()
-        pid = proc.running(self.pidfile, MARKER)
-        if pid is not None and changed:
-            proc.terminate(pid)
-            pid = None
-        if pid is None:
-            self._stop_orphans()
-            owner = ports.listener(self.port)
-            if owner is not None:
-                raise StackError(
-                    self.name, f"port {self.port} is taken by {ports.describe(owner)}", self.log
-                )
-            pid = proc.spawn(
-                [
-                    "/usr/bin/python3",
-                    "/usr/bin/neutron-server",
-                    *self._config_args(),
-                    f"--log-file={self.log}",
-                ],
-                self.layout.log(f"{self.process}.stdout"),
-                self.pidfile,
-            )
-        started = pid
-
-        def ready() -> bool:
-            if not proc.alive(started):
-                raise StackError(self.name, "neutron-server exited during start", self.log)
-            return self.answers()
-
-        if not proc.wait_for(ready, START_TIMEOUT, 0.25):
-            raise StackError(self.name, f"no answer on {self.url} after 60 s", self.log)
-
-    def _stop_orphans(self) -> None:
-        """Workers outlive a killed neutron-server and keep its port: they carry our config."""
-        for pid in proc.find(str(self.config_files[0])):
-            proc.terminate(pid)
+        self.service.start(
+            [
+                "/usr/bin/python3",
+                "/usr/bin/neutron-server",
+                *self._config_args(),
+                f"--log-file={self.log}",
+            ],
+            self.layout.log(f"{self.process}.stdout"),
+            restart=changed,
+        )
 
     def stop(self) -> None:
-        proc.stop_pidfile(self.pidfile, MARKER, timeout=15)
-        self._stop_orphans()
+        self.service.stop()
 
     def check(self) -> tuple[bool, str]:
         if proc.running(self.pidfile, MARKER) is None:

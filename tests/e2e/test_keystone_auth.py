@@ -75,6 +75,8 @@ def test_kuryr_authenticates_and_starts_a_container(
                 prefix = subnet["cidr"].rsplit(".", 1)[0] + "."
                 assert f"inet {prefix}" in shown, (subnet["cidr"], shown)
                 dockerd.docker("network", "rm", name)
+            # Answered once journaled: the daemon removes it from Neutron before it is stopped.
+            Neutron().wait_gone("networks", network["id"])
             log = daemon.log_text()
     assert "Traceback" not in log
     assert given[1] not in log, "a secret reached the daemon's log"

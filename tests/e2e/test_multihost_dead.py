@@ -31,6 +31,7 @@ from tests.conftest import StackFacts
 from tests.e2e.conftest import HOSTS
 from tests.e2e.helpers import IMAGE, Neutron, wait_for
 from tests.e2e.multihost import SERVER, Container, Host, HostsEnv, hosts_from, span
+from tests.removals_wait import admin_status
 
 pytestmark = pytest.mark.stack
 
@@ -148,6 +149,16 @@ def kuryr_ports_of(neutron: Neutron, host: str) -> set[str]:
     }
 
 
+def pools_filled(host: Host) -> bool:
+    """Every pool of the host's daemon holds its target and creates nothing: a new pool's first
+    fill waits for a pause in Docker's requests, and its ports would land after a snapshot."""
+    report = admin_status(host.admin_socket)
+    least = report["pool_config"]["min"]
+    return bool(report["pools"]) and all(
+        p["creating"] == 0 and p["free"] >= max(p["target"], least) for p in report["pools"]
+    )
+
+
 def agent_dead(neutron: Neutron, host: str) -> bool:
     """Move NB_Global.nb_cfg on (the live chassis answer, the dead one cannot) and look."""
     ovn.nbctl("--wait=sb", "sync", timeout=10)
@@ -183,6 +194,7 @@ def test_gc_clears_a_host_gone_for_good(
     )
     gone_host.docker("run", "-d", "--net", own, IMAGE, *SERVER)
     assert on_main.pings(on_gone.address(shared.docker_name, 4))
+    wait_for(lambda: pools_filled(gone_host), "h4's pools filled, no port being created")
     held = kuryr_ports_of(neutron, GONE)
     assert held, "h4 holds no Kuryr port before it dies"
 

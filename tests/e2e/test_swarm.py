@@ -191,9 +191,16 @@ def test_dnsrr_service_across_three_hosts(swarm: Swarm, neutron: Neutron) -> Non
 
         manager.docker("service", "rm", service)
         manager.docker("network", "rm", net)
+        # The nodes' removals and the ReleasePool cleanups that wait for them run in the
+        # background once DeleteNetwork has answered (kuryr.domain.removals).
+        marker = naming.subnetpool_name(subnet["cidr"])
         wait_for(
-            lambda: neutron.show("networks", neutron_net["id"]) is None,
-            "the Neutron network gone after docker service rm and docker network rm",
+            lambda: (
+                neutron.show("networks", neutron_net["id"]) is None
+                and not neutron.find("subnetpools", name=marker)
+            ),
+            "the Neutron network and its marker subnetpool gone after docker service rm and "
+            "docker network rm",
             SETTLE,
         )
         print(

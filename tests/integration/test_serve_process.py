@@ -33,7 +33,8 @@ def test_serve_answers_and_stops_cleanly_on_sigterm(
     status, answer = post(sock, "/NetworkDriver.CreateNetwork", b'{"NetworkID": "nope"}')
     assert status == 400
     assert answer == {
-        "Err": "CreateNetwork: NetworkID: must be a 64-character lowercase hex Docker id"
+        "Err": "CreateNetwork: NetworkID: must be a 64-character lowercase hex Docker id or a "
+        "swarm network id"
     }
     daemon.send_signal(signal.SIGTERM)
     assert daemon.wait(timeout=30) == 0, log.read_text()

@@ -11,8 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -24,6 +22,7 @@ from kuryr.stack.layout import NEUTRON_KEYSTONE_URL, Layout
 from kuryr.stack.neutron_keystone import HOST
 from kuryr.stack.postgres import Postgres
 from tests.conftest import StackFacts
+from tests.integration.stack_cli import cli
 
 pytestmark = pytest.mark.stack
 
@@ -31,16 +30,6 @@ NAMES = ("keystone", "neutron-keystone")
 PIDFILES = ("keystone", "neutron-server-keystone")
 # ML2/OVN's servers reload their hash ring every 30 s (HASH_RING_CACHE_TIMEOUT).
 HASH_RING_CACHE = 30.0
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "kuryr.cli", "stack", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
 
 
 def rows(layout: Layout) -> dict[str, lifecycle.Health]:

@@ -10,7 +10,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import pytest
 from kuryr.stack import lifecycle, netdev, postgres, proc
 from kuryr.stack.layout import OVN_RUN, OVS_RUN, Layout
 from tests.conftest import StackFacts, bring_up
+from tests.integration.stack_cli import cli
 
 pytestmark = pytest.mark.stack
 
@@ -33,16 +33,6 @@ def stack_processes(layout: Layout) -> set[int]:
     ]
     roots = {pid for pid in map(proc.read_pid, pidfiles) if pid is not None and proc.alive(pid)}
     return roots | {child for pid in roots for child in proc.descendants(pid)}
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "kuryr.cli", "stack", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
 
 
 def required_unhealthy(layout: Layout) -> list[lifecycle.Health]:

@@ -64,13 +64,16 @@ def test_the_plugins_config_names_the_paths_inside_it(
     layout = Layout(tmp_path)
     path = tmp_path / "kuryr.conf"
     path.write_text(managed.KuryrPlugin(layout).config_text())
-    inside = config_mod.load(path, {})
+    # Its Neutron keys come from the plugin's settings, which dockerd gives it as variables.
+    settings = dict(setting.split("=", 1) for setting in managed.SETTINGS)
+    inside = config_mod.load(path, settings)
+    assert config_mod.load(path, {}).neutron.endpoint == ""
     bare_path = tmp_path / "bare.conf"
     bare_path.write_text(KuryrDaemon(layout).config_text())
     bare = config_mod.load(bare_path, {})
     assert (inside.socket, inside.state_dir) == (Config.socket, Config.state_dir)
     assert bare.state_dir == tmp_path / "kuryr-state"
-    # Everything else is the bare daemon's.
+    # Everything else, Neutron's keys included, is the bare daemon's.
     assert (inside.neutron, inside.binding, inside.pool) == (bare.neutron, bare.binding, bare.pool)
 
 
