@@ -34,7 +34,10 @@ allowed_address_pairs); kuryr-lib's ``default_driver`` (and its old name ``drive
 ``kuryr.lib.binding.drivers.<name>`` are accepted, as is kuryr-libnetwork's ``[DEFAULT]
 port_driver`` (``kuryr_libnetwork.port_driver.drivers.vlan`` / ``nested`` / ``veth``) when it
 agrees; ``link_iface`` (the VM's NIC, whose MAC finds the VM's Neutron port; required in
-nested mode).
+nested mode); ``vlan_device`` (vlan mode's container device: ``sublink``, the NIC's 802.1Q
+subinterface, the default; ``ovs``, an access port tagged with the subport's VLAN id on the
+OVS bridge ``integration_bridge`` whose uplink is the NIC, for a VM whose kernel has no
+802.1Q, kuryr.backends.binding.vlan_ovs).
 
 ``[pool]``  pre-created ports per subnet per host, sized by demand (kuryr.domain.ports.sizing);
 off while ``max`` is 0. ``max`` (free-or-being-created ports, at most); ``min`` (the floor: refill
@@ -117,6 +120,9 @@ class BindingConfig:
     # BINDING_DRIVERS: veth (the host's br-int) or a nested mode (vlan, macvlan).
     driver: str = "veth"
     link_iface: str = ""  # nested mode: the VM's NIC
+    # VLAN_DEVICES: vlan mode's container device, the NIC's 802.1Q subinterface (sublink) or
+    # an access port of an OVS bridge (integration_bridge) on the NIC (ovs).
+    vlan_device: str = "sublink"
 
     @property
     def nested(self) -> bool:
@@ -128,6 +134,8 @@ BINDING_VLAN = "vlan"
 BINDING_MACVLAN = "macvlan"
 NESTED_DRIVERS = (BINDING_VLAN, BINDING_MACVLAN)
 BINDING_DRIVERS = (BINDING_VETH, *NESTED_DRIVERS)
+VLAN_DEVICE_OVS = "ovs"
+VLAN_DEVICES = ("sublink", VLAN_DEVICE_OVS)
 # kuryr-lib names its binding drivers by module; the same drivers under Kuryr's names.
 _KURYR_LIB_DRIVERS = {f"kuryr.lib.binding.drivers.{name}": name for name in BINDING_DRIVERS}
 # kuryr-libnetwork's port drivers and the binding drivers each one works with.
@@ -387,6 +395,11 @@ def _binding(binding: configparser.SectionProxy, port_driver: str) -> BindingCon
     link_iface = binding.get("link_iface", "").strip()
     if driver in NESTED_DRIVERS and not link_iface:
         raise ValueError(f"[binding] driver = {driver} needs link_iface (the VM's NIC, e.g. eth0)")
+    vlan_device = _one_of(
+        "[binding] vlan_device", binding.get("vlan_device", bd.vlan_device).strip(), VLAN_DEVICES
+    )
+    if vlan_device != bd.vlan_device and driver != BINDING_VLAN:
+        raise ValueError(f"[binding] vlan_device = {vlan_device} applies to driver = vlan only")
     return BindingConfig(
         host=binding.get("host", ""),
         ovsdb_connection=binding.get("ovsdb_connection", bd.ovsdb_connection),
@@ -395,6 +408,7 @@ def _binding(binding: configparser.SectionProxy, port_driver: str) -> BindingCon
         tx_checksum_offload=binding.getboolean("tx_checksum_offload", bd.tx_checksum_offload),
         driver=driver,
         link_iface=link_iface,
+        vlan_device=vlan_device,
     )
 
 

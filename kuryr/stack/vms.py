@@ -45,7 +45,7 @@ class Parts:
 def parts(layout: Layout, vm: SimVm) -> Parts:
     return Parts(
         SimRelay(vm),
-        SimDaemon(vm, tx_checksum_offload=True, binding=binding_lines(vm)),
+        SimDaemon(vm, tx_checksum_offload=vm.mode != VLAN, binding=binding_lines(vm)),
         SimDocker(vm, hosts.storage_driver(layout)),
         VmSwitch(vm) if vm.mode == VLAN else None,
     )

@@ -82,3 +82,12 @@ def test_the_vm_daemon_config_is_nested_mode_on_the_nic(tmp_path: Path, mode: st
     assert loaded.binding.link_iface == vmplan.NIC
     assert loaded.binding.host == "vm1"
     assert loaded.socket == vm.plugin_sock
+
+
+def test_a_vlan_vm_plugs_containers_into_its_own_bridge(tmp_path: Path) -> None:
+    (vm,) = vmplan.planned(tmp_path, 1, "vlan")
+    config = tmp_path / "kuryr.conf"
+    config.write_text(SimDaemon(vm, binding=vms.binding_lines(vm)).config_text())
+    binding = load_config(config).binding
+    assert (binding.vlan_device, binding.integration_bridge) == ("ovs", vmplan.VM_BRIDGE)
+    assert binding.ovsdb_connection == f"unix:{vm.ovs_sock}"

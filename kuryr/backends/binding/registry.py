@@ -22,10 +22,11 @@ from kuryr.backends.binding.macvlan import MacvlanBinder
 from kuryr.backends.binding.nested import VmNic
 from kuryr.backends.binding.ovs import OvsBinder
 from kuryr.backends.binding.vlan import VlanBinder
+from kuryr.backends.binding.vlan_ovs import VlanOvsBinder, connect
 from kuryr.backends.netlink import Netlink
 from kuryr.backends.neutron_api import NeutronApi
 from kuryr.backends.ovsdb import Ovsdb
-from kuryr.config import BINDING_MACVLAN, BINDING_VLAN, BindingConfig
+from kuryr.config import BINDING_MACVLAN, BINDING_VLAN, VLAN_DEVICE_OVS, BindingConfig
 from kuryr.errors import BackendError
 
 LOG = logging.getLogger(__name__)
@@ -106,6 +107,8 @@ async def load(config: BindingConfig, neutron: NeutronApi | None = None) -> Bind
     if config.nested:
         if neutron is None:
             raise BackendError(f"[binding] driver = {config.driver} needs a Neutron client")
+        if config.vlan_device == VLAN_DEVICE_OVS:
+            return await load_vlan_ovs(config, neutron)
         return load_nested(config, neutron)
     netlink = Netlink()
     by_vif_type: dict[str, Binder] = {}
@@ -142,3 +145,16 @@ def load_nested(config: BindingConfig, neutron: NeutronApi) -> Binders:
     binder = NESTED_BINDERS[config.driver](neutron, netlink, nic)
     host = config.host or socket.gethostname()
     return Binders(host, {}, {}, netlink, None, nested=binder)
+
+
+async def load_vlan_ovs(config: BindingConfig, neutron: NeutronApi) -> Binders:
+    """vlan mode through the VM's own OVS bridge (``vlan_device = ovs``): the VM's OVSDB is
+    ``ovsdb_connection``, its bridge ``integration_bridge``."""
+    ovsdb = await connect(config.ovsdb_connection)
+    netlink = Netlink()
+    nic = VmNic(neutron, netlink, config.link_iface)
+    binder = VlanOvsBinder(
+        neutron, netlink, nic, ovsdb, config.integration_bridge, config.tx_checksum_offload
+    )
+    host = config.host or socket.gethostname()
+    return Binders(host, {}, {}, netlink, ovsdb, nested=binder)
