@@ -154,8 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     gc.add_argument(
         "--host",
         metavar="NAME",
-        help="instead: a host gone for good (binding:host_id NAME): its Kuryr ports and its "
-        "claims on shared networks (refused while its chassis is alive)",
+        help="instead: a host gone for good (binding:host_id NAME, or vm-port:<VM port id> for "
+        "a daemon in a VM): its Kuryr ports and its claims on shared networks (refused while "
+        "its chassis is alive, or its VM port exists)",
     )
     gc.add_argument("--json", action="store_true", help="machine-readable output")
     gc.set_defaults(handler=_gc)

@@ -21,6 +21,7 @@ from kuryr.domain.networks import Networks
 from kuryr.domain.ports import status as port_status
 from kuryr.domain.ports.broker import Broker
 from kuryr.domain.ports.journal import Journal
+from kuryr.domain.ports.mine import Mine
 from kuryr.domain.ports.pools import Pools
 from kuryr.domain.ports.port import Port
 from kuryr.domain.ports.prewire import Prewire
@@ -197,13 +198,13 @@ async def build(
             deleted=journal.deleted,
         )
         undo.push_async_callback(prewire.close)
-        pools = Pools(
-            state, neutron, journal, binders.host, config.pool, prewire, quiet, clock=clock
-        )
+        # Which ports are this host's: one answer for pools, broker and networks.
+        mine = Mine.of(binders)
+        pools = Pools(state, neutron, journal, mine, config.pool, prewire, quiet, clock=clock)
         undo.push_async_callback(pools.close)
         ipam = Ipam(
             neutron,
-            Broker(neutron, binders.host, state, pools, prewire),
+            Broker(neutron, mine, state, pools, prewire),
             removals,
             config.neutron.default_subnetpool_v4,
             config.neutron.default_subnetpool_v6,
@@ -212,7 +213,7 @@ async def build(
         networks = Networks(
             neutron,
             ipam,
-            binders.host,
+            mine,
             config.neutron.enable_dhcp,
             state=state,
             routers=Routers(neutron, config.neutron.router),

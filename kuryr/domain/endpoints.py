@@ -42,8 +42,6 @@ _IMMEDIATE_TIMEOUT = deadline.DEFAULT_REQUEST_TIMEOUT
 class Binders(Protocol):
     """What endpoints need of kuryr.backends.binding.registry.Binders."""
 
-    host: str
-
     def for_vif_type(self, vif_type: str) -> Binder: ...
 
 
@@ -84,10 +82,6 @@ class Endpoints:
         self._prewire = prewire
         self._broker = ipam.broker
         self._immediate = immediate
-
-    @property
-    def host(self) -> str:
-        return self._binders.host
 
     # --- lookup --------------------------------------------------------------------------------
 
@@ -227,7 +221,8 @@ class Endpoints:
                 raise
         await self._neutron.update("ports", port.id, desired.bound_to(""))
         await self._neutron.update("ports", port.id, desired.with_mac(mac))
-        rebound = await self._neutron.update("ports", port.id, desired.bound_to(self.host))
+        host = (await self._broker.mine.mark()).host  # nested: "" (kuryr.domain.ports.mine)
+        rebound = await self._neutron.update("ports", port.id, desired.bound_to(host))
         return Port.from_neutron(rebound)
 
     def _remember(self, endpoint: Endpoint) -> Endpoint:

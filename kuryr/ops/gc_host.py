@@ -5,7 +5,8 @@ A host that will not come back would keep them, and every Neutron network it use
 (kuryr.domain.sharing), forever. Asked explicitly, this removes its Kuryr ports (containers',
 pool ports, reservations) and its anchors, drops its claims on the networks it used, and
 finishes what the last one out of each network does. It refuses a host whose chassis Neutron
-reports alive (its OVN controller agent), and a dry run is the default. The ``kuryrPool-*``
+reports alive (its OVN controller agent), or, for a VM's daemon (``vm-port:<id>``,
+kuryr.domain.ports.mine), whose VM port still exists; a dry run is the default. The ``kuryrPool-*``
 subnetpools of the subnets it removes go too, once no subnet uses them.
 """
 
@@ -20,6 +21,7 @@ from kuryr import naming
 from kuryr.backends.neutron_api import NeutronApi, NeutronError, Resource
 from kuryr.config import Config
 from kuryr.domain import kuryr_pools, sharing
+from kuryr.domain.ports.mine import Mark
 from kuryr.domain.ports.port import Port
 from kuryr.errors import KuryrError
 from kuryr.ops import neutron_cli
@@ -46,8 +48,14 @@ class HostPlan:
 
 
 async def check_gone(neutron: NeutronApi, host: str) -> None:
-    """Refuse while Neutron reports the host's chassis alive (or cannot tell)."""
+    """Refuse while Neutron reports the host's chassis alive, or a VM's port still there (or
+    cannot tell)."""
+    mark = Mark.named(host)
     try:
+        if mark.nested:
+            if await neutron.show("ports", mark.vm_port) is not None:
+                raise HostAlive(f"host {host}'s VM port still exists: its ports are its own")
+            return
         agents = await neutron.query("agents")
     except NeutronError as exc:
         raise HostAlive(f"cannot tell whether host {host}'s chassis is alive: {exc}") from exc
@@ -62,8 +70,10 @@ async def check_gone(neutron: NeutronApi, host: str) -> None:
 async def plan_host(neutron: NeutronApi, host: str) -> HostPlan:
     await check_gone(neutron, host)
     plan = HostPlan(host)
-    found = await neutron.query("ports", {"binding:host_id": host})
-    plan.ports = [p for p in map(Port.from_neutron, found) if p.device_owner in OWNERS]
+    mark = Mark.named(host)
+    found = await neutron.query("ports", mark.fields())
+    ports = [p for p in map(Port.from_neutron, found) if mark.marks(p)]
+    plan.ports = [p for p in ports if p.device_owner in OWNERS]
     network_ids = {p.network_id for p in plan.ports}
     created = await neutron.query("networks", {"description": naming.creator_description(host)})
     network_ids |= {str(n["id"]) for n in created}

@@ -140,3 +140,7 @@ class HostBinders(Protocol):
     host: str
 
     def for_vif_type(self, vif_type: str) -> Binder: ...
+
+    async def vm_port(self) -> str | None:
+        """Nested mode: the VM's Neutron port id (kuryr.domain.ports.mine); else None."""
+        ...

@@ -70,6 +70,10 @@ class Binders:
     netlink: Netlink
     ovsdb: Ovsdb | None
     nested: Binder | None = None  # nested mode: the one binder of every port
+    nic: VmNic | None = None  # nested mode: the VM's NIC and port
+
+    async def vm_port(self) -> str | None:
+        return (await self.nic.port()).id if self.nic is not None else None
 
     def for_vif_type(self, vif_type: str) -> Binder:
         if self.nested is not None:
@@ -139,12 +143,13 @@ async def load(config: BindingConfig, neutron: NeutronApi | None = None) -> Bind
 
 
 def load_nested(config: BindingConfig, neutron: NeutronApi) -> Binders:
-    """A VM has no OVSDB: its name is ``[binding] host``, else the VM's hostname."""
+    """A VM has no OVSDB: its name is ``[binding] host``, else the VM's hostname (for logs:
+    its ports are marked by the VM's port, kuryr.domain.ports.mine)."""
     netlink = Netlink()
     nic = VmNic(neutron, netlink, config.link_iface)
     binder = NESTED_BINDERS[config.driver](neutron, netlink, nic)
     host = config.host or socket.gethostname()
-    return Binders(host, {}, {}, netlink, None, nested=binder)
+    return Binders(host, {}, {}, netlink, None, nested=binder, nic=nic)
 
 
 async def load_vlan_ovs(config: BindingConfig, neutron: NeutronApi) -> Binders:
@@ -157,4 +162,4 @@ async def load_vlan_ovs(config: BindingConfig, neutron: NeutronApi) -> Binders:
         neutron, netlink, nic, ovsdb, config.integration_bridge, config.tx_checksum_offload
     )
     host = config.host or socket.gethostname()
-    return Binders(host, {}, {}, netlink, ovsdb, nested=binder)
+    return Binders(host, {}, {}, netlink, ovsdb, nested=binder, nic=nic)

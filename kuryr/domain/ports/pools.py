@@ -1,16 +1,16 @@
 """Per-(subnet, host) pools of Neutron ports created ahead, so a container start creates none.
 
-Pool ports are created in bulk (one POST per batch), bound to this host (``binding:host_id``)
-with ``device_owner=compute:kuryr`` and an EMPTY ``device_id``; their membership shows in their
+Pool ports are created in bulk (one POST per batch), marked as this host's (ports.mine) with
+``device_owner=compute:kuryr`` and an EMPTY ``device_id``; their membership shows in their
 name :data:`naming.POOL_PORT_NAME` (in the POST body: recognisable even when the create
 outlived its caller) and the tag :data:`naming.POOL_TAG` (in the POST body where Neutron keeps
-it, kuryr.domain.ports.post_tags; else set by the journal).
-Taking a port is a synchronous step on the event loop (memory and state change together, no
-await in between), so no port is handed out twice however many starts run at once. Refill runs
-in the background, in batches of at least ``batch``, never beyond ``max`` free-or-being-created
-ports. A pool starts filling when its network is created, so the first containers find ports;
-how many it aims at follows demand (kuryr.domain.ports.sizing, kuryr.domain.ports.shrink); its
-refill is kuryr.domain.ports.refill, its reload at start kuryr.domain.ports.recovery.
+it, kuryr.domain.ports.post_tags; else set by the journal). Taking a port is a synchronous step
+on the event loop (memory and state change together, no await in between), so no port is
+handed out twice however many starts run at once. Refill runs in the background, in batches of
+at least ``batch``, never beyond ``max`` free-or-being-created ports. A pool starts filling
+when its network is created, so the first containers find ports; how many it aims at follows
+demand (kuryr.domain.ports.sizing, kuryr.domain.ports.shrink); its refill is
+kuryr.domain.ports.refill, its reload at start kuryr.domain.ports.recovery.
 
 Two modes per subnet. ``any`` (Kuryr IPAM): any free port serves, Neutron picked its address.
 ``exact`` (Docker's own IPAM): Docker hands out the LOWEST free address (libnetwork's allocator,
@@ -51,6 +51,7 @@ from kuryr.config import PoolConfig
 from kuryr.domain.ports import desired, recovery, sizing
 from kuryr.domain.ports.journal import Journal
 from kuryr.domain.ports.ledger import PortPool
+from kuryr.domain.ports.mine import Mine
 from kuryr.domain.ports.port import Port
 from kuryr.domain.ports.refill import BULK_TIMEOUT, Refill
 from kuryr.domain.ports.shrink import Shrink
@@ -85,7 +86,7 @@ class Pools:
         state: State,
         neutron: NeutronApi,
         journal: Journal,
-        host: str,
+        mine: Mine,
         config: PoolConfig,
         wiring: Wiring,
         quiet: Quiet,
@@ -94,11 +95,11 @@ class Pools:
         self._state = state
         self._neutron = neutron
         self._journal = journal
-        self._host = host
+        self._mine = mine
         self.config = config
         self._wiring = wiring
         self._pools: dict[str, PortPool] = {}
-        self._refill = Refill(state, neutron, journal, host, config, quiet, self, wiring.takes)
+        self._refill = Refill(state, neutron, journal, mine, config, quiet, self, wiring.takes)
         self._clock = clock
         self.shrink = Shrink(self, config, clock)
 
@@ -400,10 +401,9 @@ class Pools:
     # --- reload after a restart ------------------------------------------------------------------
 
     async def load(self) -> None:
-        """Rebuild the pools from the local state, checked against Neutron when it answers.
-
-        Only subnets of networks this daemon knows count: pool ports of other daemons on the
-        same host (a second state directory) are never taken over."""
+        """Rebuild the pools from the local state, checked against Neutron when it answers. Only
+        subnets of networks this daemon knows count: pool ports of other daemons on the same
+        host (a second state directory) are never taken over."""
         known = {s.id for n in self._state.networks() for s in n.subnets}
         for row in self._state.pools():
             if row.subnet_id in known:
@@ -412,7 +412,7 @@ class Pools:
                 self._state.forget_pool(row.subnet_id)
         local = {pp.port_id: pp for pp in self._state.pool_ports()}
         try:
-            remote = await recovery.pool_ports_in_neutron(self._neutron, self._host)
+            remote = await recovery.pool_ports_in_neutron(self._neutron, self._mine)
         except BackendError as exc:
             LOG.warning("pools reloaded from local state only (Neutron: %s)", exc)
             remote = None

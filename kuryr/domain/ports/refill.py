@@ -35,6 +35,7 @@ from kuryr.config import PoolConfig
 from kuryr.domain.ports import desired
 from kuryr.domain.ports.journal import Journal, background
 from kuryr.domain.ports.ledger import PortPool
+from kuryr.domain.ports.mine import Mine
 from kuryr.domain.ports.port import Port
 from kuryr.domain.ports.post_tags import PostTags
 from kuryr.domain.quiet import Quiet
@@ -72,7 +73,7 @@ class Refill:
         state: State,
         neutron: NeutronApi,
         journal: Journal,
-        host: str,
+        mine: Mine,
         config: PoolConfig,
         quiet: Quiet,
         ledger: Ledger,
@@ -82,7 +83,7 @@ class Refill:
         self._state = state
         self._neutron = neutron
         self._journal = journal
-        self._host = host
+        self._mine = mine
         self._config = config
         self._quiet = quiet
         self._ledger = ledger
@@ -151,17 +152,15 @@ class Refill:
     async def _adopt_strays(self, pool: PortPool) -> None:
         """Take in this subnet's pool ports that no pool knows: made by a bulk create whose
         answer never came (timeout, or a predecessor killed mid-call)."""
+        mark = await self._mine.mark()
         found = await self._neutron.query(
             "ports",
-            {
-                "network_id": pool.row.network_id,
-                "device_owner": naming.DEVICE_OWNER,
-                "binding:host_id": self._host,
-                "name": naming.POOL_PORT_NAME,
-            },
+            {**mark.query(), "network_id": pool.row.network_id, "name": naming.POOL_PORT_NAME},
         )
         for port in map(Port.from_neutron, found):
             port_id = port.id
+            if not mark.owns(port):
+                continue
             # Known, or on its way out (a journaled delete): not a stray.
             known = port_id in pool.free or port_id in pool.taken
             known = known or self._journal.state.journal_entry(port_id) is not None
@@ -224,10 +223,9 @@ class Refill:
 
     async def _create(self, pool: PortPool, wanted: list[dict[str, str]]) -> list[Port]:
         tags = self._post_tags.tags()
+        mark = await self._mine.mark()
         items = [
-            desired.create_body(
-                pool.row.network_id, [f], self._host, naming.POOL_PORT_NAME, tags=tags
-            )
+            desired.create_body(pool.row.network_id, [f], mark, naming.POOL_PORT_NAME, tags=tags)
             for f in wanted
         ]
         try:
