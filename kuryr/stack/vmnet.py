@@ -8,8 +8,10 @@ from __future__ import annotations
 import ipaddress
 import json
 import urllib.error
+import urllib.parse
 from typing import Any
 
+from kuryr import naming
 from kuryr.domain.ports.port import Port
 from kuryr.stack import netdev, neutron_api, ovs, proc, underlay
 from kuryr.stack.errors import StackError
@@ -86,8 +88,8 @@ def recorded(vm: SimVm) -> dict[str, str]:
 
 
 def delete_port(vm: SimVm) -> None:
-    """The trunk (its subports taken off first) and the VM's port. Kuryr's own ports of the
-    VM go with hosts.forget_ports, before this."""
+    """The trunk (its subports taken off first: Neutron deletes no port that is one) and the
+    VM's port. Kuryr's own ports of the VM go after this (:func:`forget_kuryr_ports`)."""
     port = _vm_port(vm)
     if port is None:
         return
@@ -99,6 +101,18 @@ def delete_port(vm: SimVm) -> None:
             _call(vm.name, "PUT", path, {"sub_ports": subports})
         _call(vm.name, "DELETE", f"/v2.0/trunks/{trunk['id']}")
     _call(vm.name, "DELETE", f"/v2.0/ports/{port.id}")
+
+
+def forget_kuryr_ports(vm: SimVm) -> None:
+    """Delete the ports the VM's daemon marked as its own (pool ports it kept ready, anchors
+    of networks it adopted): nested Kuryr marks them by the VM's port in their description
+    (kuryr.domain.ports.mine), and nothing can use them once the VM is gone."""
+    vm_port = recorded(vm).get("port_id")
+    if not vm_port:
+        return
+    marker = urllib.parse.quote(naming.host_description(naming.vm_host(vm_port)))
+    for raw in _call(vm.name, "GET", f"/v2.0/ports?description={marker}")["ports"]:
+        _call(vm.name, "DELETE", f"/v2.0/ports/{Port.from_neutron(raw).id}")
 
 
 def _ip(vm: SimVm, *args: str) -> str:

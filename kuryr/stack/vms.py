@@ -111,6 +111,8 @@ def remove(layout: Layout, vm: SimVm) -> list[StackError]:
         *([p.switch.stop] if p.switch is not None else []),
         # Subports first: Neutron deletes no port that is one.
         lambda: vmnet.delete_port(vm),
+        lambda: vmnet.forget_kuryr_ports(vm),
+        # Ports made by a daemon from before nested ports were marked: bound to the VM.
         lambda: hosts.forget_ports(vm),
         lambda: _terminate(hosts.members(vm)),
         lambda: vmnet.unplug_nic(vm),

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from kuryr import naming
 from kuryr.stack import hosts, vmplan
 from tests.conftest import StackFacts
 from tests.e2e.helpers import DockerEnv, Neutron, settle, wait_for
@@ -163,11 +164,13 @@ def test_network_rm_in_the_vm_leaves_no_subport_and_no_trunk_change(
         scene.env.remove_container(container)
     scene.env.remove_network(scene.vm.host, scene.docker_name)
 
+    marker = naming.host_description(naming.vm_host(scene.vm.port_id))
+
     def vm_ports_left() -> list[str]:
         return [
             p["id"]
             for p in neutron.find("ports", network_id=scene.network["id"])
-            if p["id"] in ports_in_vm or p["binding:host_id"] == scene.vm.host.name
+            if p["id"] in ports_in_vm or p["description"] == marker
         ]
 
     left: list[str] = []
