@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 
 from kuryr import deadline
 from kuryr.backends.binding.base import Binder, Vif
+from kuryr.backends.binding.garp import Announcer
 from kuryr.backends.binding.nested import VmNic
 from kuryr.backends.netlink import Netlink
 from kuryr.backends.neutron_api import NeutronApi, NeutronError
@@ -100,6 +101,8 @@ class MacvlanBinder(Binder):
         self._neutron = neutron
         self._netlink = netlink
         self._nic = nic
+        # OVN delivers to a container's (virtual) port once the VM announces its address.
+        self._announcer = Announcer()
         # Ports whose pairs this daemon wrote: ready() reads no Neutron (the fast path).
         self._paired: set[str] = set()
 
@@ -114,6 +117,7 @@ class MacvlanBinder(Binder):
                 vif.container_ifname, await self._nic.index(), vif.mac_address, vif.mtu
             )
             await self._netlink.set_alias(vif.container_ifname, ALIAS_PREFIX + vif.port_id)
+            self._announcer.start(self._nic.link_iface, vif.mac_address, vif.ips)
         except BaseException:
             with deadline.cleanup():
                 await asyncio.shield(self._unplug_quietly(vif))
@@ -162,3 +166,4 @@ class MacvlanBinder(Binder):
 
     async def close(self) -> None:
         """The netlink socket belongs to the registry, the Neutron client to the daemon."""
+        await self._announcer.close()
