@@ -22,7 +22,7 @@ publishes on a network share one floating IP; ``container``: each container gets
 default ``network``; kuryr.domain.published).
 
 ``[binding]``  ``host`` (the chassis name used as ``binding:host_id``; default: OVSDB
-``external_ids:hostname``), ``ovsdb_connection``, ``integration_bridge``,
+``external_ids:hostname``; nested mode binds nothing, kuryr.domain.ports.mine), ``ovsdb_connection``, ``integration_bridge``,
 ``veth_dst_prefix``; ``tx_checksum_offload`` (default true; ``false`` turns TX checksum
 offload, and with it TSO, off on each container's veth: needed for TCP and UDP between
 hosts when OVS runs the userspace datapath (OVS 3.1 drops tunnelled packets that carry
