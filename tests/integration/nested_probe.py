@@ -77,6 +77,12 @@ def binding(port_id: str) -> str:
     )
 
 
+def flows_of(switch: str, mac: str, ip: str) -> list[str]:
+    """The switch's logical flows that name the MAC or the IP (l2 lookup, ARP, ACLs)."""
+    listed = ovn("ovn-sbctl", "lflow-list", switch)
+    return [line.strip() for line in listed.splitlines() if mac in line or f"{ip} " in line]
+
+
 def describe(frame: bytes) -> str:
     """One line per frame: MACs, and ARP or IPv4/ICMP fields."""
     dst, src, ethertype = frame[0:6].hex(":"), frame[6:12].hex(":"), frame[12:14]
@@ -187,6 +193,8 @@ async def main() -> None:
         report["lsp c1 before"] = lsp(c1.id)
         report["lsp vm"] = lsp(vm_port.id)
         report["binding c1 before"] = binding(c1.id)
+        switch = f"neutron-{net['id']}"
+        report["flows c1 before"] = flows_of(switch, c1.mac_address, c1.ips[0])
         report["ping vm->peer"] = ping(vm_ns, peer.ips[0]).returncode
         with (
             Sniffer(vm_ns, vm_nic) as on_vm,
@@ -201,7 +209,7 @@ async def main() -> None:
         report["frames on VM NIC"] = on_vm.frames
         report["frames on peer NIC"] = on_peer.frames
         report["binding c1 after"] = binding(c1.id)
-        switch = f"neutron-{net['id']}"
+        report["flows c1 after"] = flows_of(switch, c1.mac_address, c1.ips[0])
         reply = (
             f'inport == "{peer.id}" && eth.src == {peer.mac_address} && '
             f"eth.dst == {c1.mac_address} && ip4.src == {peer.ips[0]} && "
