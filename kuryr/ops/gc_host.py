@@ -8,8 +8,8 @@ finishes what the last one out of each network does. It refuses a host whose cha
 reports alive (its OVN controller agent), or, for a VM's daemon (``vm-port:<id>``,
 kuryr.domain.ports.mine), whose VM port is still attached to a server; a dry run is the
 default. A VM's ports still in its trunk are taken out of it first (Neutron deletes no
-subport). The ``kuryrPool-*``
-subnetpools of the subnets it removes go too, once no subnet uses them.
+subport). The ``kuryrPool-*`` subnetpools of the subnets it removes go too, once no subnet
+uses them.
 """
 
 from __future__ import annotations
@@ -49,8 +49,8 @@ class HostPlan:
 
 
 async def check_gone(neutron: NeutronApi, host: str) -> None:
-    """Refuse while Neutron reports the host's chassis alive, or a VM's port still there (or
-    cannot tell)."""
+    """Refuse while Neutron reports the host's chassis alive, or a VM's port attached to a
+    server (or cannot tell)."""
     mark = Mark.named(host)
     try:
         if mark.nested:

@@ -46,6 +46,12 @@ def holder(port: Port) -> str:
     return naming.described_host(port.description) or port.host
 
 
+def kuryrs(port: Port) -> bool:
+    """A port Kuryr made for some host: ``compute:kuryr``, or a VM's whatever owner the trunk
+    plugin left it."""
+    return port.kuryr_owned or naming.described_host(port.description) is not None
+
+
 @dataclass(frozen=True)
 class Mark:
     """What makes a port one host's. ``host``: the ``binding:host_id`` Kuryr writes (a

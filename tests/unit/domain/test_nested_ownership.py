@@ -16,6 +16,7 @@ from kuryr.backends.neutron_api import Params, Resource
 from kuryr.config import PoolConfig
 from kuryr.domain.ports.mine import Mark, holder
 from kuryr.domain.ports.port import Port
+from kuryr.domain.sharing import Leaving, decide
 from kuryr.ops import gc_host
 from kuryr.ops.host_pools import tally
 from kuryr.ops.reconcile import Reconciler
@@ -287,3 +288,24 @@ async def test_reconciliation_in_a_vm_judges_the_vms_ports_and_the_hypervisor_no
         judged = {a.ident: a.kind for a in plan.actions if a.kind == "port"}
         assert judged == {gone_port["id"]: "port"}
         assert not [a for a in hypervisor.actions if a.kind == "port"]
+
+
+def test_a_vms_subport_keeps_a_shared_network_as_its_user_not_as_a_blocker() -> None:
+    """The trunk plugin's owner on a VM's port does not make it a port outside Kuryr: the
+    network Kuryr made stays for the VM, named by its VM port."""
+    vm = Mark("", "b5f1c0de-0000-4000-8000-000000000015")
+    creator = "c" * 64
+    subport = Port(
+        "p1",
+        network_id="net",
+        device_owner=naming.SUBPORT_OWNER,
+        device_id="",
+        description=vm.fields()["description"],
+    )
+    plan = decide(
+        {"id": "net", "tags": naming.id_tags(creator)},
+        [subport],
+        Leaving(frozenset({creator})),
+    )
+    assert not plan.delete_network and plan.blockers == []
+    assert plan.users == [f"ports on host {vm.name}"]
