@@ -22,19 +22,19 @@ publishes on a network share one floating IP; ``container``: each container gets
 default ``network``; kuryr.domain.published).
 
 ``[binding]``  ``host`` (the chassis name used as ``binding:host_id``; default: OVSDB
-``external_ids:hostname``), ``ovsdb_connection``, ``integration_bridge``,
-``veth_dst_prefix``; ``tx_checksum_offload`` (default true; ``false`` turns TX checksum
-offload, and with it TSO, off on each container's veth: needed for TCP and UDP between
-hosts when OVS runs the userspace datapath (OVS 3.1 drops tunnelled packets that carry
-offload flags), at some cost in same-host throughput). Nested mode (containers inside a Nova
-VM, kuryr.backends.binding.nested): ``driver`` (``veth``: the host's own br-int, the default;
-``vlan``: each container a trunk subport, its VLAN subinterface of the VM's NIC moved into it;
-``macvlan``: a macvlan device of the VM's NIC, its address in the VM port's
-allowed_address_pairs); kuryr-lib's ``default_driver`` (and its old name ``driver``) with
+``external_ids:hostname``; nested mode binds nothing, kuryr.domain.ports.mine),
+``ovsdb_connection``, ``integration_bridge``, ``veth_dst_prefix``; ``tx_checksum_offload``
+(default true; ``false`` turns TX checksum offload, and with it TSO, off on each container's
+veth: needed for TCP and UDP between hosts when OVS runs the userspace datapath (OVS 3.1 drops
+tunnelled packets that carry offload flags), at some cost in same-host throughput). Nested mode
+(containers inside a Nova VM, kuryr.backends.binding.nested): ``driver`` (``veth``: the host's
+own br-int, the default; ``vlan``: each container a trunk subport, its VLAN subinterface of the
+VM's NIC moved into it; ``macvlan``: a macvlan device of the VM's NIC, its address in the VM
+port's allowed_address_pairs); kuryr-lib's ``default_driver`` (and its old name ``driver``) with
 ``kuryr.lib.binding.drivers.<name>`` are accepted, as is kuryr-libnetwork's ``[DEFAULT]
 port_driver`` (``kuryr_libnetwork.port_driver.drivers.vlan`` / ``nested`` / ``veth``) when it
-agrees; ``link_iface`` (the VM's NIC, whose MAC finds the VM's Neutron port; required in
-nested mode); ``vlan_device`` (vlan mode's container device: ``sublink``, the NIC's 802.1Q
+agrees; ``link_iface`` (the VM's NIC, whose MAC finds the VM's Neutron port; required in nested
+mode); ``vlan_device`` (vlan mode's container device: ``sublink``, the NIC's 802.1Q
 subinterface, the default; ``ovs``, an access port tagged with the subport's VLAN id on the
 OVS bridge ``integration_bridge`` whose uplink is the NIC, for a VM whose kernel has no
 802.1Q, kuryr.backends.binding.vlan_ovs).

@@ -24,6 +24,8 @@ POOL_PORT_NAME = "kuryr-pool-port"
 EXPOSE_SG_PREFIX = "kuryr_expose_"
 
 DEVICE_OWNER = "compute:kuryr"
+# Neutron's trunk plugin: the device_owner of a port while it is a trunk's subport.
+SUBPORT_OWNER = "trunk:subport"
 
 TAG_ID_LOW = "kuryr.net.uuid.lh"
 TAG_ID_HIGH = "kuryr.net.uuid.uh"

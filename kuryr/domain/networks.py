@@ -363,7 +363,7 @@ def _is_leftover(port: Port, mark: Mark) -> bool:
 def _is_endpoint(port: Port, network: Network, mark: Mark) -> bool:
     """A Kuryr port in use on this host (an unmarked one counts on a network Kuryr made);
     other hosts' ports are theirs to release and keep the network for them."""
-    if not port.kuryr_owned or _is_leftover(port, mark):
+    if not (port.kuryr_owned or mark.owns(port)) or _is_leftover(port, mark):
         return False
     return holder(port) in ({mark.name} if network.adopted else {mark.name, ""})
 

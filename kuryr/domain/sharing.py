@@ -30,7 +30,7 @@ from kuryr.backends.model import Network
 from kuryr.backends.neutron_api import NeutronApi, NeutronError, Resource
 from kuryr.domain import routers
 from kuryr.domain.ports import desired
-from kuryr.domain.ports.mine import Mark, Mine, holder
+from kuryr.domain.ports.mine import Mark, Mine, holder, kuryrs
 from kuryr.domain.ports.port import Port
 from kuryr.errors import Conflict
 
@@ -90,7 +90,7 @@ def decide(network: Resource, ports: list[Port], leaving: Leaving) -> Plan:
     ]
     anchored = {a.device_id[:32] for a in anchors}
     tagged = {low: adopted for low, adopted in naming.tag_claims(tags).items() if low not in gone}
-    kuryr_ports = [p for p in ports if p.kuryr_owned and p.id not in leaving.ports]
+    kuryr_ports = [p for p in ports if kuryrs(p) and p.id not in leaving.ports]
     hosts = sorted({holder(p) for p in kuryr_ports})
     plan = Plan(
         delete_ports=sorted(leaving.ports & {p.id for p in ports}),
@@ -105,7 +105,7 @@ def decide(network: Resource, ports: list[Port], leaving: Leaving) -> Plan:
         plan.blockers = [
             p.id
             for p in ports
-            if not p.device_owner.startswith("network:") and not (p.kuryr_owned or p.is_anchor)
+            if not p.device_owner.startswith("network:") and not (kuryrs(p) or p.is_anchor)
         ]
         plan.delete_network = not plan.blockers
         return plan

@@ -6,8 +6,10 @@ A host that will not come back would keep them, and every Neutron network it use
 pool ports, reservations) and its anchors, drops its claims on the networks it used, and
 finishes what the last one out of each network does. It refuses a host whose chassis Neutron
 reports alive (its OVN controller agent), or, for a VM's daemon (``vm-port:<id>``,
-kuryr.domain.ports.mine), whose VM port still exists; a dry run is the default. The ``kuryrPool-*``
-subnetpools of the subnets it removes go too, once no subnet uses them.
+kuryr.domain.ports.mine), whose VM port is still attached to a server; a dry run is the
+default. A VM's ports still in its trunk are taken out of it first (Neutron deletes no
+subport). The ``kuryrPool-*`` subnetpools of the subnets it removes go too, once no subnet
+uses them.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from kuryr import naming
+from kuryr.backends.binding.nested import VmPort
 from kuryr.backends.neutron_api import NeutronApi, NeutronError, Resource
 from kuryr.config import Config
 from kuryr.domain import kuryr_pools, sharing
@@ -25,8 +28,6 @@ from kuryr.domain.ports.mine import Mark
 from kuryr.domain.ports.port import Port
 from kuryr.errors import KuryrError
 from kuryr.ops import neutron_cli
-
-OWNERS = (naming.DEVICE_OWNER, naming.ANCHOR_OWNER)
 
 
 class HostAlive(KuryrError):
@@ -48,13 +49,17 @@ class HostPlan:
 
 
 async def check_gone(neutron: NeutronApi, host: str) -> None:
-    """Refuse while Neutron reports the host's chassis alive, or a VM's port still there (or
-    cannot tell)."""
+    """Refuse while Neutron reports the host's chassis alive, or a VM's port attached to a
+    server (or cannot tell)."""
     mark = Mark.named(host)
     try:
         if mark.nested:
-            if await neutron.show("ports", mark.vm_port) is not None:
-                raise HostAlive(f"host {host}'s VM port still exists: its ports are its own")
+            raw = await neutron.show("ports", mark.vm_port)
+            server = Port.from_neutron(raw).device_id if raw is not None else ""
+            if server:
+                raise HostAlive(
+                    f"host {host}'s VM port is attached to server {server}: its ports are its own"
+                )
             return
         agents = await neutron.query("agents")
     except NeutronError as exc:
@@ -72,8 +77,8 @@ async def plan_host(neutron: NeutronApi, host: str) -> HostPlan:
     plan = HostPlan(host)
     mark = Mark.named(host)
     found = await neutron.query("ports", mark.fields())
-    ports = [p for p in map(Port.from_neutron, found) if mark.marks(p)]
-    plan.ports = [p for p in ports if p.device_owner in OWNERS]
+    ports = list(map(Port.from_neutron, found))
+    plan.ports = [p for p in ports if mark.owns(p) or (p.is_anchor and mark.marks(p))]
     network_ids = {p.network_id for p in plan.ports}
     created = await neutron.query("networks", {"description": naming.creator_description(host)})
     network_ids |= {str(n["id"]) for n in created}
@@ -112,10 +117,23 @@ async def _network_plan(neutron: NeutronApi, network: Resource, plan: HostPlan) 
 async def apply(neutron: NeutronApi, plan: HostPlan, default_pools: Collection[str]) -> None:
     """Leave each network as the host would have, then delete the ``kuryrPool-*`` subnetpools
     of the subnets removed (the host's ReleasePool will never come)."""
+    await _out_of_trunk(neutron, plan)
     leaver = sharing.Sharing(neutron)
     for network in plan.networks:
         for pool_id in sorted(await leaver.leave(network.network_id, network.leaving)):
             await kuryr_pools.cleanup(neutron, pool_id, default_pools)
+
+
+async def _out_of_trunk(neutron: NeutronApi, plan: HostPlan) -> None:
+    """A VM's ports still subports of its trunk (the VM went, its port and trunk stayed)."""
+    mark = Mark.named(plan.host)
+    raw = await neutron.show("ports", mark.vm_port) if mark.nested else None
+    if raw is None:
+        return
+    vm = VmPort.from_neutron(raw)
+    ours = [p.id for p in plan.ports if p.id in vm.subports]
+    if vm.trunk_id is not None and ours:
+        await neutron.remove_subports(vm.trunk_id, ours)
 
 
 async def _work(

@@ -4,9 +4,11 @@ hypervisor's chassis name. The VM's port is bound to this chassis and wired on b
 NIC in a throwaway namespace); for each choice the subport's Neutron binding and OVN's
 Port_Binding (claimed by this chassis through the parent, or not) are recorded and checked.
 
-These facts decide how nested mode names its ports' host (README: Nested mode): Kuryr's
-pools, recovery and reconciliation find a host's ports by ``binding:host_id``, and
-kuryr.domain.ports.port.Port.bound keeps ``binding_failed`` ports out of the pools."""
+These facts decided how nested mode marks its ports (README: Nested mode): it binds none, and
+marks each by the VM's port in its description (kuryr.domain.ports.mine). The port nested
+Kuryr makes (its very body, kuryr.domain.ports.desired) is claimed like an unbound one, and
+the real Neutron finds it again by that mark alone, whatever owner the trunk plugin gave it,
+while a daemon with this chassis does not take it for its own."""
 
 from __future__ import annotations
 
@@ -20,9 +22,12 @@ from typing import Any
 
 import pytest
 
+from kuryr import naming
 from kuryr.backends.binding.registry import Binders, load
 from kuryr.backends.neutron import Neutron
 from kuryr.config import BindingConfig
+from kuryr.domain.ports import desired
+from kuryr.domain.ports.mine import Mark
 from kuryr.domain.ports.port import Port
 from kuryr.stack.layout import SB_PORT
 from tests.integration.domain_helpers import neutron_client
@@ -109,16 +114,21 @@ async def test_how_ovn_binds_a_subport_by_its_host(
         await move_link(vif.container_ifname, namespaces.new())
         trunk = await neutron.create("trunks", {"port_id": parent.id, "name": name})
         seen: dict[str, Any] = {}
+        vm = Mark("", parent.id)
         for seg, (label, host) in enumerate(
             [
                 ("no host", ""),
                 ("the VM's name", "wt15-vm-no-chassis"),
                 ("the hypervisor", stack.chassis_hostname),
+                ("nested Kuryr's mark", None),
             ],
             start=10,
         ):
             attrs = {"network_id": net["id"], "name": name, "device_owner": "compute:kuryr"}
-            if host:
+            if host is None:
+                attrs = desired.create_body(net["id"], [], vm, name)
+                attrs.pop("fixed_ips")
+            elif host:
                 attrs["binding:host_id"] = host
             raw = await neutron.create("ports", attrs)
             made.append(raw["id"])
@@ -144,7 +154,20 @@ async def test_how_ovn_binds_a_subport_by_its_host(
         assert seen["the VM's name"]["vif_type before"] == "ovs"
         assert seen["the hypervisor"]["vif_type before"] == "ovs"
         claimed = {label: bool(facts["ovn"].get("claimed")) for label, facts in seen.items()}
-        assert claimed == {"no host": True, "the VM's name": False, "the hypervisor": True}
+        assert claimed == {
+            "no host": True,
+            "the VM's name": False,
+            "the hypervisor": True,
+            "nested Kuryr's mark": True,
+        }
+        assert seen["nested Kuryr's mark"]["vif_type before"] == "unbound"
+        # Found again by the mark alone in the real Neutron, whatever the trunk plugin made of
+        # its owner; not by a daemon with this chassis.
+        marked = await neutron.query("ports", vm.query())
+        assert [p["id"] for p in marked] == [made[-1]]
+        [port] = map(Port.from_neutron, marked)
+        assert port.device_owner in ("compute:kuryr", naming.SUBPORT_OWNER) and vm.owns(port)
+        assert not Mark(stack.chassis_hostname).owns(port)
         for label, facts in seen.items():
             assert (
                 facts["ovn"].get("parent") == [parent.id] or facts["ovn"].get("parent") == parent.id

@@ -1,7 +1,8 @@
 """Nested ``vlan`` mode's data path on the real stack, the hypervisor's half: a namespace
 stands for the Nova VM, its NIC the container end of the VIF of the VM's port (bound to this
-chassis, a trunk's parent); a container port, unbound (or bound to the VM's name, which no chassis
-has: refused by ovn-controller), becomes a subport with VLAN id 10. A VM-like port of the same
+chassis, a trunk's parent); a container port as nested Kuryr makes it (unbound, marked by the
+VM's port: kuryr.domain.ports.mine), or bound to the VM's name (which no chassis has: refused
+by ovn-controller), becomes a subport with VLAN id 10. A VM-like port of the same
 network then pings the container's address: ovn-controller must send the traffic to the VM's
 NIC tagged 10, and take the tagged answer as the subport's. This machine's kernel has no
 802.1Q devices, so the container behind ``eth0.10`` is played in userspace
@@ -19,6 +20,8 @@ import pytest
 from kuryr.backends.binding.registry import Binders, load
 from kuryr.backends.neutron import Neutron
 from kuryr.config import BindingConfig
+from kuryr.domain.ports import desired
+from kuryr.domain.ports.mine import Mark
 from kuryr.domain.ports.port import Port
 from tests.integration.domain_helpers import neutron_client
 from tests.netns import Namespaces, configure, move_link, namespaces_fixture, ping
@@ -91,6 +94,9 @@ async def test_a_subport_gets_its_traffic_tagged_on_the_vm_nic(
         attrs = {"network_id": net["id"], "name": name, "device_owner": "compute:kuryr"}
         if host:
             attrs["binding:host_id"] = host
+        else:  # the body nested Kuryr sends, its address left to Neutron
+            attrs = desired.create_body(net["id"], [], Mark("", vm_port.id), name)
+            del attrs["fixed_ips"]
         raw = await neutron.create("ports", attrs)
         made.append(raw["id"])
         container = Port.from_neutron(raw)

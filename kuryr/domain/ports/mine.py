@@ -18,7 +18,11 @@ the port, so no crash leaves a port of this host unmarked (tags posted with a po
 dropped by a Neutron without ``tag_ports_during_bulk_creation``).
 
 A port a nested host marked is no chassis's, whatever its binding says, so a daemon on the
-hypervisor never takes a VM's subport (bound to the hypervisor by Neutron) for its own.
+hypervisor never takes a VM's subport (bound to the hypervisor by Neutron) for its own. And
+the mark is Kuryr's alone while ``device_owner`` is not: the trunk plugin makes a subport's
+``trunk:subport``, and ``""`` once it leaves a trunk (Kuryr writes its own back, but a crash
+in between, or a trunk deleted by someone else, leaves theirs), so a nested host's ports are
+found by the mark alone and owned whichever of the three owners they show.
 """
 
 from __future__ import annotations
@@ -32,11 +36,20 @@ from kuryr import naming
 from kuryr.backends.binding.base import HostBinders
 from kuryr.domain.ports.port import Port
 
+# What the trunk plugin leaves as a subport's device_owner: in a trunk, and once out of it.
+_TRUNK_OWNERS = (naming.SUBPORT_OWNER, "")
+
 
 def holder(port: Port) -> str:
     """The host a port belongs to: the nested host its description names, else its binding's
     (``""``: unbound)."""
     return naming.described_host(port.description) or port.host
+
+
+def kuryrs(port: Port) -> bool:
+    """A port Kuryr made for some host: ``compute:kuryr``, or a VM's whatever owner the trunk
+    plugin left it."""
+    return port.kuryr_owned or naming.described_host(port.description) is not None
 
 
 @dataclass(frozen=True)
@@ -70,7 +83,10 @@ class Mark:
 
     def query(self, owner: str = naming.DEVICE_OWNER) -> dict[str, Any]:
         """The list filter for this host's ports of ``owner``; what it answers is checked with
-        :meth:`owns` (a chassis's query also answers the VMs' subports bound there)."""
+        :meth:`owns` (a chassis's query also answers the VMs' subports bound there; a VM's
+        Kuryr ports are asked by the mark alone, their owner may be the trunk plugin's)."""
+        if self.vm_port and owner == naming.DEVICE_OWNER:
+            return self.fields()
         return {"device_owner": owner, **self.fields()}
 
     def marks(self, port: Port) -> bool:
@@ -78,7 +94,10 @@ class Mark:
         return holder(port) == self.name
 
     def owns(self, port: Port) -> bool:
-        """A Kuryr port (``compute:kuryr``) of this host."""
+        """A Kuryr port (``compute:kuryr``; nested, the trunk plugin's owners too) of this
+        host."""
+        if self.vm_port and port.device_owner in _TRUNK_OWNERS:
+            return self.marks(port)
         return port.kuryr_owned and self.marks(port)
 
 
