@@ -93,6 +93,25 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="down: remove the simulated hosts only, leave the machine's stack running",
     )
+    stack.add_argument(
+        "--vms",
+        type=int,
+        metavar="N",
+        help="up: also simulated VMs vm1 … vmN on the machine's host, Kuryr in nested mode "
+        "inside each (README: Nested mode)",
+    )
+    stack.add_argument(
+        "--vm-mode",
+        choices=["mixed", "macvlan", "vlan"],
+        default="mixed",
+        help="up --vms: every VM's nested mode, or mixed (the default): odd VMs macvlan, "
+        "even VMs vlan",
+    )
+    stack.add_argument(
+        "--vms-only",
+        action="store_true",
+        help="down: remove the simulated VMs only, leave the machine's stack and hosts running",
+    )
     stack.add_argument("--json", action="store_true", help="hosts: print JSON")
     stack.add_argument(
         "--plugin",
@@ -135,8 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     gc.add_argument(
         "--host",
         metavar="NAME",
-        help="instead: a host gone for good (binding:host_id NAME): its Kuryr ports and its "
-        "claims on shared networks (refused while its chassis is alive)",
+        help="instead: a host gone for good (binding:host_id NAME, or vm-port:<VM port id> for "
+        "a daemon in a VM): its Kuryr ports and its claims on shared networks (refused while "
+        "its chassis is alive, or its VM port exists)",
     )
     gc.add_argument("--json", action="store_true", help="machine-readable output")
     gc.set_defaults(handler=_gc)

@@ -22,11 +22,22 @@ publishes on a network share one floating IP; ``container``: each container gets
 default ``network``; kuryr.domain.published).
 
 ``[binding]``  ``host`` (the chassis name used as ``binding:host_id``; default: OVSDB
-``external_ids:hostname``), ``ovsdb_connection``, ``integration_bridge``,
-``veth_dst_prefix``; ``tx_checksum_offload`` (default true; ``false`` turns TX checksum
-offload, and with it TSO, off on each container's veth: needed for TCP and UDP between
-hosts when OVS runs the userspace datapath (OVS 3.1 drops tunnelled packets that carry
-offload flags), at some cost in same-host throughput).
+``external_ids:hostname``; nested mode binds nothing, kuryr.domain.ports.mine),
+``ovsdb_connection``, ``integration_bridge``, ``veth_dst_prefix``; ``tx_checksum_offload``
+(default true; ``false`` turns TX checksum offload, and with it TSO, off on each container's
+veth: needed for TCP and UDP between hosts when OVS runs the userspace datapath (OVS 3.1 drops
+tunnelled packets that carry offload flags), at some cost in same-host throughput). Nested mode
+(containers inside a Nova VM, kuryr.backends.binding.nested): ``driver`` (``veth``: the host's
+own br-int, the default; ``vlan``: each container a trunk subport, its VLAN subinterface of the
+VM's NIC moved into it; ``macvlan``: a macvlan device of the VM's NIC, its address in the VM
+port's allowed_address_pairs); kuryr-lib's ``default_driver`` (and its old name ``driver``) with
+``kuryr.lib.binding.drivers.<name>`` are accepted, as is kuryr-libnetwork's ``[DEFAULT]
+port_driver`` (``kuryr_libnetwork.port_driver.drivers.vlan`` / ``nested`` / ``veth``) when it
+agrees; ``link_iface`` (the VM's NIC, whose MAC finds the VM's Neutron port; required in nested
+mode); ``vlan_device`` (vlan mode's container device: ``sublink``, the NIC's 802.1Q
+subinterface, the default; ``ovs``, an access port tagged with the subport's VLAN id on the
+OVS bridge ``integration_bridge`` whose uplink is the NIC, for a VM whose kernel has no
+802.1Q, kuryr.backends.binding.vlan_ovs).
 
 ``[pool]``  pre-created ports per subnet per host, sized by demand (kuryr.domain.ports.sizing);
 off while ``max`` is 0. ``max`` (free-or-being-created ports, at most); ``min`` (the floor: refill
@@ -106,6 +117,33 @@ class BindingConfig:
     integration_bridge: str = "br-int"
     veth_dst_prefix: str = "eth"
     tx_checksum_offload: bool = True
+    # BINDING_DRIVERS: veth (the host's br-int) or a nested mode (vlan, macvlan).
+    driver: str = "veth"
+    link_iface: str = ""  # nested mode: the VM's NIC
+    # VLAN_DEVICES: vlan mode's container device, the NIC's 802.1Q subinterface (sublink) or
+    # an access port of an OVS bridge (integration_bridge) on the NIC (ovs).
+    vlan_device: str = "sublink"
+
+    @property
+    def nested(self) -> bool:
+        return self.driver in NESTED_DRIVERS
+
+
+BINDING_VETH = "veth"
+BINDING_VLAN = "vlan"
+BINDING_MACVLAN = "macvlan"
+NESTED_DRIVERS = (BINDING_VLAN, BINDING_MACVLAN)
+BINDING_DRIVERS = (BINDING_VETH, *NESTED_DRIVERS)
+VLAN_DEVICE_OVS = "ovs"
+VLAN_DEVICES = ("sublink", VLAN_DEVICE_OVS)
+# kuryr-lib names its binding drivers by module; the same drivers under Kuryr's names.
+_KURYR_LIB_DRIVERS = {f"kuryr.lib.binding.drivers.{name}": name for name in BINDING_DRIVERS}
+# kuryr-libnetwork's port drivers and the binding drivers each one works with.
+_PORT_DRIVERS = {
+    "kuryr_libnetwork.port_driver.drivers.veth": (BINDING_VETH,),
+    "kuryr_libnetwork.port_driver.drivers.vlan": (BINDING_VLAN,),
+    "kuryr_libnetwork.port_driver.drivers.nested": (BINDING_MACVLAN,),
+}
 
 
 @dataclass(frozen=True)
@@ -195,6 +233,7 @@ _DEFAULT_KEYS = frozenset(
         "metrics_listen",
         "request_timeout",
         "capability_scope",
+        "port_driver",
     )
 )
 _ENV_SECTIONS = frozenset(("neutron", "binding", "pool", "reconcile"))
@@ -254,7 +293,6 @@ def parse(parser: configparser.ConfigParser) -> Config:
     reconcile = _section(parser, "reconcile")
     auth = {k: v for k, v in neutron.items() if k not in _NEUTRON_KEYS}
     nd = NeutronConfig()
-    bd = BindingConfig()
     pd = PoolConfig()
     request_timeout = d.getfloat("request_timeout", Config.request_timeout)
     return Config(
@@ -290,13 +328,7 @@ def parse(parser: configparser.ConfigParser) -> Config:
                 FLOATING_IP_PER,
             ),
         ),
-        binding=BindingConfig(
-            host=binding.get("host", ""),
-            ovsdb_connection=binding.get("ovsdb_connection", bd.ovsdb_connection),
-            integration_bridge=binding.get("integration_bridge", bd.integration_bridge),
-            veth_dst_prefix=binding.get("veth_dst_prefix", bd.veth_dst_prefix),
-            tx_checksum_offload=binding.getboolean("tx_checksum_offload", bd.tx_checksum_offload),
-        ),
+        binding=_binding(binding, d.get("port_driver", "").strip()),
         pool=PoolConfig(
             min=_at_least_0("[pool] min", pool.getint("min", pd.min)),
             max=_at_least_0("[pool] max", pool.getint("max", pd.max)),
@@ -326,6 +358,58 @@ def _reconcile(section: configparser.SectionProxy, request_timeout: float) -> Re
             f"[reconcile] grace ({grace:g}) must be at least request_timeout ({request_timeout:g})"
         )
     return ReconcileConfig(interval=interval, grace=grace)
+
+
+def _binding_driver(binding: configparser.SectionProxy, port_driver: str) -> str:
+    """``driver`` (Kuryr's key, and kuryr-lib's deprecated name) or ``default_driver``
+    (kuryr-lib's), by Kuryr's name or kuryr-lib's module; checked against kuryr-libnetwork's
+    ``[DEFAULT] port_driver`` when that is set."""
+    given = {k: binding[k].strip() for k in ("driver", "default_driver") if binding.get(k)}
+    names = {k: _KURYR_LIB_DRIVERS.get(v, v).lower() for k, v in given.items()}
+    if len(set(names.values())) > 1:
+        raise ValueError(f"[binding] driver and default_driver disagree: {given}")
+    driver = next(iter(names.values()), "")
+    if port_driver:
+        allowed = _PORT_DRIVERS.get(port_driver)
+        if allowed is None:
+            raise ValueError(
+                f"[DEFAULT] port_driver = {port_driver!r}: expected one of "
+                + ", ".join(_PORT_DRIVERS)
+            )
+        driver = driver or allowed[0]
+        if driver not in allowed:
+            raise ValueError(
+                f"[DEFAULT] port_driver = {port_driver} does not work with [binding] driver "
+                f"{driver} (it needs {' or '.join(allowed)})"
+            )
+    driver = driver or BindingConfig.driver
+    if driver == "ipvlan":
+        # README: ipvlan devices share the VM NIC's MAC, so Neutron cannot tell containers apart.
+        raise ValueError("[binding] driver = ipvlan is not supported (README: Nested mode)")
+    return _one_of("[binding] driver", driver, BINDING_DRIVERS)
+
+
+def _binding(binding: configparser.SectionProxy, port_driver: str) -> BindingConfig:
+    bd = BindingConfig()
+    driver = _binding_driver(binding, port_driver)
+    link_iface = binding.get("link_iface", "").strip()
+    if driver in NESTED_DRIVERS and not link_iface:
+        raise ValueError(f"[binding] driver = {driver} needs link_iface (the VM's NIC, e.g. eth0)")
+    vlan_device = _one_of(
+        "[binding] vlan_device", binding.get("vlan_device", bd.vlan_device).strip(), VLAN_DEVICES
+    )
+    if vlan_device != bd.vlan_device and driver != BINDING_VLAN:
+        raise ValueError(f"[binding] vlan_device = {vlan_device} applies to driver = vlan only")
+    return BindingConfig(
+        host=binding.get("host", ""),
+        ovsdb_connection=binding.get("ovsdb_connection", bd.ovsdb_connection),
+        integration_bridge=binding.get("integration_bridge", bd.integration_bridge),
+        veth_dst_prefix=binding.get("veth_dst_prefix", bd.veth_dst_prefix),
+        tx_checksum_offload=binding.getboolean("tx_checksum_offload", bd.tx_checksum_offload),
+        driver=driver,
+        link_iface=link_iface,
+        vlan_device=vlan_device,
+    )
 
 
 def _bookkeeping(value: str) -> str:

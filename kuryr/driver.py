@@ -21,6 +21,7 @@ from kuryr.domain.networks import Networks
 from kuryr.domain.ports import status as port_status
 from kuryr.domain.ports.broker import Broker
 from kuryr.domain.ports.journal import Journal
+from kuryr.domain.ports.mine import Mine
 from kuryr.domain.ports.pools import Pools
 from kuryr.domain.ports.port import Port
 from kuryr.domain.ports.prewire import Prewire
@@ -175,12 +176,13 @@ async def build(
     what is given stays the caller's to close. ``clock`` times the pools' demand (tests
     pass one they move)."""
     async with AsyncExitStack() as undo:
-        if binders is None:
-            binders = await _load_binders(config, undo)
         if neutron is None:
             client = connect(config.neutron, metrics.neutron_call)
             await _authenticate(client)
             neutron = client
+        if binders is None:
+            # Nested binders call Neutron on the start path: the client itself, not Yielding.
+            binders = await _load_binders(config, undo, neutron)
         quiet = Quiet(config.pool.background_pause, config.pool.background_longest)
         # Calls made by background work that gives way to Docker wait for a pause first.
         neutron = Yielding(neutron, quiet)
@@ -196,13 +198,13 @@ async def build(
             deleted=journal.deleted,
         )
         undo.push_async_callback(prewire.close)
-        pools = Pools(
-            state, neutron, journal, binders.host, config.pool, prewire, quiet, clock=clock
-        )
+        # Which ports are this host's: one answer for pools, broker and networks.
+        mine = Mine.of(binders)
+        pools = Pools(state, neutron, journal, mine, config.pool, prewire, quiet, clock=clock)
         undo.push_async_callback(pools.close)
         ipam = Ipam(
             neutron,
-            Broker(neutron, binders.host, state, pools, prewire),
+            Broker(neutron, mine, state, pools, prewire),
             removals,
             config.neutron.default_subnetpool_v4,
             config.neutron.default_subnetpool_v6,
@@ -211,7 +213,7 @@ async def build(
         networks = Networks(
             neutron,
             ipam,
-            binders.host,
+            mine,
             config.neutron.enable_dhcp,
             state=state,
             routers=Routers(neutron, config.neutron.router),
@@ -273,10 +275,10 @@ async def build(
     return Domain(driver, ipam, quiet.serving, config.capability_scope), close
 
 
-async def _load_binders(config: Config, undo: AsyncExitStack) -> HostBinders:
+async def _load_binders(config: Config, undo: AsyncExitStack, neutron: NeutronApi) -> HostBinders:
     from kuryr.backends.binding import registry  # deferred: pulls in OVSDB and netlink clients
 
-    binders = await registry.load(config.binding)
+    binders = await registry.load(config.binding, neutron)
     undo.push_async_callback(binders.close)
     return binders
 

@@ -24,6 +24,8 @@ POOL_PORT_NAME = "kuryr-pool-port"
 EXPOSE_SG_PREFIX = "kuryr_expose_"
 
 DEVICE_OWNER = "compute:kuryr"
+# Neutron's trunk plugin: the device_owner of a port while it is a trunk's subport.
+SUBPORT_OWNER = "trunk:subport"
 
 TAG_ID_LOW = "kuryr.net.uuid.lh"
 TAG_ID_HIGH = "kuryr.net.uuid.uh"
@@ -62,6 +64,14 @@ FORWARDING_PREFIX = "kuryr endpoint "
 # network's tags stay kuryr-libnetwork's), so that the host's claim can be dropped when it
 # is gone for good.
 CREATOR_PREFIX = "kuryr creator host: "
+# Not in kuryr-libnetwork: the ports of a daemon inside a Nova VM (nested mode) are not bound
+# to it (ovn-controller claims no port whose binding:host_id names no chassis), so they say
+# whose they are in their description, ``kuryr host: vm-port:<the VM's Neutron port id>``,
+# written in the POST that makes them (tags posted with a port are dropped by a Neutron
+# without ``tag_ports_during_bulk_creation``; a description never is). That host name is
+# what ``kuryr gc --host`` and ``kuryr status --hosts`` call the VM.
+HOST_DESCRIPTION_PREFIX = "kuryr host: "
+VM_HOST_PREFIX = "vm-port:"
 
 # Not in kuryr-libnetwork: a swarm-scoped network (kuryr.domain.swarm). The manager's
 # allocation claims the Neutron network under the id ``swarm.<swarm network id>`` (only the
@@ -211,6 +221,30 @@ def creator_description(host: str) -> str:
 def creator_host(description: str | None) -> str | None:
     text = description or ""
     return text[len(CREATOR_PREFIX) :] if text.startswith(CREATOR_PREFIX) else None
+
+
+def vm_host(vm_port_id: str) -> str:
+    """The host name of a daemon inside the VM whose Neutron port is ``vm_port_id``."""
+    return VM_HOST_PREFIX + vm_port_id
+
+
+def vm_port_of(host: str) -> str | None:
+    """The VM's port id a nested host name carries; None for a chassis name."""
+    if not host.startswith(VM_HOST_PREFIX):
+        return None
+    return host[len(VM_HOST_PREFIX) :] or None
+
+
+def host_description(host: str) -> str:
+    return HOST_DESCRIPTION_PREFIX + host
+
+
+def described_host(description: str | None) -> str | None:
+    """The host a port's description names (a nested host's port); None when it names none."""
+    text = description or ""
+    if not text.startswith(HOST_DESCRIPTION_PREFIX):
+        return None
+    return text[len(HOST_DESCRIPTION_PREFIX) :] or None
 
 
 def network_name(network_id: str) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 from dataclasses import dataclass
+from typing import Any
 
 from pyroute2 import AsyncIPRoute
 from pyroute2.netlink.exceptions import NetlinkError
@@ -33,6 +34,8 @@ class Link:
     promisc: bool = False
     allmulti: bool = False
     alias: str = ""
+    kind: str = ""  # IFLA_INFO_KIND: veth, vlan, macvlan, ...
+    vlan_id: int | None = None  # a VLAN subinterface's id
 
 
 class Netlink:
@@ -96,6 +99,32 @@ class Netlink:
             if e.code != errno.EAFNOSUPPORT:  # else the host has no IPv6 at all
                 raise _backend_error(f"cannot turn IPv6 addressing off on {host}", e) from e
 
+    async def create_sublink(
+        self, ifname: str, parent: int, mac: str, mtu: int, vlan_id: int | None = None
+    ) -> None:
+        """A device of the ``parent`` link for a container, left down (Docker moves it into the
+        container and sets it up): with ``vlan_id``, its 802.1Q subinterface; else a macvlan
+        in bridge mode (its containers reach each other through the parent). A device left by
+        an earlier attempt is replaced, so a retried plug starts from a clean link."""
+        spec: dict[str, object] = {
+            "ifname": ifname,
+            "link": parent,
+            "address": mac,
+            "mtu": mtu,
+        }
+        if vlan_id is not None:
+            spec.update(kind="vlan", vlan_id=vlan_id)
+        else:
+            spec.update(kind="macvlan", macvlan_mode="bridge")
+        for attempt in (1, 2):
+            try:
+                await self._socket().link("add", **spec)
+                return
+            except NetlinkError as e:
+                if e.code != errno.EEXIST or attempt == 2:
+                    raise _backend_error(f"cannot create {spec['kind']} {ifname}", e) from e
+                await self.delete_link(ifname)
+
     async def delete_link(self, ifname: str) -> bool:
         """Delete ``ifname`` (a veth takes its peer along); False when it did not exist."""
         try:
@@ -158,6 +187,7 @@ class Netlink:
         master = msg.get("master")
         peer = msg.get("link")
         flags = int(msg["flags"])
+        kind, vlan_id = _link_info(msg)
         return Link(
             name=str(msg.get("ifname")),
             index=int(msg["index"]),
@@ -169,7 +199,20 @@ class Netlink:
             promisc=bool(flags & IFF_PROMISC),
             allmulti=bool(flags & IFF_ALLMULTI),
             alias=str(msg.get("ifalias") or ""),
+            kind=kind,
+            vlan_id=vlan_id,
         )
+
+
+def _link_info(msg: Any) -> tuple[str, int | None]:
+    """IFLA_LINKINFO's kind, and the VLAN id of a vlan."""
+    info = msg.get_attr("IFLA_LINKINFO")
+    if info is None:
+        return "", None
+    kind = str(info.get_attr("IFLA_INFO_KIND") or "")
+    data = info.get_attr("IFLA_INFO_DATA")
+    vlan_id = data.get_attr("IFLA_VLAN_ID") if kind == "vlan" and data is not None else None
+    return kind, int(vlan_id) if vlan_id is not None else None
 
 
 def _backend_error(what: str, e: NetlinkError) -> BackendError:

@@ -40,6 +40,7 @@ from kuryr.backends.neutron_api import (
     Params,
     Resource,
 )
+from kuryr.backends.neutron_trunks import TrunkCalls
 from kuryr.config import NeutronConfig
 
 LOG = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ def _no_hook(_method: str, _resource: str) -> Iterator[None]:
     yield
 
 
-class Neutron:
+class Neutron(TrunkCalls):
     """Async Neutron REST client over a keystoneauth session: the real
     :class:`kuryr.backends.neutron_api.NeutronApi`."""
 

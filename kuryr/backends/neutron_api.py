@@ -125,3 +125,17 @@ class NeutronApi(Protocol):
     async def delete_port_forwarding(self, floating_ip_id: str, forwarding_id: str) -> bool:
         """Delete one; False (not an error) when it, or its floating IP, was already gone."""
         ...
+
+    async def add_subports(self, trunk_id: str, subports: Sequence[Mapping[str, Any]]) -> Resource:
+        """``PUT /trunks/<id>/add_subports``: each subport a ``port_id`` with its
+        ``segmentation_type`` and ``segmentation_id``. Answers the trunk. Neutron refuses a
+        segmentation id the trunk already carries (409 ``DuplicateSubPort``), a port already
+        in a trunk (409 ``TrunkPortInUse``) and a port with a ``device_id`` (409
+        ``PortInUse``)."""
+        ...
+
+    async def remove_subports(self, trunk_id: str, port_ids: Sequence[str]) -> Resource:
+        """``PUT /trunks/<id>/remove_subports``; answers the trunk. NeutronError with
+        ``not_found`` when a port is not a subport of the trunk (``SubPortNotFound``) or the
+        trunk is gone."""
+        ...

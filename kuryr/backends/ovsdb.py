@@ -31,7 +31,7 @@ T = TypeVar("T")
 _COLUMNS: dict[str, list[str]] = {
     "Open_vSwitch": ["bridges", "external_ids"],
     "Bridge": ["name", "ports"],
-    "Port": ["name", "interfaces"],
+    "Port": ["name", "interfaces", "tag"],  # tag: nested vlan_ovs access ports
     "Interface": ["name", "type", "external_ids", "error", "ofport"],
 }
 _MAX_THREADS = 64

@@ -42,8 +42,6 @@ _IMMEDIATE_TIMEOUT = deadline.DEFAULT_REQUEST_TIMEOUT
 class Binders(Protocol):
     """What endpoints need of kuryr.backends.binding.registry.Binders."""
 
-    host: str
-
     def for_vif_type(self, vif_type: str) -> Binder: ...
 
 
@@ -84,10 +82,6 @@ class Endpoints:
         self._prewire = prewire
         self._broker = ipam.broker
         self._immediate = immediate
-
-    @property
-    def host(self) -> str:
-        return self._binders.host
 
     # --- lookup --------------------------------------------------------------------------------
 
@@ -136,11 +130,28 @@ class Endpoints:
             network = await self._networks.get(req.network_id)
             wanted = _addresses(network, iface)
             port = await self._port_for(req.endpoint_id, network, wanted, iface.mac_address)
+            await self._plug_early(Endpoint(req.endpoint_id, req.network_id, port), network)
             known = self._remember(Endpoint(req.endpoint_id, req.network_id, port))
             self._endpoints[req.endpoint_id] = known
         if self._immediate:
             await self._bookkeeping_written(known)
         return _create_answer(iface, known.port)
+
+    async def _plug_early(self, endpoint: Endpoint, network: Network) -> None:
+        """A binder that must plug before the port's device_id is written (a trunk's subport)
+        plugs now; on failure the port goes back (Docker sends no DeleteEndpoint)."""
+        vif = _vif(endpoint, network)
+        binder = self._binders.for_vif_type(vif.vif_type)
+        if not binder.plug_before_bookkeeping:
+            return
+        try:
+            if not await self._prewire.claim(vif):
+                timeout = deadline.clamp(self._plug_timeout, f"plugging port {vif.port_id}")
+                await binder.plug(vif, timeout)
+        except BaseException:
+            with deadline.cleanup():
+                await self._broker.release(endpoint.port)
+            raise
 
     async def _bookkeeping_written(self, endpoint: Endpoint) -> None:
         """Wait until Neutron holds the port's bookkeeping. When it cannot, the endpoint is
@@ -210,7 +221,8 @@ class Endpoints:
                 raise
         await self._neutron.update("ports", port.id, desired.bound_to(""))
         await self._neutron.update("ports", port.id, desired.with_mac(mac))
-        rebound = await self._neutron.update("ports", port.id, desired.bound_to(self.host))
+        host = (await self._broker.mine.mark()).host  # nested: "" (kuryr.domain.ports.mine)
+        rebound = await self._neutron.update("ports", port.id, desired.bound_to(host))
         return Port.from_neutron(rebound)
 
     def _remember(self, endpoint: Endpoint) -> Endpoint:
@@ -237,9 +249,12 @@ class Endpoints:
         endpoint = await self.get(req.endpoint_id, req.network_id)
         network = await self._networks.get(req.network_id)
         vif = _vif(endpoint, network)
-        if not await self._prewire.claim(vif):
+        binder = self._binders.for_vif_type(vif.vif_type)
+        if binder.plug_before_bookkeeping and await binder.ready(vif):
+            pass  # plugged at CreateEndpoint
+        elif not await self._prewire.claim(vif):
             timeout = deadline.clamp(self._plug_timeout, f"plugging port {vif.port_id}")
-            await self._binders.for_vif_type(vif.vif_type).plug(vif, timeout)
+            await binder.plug(vif, timeout)
         return _join_answer(vif, network, endpoint.port, self._dst_prefix)
 
     # --- DeleteEndpoint ---------------------------------------------------------------------------

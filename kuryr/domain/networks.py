@@ -17,6 +17,7 @@ from kuryr.backends.neutron_api import NeutronApi, NeutronError, Resource
 from kuryr.backends.state import State
 from kuryr.domain import sharing
 from kuryr.domain.ipam import OPT_SUBNET_NAME, OPT_SUBNET_UUID, Ipam, PoolChoice
+from kuryr.domain.ports.mine import Mark, Mine, holder
 from kuryr.domain.ports.port import Port
 from kuryr.domain.routers import Routers, router_tags
 from kuryr.errors import Conflict, InvalidRequest, KuryrError, NotFound
@@ -37,7 +38,7 @@ class Networks:
         self,
         neutron: NeutronApi,
         ipam: Ipam,
-        host: str,
+        mine: Mine,
         enable_dhcp: bool = True,
         *,
         state: State,
@@ -46,7 +47,7 @@ class Networks:
         self._neutron = neutron
         self._routers = routers
         self._ipam = ipam
-        self._host = host
+        self._mine = mine
         self._enable_dhcp = enable_dhcp
         self._sharing = sharing.Sharing(neutron)
         self._cache: dict[str, Network] = {}
@@ -117,7 +118,7 @@ class Networks:
                 candidates = [Subnet.from_neutron(s) for s in raw]
                 made = await self._ensure_subnets(network, req, undo, candidates, router)
                 await self._routers.attach_made(router, made, undo)
-                anchor = await self._sharing.anchor(network, {c.id for c in candidates}, self._host)
+                anchor = await self._sharing.anchor(network, {c.id for c in candidates}, self._mine)
                 undo.append(lambda: self._neutron.delete("ports", anchor))
             else:
                 network = await self._create(req, options, undo)
@@ -138,7 +139,7 @@ class Networks:
         }
         if _truthy(options.get(OPT_NET_SHARED, "")):
             attrs["shared"] = True
-        description = naming.creator_description(self._host)
+        description = naming.creator_description((await self._mine.mark()).name)
         if len(description) <= MAX_DESCRIPTION:
             attrs["description"] = description
         mtu = req.options.get(p.OPT_MTU)
@@ -324,13 +325,13 @@ class Networks:
         network = await self.find(docker_id)
         if network is None:
             return
-        ports = await self._sharing.ports(network.neutron_id)
+        ports, mark = await self._sharing.ports(network.neutron_id), await self._mine.mark()
         own = [pt for pt in ports if _serves(pt, network)]
-        in_use = [pt for pt in own if self._is_endpoint(pt, network)]
+        in_use = [pt for pt in own if _is_endpoint(pt, network, mark)]
         if in_use:
             ids = ", ".join(pt.id for pt in in_use[:5])
             raise Conflict(f"network {docker_id[:12]} still has {len(in_use)} endpoint(s): {ids}")
-        leaving = [pt.id for pt in own if self._is_leftover(pt)]
+        leaving = [pt.id for pt in own if _is_leftover(pt, mark)]
         anchor = sharing.anchor_of(ports, docker_id)
         if anchor is not None:
             leaving.append(anchor.id)
@@ -352,18 +353,19 @@ class Networks:
         self._cache.pop(network.docker_id, None)
         self._state.forget_network(network.docker_id)
 
-    def _is_leftover(self, port: Port) -> bool:
-        """A Kuryr port of this host that no endpoint took (an interrupted start), or one
-        kuryr-libnetwork released and kept (dockerd has no endpoint left on the network)."""
-        return port.on_host(self._host) and (not port.device_id or port.released_by_libnetwork)
 
-    def _is_endpoint(self, port: Port, network: Network) -> bool:
-        """A Kuryr port in use on this host (an unbound one counts on a network Kuryr made);
-        other hosts' ports are theirs to release and keep the network for them."""
-        if not port.kuryr_owned or self._is_leftover(port):
-            return False
-        hosts = {self._host} if network.adopted else {self._host, ""}
-        return port.host in hosts
+def _is_leftover(port: Port, mark: Mark) -> bool:
+    """A Kuryr port of this host that no endpoint took (an interrupted start), or one
+    kuryr-libnetwork released and kept (dockerd has no endpoint left on the network)."""
+    return mark.owns(port) and (not port.device_id or port.released_by_libnetwork)
+
+
+def _is_endpoint(port: Port, network: Network, mark: Mark) -> bool:
+    """A Kuryr port in use on this host (an unmarked one counts on a network Kuryr made);
+    other hosts' ports are theirs to release and keep the network for them."""
+    if not (port.kuryr_owned or mark.owns(port)) or _is_leftover(port, mark):
+        return False
+    return holder(port) in ({mark.name} if network.adopted else {mark.name, ""})
 
 
 def _docker_ipam(data: p.IPAMData) -> bool:

@@ -7,9 +7,10 @@ Who uses a Neutron network (its claims), all read from Neutron:
 - the Docker network its id tags name (kuryr-libnetwork's convention). Only the first Docker
   network on a network tags it, so its tags stay bounded however many hosts use it. Without
   its ``kuryr.net.existing`` tag that Docker network is the creator (Kuryr made the network);
-- every adopting Docker network's anchor port (:data:`naming.ANCHOR_OWNER`): bound to its
-  host, ``device_id`` the Docker network id, tagged with the subnets it uses and made;
-- every host with Kuryr ports (``compute:kuryr``) bound on it: a host counts as using the
+- every adopting Docker network's anchor port (:data:`naming.ANCHOR_OWNER`): marked as its
+  host's (kuryr.domain.ports.mine), ``device_id`` the Docker network id, tagged with the
+  subnets it uses and made;
+- every host with Kuryr ports (``compute:kuryr``) marked as its own: a host counts as using the
   network while it has ports there, even one whose daemon or chassis is dead (its containers'
   ports stay for when it comes back) until ``kuryr gc --host`` removes them.
 
@@ -29,6 +30,7 @@ from kuryr.backends.model import Network
 from kuryr.backends.neutron_api import NeutronApi, NeutronError, Resource
 from kuryr.domain import routers
 from kuryr.domain.ports import desired
+from kuryr.domain.ports.mine import Mark, Mine, holder, kuryrs
 from kuryr.domain.ports.port import Port
 from kuryr.errors import Conflict
 
@@ -37,7 +39,10 @@ LOG = logging.getLogger(__name__)
 # A kuryr-subnet-* no claim lists and no port uses may still be another host's CreateNetwork
 # under way (its anchor comes after its subnets): it is left alone this long.
 ORPHAN_SUBNET_GRACE = 120.0
-PORT_FIELDS = ["id", "device_owner", "device_id", "binding:host_id", "name", "tags", "fixed_ips"]
+PORT_FIELDS = [
+    *("id", "device_owner", "device_id", "binding:host_id", "description", "name", "tags"),
+    "fixed_ips",
+]
 
 
 @dataclass(frozen=True)
@@ -85,12 +90,12 @@ def decide(network: Resource, ports: list[Port], leaving: Leaving) -> Plan:
     ]
     anchored = {a.device_id[:32] for a in anchors}
     tagged = {low: adopted for low, adopted in naming.tag_claims(tags).items() if low not in gone}
-    kuryr_ports = [p for p in ports if p.kuryr_owned and p.id not in leaving.ports]
-    hosts = sorted({p.host for p in kuryr_ports})
+    kuryr_ports = [p for p in ports if kuryrs(p) and p.id not in leaving.ports]
+    hosts = sorted({holder(p) for p in kuryr_ports})
     plan = Plan(
         delete_ports=sorted(leaving.ports & {p.id for p in ports}),
         users=[f"Docker network {low[:12]}" for low in tagged if low not in anchored]
-        + [f"Docker network {a.device_id[:12]} on host {a.host or '(none)'}" for a in anchors]
+        + [f"Docker network {a.device_id[:12]} on host {holder(a) or '(none)'}" for a in anchors]
         + [f"ports on host {h or '(none)'}" for h in hosts],
         unlisted_users=any(low not in anchored for low in tagged),
     )
@@ -100,7 +105,7 @@ def decide(network: Resource, ports: list[Port], leaving: Leaving) -> Plan:
         plan.blockers = [
             p.id
             for p in ports
-            if not p.device_owner.startswith("network:") and not (p.kuryr_owned or p.is_anchor)
+            if not p.device_owner.startswith("network:") and not (kuryrs(p) or p.is_anchor)
         ]
         plan.delete_network = not plan.blockers
         return plan
@@ -150,10 +155,10 @@ class Sharing:
     def __init__(self, neutron: NeutronApi) -> None:
         self._neutron = neutron
 
-    async def anchor(self, network: Network, found: set[str], host: str) -> str:
+    async def anchor(self, network: Network, found: set[str], mine: Mine) -> str:
         """Make an adopting Docker network's anchor port (its id): the subnets it uses, and
         which of them it made (those not on the network before)."""
-        body = desired.anchor_body(network.neutron_id, network.docker_id, host)
+        body = desired.anchor_body(network.neutron_id, network.docker_id, await mine.mark())
         anchor = Port.from_neutron(await self._neutron.create("ports", body))
         used = [s.id for s in network.subnets]
         tags = naming.anchor_tags(used, [s for s in used if s not in found], network.internal)
@@ -256,8 +261,8 @@ class Sharing:
             return False
 
 
-async def docker_networks(neutron: NeutronApi, host: str) -> dict[str, str | None]:
-    """Neutron network id -> the Docker network of ``host`` on it, as far as Neutron says:
+async def docker_networks(neutron: NeutronApi, mark: Mark) -> dict[str, str | None]:
+    """Neutron network id -> the Docker network of ``mark``'s host on it, as far as Neutron says:
     the one its anchor names, else the one the network's tags name when they name only one
     (the halves of several ids cannot be paired)."""
     networks = await neutron.query("networks", {"fields": ["id", "tags"]})
@@ -267,15 +272,10 @@ async def docker_networks(neutron: NeutronApi, host: str) -> dict[str, str | Non
         else None
         for n in networks
     }
-    anchors = await neutron.query(
-        "ports",
-        {
-            "device_owner": naming.ANCHOR_OWNER,
-            "binding:host_id": host,
-            "fields": ["network_id", "device_id"],
-        },
-    )
-    found.update({a.network_id: a.device_id for a in map(Port.from_neutron, anchors)})
+    fields = ["network_id", "device_id", "binding:host_id", "description"]
+    anchors = await neutron.query("ports", {**mark.query(naming.ANCHOR_OWNER), "fields": fields})
+    ours = [a for a in map(Port.from_neutron, anchors) if mark.marks(a)]
+    found.update({a.network_id: a.device_id for a in ours})
     return found
 
 

@@ -76,3 +76,11 @@ class Yielding(NeutronApi):
     async def delete_port_forwarding(self, floating_ip_id: str, forwarding_id: str) -> bool:
         await self._quiet.turn()
         return await self._neutron.delete_port_forwarding(floating_ip_id, forwarding_id)
+
+    async def add_subports(self, trunk_id: str, subports: Sequence[Mapping[str, Any]]) -> Resource:
+        await self._quiet.turn()
+        return await self._neutron.add_subports(trunk_id, subports)
+
+    async def remove_subports(self, trunk_id: str, port_ids: Sequence[str]) -> Resource:
+        await self._quiet.turn()
+        return await self._neutron.remove_subports(trunk_id, port_ids)

@@ -5,8 +5,11 @@ A host that will not come back would keep them, and every Neutron network it use
 (kuryr.domain.sharing), forever. Asked explicitly, this removes its Kuryr ports (containers',
 pool ports, reservations) and its anchors, drops its claims on the networks it used, and
 finishes what the last one out of each network does. It refuses a host whose chassis Neutron
-reports alive (its OVN controller agent), and a dry run is the default. The ``kuryrPool-*``
-subnetpools of the subnets it removes go too, once no subnet uses them.
+reports alive (its OVN controller agent), or, for a VM's daemon (``vm-port:<id>``,
+kuryr.domain.ports.mine), whose VM port is still attached to a server; a dry run is the
+default. A VM's ports still in its trunk are taken out of it first (Neutron deletes no
+subport). The ``kuryrPool-*`` subnetpools of the subnets it removes go too, once no subnet
+uses them.
 """
 
 from __future__ import annotations
@@ -17,14 +20,14 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from kuryr import naming
+from kuryr.backends.binding.nested import VmPort
 from kuryr.backends.neutron_api import NeutronApi, NeutronError, Resource
 from kuryr.config import Config
 from kuryr.domain import kuryr_pools, sharing
+from kuryr.domain.ports.mine import Mark
 from kuryr.domain.ports.port import Port
 from kuryr.errors import KuryrError
 from kuryr.ops import neutron_cli
-
-OWNERS = (naming.DEVICE_OWNER, naming.ANCHOR_OWNER)
 
 
 class HostAlive(KuryrError):
@@ -46,8 +49,18 @@ class HostPlan:
 
 
 async def check_gone(neutron: NeutronApi, host: str) -> None:
-    """Refuse while Neutron reports the host's chassis alive (or cannot tell)."""
+    """Refuse while Neutron reports the host's chassis alive, or a VM's port attached to a
+    server (or cannot tell)."""
+    mark = Mark.named(host)
     try:
+        if mark.nested:
+            raw = await neutron.show("ports", mark.vm_port)
+            server = Port.from_neutron(raw).device_id if raw is not None else ""
+            if server:
+                raise HostAlive(
+                    f"host {host}'s VM port is attached to server {server}: its ports are its own"
+                )
+            return
         agents = await neutron.query("agents")
     except NeutronError as exc:
         raise HostAlive(f"cannot tell whether host {host}'s chassis is alive: {exc}") from exc
@@ -62,8 +75,10 @@ async def check_gone(neutron: NeutronApi, host: str) -> None:
 async def plan_host(neutron: NeutronApi, host: str) -> HostPlan:
     await check_gone(neutron, host)
     plan = HostPlan(host)
-    found = await neutron.query("ports", {"binding:host_id": host})
-    plan.ports = [p for p in map(Port.from_neutron, found) if p.device_owner in OWNERS]
+    mark = Mark.named(host)
+    found = await neutron.query("ports", mark.fields())
+    ports = list(map(Port.from_neutron, found))
+    plan.ports = [p for p in ports if mark.owns(p) or (p.is_anchor and mark.marks(p))]
     network_ids = {p.network_id for p in plan.ports}
     created = await neutron.query("networks", {"description": naming.creator_description(host)})
     network_ids |= {str(n["id"]) for n in created}
@@ -102,10 +117,23 @@ async def _network_plan(neutron: NeutronApi, network: Resource, plan: HostPlan) 
 async def apply(neutron: NeutronApi, plan: HostPlan, default_pools: Collection[str]) -> None:
     """Leave each network as the host would have, then delete the ``kuryrPool-*`` subnetpools
     of the subnets removed (the host's ReleasePool will never come)."""
+    await _out_of_trunk(neutron, plan)
     leaver = sharing.Sharing(neutron)
     for network in plan.networks:
         for pool_id in sorted(await leaver.leave(network.network_id, network.leaving)):
             await kuryr_pools.cleanup(neutron, pool_id, default_pools)
+
+
+async def _out_of_trunk(neutron: NeutronApi, plan: HostPlan) -> None:
+    """A VM's ports still subports of its trunk (the VM went, its port and trunk stayed)."""
+    mark = Mark.named(plan.host)
+    raw = await neutron.show("ports", mark.vm_port) if mark.nested else None
+    if raw is None:
+        return
+    vm = VmPort.from_neutron(raw)
+    ours = [p.id for p in plan.ports if p.id in vm.subports]
+    if vm.trunk_id is not None and ours:
+        await neutron.remove_subports(vm.trunk_id, ours)
 
 
 async def _work(

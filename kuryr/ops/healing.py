@@ -14,7 +14,7 @@ lists only once it has joined) finishes or fails within that time, so it is neve
 a half-made state. On top of that a port is never judged while the daemon has work in flight
 on it (a journaled bookkeeping write or delete not yet applied, an address RequestAddress
 gave and no endpoint took yet) or keeps it free in a pool, and only ports of this host
-(``binding:host_id``) on the daemon's own networks, that dockerd has, are judged. A free pool
+(kuryr.domain.ports.mine) on the daemon's own networks, that dockerd has, are judged. A free pool
 port stays in its pool; only when Neutron still shows it with a gone endpoint's device_id is
 its cleaning journaled again.
 

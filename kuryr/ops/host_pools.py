@@ -14,18 +14,23 @@ import json
 from kuryr import naming
 from kuryr.backends.neutron_api import NeutronApi, Resource
 from kuryr.config import Config
+from kuryr.domain.ports.mine import holder
 from kuryr.domain.ports.port import Port
 from kuryr.ops import neutron_cli
 
-FIELDS = ["network_id", "binding:host_id", "device_owner", "device_id", "name", "tags"]
+FIELDS = [
+    *("network_id", "binding:host_id", "description", "device_owner", "device_id", "name"),
+    "tags",
+]
 
 
 def tally(ports: list[Resource]) -> dict[str, dict[str, dict[str, int]]]:
-    """host -> Neutron network id -> counts of ``pool``, ``in_use`` and ``anchors``."""
+    """host (a chassis name, or ``vm-port:<id>`` for a VM's daemon: kuryr.domain.ports.mine)
+    -> Neutron network id -> counts of ``pool``, ``in_use`` and ``anchors``."""
     hosts: dict[str, dict[str, dict[str, int]]] = {}
     for raw in ports:
         port = Port.from_neutron(raw)
-        counts = hosts.setdefault(port.host, {}).setdefault(
+        counts = hosts.setdefault(holder(port), {}).setdefault(
             port.network_id, {"pool": 0, "in_use": 0, "anchors": 0}
         )
         if port.is_anchor:

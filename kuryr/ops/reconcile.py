@@ -2,9 +2,9 @@
 
 Sources, each read once per run:
 
-- Neutron: the ports this host owns (``device_owner=compute:kuryr``, ``binding:host_id`` =
-  this host), Kuryr's expose security groups, Kuryr's floating IPs and their port forwardings,
-  ``kuryrPool-*`` subnetpools, Kuryr networks;
+- Neutron: the ports this host owns (``device_owner=compute:kuryr``, marked as this host's:
+  kuryr.domain.ports.mine), Kuryr's expose security groups, Kuryr's floating IPs and their
+  port forwardings, ``kuryrPool-*`` subnetpools, Kuryr networks;
 - OVS: the interfaces Kuryr plugged (they carry its owner marker and the port id);
 - the kernel: host-side veths named like Kuryr's (``tap`` + the first 11 characters of a port
   id);
@@ -51,6 +51,7 @@ from kuryr.backends.neutron_api import NeutronApi, NeutronError
 from kuryr.config import Config
 from kuryr.domain import sharing
 from kuryr.domain.ports.broker import hand_back
+from kuryr.domain.ports.mine import Mine
 from kuryr.domain.ports.port import Port
 from kuryr.ops import reconcile_plan
 from kuryr.ops.reconcile_docker import DockerView, docker_view
@@ -109,7 +110,7 @@ class Reconciler:
         self._local = local
         self._neutron = neutron
         self._binders = binders
-        self._host = binders.host
+        self._mine = Mine.of(binders)
         self._docker_socket = docker_socket
         self._grace = grace
 
@@ -119,10 +120,9 @@ class Reconciler:
         now = time.time()
         docker = await docker_view(self._docker_socket)
         plan.docker_seen = docker is not None
-        found = await self._neutron.query(
-            "ports", {"device_owner": naming.DEVICE_OWNER, "binding:host_id": self._host}
-        )
-        ports = [Port.from_neutron(raw) for raw in found]
+        mark = await self._mine.mark()
+        found = await self._neutron.query("ports", mark.query())
+        ports = [port for port in map(Port.from_neutron, found) if mark.owns(port)]
         scope = self._scope
         docker_of: dict[str, str | None]
         if self._local is not None:
@@ -130,7 +130,7 @@ class Reconciler:
             dockers = docker.networks if docker is not None else frozenset()
             scope = frozenset(n for n, d in docker_of.items() if d in dockers)
         else:
-            docker_of = await sharing.docker_networks(self._neutron, self._host)
+            docker_of = await sharing.docker_networks(self._neutron, mark)
         in_use = self._judge_ports(plan, ports, docker, docker_of, now, scope)
         port_ids = {port.id for port in ports}
         await judge_vifs(plan, self._binders, self._neutron, port_ids, set(in_use))
@@ -144,7 +144,7 @@ class Reconciler:
             # Subnetpools belong to no network: a run scoped to networks leaves them alone.
             await judge_subnetpools(plan, self._neutron, now, self._grace)
         if networks and docker is not None and self._scope is None and self._local is None:
-            await judge_networks(plan, self._neutron, self._host, docker, now, self._grace)
+            await judge_networks(plan, self._neutron, mark.name, docker, now, self._grace)
         return plan
 
     async def apply(self, plan: Plan) -> list[str]:
@@ -332,7 +332,7 @@ async def opened(
     """A reconciler with binders of its own (their OVSDB connection and netlink socket), and
     its own Neutron client unless given one."""
     neutron = neutron or connect(config.neutron)
-    binders = await registry.load(config.binding)
+    binders = await registry.load(config.binding, neutron)
     try:
         yield Reconciler(neutron, binders, docker_socket, grace, scope, local)
     finally:

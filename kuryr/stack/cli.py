@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 
-from kuryr.stack import hostplan, hosts, keystone, lifecycle, managed, ovs, proc
+from kuryr.stack import hostplan, hosts, keystone, lifecycle, managed, ovs, proc, vmplan, vms
 from kuryr.stack.errors import StackError
 from kuryr.stack.layout import (
     DOCKER_SOCK,
@@ -65,40 +65,54 @@ def _fail(layout: Layout, exc: StackError) -> int:
 
 
 def _up(
-    layout: Layout, count: int | None, plugin: bool | None, identity: lifecycle.KeystoneChoice
+    layout: Layout,
+    count: int | None,
+    plugin: bool | None,
+    identity: lifecycle.KeystoneChoice,
+    vm_choice: lifecycle.VmChoice | None,
 ) -> int:
     began = time.monotonic()
-    report = lifecycle.up(layout, count, plugin, identity)
+    report = lifecycle.up(layout, count, plugin, identity, vm_choice)
     print(_table(report))
     print(f"stack up in {time.monotonic() - began:.1f} s")
     print(_summary(layout))
-    if hostplan.present(layout.root):
+    if hostplan.present(layout.root) or vmplan.present(layout.root):
         print(_hosts_table(layout))
     return 0
 
 
-def _down(layout: Layout, purge: bool, hosts_only: bool) -> int:
-    if hosts_only and purge:
-        print(
-            "kuryr stack: down --hosts-only keeps the stack: --purge does not apply",
-            file=sys.stderr,
-        )
+def _down(layout: Layout, purge: bool, hosts_only: bool, vms_only: bool) -> int:
+    if (hosts_only or vms_only) and purge:
+        only = "--hosts-only" if hosts_only else "--vms-only"
+        print(f"kuryr stack: down {only} keeps the stack: --purge does not apply", file=sys.stderr)
         return 2
-    errors = lifecycle.down(layout, purge, hosts_only)
+    if hosts_only and vms_only:
+        print("kuryr stack: down takes --hosts-only or --vms-only, not both", file=sys.stderr)
+        return 2
+    errors = lifecycle.down(layout, purge, hosts_only, vms_only)
     for exc in errors:
         _fail(layout, exc)
     if not errors:
-        what = "simulated hosts removed" if hosts_only else "stack down"
+        what = "stack down"
+        if hosts_only or vms_only:
+            what = f"simulated {'hosts' if hosts_only else 'VMs'} removed"
         print(f"{what}{' and purged' if purge else ''} ({layout.root})")
     return 1 if errors else 0
 
 
+def _described(layout: Layout) -> list[dict[str, object]]:
+    """The hosts, the machine's first, then the simulated VMs (kind ``vm``)."""
+    chassis = ovs.hostname()
+    return hosts.describe(layout, chassis) + vms.describe(layout, chassis)
+
+
 def _hosts_table(layout: Layout) -> str:
-    rows = hosts.describe(layout, ovs.hostname())
+    rows = _described(layout)
     lines = ["Hosts (DOCKER_HOST=<docker_host> docker ... talks to one):"]
     lines += [
         f"  {r['name']:<8} chassis {r['chassis']:<8} {r['docker_host']}"
         + (f"  netns {r['namespace']}" if r["namespace"] else "")
+        + (f"  nested {r['mode']} VM" if r["kind"] == "vm" else "")
         for r in rows
     ]
     return "\n".join(lines)
@@ -106,7 +120,7 @@ def _hosts_table(layout: Layout) -> str:
 
 def _hosts(layout: Layout, as_json: bool) -> int:
     if as_json:
-        print(json.dumps(hosts.describe(layout, ovs.hostname()), indent=1))
+        print(json.dumps(_described(layout), indent=1))
     else:
         print(_hosts_table(layout))
     return 0
@@ -123,9 +137,12 @@ def main(args: argparse.Namespace) -> int:
     try:
         if args.action == "up":
             identity = lifecycle.KeystoneChoice(args.keystone, args.token_lifetime)
-            return _up(layout, args.hosts, args.plugin, identity)
+            vm_choice = None
+            if args.vms is not None:
+                vm_choice = lifecycle.VmChoice(args.vms, args.vm_mode)
+            return _up(layout, args.hosts, args.plugin, identity, vm_choice)
         if args.action == "down":
-            return _down(layout, args.purge, args.hosts_only)
+            return _down(layout, args.purge, args.hosts_only, args.vms_only)
         if args.action == "hosts":
             return _hosts(layout, args.json)
         return _status(layout)

@@ -239,10 +239,13 @@ def _rmdir(directory: Path) -> None:
 
 
 def describe(layout: Layout, chassis: str) -> list[dict[str, object]]:
-    """Every host, the machine's own first: what ``kuryr stack hosts`` prints."""
+    """Every host, the machine's own first: what ``kuryr stack hosts`` prints. ``kind`` is
+    ``host`` (a chassis with its own OVS); issue 15's simulated VMs are to be listed as
+    ``vm``."""
     rows: list[dict[str, object]] = [
         {
             "name": chassis,
+            "kind": "host",
             "chassis": chassis,
             "docker_host": f"unix://{DOCKER_SOCK}",
             "namespace": "",
@@ -254,6 +257,7 @@ def describe(layout: Layout, chassis: str) -> list[dict[str, object]]:
         rows.append(
             {
                 "name": host.name,
+                "kind": "host",
                 "chassis": host.name,
                 "docker_host": host.docker_host,
                 "namespace": host.netns,

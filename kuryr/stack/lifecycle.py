@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from kuryr.stack import host, hostplan, hosts, keystone, managed
+from kuryr.stack import host, hostplan, hosts, keystone, managed, vmplan, vms
 from kuryr.stack.component import Component
 from kuryr.stack.daemon import KuryrDaemon
 from kuryr.stack.docker import Docker
@@ -20,7 +20,7 @@ from kuryr.stack.layout import Layout
 from kuryr.stack.neutron import Neutron
 from kuryr.stack.neutron_keystone import NeutronKeystone
 from kuryr.stack.ovn import OvnCentral, OvnController
-from kuryr.stack.ovs import OpenVSwitch
+from kuryr.stack.ovs import OpenVSwitch, hostname
 from kuryr.stack.postgres import Postgres
 from kuryr.stack.subnetpools import Subnetpools
 
@@ -83,6 +83,14 @@ def locked(layout: Layout) -> Iterator[None]:
 
 
 @dataclass(frozen=True)
+class VmChoice:
+    """``up --vms N [--vm-mode MODE]``: the simulated VMs vm1 … vmN (kuryr.stack.vms)."""
+
+    count: int
+    mode: str = vmplan.MIXED
+
+
+@dataclass(frozen=True)
 class KeystoneChoice:
     """``up --keystone`` (on), ``--no-keystone`` (off), neither (None: as before); and
     ``--token-lifetime`` (None: as before)."""
@@ -96,10 +104,12 @@ def up(
     count: int | None = None,
     plugin: bool | None = None,
     identity: KeystoneChoice | None = None,
+    vm_choice: VmChoice | None = None,
 ) -> list[Health]:
-    """Start what is not running, and with ``count`` the simulated hosts h2 … h<count>;
-    raise StackError naming the first component or host that failed or is not healthy."""
-    report = start(layout, count, plugin, identity)
+    """Start what is not running, and with ``count`` the simulated hosts h2 … h<count>,
+    with ``vm_choice`` the simulated VMs; raise StackError naming the first component, host
+    or VM that failed or is not healthy."""
+    report = start(layout, count, plugin, identity, vm_choice)
     for h in report:
         if not h.healthy:
             raise StackError(h.name, h.detail, log_of(layout, h.name))
@@ -111,14 +121,19 @@ def start(
     count: int | None = None,
     plugin: bool | None = None,
     identity: KeystoneChoice | None = None,
+    vm_choice: VmChoice | None = None,
 ) -> list[Health]:
-    """Start what is not running and report every component's and host's health. A failure
-    raises StackError at once, except that of a NOT_BLOCKING component or of a simulated
-    host: its row carries it. Without ``count`` existing simulated hosts are left alone;
-    without ``plugin`` Kuryr runs as it did (the bare daemon, or the managed plugin)."""
+    """Start what is not running and report every component's, host's and VM's health. A
+    failure raises StackError at once, except that of a NOT_BLOCKING component or of a
+    simulated host or VM: its row carries it. Without ``count`` (``vm_choice``) existing
+    simulated hosts (VMs) are left alone; without ``plugin`` Kuryr runs as it did (the bare
+    daemon, or the managed plugin)."""
     require_root()
     if count is not None:
         hostplan.names(count)  # a bad count changes nothing
+    if vm_choice is not None:
+        vmplan.names(vm_choice.count)
+        vmplan.mode_of(1, vm_choice.mode)
     failures: list[Health] = []
     with locked(layout):
         host.remember(layout)
@@ -140,9 +155,26 @@ def start(
             # Hosts a plain up was not asked for are reported by status, not judged here.
             hosts.keep(layout)
             rows = []
+        if vm_choice is not None:
+            rows += add_vms(layout, vm_choice)
     reported = {f.name: f for f in failures}
     own = [reported.get(h.name, h) for h in _component_status(layout)]
     return own + [Health(r.name, r.healthy, r.detail) for r in rows]
+
+
+def add_vms(layout: Layout, choice: VmChoice) -> list[hosts.Row]:
+    """The simulated VMs, on the stack as it runs (the caller holds the lock)."""
+    return vms.up(layout, choice.count, choice.mode, hostname())
+
+
+def start_vms(layout: Layout, choice: VmChoice) -> list[Health]:
+    """Only the simulated VMs, on a stack that is up: what the nested tests share. Nothing
+    of the machine's own stack is started or restarted."""
+    require_root()
+    vmplan.names(choice.count)
+    with locked(layout):
+        rows = add_vms(layout, choice)
+    return [Health(r.name, r.healthy, r.detail) for r in rows]
 
 
 def _switch_keystone(layout: Layout, choice: KeystoneChoice) -> None:
@@ -157,16 +189,22 @@ def _switch_keystone(layout: Layout, choice: KeystoneChoice) -> None:
     keystone.remember(layout, choice.on)
 
 
-def down(layout: Layout, purge: bool = False, hosts_only: bool = False) -> list[StackError]:
-    """Remove the simulated hosts, then (unless ``hosts_only``) stop everything in reverse
-    order; return the errors met (all steps are attempted)."""
+def down(
+    layout: Layout, purge: bool = False, hosts_only: bool = False, vms_only: bool = False
+) -> list[StackError]:
+    """Remove the simulated VMs and hosts, then stop everything in reverse order; return the
+    errors met (all steps are attempted). ``hosts_only`` removes the simulated hosts and
+    nothing else, ``vms_only`` the simulated VMs and nothing else."""
     require_root()
     errors: list[StackError] = []
     if not layout.root.exists():
         return errors
     with locked(layout):
-        errors += hosts.remove_all(layout)
-        if hosts_only:
+        if not hosts_only:
+            errors += vms.remove_all(layout)
+        if not vms_only:
+            errors += hosts.remove_all(layout)
+        if hosts_only or vms_only:
             return errors
         for component in reversed(components(layout)):
             try:
@@ -183,8 +221,8 @@ def down(layout: Layout, purge: bool = False, hosts_only: bool = False) -> list[
 
 
 def status(layout: Layout) -> list[Health]:
-    """Every component, then every simulated host."""
-    rows = hosts.status(layout)
+    """Every component, then every simulated host and VM."""
+    rows = hosts.status(layout) + vms.status(layout)
     return _component_status(layout) + [Health(r.name, r.healthy, r.detail) for r in rows]
 
 

@@ -81,7 +81,7 @@ class Neutron:
         state = self.conf_dir / "state"
         return f"""[DEFAULT]
 core_plugin = ml2
-service_plugins = ovn-router,port_forwarding
+service_plugins = ovn-router,port_forwarding,trunk
 {self._auth_conf()}
 bind_host = 127.0.0.1
 bind_port = {self.port}

@@ -87,8 +87,11 @@ class SimRelay:
 
 
 class SimDaemon:
-    def __init__(self, host: SimHost, tx_checksum_offload: bool = False) -> None:
+    def __init__(self, host: SimHost, tx_checksum_offload: bool = False, binding: str = "") -> None:
+        """``binding``: more lines of the config's [binding] section, each ending in a
+        newline (a simulated VM's nested mode, kuryr.stack.vms)."""
         self.host = host
+        self.binding = binding
         self.name = f"{host.name}/kuryr"
         self.pidfile = host.pidfile("kuryr")
         self.marker = str(host.config)
@@ -117,7 +120,7 @@ host = {self.host.name}
 ovsdb_connection = {ovsdb}
 # OVS 3.1's userspace datapath drops tunnelled packets that carry checksum offload flags.
 tx_checksum_offload = {offload}
-
+{self.binding}
 [pool]
 min = 2
 max = 4

@@ -31,7 +31,7 @@ def ip(*args: str) -> str:
     return proc.run(COMPONENT, ["ip", *args])
 
 
-def _quiet_link(netns: str | None, link: str) -> None:
+def quiet_link(netns: str | None, link: str) -> None:
     """A veth that is only an OVS port: no IPv6 autoconfiguration, never answer ARP."""
     prefix = ["ip", "netns", "exec", netns] if netns else []
     proc.run(
@@ -84,8 +84,8 @@ def link_host(host: SimHost) -> None:
         )
     ip("link", "set", host.root_link, "up")
     ip("-n", host.netns, "link", "set", INNER_LINK, "up")
-    _quiet_link(None, host.root_link)
-    _quiet_link(host.netns, INNER_LINK)
+    quiet_link(None, host.root_link)
+    quiet_link(host.netns, INNER_LINK)
     ovs.vsctl("--may-exist", "add-port", PHY_BRIDGE, host.root_link)
 
 

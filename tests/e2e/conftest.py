@@ -7,12 +7,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from kuryr.stack import hostplan, hosts, lifecycle
+from kuryr.stack import hostplan, hosts, lifecycle, vmplan, vms
 from tests.conftest import StackFacts
 from tests.e2e import keystone_env
 from tests.e2e.helpers import DockerEnv, Neutron
 from tests.e2e.keystone_env import KeystoneFacts
 from tests.e2e.multihost import Host, hosts_from
+from tests.e2e.nested import VMS, NestedVm, vms_from
 
 # The machine's own host, h2 and h3.
 HOSTS = 3
@@ -61,6 +62,23 @@ def sim_hosts(stack: StackFacts) -> Iterator[list[Host]]:
     if made_here:
         errors = lifecycle.down(layout, hosts_only=True)
         assert not errors, f"removing the simulated hosts: {errors}"
+
+
+@pytest.fixture(scope="session")
+def sim_vms(stack: StackFacts) -> Iterator[list[NestedVm]]:
+    """vm1 (macvlan) and vm2 (vlan) of ``kuryr stack up --vms 2``, shared by every test of
+    the session; only the VMs are started, the machine's stack is left as it runs. VMs that
+    existed before stay up afterwards; VMs this session made are removed at its end."""
+    layout = stack.layout
+    made_here = not vmplan.present(layout.root)
+    report = lifecycle.start_vms(layout, lifecycle.VmChoice(VMS))
+    broken = [h for h in report if not h.healthy]
+    if broken:
+        pytest.fail(f"the simulated VMs are unhealthy: {broken}", pytrace=False)
+    yield vms_from(vms.describe(layout, stack.chassis_hostname))
+    if made_here:
+        errors = lifecycle.down(layout, vms_only=True)
+        assert not errors, f"removing the simulated VMs: {errors}"
 
 
 @pytest.fixture(scope="session")

@@ -135,6 +135,7 @@ class Neutron:
         "security-group-rules": "security_group_rule",
         "routers": "router",
         "floatingips": "floatingip",
+        "trunks": "trunk",
     }
 
     def __init__(self, url: str = NEUTRON_URL) -> None:

@@ -74,6 +74,9 @@ class FakeBinders:
             raise BackendError(f"no binder for vif_type {vif_type!r} (this host serves: ovs)")
         return self.binder
 
+    async def vm_port(self) -> str | None:
+        return None
+
 
 class NoLinks(Netlink):
     """A host with no veth named like Kuryr's (reconciliation's kernel view, without reading

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from kuryr import naming
+from kuryr.backends.binding.base import HostBinders
 from kuryr.backends.neutron_api import Resource
 from kuryr.config import BindingConfig, Config, NeutronConfig, PoolConfig, ReconcileConfig
 from kuryr.domain.ports.pools import Pools
@@ -260,20 +261,23 @@ async def daemon(
     floating_ip_per: str = "network",
     host: str = HOST,
     scope: str = "local",
+    binders: HostBinders | None = None,
 ) -> AsyncIterator[Daemon]:
     """The domain built by kuryr.driver.build on ``neutron`` (a fresh fake with the default
     subnetpool when None) and a fake binder; closed as the daemon closes it. ``clock`` times
     the pools' demand; ``router``: ``[neutron] router``; ``floating_ip_per``: ``[neutron]
-    floating_ip_per``; ``host``: the chassis it binds to; ``scope``: ``capability_scope``."""
+    floating_ip_per``; ``host``: the chassis it binds to; ``scope``: ``capability_scope``;
+    ``binders``: instead of the fake binder (nested mode's binders; ``Daemon.binder`` then
+    records nothing)."""
     if neutron is None:
         neutron = FakeNeutron()
         default_subnetpools(neutron)
-    binders = FakeBinders(host)
+    fake = FakeBinders(host)
     settings = config(state_dir, pool, router, floating_ip_per, host, scope)
-    domain, close = await build(settings, neutron, binders, clock)
+    domain, close = await build(settings, neutron, binders or fake, clock)
     try:
         driver = domain.network
         assert isinstance(driver, KuryrNetworkDriver)
-        yield Daemon(driver, domain.ipam, neutron, binders.binder, close, driver.pools)
+        yield Daemon(driver, domain.ipam, neutron, fake.binder, close, driver.pools)
     finally:
         await close()

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from kuryr.backends.neutron_api import NeutronError, Params, Resource
 from tests.fakes import neutron_forwardings as forwardings
+from tests.fakes import neutron_trunks as trunks
 from tests.fakes.neutron_faults import Faults
 from tests.fakes.neutron_filters import select
 from tests.fakes.neutron_ips import Refused
@@ -40,7 +41,10 @@ _READ_ATTRIBUTES = {
 
 class FakeNeutron:
     def __init__(
-        self, clock: Callable[[], float] | None = None, seed: int = 0, post_tags: bool = False
+        self,
+        clock: Callable[[], float] | None = None,
+        seed: int = 0,
+        post_tags: bool = False,
     ) -> None:
         """``clock``: wall-clock seconds stamped on resources (``created_at``,
         ``updated_at``); ``seed`` makes ids, MACs and picked addresses repeatable;
@@ -170,6 +174,26 @@ class FakeNeutron:
 
         path = f"/floatingips/{floating_ip_id}/port_forwardings/{forwarding_id}"
         return await self._call("DELETE", FORWARDINGS, path, run)
+
+    async def add_subports(self, trunk_id: str, subports: Sequence[Mapping[str, Any]]) -> Resource:
+        def run() -> Resource:
+            before = self.store.snapshot()
+            try:
+                return trunks.add_subports(
+                    self.store.tables, trunk_id, [dict(s) for s in subports], self.store.touch
+                )
+            except Refused:
+                self.store.tables = before
+                raise
+
+        return await self._call("PUT", "trunks", f"/trunks/{trunk_id}/add_subports", run)
+
+    async def remove_subports(self, trunk_id: str, port_ids: Sequence[str]) -> Resource:
+        def run() -> Resource:
+            wanted = [{"port_id": p} for p in port_ids]
+            return trunks.remove_subports(self.store.tables, trunk_id, wanted, self.store.touch)
+
+        return await self._call("PUT", "trunks", f"/trunks/{trunk_id}/remove_subports", run)
 
     # --- what a test sees and does outside Kuryr (no call counted, no fault) ----------------------
 

@@ -31,6 +31,7 @@ from typing import Any
 
 from kuryr.backends.model import allocation_pools, first_host
 from kuryr.backends.neutron_api import Resource
+from tests.fakes import neutron_trunks as trunks
 from tests.fakes.neutron_ips import (
     Refused,
     allocate_cidr,
@@ -59,7 +60,10 @@ from tests.fakes.neutron_schema import (
 
 class Store:
     def __init__(
-        self, clock: Callable[[], float] = time.time, seed: int = 0, post_tags: bool = False
+        self,
+        clock: Callable[[], float] = time.time,
+        seed: int = 0,
+        post_tags: bool = False,
     ) -> None:
         # ML2's tag_ports_during_bulk_creation extension driver: a port POST keeps its tags.
         self.post_tags = post_tags
@@ -93,6 +97,10 @@ class Store:
                 for f in self.forwardings.values()
                 if f["floatingip_id"] == row["id"]
             ]
+        if resource == "ports":
+            details = trunks.trunk_details(self.tables, row)
+            if details is not None:
+                body["trunk_details"] = details
         if resource == "security-groups":
             rules = self.tables["security-group-rules"].values()
             body["security_group_rules"] = [
@@ -143,6 +151,8 @@ class Store:
         row = self.get(resource, resource_id)
         self._check_revision(row, revision)
         check_delete(self.tables, resource, row)
+        if resource == "ports":
+            trunks.check_port_delete(self.tables, row)
         del self.tables[resource][resource_id]
         if resource == "networks":
             for table in ("ports", "subnets"):
@@ -162,6 +172,8 @@ class Store:
             for pid in [k for k, v in ports.items() if v["device_id"] == row["id"]]:
                 del ports[pid]
             self._forwardings_gone(lambda f: f["floatingip_id"] == row["id"])
+        elif resource == "trunks":
+            trunks.deleted(self.tables, row, self.touch)
         if resource == "ports":
             # Neutron's port forwarding plugin drops what forwarded to a deleted port.
             self._forwardings_gone(lambda f: f["internal_port_id"] == row["id"])
@@ -431,8 +443,13 @@ class Store:
         row.setdefault("ethertype", "IPv4")
         return row
 
+    def _new_trunks(self, row: Resource) -> Resource:
+        return trunks.new_trunk(self.tables, row)
+
     def _after_create(self, resource: str, row: Resource) -> None:
-        if resource == "floatingips":
+        if resource == "trunks":
+            trunks.after_create(self.tables, row, self.touch)
+        elif resource == "floatingips":
             self.create(
                 "ports",
                 {

@@ -22,6 +22,7 @@ from kuryr.domain.ipam import Ipam
 from kuryr.domain.networks import Networks
 from kuryr.domain.ports.broker import Broker
 from kuryr.domain.ports.journal import Journal
+from kuryr.domain.ports.mine import Mark, Mine
 from kuryr.domain.ports.prewire import Prewire
 from kuryr.domain.quiet import Quiet
 from kuryr.domain.removals import Removals
@@ -61,9 +62,10 @@ def make_domain(neutron: Neutron, host: str, binders: Binders | None = None) -> 
     ever pending (networks are deleted in the foreground here)."""
     with_binders = binders or NoBinders(host)
     prewire = Prewire(with_binders, lambda _: None, PLUG_TIMEOUT, deleted=nothing_pending)
-    broker = Broker(neutron, host, State.in_memory(), None, prewire)
+    mine = Mine.fixed(Mark(host))
+    broker = Broker(neutron, mine, State.in_memory(), None, prewire)
     ipam = Ipam(neutron, broker, Removals(State.in_memory()))
-    networks = Networks(neutron, ipam, host, state=State.in_memory(), routers=Routers(neutron))
+    networks = Networks(neutron, ipam, mine, state=State.in_memory(), routers=Routers(neutron))
     return Domain(neutron, ipam, networks, host, with_binders, prewire)
 
 

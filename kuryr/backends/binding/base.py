@@ -36,6 +36,8 @@ class Vif:
     mtu: int
     vif_type: str = "ovs"
     vif_details: Mapping[str, Any] = field(default_factory=dict)
+    # The port's fixed IPs: what a nested macvlan puts in the VM port's allowed address pairs.
+    ips: tuple[str, ...] = ()
 
     @property
     def host_ifname(self) -> str:
@@ -85,6 +87,15 @@ class Binder(ABC):
     """One backend. ``vif_types`` lists the Neutron ``binding:vif_type`` values it serves."""
 
     vif_types: ClassVar[frozenset[str]]
+    # Neutron refuses to delete the port while it is plugged (a trunk's subport): its VIF
+    # goes first, not after the delete (kuryr.domain.ports.prewire).
+    unplug_before_delete: ClassVar[bool] = False
+    # Neutron takes the port only while it has no device_id (a trunk's subport): a port not
+    # plugged ahead is plugged at CreateEndpoint, before its bookkeeping (domain.endpoints).
+    plug_before_bookkeeping: ClassVar[bool] = False
+    # It plugs a port whatever Neutron's binding of it says (nested mode: the binding is the
+    # hypervisor's side, and a port bound to a VM's name is binding_failed on ML2/OVN).
+    plugs_unbound: ClassVar[bool] = False
 
     @abstractmethod
     async def plug(self, vif: Vif, ready_timeout: float) -> None:
@@ -129,3 +140,7 @@ class HostBinders(Protocol):
     host: str
 
     def for_vif_type(self, vif_type: str) -> Binder: ...
+
+    async def vm_port(self) -> str | None:
+        """Nested mode: the VM's Neutron port id (kuryr.domain.ports.mine); else None."""
+        ...

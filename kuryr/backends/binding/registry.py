@@ -3,20 +3,30 @@
 Registration is explicit: ``BINDER_CLASSES`` maps every binder class to the function that
 builds it from the host's backends; :func:`load` builds each one whose backend is present
 (OVS needs a reachable OVSDB) and remembers why the others are not.
+
+Nested mode (``[binding] driver`` ``vlan`` or ``macvlan``: a daemon inside a Nova VM) has no
+OVSDB and one binder, ``NESTED_BINDERS[driver]``, for every port: the vif_type Neutron reports
+is the hypervisor's side (a subport is ``ovs`` on the hypervisor's br-int), not the VM's.
 """
 
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from kuryr.backends.binding.base import Binder
 from kuryr.backends.binding.linuxbridge import LinuxBridgeBinder
+from kuryr.backends.binding.macvlan import MacvlanBinder
+from kuryr.backends.binding.nested import VmNic
 from kuryr.backends.binding.ovs import OvsBinder
+from kuryr.backends.binding.vlan import VlanBinder
+from kuryr.backends.binding.vlan_ovs import VlanOvsBinder, connect
 from kuryr.backends.netlink import Netlink
+from kuryr.backends.neutron_api import NeutronApi
 from kuryr.backends.ovsdb import Ovsdb
-from kuryr.config import BindingConfig
+from kuryr.config import BINDING_MACVLAN, BINDING_VLAN, VLAN_DEVICE_OVS, BindingConfig
 from kuryr.errors import BackendError
 
 LOG = logging.getLogger(__name__)
@@ -37,6 +47,11 @@ BINDER_CLASSES: Mapping[type[Binder], Callable[[BindingConfig, Netlink, Ovsdb | 
     LinuxBridgeBinder: _linuxbridge_binder,
 }
 
+NESTED_BINDERS: Mapping[str, type[VlanBinder] | type[MacvlanBinder]] = {
+    BINDING_VLAN: VlanBinder,
+    BINDING_MACVLAN: MacvlanBinder,
+}
+
 # What Neutron reports when it could not bind a port, and why.
 _UNBINDABLE = {
     "binding_failed": "Neutron could not bind it to host {host} (is binding:host_id this "
@@ -54,8 +69,15 @@ class Binders:
     unavailable: dict[str, str]  # vif_type -> why its backend is missing
     netlink: Netlink
     ovsdb: Ovsdb | None
+    nested: Binder | None = None  # nested mode: the one binder of every port
+    nic: VmNic | None = None  # nested mode: the VM's NIC and port
+
+    async def vm_port(self) -> str | None:
+        return (await self.nic.port()).id if self.nic is not None else None
 
     def for_vif_type(self, vif_type: str) -> Binder:
+        if self.nested is not None:
+            return self.nested
         binder = self.by_vif_type.get(vif_type)
         if binder is not None:
             return binder
@@ -75,6 +97,8 @@ class Binders:
         await self.netlink.delete_link(host_ifname)
 
     async def close(self) -> None:
+        if self.nested is not None:
+            await self.nested.close()
         for binder in self.by_vif_type.values():
             await binder.close()
         await self.netlink.close()
@@ -82,7 +106,14 @@ class Binders:
             await self.ovsdb.close()
 
 
-async def load(config: BindingConfig) -> Binders:
+async def load(config: BindingConfig, neutron: NeutronApi | None = None) -> Binders:
+    """The host's binders; in nested mode the one nested binder, which needs ``neutron``."""
+    if config.nested:
+        if neutron is None:
+            raise BackendError(f"[binding] driver = {config.driver} needs a Neutron client")
+        if config.vlan_device == VLAN_DEVICE_OVS:
+            return await load_vlan_ovs(config, neutron)
+        return load_nested(config, neutron)
     netlink = Netlink()
     by_vif_type: dict[str, Binder] = {}
     unavailable: dict[str, str] = {}
@@ -109,3 +140,26 @@ async def load(config: BindingConfig) -> Binders:
             "Open_vSwitch external_ids:hostname"
         )
     return Binders(host, by_vif_type, unavailable, netlink, ovsdb)
+
+
+def load_nested(config: BindingConfig, neutron: NeutronApi) -> Binders:
+    """A VM has no OVSDB: its name is ``[binding] host``, else the VM's hostname (for logs:
+    its ports are marked by the VM's port, kuryr.domain.ports.mine)."""
+    netlink = Netlink()
+    nic = VmNic(neutron, netlink, config.link_iface)
+    binder = NESTED_BINDERS[config.driver](neutron, netlink, nic)
+    host = config.host or socket.gethostname()
+    return Binders(host, {}, {}, netlink, None, nested=binder, nic=nic)
+
+
+async def load_vlan_ovs(config: BindingConfig, neutron: NeutronApi) -> Binders:
+    """vlan mode through the VM's own OVS bridge (``vlan_device = ovs``): the VM's OVSDB is
+    ``ovsdb_connection``, its bridge ``integration_bridge``."""
+    ovsdb = await connect(config.ovsdb_connection)
+    netlink = Netlink()
+    nic = VmNic(neutron, netlink, config.link_iface)
+    binder = VlanOvsBinder(
+        neutron, netlink, nic, ovsdb, config.integration_bridge, config.tx_checksum_offload
+    )
+    host = config.host or socket.gethostname()
+    return Binders(host, {}, {}, netlink, ovsdb, nested=binder, nic=nic)

@@ -23,6 +23,7 @@ from kuryr.backends.model import Network, Subnet
 from kuryr.backends.neutron_api import NeutronApi, NeutronError
 from kuryr.backends.state import MODE_ANY, State
 from kuryr.domain.ports import desired
+from kuryr.domain.ports.mine import Mark, Mine
 from kuryr.domain.ports.pools import Pools
 from kuryr.domain.ports.port import Port
 from kuryr.errors import Conflict, InvalidRequest
@@ -41,6 +42,8 @@ class Wiring(Protocol):
     def released(self, vif: Vif) -> None: ...
 
     async def unplug_stale(self, vif: Vif) -> None: ...
+
+    async def unplug_for_delete(self, vif: Vif) -> bool: ...
 
 
 async def find_port_by_ip(neutron: NeutronApi, subnet_id: str, address: str) -> Port | None:
@@ -61,7 +64,7 @@ async def take_over(neutron: NeutronApi, port: Port, fields: dict[str, Any]) -> 
 
 async def hand_back(neutron: NeutronApi, port: Port, revision: int | None = None) -> None:
     """Leave an adopted port as it was found: no owner, no binding, its own tags."""
-    await neutron.update("ports", port.id, desired.handed_back(), revision=revision)
+    await neutron.update("ports", port.id, desired.handed_back(port), revision=revision)
     await neutron.set_tags("ports", port.id, desired.handed_back_tags(port))
 
 
@@ -69,7 +72,7 @@ class Broker:
     def __init__(
         self,
         neutron: NeutronApi,
-        host: str,
+        mine: Mine,
         state: State,
         pools: Pools | None,
         wiring: Wiring,
@@ -78,7 +81,7 @@ class Broker:
         port taken is made and every port given back deleted; ``wiring``: decides the VIF of
         a port given back by its endpoint."""
         self._neutron = neutron
-        self._host = host
+        self.mine = mine
         self._state = state
         self._pools = pools if pools is not None and pools.enabled else None
         self.wiring = wiring
@@ -167,7 +170,7 @@ class Broker:
         body = desired.create_body(
             subnet.network_id,
             [desired.fixed_ip(subnet.id, address)],
-            self._host,
+            await self.mine.mark(),
             naming.UNBOUND_PORT_NAME,
             mac=mac,
         )
@@ -191,12 +194,13 @@ class Broker:
         port = await find_port_by_ip(self._neutron, subnet.id, address)
         if port is None or port.device_id:
             raise Conflict(f"address {address} is already in use in subnet {subnet.cidr}")
-        if port.on_host(self._host):
+        mark = await self.mine.mark()
+        if mark.owns(port):
             return port
         owner = port.device_owner
         if owner:
             raise Conflict(f"address {address} is held by Neutron port {port.id} ({owner})")
-        return await take_over(self._neutron, port, desired.adopting(self._host))
+        return await take_over(self._neutron, port, desired.adopting(mark))
 
     async def _create_for_endpoint(
         self,
@@ -211,7 +215,7 @@ class Broker:
         body = desired.create_body(
             network.neutron_id,
             [desired.fixed_ip(s.id, ip) for s, ip in wanted],
-            self._host,
+            await self.mine.mark(),
             naming.port_name(endpoint_id),
             device_id=endpoint_id,
             mac=mac,
@@ -238,7 +242,7 @@ class Broker:
         owner = port.device_owner
         # The local state first: an endpoint whose device_id the journal has not written yet
         # holds the port all the same. A port kuryr-libnetwork released and kept is free.
-        left_by_libnetwork = self._left_by_libnetwork(port)
+        left_by_libnetwork = self._left_by_libnetwork(port, await self.mine.mark())
         taken = not left_by_libnetwork and (port.device_id or self.held_by_endpoint(port))
         if taken or owner not in ("", naming.DEVICE_OWNER):
             raise Conflict(f"address {ip} is held by Neutron port {port.id}")
@@ -250,11 +254,11 @@ class Broker:
         fields = {k: v for k, v in body.items() if k not in ("network_id", "admin_state_up")}
         return await take_over(self._neutron, port, fields)
 
-    def _left_by_libnetwork(self, port: Port) -> bool:
+    def _left_by_libnetwork(self, port: Port, mark: Mark) -> bool:
         """A port of this host that kuryr-libnetwork released and kept, and no endpoint of
         this daemon has claimed since (its tags may not be written yet)."""
         mine = {Port.from_neutron(raw).id for _, raw in self._state.endpoints().values()}
-        return port.released_by_libnetwork and port.host == self._host and port.id not in mine
+        return port.released_by_libnetwork and mark.marks(port) and port.id not in mine
 
     def held_by_endpoint(self, port: Port) -> bool:
         """The port belongs to an endpoint (so no address release may take it); its device_id
@@ -280,6 +284,8 @@ class Broker:
         elif self._pools is not None:
             self._pools.give_back(port)
         else:
+            if vif is not None and await self.wiring.unplug_for_delete(vif):
+                vif = None  # gone already: Neutron refuses the delete while it is plugged
             await self._neutron.delete("ports", port.id)
         if vif is not None:
             self.wiring.released(vif)

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from kuryr import naming
+from kuryr.domain.ports.mine import Mark
 from kuryr.domain.ports.port import Port
 
 UPDATE = "update"
@@ -34,21 +35,22 @@ def fixed_ip(subnet_id: str, ip: str | None = None) -> dict[str, str]:
 def create_body(
     network_id: str,
     fixed_ips: list[dict[str, str]],
-    host: str,
+    mark: Mark,
     name: str,
     device_id: str = "",
     mac: str | None = None,
     tags: Iterable[str] = (),
 ) -> dict[str, Any]:
-    """A Kuryr port of this host: bound (``binding:host_id``), owned ``compute:kuryr``.
-    ``tags`` only where Neutron keeps them (kuryr.domain.ports.post_tags)."""
+    """A Kuryr port of this host: marked as this host's (bound to it, or in nested mode
+    described, kuryr.domain.ports.mine), owned ``compute:kuryr``. ``tags`` only where Neutron
+    keeps them (kuryr.domain.ports.post_tags)."""
     body: dict[str, Any] = {
         "name": name,
         "network_id": network_id,
         "admin_state_up": True,
         "fixed_ips": fixed_ips,
         "device_owner": naming.DEVICE_OWNER,
-        "binding:host_id": host,
+        **mark.fields(),
     }
     if device_id:
         body["device_id"] = device_id
@@ -59,15 +61,15 @@ def create_body(
     return body
 
 
-def anchor_body(network_id: str, docker_id: str, host: str) -> dict[str, Any]:
+def anchor_body(network_id: str, docker_id: str, mark: Mark) -> dict[str, Any]:
     """An adopting Docker network's claim on a shared network (kuryr.domain.sharing): a port
-    with no address, administratively down, bound to the claiming host."""
+    with no address, administratively down, marked as the claiming host's."""
     return {
         "name": naming.anchor_name(docker_id),
         "network_id": network_id,
         "device_owner": naming.ANCHOR_OWNER,
         "device_id": docker_id,
-        "binding:host_id": host,
+        **mark.fields(),
         "fixed_ips": [],
         "admin_state_up": False,
     }
@@ -119,17 +121,20 @@ def pooled(port: Port) -> Port:
     return port.replace(device_id="", name=desired["name"], tags=tuple(desired["tags"]))
 
 
-def adopting(host: str) -> dict[str, Any]:
+def adopting(mark: Mark) -> dict[str, Any]:
     """The owner fields of a hand-made port Kuryr adopts (tagged :func:`adopted_tags`)."""
-    return {"device_owner": naming.DEVICE_OWNER, "binding:host_id": host}
+    return {"device_owner": naming.DEVICE_OWNER, **mark.fields()}
 
 
 def adopted_tags(port: Port) -> list[str]:
     return [*port.tags, naming.TAG_EXISTING_PORT]
 
 
-def handed_back() -> dict[str, Any]:
-    """The owner fields of an adopted port handed back (tagged :func:`handed_back_tags`)."""
+def handed_back(port: Port) -> dict[str, Any]:
+    """The owner fields of an adopted port handed back (tagged :func:`handed_back_tags`); a
+    nested host's mark in its description goes too (what was there before is not kept)."""
+    if naming.described_host(port.description) is not None:
+        return {**_HANDED_BACK, "description": ""}
     return dict(_HANDED_BACK)
 
 

@@ -1,31 +1,29 @@
 """Per-(subnet, host) pools of Neutron ports created ahead, so a container start creates none.
 
-Pool ports are created in bulk (one POST per batch), bound to this host's chassis
-(``binding:host_id``) with ``device_owner=compute:kuryr`` and an EMPTY ``device_id``; their
-membership shows in their name :data:`naming.POOL_PORT_NAME` (in the POST body, so a port is
-recognisable even when the create outlived its caller) and the tag :data:`naming.POOL_TAG` (in
-the POST body where Neutron keeps it, kuryr.domain.ports.post_tags; else set by the journal).
-Taking a port is a synchronous step on the event loop (memory and state change together, no
-await in between), so no port is handed out twice however many starts run at once. Refill runs
-in the background, in batches of at least ``batch``, never beyond ``max`` free-or-being-created
-ports. A pool starts filling when its network is created, so the first containers find ports;
-how many it aims at follows demand (kuryr.domain.ports.sizing, kuryr.domain.ports.shrink); its
-refill is kuryr.domain.ports.refill, its reload at start kuryr.domain.ports.recovery.
+Pool ports are created in bulk (one POST per batch), marked as this host's (ports.mine) with
+``device_owner=compute:kuryr`` and an EMPTY ``device_id``; their membership shows in their
+name :data:`naming.POOL_PORT_NAME` (in the POST body: recognisable even when the create
+outlived its caller) and the tag :data:`naming.POOL_TAG` (in the POST body where Neutron keeps
+it, kuryr.domain.ports.post_tags; else set by the journal). Taking a port is a synchronous step
+on the event loop (memory and state change together, no await in between), so no port is
+handed out twice however many starts run at once. Refill runs in the background, in batches of
+at least ``batch``, never beyond ``max`` free-or-being-created ports. A pool starts filling
+when its network is created, so the first containers find ports; how many it aims at follows
+demand (kuryr.domain.ports.sizing, kuryr.domain.ports.shrink); its refill is
+kuryr.domain.ports.refill, its reload at start kuryr.domain.ports.recovery.
 
 Two modes per subnet. ``any`` (Kuryr IPAM): any free port serves, Neutron picked its address.
-``exact`` (Docker's own IPAM): Docker hands out the LOWEST free address of its pool (libnetwork's
-allocator with serial=false), so the pool keeps ports on the lowest addresses no container
-holds, and the common start finds its address already in a port.
+``exact`` (Docker's own IPAM): Docker hands out the LOWEST free address (libnetwork's allocator,
+serial=false), so the pool keeps ports on the lowest addresses no container holds.
 
 A released port comes back cleaned of its container's bookkeeping (journaled), or is deleted in
 the background when the pool is full. The free ports the next starts take (the oldest; in exact
-mode the lowest addresses) are plugged ahead on this host, ``batch`` of them at first, one more
-each time a start takes a port that was not (up to ``max``); a port coming back from its
-container keeps its VIF when still whole; every free port leaving the pool for deletion is
-unplugged (:class:`Wiring`, kuryr.domain.ports.prewire). So a container start finds its VIF wired,
-while a new network does not plug its whole pool at once: each first plug makes Neutron handle
-one port status change (~1-3 s of its one OVN event thread under load), and a container's port
-goes ACTIVE only once Neutron has worked through those queued before it.
+mode the lowest addresses) are plugged ahead, ``batch`` at first, one more each time a start
+takes a port that was not (up to ``max``); a port back from its container keeps its VIF when
+still whole; a free port leaving the pool for deletion is unplugged (:class:`Wiring`,
+kuryr.domain.ports.prewire). So a start finds its VIF wired, while a new network does not plug
+its whole pool at once: each first plug costs Neutron one port status change (~1-3 s of its one
+OVN event thread under load), and a port goes ACTIVE only after those queued before it.
 """
 
 from __future__ import annotations
@@ -53,6 +51,7 @@ from kuryr.config import PoolConfig
 from kuryr.domain.ports import desired, recovery, sizing
 from kuryr.domain.ports.journal import Journal
 from kuryr.domain.ports.ledger import PortPool
+from kuryr.domain.ports.mine import Mine
 from kuryr.domain.ports.port import Port
 from kuryr.domain.ports.refill import BULK_TIMEOUT, Refill
 from kuryr.domain.ports.shrink import Shrink
@@ -62,9 +61,8 @@ from kuryr.plugin import protocol as p
 
 LOG = logging.getLogger(__name__)
 
-# Deleting a network's pool ports outside a request (kuryr.driver goes on in the background
-# once Docker's request is over): each costs Neutron ~0.3-1 s (side by side: the journal's
-# delete lane).
+# Deleting a network's pool ports in the background once Docker's request is over: each costs
+# Neutron ~0.3-1 s (side by side: the journal's delete lane).
 _FLUSH_TIMEOUT = 120.0
 # IPAMData address spaces of Docker's own IPAM driver (Kuryr IPAM answers "no_address_space").
 DOCKER_ADDRESS_SPACES = ("", "LocalDefault", "GlobalDefault")
@@ -79,6 +77,8 @@ class Wiring(Protocol):
 
     async def whole(self, port: Port) -> bool: ...
 
+    def takes(self, port: Port) -> bool: ...
+
 
 class Pools:
     def __init__(
@@ -86,7 +86,7 @@ class Pools:
         state: State,
         neutron: NeutronApi,
         journal: Journal,
-        host: str,
+        mine: Mine,
         config: PoolConfig,
         wiring: Wiring,
         quiet: Quiet,
@@ -95,11 +95,11 @@ class Pools:
         self._state = state
         self._neutron = neutron
         self._journal = journal
-        self._host = host
+        self._mine = mine
         self.config = config
         self._wiring = wiring
         self._pools: dict[str, PortPool] = {}
-        self._refill = Refill(state, neutron, journal, host, config, quiet, self)
+        self._refill = Refill(state, neutron, journal, mine, config, quiet, self, wiring.takes)
         self._clock = clock
         self.shrink = Shrink(self, config, clock)
 
@@ -401,10 +401,9 @@ class Pools:
     # --- reload after a restart ------------------------------------------------------------------
 
     async def load(self) -> None:
-        """Rebuild the pools from the local state, checked against Neutron when it answers.
-
-        Only subnets of networks this daemon knows count: pool ports of other daemons on the
-        same host (a second state directory) are never taken over."""
+        """Rebuild the pools from the local state, checked against Neutron when it answers. Only
+        subnets of networks this daemon knows count: pool ports of other daemons on the same
+        host (a second state directory) are never taken over."""
         known = {s.id for n in self._state.networks() for s in n.subnets}
         for row in self._state.pools():
             if row.subnet_id in known:
@@ -413,12 +412,13 @@ class Pools:
                 self._state.forget_pool(row.subnet_id)
         local = {pp.port_id: pp for pp in self._state.pool_ports()}
         try:
-            remote = await recovery.pool_ports_in_neutron(self._neutron, self._host)
+            remote = await recovery.pool_ports_in_neutron(self._neutron, self._mine)
         except BackendError as exc:
             LOG.warning("pools reloaded from local state only (Neutron: %s)", exc)
             remote = None
         if remote is not None:
-            recovery.merge_remote(self._state, self._journal, set(self._pools), local, remote)
+            known_subnets, takes = set(self._pools), self._wiring.takes
+            recovery.merge_remote(self._state, self._journal, known_subnets, local, remote, takes)
         for pp in local.values():
             pool = self._pools.get(pp.subnet_id)
             if pool is None:

@@ -27,6 +27,7 @@ class Port:
     name: str = ""
     tags: tuple[str, ...] = ()
     host: str = ""  # binding:host_id
+    description: str = ""  # a nested host's ports name it there (kuryr.domain.ports.mine)
     vif_type: str | None = None  # binding:vif_type
     vif_details: Mapping[str, Any] = field(default_factory=dict, compare=False)
     status: str = ""
@@ -49,6 +50,7 @@ class Port:
             name=str(raw.get("name") or ""),
             tags=tuple(raw.get("tags") or ()),
             host=str(raw.get("binding:host_id") or ""),
+            description=str(raw.get("description") or ""),
             vif_type=raw.get("binding:vif_type"),
             vif_details=dict(raw.get("binding:vif_details") or {}),
             status=str(raw.get("status") or ""),
@@ -69,6 +71,7 @@ class Port:
             "name": self.name,
             "tags": list(self.tags),
             "binding:host_id": self.host,
+            "description": self.description,
             "binding:vif_details": dict(self.vif_details),
             "status": self.status,
             "security_groups": list(self.security_groups),
@@ -107,10 +110,6 @@ class Port:
     @property
     def kuryr_owned(self) -> bool:
         return self.device_owner == naming.DEVICE_OWNER
-
-    def on_host(self, host: str) -> bool:
-        """A Kuryr port bound to ``host``."""
-        return self.kuryr_owned and self.host == host
 
     @property
     def adopted(self) -> bool:
@@ -154,4 +153,5 @@ class Port:
             mtu=mtu,
             vif_type=self.vif_type or "ovs",
             vif_details=dict(self.vif_details),
+            ips=tuple(self.ips),
         )

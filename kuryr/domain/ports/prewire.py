@@ -70,10 +70,20 @@ class Prewire:
 
     # --- pool side -------------------------------------------------------------------------
 
+    def takes(self, port: Port) -> bool:
+        """This host can plug the port: Neutron has bound it, or the binder plugs ports
+        whatever their binding (``Binder.plugs_unbound``: nested mode)."""
+        if port.bound:
+            return True
+        try:
+            return self._binders.for_vif_type(port.vif_type or "ovs").plugs_unbound
+        except KuryrError:
+            return False
+
     def ahead(self, port: Port) -> None:
         """Plug a free pool port in the background (a VIF still whole is kept)."""
         mtu = self._mtu_of(port.network_id)
-        if mtu is None or not port.bound:
+        if mtu is None or not self.takes(port):
             return
         vif = port.vif("", mtu)
         self._forget(vif.port_id)
@@ -83,7 +93,7 @@ class Prewire:
     async def whole(self, port: Port) -> bool:
         """The free port's VIF is whole and wired already (kept from before a restart)."""
         mtu = self._mtu_of(port.network_id)
-        if mtu is None or not port.bound:
+        if mtu is None or not self.takes(port):
             return False
         vif = port.vif("", mtu)
         try:
@@ -125,6 +135,18 @@ class Prewire:
         """A VIF another plugin left plugged (kuryr-libnetwork's failed start) goes now, before
         its port is taken over."""
         await self._binders.for_vif_type(vif.vif_type).unplug(vif)
+
+    async def unplug_for_delete(self, vif: Vif) -> bool:
+        """A port deleted now whose backend refuses the delete while it is plugged
+        (``Binder.unplug_before_delete``, a trunk's subport) loses its VIF first: True when
+        it did, False (nothing done) for any other backend."""
+        binder = self._binders.for_vif_type(vif.vif_type)
+        if not binder.unplug_before_delete:
+            return False
+        self._forget(vif.port_id)
+        await self._settle(vif.port_id)
+        await binder.unplug(vif)
+        return True
 
     def released(self, vif: Vif) -> None:
         """DeleteEndpoint, once the port is released: a port back in its pool is being
@@ -209,6 +231,11 @@ class Prewire:
                 await binder.plug(vif, self._timeout)
 
     async def _unplug(self, vif: Vif) -> None:
+        binder = self._binders.for_vif_type(vif.vif_type)
+        if binder.unplug_before_delete:
+            # The journaled delete is refused until the VIF is gone: no wait for it.
+            await binder.unplug(vif)
+            return
         try:
             await asyncio.wait_for(self._deleted(vif.port_id), _DELETE_WAIT)
         except TimeoutError:
@@ -217,4 +244,4 @@ class Prewire:
                 vif.port_id,
                 _DELETE_WAIT,
             )
-        await self._binders.for_vif_type(vif.vif_type).unplug(vif)
+        await binder.unplug(vif)

@@ -3,21 +3,24 @@ pool ports in Neutron (kuryr.domain.ports.pools.Pools.load)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from kuryr import naming
 from kuryr.backends.neutron_api import NeutronApi
 from kuryr.backends.state import FREE, TAKEN, PoolPort, State
 from kuryr.domain.ports import desired
 from kuryr.domain.ports.journal import Journal
+from kuryr.domain.ports.mine import Mine
 from kuryr.domain.ports.port import Port
 
 
-async def pool_ports_in_neutron(neutron: NeutronApi, host: str) -> list[Port]:
+async def pool_ports_in_neutron(neutron: NeutronApi, mine: Mine) -> list[Port]:
     """This host's pool ports: tagged, or only named (their create outlived its caller,
     or the daemon died before the journal wrote the tag)."""
-    mine = {"device_owner": naming.DEVICE_OWNER, "binding:host_id": host}
-    tagged = await neutron.query("ports", {**mine, "tags": naming.POOL_TAG})
-    named = await neutron.query("ports", {**mine, "name": naming.POOL_PORT_NAME})
-    ports = map(Port.from_neutron, [*tagged, *named])
+    mark = await mine.mark()
+    tagged = await neutron.query("ports", {**mark.query(), "tags": naming.POOL_TAG})
+    named = await neutron.query("ports", {**mark.query(), "name": naming.POOL_PORT_NAME})
+    ports = [p for p in map(Port.from_neutron, [*tagged, *named]) if mark.owns(p)]
     return list({port.id: port for port in ports}.values())
 
 
@@ -27,6 +30,7 @@ def merge_remote(
     subnets: set[str],
     local: dict[str, PoolPort],
     remote: list[Port],
+    takes: Callable[[Port], bool],
 ) -> None:
     """Neutron decides which ports exist; the local state decides which are free."""
     in_use = {Port.from_neutron(raw).id for _, raw in state.endpoints().values()}
@@ -37,7 +41,7 @@ def merge_remote(
             state.forget_pool_port(port_id)
     for port in remote:
         port_id = port.id
-        if port_id in local or len(port.fixed_ips) != 1 or not port.bound:
+        if port_id in local or len(port.fixed_ips) != 1 or not takes(port):
             continue
         subnet_id, ip = port.fixed_ips[0]
         if subnet_id not in subnets:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 from kuryr import deadline, naming
@@ -34,6 +35,7 @@ from kuryr.config import PoolConfig
 from kuryr.domain.ports import desired
 from kuryr.domain.ports.journal import Journal, background
 from kuryr.domain.ports.ledger import PortPool
+from kuryr.domain.ports.mine import Mine
 from kuryr.domain.ports.port import Port
 from kuryr.domain.ports.post_tags import PostTags
 from kuryr.domain.quiet import Quiet
@@ -71,18 +73,21 @@ class Refill:
         state: State,
         neutron: NeutronApi,
         journal: Journal,
-        host: str,
+        mine: Mine,
         config: PoolConfig,
         quiet: Quiet,
         ledger: Ledger,
+        takes: Callable[[Port], bool],
     ) -> None:
+        """``takes``: whether this host can plug a port (a stray is adopted only then)."""
         self._state = state
         self._neutron = neutron
         self._journal = journal
-        self._host = host
+        self._mine = mine
         self._config = config
         self._quiet = quiet
         self._ledger = ledger
+        self._takes = takes
         # Pool ports carry their tag from their bulk create where Neutron keeps it.
         self._post_tags = PostTags()
 
@@ -147,23 +152,21 @@ class Refill:
     async def _adopt_strays(self, pool: PortPool) -> None:
         """Take in this subnet's pool ports that no pool knows: made by a bulk create whose
         answer never came (timeout, or a predecessor killed mid-call)."""
+        mark = await self._mine.mark()
         found = await self._neutron.query(
             "ports",
-            {
-                "network_id": pool.row.network_id,
-                "device_owner": naming.DEVICE_OWNER,
-                "binding:host_id": self._host,
-                "name": naming.POOL_PORT_NAME,
-            },
+            {**mark.query(), "network_id": pool.row.network_id, "name": naming.POOL_PORT_NAME},
         )
         for port in map(Port.from_neutron, found):
             port_id = port.id
+            if not mark.owns(port):
+                continue
             # Known, or on its way out (a journaled delete): not a stray.
             known = port_id in pool.free or port_id in pool.taken
             known = known or self._journal.state.journal_entry(port_id) is not None
             if known or port.device_id or port.subnet_ids != [pool.subnet_id]:
                 continue
-            if not port.bound:
+            if not self._takes(port):
                 continue
             if len(pool.free) + pool.creating >= self._config.max:
                 self._journal.record_delete(port_id)
@@ -220,10 +223,9 @@ class Refill:
 
     async def _create(self, pool: PortPool, wanted: list[dict[str, str]]) -> list[Port]:
         tags = self._post_tags.tags()
+        mark = await self._mine.mark()
         items = [
-            desired.create_body(
-                pool.row.network_id, [f], self._host, naming.POOL_PORT_NAME, tags=tags
-            )
+            desired.create_body(pool.row.network_id, [f], mark, naming.POOL_PORT_NAME, tags=tags)
             for f in wanted
         ]
         try:

@@ -1,0 +1,169 @@
+"""Nested ``macvlan`` binding: containers on macvlan devices of the VM's NIC.
+
+The container's device is a macvlan of the VM's NIC (bridge mode: containers of one VM reach
+each other through it) with the container port's MAC, named as a veth's container end so
+Docker moves it into the container. Neutron sees the traffic on the VM's port, whose port
+security lets through only its own addresses and its ``allowed_address_pairs``: each
+container's (address, MAC) is added there while it is plugged.
+
+The pairs are one list on one port, written by every start and removal in the VM at once: a
+write is a read of the port, the change, and a PUT with ``If-Match`` on the revision read,
+repeated from the read when Neutron answers 412, so no writer loses another's pair.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, ClassVar
+
+from kuryr import deadline
+from kuryr.backends.binding.base import Binder, Vif
+from kuryr.backends.binding.garp import Announcer
+from kuryr.backends.binding.nested import VmNic
+from kuryr.backends.netlink import Netlink
+from kuryr.backends.neutron_api import NeutronApi, NeutronError
+from kuryr.errors import BackendError
+
+LOG = logging.getLogger(__name__)
+
+ALIAS_PREFIX = "kuryr-port:"
+# Conditional writes refused (412) before giving up: each refusal means another writer won.
+_ATTEMPTS = 20
+
+Pair = dict[str, str]
+Change = Callable[[list[Pair]], list[Pair] | None]
+
+
+def _key(pair: Mapping[str, Any]) -> tuple[str, str]:
+    return str(pair.get("ip_address")), str(pair.get("mac_address") or "").lower()
+
+
+def with_pairs(
+    current: Sequence[Mapping[str, Any]], ips: Iterable[str], mac: str
+) -> list[Pair] | None:
+    """The pairs with (ip, mac) for each of ``ips``; None when all are there already."""
+    pairs = [dict(p) for p in current]
+    have = {_key(p) for p in pairs}
+    wanted = [{"ip_address": ip, "mac_address": mac} for ip in ips]
+    missing = [p for p in wanted if _key(p) not in have]
+    return pairs + missing if missing else None
+
+
+def without_pairs(
+    current: Sequence[Mapping[str, Any]], ips: Iterable[str], mac: str
+) -> list[Pair] | None:
+    """The pairs without (ip, mac) for each of ``ips``; None when none is there."""
+    gone = {(ip, mac.lower()) for ip in ips}
+    pairs = [dict(p) for p in current]
+    kept = [p for p in pairs if _key(p) not in gone]
+    return kept if len(kept) != len(pairs) else None
+
+
+def without_mac(current: Sequence[Mapping[str, Any]], mac: str) -> list[Pair] | None:
+    """The pairs without any of ``mac`` (a device whose port is known only by its MAC)."""
+    pairs = [dict(p) for p in current]
+    kept = [p for p in pairs if _key(p)[1] != mac.lower()]
+    return kept if len(kept) != len(pairs) else None
+
+
+async def change_pairs(neutron: NeutronApi, port_id: str, change: Change) -> None:
+    """Read, change, write with If-Match; again from the read when another writer won."""
+    for _ in range(_ATTEMPTS):
+        raw = await neutron.show("ports", port_id)
+        if raw is None:
+            raise BackendError(f"the VM's port {port_id} is gone")
+        wanted = change(list(raw.get("allowed_address_pairs") or []))
+        if wanted is None:
+            return
+        try:
+            await neutron.update(
+                "ports",
+                port_id,
+                {"allowed_address_pairs": wanted},
+                revision=int(raw["revision_number"]),
+            )
+            return
+        except NeutronError as exc:
+            if not exc.stale:
+                raise
+    raise BackendError(
+        f"the VM's port {port_id}: allowed_address_pairs changed under {_ATTEMPTS} writes in a row"
+    )
+
+
+class MacvlanBinder(Binder):
+    vif_types: ClassVar[frozenset[str]] = frozenset()  # every port (registry.Binders.nested)
+    plugs_unbound: ClassVar[bool] = True
+
+    def __init__(self, neutron: NeutronApi, netlink: Netlink, nic: VmNic) -> None:
+        self._neutron = neutron
+        self._netlink = netlink
+        self._nic = nic
+        # OVN delivers to a container's (virtual) port once the VM announces its address.
+        self._announcer = Announcer()
+        # Ports whose pairs this daemon wrote: ready() reads no Neutron (the fast path).
+        self._paired: set[str] = set()
+
+    async def plug(self, vif: Vif, ready_timeout: float) -> None:
+        vm = await self._nic.port()
+        try:
+            await change_pairs(
+                self._neutron, vm.id, lambda cur: with_pairs(cur, vif.ips, vif.mac_address)
+            )
+            self._paired.add(vif.port_id)
+            await self._netlink.create_sublink(
+                vif.container_ifname, await self._nic.index(), vif.mac_address, vif.mtu
+            )
+            await self._netlink.set_alias(vif.container_ifname, ALIAS_PREFIX + vif.port_id)
+            self._announcer.start(self._nic.link_iface, vif.mac_address, vif.ips)
+        except BaseException:
+            with deadline.cleanup():
+                await asyncio.shield(self._unplug_quietly(vif))
+            raise
+
+    async def ready(self, vif: Vif) -> bool:
+        link = await self._netlink.link(vif.container_ifname)
+        if link is None or vif.port_id not in self._paired:
+            return False
+        return (
+            link.kind == "macvlan"
+            and link.peer == await self._nic.index()
+            and link.mac.lower() == vif.mac_address.lower()
+            and link.mtu == vif.mtu
+            and not (link.up or link.promisc or link.allmulti)
+            and link.alias == ALIAS_PREFIX + vif.port_id
+        )
+
+    async def unplug(self, vif: Vif) -> None:
+        await self._netlink.delete_link(vif.container_ifname)
+        vm = await self._nic.port()
+        await change_pairs(
+            self._neutron, vm.id, lambda cur: without_pairs(cur, vif.ips, vif.mac_address)
+        )
+        self._paired.discard(vif.port_id)
+
+    async def _unplug_quietly(self, vif: Vif) -> None:
+        try:
+            await self.unplug(vif)
+        except BackendError as e:
+            LOG.warning("cleanup after a failed plug of port %s: %s", vif.port_id, e)
+
+    async def plugged(self) -> dict[str, str]:
+        aliased = await self._netlink.aliased(ALIAS_PREFIX)
+        return {alias[len(ALIAS_PREFIX) :]: ifname for alias, ifname in aliased.items()}
+
+    async def remove(self, host_ifname: str) -> None:
+        """A device known by name only (its port may be gone): the pairs of its MAC go too."""
+        link = await self._netlink.link(host_ifname)
+        await self._netlink.delete_link(host_ifname)
+        if link is None or not link.alias.startswith(ALIAS_PREFIX):
+            return
+        vm = await self._nic.port()
+        await change_pairs(self._neutron, vm.id, lambda cur: without_mac(cur, link.mac))
+        self._paired.discard(link.alias[len(ALIAS_PREFIX) :])
+
+    async def close(self) -> None:
+        """The netlink socket belongs to the registry, the Neutron client to the daemon."""
+        await self._announcer.close()

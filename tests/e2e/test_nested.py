@@ -1,0 +1,178 @@
+"""Containers inside VMs (issue 15): the seed scenario in each nested mode, in the simulated
+VMs of ``kuryr stack up --vms 2``: vm1 runs Kuryr in ``macvlan`` mode, vm2 in ``vlan`` mode
+(trunk subports; this kernel has no 802.1Q, so through the VM's own OVS bridge).
+
+Per mode, one Docker network in the VM and one on the machine's host map onto one Neutron
+network (``-o neutron.net.name``): the VMs' own network in macvlan mode (a container's
+address must be one of the VM port's), a network of the test's in vlan mode (a subport may
+be on any network). Two servers run in the VM and one on the host; the tests of a mode share
+them, and the last one removes the VM's network and checks what it left behind."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from kuryr import naming
+from kuryr.stack import hosts, vmplan
+from tests.conftest import StackFacts
+from tests.e2e.helpers import DockerEnv, Neutron, settle, wait_for
+from tests.e2e.multihost import (
+    Container,
+    Host,
+    HostsEnv,
+    delete_kuryr_pool,
+    delete_network,
+    hosts_from,
+    random_v4,
+)
+from tests.e2e.nested import NestedVm
+from tests.e2e.netns_client import plug_client
+
+pytestmark = pytest.mark.stack
+
+PAGE = "kuryr-nested"
+WEB = ("sh", "-c", f"mkdir -p /www && echo {PAGE} > /www/index.html && exec httpd -f -p 80 -h /www")
+
+
+@dataclass
+class Scene:
+    vm: NestedVm
+    main: Host
+    env: HostsEnv
+    network: dict[str, Any]
+    docker_name: str
+    in_vm: list[Container]
+    on_host: Container
+    # The VM port before the test made anything: its trunk's subports, its address pairs.
+    subports_before: dict[str, int]
+    pairs_before: set[tuple[str, str]]
+
+    def address(self, container: Container) -> str:
+        return container.address(self.docker_name, 4)
+
+
+@pytest.fixture(scope="module")
+def main_host(stack: StackFacts) -> Host:
+    return hosts_from(hosts.describe(stack.layout, stack.chassis_hostname))[0]
+
+
+def _network(mode: str, env: HostsEnv, neutron: Neutron) -> tuple[dict[str, Any], str]:
+    """The Neutron network the mode's containers join, and its subnet's CIDR."""
+    if mode == vmplan.MACVLAN:
+        (network,) = neutron.find("networks", name=vmplan.NETWORK)
+        return network, vmplan.SUBNET_CIDR
+    network = neutron.create("networks", name=env.name("net"))
+    env.defer(lambda: delete_network(neutron, network["id"]))
+    cidr = random_v4("10.66")
+    neutron.create(
+        "subnets", name=env.name("subnet"), network_id=network["id"], ip_version=4, cidr=cidr
+    )
+    return network, cidr
+
+
+@pytest.fixture(scope="module", params=vmplan.MODES)
+def scene(
+    request: pytest.FixtureRequest,
+    sim_vms: list[NestedVm],
+    main_host: Host,
+    neutron: Neutron,
+) -> Iterator[Scene]:
+    vm = next(v for v in sim_vms if v.mode == request.param)
+    env = HostsEnv()
+    try:
+        before = (vm.subports(neutron), vm.pairs(neutron))
+        network, cidr = _network(vm.mode, env, neutron)
+        env.defer(lambda: delete_kuryr_pool(neutron, cidr))
+        name = env.name("docker-net")
+        for host in (vm.host, main_host):
+            env.network(host, name, "--subnet", cidr, "-o", f"neutron.net.name={network['name']}")
+        in_vm = [env.container(vm.host, name, cmd=WEB) for _ in range(2)]
+        on_host = env.container(main_host, name, cmd=WEB)
+        yield Scene(vm, main_host, env, network, name, in_vm, on_host, *before)
+    finally:
+        env.close()
+
+
+def test_vm_containers_have_their_ports_addresses_and_macs(scene: Scene, neutron: Neutron) -> None:
+    for container in scene.in_vm:
+        attached = container.attachment(scene.docker_name)
+        port = neutron.port_of_endpoint(attached["EndpointID"])
+        assert port["network_id"] == scene.network["id"]
+        assert [f["ip_address"] for f in port["fixed_ips"]] == [attached["IPAddress"]]
+        seen = container.exec("cat", "/sys/class/net/eth0/address")
+        assert seen.lower() == port["mac_address"].lower()
+        if scene.vm.mode == vmplan.VLAN:
+            assert port["id"] in scene.vm.subports(neutron), "the port is no subport of the VM's"
+        else:
+            pair = (attached["IPAddress"], port["mac_address"].lower())
+            assert pair in scene.vm.pairs(neutron), "the VM port does not allow the address"
+
+
+def test_two_containers_in_a_vm_ping_each_other(scene: Scene) -> None:
+    first, second = scene.in_vm
+    assert first.pings(scene.address(second))
+    assert second.pings(scene.address(first))
+
+
+def test_a_vm_container_and_a_host_container_ping_each_other(scene: Scene) -> None:
+    in_vm = scene.in_vm[0]
+    assert in_vm.pings(scene.address(scene.on_host)), "VM container -> host container"
+    assert scene.on_host.pings(scene.address(in_vm)), "host container -> VM container"
+
+
+def test_an_exposed_port_is_reachable_only_while_exposed(scene: Scene, neutron: Neutron) -> None:
+    """A client outside the containers' groups (tests.e2e.netns_client) reaches port 80 of
+    a VM container exposed with ``--expose 80``, not that of one that is not exposed; the
+    exposure's groups go with the exposed container."""
+    exposed = scene.env.container(scene.vm.host, scene.docker_name, "--expose", "80", cmd=WEB)
+    hidden = scene.in_vm[0]
+    client_env = DockerEnv()
+    try:
+        client = plug_client(client_env, neutron, scene.network)
+        address = scene.address(exposed)
+        wait_for(lambda: client.fetch(address) == PAGE, f"{client.address} -> {address}:80")
+        assert client.fetch(scene.address(hidden)) is None, "reached a container not exposed"
+
+        def groups(container: Container) -> set[str]:
+            port = neutron.port_of_endpoint(container.endpoint_id(scene.docker_name))
+            return set(port["security_groups"])
+
+        exposure = groups(exposed) - groups(hidden)
+        assert exposure, "the exposed container's port has no group beyond the defaults"
+        scene.env.remove_container(exposed)
+        for group in exposure:
+            neutron.wait_gone("security-groups", group)
+    finally:
+        client_env.close()
+
+
+def test_network_rm_in_the_vm_leaves_no_subport_and_no_trunk_change(
+    scene: Scene, neutron: Neutron
+) -> None:
+    """Last of its mode: the VM's containers and its Docker network go; the VM's daemon
+    gives back every port it held on the network (pool ports too), and the VM's port is as
+    it was before the mode's first test: same subports, same address pairs."""
+    ports_in_vm = {
+        neutron.port_of_endpoint(c.endpoint_id(scene.docker_name))["id"] for c in scene.in_vm
+    }
+    for container in list(scene.in_vm):
+        scene.env.remove_container(container)
+    scene.env.remove_network(scene.vm.host, scene.docker_name)
+
+    marker = naming.host_description(naming.vm_host(scene.vm.port_id))
+
+    def vm_ports_left() -> list[str]:
+        return [
+            p["id"]
+            for p in neutron.find("ports", network_id=scene.network["id"])
+            if p["id"] in ports_in_vm or p["description"] == marker
+        ]
+
+    left: list[str] = []
+    assert settle(vm_ports_left, left) == left, "the VM's ports outlived its network"
+    assert scene.vm.subports(neutron) == scene.subports_before
+    assert scene.vm.pairs(neutron) == scene.pairs_before

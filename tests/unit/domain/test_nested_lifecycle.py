@@ -1,0 +1,85 @@
+"""A nested ``vlan`` daemon's containers from network create to network removal, on the
+domain as kuryr.driver.build makes it, against the in-memory Neutron's trunks and an
+in-memory VM namespace: pool ports become subports ahead of their containers (Join makes no
+Neutron call), a stopped container's subport stays with its pool port, and a network removal
+leaves no subport, no VLAN id and no VLAN device behind."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kuryr import naming
+from kuryr.config import PoolConfig
+from tests.fakes.daemon import daemon, eventually
+from tests.fakes.nested_vm import NestedVm
+
+
+async def test_pool_ports_are_subports_ahead_and_removal_leaves_nothing(tmp_path: Path) -> None:
+    vm = NestedVm()
+    pools = PoolConfig(min=2, max=4, batch=2)
+    async with daemon(tmp_path, pools, neutron=vm.neutron, binders=vm.binders) as d:
+        net = await d.kuryr_network()
+        await eventually(lambda: len(vm.vlan_devices()) == 2, "two pool ports plugged ahead")
+        assert len(vm.subports()) == 2
+
+        container = await d.run(net)
+
+        port = d.port_holding(net, container.address)
+        assert port is not None and port["id"] in vm.subports()
+        assert port["device_owner"] == naming.DEVICE_OWNER
+        assert port["binding:profile"]["parent_name"] == vm.trunk["port_id"]
+        assert vm.links.links[f"t_c{port['id'][:11]}"].vlan_id == vm.subports()[port["id"]]
+        await d.stop(container)
+        await d.remove_network(net)
+
+        await eventually(lambda: vm.subports() == {}, "every subport removed")
+        await eventually(lambda: d.ports(net) == [], "every pool port deleted")
+        assert vm.vlan_devices() == set()
+        assert vm.binder.ids.held() == {}
+
+
+async def test_a_start_without_a_pool_plugs_at_create_endpoint_before_its_bookkeeping(
+    tmp_path: Path,
+) -> None:
+    """Neutron takes no port with a device_id into a trunk (PortInUse): the subport is
+    added before CreateEndpoint records the bookkeeping that writes it, and Join finds it."""
+    vm = NestedVm()
+    async with daemon(tmp_path, PoolConfig(max=0), neutron=vm.neutron, binders=vm.binders) as d:
+        net = await d.kuryr_network()
+        container = await d.create_endpoint(net, await d.request_address(net.pool_id))
+        [port] = [p for p in d.ports(net) if p["id"] in vm.subports()]
+        await eventually(
+            lambda: d.port_holding(net, container.address)["device_id"] != "",  # type: ignore[index]
+            "bookkeeping written",
+        )
+        adds = vm.neutron.calls[("PUT", "trunks")]
+
+        await d.join(container)
+
+        assert vm.neutron.calls[("PUT", "trunks")] == adds, "Join plugged nothing again"
+        assert f"t_c{port['id'][:11]}" in vm.vlan_devices()
+        await d.stop(container)
+        await eventually(lambda: vm.subports() == {}, "the deleted port's subport removed")
+        await eventually(lambda: d.ports(net) == [], "the port deleted")
+        assert vm.vlan_devices() == set()
+
+
+async def test_unbound_nested_ports_are_still_plugged_ahead(tmp_path: Path) -> None:
+    """ovn-controller claims no subport whose binding:host_id names a host without a chassis
+    (the VM's name: test_nested_subport_ovn.py), so nested ports may have to stay unbound:
+    nested binders plug them all the same (Binder.plugs_unbound), ahead of their containers."""
+    vm = NestedVm(host="")
+    pools = PoolConfig(min=2, max=4, batch=2)
+    async with daemon(tmp_path, pools, neutron=vm.neutron, binders=vm.binders, host="") as d:
+        net = await d.kuryr_network()
+        await eventually(lambda: len(vm.vlan_devices()) == 2, "two pool ports plugged ahead")
+        assert {p["binding:vif_type"] for p in d.ports(net) if p["id"] not in vm.subports()} <= {
+            "unbound"
+        }
+        container = await d.run(net)
+        port = d.port_holding(net, container.address)
+        assert port is not None and port["id"] in vm.subports()
+        await d.stop(container)
+        await d.remove_network(net)
+        await eventually(lambda: vm.subports() == {}, "every subport removed")
+        assert vm.vlan_devices() == set()
