@@ -7,14 +7,12 @@ core matches replies by sequence number, so many coroutines may share it at once
 from __future__ import annotations
 
 import errno
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from pyroute2 import AsyncIPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from kuryr.backends import announce
 from kuryr.errors import BackendError
 
 IFF_UP = 0x1
@@ -158,14 +156,6 @@ class Netlink:
             await self._socket().link("set", ifname=ifname, ifalias=alias)
         except NetlinkError as e:
             raise _backend_error(f"cannot set the alias of {ifname}", e) from e
-
-    async def announce(self, ifname: str, mac: str, addresses: Sequence[str]) -> None:
-        """Announce ``addresses`` from ``mac`` on ``ifname`` of this namespace (gratuitous ARP,
-        unsolicited neighbour advertisement: kuryr.backends.announce)."""
-        try:
-            await announce.send(ifname, announce.frames(mac, list(addresses)), self._netns)
-        except OSError as e:
-            raise BackendError(f"cannot announce {', '.join(addresses)} on {ifname}: {e}") from e
 
     async def aliased(self, prefix: str) -> dict[str, str]:
         """Alias -> interface name, for every link whose alias starts with ``prefix``."""

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-from collections.abc import Sequence
 
 from pyroute2.netlink.exceptions import NetlinkError
 
@@ -20,7 +19,6 @@ class FakeLinks(Netlink):
         self.links: dict[str, Link] = {nic: Link(nic, 2, mac, 1500, True, None, kind="veth")}
         self._next = 3
         self.refuse = ""  # errno name a create answers with (as the kernel may: ENOMEM, ...)
-        self.announced: list[tuple[str, str, tuple[str, ...]]] = []  # (link, MAC, addresses)
 
     async def link(self, ifname: str) -> Link | None:
         await asyncio.sleep(0)
@@ -61,12 +59,6 @@ class FakeLinks(Netlink):
             kind=link.kind,
             vlan_id=link.vlan_id,
         )
-
-    async def announce(self, ifname: str, mac: str, addresses: Sequence[str]) -> None:
-        await asyncio.sleep(0)
-        if ifname not in self.links:
-            raise BackendError(f"cannot announce on {ifname}: no such link")
-        self.announced.append((ifname, mac, tuple(addresses)))
 
     async def aliased(self, prefix: str) -> dict[str, str]:
         return {ln.alias: name for name, ln in self.links.items() if ln.alias.startswith(prefix)}

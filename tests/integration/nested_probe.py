@@ -4,9 +4,7 @@ tests.integration.nested_probe``, under the stack lock): the scene of test_neste
 a VM-like peer port), with frames recorded on the VM's NIC, the peer's NIC and a container's
 device while that container pings the peer, and OVN's view of the container ports before and
 after (Logical_Switch_Port type and options, Port_Binding chassis, ``ovn-trace`` of the
-peer's answer). It prints what it saw; nothing is asserted, everything is removed.
-``--no-announce``: the plug sends no announcement of the containers' addresses (as before
-kuryr.backends.announce), to see what OVN does without it."""
+peer's answer). It prints what it saw; nothing is asserted, everything is removed."""
 
 from __future__ import annotations
 
@@ -19,7 +17,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
 from typing import Any
 
 from kuryr.backends.binding.macvlan import MacvlanBinder
@@ -107,13 +104,6 @@ def describe(frame: bytes) -> str:
     return f"{src} > {dst} ethertype 0x{kind:04x}"
 
 
-class Unannounced(Netlink):
-    """The VM's rtnetlink, sending no announcement (``--no-announce``)."""
-
-    async def announce(self, ifname: str, mac: str, addresses: Sequence[str]) -> None:
-        """Nothing sent."""
-
-
 class Sniffer:
     """Every frame seen on one link of one namespace, with its direction, in a thread."""
 
@@ -144,7 +134,7 @@ class Sniffer:
             self.frames.append(f"{stamp:6.3f} {way} {describe(frame)}")
 
 
-async def main(announce: bool) -> None:
+async def main() -> None:
     neutron = neutron_client(NEUTRON)
     host = hostname()
     spaces = Namespaces(PREFIX)
@@ -177,8 +167,7 @@ async def main(announce: bool) -> None:
             await move_link(vif.container_ifname, ns)
             await configure(ns, vif.container_ifname, port.ips[0], 24)
         vm_nic, peer_nic = vifs[0].container_ifname, vifs[1].container_ifname
-        netlink = Netlink(netns=vm_ns) if announce else Unannounced(netns=vm_ns)
-        report["announce"] = announce
+        netlink = Netlink(netns=vm_ns)
         binder = MacvlanBinder(neutron, netlink, VmNic(neutron, netlink, vm_nic))
         mark = Mark("", vm_port.id)
         for i in range(2):
@@ -261,4 +250,4 @@ async def main(announce: bool) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(announce="--no-announce" not in sys.argv[1:]))
+    asyncio.run(main())

@@ -7,7 +7,6 @@ untags a subport's traffic); two macvlans in bridge mode reach each other. No st
 
 from __future__ import annotations
 
-import contextlib
 import errno
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -16,10 +15,8 @@ import pytest
 from pyroute2 import AsyncIPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from kuryr.backends import announce
 from kuryr.backends.netlink import Netlink
 from tests.netns import Namespaces, configure, move_link, namespaces_fixture, ping
-from tests.vlan_responder import packet_socket
 
 namespaces = namespaces_fixture("wt15n-")
 
@@ -124,22 +121,3 @@ async def test_two_macvlans_of_the_nic_reach_each_other(vm: Vm, namespaces: Name
     await configure(two, "t_ctwo", "10.15.43.12", 24)
 
     assert ping(one, "10.15.43.12").returncode == 0
-
-
-async def test_an_announcement_leaves_the_vm_nic_as_built(vm: Vm) -> None:
-    """Netlink.announce sends its frames from the VM's namespace, whatever namespace the
-    daemon runs in: the hypervisor's end receives each, unchanged (kuryr.backends.announce)."""
-    addresses = ["10.9.0.5", "fd00::5"]
-    sniffer = packet_socket(vm.hypervisor, "hv0")
-    try:
-        await vm.netlink.announce("eth0", "fa:16:3e:15:00:05", addresses)
-        seen: list[bytes] = []
-        with contextlib.suppress(TimeoutError):
-            while len(seen) < 10:
-                frame, _ = sniffer.recvfrom(65535)
-                if frame[6:12] == bytes.fromhex("fa163e150005"):
-                    seen.append(frame)
-    finally:
-        sniffer.close()
-
-    assert seen == announce.frames("fa:16:3e:15:00:05", addresses)

@@ -6,14 +6,6 @@ Docker moves it into the container. Neutron sees the traffic on the VM's port, w
 security lets through only its own addresses and its ``allowed_address_pairs``: each
 container's (address, MAC) is added there while it is plugged.
 
-ML2/OVN makes the container's port, unbound and holding an address of the VM port's pairs, an
-OVN ``virtual`` port whose parent is the VM's port, and OVN sends frames for the container's
-MAC to a virtual port only once it is bound, which it does on an announcement of the
-address through the parent: a gratuitous ARP (IPv6: an unsolicited neighbour advertisement),
-or an ARP reply. A container that only speaks first (a ping out) sends neither, so the plug
-announces each address through the VM's NIC, from the container's MAC
-(kuryr.backends.announce).
-
 The pairs are one list on one port, written by every start and removal in the VM at once: a
 write is a read of the port, the change, and a PUT with ``If-Match`` on the revision read,
 repeated from the read when Neutron answers 412, so no writer loses another's pair.
@@ -122,8 +114,6 @@ class MacvlanBinder(Binder):
                 vif.container_ifname, await self._nic.index(), vif.mac_address, vif.mtu
             )
             await self._netlink.set_alias(vif.container_ifname, ALIAS_PREFIX + vif.port_id)
-            # OVN binds the container's (virtual) port on this announcement (module doc).
-            await self._netlink.announce(self._nic.link_iface, vif.mac_address, vif.ips)
         except BaseException:
             with deadline.cleanup():
                 await asyncio.shield(self._unplug_quietly(vif))
