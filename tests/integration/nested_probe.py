@@ -83,6 +83,35 @@ def flows_of(switch: str, mac: str, ip: str) -> list[str]:
     return [line.strip() for line in listed.splitlines() if mac in line or f"{ip} " in line]
 
 
+def openflow(mac: str, key: str) -> list[str]:
+    """br-int's OpenFlow flows on the MAC, or on the port's tunnel key as logical outport
+    (reg15), with their packet counts."""
+    done = subprocess.run(
+        ["ovs-ofctl", "-O", "OpenFlow15", "dump-flows", "br-int"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    wanted = (mac, f"reg15={hex(int(key))},")
+    return [
+        " ".join(line.split()[3:])
+        for line in done.stdout.splitlines()
+        if any(w in line for w in wanted) and "n_packets=0," not in line
+    ]
+
+
+def tunnel_key(port_id: str) -> str:
+    out = ovn(
+        "ovn-sbctl",
+        "--bare",
+        "--columns=tunnel_key",
+        "find",
+        "Port_Binding",
+        f"logical_port={port_id}",
+    )
+    return out.strip() or "0"
+
+
 def describe(frame: bytes) -> str:
     """One line per frame: MACs, and ARP or IPv4/ICMP fields."""
     dst, src, ethertype = frame[0:6].hex(":"), frame[6:12].hex(":"), frame[12:14]
@@ -210,6 +239,9 @@ async def main() -> None:
         report["frames on peer NIC"] = on_peer.frames
         report["binding c1 after"] = binding(c1.id)
         report["flows c1 after"] = flows_of(switch, c1.mac_address, c1.ips[0])
+        keys = {"c1": tunnel_key(c1.id), "vm": tunnel_key(vm_port.id)}
+        report["tunnel keys"] = keys
+        report["openflow c1 (used)"] = openflow(c1.mac_address, keys["c1"])
         reply = (
             f'inport == "{peer.id}" && eth.src == {peer.mac_address} && '
             f"eth.dst == {c1.mac_address} && ip4.src == {peer.ips[0]} && "
