@@ -9,6 +9,7 @@ peer's answer). It prints what it saw; nothing is asserted, everything is remove
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import secrets
 import socket
@@ -206,6 +207,10 @@ async def main() -> None:
             made.append(raw["id"])
             port = Port.from_neutron(raw)
             vif = port.vif(secrets.token_hex(32), int(net["mtu"]))
+            if i == 1:  # c2: a MAC of its own on the macvlan and in the pair, not its port's
+                own = secrets.token_hex(4)
+                mac = "02:15:" + ":".join(own[k : k + 2] for k in range(0, 8, 2))
+                vif = dataclasses.replace(vif, mac_address=mac)
             await binder.plug(vif, 15.0)
             ns = spaces.new()
             await move_link(vif.container_ifname, ns, vm_ns)
@@ -259,7 +264,10 @@ async def main() -> None:
                 text=True,
                 timeout=30,
             ).stdout
+        report["c2 macvlan MAC (its port's is another)"] = containers[1][2].mac_address
         report["ping peer->c2"] = ping(peer_ns, c2.ips[0]).returncode
+        report["ping c2->peer"] = ping(containers[1][0], peer.ips[0]).returncode
+        report["lsp vm after"] = lsp(vm_port.id)
         report["ping c1->peer again"] = ping(c1_ns, peer.ips[0]).returncode
     finally:
         print(json.dumps(report, indent=1))
