@@ -96,10 +96,13 @@ async def plug_into(binders: Binders, lan: Lan, port: Port, namespace: str) -> V
 
 @pytest.mark.xfail(
     strict=True,
-    reason="seen on the stack (22:03 UTC): the containers reach each other inside the VM, "
-    "and a port of their network reaches a container (OVN made the container ports virtual "
-    "ports of the VM port), but a container's own first ping out failed (3 packets): likely "
-    "the virtual port's binding on its first ARP; issue 15 left",
+    reason="issue 15 finding 3 (tests/integration/nested_probe.py, 01:14-01:22 UTC Dec 7): "
+    "ML2/OVN makes each container's unbound port an OVN virtual port of the VM port with the "
+    "container's MAC, and also lists that MAC (the pair's) among the VM port's addresses; OVN's "
+    "L2 lookup then has two flows for eth.dst == the MAC and br-int keeps the virtual port's "
+    "(5 echo replies counted on it, none reached the VM NIC), which delivers nothing until "
+    "OVN claims it on an ARP reply from the container. A macvlan whose MAC (and pair) is not "
+    "its port's was reached both ways at once",
 )
 async def test_vm_containers_on_macvlans_reach_each_other_and_the_network(
     lan: Lan, host_binders: Binders, namespaces: Namespaces
