@@ -5,8 +5,9 @@ Nova's would be), without a nested dockerd: Docker's requests are sent as docker
 The Docker network adopts the VM's Neutron network (macvlan containers live on the VM port's
 network). Its pool ports and anchor are made unbound and marked by the VM's port
 (kuryr.domain.ports.mine); a restarted daemon finds the same pool ports again by that mark in
-the real Neutron; a container's macvlan, moved into its namespace, is reached from a port of
-the network; and the network's removal leaves no port, no pair on the VM port, no device."""
+the real Neutron; a container's macvlan, moved into its namespace, reaches a port of the
+network and is reached from it; and the network's removal leaves no port, no pair on the VM
+port, no device."""
 
 from __future__ import annotations
 
@@ -181,7 +182,10 @@ async def test_a_nested_daemons_ports_are_marked_found_again_and_reached(
             await configure(container, device, port.ips[0], 24)
 
             inbound = ping(peer_ns, port.ips[0])
+            outbound = ping(container, peer.ips[0])
 
+            assert inbound.returncode == 0, inbound.stdout + inbound.stderr
+            assert outbound.returncode == 0, outbound.stdout + outbound.stderr
             await move_link(device, vm.ns, container)
             gone = p.EndpointRequest.model_validate({"NetworkID": did, "EndpointID": endpoint_id})
             await kuryr.leave(gone)
@@ -195,11 +199,6 @@ async def test_a_nested_daemons_ports_are_marked_found_again_and_reached(
             await until(nothing_left, "every port of the VM and every pair gone")
         left = {name for name in await link_names(vm.ns) if name.startswith("t_c")}
         assert left == {nic}, "no macvlan left beside the VM's NIC"
-        if inbound.returncode != 0:
-            # Issue 15, finding 3 (seen 01:14-01:27 UTC Dec 7, tests/integration/nested_probe.py):
-            # OVN's L2 lookup sends frames for the container's MAC to the container's own
-            # Neutron port, an unclaimed OVN virtual port, not to the VM port.
-            pytest.xfail("macvlan: frames for the container's MAC go to its own virtual port")
     finally:
         for vif in vifs:
             await ovs.unplug(vif)
