@@ -30,7 +30,7 @@ from kuryr.domain.ports import desired
 from kuryr.domain.ports.journal import Journal
 from kuryr.domain.ports.port import Port
 from kuryr.domain.ports.prewire import Prewire
-from kuryr.errors import InvalidRequest, NotFound
+from kuryr.errors import BackendError, InvalidRequest, NotFound
 from kuryr.plugin import protocol as p
 
 LOG = logging.getLogger(__name__)
@@ -135,7 +135,15 @@ class Endpoints:
             self._endpoints[req.endpoint_id] = known
         if self._immediate:
             await self._bookkeeping_written(known)
-        return _create_answer(iface, known.port)
+        return _create_answer(iface, known.port, self._device_mac(known.port))
+
+    def _device_mac(self, port: Port) -> str:
+        """The MAC its binder gives the container's device (nested macvlan: not the port's);
+        the port's when no binder serves it yet (Join says why)."""
+        try:
+            return self._binders.for_vif_type(port.vif_type or "ovs").device_mac(port.mac_address)
+        except BackendError:
+            return port.mac_address
 
     async def _plug_early(self, endpoint: Endpoint, network: Network) -> None:
         """A binder that must plug before the port's device_id is written (a trunk's subport)
@@ -311,11 +319,14 @@ def _addresses(network: Network, iface: p.EndpointInterface) -> list[tuple[Subne
     return wanted
 
 
-def _create_answer(iface: p.EndpointInterface, port: Port) -> p.CreateEndpointResponse:
-    """Fill only what Docker left empty: echoing a set field makes Docker roll back."""
+def _create_answer(
+    iface: p.EndpointInterface, port: Port, mac: str = ""
+) -> p.CreateEndpointResponse:
+    """Fill only what Docker left empty: echoing a set field makes Docker roll back.
+    ``mac``: the device's, when not the port's (Binder.device_mac)."""
     answer: dict[str, str] = {}
     if not iface.mac_address:
-        answer["mac_address"] = port.mac_address
+        answer["mac_address"] = mac or port.mac_address
     if not iface.address and not iface.address_ipv6:
         for ip in port.ips:
             key = "address" if ipaddress.ip_address(ip).version == 4 else "address_ipv6"

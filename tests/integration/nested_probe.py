@@ -9,6 +9,7 @@ peer's answer). It prints what it saw; nothing is asserted, everything is remove
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import secrets
 import socket
@@ -81,6 +82,35 @@ def flows_of(switch: str, mac: str, ip: str) -> list[str]:
     """The switch's logical flows that name the MAC or the IP (l2 lookup, ARP, ACLs)."""
     listed = ovn("ovn-sbctl", "lflow-list", switch)
     return [line.strip() for line in listed.splitlines() if mac in line or f"{ip} " in line]
+
+
+def openflow(mac: str, key: str) -> list[str]:
+    """br-int's OpenFlow flows on the MAC, or on the port's tunnel key as logical outport
+    (reg15), with their packet counts."""
+    done = subprocess.run(
+        ["ovs-ofctl", "-O", "OpenFlow15", "dump-flows", "br-int"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    wanted = (mac, f"reg15={hex(int(key))},")
+    return [
+        " ".join(line.split()[3:])
+        for line in done.stdout.splitlines()
+        if any(w in line for w in wanted) and "n_packets=0," not in line
+    ]
+
+
+def tunnel_key(port_id: str) -> str:
+    out = ovn(
+        "ovn-sbctl",
+        "--bare",
+        "--columns=tunnel_key",
+        "find",
+        "Port_Binding",
+        f"logical_port={port_id}",
+    )
+    return out.strip() or "0"
 
 
 def describe(frame: bytes) -> str:
@@ -177,6 +207,10 @@ async def main() -> None:
             made.append(raw["id"])
             port = Port.from_neutron(raw)
             vif = port.vif(secrets.token_hex(32), int(net["mtu"]))
+            if i == 1:  # c2: a MAC of its own on the macvlan and in the pair, not its port's
+                own = secrets.token_hex(4)
+                mac = "02:15:" + ":".join(own[k : k + 2] for k in range(0, 8, 2))
+                vif = dataclasses.replace(vif, mac_address=mac)
             await binder.plug(vif, 15.0)
             ns = spaces.new()
             await move_link(vif.container_ifname, ns, vm_ns)
@@ -210,6 +244,9 @@ async def main() -> None:
         report["frames on peer NIC"] = on_peer.frames
         report["binding c1 after"] = binding(c1.id)
         report["flows c1 after"] = flows_of(switch, c1.mac_address, c1.ips[0])
+        keys = {"c1": tunnel_key(c1.id), "vm": tunnel_key(vm_port.id)}
+        report["tunnel keys"] = keys
+        report["openflow c1 (used)"] = openflow(c1.mac_address, keys["c1"])
         reply = (
             f'inport == "{peer.id}" && eth.src == {peer.mac_address} && '
             f"eth.dst == {c1.mac_address} && ip4.src == {peer.ips[0]} && "
@@ -227,7 +264,10 @@ async def main() -> None:
                 text=True,
                 timeout=30,
             ).stdout
+        report["c2 macvlan MAC (its port's is another)"] = containers[1][2].mac_address
         report["ping peer->c2"] = ping(peer_ns, c2.ips[0]).returncode
+        report["ping c2->peer"] = ping(containers[1][0], peer.ips[0]).returncode
+        report["lsp vm after"] = lsp(vm_port.id)
         report["ping c1->peer again"] = ping(c1_ns, peer.ips[0]).returncode
     finally:
         print(json.dumps(report, indent=1))

@@ -3,8 +3,10 @@ the Nova VM, its NIC the container end of a VIF the host's OVS binder plugs for 
 Neutron port (bound to this chassis, as Nova's would be); MacvlanBinder, working in the VM's
 namespace, plugs two container ports (made unbound, as nested Kuryr's are) as macvlans of
 that NIC, moved into container namespaces. The containers reach each other inside the VM,
-and reach a VM-like port of the same network through OVN only because the VM port's
-allowed_address_pairs carry their addresses."""
+and reach a VM-like port of the same network through OVN (and are reached from it) because
+the VM port's allowed_address_pairs carry their addresses with their devices' MACs, which are
+not their ports' (kuryr.backends.binding.macvlan: with the port's MAC, OVN sent the network's
+frames for it to the container port's own, unclaimed, virtual port: issue 15, finding 3)."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from typing import Any
 import pytest
 
 from kuryr.backends.binding.base import Vif
-from kuryr.backends.binding.macvlan import MacvlanBinder
+from kuryr.backends.binding.macvlan import MacvlanBinder, device_mac
 from kuryr.backends.binding.nested import VmNic
 from kuryr.backends.binding.registry import Binders, load
 from kuryr.backends.netlink import Netlink
@@ -94,13 +96,6 @@ async def plug_into(binders: Binders, lan: Lan, port: Port, namespace: str) -> V
     return vif
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="seen on the stack (22:03 UTC): the containers reach each other inside the VM, "
-    "and a port of their network reaches a container (OVN made the container ports virtual "
-    "ports of the VM port), but a container's own first ping out failed (3 packets): likely "
-    "the virtual port's binding on its first ARP; issue 15 left",
-)
 async def test_vm_containers_on_macvlans_reach_each_other_and_the_network(
     lan: Lan, host_binders: Binders, namespaces: Namespaces
 ) -> None:
@@ -127,7 +122,7 @@ async def test_vm_containers_on_macvlans_reach_each_other_and_the_network(
             containers.append((container, port, vif))
         shown = await lan.neutron.show("ports", vm_port.id) or {}
         pairs = {(p["ip_address"], p["mac_address"]) for p in shown["allowed_address_pairs"]}
-        assert pairs == {(p.ips[0], p.mac_address) for _, p, _ in containers}
+        assert pairs == {(p.ips[0], device_mac(p.mac_address)) for _, p, _ in containers}
         (c1, _, v1), (_, p2, _) = containers
 
         inside = ping(c1, p2.ips[0])

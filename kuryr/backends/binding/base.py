@@ -97,6 +97,10 @@ class Binder(ABC):
     # hypervisor's side, and a port bound to a VM's name is binding_failed on ML2/OVN).
     plugs_unbound: ClassVar[bool] = False
 
+    def device_mac(self, port_mac: str) -> str:
+        """The MAC the container's device carries (Docker is told it): the port's."""
+        return port_mac
+
     @abstractmethod
     async def plug(self, vif: Vif, ready_timeout: float) -> None:
         """Create and attach the veth pair; raise BackendError if not ready in time."""

@@ -6,6 +6,14 @@ Docker moves it into the container. Neutron sees the traffic on the VM's port, w
 security lets through only its own addresses and its ``allowed_address_pairs``: each
 container's (address, MAC) is added there while it is plugged.
 
+The device's MAC is not its port's but one derived from it (:func:`device_mac`, locally
+administered, unicast), in the pair too. ML2/OVN makes the container's port, unbound and
+holding an address of the VM port's pairs, an OVN ``virtual`` port with the port's MAC, and
+lists each pair's MAC among the VM port's addresses: with the same MAC, OVN's L2 lookup has
+two flows for it and br-int kept the virtual port's, which delivers nothing until OVN claims
+it (issue 15, finding 3: the network's answers to a container were lost). With a MAC of its
+own, only the VM port claims it.
+
 The pairs are one list on one port, written by every start and removal in the VM at once: a
 write is a read of the port, the change, and a PUT with ``If-Match`` on the revision read,
 repeated from the read when Neutron answers 412, so no writer loses another's pair.
@@ -20,7 +28,6 @@ from typing import Any, ClassVar
 
 from kuryr import deadline
 from kuryr.backends.binding.base import Binder, Vif
-from kuryr.backends.binding.garp import Announcer
 from kuryr.backends.binding.nested import VmNic
 from kuryr.backends.netlink import Netlink
 from kuryr.backends.neutron_api import NeutronApi, NeutronError
@@ -34,6 +41,13 @@ _ATTEMPTS = 20
 
 Pair = dict[str, str]
 Change = Callable[[list[Pair]], list[Pair] | None]
+
+
+def device_mac(port_mac: str) -> str:
+    """The container device's MAC: the port's with bit 2 of the first octet flipped, locally
+    administered and unicast (Neutron's fa:16:3e:... becomes fe:16:3e:...)."""
+    first, _, rest = port_mac.lower().partition(":")
+    return f"{((int(first, 16) ^ 0x04) | 0x02) & 0xFE:02x}:{rest}"
 
 
 def _key(pair: Mapping[str, Any]) -> tuple[str, str]:
@@ -102,22 +116,22 @@ class MacvlanBinder(Binder):
         self._netlink = netlink
         self._nic = nic
         # OVN delivers to a container's (virtual) port once the VM announces its address.
-        self._announcer = Announcer()
         # Ports whose pairs this daemon wrote: ready() reads no Neutron (the fast path).
         self._paired: set[str] = set()
 
+    def device_mac(self, port_mac: str) -> str:
+        return device_mac(port_mac)
+
     async def plug(self, vif: Vif, ready_timeout: float) -> None:
         vm = await self._nic.port()
+        mac = device_mac(vif.mac_address)
         try:
-            await change_pairs(
-                self._neutron, vm.id, lambda cur: with_pairs(cur, vif.ips, vif.mac_address)
-            )
+            await change_pairs(self._neutron, vm.id, lambda cur: with_pairs(cur, vif.ips, mac))
             self._paired.add(vif.port_id)
             await self._netlink.create_sublink(
-                vif.container_ifname, await self._nic.index(), vif.mac_address, vif.mtu
+                vif.container_ifname, await self._nic.index(), mac, vif.mtu
             )
             await self._netlink.set_alias(vif.container_ifname, ALIAS_PREFIX + vif.port_id)
-            self._announcer.start(self._nic.link_iface, vif.mac_address, vif.ips)
         except BaseException:
             with deadline.cleanup():
                 await asyncio.shield(self._unplug_quietly(vif))
@@ -130,7 +144,7 @@ class MacvlanBinder(Binder):
         return (
             link.kind == "macvlan"
             and link.peer == await self._nic.index()
-            and link.mac.lower() == vif.mac_address.lower()
+            and link.mac.lower() == device_mac(vif.mac_address)
             and link.mtu == vif.mtu
             and not (link.up or link.promisc or link.allmulti)
             and link.alias == ALIAS_PREFIX + vif.port_id
@@ -139,9 +153,8 @@ class MacvlanBinder(Binder):
     async def unplug(self, vif: Vif) -> None:
         await self._netlink.delete_link(vif.container_ifname)
         vm = await self._nic.port()
-        await change_pairs(
-            self._neutron, vm.id, lambda cur: without_pairs(cur, vif.ips, vif.mac_address)
-        )
+        mac = device_mac(vif.mac_address)
+        await change_pairs(self._neutron, vm.id, lambda cur: without_pairs(cur, vif.ips, mac))
         self._paired.discard(vif.port_id)
 
     async def _unplug_quietly(self, vif: Vif) -> None:
@@ -166,4 +179,3 @@ class MacvlanBinder(Binder):
 
     async def close(self) -> None:
         """The netlink socket belongs to the registry, the Neutron client to the daemon."""
-        await self._announcer.close()
