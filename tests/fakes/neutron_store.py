@@ -502,6 +502,17 @@ class Store:
             port["fixed_ips"] = [f for f in port["fixed_ips"] if f["subnet_id"] != subnet["id"]]
 
     def _update_port(self, row: Resource, attrs: dict[str, Any]) -> None:
+        seen: set[tuple[Any, Any]] = set()
+        for pair in attrs.get("allowed_address_pairs") or []:
+            key = (pair.get("mac_address"), pair.get("ip_address"))
+            if key in seen:  # Neutron compares the strings as given
+                raise Refused(
+                    400,
+                    "DuplicateAddressPairInRequest",
+                    "Request contains duplicate address pair: "
+                    f"mac_address {key[0]} ip_address {key[1]}.",
+                )
+            seen.add(key)
         if "mac_address" in attrs and attrs["mac_address"] != row["mac_address"]:
             self._check_mac(row["network_id"], str(attrs["mac_address"]), row["id"])
             if row["binding:vif_type"] != "unbound" and "binding:host_id" not in attrs:

@@ -17,6 +17,11 @@ own, only the VM port claims it.
 The pairs are one list on one port, written by every start and removal in the VM at once: a
 write is a read of the port, the change, and a PUT with ``If-Match`` on the revision read,
 repeated from the read when Neutron answers 412, so no writer loses another's pair.
+Neutron checks ``If-Match`` before its transaction, not in it: two PUTs of one revision can
+both pass, and the later one then fails on the pairs' unique key as a 400
+``DuplicateAddressPairInRequest`` (seen live: two Joins in one VM). So one daemon writes its
+VM port's pairs one change at a time (``MacvlanBinder._pairs_lock``), and a duplicate refused
+for a list that holds none is taken as the lost race it is: read again, change again.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ LOG = logging.getLogger(__name__)
 ALIAS_PREFIX = "kuryr-port:"
 # Conditional writes refused (412) before giving up: each refusal means another writer won.
 _ATTEMPTS = 20
+DUPLICATE_PAIR = "DuplicateAddressPairInRequest"
 
 Pair = dict[str, str]
 Change = Callable[[list[Pair]], list[Pair] | None]
@@ -100,11 +106,18 @@ async def change_pairs(neutron: NeutronApi, port_id: str, change: Change) -> Non
             )
             return
         except NeutronError as exc:
-            if not exc.stale:
+            if not (exc.stale or _lost_race(exc, wanted)):
                 raise
     raise BackendError(
         f"the VM's port {port_id}: allowed_address_pairs changed under {_ATTEMPTS} writes in a row"
     )
+
+
+def _lost_race(exc: NeutronError, sent: Sequence[Mapping[str, Any]]) -> bool:
+    """Neutron's duplicate-pair refusal of a list without duplicates: another write of the
+    same revision committed first (see the module's docstring)."""
+    keys = [_key(p) for p in sent]
+    return exc.neutron_type == DUPLICATE_PAIR and len(set(keys)) == len(keys)
 
 
 class MacvlanBinder(Binder):
@@ -118,15 +131,16 @@ class MacvlanBinder(Binder):
         # OVN delivers to a container's (virtual) port once the VM announces its address.
         # Ports whose pairs this daemon wrote: ready() reads no Neutron (the fast path).
         self._paired: set[str] = set()
+        # This daemon's changes of the VM port's pairs, one at a time (module docstring).
+        self._pairs_lock = asyncio.Lock()
 
     def device_mac(self, port_mac: str) -> str:
         return device_mac(port_mac)
 
     async def plug(self, vif: Vif, ready_timeout: float) -> None:
-        vm = await self._nic.port()
         mac = device_mac(vif.mac_address)
         try:
-            await change_pairs(self._neutron, vm.id, lambda cur: with_pairs(cur, vif.ips, mac))
+            await self._change_pairs(lambda cur: with_pairs(cur, vif.ips, mac))
             self._paired.add(vif.port_id)
             await self._netlink.create_sublink(
                 vif.container_ifname, await self._nic.index(), mac, vif.mtu
@@ -152,9 +166,8 @@ class MacvlanBinder(Binder):
 
     async def unplug(self, vif: Vif) -> None:
         await self._netlink.delete_link(vif.container_ifname)
-        vm = await self._nic.port()
         mac = device_mac(vif.mac_address)
-        await change_pairs(self._neutron, vm.id, lambda cur: without_pairs(cur, vif.ips, mac))
+        await self._change_pairs(lambda cur: without_pairs(cur, vif.ips, mac))
         self._paired.discard(vif.port_id)
 
     async def _unplug_quietly(self, vif: Vif) -> None:
@@ -173,9 +186,13 @@ class MacvlanBinder(Binder):
         await self._netlink.delete_link(host_ifname)
         if link is None or not link.alias.startswith(ALIAS_PREFIX):
             return
-        vm = await self._nic.port()
-        await change_pairs(self._neutron, vm.id, lambda cur: without_mac(cur, link.mac))
+        await self._change_pairs(lambda cur: without_mac(cur, link.mac))
         self._paired.discard(link.alias[len(ALIAS_PREFIX) :])
+
+    async def _change_pairs(self, change: Change) -> None:
+        vm = await self._nic.port()
+        async with self._pairs_lock:
+            await change_pairs(self._neutron, vm.id, change)
 
     async def close(self) -> None:
         """The netlink socket belongs to the registry, the Neutron client to the daemon."""

@@ -288,8 +288,31 @@ async def test_concurrent_macvlan_starts_and_stops_lose_no_pair() -> None:
     )
 
     assert vm.pairs() == {(v.ips[0], device_mac(v.mac_address)) for v in staying}
+    # One daemon's changes go one at a time: one PUT per change, none refused. Neutron checks
+    # If-Match before its transaction, so two PUTs of one revision can both pass it, and the
+    # later then failed live as a DuplicateAddressPairInRequest of pairs both lists held.
+    assert vm.neutron.calls[("PUT", "ports")] == 18
+
+
+async def test_concurrent_writers_in_two_daemons_lose_no_pair() -> None:
+    """Two daemons' binders on one VM port (a restart's overlap): If-Match, then a read
+    again, keeps every pair."""
+    vm = Vm(trunk=False)
+    binders = [MacvlanBinder(vm.neutron, vm.links, vm.nic) for _ in range(2)]
+    vifs = [vm.container_port() for _ in range(8)]
+
+    await asyncio.gather(*(binders[i % 2].plug(v, 5) for i, v in enumerate(vifs)))
+
+    assert vm.pairs() == {(v.ips[0], device_mac(v.mac_address)) for v in vifs}
     # Each refused write (412) was read and made again: more PUTs than changes.
-    assert vm.neutron.calls[("PUT", "ports")] > 18
+    assert vm.neutron.calls[("PUT", "ports")] > 8
+
+
+async def test_neutron_refuses_a_list_with_a_duplicate_pair() -> None:
+    vm = Vm(trunk=False)
+    pair = {"ip_address": "10.15.0.50", "mac_address": "fe:16:3e:00:00:09"}
+    with pytest.raises(BackendError, match="DuplicateAddressPairInRequest"):
+        await vm.neutron.update("ports", vm.port["id"], {"allowed_address_pairs": [pair, pair]})
 
 
 async def test_a_write_without_if_match_would_lose_pairs() -> None:
