@@ -4,6 +4,8 @@ trunk's parent, bound to the hypervisor) and its trunk, an in-memory VM namespac
 
 from __future__ import annotations
 
+from kuryr.backends.binding.base import Binder
+from kuryr.backends.binding.macvlan import MacvlanBinder
 from kuryr.backends.binding.nested import VmNic
 from kuryr.backends.binding.registry import Binders
 from kuryr.backends.binding.vlan import VlanBinder
@@ -15,7 +17,7 @@ VM_MAC = "fa:16:3e:00:15:01"
 
 
 class NestedVm:
-    def __init__(self, host: str = "vm1") -> None:
+    def __init__(self, host: str = "vm1", macvlan: bool = False) -> None:
         self.neutron = FakeNeutron(seed=151)
         default_subnetpools(self.neutron)
         net = self.neutron.make("networks", {"name": "wt15-vm-net"})
@@ -31,7 +33,8 @@ class NestedVm:
         self.vm_port = port
         nic = VmNic(self.neutron, self.links, "eth0")
         self.binder = VlanBinder(self.neutron, self.links, nic)
-        self.binders = Binders(host, {}, {}, self.links, None, nested=self.binder, nic=nic)
+        nested: Binder = MacvlanBinder(self.neutron, self.links, nic) if macvlan else self.binder
+        self.binders = Binders(host, {}, {}, self.links, None, nested=nested, nic=nic)
 
     def subports(self) -> dict[str, int]:
         trunk = self.neutron.get("trunks", self.trunk["id"]) or {}
@@ -39,3 +42,10 @@ class NestedVm:
 
     def vlan_devices(self) -> set[str]:
         return {name for name, link in self.links.links.items() if link.kind == "vlan"}
+
+    def pairs(self) -> set[tuple[str, str]]:
+        port = self.neutron.get("ports", self.vm_port["id"]) or {}
+        return {(p["ip_address"], p["mac_address"]) for p in port["allowed_address_pairs"]}
+
+    def macvlan_devices(self) -> set[str]:
+        return {name for name, link in self.links.links.items() if link.kind == "macvlan"}

@@ -33,7 +33,7 @@ import ipaddress
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 from kuryr import deadline, metrics, naming
 from kuryr.backends.model import Network, Subnet
@@ -55,6 +55,7 @@ from kuryr.domain.ports.mine import Mine
 from kuryr.domain.ports.port import Port
 from kuryr.domain.ports.refill import BULK_TIMEOUT, Refill
 from kuryr.domain.ports.shrink import Shrink
+from kuryr.domain.ports.wiring import Wiring
 from kuryr.domain.quiet import Quiet
 from kuryr.errors import BackendError, NotFound
 from kuryr.plugin import protocol as p
@@ -66,18 +67,6 @@ LOG = logging.getLogger(__name__)
 _FLUSH_TIMEOUT = 120.0
 # IPAMData address spaces of Docker's own IPAM driver (Kuryr IPAM answers "no_address_space").
 DOCKER_ADDRESS_SPACES = ("", "LocalDefault", "GlobalDefault")
-
-
-class Wiring(Protocol):
-    """The host side of the pools (kuryr.domain.ports.prewire)."""
-
-    def ahead(self, port: Port) -> None: ...
-
-    def gone(self, port_id: str) -> None: ...
-
-    async def whole(self, port: Port) -> bool: ...
-
-    def takes(self, port: Port) -> bool: ...
 
 
 class Pools:
@@ -378,6 +367,8 @@ class Pools:
             {*doomed, *(str(pt["id"]) for pt in on_network)},
             timeout=_FLUSH_TIMEOUT if left is None else left,
         )
+        # Their VIFs too (a macvlan's pair on the VM's port): none outlives the network.
+        await self._wiring.unplugged(network.neutron_id)
         for subnet in network.subnets:
             if self._pools.pop(subnet.id, None) is not None:
                 self._state.forget_pool(subnet.id)

@@ -66,6 +66,7 @@ class Prewire:
         self._last: dict[str, asyncio.Task[None]] = {}  # port id -> its latest work
         self._ahead: dict[str, Vif] = {}  # port id -> VIF plugged (or being plugged) ahead
         self._started: set[str] = set()  # plugs ahead past the queue
+        self._unplugging: dict[str, str] = {}  # port id -> its network's, until its unplug ends
         self._closed = False
 
     # --- pool side -------------------------------------------------------------------------
@@ -106,7 +107,22 @@ class Prewire:
         """The port is being deleted: its VIF plugged ahead goes (in the background)."""
         vif = self._forget(port_id)
         if vif is not None:
-            self._chain(port_id, "unplug", lambda: self._unplug(vif))
+            self._unplug_later(vif)
+
+    async def unplugged(self, network_id: str) -> None:
+        """Returns once the unplugs under way of the network's ports (after their delete) are
+        over, within the plug timeout: a network's removal then leaves no VIF of its ports
+        (for macvlan: no pair on the VM's port). A failed unplug is logged by its task;
+        reconciliation removes what is left."""
+        tasks = [
+            task
+            for port_id, net in self._unplugging.items()
+            if net == network_id and (task := self._last.get(port_id)) is not None
+        ]
+        left = deadline.remaining()
+        timeout = self._timeout if left is None else min(self._timeout, left)
+        if tasks and timeout > 0:
+            await asyncio.wait(tasks, timeout=timeout)
 
     # --- endpoint side -----------------------------------------------------------------------
 
@@ -155,7 +171,7 @@ class Prewire:
         synchronous step as the port's release, so no start can have claimed the port in
         between."""
         if vif.port_id not in self._ahead:
-            self._chain(vif.port_id, "unplug", lambda: self._unplug(vif))
+            self._unplug_later(vif)
 
     async def close(self) -> None:
         """Stop plugging ahead; unplugs under way get a moment to finish."""
@@ -168,6 +184,10 @@ class Prewire:
             await asyncio.wait(tasks, timeout=_CLOSE_GRACE)
 
     # --- the work ------------------------------------------------------------------------------
+
+    def _unplug_later(self, vif: Vif) -> None:
+        self._unplugging[vif.port_id] = vif.network_id
+        self._chain(vif.port_id, "unplug", lambda: self._unplug(vif))
 
     def _forget(self, port_id: str) -> Vif | None:
         self._started.discard(port_id)
@@ -208,6 +228,7 @@ class Prewire:
     def _done(self, port_id: str, task: asyncio.Task[None]) -> None:
         if self._last.get(port_id) is task:
             del self._last[port_id]
+            self._unplugging.pop(port_id, None)
 
     async def _settle(self, port_id: str) -> None:
         task = self._last.get(port_id)

@@ -83,3 +83,23 @@ async def test_unbound_nested_ports_are_still_plugged_ahead(tmp_path: Path) -> N
         await d.remove_network(net)
         await eventually(lambda: vm.subports() == {}, "every subport removed")
         assert vm.vlan_devices() == set()
+
+
+async def test_a_macvlan_network_removal_returns_with_no_pair_left(tmp_path: Path) -> None:
+    """Pool ports are plugged ahead (a pair each on the VM's port); their VIFs go after their
+    delete, in the background, and the network's removal waits for that: when Docker's
+    ``network rm`` returns, the VM's port has no pair of them left."""
+    vm = NestedVm(macvlan=True)
+    pools = PoolConfig(min=3, max=4, batch=3)
+    async with daemon(tmp_path, pools, neutron=vm.neutron, binders=vm.binders) as d:
+        net = await d.kuryr_network()
+        await eventually(lambda: len(vm.pairs()) == 3, "three pool ports plugged ahead")
+        container = await d.run(net)
+        await d.stop(container)
+        vm.neutron.faults.slow(0.2, "PUT", "ports")  # Neutron's pair writes under load
+
+        await d.remove_network(net)
+
+        assert vm.pairs() == set()
+        assert vm.macvlan_devices() == set()
+        assert d.ports(net) == []
