@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from kuryr.backends.binding.base import HOST_IF_PREFIX, host_ifname
+from kuryr.backends.binding.base import HOST_IF_PREFIX, Binder, host_ifname
 from kuryr.backends.binding.ovs import OWNER_KEY
 from kuryr.backends.binding.registry import Binders
 from kuryr.backends.neutron_api import NeutronApi
@@ -38,6 +38,8 @@ async def judge_vifs(
             why = "its port is gone" if gone else "its port is orphaned"
             unplug = _unplugger(binders, neutron, state.name, port_id if gone else "")
             plan.add("ovs-interface", state.name, why, unplug)
+    if binders.nested is not None:
+        await _judge_nested(plan, binders.nested, neutron, ports)
     for name in sorted(await binders.netlink.names(HOST_IF_PREFIX)):
         if not _HOST_IF.match(name) or name in on_ovs:
             continue
@@ -45,6 +47,29 @@ async def judge_vifs(
             plan.keep("veth")
             continue
         plan.add("veth", name, "not on OVS and no live port", _stray_remover(binders, name))
+
+
+async def _judge_nested(plan: Plan, binder: Binder, neutron: NeutronApi, ports: set[str]) -> None:
+    """A nested VIF (a macvlan and its pair on the VM's port, a subport and its device) whose
+    port is gone: the daemon was killed between the port's delete and the VIF's unplug
+    (kuryr.domain.ports.prewire unplugs after the delete). An orphaned port's VIF goes with
+    its release, or on a later pass once the port is deleted; a VIF of a port that is not
+    this host's (an operator's subport) is not judged."""
+    for port_id, name in sorted((await binder.plugged()).items()):
+        if port_id in ports or await neutron.show("ports", port_id) is not None:
+            plan.keep("nested-vif")
+            continue
+        why = f"its port {port_id} is gone"
+        plan.add("nested-vif", name, why, _nested_remover(binder, neutron, name, port_id))
+
+
+def _nested_remover(binder: Binder, neutron: NeutronApi, name: str, port_id: str) -> Run:
+    async def remove() -> None:
+        if await neutron.show("ports", port_id) is not None:
+            return  # made after the plan read Neutron (a pool refill), plugged ahead
+        await binder.remove(name)
+
+    return remove
 
 
 def _unplugger(binders: Binders, neutron: NeutronApi, name: str, gone_port: str = "") -> Run:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from kuryr import naming
+from kuryr.backends.binding.macvlan import device_mac
 from kuryr.domain.ports.port import Port
 from kuryr.stack import lifecycle, proc, vmplan, vms
 from kuryr.stack.layout import Layout
@@ -136,7 +137,8 @@ def leftovers(vm: NestedVm, neutron: Neutron, network_id: str, before: Before) -
         found += [f"subport {s} of a port not kept" for s in sorted(extra)]
         found += [f"VM bridge port {n}" for n in _bridge_ports(vm) if n not in _tap_names(kept)]
     else:
-        macs = {p.mac_address.lower() for p in mine if p.id in kept}
+        # A pair carries its device's MAC, derived from its port's (MacvlanBinder.device_mac).
+        macs = {device_mac(p.mac_address) for p in mine if p.id in kept}
         extra_pairs = vm.pairs(neutron) - before.pairs
         found += [f"address pair {a} {m}" for a, m in sorted(extra_pairs) if m not in macs]
     return found

@@ -60,6 +60,10 @@ class FakeLinks(Netlink):
             vlan_id=link.vlan_id,
         )
 
+    async def names(self, prefix: str) -> set[str]:
+        """The VM namespace's links only, never the machine's (a reconciliation reads them)."""
+        return {name for name in self.links if name.startswith(prefix)}
+
     async def aliased(self, prefix: str) -> dict[str, str]:
         return {ln.alias: name for name, ln in self.links.items() if ln.alias.startswith(prefix)}
 

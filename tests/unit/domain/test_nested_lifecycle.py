@@ -9,8 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from kuryr import naming
+from kuryr.backends.binding.macvlan import device_mac
 from kuryr.config import PoolConfig
+from kuryr.ops.reconcile import Reconciler
 from tests.fakes.daemon import daemon, eventually
+from tests.fakes.dockerd import serving
 from tests.fakes.nested_vm import NestedVm
 
 
@@ -103,3 +106,33 @@ async def test_a_macvlan_network_removal_returns_with_no_pair_left(tmp_path: Pat
         assert vm.pairs() == set()
         assert vm.macvlan_devices() == set()
         assert d.ports(net) == []
+
+
+async def test_a_macvlan_vif_of_a_port_deleted_behind_the_daemon_is_reconciled(
+    tmp_path: Path,
+) -> None:
+    """The daemon killed between a port's delete and its VIF's unplug (which comes after the
+    delete): the macvlan device and its pair on the VM's port outlive the port. A
+    reconciliation pass finds the VIF by the port named in its alias and removes both; the
+    VIFs of live ports stay."""
+    vm = NestedVm(macvlan=True)
+    pools = PoolConfig(min=2, max=2, batch=2)
+    async with (
+        serving(tmp_path / "docker.sock") as dockerd,
+        daemon(tmp_path, pools, neutron=vm.neutron, binders=vm.binders) as d,
+    ):
+        net = await d.kuryr_network()
+        await eventually(lambda: len(vm.pairs()) == 2, "two pool ports plugged ahead")
+        gone, kept = d.ports(net)
+        vm.neutron.store.tables["ports"].pop(gone["id"])  # deleted by a journal the kill cut short
+        reconciler = Reconciler(vm.neutron, vm.binders, dockerd.socket, 0.0)
+
+        plan = await reconciler.plan()
+        errors = await reconciler.apply(plan)
+
+        assert [(a.kind, a.ident) for a in plan.actions] == [
+            ("nested-vif", f"t_c{gone['id'][:11]}")
+        ]
+        assert errors == []
+        assert vm.pairs() == {(kept["fixed_ips"][0]["ip_address"], device_mac(kept["mac_address"]))}
+        assert vm.macvlan_devices() == {f"t_c{kept['id'][:11]}"}
