@@ -159,6 +159,11 @@ class HostsEnv:
         host.docker("run", "-d", "--name", made.name, "--net", network, *args, IMAGE, *cmd)
         return made
 
+    @property
+    def containers(self) -> list[Container]:
+        """Those made and not removed yet."""
+        return list(self._containers)
+
     def remove_container(self, container: Container) -> None:
         container.host.docker("rm", "-f", container.name)
         self._containers.remove(container)
