@@ -115,17 +115,26 @@ def crash_rounds(layout: Layout, vm: NestedVm, net: str, prefix: str) -> Rounds:
 def leftovers(vm: NestedVm, neutron: Neutron, network_id: str, before: Before) -> list[str]:
     """What the VM holds on the network beyond its live endpoints and its ready pool ports."""
     marker = naming.host_description(naming.vm_host(vm.port_id))
-    mine = [
+    marked = [
         Port.from_neutron(p)
         for p in neutron.find("ports", network_id=network_id)
         if p["description"] == marker
     ]
+    # The adopting Docker network's anchor (kuryr.domain.sharing): its device_id is the
+    # Docker network's id, not an endpoint's; it stays exactly as long as the network.
+    docker_network = vm.host.docker("network", "inspect", "-f", "{{.Id}}", before.docker_name)
+    found = [
+        f"anchor {p.id} of {p.device_id[:12]}, not of {docker_network[:12]}"
+        for p in marked
+        if p.is_anchor and p.device_id != docker_network.strip()
+    ]
+    mine = [p for p in marked if not p.is_anchor]
     live = {
         str(c["EndpointID"])
         for c in _endpoints(vm, before.docker_name).values()
         if c.get("EndpointID")
     }
-    found = [
+    found += [
         f"port {p.id} of gone endpoint {p.device_id[:12]}"
         for p in mine
         if p.device_id and p.device_id not in live
