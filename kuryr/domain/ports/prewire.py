@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol
 
 from kuryr import deadline
-from kuryr.backends.binding.base import Binder, Vif
+from kuryr.backends.binding.base import Binder, Vif, container_ifname
 from kuryr.domain.ports.journal import background
 from kuryr.domain.ports.port import Port
 from kuryr.errors import BackendError, KuryrError
@@ -104,10 +104,26 @@ class Prewire:
             return False
 
     def gone(self, port_id: str) -> None:
-        """The port is being deleted: its VIF plugged ahead goes (in the background)."""
+        """The port is being deleted: its VIF plugged ahead goes (in the background). A port
+        this daemon did not plug ahead may still be plugged where Neutron refuses its delete
+        until it is not (a subport: plugged by the daemon before a restart, or taken when it
+        was killed): its VIF is removed by name, or its journaled delete is refused for good
+        (409 PortInUseAsSubPort, live after SIGKILL rounds in a vlan VM)."""
         vif = self._forget(port_id)
         if vif is not None:
             self._unplug_later(vif)
+            return
+        binder = self._nested_unplugging_first()
+        if binder is not None:
+            name = container_ifname(port_id)
+            self._chain(port_id, "unplug", lambda: binder.remove(name))
+
+    def _nested_unplugging_first(self) -> Binder | None:
+        try:
+            binder = self._binders.for_vif_type("ovs")  # nested mode: its one binder
+        except KuryrError:
+            return None
+        return binder if binder.unplug_before_delete else None
 
     async def unplugged(self, network_id: str) -> None:
         """Returns once the unplugs under way of the network's ports (after their delete) are

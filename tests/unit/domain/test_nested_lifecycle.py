@@ -11,6 +11,8 @@ from pathlib import Path
 from kuryr import naming
 from kuryr.backends.binding.macvlan import device_mac
 from kuryr.config import PoolConfig
+from kuryr.domain.ports.port import Port
+from kuryr.domain.ports.prewire import Prewire
 from kuryr.ops.reconcile import Reconciler
 from tests.fakes.daemon import daemon, eventually
 from tests.fakes.dockerd import serving
@@ -136,3 +138,27 @@ async def test_a_macvlan_vif_of_a_port_deleted_behind_the_daemon_is_reconciled(
         assert errors == []
         assert vm.pairs() == {(kept["fixed_ips"][0]["ip_address"], device_mac(kept["mac_address"]))}
         assert vm.macvlan_devices() == {f"t_c{kept['id'][:11]}"}
+
+
+async def test_a_subport_not_plugged_ahead_by_this_daemon_leaves_the_trunk_when_deleted() -> None:
+    """A port plugged by the daemon before a restart (or taken when it was killed) is not
+    one this daemon plugged ahead, yet still a subport: when the pools delete it, its VIF goes
+    by name, so Neutron takes its delete (it refuses a subport's: PortInUseAsSubPort)."""
+    vm = NestedVm()
+    net = vm.neutron.make("networks", {"name": "wt15-net"})
+    vm.neutron.make("subnets", {"network_id": net["id"], "cidr": "10.152.0.0/24", "ip_version": 4})
+    raw = vm.neutron.make("ports", {"network_id": net["id"], "device_owner": naming.DEVICE_OWNER})
+    vif = Port.from_neutron(raw).vif("", 1442)
+    await vm.binder.plug(vif, 5)  # the daemon's life before the restart
+    assert vif.port_id in vm.subports()
+
+    async def deleted(_: str) -> None:
+        return None
+
+    prewire = Prewire(vm.binders, lambda _: 1442, 5.0, deleted=deleted)
+    prewire.gone(vif.port_id)
+
+    await eventually(lambda: vm.subports() == {}, "the subport removed")
+    assert vm.vlan_devices() == set()
+    await vm.neutron.delete("ports", vif.port_id)
+    await prewire.close()
