@@ -198,6 +198,7 @@ async def build(
             deleted=journal.deleted,
         )
         undo.push_async_callback(prewire.close)
+        journal.unplug_first = prewire.unplug_by_id
         # Which ports are this host's: one answer for pools, broker and networks.
         mine = Mine.of(binders)
         pools = Pools(state, neutron, journal, mine, config.pool, prewire, quiet, clock=clock)

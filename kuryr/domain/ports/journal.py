@@ -23,7 +23,7 @@ import contextlib
 import contextvars
 import logging
 import time
-from collections.abc import Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any
 
 from kuryr.backends.neutron_api import NeutronApi, NeutronError
@@ -36,6 +36,8 @@ from kuryr.errors import BackendError
 LOG = logging.getLogger(__name__)
 
 _RETRY_SECONDS = 2.0
+# Neutron's refusal to delete a trunk's subport.
+IN_USE_AS_SUBPORT = "PortInUseAsSubPort"
 # Port deletes in flight at once. A delete costs Neutron ~0.3-1 s under load and holds no lock
 # other deletes wait for, so a removed network's pool ports go side by side; bounded, so a
 # drain of many pools does not flood neutron-server's workers.
@@ -82,6 +84,8 @@ class Journal:
     ) -> None:
         self.state = state
         self._neutron = neutron
+        # Set by the daemon (kuryr.driver): a subport's VIF goes before its delete is retried.
+        self.unplug_first: Callable[[str], Awaitable[None]] | None = None
         self._delay = delay
         self._quiet = quiet
         self._slots = asyncio.Semaphore(workers)
@@ -210,7 +214,15 @@ class Journal:
     async def _apply(self, entry: JournalEntry) -> None:
         port_id, desired = entry.port_id, entry.desired
         if desired["op"] == DELETE:
-            await self._neutron.delete("ports", port_id)
+            try:
+                await self._neutron.delete("ports", port_id)
+            except NeutronError as exc:
+                if exc.neutron_type != IN_USE_AS_SUBPORT or self.unplug_first is None:
+                    raise
+                # Still a subport (a delete journaled before a kill, replayed after it, with
+                # no VIF of this daemon's to unplug first): it leaves the trunk, then goes.
+                await self.unplug_first(port_id)
+                await self._neutron.delete("ports", port_id)
             self.state.forget_view(port_id)
             return
         view = self.state.view(port_id) or {}

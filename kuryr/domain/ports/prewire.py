@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol
 
 from kuryr import deadline
-from kuryr.backends.binding.base import Binder, Vif, container_ifname
+from kuryr.backends.binding.base import Binder, Vif
 from kuryr.domain.ports.journal import background
 from kuryr.domain.ports.port import Port
 from kuryr.errors import BackendError, KuryrError
@@ -113,10 +113,18 @@ class Prewire:
         if vif is not None:
             self._unplug_later(vif)
             return
+        if self._nested_unplugging_first() is not None:
+            self._chain(port_id, "unplug", lambda: self.unplug_by_id(port_id))
+
+    async def unplug_by_id(self, port_id: str) -> None:
+        """The port's VIF, known by its port only, goes where the backend refuses the port's
+        delete while it is plugged (its name is the binder's word: ``Binder.plugged``)."""
         binder = self._nested_unplugging_first()
-        if binder is not None:
-            name = container_ifname(port_id)
-            self._chain(port_id, "unplug", lambda: binder.remove(name))
+        if binder is None:
+            return
+        name = (await binder.plugged()).get(port_id)
+        if name is not None:
+            await binder.remove(name)
 
     def _nested_unplugging_first(self) -> Binder | None:
         try:

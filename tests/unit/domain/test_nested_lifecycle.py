@@ -10,9 +10,12 @@ from pathlib import Path
 
 from kuryr import naming
 from kuryr.backends.binding.macvlan import device_mac
+from kuryr.backends.state import State
 from kuryr.config import PoolConfig
+from kuryr.domain.ports.journal import Journal
 from kuryr.domain.ports.port import Port
 from kuryr.domain.ports.prewire import Prewire
+from kuryr.domain.quiet import Quiet
 from kuryr.ops.reconcile import Reconciler
 from tests.fakes.daemon import daemon, eventually
 from tests.fakes.dockerd import serving
@@ -162,3 +165,30 @@ async def test_a_subport_not_plugged_ahead_by_this_daemon_leaves_the_trunk_when_
     assert vm.vlan_devices() == set()
     await vm.neutron.delete("ports", vif.port_id)
     await prewire.close()
+
+
+async def test_a_replayed_delete_of_a_subport_unplugs_it_first(tmp_path: Path) -> None:
+    """A delete journaled before a kill is replayed after it, with no VIF of this daemon's
+    to unplug: Neutron refuses it (409 PortInUseAsSubPort) until the port leaves the trunk,
+    so the journal has the port's VIF removed (found by Binder.plugged) and deletes it."""
+    vm = NestedVm()
+    net = vm.neutron.make("networks", {"name": "wt15-net"})
+    vm.neutron.make("subnets", {"network_id": net["id"], "cidr": "10.153.0.0/24", "ip_version": 4})
+    raw = vm.neutron.make("ports", {"network_id": net["id"], "device_owner": naming.DEVICE_OWNER})
+    vif = Port.from_neutron(raw).vif("", 1442)
+    await vm.binder.plug(vif, 5)  # the daemon's life before the restart
+
+    async def deleted(_: str) -> None:
+        return None
+
+    prewire = Prewire(vm.binders, lambda _: 1442, 5.0, deleted=deleted)
+    journal = Journal(State.open(tmp_path), vm.neutron, quiet=Quiet(0.0, 0.0))
+    journal.unplug_first = prewire.unplug_by_id
+    journal.start()
+    try:
+        journal.record_delete(vif.port_id)
+        await eventually(lambda: vm.neutron.get("ports", vif.port_id) is None, "port deleted")
+    finally:
+        await journal.stop()
+    assert vm.subports() == {}
+    assert vm.vlan_devices() == set()
