@@ -230,7 +230,7 @@ async def build(
             prewire=prewire,
             immediate=config.pool.bookkeeping == BOOKKEEPING_IMMEDIATE,
         )
-        groups = SecurityGroups(neutron)
+        groups = SecurityGroups(neutron, binders)
         watch = port_status.PortStatus(
             neutron,
             state,

@@ -3,6 +3,13 @@
 The group (``kuryr_expose_<endpoint id[:12]>``, tagged with the endpoint id) is added beside
 the port's other groups and removed again on revoke. Both directions are idempotent, and an
 endpoint with nothing exposed costs no Neutron call.
+
+Where a binder says another port's groups filter its ports' traffic (nested ``macvlan``: the
+VM's port, :meth:`kuryr.backends.binding.base.Binder.filtering_port`), no group is made: one
+on the container's unbound port would show in Neutron as if it filtered, and filter nothing.
+The exposure is accepted all the same (an image's ``EXPOSE`` arrives as ``--expose`` does, so
+refusing it would refuse ordinary images), with one warning naming the port whose groups
+decide.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ from typing import Any
 
 from kuryr import naming
 from kuryr.backends.neutron_api import NeutronApi
-from kuryr.domain.endpoints import Endpoint
+from kuryr.domain.endpoints import Binders, Endpoint
 from kuryr.domain.ports import desired
 from kuryr.domain.ports.port import Port
 from kuryr.errors import InvalidRequest, KuryrError
@@ -60,9 +67,14 @@ def rules(group_id: str, ports: Iterable[tuple[str, int]]) -> list[dict[str, Any
     ]
 
 
+def _names(ports: Iterable[tuple[str, int]]) -> str:
+    return ", ".join(f"{port}/{proto}" for proto, port in ports)
+
+
 class SecurityGroups:
-    def __init__(self, neutron: NeutronApi) -> None:
+    def __init__(self, neutron: NeutronApi, binders: Binders) -> None:
         self._neutron = neutron
+        self._binders = binders
 
     async def program(
         self,
@@ -74,6 +86,19 @@ class SecurityGroups:
         (Docker lists them among the exposed ports already)."""
         ports = sorted(set(exposed_ports(options)) | set(published))
         if not ports or endpoint.expose_sg is not None:
+            return
+        binder = self._binders.for_vif_type(endpoint.port.vif_type or "ovs")
+        elsewhere = await binder.filtering_port()
+        if elsewhere is not None:
+            LOG.warning(
+                "endpoint %s: exposed ports %s are not opened by Kuryr: the traffic of its "
+                "port %s passes through port %s, whose security groups alone filter it "
+                "(for every container there); open them in that port's groups",
+                endpoint.endpoint_id[:12],
+                _names(ports),
+                endpoint.port_id,
+                elsewhere,
+            )
             return
         group = await self._find(endpoint) or await self._create(endpoint, ports)
         try:

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
+
 import pytest
 
 from kuryr import naming
+from kuryr.backends.binding.base import Binder
 from kuryr.domain.security_groups import SecurityGroups
 from kuryr.errors import InvalidRequest, NotFound
 from kuryr.plugin import protocol as p
 from tests.conftest import StackFacts
 from tests.e2e.helpers import Neutron
-from tests.integration.domain_helpers import create, create_request, domain, endpoints, no_revoke
+from tests.integration.domain_helpers import (
+    NeverPlugged,
+    create,
+    create_request,
+    domain,
+    endpoints,
+    no_revoke,
+)
 from tests.live_mutations import free_cidrs
 
 pytestmark = pytest.mark.stack
@@ -72,7 +83,7 @@ async def test_expose_group_programmed_and_revoked_idempotently(stack: StackFact
         await d.networks.create(
             create_request(did, "172.31.247.0/24", "172.31.247.1/24", address_space="LocalDefault")
         )
-        eps, groups = endpoints(d), SecurityGroups(d.neutron)
+        eps, groups = endpoints(d), SecurityGroups(d.neutron, d.binders)
         await eps.create(create(did, eid, "172.31.247.2/24"))
         endpoint = await eps.get(eid, did)
         default_groups = list(endpoint.port.security_groups)
@@ -107,6 +118,60 @@ async def test_expose_group_programmed_and_revoked_idempotently(stack: StackFact
             await groups.program(found, {p.OPT_EXPOSED_PORTS: [{"Proto": 1, "Port": 0}]})
         await restarted.delete(p.EndpointRequest(network_id=did, endpoint_id=eid), groups.revoke)
         await d.networks.delete(did)
+
+
+class FilteredByVmPort(NeverPlugged):
+    """A binder whose ports' traffic another port's groups filter (nested macvlan's)."""
+
+    async def filtering_port(self) -> str:
+        return VM_PORT
+
+
+VM_PORT = "dom-vm-port-of-the-test"
+
+
+@dataclass
+class MacvlanLike:
+    def for_vif_type(self, vif_type: str) -> Binder:
+        return FilteredByVmPort()
+
+
+async def test_expose_where_another_port_filters_makes_no_group(
+    stack: StackFacts, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Nested macvlan: the exposure is accepted, no group is made or added (it would filter
+    nothing), and one warning names the port whose groups do filter."""
+    async with domain(stack.neutron_url, stack.chassis_hostname) as d:
+        did, eid = d.new_id(), d.new_id()
+        cidr = free_cidrs(Neutron(), 1)[0]
+        await d.networks.create(
+            create_request(
+                did,
+                str(cidr),
+                f"{cidr.network_address + 1}/24",
+                address_space="LocalDefault",
+            )
+        )
+        eps, groups = endpoints(d), SecurityGroups(d.neutron, MacvlanLike())
+        try:
+            await eps.create(create(did, eid, f"{cidr.network_address + 2}/24"))
+            endpoint = await eps.get(eid, did)
+            before = list(endpoint.port.security_groups)
+            calls = sum(d.neutron.calls.values())
+            with caplog.at_level(logging.WARNING, logger="kuryr.domain.security_groups"):
+                await groups.program(endpoint, {p.OPT_EXPOSED_PORTS: [{"Proto": 6, "Port": 80}]})
+            assert sum(d.neutron.calls.values()) == calls, "Neutron was asked for a group"
+            [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+            assert eid[:12] in warning and VM_PORT in warning and "80/tcp" in warning
+            assert endpoint.expose_sg is None
+            port = await d.neutron.show("ports", endpoint.port_id) or {}
+            assert port["security_groups"] == before
+            assert (
+                await d.neutron.query("security-groups", {"name": naming.expose_sg_name(eid)}) == []
+            )
+        finally:
+            await eps.delete(p.EndpointRequest(network_id=did, endpoint_id=eid), groups.revoke)
+            await d.networks.delete(did)
 
 
 async def test_an_endpoint_named_with_another_network_is_not_that_networks(

@@ -101,6 +101,12 @@ class Binder(ABC):
         """The MAC the container's device carries (Docker is told it): the port's."""
         return port_mac
 
+    async def filtering_port(self) -> str | None:
+        """The Neutron port whose security groups filter the traffic of this binder's ports
+        in their stead, when not each port itself (None, the default): there a group on a
+        container's port filters nothing (kuryr.domain.security_groups)."""
+        return None
+
     @abstractmethod
     async def plug(self, vif: Vif, ready_timeout: float) -> None:
         """Create and attach the veth pair; raise BackendError if not ready in time."""

@@ -137,6 +137,12 @@ class MacvlanBinder(Binder):
     def device_mac(self, port_mac: str) -> str:
         return device_mac(port_mac)
 
+    async def filtering_port(self) -> str:
+        """The VM's port: a container's traffic is delivered to its device's MAC, a pair of
+        the VM's port, so OVN applies the VM port's groups; the container's port is unbound
+        and its own groups apply to nothing."""
+        return (await self._nic.port()).id
+
     async def plug(self, vif: Vif, ready_timeout: float) -> None:
         mac = device_mac(vif.mac_address)
         try:
