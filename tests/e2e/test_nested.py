@@ -10,6 +10,7 @@ them, and the last one removes the VM's network and checks what it left behind."
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -31,7 +32,7 @@ from tests.e2e.multihost import (
     random_v4,
 )
 from tests.e2e.nested import NestedVm
-from tests.e2e.netns_client import plug_client
+from tests.e2e.netns_client import NetnsClient, plug_client
 
 pytestmark = pytest.mark.stack
 
@@ -130,7 +131,19 @@ def test_a_vm_container_and_a_host_container_ping_each_other(scene: Scene) -> No
     assert scene.on_host.pings(scene.address(in_vm)), "host container -> VM container"
 
 
-def test_an_exposed_port_is_reachable_only_while_exposed(scene: Scene, neutron: Neutron) -> None:
+def test_an_exposed_port_as_the_mode_filters_it(
+    scene: Scene, neutron: Neutron, stack: StackFacts
+) -> None:
+    """vlan: a container's subport carries its own groups, so ``--expose`` opens its port
+    and only its. macvlan: the VM port's groups filter every container of the VM (README:
+    Nested mode), so Kuryr makes no group and the VM port's groups decide."""
+    if scene.vm.mode == vmplan.VLAN:
+        _reachable_only_while_exposed(scene, neutron)
+    else:
+        _reachable_as_the_vm_ports_groups_allow(scene, neutron, stack)
+
+
+def _reachable_only_while_exposed(scene: Scene, neutron: Neutron) -> None:
     """A client outside the containers' groups (tests.e2e.netns_client) reaches port 80 of
     a VM container exposed with ``--expose 80``, not that of one that is not exposed; the
     exposure's groups go with the exposed container."""
@@ -157,6 +170,88 @@ def test_an_exposed_port_is_reachable_only_while_exposed(scene: Scene, neutron: 
         if exposed in scene.env.containers:
             # Not left for the scene's end: the mode's last test removes the network.
             scene.env.remove_container(exposed)
+
+
+def _groups(scene: Scene, neutron: Neutron, container: Container) -> set[str]:
+    port = neutron.port_of_endpoint(container.endpoint_id(scene.docker_name))
+    return set(port["security_groups"])
+
+
+def _serves_page(client: NetnsClient, address: str) -> bool:
+    return client.fetch(address) == PAGE
+
+
+def _opens_tcp_80_to_anyone(neutron: Neutron, group_id: str) -> bool:
+    """The group has an IPv4 ingress rule letting tcp 80 in from outside its members."""
+    group = neutron.show("security-groups", group_id)
+    assert group is not None
+    return any(
+        r["direction"] == "ingress"
+        and r["ethertype"] == "IPv4"
+        and r["protocol"] in (None, "tcp", "6")
+        and (r["port_range_min"] or 0) <= 80 <= (r["port_range_max"] or 65535)
+        and r["remote_group_id"] is None
+        for r in group["security_group_rules"]
+    )
+
+
+def _reachable_as_the_vm_ports_groups_allow(
+    scene: Scene, neutron: Neutron, stack: StackFacts
+) -> None:
+    """``--expose 80`` is accepted and makes no group (one on the container's unbound port
+    would filter nothing), the daemon warns once naming the VM's port, and the client
+    reaches port 80 of the VM's containers exactly when the VM port's groups let it in."""
+    exposed = scene.env.container(scene.vm.host, scene.docker_name, "--expose", "80", cmd=WEB)
+    hidden = scene.in_vm[0]
+    endpoint_id = exposed.endpoint_id(scene.docker_name)
+    assert _groups(scene, neutron, exposed) == _groups(scene, neutron, hidden)
+    name = naming.expose_sg_name(endpoint_id)
+    assert neutron.find("security-groups", name=name) == [], f"{name} exists"
+    log = vmplan.vm(stack.layout.root, scene.vm.host.name, scene.vm.mode).log("kuryr")
+    warned = [
+        line
+        for line in log.read_text(errors="replace").splitlines()
+        if f"endpoint {endpoint_id[:12]}: exposed ports 80/tcp" in line
+    ]
+    assert len(warned) == 1, f"{log}: {warned}"
+    assert "WARNING" in warned[0] and scene.vm.port_id in warned[0]
+
+    vm_port = neutron.show("ports", scene.vm.port_id)
+    assert vm_port is not None
+    vm_groups = list(vm_port["security_groups"])
+    assert not any(_opens_tcp_80_to_anyone(neutron, g) for g in vm_groups)
+    client_env = DockerEnv()
+    try:
+        client = plug_client(client_env, neutron, scene.network)
+        for container in (exposed, hidden):
+            reached = client.fetch(scene.address(container))
+            assert reached is None, f"reached {container.name} through the VM port's groups"
+
+        web = neutron.create("security-groups", name=scene.env.name("vm-web"))
+        client_env.defer(lambda: neutron.delete("security-groups", web["id"]))
+        neutron.create(
+            "security-group-rules",
+            security_group_id=web["id"],
+            direction="ingress",
+            ethertype="IPv4",
+            protocol="tcp",
+            port_range_min=80,
+            port_range_max=80,
+        )
+        neutron.update("ports", scene.vm.port_id, security_groups=[*vm_groups, web["id"]])
+        try:
+            for container in (exposed, hidden):
+                address = scene.address(container)
+                wait_for(
+                    functools.partial(_serves_page, client, address),
+                    f"{client.address} -> {address}:80 through the VM port's groups",
+                )
+        finally:
+            neutron.update("ports", scene.vm.port_id, security_groups=vm_groups)
+    finally:
+        client_env.close()
+        # Not left for the scene's end: the mode's last test removes the network.
+        scene.env.remove_container(exposed)
 
 
 def test_network_rm_in_the_vm_leaves_no_subport_and_no_trunk_change(
