@@ -65,6 +65,12 @@ def sim_hosts(stack: StackFacts) -> Iterator[list[Host]]:
 
 
 @pytest.fixture(scope="session")
+def main_host(stack: StackFacts) -> Host:
+    """The machine's own host, as ``kuryr stack hosts --json`` lists it."""
+    return hosts_from(hosts.describe(stack.layout, stack.chassis_hostname))[0]
+
+
+@pytest.fixture(scope="session")
 def sim_vms(stack: StackFacts) -> Iterator[list[NestedVm]]:
     """vm1 (macvlan) and vm2 (vlan) of ``kuryr stack up --vms 2``, shared by every test of
     the session; only the VMs are started, the machine's stack is left as it runs. VMs that

@@ -19,7 +19,7 @@ import pytest
 
 from kuryr import naming
 from kuryr.backends.binding.macvlan import device_mac
-from kuryr.stack import hosts, vmplan
+from kuryr.stack import vmplan
 from tests.conftest import StackFacts
 from tests.e2e.helpers import DockerEnv, Neutron, settle, wait_for
 from tests.e2e.multihost import (
@@ -28,7 +28,6 @@ from tests.e2e.multihost import (
     HostsEnv,
     delete_kuryr_pool,
     delete_network,
-    hosts_from,
     random_v4,
 )
 from tests.e2e.nested import NestedVm
@@ -55,11 +54,6 @@ class Scene:
 
     def address(self, container: Container) -> str:
         return container.address(self.docker_name, 4)
-
-
-@pytest.fixture(scope="module")
-def main_host(stack: StackFacts) -> Host:
-    return hosts_from(hosts.describe(stack.layout, stack.chassis_hostname))[0]
 
 
 def _network(mode: str, env: HostsEnv, neutron: Neutron) -> tuple[dict[str, Any], str]:

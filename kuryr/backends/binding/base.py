@@ -96,6 +96,9 @@ class Binder(ABC):
     # It plugs a port whatever Neutron's binding of it says (nested mode: the binding is the
     # hypervisor's side, and a port bound to a VM's name is binding_failed on ML2/OVN).
     plugs_unbound: ClassVar[bool] = False
+    # Plugs ahead of this backend's ports at once, at most (kuryr.domain.ports.prewire);
+    # None: as many as the prewire runs.
+    plugs_ahead_at_once: ClassVar[int | None] = None
 
     def device_mac(self, port_mac: str) -> str:
         """The MAC the container's device carries (Docker is told it): the port's."""

@@ -11,7 +11,8 @@ delete is journaled: the other order makes OVN report the port down first, and N
 handling of that report (a status write and an OVN update, ~2 s each under load, one after
 the other for the whole host) delays every other port's status, a new container's included.
 Work on one port runs in order, at most
-``width`` plugs ahead at once so a pool refill does not crowd the backend while containers
+``width`` plugs ahead at once per binder (fewer where the binder says so:
+``Binder.plugs_ahead_at_once``) so a pool refill does not crowd the backend while containers
 start.
 
 Nothing here is durable: after a restart the pools offer their free ports again, and a VIF
@@ -62,7 +63,8 @@ class Prewire:
         self._mtu_of = mtu_of
         self._deleted = deleted
         self._timeout = ready_timeout
-        self._slots = asyncio.Semaphore(width)
+        self._width = width
+        self._slots: dict[Binder, asyncio.Semaphore] = {}  # plugs ahead under way, per binder
         self._last: dict[str, asyncio.Task[None]] = {}  # port id -> its latest work
         self._ahead: dict[str, Vif] = {}  # port id -> VIF plugged (or being plugged) ahead
         self._started: set[str] = set()  # plugs ahead past the queue
@@ -268,12 +270,19 @@ class Prewire:
 
     async def _plug_ahead(self, vif: Vif) -> None:
         binder = self._binders.for_vif_type(vif.vif_type)
-        async with self._slots:
+        async with self._slots_of(binder):
             if self._ahead.get(vif.port_id) is not vif:
                 return  # claimed or gone while queued
             self._started.add(vif.port_id)
             if not await binder.ready(vif):
                 await binder.plug(vif, self._timeout)
+
+    def _slots_of(self, binder: Binder) -> asyncio.Semaphore:
+        slots = self._slots.get(binder)
+        if slots is None:
+            width = min(self._width, binder.plugs_ahead_at_once or self._width)
+            slots = self._slots[binder] = asyncio.Semaphore(width)
+        return slots
 
     async def _unplug(self, vif: Vif) -> None:
         binder = self._binders.for_vif_type(vif.vif_type)

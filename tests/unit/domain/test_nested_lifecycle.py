@@ -6,6 +6,7 @@ leaves no subport, no VLAN id and no VLAN device behind."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from kuryr import naming
@@ -91,6 +92,26 @@ async def test_unbound_nested_ports_are_still_plugged_ahead(tmp_path: Path) -> N
         await d.remove_network(net)
         await eventually(lambda: vm.subports() == {}, "every subport removed")
         assert vm.vlan_devices() == set()
+
+
+async def test_subports_are_added_ahead_one_at_a_time(tmp_path: Path) -> None:
+    """Neutron runs one trunk's add_subports one after the other: plugs ahead side by side
+    only queued there, behind which a claimed port's CreateEndpoint ran out of time (live,
+    a dual-stack network in the vlan VM). So a vlan binder plugs ahead one port at a time
+    (Binder.plugs_ahead_at_once), and a container's own plug is not held behind them."""
+    vm = NestedVm()
+    pools = PoolConfig(min=4, max=4, batch=4, initial=4)
+    async with daemon(tmp_path, pools, neutron=vm.neutron, binders=vm.binders) as d:
+        gate = vm.neutron.faults.hold("PUT", "trunks")
+        net = await d.kuryr_network()
+        await eventually(lambda: vm.neutron.calls[("PUT", "trunks")] >= 1, "a subport added")
+        for _ in range(50):
+            await asyncio.sleep(0.001)
+        assert vm.neutron.calls[("PUT", "trunks")] == 1, "plugs ahead ran side by side"
+        gate.set()
+        await eventually(lambda: len(vm.subports()) == 4, "four pool ports plugged ahead")
+        await d.remove_network(net)
+        await eventually(lambda: vm.subports() == {}, "every subport removed")
 
 
 async def test_a_macvlan_network_removal_returns_with_no_pair_left(tmp_path: Path) -> None:
