@@ -145,6 +145,14 @@ class Endpoints:
         except BackendError:
             return port.mac_address
 
+    def _plugs_before_bookkeeping(self) -> bool:
+        """For a port not made yet: a nested binder serves every vif_type, so any name asks
+        it; on a host the OVS binder (or none) answers, and plugs after the bookkeeping."""
+        try:
+            return self._binders.for_vif_type("ovs").plug_before_bookkeeping
+        except BackendError:
+            return False
+
     async def _plug_early(self, endpoint: Endpoint, network: Network) -> None:
         """A binder that must plug before the port's device_id is written (a trunk's subport)
         plugs now; on failure the port goes back (Docker sends no DeleteEndpoint)."""
@@ -186,7 +194,9 @@ class Endpoints:
         held = [self._broker.take_reservation(s.id, ip) for s, ip in wanted if ip]
         ports = {pt.id: pt for pt in held if pt is not None}
         if not ports:
-            return await self._broker.take_for_endpoint(endpoint_id, network, wanted, mac)
+            return await self._broker.take_for_endpoint(
+                endpoint_id, network, wanted, mac, owned=not self._plugs_before_bookkeeping()
+            )
         main, *extra = ports.values()
         try:
             merge = bool(extra) or len(held) != len(ports) or None in held

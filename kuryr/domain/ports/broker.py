@@ -135,12 +135,20 @@ class Broker:
         return self._reserved.pop((subnet_id, address), None)
 
     async def take_for_endpoint(
-        self, endpoint_id: str, network: Network, wanted: list[tuple[Subnet, str | None]], mac: str
+        self,
+        endpoint_id: str,
+        network: Network,
+        wanted: list[tuple[Subnet, str | None]],
+        mac: str,
+        owned: bool = True,
     ) -> Port:
         """Docker's own IPAM chose the addresses (or RequestAddress no longer holds them): a
-        pool port already holding them, else one made for the endpoint."""
+        pool port already holding them, else one made for the endpoint. ``owned``: made
+        with the endpoint's device_id; False where the port must be plugged before its
+        bookkeeping (``Binder.plug_before_bookkeeping``: Neutron takes no port with a
+        device_id into a trunk), which the journal then writes."""
         ready = None if mac else await self._take_pooled(wanted)
-        return ready or await self._create_for_endpoint(endpoint_id, network, wanted, mac)
+        return ready or await self._create_for_endpoint(endpoint_id, network, wanted, mac, owned)
 
     async def _take_pooled(self, wanted: list[tuple[Subnet, str | None]]) -> Port | None:
         if self._pools is None or len(wanted) != 1:
@@ -208,6 +216,7 @@ class Broker:
         network: Network,
         wanted: list[tuple[Subnet, str | None]],
         mac: str,
+        owned: bool,
     ) -> Port:
         """One POST; an address already held goes to :meth:`_claim_for_endpoint`."""
         if not wanted:
@@ -217,7 +226,7 @@ class Broker:
             [desired.fixed_ip(s.id, ip) for s, ip in wanted],
             await self.mine.mark(),
             naming.port_name(endpoint_id),
-            device_id=endpoint_id,
+            device_id=endpoint_id if owned else "",
             mac=mac,
         )
         try:

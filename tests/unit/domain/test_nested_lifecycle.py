@@ -73,6 +73,31 @@ async def test_a_start_without_a_pool_plugs_at_create_endpoint_before_its_bookke
         assert vm.vlan_devices() == set()
 
 
+async def test_a_docker_ipam_start_makes_its_port_without_device_id_to_plug_it(
+    tmp_path: Path,
+) -> None:
+    """Docker's IPAM, no pool port with the address (a dual-stack start never has one): the
+    port CreateEndpoint makes has no device_id yet, else Neutron refuses it as a subport
+    (live: "cannot become a subport: it has a device_id"); the journal writes it after."""
+    vm = NestedVm()
+    async with daemon(tmp_path, PoolConfig(max=0), neutron=vm.neutron, binders=vm.binders) as d:
+        net = await d.docker_network("10.70.0.0/24")
+        container = await d.run(net)
+        port = d.port_holding(net, container.address)
+        assert port is not None and port["id"] in vm.subports()
+        await eventually(
+            lambda: (
+                d.port_holding(net, container.address)["device_id"]  # type: ignore[index]
+                == container.endpoint_id
+            ),
+            "bookkeeping written",
+        )
+        await d.stop(container)
+        await d.remove_network(net)
+        await eventually(lambda: vm.subports() == {}, "the deleted port's subport removed")
+        assert vm.vlan_devices() == set()
+
+
 async def test_unbound_nested_ports_are_still_plugged_ahead(tmp_path: Path) -> None:
     """ovn-controller claims no subport whose binding:host_id names a host without a chassis
     (the VM's name: test_nested_subport_ovn.py), so nested ports may have to stay unbound:
