@@ -146,9 +146,11 @@ class HostsEnv:
         self._count += 1
         return f"{self.prefix}-{kind}{self._count}"
 
-    def network(self, host: Host, name: str, *args: str) -> str:
+    def network(self, host: Host, name: str, *args: str, ipam: str = "kuryr") -> str:
+        """``ipam``: ``kuryr``, or ``docker`` (dockerd's own, ``--ipam-driver`` not given)."""
         self._networks.append((host, name))
-        host.docker("network", "create", "-d", "kuryr", "--ipam-driver", "kuryr", *args, name)
+        driver = ("--ipam-driver", "kuryr") if ipam == "kuryr" else ()
+        host.docker("network", "create", "-d", "kuryr", *driver, *args, name)
         return name
 
     def container(
