@@ -14,7 +14,9 @@ are settled the same way at the next start. A 4xx answer is a refusal: nothing w
 
 Deleted, not adopted: dockerd keeps no network whose CreateNetwork failed, and ``docker
 network create`` again gets a new id, so nothing would claim what a lost create made; a
-CreateNetwork dockerd does repeat with the same id (a swarm node) makes its own. Settling
+CreateNetwork dockerd does repeat with the same id (a swarm node) first deletes what its
+predecessor left so far, then makes its own (adopting a half-made leftover would mean
+finishing, under a new budget, a create that may not even have landed yet). Settling
 never takes what another create of the same Docker network made: a found resource whose id
 another intent knows, or that carries a Docker network's id tags (a create that got that far
 was answered), is left alone, and a settle and a create of the same Docker network never run
@@ -139,7 +141,17 @@ class LostCreates:
         self._settling: dict[str, asyncio.Task[None]] = {}
         self._stopped = False
 
-    def attempt(self, owner: str) -> Attempt:
+    async def attempt(self, owner: str) -> Attempt:
+        """The creates of a CreateNetwork of ``owner``. One repeated for the same Docker
+        network first deletes what its predecessor's lost creates made so far (one look), so
+        it never takes that for its own: an anchor is found by the Docker network's id."""
+        for key, data in self.state.intents().items():
+            if data["owner"] == owner and key in self._settling:
+                try:
+                    if await self._settle_once(key, Intent.of(data)):
+                        self.state.intent_done(key)
+                except KuryrError as exc:
+                    LOG.warning("cleanup of a failed create of %s: %s", data["resource"], exc)
         return Attempt(self, owner)
 
     def lock(self, owner: str) -> asyncio.Lock:

@@ -108,6 +108,7 @@ class Networks:
         adopts = bool(options.get(OPT_NET_UUID) or options.get(OPT_NET_NAME))
         # An unknown router is refused before anything is made.
         router = await self._routers.wanted(req)
+        attempt = await self._lost.attempt(req.network_id)
         existing = await self.find(req.network_id, anchored=adopts)
         if existing is not None:
             await self._ensure_subnets(existing, req, [], list(existing.subnets), router)
@@ -115,7 +116,6 @@ class Networks:
             self._remember(existing)
             return existing
         undo: list[Undo] = []
-        attempt = self._lost.attempt(req.network_id)
         try:
             candidates: list[Subnet] = []
             if adopts:

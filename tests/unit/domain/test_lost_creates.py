@@ -117,6 +117,21 @@ async def test_on_an_adopted_network_a_lost_subnet_and_anchor_go_the_network_sta
         assert intents(tmp_path) == {}
 
 
+async def test_a_retry_after_a_lost_anchor_makes_its_own(tmp_path: Path) -> None:
+    async with daemon(tmp_path) as d:
+        d.neutron.make("networks", {"name": "n18net-shared"})
+        await create(d, docker_id(), **{OPT_NET_NAME: "n18net-shared"})
+        did = docker_id()
+        d.neutron.faults.lose_answers("POST", "ports")
+        with pytest.raises(NeutronError):
+            await create(d, did, "10.183.0.0/24", **{OPT_NET_NAME: "n18net-shared"})
+        # Repeated at once: the lost anchor (found by the Docker id) is not taken for its own.
+        await create(d, did, "10.183.0.0/24", **{OPT_NET_NAME: "n18net-shared"})
+        await eventually(lambda: intents(tmp_path) == {}, "the lost create is settled")
+        [anchor] = d.neutron.rows("ports", {"device_id": did})
+        assert naming.anchor_subnets(anchor["tags"])[0], "the retry's anchor lists its subnet"
+
+
 async def test_a_create_left_by_a_killed_daemon_is_settled_at_start(tmp_path: Path) -> None:
     neutron = FakeNeutron()
     default_subnetpools(neutron)
