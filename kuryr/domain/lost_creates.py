@@ -81,30 +81,35 @@ class Attempt:
     async def create(
         self, resource: str, attrs: Mapping[str, Any], keys: Iterable[str]
     ) -> Resource:
-        [made] = await self.create_bulk(resource, [attrs], keys)
+        """POST ``attrs``, recorded first with the fields ``keys`` of it that find it again."""
+        [made] = await self._post(resource, [attrs], keys, bulk=False)
         return made
 
     async def create_bulk(
         self, resource: str, items: Sequence[Mapping[str, Any]], keys: Iterable[str]
     ) -> list[Resource]:
-        """POST ``items`` (one call; ``create`` for a single one), each recorded first with
-        the fields ``keys`` of it that find it again."""
+        """POST ``items`` in one call, each recorded first as :meth:`create` does."""
+        return await self._post(resource, items, keys, bulk=True)
+
+    async def _post(
+        self, resource: str, items: Sequence[Mapping[str, Any]], keys: Iterable[str], bulk: bool
+    ) -> list[Resource]:
         keys = list(keys)
         intents = {
             uuid.uuid4().hex: Intent(resource, {k: i[k] for k in keys if k in i}, self.owner)
             for i in items
         }
-        state = self._lost.state
+        state, neutron = self._lost.state, self._lost.neutron
         with state.transaction():
             for key, intent in intents.items():
                 state.intent_put(key, intent.data())
         self._keys += intents
         async with self._lost.lock(self.owner):
             try:
-                if len(items) == 1:
-                    made = [await self._lost.neutron.create(resource, items[0])]
+                if bulk:
+                    made = await neutron.create_bulk(resource, items)
                 else:
-                    made = await self._lost.neutron.create_bulk(resource, items)
+                    made = [await neutron.create(resource, items[0])]
             except BaseException as exc:
                 if refused(exc):
                     self._drop(intents)
