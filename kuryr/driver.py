@@ -17,6 +17,7 @@ from kuryr.backends.state import State
 from kuryr.config import BOOKKEEPING_IMMEDIATE, Config
 from kuryr.domain.endpoints import Endpoint, Endpoints
 from kuryr.domain.ipam import Ipam, PoolChoice
+from kuryr.domain.lost_creates import LostCreates
 from kuryr.domain.networks import Networks
 from kuryr.domain.ports import status as port_status
 from kuryr.domain.ports.broker import Broker
@@ -211,6 +212,10 @@ async def build(
             config.neutron.default_subnetpool_v6,
         )
         _known_subnets(ipam, state)
+        # Creates of a CreateNetwork that failed (or of a killed daemon's) are cleaned up.
+        lost = LostCreates(state, neutron)
+        undo.push_async_callback(lost.stop)
+        lost.resume()
         networks = Networks(
             neutron,
             ipam,
@@ -218,6 +223,7 @@ async def build(
             config.neutron.enable_dhcp,
             state=state,
             routers=Routers(neutron, config.neutron.router),
+            lost=lost,
         )
         endpoints = Endpoints(
             neutron,
