@@ -44,6 +44,7 @@ WHO = "lifecycle"
 # is 2.0: the bookkeeping delay of the stack's config is 1 s, its background pause 0.5 s).
 QUIET_GAP_S = 2.5
 QUIET_MAX_S = 20.0
+REMOVAL_TIMEOUT_S = 120.0
 # Unmeasured lifecycles before the measured ones: a pool port's first container reads its
 # status (the port was never seen ACTIVE), and Kuryr's IPAM takes the pool's ports in turn, so
 # the steady state begins once every pool port served once (WARMUP beyond the pool's size).
@@ -149,21 +150,38 @@ def _status(calls: list[Call]) -> str:
     if not written:
         return "no port written"
     port_id = written[-1].rsplit("/", 1)[1]
-    with urllib.request.urlopen(f"{NEUTRON}/v2.0/ports/{port_id}", timeout=10) as answer:
-        return str(json.load(answer)["port"]["status"])
+    return str(_get(f"ports/{port_id}")["port"]["status"])
+
+
+def _get(path: str) -> Any:
+    """A read straight from Neutron (not through the proxy: not counted)."""
+    with urllib.request.urlopen(f"{NEUTRON}/v2.0/{path}", timeout=10) as answer:
+        return json.load(answer)
+
+
+def _neutron_network(network: str) -> str:
+    """The Neutron network of a Kuryr Docker network."""
+    found = docker("network", "inspect", "-f", "{{.Id}}", network)
+    tag = f"kuryr.net.uuid.lh:{found.stdout.strip()[:32]}"
+    [net] = _get(f"networks?tags={urllib.parse.quote(tag)}")["networks"]
+    return str(net["id"])
+
+
+def _removed(neutron_id: str) -> None:
+    """Wait until the network's removal, which the daemon carries on after ``docker network
+    rm`` returned, is over in Neutron: the daemon is stopped next."""
+    deadline = time.monotonic() + REMOVAL_TIMEOUT_S
+    while _get(f"networks?id={neutron_id}")["networks"]:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"Neutron network {neutron_id} still there")
+        time.sleep(0.5)
 
 
 def _pool_ports(network: str) -> int:
     """Kuryr's ports on the Docker network's Neutron network (read straight from Neutron,
     not counted), once its pool's first refill is over."""
-    found = docker("network", "inspect", "-f", "{{.Id}}", network)
-    tag = f"kuryr.net.uuid.lh:{found.stdout.strip()[:32]}"
-    url = f"{NEUTRON}/v2.0/networks?tags={urllib.parse.quote(tag)}"
-    with urllib.request.urlopen(url, timeout=10) as answer:
-        [net] = json.load(answer)["networks"]
-    url = f"{NEUTRON}/v2.0/ports?network_id={net['id']}&device_owner=compute%3Akuryr"
-    with urllib.request.urlopen(url, timeout=10) as answer:
-        return len(json.load(answer)["ports"])
+    query = f"ports?network_id={_neutron_network(network)}&device_owner=compute%3Akuryr"
+    return len(_get(query)["ports"])
 
 
 def _reconcile(call: Call) -> bool:
@@ -245,7 +263,9 @@ def measure(
                 counting.settle(made.returned)
                 runs = lifecycles(counting, network, f"{prefix}{ipam}-", reps)
             finally:
+                neutron_id = _neutron_network(network)
                 docker("network", "rm", network)
+                _removed(neutron_id)
             kinds: Counter[str] = Counter()
             for run in runs:
                 for call in run["start"] + run["stop"]:
