@@ -67,7 +67,7 @@ class KuryrNetworkDriver(NetworkDriver):
         # The daemon's reconciliation passes (kuryr.ops.healing), once build has made them.
         self.healer: healing.Healer | None = None
         # Neutron status of the ports of joined containers (kuryr.domain.ports.status).
-        self._watch = watch
+        self.watch = watch
 
     async def create_network(self, req: p.CreateNetworkRequest) -> None:
         # A removal DeleteNetwork left running may still hold the CIDRs or the Neutron network.
@@ -113,12 +113,12 @@ class KuryrNetworkDriver(NetworkDriver):
     async def delete_endpoint(self, req: p.EndpointRequest) -> None:
         gone = await self.endpoints.delete(req, self.revoke)
         if gone is not None:
-            self._watch.left(gone.port_id)
+            self.watch.left(gone.port_id)
 
     async def join(self, req: p.JoinRequest) -> p.JoinResponse:
         answer = await self.endpoints.join(req)
         endpoint = await self.endpoints.get(req.endpoint_id, req.network_id)
-        self._watch.joined(endpoint.port_id)
+        self.watch.joined(endpoint.port_id)
         return answer
 
     async def leave(self, req: p.EndpointRequest) -> None:
@@ -245,6 +245,8 @@ async def build(
             config.neutron.port_active_timeout,
             config.neutron.vif_plugging_timeout,
         )
+        # A port whose VIF changes has its Neutron status read again at its next join.
+        prewire.rewired = watch.rewired
         published = Published(neutron, state, config.neutron.floating_ip_per)
         swarm = Swarm(neutron, networks, ipam) if config.capability_scope == "global" else None
         driver = KuryrNetworkDriver(
