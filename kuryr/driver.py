@@ -17,6 +17,7 @@ from kuryr.backends.state import State
 from kuryr.config import BOOKKEEPING_IMMEDIATE, Config
 from kuryr.domain.endpoints import Endpoint, Endpoints
 from kuryr.domain.ipam import Ipam, PoolChoice
+from kuryr.domain.lost_creates import LostCreates
 from kuryr.domain.networks import Networks
 from kuryr.domain.ports import status as port_status
 from kuryr.domain.ports.broker import Broker
@@ -66,7 +67,7 @@ class KuryrNetworkDriver(NetworkDriver):
         # The daemon's reconciliation passes (kuryr.ops.healing), once build has made them.
         self.healer: healing.Healer | None = None
         # Neutron status of the ports of joined containers (kuryr.domain.ports.status).
-        self._watch = watch
+        self.watch = watch
 
     async def create_network(self, req: p.CreateNetworkRequest) -> None:
         # A removal DeleteNetwork left running may still hold the CIDRs or the Neutron network.
@@ -112,12 +113,12 @@ class KuryrNetworkDriver(NetworkDriver):
     async def delete_endpoint(self, req: p.EndpointRequest) -> None:
         gone = await self.endpoints.delete(req, self.revoke)
         if gone is not None:
-            self._watch.left(gone.port_id)
+            self.watch.left(gone.port_id)
 
     async def join(self, req: p.JoinRequest) -> p.JoinResponse:
         answer = await self.endpoints.join(req)
         endpoint = await self.endpoints.get(req.endpoint_id, req.network_id)
-        self._watch.joined(endpoint.port_id)
+        self.watch.joined(endpoint.port_id)
         return answer
 
     async def leave(self, req: p.EndpointRequest) -> None:
@@ -211,6 +212,10 @@ async def build(
             config.neutron.default_subnetpool_v6,
         )
         _known_subnets(ipam, state)
+        # Creates of a CreateNetwork that failed (or of a killed daemon's) are cleaned up.
+        lost = LostCreates(state, neutron)
+        undo.push_async_callback(lost.stop)
+        lost.resume()
         networks = Networks(
             neutron,
             ipam,
@@ -218,6 +223,7 @@ async def build(
             config.neutron.enable_dhcp,
             state=state,
             routers=Routers(neutron, config.neutron.router),
+            lost=lost,
         )
         endpoints = Endpoints(
             neutron,
@@ -239,6 +245,8 @@ async def build(
             config.neutron.port_active_timeout,
             config.neutron.vif_plugging_timeout,
         )
+        # A port whose VIF changes has its Neutron status read again at its next join.
+        prewire.rewired = watch.rewired
         published = Published(neutron, state, config.neutron.floating_ip_per)
         swarm = Swarm(neutron, networks, ipam) if config.capability_scope == "global" else None
         driver = KuryrNetworkDriver(

@@ -13,7 +13,8 @@ endpoint -> its port), ``pool_ports`` (pre-created ports and whether they are fr
 deleted whose removal from Neutron is not finished), ``release_markers`` (addresses whose
 port DeleteEndpoint already released, so dockerd's later ReleaseAddress must take nothing) and
 ``published`` (the floating IPs an endpoint's ``-p`` ports are, or are being, forwarded from,
-and where each is reachable: kuryr.domain.published).
+and where each is reachable: kuryr.domain.published), ``intents`` (creates whose answer may
+be lost: kuryr.domain.lost_creates).
 The schema is versioned in ``meta``: an older file is upgraded in place, step by step, and a
 newer file than this code understands is refused rather than guessed at.
 """
@@ -77,6 +78,7 @@ CREATE TABLE IF NOT EXISTS port_status (
 # back to an earlier release still opens the file (it refuses a newer schema version).
 _ADDITIVE = """
 CREATE TABLE IF NOT EXISTS published (endpoint_id TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS intents (key TEXT PRIMARY KEY, data TEXT NOT NULL);
 """
 
 
@@ -338,6 +340,18 @@ class State:
 
     def removal_done(self, docker_id: str) -> None:
         self._db.execute("DELETE FROM removals WHERE docker_id = ?", (docker_id,))
+
+    # --- creates whose answer may be lost (kuryr.domain.lost_creates) --------------------------
+
+    def intent_put(self, key: str, data: dict[str, Any]) -> None:
+        self._db.execute("INSERT OR REPLACE INTO intents VALUES (?, ?)", (key, json.dumps(data)))
+
+    def intents(self) -> dict[str, dict[str, Any]]:
+        rows = self._db.execute("SELECT key, data FROM intents ORDER BY rowid").fetchall()
+        return {str(r[0]): dict(json.loads(r[1])) for r in rows}
+
+    def intent_done(self, key: str) -> None:
+        self._db.execute("DELETE FROM intents WHERE key = ?", (key,))
 
     # --- release markers ------------------------------------------------------------------------
 

@@ -157,7 +157,10 @@ class Endpoints:
         """A binder that must plug before the port's device_id is written (a trunk's subport)
         plugs now; on failure the port goes back (Docker sends no DeleteEndpoint)."""
         vif = _vif(endpoint, network)
-        binder = self._binders.for_vif_type(vif.vif_type)
+        try:
+            binder = self._binders.for_vif_type(vif.vif_type)
+        except BackendError:
+            return  # no binder serves the port (binding_failed, say): Join says why
         if not binder.plug_before_bookkeeping:
             return
         try:

@@ -17,8 +17,8 @@ from kuryr.backends.neutron_api import NeutronApi, NeutronError, Resource
 from kuryr.backends.state import State
 from kuryr.domain import sharing
 from kuryr.domain.ipam import OPT_SUBNET_NAME, OPT_SUBNET_UUID, Ipam, PoolChoice
-from kuryr.domain.ports.mine import Mark, Mine, holder
-from kuryr.domain.ports.port import Port
+from kuryr.domain.lost_creates import Attempt, LostCreates
+from kuryr.domain.ports.mine import Mine
 from kuryr.domain.routers import Routers, router_tags
 from kuryr.errors import Conflict, InvalidRequest, KuryrError, NotFound
 from kuryr.plugin import protocol as p
@@ -29,6 +29,8 @@ OPT_NET_UUID = "neutron.net.uuid"
 OPT_NET_NAME = "neutron.net.name"
 OPT_NET_SHARED = "neutron.net.shared"
 MAX_DESCRIPTION = 255  # Neutron's limit
+# What finds a subnet whose create got no answer: one CIDR per network, Kuryr's name.
+_SUBNET_KEYS = ("network_id", "cidr", "name")
 
 Undo = Callable[[], Awaitable[Any]]
 
@@ -43,6 +45,7 @@ class Networks:
         *,
         state: State,
         routers: Routers,
+        lost: LostCreates | None = None,
     ) -> None:
         self._neutron = neutron
         self._routers = routers
@@ -53,6 +56,8 @@ class Networks:
         self._cache: dict[str, Network] = {}
         # Durable copy of the cache: a restarted daemon answers without asking Neutron.
         self._state = state
+        # What a failed CreateNetwork made is found again and deleted, its answer lost or not.
+        self._lost = lost or LostCreates(state, neutron)
 
     # --- lookup ----------------------------------------------------------------------------
 
@@ -103,6 +108,7 @@ class Networks:
         adopts = bool(options.get(OPT_NET_UUID) or options.get(OPT_NET_NAME))
         # An unknown router is refused before anything is made.
         router = await self._routers.wanted(req)
+        attempt = await self._lost.attempt(req.network_id)
         existing = await self.find(req.network_id, anchored=adopts)
         if existing is not None:
             await self._ensure_subnets(existing, req, [], list(existing.subnets), router)
@@ -116,22 +122,30 @@ class Networks:
                 network = await self._adopt(req, options, undo)
                 raw = await self._neutron.query("subnets", {"network_id": network.neutron_id})
                 candidates = [Subnet.from_neutron(s) for s in raw]
-                made = await self._ensure_subnets(network, req, undo, candidates, router)
+                made = await self._ensure_subnets(network, req, undo, candidates, router, attempt)
                 await self._routers.attach_made(router, made, undo)
-                anchor = await self._sharing.anchor(network, {c.id for c in candidates}, self._mine)
+                found = {c.id for c in candidates}
+                anchor = await self._sharing.anchor(network, found, self._mine, attempt)
                 undo.append(lambda: self._neutron.delete("ports", anchor))
             else:
-                network = await self._create(req, options, undo)
+                network = await self._create(req, options, undo, attempt)
                 made = await self._ensure_subnets(network, req, undo, candidates, router)
                 await self._routers.attach_made(router, made, undo)
         except BaseException:
             await _run_undo(undo)
+            attempt.failed()
             raise
-        self._remember(network)
+        with self._state.transaction():
+            self._remember(network)
+            attempt.done()
         return network
 
     async def _create(
-        self, req: p.CreateNetworkRequest, options: dict[str, str], undo: list[Undo]
+        self,
+        req: p.CreateNetworkRequest,
+        options: dict[str, str],
+        undo: list[Undo],
+        attempt: Attempt,
     ) -> Network:
         attrs: dict[str, Any] = {
             "name": naming.network_name(req.network_id),
@@ -146,7 +160,8 @@ class Networks:
         if mtu:
             attrs["mtu"] = _int_option(p.OPT_MTU, mtu)
         try:
-            created = await self._neutron.create("networks", attrs)
+            # Found again by its name (the Docker id's start) and this host's description.
+            created = await attempt.create("networks", attrs, ("name", "description"))
         except NeutronError as exc:
             # Only Neutron knows the largest MTU its segments allow.
             if "mtu" in attrs and exc.http_status == 400:
@@ -186,8 +201,9 @@ class Networks:
             tags.append(naming.existing_net_tag(req.network_id))
             if internal:
                 tags.append(naming.TAG_INTERNAL_NET)
-            found["tags"] = await self._neutron.set_tags("networks", found["id"], tags)
+            # Undone even when the write's answer is lost (Neutron may have done it).
             undo.append(lambda: self._neutron.set_tags("networks", found["id"], original))
+            found["tags"] = await self._neutron.set_tags("networks", found["id"], tags)
         # Its subnets are only those that serve this Docker network's pools (_ensure_subnets):
         # other subnets may be another Docker network's slice or the owner's own.
         return _adopted(req.network_id, found, [], internal)
@@ -199,13 +215,16 @@ class Networks:
         undo: list[Undo],
         candidates: list[Subnet],
         router: str | None,
+        attempt: Attempt | None = None,
     ) -> list[Subnet]:
         """One Neutron subnet per Docker pool: adopted by option, an existing one of the same
         CIDR among ``candidates`` (the Neutron network's subnets), or created (in one bulk
         call); the subnets created. A subnet is found by its network and CIDR; one of a
         dedicated pool, and an existing one a pool adopts, also carries the pool's id as a
         tag, as kuryr-libnetwork tags them. One created while ``router`` is wanted carries
-        the router's tag (:mod:`kuryr.domain.routers`)."""
+        the router's tag (:mod:`kuryr.domain.routers`). ``attempt``: the create is recorded
+        (kuryr.domain.lost_creates) where a lost answer would leave a subnet behind, i.e. on a
+        network Kuryr did not make (one it made takes its subnets along when it goes)."""
         options = req.generic_options
         wanted: list[tuple[dict[str, Any], PoolChoice | None]] = []
         for data in [*req.ipv4_data, *req.ipv6_data]:
@@ -232,8 +251,12 @@ class Networks:
             wanted.append((attrs, choice))
         if not wanted:
             return []
+        items = [attrs for attrs, _ in wanted]
         try:
-            created = await self._neutron.create_bulk("subnets", [attrs for attrs, _ in wanted])
+            if attempt is not None:
+                created = await attempt.create_bulk("subnets", items, _SUBNET_KEYS)
+            else:
+                created = await self._neutron.create_bulk("subnets", items)
         except NeutronError as exc:
             raise _subnet_error(exc, [a for a, _ in wanted]) from exc
         made = []
@@ -326,12 +349,12 @@ class Networks:
         if network is None:
             return
         ports, mark = await self._sharing.ports(network.neutron_id), await self._mine.mark()
-        own = [pt for pt in ports if _serves(pt, network)]
-        in_use = [pt for pt in own if _is_endpoint(pt, network, mark)]
+        own = [pt for pt in ports if sharing.serves(pt, network)]
+        in_use = [pt for pt in own if sharing.is_endpoint(pt, network, mark)]
         if in_use:
             ids = ", ".join(pt.id for pt in in_use[:5])
             raise Conflict(f"network {docker_id[:12]} still has {len(in_use)} endpoint(s): {ids}")
-        leaving = [pt.id for pt in own if _is_leftover(pt, mark)]
+        leaving = [pt.id for pt in own if sharing.is_leftover(pt, mark)]
         anchor = sharing.anchor_of(ports, docker_id)
         if anchor is not None:
             leaving.append(anchor.id)
@@ -352,20 +375,6 @@ class Networks:
             await self._ipam.cleanup_subnetpool(pool)
         self._cache.pop(network.docker_id, None)
         self._state.forget_network(network.docker_id)
-
-
-def _is_leftover(port: Port, mark: Mark) -> bool:
-    """A Kuryr port of this host that no endpoint took (an interrupted start), or one
-    kuryr-libnetwork released and kept (dockerd has no endpoint left on the network)."""
-    return mark.owns(port) and (not port.device_id or port.released_by_libnetwork)
-
-
-def _is_endpoint(port: Port, network: Network, mark: Mark) -> bool:
-    """A Kuryr port in use on this host (an unmarked one counts on a network Kuryr made);
-    other hosts' ports are theirs to release and keep the network for them."""
-    if not (port.kuryr_owned or mark.owns(port)) or _is_leftover(port, mark):
-        return False
-    return holder(port) in ({mark.name} if network.adopted else {mark.name, ""})
 
 
 def _docker_ipam(data: p.IPAMData) -> bool:
@@ -391,16 +400,6 @@ def subnetpool_for(
         return choice.subnetpool_id
     same = [s for s in candidates if s.version == cidr.version]
     return same[0].subnetpool_id if same else None
-
-
-def _serves(port: Port, network: Network) -> bool:
-    """The port is this Docker network's to judge: a port on its own subnets (a Neutron
-    network may hold other Docker networks' subnets, one per host), or on no subnet of a
-    network Kuryr made for it alone."""
-    own = {s.id for s in network.subnets}
-    if not port.fixed_ips:
-        return not network.adopted and not port.is_anchor
-    return any(subnet_id in own for subnet_id in port.subnet_ids)
 
 
 def _adopted(docker_id: str, raw: Resource, subnets: list[Subnet], internal: bool) -> Network:

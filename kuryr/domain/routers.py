@@ -66,11 +66,17 @@ class Routers:
             return
         for subnet in made:
             if router_tags(router_id, subnet):
-                await self.attach(router_id, subnet)
+                # Detached even when the attach's answer is lost (Neutron may have done it,
+                # and a network with a router's interface cannot be deleted).
                 undo.append(functools.partial(self._detach, router_id, subnet.id))
+                await self.attach(router_id, subnet)
 
     async def _detach(self, router_id: str, subnet_id: str) -> None:
-        await self._neutron.remove_router_interface(router_id, subnet_id)
+        try:
+            await self._neutron.remove_router_interface(router_id, subnet_id)
+        except NeutronError as exc:
+            if not exc.not_found:  # never attached: the attach was refused
+                raise
 
     async def attach(self, router_id: str, subnet: Subnet) -> None:
         """The router takes the subnet's gateway address (the subnet is already tagged)."""

@@ -29,6 +29,7 @@ from kuryr import naming
 from kuryr.backends.model import Network
 from kuryr.backends.neutron_api import NeutronApi, NeutronError, Resource
 from kuryr.domain import routers
+from kuryr.domain.lost_creates import Attempt
 from kuryr.domain.ports import desired
 from kuryr.domain.ports.mine import Mark, Mine, holder, kuryrs
 from kuryr.domain.ports.port import Port
@@ -155,11 +156,13 @@ class Sharing:
     def __init__(self, neutron: NeutronApi) -> None:
         self._neutron = neutron
 
-    async def anchor(self, network: Network, found: set[str], mine: Mine) -> str:
+    async def anchor(self, network: Network, found: set[str], mine: Mine, attempt: Attempt) -> str:
         """Make an adopting Docker network's anchor port (its id): the subnets it uses, and
-        which of them it made (those not on the network before)."""
+        which of them it made (those not on the network before). A create whose answer is
+        lost is found again by the Docker network's id (kuryr.domain.lost_creates)."""
         body = desired.anchor_body(network.neutron_id, network.docker_id, await mine.mark())
-        anchor = Port.from_neutron(await self._neutron.create("ports", body))
+        made = await attempt.create("ports", body, ("network_id", "device_id", "device_owner"))
+        anchor = Port.from_neutron(made)
         used = [s.id for s in network.subnets]
         tags = naming.anchor_tags(used, [s for s in used if s not in found], network.internal)
         if tags:
@@ -259,6 +262,30 @@ class Sharing:
                 raise
             LOG.warning("subnet %s is in use, kept", subnet_id)
             return False
+
+
+def is_leftover(port: Port, mark: Mark) -> bool:
+    """A Kuryr port of this host that no endpoint took (an interrupted start), or one
+    kuryr-libnetwork released and kept (dockerd has no endpoint left on the network)."""
+    return mark.owns(port) and (not port.device_id or port.released_by_libnetwork)
+
+
+def is_endpoint(port: Port, network: Network, mark: Mark) -> bool:
+    """A Kuryr port in use on this host (an unmarked one counts on a network Kuryr made);
+    other hosts' ports are theirs to release and keep the network for them."""
+    if not (port.kuryr_owned or mark.owns(port)) or is_leftover(port, mark):
+        return False
+    return holder(port) in ({mark.name} if network.adopted else {mark.name, ""})
+
+
+def serves(port: Port, network: Network) -> bool:
+    """The port is this Docker network's to judge: a port on its own subnets (a Neutron
+    network may hold other Docker networks' subnets, one per host), or on no subnet of a
+    network Kuryr made for it alone."""
+    own = {s.id for s in network.subnets}
+    if not port.fixed_ips:
+        return not network.adopted and not port.is_anchor
+    return any(subnet_id in own for subnet_id in port.subnet_ids)
 
 
 async def docker_networks(neutron: NeutronApi, mark: Mark) -> dict[str, str | None]:

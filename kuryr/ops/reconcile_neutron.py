@@ -29,7 +29,9 @@ async def judge_groups(
     plan: Plan, neutron: NeutronApi, endpoints: set[str], now: float, grace: float
 ) -> None:
     """``endpoints``: those this host's ports (or the daemon) name."""
-    for group in await neutron.query("security-groups"):
+    # Without their rules: a cloud's groups and rules are many, and this runs every pass.
+    fields = ["id", "name", "tags", "created_at", "updated_at"]
+    for group in await neutron.query("security-groups", {"fields": fields}):
         name = str(group.get("name") or "")
         owner = naming.id_from_tags(group.get("tags") or [])
         if not name.startswith(naming.EXPOSE_SG_PREFIX) or owner is None:

@@ -1,7 +1,9 @@
 """A gate in front of the shared Neutron for one private daemon: it forwards every call, except
 those a test chooses to hold (never forwarded: the call hangs as on a hung Neutron, the state
-a SIGKILL then interrupts), to fail (503, as a Neutron going down answers) or to lose (forwarded
-and done by Neutron, but answered 503: an answer lost to a timeout or a killed client).
+a SIGKILL then interrupts), to fail (503, as a Neutron going down answers), to lose (forwarded
+and done by Neutron, but answered 503: an answer lost to a timeout or a killed client) or to
+hold the answer of (forwarded and done, answered 503 only when released: the state a SIGKILL
+between a call Neutron did and its answer interrupts).
 
 The shared Neutron itself is never stopped or slowed: only the private daemon pointed at the
 gate sees its rules.
@@ -22,6 +24,7 @@ from urllib.parse import urlsplit
 HOLD = "hold"
 FAIL = "fail"
 LOSE = "lose"
+HOLD_ANSWER = "hold-answer"
 
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
 
@@ -54,6 +57,11 @@ class NeutronGate:
         """Calls ``method`` on a path matching ``path`` are forwarded, and Neutron's answer is
         replaced by a 503."""
         return self._add(Rule(method, re.compile(path), LOSE))
+
+    def hold_answer(self, method: str, path: str) -> Rule:
+        """Calls ``method`` on a path matching ``path`` are forwarded, and Neutron's answer is
+        held until :meth:`clear`, then replaced by a 503."""
+        return self._add(Rule(method, re.compile(path), HOLD_ANSWER))
 
     def clear(self) -> None:
         """Forward everything again; calls held so far are answered 503, not forwarded."""
@@ -93,7 +101,7 @@ def _handler(gate: NeutronGate) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else None
             rule = gate.rule_for(self.command, self.path)
-            if rule is not None and rule.action != LOSE:
+            if rule is not None and rule.action not in (LOSE, HOLD_ANSWER):
                 if rule.action == HOLD:
                     rule.released.wait()
                 message = f"gate: {rule.action} {self.command} {self.path}"
@@ -108,6 +116,8 @@ def _handler(gate: NeutronGate) -> type[BaseHTTPRequestHandler]:
             finally:
                 upstream.close()
             if rule is not None:
+                if rule.action == HOLD_ANSWER:
+                    rule.released.wait()
                 message = f"gate: lost the answer {response.status} to {self.command} {self.path}"
                 self._answer(503, {"NeutronError": {"type": "Gate", "message": message}})
                 return

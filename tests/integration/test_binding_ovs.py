@@ -16,7 +16,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +29,7 @@ from kuryr.backends.binding.ovs import OVN_INSTALLED, OWNER_KEY, OvsBinder
 from kuryr.backends.binding.registry import Binders, load
 from kuryr.config import BindingConfig
 from kuryr.errors import BackendError
+from tests.integration.host_binders import host_binders_fixture
 from tests.netns import (
     Namespaces,
     configure,
@@ -39,6 +40,7 @@ from tests.netns import (
 )
 
 pytestmark = pytest.mark.stack
+host_binders = host_binders_fixture()
 
 namespaces = namespaces_fixture("bnd-")
 READY_TIMEOUT = 10.0
@@ -137,21 +139,12 @@ def network(stack: Any) -> Iterator[Network]:
         neutron.delete(f"networks/{net['id']}")
 
 
-@pytest.fixture
-async def binders(stack: Any) -> AsyncIterator[Binders]:
-    loaded = await load(BindingConfig())
-    try:
-        yield loaded
-    finally:
-        await loaded.close()
-
-
-async def assert_gone(binders: Binders, vif: Vif) -> None:
-    assert binders.ovsdb is not None
-    assert await binders.ovsdb.interface(vif.host_ifname) is None
-    assert await binders.netlink.index(vif.host_ifname) is None
-    assert await binders.netlink.index(vif.container_ifname) is None
-    assert vif.port_id not in await binders.for_vif_type("ovs").plugged()
+async def assert_gone(host_binders: Binders, vif: Vif) -> None:
+    assert host_binders.ovsdb is not None
+    assert await host_binders.ovsdb.interface(vif.host_ifname) is None
+    assert await host_binders.netlink.index(vif.host_ifname) is None
+    assert await host_binders.netlink.index(vif.container_ifname) is None
+    assert vif.port_id not in await host_binders.for_vif_type("ovs").plugged()
 
 
 async def wait_active(network: Network, port_id: str, within: float = 30.0) -> str:
@@ -194,24 +187,24 @@ async def timed_plug(binder: Any, vif: Vif) -> float:
     return (time.perf_counter() - start) * 1000
 
 
-def test_registry_serves_ovs_with_the_chassis_name(binders: Binders, stack: Any) -> None:
-    assert binders.host == stack.chassis_hostname
-    assert isinstance(binders.for_vif_type("ovs"), OvsBinder)
+def test_registry_serves_ovs_with_the_chassis_name(host_binders: Binders, stack: Any) -> None:
+    assert host_binders.host == stack.chassis_hostname
+    assert isinstance(host_binders.for_vif_type("ovs"), OvsBinder)
 
 
 async def test_two_ports_ping_through_ovn(
-    binders: Binders, network: Network, namespaces: Namespaces
+    host_binders: Binders, network: Network, namespaces: Namespaces
 ) -> None:
-    binder = binders.for_vif_type("ovs")
+    binder = host_binders.for_vif_type("ovs")
     ports = [network.port(), network.port()]
     vifs = [vif_for(port, network.mtu) for port in ports]
     sandboxes = [namespaces.new(), namespaces.new()]
     latencies = [await timed_plug(binder, vif) for vif in vifs]
     print(f"\nplug latency (veth -> ovn-installed), sequential: {latencies} ms")
 
-    assert binders.ovsdb is not None
+    assert host_binders.ovsdb is not None
     for vif, port in zip(vifs, ports, strict=True):
-        state = await binders.ovsdb.interface(vif.host_ifname)
+        state = await host_binders.ovsdb.interface(vif.host_ifname)
         assert state is not None
         assert state.external_ids[OVN_INSTALLED] == "true"
         assert state.external_ids["iface-id"] == port.id
@@ -235,15 +228,15 @@ async def test_two_ports_ping_through_ovn(
     for vif in vifs:
         await binder.unplug(vif)
     for vif in vifs:
-        await assert_gone(binders, vif)
+        await assert_gone(host_binders, vif)
 
 
 async def test_a_vif_back_from_its_sandbox_serves_the_next_one(
-    binders: Binders, network: Network, namespaces: Namespaces
+    host_binders: Binders, network: Network, namespaces: Namespaces
 ) -> None:
     """The container end comes back emptied by the move (no address, down), the backend
     never saw it go: ``ready`` holds and the next sandbox reaches its peer at once."""
-    binder = binders.for_vif_type("ovs")
+    binder = host_binders.for_vif_type("ovs")
     ports = [network.port(), network.port()]
     vifs = [vif_for(port, network.mtu) for port in ports]
     for vif in vifs:
@@ -269,7 +262,7 @@ async def test_a_vif_back_from_its_sandbox_serves_the_next_one(
 
     for vif in vifs:
         await binder.unplug(vif)
-        await assert_gone(binders, vif)
+        await assert_gone(host_binders, vif)
 
 
 TAMPERING = {
@@ -284,11 +277,11 @@ TAMPERING = {
 
 @pytest.mark.parametrize("change", TAMPERING.values(), ids=TAMPERING.keys())
 async def test_a_container_end_changed_by_its_container_is_not_ready(
-    binders: Binders, network: Network, change: dict[str, Any]
+    host_binders: Binders, network: Network, change: dict[str, Any]
 ) -> None:
     """What a container with NET_ADMIN could change and a move back keeps: the VIF is then
     plugged afresh for the next container (kuryr.domain.ports.prewire)."""
-    binder = binders.for_vif_type("ovs")
+    binder = host_binders.for_vif_type("ovs")
     vif = vif_for(network.port(), network.mtu)
     await binder.plug(vif, READY_TIMEOUT)
     try:
@@ -300,26 +293,28 @@ async def test_a_container_end_changed_by_its_container_is_not_ready(
 
 
 async def test_unplug_after_the_sandbox_died(
-    binders: Binders, network: Network, namespaces: Namespaces
+    host_binders: Binders, network: Network, namespaces: Namespaces
 ) -> None:
-    binder = binders.for_vif_type("ovs")
+    binder = host_binders.for_vif_type("ovs")
     vif = vif_for(network.port(), network.mtu)
     await binder.plug(vif, READY_TIMEOUT)
     await move_link(vif.container_ifname, namespaces.new())
     namespaces.remove_all()
     await binder.unplug(vif)
     await binder.unplug(vif)
-    await assert_gone(binders, vif)
+    await assert_gone(host_binders, vif)
 
 
-async def test_container_end_has_the_port_mac_and_mtu(binders: Binders, network: Network) -> None:
-    binder = binders.for_vif_type("ovs")
+async def test_container_end_has_the_port_mac_and_mtu(
+    host_binders: Binders, network: Network
+) -> None:
+    binder = host_binders.for_vif_type("ovs")
     port = network.port()
     vif = vif_for(port, 1400)
     await binder.plug(vif, READY_TIMEOUT)
     try:
-        container = await binders.netlink.link(vif.container_ifname)
-        host = await binders.netlink.link(vif.host_ifname)
+        container = await host_binders.netlink.link(vif.container_ifname)
+        host = await host_binders.netlink.link(vif.host_ifname)
         assert container is not None and host is not None
         assert (container.mac, container.mtu, container.up) == (port.mac, 1400, False)
         assert (host.mtu, host.up) == (1400, True)
@@ -327,22 +322,22 @@ async def test_container_end_has_the_port_mac_and_mtu(binders: Binders, network:
         await binder.unplug(vif)
 
 
-async def test_replug_gives_a_freshly_wired_port(binders: Binders, network: Network) -> None:
-    binder = binders.for_vif_type("ovs")
+async def test_replug_gives_a_freshly_wired_port(host_binders: Binders, network: Network) -> None:
+    binder = host_binders.for_vif_type("ovs")
     vif = vif_for(network.port(), network.mtu)
     await binder.plug(vif, READY_TIMEOUT)
     await binder.plug(vif, READY_TIMEOUT)
-    assert binders.ovsdb is not None
-    state = await binders.ovsdb.interface(vif.host_ifname)
+    assert host_binders.ovsdb is not None
+    state = await host_binders.ovsdb.interface(vif.host_ifname)
     assert state is not None and state.external_ids[OVN_INSTALLED] == "true"
     await binder.unplug(vif)
-    await assert_gone(binders, vif)
+    await assert_gone(host_binders, vif)
 
 
 async def test_port_unknown_to_ovn_times_out_and_leaves_nothing(
-    binders: Binders, network: Network
+    host_binders: Binders, network: Network
 ) -> None:
-    binder = binders.for_vif_type("ovs")
+    binder = host_binders.for_vif_type("ovs")
     vif = Vif(
         port_id=str(uuid.uuid4()),
         endpoint_id=secrets.token_hex(32),
@@ -352,11 +347,11 @@ async def test_port_unknown_to_ovn_times_out_and_leaves_nothing(
     )
     with pytest.raises(BackendError, match=rf"port {vif.port_id} not wired by OVN within 1s"):
         await binder.plug(vif, 1.0)
-    await assert_gone(binders, vif)
+    await assert_gone(host_binders, vif)
 
 
-async def test_ten_concurrent_plugs(binders: Binders, network: Network) -> None:
-    binder = binders.for_vif_type("ovs")
+async def test_ten_concurrent_plugs(host_binders: Binders, network: Network) -> None:
+    binder = host_binders.for_vif_type("ovs")
     vifs = [vif_for(network.port(), network.mtu) for _ in range(10)]
     start = time.perf_counter()
     latencies = await asyncio.gather(*(timed_plug(binder, vif) for vif in vifs))
@@ -369,15 +364,15 @@ async def test_ten_concurrent_plugs(binders: Binders, network: Network) -> None:
     assert all(plugged.get(v.port_id) == v.host_ifname for v in vifs)
     await asyncio.gather(*(binder.unplug(vif) for vif in vifs))
     for vif in vifs:
-        await assert_gone(binders, vif)
+        await assert_gone(host_binders, vif)
 
 
-async def test_unplug_of_a_never_plugged_vif_is_a_no_op(binders: Binders) -> None:
+async def test_unplug_of_a_never_plugged_vif_is_a_no_op(host_binders: Binders) -> None:
     vif = Vif(
         str(uuid.uuid4()), secrets.token_hex(32), str(uuid.uuid4()), "fa:16:3e:00:00:02", 1500
     )
-    await binders.for_vif_type("ovs").unplug(vif)
-    await assert_gone(binders, vif)
+    await host_binders.for_vif_type("ovs").unplug(vif)
+    await assert_gone(host_binders, vif)
 
 
 async def test_tx_checksum_offload_off_is_set_on_the_container_end_and_checked(
@@ -402,8 +397,10 @@ async def test_tx_checksum_offload_off_is_set_on_the_container_end_and_checked(
         await loaded.close()
 
 
-async def test_tx_checksum_offload_stays_on_by_default(binders: Binders, network: Network) -> None:
-    binder = binders.for_vif_type("ovs")
+async def test_tx_checksum_offload_stays_on_by_default(
+    host_binders: Binders, network: Network
+) -> None:
+    binder = host_binders.for_vif_type("ovs")
     vif = vif_for(network.port(), network.mtu)
     await binder.plug(vif, READY_TIMEOUT)
     try:

@@ -9,14 +9,11 @@ tags is never taken.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from kuryr import naming
-from kuryr.backends.binding.registry import Binders, load
+from kuryr.backends.binding.registry import Binders
 from kuryr.backends.model import Network
-from kuryr.config import BindingConfig
 from kuryr.domain.ports.port import Port
 from kuryr.errors import Conflict
 from kuryr.plugin import protocol as p
@@ -29,19 +26,12 @@ from tests.integration.domain_helpers import (
     endpoints,
     no_revoke,
 )
+from tests.integration.host_binders import host_binders_fixture
 
 pytestmark = pytest.mark.stack
+host_binders = host_binders_fixture()
 
 CIDR = "172.31.247.0/24"
-
-
-@pytest.fixture
-async def binders(stack: StackFacts) -> AsyncIterator[Binders]:
-    loaded = await load(BindingConfig())
-    try:
-        yield loaded
-    finally:
-        await loaded.close()
 
 
 async def libnetwork_port(d: Domain, network: Network, ip: str, in_use: bool = False) -> str:
@@ -65,9 +55,9 @@ async def libnetwork_port(d: Domain, network: Network, ip: str, in_use: bool = F
 
 
 async def test_kuryr_takes_or_removes_what_kuryr_libnetwork_left(
-    stack: StackFacts, binders: Binders
+    stack: StackFacts, host_binders: Binders
 ) -> None:
-    async with domain(stack.neutron_url, stack.chassis_hostname, binders) as d:
+    async with domain(stack.neutron_url, stack.chassis_hostname, host_binders) as d:
         did, eid = d.new_id(), d.new_id()
         network = await d.networks.create(
             create_request(did, CIDR, "172.31.247.1/24", address_space="LocalDefault")
@@ -76,7 +66,7 @@ async def test_kuryr_takes_or_removes_what_kuryr_libnetwork_left(
             await libnetwork_port(d, network, ip) for ip in ("172.31.247.10", "172.31.247.11")
         ]
         in_use = await libnetwork_port(d, network, "172.31.247.12", in_use=True)
-        ovs = binders.for_vif_type("ovs")
+        ovs = host_binders.for_vif_type("ovs")
         stale = Port.from_neutron(await d.neutron.show("ports", taken) or {}).vif("", 1442)
         await ovs.plug(stale, 30.0)  # as kuryr-libnetwork's CreateEndpoint did
         eps = endpoints(d)

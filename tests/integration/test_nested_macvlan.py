@@ -21,15 +21,16 @@ import pytest
 from kuryr.backends.binding.base import Vif
 from kuryr.backends.binding.macvlan import MacvlanBinder, device_mac
 from kuryr.backends.binding.nested import VmNic
-from kuryr.backends.binding.registry import Binders, load
+from kuryr.backends.binding.registry import Binders
 from kuryr.backends.netlink import Netlink
 from kuryr.backends.neutron import Neutron
-from kuryr.config import BindingConfig
 from kuryr.domain.ports.port import Port
 from tests.integration.domain_helpers import neutron_client
+from tests.integration.host_binders import host_binders_fixture
 from tests.netns import Namespaces, configure, move_link, namespaces_fixture, ping
 
 pytestmark = pytest.mark.stack
+host_binders = host_binders_fixture()
 
 namespaces = namespaces_fixture("wt15m-")
 PREFIX = "wt15-macvlan-"
@@ -75,15 +76,6 @@ async def lan(stack: Any) -> AsyncIterator[Lan]:
         for port_id in made.ports:
             await neutron.delete("ports", port_id)
         await neutron.delete("networks", net["id"])
-
-
-@pytest.fixture
-async def host_binders(stack: Any) -> AsyncIterator[Binders]:
-    loaded = await load(BindingConfig())
-    try:
-        yield loaded
-    finally:
-        await loaded.close()
 
 
 async def plug_into(binders: Binders, lan: Lan, port: Port, namespace: str) -> Vif:

@@ -23,17 +23,18 @@ from typing import Any
 import pytest
 
 from kuryr import naming
-from kuryr.backends.binding.registry import Binders, load
+from kuryr.backends.binding.registry import Binders
 from kuryr.backends.neutron import Neutron
-from kuryr.config import BindingConfig
 from kuryr.domain.ports import desired
 from kuryr.domain.ports.mine import Mark
 from kuryr.domain.ports.port import Port
 from kuryr.stack.layout import SB_PORT
 from tests.integration.domain_helpers import neutron_client
+from tests.integration.host_binders import host_binders_fixture
 from tests.netns import Namespaces, move_link, namespaces_fixture
 
 pytestmark = pytest.mark.stack
+host_binders = host_binders_fixture()
 
 namespaces = namespaces_fixture("wt15o-")
 PREFIX = "wt15-subport-"
@@ -73,15 +74,6 @@ def port_binding(port_id: str) -> dict[str, Any]:
 @pytest.fixture
 async def neutron(stack: Any) -> AsyncIterator[Neutron]:
     yield neutron_client(stack.neutron_url)
-
-
-@pytest.fixture
-async def host_binders(stack: Any) -> AsyncIterator[Binders]:
-    loaded = await load(BindingConfig())
-    try:
-        yield loaded
-    finally:
-        await loaded.close()
 
 
 async def settled(port_id: str, within: float = 15.0) -> dict[str, Any]:

@@ -12,35 +12,26 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from kuryr.backends.binding.registry import Binders, load
+from kuryr.backends.binding.registry import Binders
 from kuryr.backends.neutron import Neutron
-from kuryr.config import BindingConfig
 from kuryr.domain.ports import desired
 from kuryr.domain.ports.mine import Mark
 from kuryr.domain.ports.port import Port
 from tests.integration.domain_helpers import neutron_client
+from tests.integration.host_binders import host_binders_fixture
 from tests.netns import Namespaces, configure, move_link, namespaces_fixture, ping
 from tests.vlan_responder import VlanResponder
 
 pytestmark = pytest.mark.stack
+host_binders = host_binders_fixture()
 
 namespaces = namespaces_fixture("wt15v-")
 PREFIX = "wt15-vlan-"
 VLAN = 10
-
-
-@pytest.fixture
-async def host_binders(stack: Any) -> AsyncIterator[Binders]:
-    loaded = await load(BindingConfig())
-    try:
-        yield loaded
-    finally:
-        await loaded.close()
 
 
 NO_CHASSIS = "wt15-vm-no-chassis"

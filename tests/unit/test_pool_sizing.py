@@ -43,3 +43,17 @@ def test_idle_after_a_while_without_takes_and_afresh_once_rested() -> None:
     demand.took(400.0)
     demand.rested(500.0)
     assert not demand.takes and not demand.idle(799.0, 300.0) and demand.idle(800.0, 300.0)
+
+
+def test_a_port_given_back_within_its_window_no_longer_counts() -> None:
+    demand = sizing.Demand(window=10.0, last=0.0)
+    # One container after the other: each port back before the next start.
+    for t in range(10):
+        assert demand.took(float(t), f"p{t}") == 1
+        demand.returned(f"p{t}")
+    # Three at once count three; a port taken before the window (p0) changes nothing.
+    counts = [demand.took(t, port) for t, port in ((20.0, "a"), (20.5, "b"), (21.0, "c"))]
+    assert counts == [1, 2, 3]
+    demand.returned("p0")
+    demand.returned("b")
+    assert demand.took(22.0, "d") == 3

@@ -12,11 +12,14 @@ port's VIF serves container after container without being plugged again.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+from kuryr import deadline
 from kuryr.errors import BackendError
 
 if TYPE_CHECKING:
@@ -25,6 +28,8 @@ if TYPE_CHECKING:
 HOST_IF_PREFIX = "tap"
 CONTAINER_IF_PREFIX = "t_c"
 _ID_CHARS = 11  # IFNAMSIZ is 16 with the NUL: prefix (3) + 11 + spare
+
+LOG = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -125,6 +130,16 @@ class Binder(ABC):
     @abstractmethod
     async def plugged(self) -> dict[str, str]:
         """Neutron port id -> host interface name for every VIF this host has plugged."""
+
+    async def undo_plug(self, vif: Vif) -> None:
+        """Unplug what a failed ``plug`` made, within the cleanup budget and even when the
+        request is cancelled. A failure is only logged: the plug's error is the one the
+        caller needs, and reconciliation removes leftovers."""
+        with deadline.cleanup():
+            try:
+                await asyncio.shield(self.unplug(vif))
+            except BackendError as e:
+                LOG.warning("cleanup after a failed plug of port %s: %s", vif.port_id, e)
 
     async def diagnose(self, vif: Vif) -> str | None:
         """Why the backend may not report the port of a running container up, as far as this

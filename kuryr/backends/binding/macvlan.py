@@ -27,18 +27,14 @@ for a list that holds none is taken as the lost race it is: read again, change a
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
-from kuryr import deadline
 from kuryr.backends.binding.base import Binder, Vif
 from kuryr.backends.binding.nested import VmNic
 from kuryr.backends.netlink import Netlink
 from kuryr.backends.neutron_api import NeutronApi, NeutronError
 from kuryr.errors import BackendError
-
-LOG = logging.getLogger(__name__)
 
 ALIAS_PREFIX = "kuryr-port:"
 # Conditional writes refused (412) before giving up: each refusal means another writer won.
@@ -153,8 +149,7 @@ class MacvlanBinder(Binder):
             )
             await self._netlink.set_alias(vif.container_ifname, ALIAS_PREFIX + vif.port_id)
         except BaseException:
-            with deadline.cleanup():
-                await asyncio.shield(self._unplug_quietly(vif))
+            await self.undo_plug(vif)
             raise
 
     async def ready(self, vif: Vif) -> bool:
@@ -175,12 +170,6 @@ class MacvlanBinder(Binder):
         mac = device_mac(vif.mac_address)
         await self._change_pairs(lambda cur: without_pairs(cur, vif.ips, mac))
         self._paired.discard(vif.port_id)
-
-    async def _unplug_quietly(self, vif: Vif) -> None:
-        try:
-            await self.unplug(vif)
-        except BackendError as e:
-            LOG.warning("cleanup after a failed plug of port %s: %s", vif.port_id, e)
 
     async def plugged(self) -> dict[str, str]:
         aliased = await self._netlink.aliased(ALIAS_PREFIX)

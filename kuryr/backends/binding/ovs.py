@@ -9,18 +9,14 @@ awaited as an OVSDB event.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from kuryr import deadline
 from kuryr.backends import ethtool
 from kuryr.backends.binding.base import Binder, Vif, veth_intact
 from kuryr.backends.netlink import Netlink
 from kuryr.backends.ovsdb import InterfaceState, OvsApi, Ovsdb
 from kuryr.errors import BackendError
-
-LOG = logging.getLogger(__name__)
 
 OWNER_KEY = "kuryr-endpoint"
 OVN_INSTALLED = "ovn-installed"
@@ -77,8 +73,7 @@ class OvsBinder(Binder):
         try:
             await self._plug(vif, ready_timeout)
         except BaseException:
-            with deadline.cleanup():
-                await asyncio.shield(self._unplug_quietly(vif))
+            await self.undo_plug(vif)
             raise
 
     async def _plug(self, vif: Vif, ready_timeout: float) -> None:
@@ -208,13 +203,6 @@ class OvsBinder(Binder):
         await self._ovsdb.transact(lambda api: [api.del_port(host_ifname, if_exists=True)])
         # Gone already when its peer was moved into a namespace that has since died.
         await self._netlink.delete_link(host_ifname)
-
-    async def _unplug_quietly(self, vif: Vif) -> None:
-        try:
-            await self.unplug(vif)
-        except BackendError as e:
-            # The plug error is the one the caller needs; reconciliation removes leftovers.
-            LOG.warning("cleanup after a failed plug of port %s: %s", vif.port_id, e)
 
     async def plugged(self) -> dict[str, str]:
         return plugged_ports(await self._ovsdb.interfaces())

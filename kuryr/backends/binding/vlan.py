@@ -20,18 +20,15 @@ port that is a subport (PortInUseAsSubPort): it is unplugged before it is delete
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import ClassVar
 
-from kuryr import deadline, naming
+from kuryr import naming
 from kuryr.backends.binding.base import CONTAINER_IF_PREFIX, Binder, Vif
 from kuryr.backends.binding.nested import VmNic
 from kuryr.backends.binding.segmentation import SegmentationIds
 from kuryr.backends.netlink import Netlink
 from kuryr.backends.neutron_api import NeutronApi, NeutronError
 from kuryr.errors import BackendError
-
-LOG = logging.getLogger(__name__)
 
 SEGMENTATION_TYPE = "vlan"
 # Ids refused as duplicates (someone else's subports) before the plug gives up.
@@ -84,8 +81,7 @@ class VlanBinder(Binder):
                 vif.container_ifname, await self._nic.index(), vif.mac_address, vif.mtu, seg_id
             )
         except BaseException:
-            with deadline.cleanup():
-                await asyncio.shield(self._unplug_quietly(vif))
+            await self.undo_plug(vif)
             raise
 
     async def _add_subport(self, trunk_id: str, port_id: str) -> int:
@@ -161,12 +157,6 @@ class VlanBinder(Binder):
         except NeutronError as exc:
             if not exc.not_found:
                 raise
-
-    async def _unplug_quietly(self, vif: Vif) -> None:
-        try:
-            await self.unplug(vif)
-        except BackendError as e:
-            LOG.warning("cleanup after a failed plug of port %s: %s", vif.port_id, e)
 
     async def plugged(self) -> dict[str, str]:
         """The trunk's subports (Neutron's word, read afresh), by the name of their

@@ -13,11 +13,8 @@ without 802.1Q could too.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from typing import Any
 
-from kuryr import deadline
 from kuryr.backends import ethtool
 from kuryr.backends.binding.base import HOST_IF_PREFIX, Vif, veth_intact
 from kuryr.backends.binding.nested import VmNic
@@ -27,8 +24,6 @@ from kuryr.backends.netlink import Netlink
 from kuryr.backends.neutron_api import NeutronApi
 from kuryr.backends.ovsdb import OvsApi, Ovsdb
 from kuryr.errors import BackendError
-
-LOG = logging.getLogger(__name__)
 
 
 class VlanOvsBinder(VlanBinder):
@@ -56,8 +51,7 @@ class VlanOvsBinder(VlanBinder):
             await self._owned(vif.port_id)
             await self._attach(vif, seg_id)
         except BaseException:
-            with deadline.cleanup():
-                await asyncio.shield(self._unplug_quietly(vif))
+            await self.undo_plug(vif)
             raise
 
     async def _attach(self, vif: Vif, seg_id: int) -> None:

@@ -186,7 +186,8 @@ class Pools:
         pp.status = TAKEN
         pool.taken[port_id] = pp
         self._state.set_pool_port_status(port_id, TAKEN)
-        pool.target = sizing.grown(pool.target, pool.demand.took(self._clock()), self.config)
+        out = pool.demand.took(self._clock(), port_id)
+        pool.target = sizing.grown(pool.target, out, self.config)
         self._level(pool)
         self._wire(pool)
         if self._refill.urgent(pool):
@@ -206,6 +207,7 @@ class Pools:
         if pool is None or pool.closing:
             self.delete(pool, port_id)
             return
+        pool.demand.returned(port_id)  # its start no longer counts as demand
         if len(pool.free) + pool.creating >= self.config.max:
             evicted = self._evicted_for(pool, ip)
             if evicted is None:

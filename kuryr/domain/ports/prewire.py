@@ -70,6 +70,9 @@ class Prewire:
         self._started: set[str] = set()  # plugs ahead past the queue
         self._unplugging: dict[str, str] = {}  # port id -> its network's, until its unplug ends
         self._closed = False
+        # Told of every port whose VIF is (to be) plugged or unplugged, or that goes: what
+        # was known of its status in Neutron may change (kuryr.domain.ports.status).
+        self.rewired: Callable[[str], None] = lambda _port_id: None
 
     # --- pool side -------------------------------------------------------------------------
 
@@ -111,6 +114,7 @@ class Prewire:
         until it is not (a subport: plugged by the daemon before a restart, or taken when it
         was killed): its VIF is removed by name, or its journaled delete is refused for good
         (409 PortInUseAsSubPort, live after SIGKILL rounds in a vlan VM)."""
+        self.rewired(port_id)
         vif = self._forget(port_id)
         if vif is not None:
             self._unplug_later(vif)
@@ -163,9 +167,12 @@ class Prewire:
             task.cancel()
         await self._settle(port_id)
         ahead = self._forget(port_id)
-        if ahead is None or not ahead.same_wiring(vif):
-            return False
-        return await self._binders.for_vif_type(vif.vif_type).ready(vif)
+        whole = ahead is not None and ahead.same_wiring(vif)
+        if whole:
+            whole = await self._binders.for_vif_type(vif.vif_type).ready(vif)
+        if not whole:
+            self.rewired(port_id)  # the caller plugs it
+        return whole
 
     async def unwire(self, port_id: str) -> None:
         """Before a port's MAC or addresses change: its VIF plugged ahead goes now, so the
@@ -176,6 +183,7 @@ class Prewire:
     async def unplug_stale(self, vif: Vif) -> None:
         """A VIF another plugin left plugged (kuryr-libnetwork's failed start) goes now, before
         its port is taken over."""
+        self.rewired(vif.port_id)
         await self._binders.for_vif_type(vif.vif_type).unplug(vif)
 
     async def unplug_for_delete(self, vif: Vif) -> bool:
@@ -185,6 +193,7 @@ class Prewire:
         binder = self._binders.for_vif_type(vif.vif_type)
         if not binder.unplug_before_delete:
             return False
+        self.rewired(vif.port_id)
         self._forget(vif.port_id)
         await self._settle(vif.port_id)
         await binder.unplug(vif)
@@ -212,6 +221,7 @@ class Prewire:
     # --- the work ------------------------------------------------------------------------------
 
     def _unplug_later(self, vif: Vif) -> None:
+        self.rewired(vif.port_id)
         self._unplugging[vif.port_id] = vif.network_id
         self._chain(vif.port_id, "unplug", lambda: self._unplug(vif))
 
@@ -275,6 +285,7 @@ class Prewire:
                 return  # claimed or gone while queued
             self._started.add(vif.port_id)
             if not await binder.ready(vif):
+                self.rewired(vif.port_id)
                 await binder.plug(vif, self._timeout)
 
     def _slots_of(self, binder: Binder) -> asyncio.Semaphore:

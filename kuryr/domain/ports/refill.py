@@ -32,7 +32,7 @@ from kuryr import deadline, naming
 from kuryr.backends.neutron_api import NeutronApi, NeutronError
 from kuryr.backends.state import MODE_EXACT, State, iter_hosts
 from kuryr.config import PoolConfig
-from kuryr.domain.ports import desired
+from kuryr.domain.ports import desired, sizing
 from kuryr.domain.ports.journal import Journal, background
 from kuryr.domain.ports.ledger import PortPool
 from kuryr.domain.ports.mine import Mine
@@ -92,10 +92,13 @@ class Refill:
         self._post_tags = PostTags()
 
     def kick(self, pool: PortPool) -> None:
-        """Start the pool's refill when it is short of ports or starts wait for one."""
+        """Start the pool's refill when starts wait for a port, or it is short of ports by a
+        batch or below ``min`` (kuryr.domain.ports.sizing.refill_due)."""
         if not self._ledger.enabled or pool.closing or not pool.started or pool.refill is not None:
             return
-        if pool.waiters or self._short(pool) > 0:
+        if pool.waiters or sizing.refill_due(
+            pool.target, len(pool.free) + pool.creating, self._config
+        ):
             pool.refill = background(self._refill(pool), f"pool-{pool.subnet_id}")
 
     def urgent(self, pool: PortPool) -> bool:

@@ -8,6 +8,15 @@
   under load needs a few seconds; a burst of N starts within one window makes the next burst
   of N find N ports ready. A larger factor than one would only buy idle ports; a moving average
   would forget a burst before the next one came (bursts repeat: a deploy, a scale-out).
+- A port given back within the window of its take no longer counts: the pool served it and
+  has it again. Containers started and stopped one after the other (``docker run --rm``, a
+  job runner) take one port at a time, however many per window, so they grow no pool and cost
+  Neutron no refill; N containers running at once within a window still count N.
+- A refill starts once the pool lacks a whole ``batch`` of its target (a bulk create makes at
+  least that many anyway), or holds fewer than ``min``, or a start waits; it then fills up to
+  the target. Why: a container that stops gives its port back, and a pool at its target that
+  refilled at every take would overshoot by a batch (and, at ``max``, delete a port at every
+  give-back): a start then a stop would cost a bulk POST and a DELETE.
 - After ``[pool] idle_after`` seconds without a take, the target falls back to ``min`` (the
   floor) and the free ports beyond it are deleted in the background (0: pools never shrink).
 
@@ -38,21 +47,36 @@ def grown(target: int, taken_in_window: int, config: PoolConfig) -> int:
     return min(max(target, taken_in_window, floor(config)), config.max)
 
 
+def refill_due(target: int, have: int, config: PoolConfig) -> bool:
+    """A refill is worth starting for a pool holding ``have`` free or being-made ports."""
+    short = max(target, config.min) - have
+    return short > 0 and (short >= max(config.batch, 1) or have < floor(config))
+
+
 @dataclass
 class Demand:
     """When a pool's ports were taken: the takes of the last window, and the last one."""
 
     window: float
     last: float  # clock of the last take (of the pool's creation before the first)
-    takes: deque[float] = field(default_factory=deque)
+    # (clock, port id) of the takes within the last window whose port is not back.
+    takes: deque[tuple[float, str]] = field(default_factory=deque)
 
-    def took(self, now: float) -> int:
-        """Count a take at ``now``; returns the takes within the window ending at ``now``."""
-        self.takes.append(now)
+    def took(self, now: float, port_id: str = "") -> int:
+        """Count a take at ``now``; returns the takes within the window ending at ``now``
+        whose port is still out."""
+        self.takes.append((now, port_id))
         self.last = now
-        while self.takes and self.takes[0] <= now - self.window:
+        while self.takes and self.takes[0][0] <= now - self.window:
             self.takes.popleft()
         return len(self.takes)
+
+    def returned(self, port_id: str) -> None:
+        """The port is back in the pool: its take, if within the window, no longer counts."""
+        for i, (_, taken) in enumerate(self.takes):
+            if taken == port_id:
+                del self.takes[i]
+                return
 
     def idle(self, now: float, idle_after: float) -> bool:
         """No take for ``idle_after`` seconds (never, when ``idle_after`` is 0)."""

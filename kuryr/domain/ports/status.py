@@ -18,6 +18,12 @@ re-attached only :data:`WIRED_PATIENCE` times ``bound`` after its container join
 lost the event, or wrote the port's binding after OVN had reported it up). Each port gets at
 most :data:`REPAIRS` repairs per container. The last status seen (and why it is
 not ACTIVE) is kept in the local state for ``kuryr port``.
+
+A port seen ACTIVE whose VIF nobody has plugged, unplugged or re-attached since (its container
+left and it went back to its pool with its VIF kept, kuryr.domain.ports.prewire) is ACTIVE
+when its next container joins: OVN never released it, so Neutron never changed its status.
+That join costs Neutron no status read (steady state: a start's only requests are its
+bookkeeping); the sweep still reads it with every other endpoint's port.
 """
 
 from __future__ import annotations
@@ -96,6 +102,9 @@ class PortStatus:
         self._plug_timeout = plug_timeout
         self._watched: dict[str, _Watched] = {}
         self._given_up: set[str] = set()  # repairs spent: checked by the sweep only
+        # Seen ACTIVE, and their VIF untouched since (kuryr.domain.ports.prewire says when
+        # it is not): a container joining one of them finds it ACTIVE.
+        self._settled: set[str] = set()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._next_sweep = 0.0
@@ -103,15 +112,25 @@ class PortStatus:
     # --- what the endpoints tell -----------------------------------------------------------
 
     def joined(self, port_id: str) -> None:
-        """The port's container joined: poll its status until ACTIVE."""
+        """The port's container joined: poll its status until ACTIVE, unless it was ACTIVE
+        with the very VIF the container got (no status read: nothing changed for Neutron)."""
+        if port_id in self._settled:
+            self._state.save_port_status(port_id, ACTIVE)
+            return
         self._watched[port_id] = _Watched(time.monotonic())
         self._wake.set()
 
     def left(self, port_id: str) -> None:
-        """The endpoint is gone: its port's status is no longer the container's."""
+        """The endpoint is gone: its port's status is no longer the container's (what is
+        known of its VIF stays, for the port's next container when its VIF is kept)."""
         self._watched.pop(port_id, None)
         self._given_up.discard(port_id)
         self._state.forget_port_status(port_id)
+
+    def rewired(self, port_id: str) -> None:
+        """The port's VIF is (to be) plugged, unplugged or re-attached, or the port goes:
+        Neutron may change its status, so its next container's join reads it again."""
+        self._settled.discard(port_id)
 
     # --- the loop ------------------------------------------------------------------------------
 
@@ -173,6 +192,8 @@ class PortStatus:
         return found
 
     async def _judge(self, port_id: str, status: str, now: float) -> None:
+        if status != ACTIVE:
+            self._settled.discard(port_id)
         if status == GONE:
             self._watched.pop(port_id, None)
             self._given_up.discard(port_id)
@@ -193,8 +214,10 @@ class PortStatus:
                 LOG.info("port %s is ACTIVE again", port_id)
             self._watched.pop(port_id, None)
             self._given_up.discard(port_id)
+            self._settled.add(port_id)
             self._state.save_port_status(port_id, ACTIVE)
             return
+        self._settled.discard(port_id)
         if port_id in self._given_up:
             self._state.save_port_status(port_id, status, problem or self._lag(vif))
             return
@@ -248,6 +271,7 @@ class PortStatus:
             return
         watched.repairs += 1
         watched.warned = True
+        self._settled.discard(port_id)
         LOG.warning(
             "port %s: %s; re-attaching %s to the backend (repair %d of %d)",
             port_id,

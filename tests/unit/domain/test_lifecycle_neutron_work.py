@@ -1,0 +1,73 @@
+"""What a container lifecycle costs Neutron in the steady state, on the in-memory Neutron: a
+start from a pool port writes the port (device_id, name) and its tags, a stop cleans both, and
+nothing else: no status read of a port whose VIF went back to its pool and came out of it
+untouched, no refill of a pool whose ports come back (issue 18: at most 4 requests per
+lifecycle)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from kuryr import naming
+from kuryr.config import PoolConfig
+from kuryr.domain.ports.status import ACTIVE
+from kuryr.driver import KuryrNetworkDriver
+from tests.fakes.clock import Clock
+from tests.fakes.daemon import Daemon, Net, daemon, eventually
+
+# As the local stack runs the daemon (kuryr/stack/daemon.py), bookkeeping written at once.
+STACK = PoolConfig(min=2, max=40, batch=4, initial=4, window=10.0, idle_after=300.0)
+LIFECYCLES = 10
+
+
+def kuryr_driver(d: Daemon) -> KuryrNetworkDriver:
+    assert isinstance(d.network, KuryrNetworkDriver)
+    return d.network
+
+
+async def warmed(d: Daemon, net: Net) -> None:
+    """The pool filled, and each of its ports taken once by a container whose join read its
+    status (OVN reported it up: ACTIVE in Neutron), and given back with its VIF."""
+    await eventually(lambda: len(d.ports(net)) >= STACK.initial, "the first fill")
+    pool = d.pools.pool(net.subnet_id)
+    assert pool is not None
+    await eventually(lambda: pool.refill is None and not pool.creating, "the first fill is over")
+    for _ in range(len(pool.free)):
+        container = await d.run(net)
+        await kuryr_driver(d).endpoints.flush()
+        port = d.port_holding(net, container.address)
+        assert port is not None
+        d.neutron.change("ports", port["id"], status=ACTIVE)
+        await kuryr_driver(d).watch.check()
+        await d.stop(container)
+        await kuryr_driver(d).endpoints.flush()
+
+
+@pytest.mark.parametrize("ipam", ["kuryr", "docker"])
+async def test_a_steady_state_lifecycle_costs_neutron_its_bookkeeping_only(
+    tmp_path: Path, ipam: str
+) -> None:
+    async with daemon(tmp_path, STACK, clock=Clock()) as d:
+        net = await (d.kuryr_network() if ipam == "kuryr" else d.docker_network("10.79.0.0/24"))
+        await warmed(d, net)
+        before = Counter(d.neutron.calls)
+
+        for _ in range(LIFECYCLES):
+            container = await d.run(net)
+            await kuryr_driver(d).endpoints.flush()
+            port = d.port_holding(net, container.address)
+            assert port is not None and port["device_id"] == container.endpoint_id
+            assert port["name"] != naming.POOL_PORT_NAME, "a running container's port names it"
+            await kuryr_driver(d).watch.check()
+            await d.stop(container)
+            await kuryr_driver(d).endpoints.flush()
+            back = d.neutron.get("ports", port["id"])
+            assert back is not None and not back["device_id"], "a free pool port names no one"
+
+        made = Counter(d.neutron.calls)
+        made.subtract(before)
+        requests = {call: n for call, n in made.items() if n}
+        assert requests == {("PUT", "ports"): 4 * LIFECYCLES}, requests
