@@ -22,6 +22,11 @@ both pass, and the later one then fails on the pairs' unique key as a 400
 ``DuplicateAddressPairInRequest`` (seen live: two Joins in one VM). So one daemon writes its
 VM port's pairs one change at a time (``MacvlanBinder._pairs_lock``), and a duplicate refused
 for a list that holds none is taken as the lost race it is: read again, change again.
+
+A pair lives only while its device does: a plug makes the device (with its alias, the port
+id) before the pair, an unplug removes the pair before the device. A daemon killed between
+two steps so leaves at most a device, which reconciliation finds by its alias; never a pair
+that nothing on the VM names (seen live: pairs of deleted ports left after SIGKILL rounds).
 """
 
 from __future__ import annotations
@@ -142,12 +147,12 @@ class MacvlanBinder(Binder):
     async def plug(self, vif: Vif, ready_timeout: float) -> None:
         mac = device_mac(vif.mac_address)
         try:
-            await self._change_pairs(lambda cur: with_pairs(cur, vif.ips, mac))
-            self._paired.add(vif.port_id)
             await self._netlink.create_sublink(
                 vif.container_ifname, await self._nic.index(), mac, vif.mtu
             )
             await self._netlink.set_alias(vif.container_ifname, ALIAS_PREFIX + vif.port_id)
+            await self._change_pairs(lambda cur: with_pairs(cur, vif.ips, mac))
+            self._paired.add(vif.port_id)
         except BaseException:
             await self.undo_plug(vif)
             raise
@@ -166,10 +171,10 @@ class MacvlanBinder(Binder):
         )
 
     async def unplug(self, vif: Vif) -> None:
-        await self._netlink.delete_link(vif.container_ifname)
         mac = device_mac(vif.mac_address)
         await self._change_pairs(lambda cur: without_pairs(cur, vif.ips, mac))
         self._paired.discard(vif.port_id)
+        await self._netlink.delete_link(vif.container_ifname)
 
     async def plugged(self) -> dict[str, str]:
         aliased = await self._netlink.aliased(ALIAS_PREFIX)
@@ -178,11 +183,10 @@ class MacvlanBinder(Binder):
     async def remove(self, host_ifname: str) -> None:
         """A device known by name only (its port may be gone): the pairs of its MAC go too."""
         link = await self._netlink.link(host_ifname)
+        if link is not None and link.alias.startswith(ALIAS_PREFIX):
+            await self._change_pairs(lambda cur: without_mac(cur, link.mac))
+            self._paired.discard(link.alias[len(ALIAS_PREFIX) :])
         await self._netlink.delete_link(host_ifname)
-        if link is None or not link.alias.startswith(ALIAS_PREFIX):
-            return
-        await self._change_pairs(lambda cur: without_mac(cur, link.mac))
-        self._paired.discard(link.alias[len(ALIAS_PREFIX) :])
 
     async def _change_pairs(self, change: Change) -> None:
         vm = await self._nic.port()

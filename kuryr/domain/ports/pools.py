@@ -164,7 +164,7 @@ class Pools:
         tracks it any more, and its VIF plugged ahead goes."""
         for subnet_id in port.subnet_ids:
             self._untrack(self._pools.get(subnet_id), port.id)
-        self._wiring.gone(port.id)
+        self._wiring.gone(port.id, port.network_id)
 
     async def take_or_wait(self, subnet_id: str) -> Port | None:
         """A free port of the subnet's pool; on a miss, one from the pool's next bulk create
@@ -244,7 +244,7 @@ class Pools:
         with self._state.transaction():
             self._untrack(pool, port_id)
             self._journal.record_delete(port_id)
-        self._wiring.gone(port_id)
+        self._wiring.gone(port_id, pool.row.network_id if pool is not None else "")
         if pool is not None:
             self._level(pool)
 

@@ -108,36 +108,40 @@ class Prewire:
             LOG.warning("port %s: cannot check its VIF: %s", vif.port_id, exc)
             return False
 
-    def gone(self, port_id: str) -> None:
-        """The port is being deleted: its VIF plugged ahead goes (in the background). A port
-        this daemon did not plug ahead may still be plugged where Neutron refuses its delete
-        until it is not (a subport: plugged by the daemon before a restart, or taken when it
-        was killed): its VIF is removed by name, or its journaled delete is refused for good
-        (409 PortInUseAsSubPort, live after SIGKILL rounds in a vlan VM)."""
-        self.rewired(port_id)
+    def gone(self, port_id: str, network_id: str = "") -> None:
+        """The port is being deleted: its VIF plugged ahead goes (in the background). In
+        nested mode a port this daemon did not plug ahead may still be plugged (by the
+        daemon before a restart, or taken when it was killed): its VIF is removed by the
+        port id the binder names it by (``Binder.plugged``), or a subport's journaled delete
+        is refused for good (409 PortInUseAsSubPort) and a macvlan's pair stays on the VM's
+        port (both seen live after SIGKILL rounds). ``network_id``: the removal of that
+        network waits for it (:meth:`unplugged`)."""
         vif = self._forget(port_id)
         if vif is not None:
             self._unplug_later(vif)
             return
-        if self._nested_unplugging_first() is not None:
+        if self._nested() is not None:
+            if network_id:
+                self._unplugging[port_id] = network_id
             self._chain(port_id, "unplug", lambda: self.unplug_by_id(port_id))
 
     async def unplug_by_id(self, port_id: str) -> None:
-        """The port's VIF, known by its port only, goes where the backend refuses the port's
-        delete while it is plugged (its name is the binder's word: ``Binder.plugged``)."""
-        binder = self._nested_unplugging_first()
+        """In nested mode, the port's VIF, known by its port only, goes."""
+        binder = self._nested()
         if binder is None:
             return
         name = (await binder.plugged()).get(port_id)
         if name is not None:
             await binder.remove(name)
 
-    def _nested_unplugging_first(self) -> Binder | None:
+    def _nested(self) -> Binder | None:
+        """The binder of nested mode (it plugs whatever Neutron's binding says); None on a
+        host, where reconciliation removes the VIFs of gone ports."""
         try:
             binder = self._binders.for_vif_type("ovs")  # nested mode: its one binder
         except KuryrError:
             return None
-        return binder if binder.unplug_before_delete else None
+        return binder if binder.plugs_unbound else None
 
     async def unplugged(self, network_id: str) -> None:
         """Returns once the unplugs under way of the network's ports (after their delete) are

@@ -213,6 +213,30 @@ async def test_a_subport_not_plugged_ahead_by_this_daemon_leaves_the_trunk_when_
     await prewire.close()
 
 
+async def test_a_macvlan_not_plugged_ahead_by_this_daemon_goes_with_its_pair_when_deleted() -> None:
+    """The same in macvlan mode: a port plugged before a restart has a device and a pair on
+    the VM's port, which go when the pools delete the port, and the network's removal waits
+    for them (seen live: pairs of deleted ports left on the VM port after SIGKILL rounds)."""
+    vm = NestedVm(macvlan=True)
+    net = vm.neutron.make("networks", {"name": "wt15-net"})
+    vm.neutron.make("subnets", {"network_id": net["id"], "cidr": "10.154.0.0/24", "ip_version": 4})
+    raw = vm.neutron.make("ports", {"network_id": net["id"], "device_owner": naming.DEVICE_OWNER})
+    vif = Port.from_neutron(raw).vif("", 1442)
+    await vm.binders.for_vif_type("ovs").plug(vif, 5)  # the daemon's life before the restart
+    assert len(vm.pairs()) == 1 and len(vm.macvlan_devices()) == 1
+
+    async def deleted(_: str) -> None:
+        return None
+
+    prewire = Prewire(vm.binders, lambda _: 1442, 5.0, deleted=deleted)
+    prewire.gone(vif.port_id, net["id"])
+    await prewire.unplugged(net["id"])
+
+    assert vm.pairs() == set()
+    assert vm.macvlan_devices() == set()
+    await prewire.close()
+
+
 async def test_a_replayed_delete_of_a_subport_unplugs_it_first(tmp_path: Path) -> None:
     """A delete journaled before a kill is replayed after it, with no VIF of this daemon's
     to unplug: Neutron refuses it (409 PortInUseAsSubPort) until the port leaves the trunk,
