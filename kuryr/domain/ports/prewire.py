@@ -213,11 +213,15 @@ class Prewire:
             self._unplug_later(vif)
 
     async def close(self) -> None:
-        """Stop plugging ahead; unplugs under way get a moment to finish."""
+        """Stop plugging ahead: plugs still queued are dropped, and plugs and unplugs under
+        way get a moment to finish. A plug cancelled half-way is undone, so the restart that
+        follows would plug the port again instead of keeping its VIF (seen in CI: a VIF
+        OVN had wired, removed by a stop that came before the plug had returned)."""
         self._closed = True
         tasks = list(self._last.values())
         for task in tasks:
-            if task.get_name().startswith("plug-"):
+            kind, _, port_id = task.get_name().partition("-")
+            if kind == "plug" and port_id not in self._started:
                 task.cancel()
         if tasks:
             await asyncio.wait(tasks, timeout=_CLOSE_GRACE)
