@@ -145,6 +145,8 @@ class Phase:
         self.made_networks: list[str] = []
         self.cidrs: list[str] = []
         self.pools_before: set[str] = set()
+        # Each VM port's subports and address pairs before the phase made anything.
+        self.ports_before: dict[str, dict[str, int]] = {}
 
     def run(self) -> dict[str, Any]:
         began = time.monotonic()
@@ -197,6 +199,7 @@ class Phase:
         for vm in found:
             multihost.clear_containers(vm.host, PREFIX)
             multihost.clear_networks(vm.host, PREFIX)
+            self.ports_before[vm.host.name] = vm_port_state(vm)
         return found
 
     def _kuryr_network(self, mode: str) -> tuple[str, str]:
@@ -281,9 +284,19 @@ class Phase:
                 notes += _delete_when_free(network_id)
             for cidr in self.cidrs:
                 notes += _drop_pool(cidr, self.pools_before)
+            for vm in found:
+                notes += self._port_as_before(vm)
         except (OSError, ValueError) as exc:  # urllib's errors are OSErrors
             notes.append(f"Neutron could not be cleaned up: {exc}")
         return {"ok": not notes, "notes": notes}
+
+    def _port_as_before(self, vm: Vm) -> list[str]:
+        """The VM's daemon takes its ports out of the trunk (vlan) or the pairs off the VM
+        port (macvlan) in the background after ``docker network rm``: awaited."""
+        before = self.ports_before.get(vm.host.name)
+        if before is None or multihost.wait_until(lambda: vm_port_state(vm) == before, GONE_S):
+            return []
+        return [f"{vm.host.name}'s port: {vm_port_state(vm)} after the phase, {before} before"]
 
     def _release(self) -> dict[str, Any]:
         say("removing the VMs it started ...")
@@ -323,9 +336,23 @@ def _drop_pool(cidr: str, before: set[str]) -> list[str]:
         return []
     for pool in neutron.call("GET", f"/v2.0/subnetpools?name={name}")["subnetpools"]:
         used = neutron.call("GET", f"/v2.0/subnets?subnetpool_id={pool['id']}")["subnets"]
-        if not used:
+        if used:
+            continue
+        try:
             neutron.call("DELETE", f"/v2.0/subnetpools/{pool['id']}")
+        except urllib.error.HTTPError as exc:
+            # Kuryr's own release may have deleted it meanwhile.
+            if exc.code != 404:
+                return [f"subnetpool {name} could not be deleted: HTTP {exc.code}"]
     return []
+
+
+def vm_port_state(vm: Vm) -> dict[str, int]:
+    """How many subports the VM's trunk carries and address pairs its port has: after the
+    phase, as before it."""
+    port = neutron.call("GET", f"/v2.0/ports/{vm.port_id}")["port"]
+    trunk = neutron.call("GET", f"/v2.0/trunks/{vm.trunk_id}")["trunk"]
+    return {"subports": len(trunk["sub_ports"]), "pairs": len(port["allowed_address_pairs"])}
 
 
 def measure(settings: Settings | None = None) -> dict[str, Any]:
