@@ -50,7 +50,7 @@ VMS = 2
 # The vlan VM's network: outside the default pools, the VMs' 10.99 and the other phases'.
 VLAN_BLOCK = "10.236"
 TARGET = nested_report.TARGET
-SETTLE_LIMIT_S = 45.0
+SETTLE_LIMIT_S = nested_report.SETTLE_LIMIT_S
 GONE_S = 60.0
 NESTED_KURYRLIB = (
     "not measured: kuryr-libnetwork would have to run inside each VM (its network and mount"

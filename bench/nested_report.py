@@ -15,6 +15,8 @@ COMMAND = ".venv/bin/python -m bench.nested"
 BEFORE = ("## Several hosts", "## How it is measured", "## How to reproduce")
 # Issue 15: a nested `docker run --rm` at most this many times the bridge's in the same VM.
 TARGET = 1.3
+# How long the phase waits for an idle machine once a VM's networks are made.
+SETTLE_LIMIT_S = 45.0
 NETWORKS = (("bridge", "Docker bridge"), ("kuryr", "Kuryr (Kuryr IPAM)"))
 
 
@@ -118,6 +120,15 @@ def _notes(nested: dict[str, Any]) -> list[str]:
         " daemon was quiet for 2 s; *sync* are those that arrived while `docker run` ran. The"
         " daemon is put back as the stack runs it afterwards.",
     ]
+    waits = {m: e["settle_s"] for m, e in nested.get("modes", {}).items() if "settle_s" in e}
+    if waits:
+        busy = any(w >= SETTLE_LIMIT_S for w in waits.values())
+        lines.append(
+            "- Before the first run, the networks made, the phase waited for an idle machine"
+            f" (the pools' fill done), at most {SETTLE_LIMIT_S:g} s: "
+            + ", ".join(f"{mode} {w:g} s" for mode, w in waits.items())
+            + (" (the limit: the machine was busy)." if busy else ".")
+        )
     steps = nested.get("lifecycle", {})
     if "up" in steps:
         up, down = steps["up"], steps.get("down", {})

@@ -174,3 +174,15 @@ def test_make_bench_runs_the_nested_phase_unless_told_not_to() -> None:
     assert parse_args([]).nested is True
     assert parse_args(["--no-nested"]).nested is False
     assert nested.parse_args(["--runs", "5"]).runs == 5
+
+
+def test_the_wait_for_an_idle_machine_is_said_and_whether_it_ran_out() -> None:
+    modes = {
+        "macvlan": {**MEASURED["modes"]["macvlan"], "settle_s": 3.2},
+        "vlan": {**MEASURED["modes"]["vlan"], "settle_s": 45.1},
+    }
+    text = "\n".join(nested_report.section({"nested": {**MEASURED, "modes": modes}}))
+    assert "at most 45 s: macvlan 3.2 s, vlan 45.1 s (the limit: the machine was busy)." in text
+    modes["vlan"]["settle_s"] = 1.0
+    text = "\n".join(nested_report.section({"nested": {**MEASURED, "modes": modes}}))
+    assert "macvlan 3.2 s, vlan 1 s." in text
