@@ -36,3 +36,21 @@ def errors(row: dict[str, Any]) -> str:
     if not row.get("errors"):
         return "0"
     return f"{row['errors']}: " + "; ".join(f"`{e}`" for e in row.get("error_examples", []))
+
+
+def splice_section(markdown: str, heading: str, lines: list[str], before: Sequence[str]) -> str:
+    """``markdown`` with its section ``heading`` replaced by ``lines``; a page without one
+    gets it before the first of the sections ``before`` (or at its end). How a phase run
+    alone rewrites its own section of docs/benchmarks.md and nothing else."""
+    doc = markdown.rstrip("\n").split("\n")
+    if heading in doc:
+        start = doc.index(heading)
+        later = (i for i in range(start + 1, len(doc)) if doc[i].startswith("## "))
+        end = next(later, len(doc))
+    else:
+        start = end = next((i for i, line in enumerate(doc) if line in before), len(doc))
+    head = doc[:start]
+    if head and head[-1] != "":
+        head.append("")
+    own = lines if not lines or lines[-1] == "" else [*lines, ""]
+    return "\n".join([*head, *own, *doc[end:]]).rstrip("\n") + "\n"

@@ -170,6 +170,10 @@ class Counting:
     def _sim_host(self, host: Host) -> SimHost:
         return hostplan.host(self.layout.root, host.name)
 
+    def _sim_daemon(self, host: Host) -> SimDaemon:
+        """The host's daemon as the stack runs it (a simulated VM's has more config)."""
+        return SimDaemon(self._sim_host(host))
+
     def _main(self, endpoint: str) -> int:
         ours = OurDaemon(self.layout)
         self.main_launch = ours.launch()
@@ -182,7 +186,7 @@ class Counting:
         sim = self._sim_host(host)
         copy = self.workdir / f"mh-kuryr-{host.name}.conf"
         write_config_copy(sim.config, counting_settings(endpoint), copy)
-        SimDaemon(sim).stop()
+        self._sim_daemon(host).stop()
         argv = [daemon.executable(), "--config-file", str(copy), "serve"]
         pid = procs.spawn(in_host(sim, argv), sim.log("kuryr"), None)
         ready = procs.wait_for(lambda: daemon.activates(sim.plugin_sock)[0], START_S)
@@ -210,7 +214,7 @@ class Counting:
             if host.main:
                 continue
             try:
-                SimDaemon(self._sim_host(host)).start()
+                self._sim_daemon(host).start()
             except StackError as exc:
                 notes.append(f"{host.name}'s daemon: {exc.reason}")
         for pid in self.proxies:

@@ -628,27 +628,27 @@ def daemon_configs() -> dict[str, Any]:
     return configs
 
 
-def _listed(host: Host, *listing: str) -> list[str] | None:
-    done = host.docker(*listing, "--filter", f"name={PREFIX}", "--format", "{{.Names}}")
+def _listed(host: Host, prefix: str, *listing: str) -> list[str] | None:
+    done = host.docker(*listing, "--filter", f"name={prefix}", "--format", "{{.Names}}")
     if not done.ok:
         return None
-    return [n for n in done.stdout.split() if n.startswith(PREFIX)]
+    return [n for n in done.stdout.split() if n.startswith(prefix)]
 
 
-def clear_containers(host: Host) -> list[str]:
-    names = _listed(host, "ps", "-a")
+def clear_containers(host: Host, prefix: str = PREFIX) -> list[str]:
+    names = _listed(host, prefix, "ps", "-a")
     if names is None:
         return [f"{host.name}: its containers could not be listed"]
     removed = host.docker("rm", "-f", *names) if names else None
     return [f"{host.name}: docker rm -f: {removed.error}"] if removed and not removed.ok else []
 
 
-def clear_networks(host: Host) -> list[str]:
-    listed = host.docker("network", "ls", "--filter", f"name={PREFIX}", "--format", "{{.Name}}")
+def clear_networks(host: Host, prefix: str = PREFIX) -> list[str]:
+    listed = host.docker("network", "ls", "--filter", f"name={prefix}", "--format", "{{.Name}}")
     if not listed.ok:
         return [f"{host.name}: its networks could not be listed"]
     notes = []
-    for name in (n for n in listed.stdout.split() if n.startswith(PREFIX)):
+    for name in (n for n in listed.stdout.split() if n.startswith(prefix)):
         removed = host.docker("network", "rm", name)
         if not removed.ok:
             notes.append(f"{host.name}: docker network rm {name}: {removed.error}")

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bench.markdown import table, times
+from bench.markdown import splice_section, table, times
 from bench.mhmemory import DAEMONS
 from bench.stats import ratio
 
@@ -441,18 +441,7 @@ def section(results: dict[str, Any]) -> list[str]:
 def splice(markdown: str, lines: list[str]) -> str:
     """``markdown`` with its "Several hosts" section replaced by ``lines``; a page without
     one gets it before its method section (or at its end)."""
-    doc = markdown.rstrip("\n").split("\n")
-    if HEADING in doc:
-        start = doc.index(HEADING)
-        later = (i for i in range(start + 1, len(doc)) if doc[i].startswith("## "))
-        end = next(later, len(doc))
-    else:
-        start = end = next((i for i, line in enumerate(doc) if line in BEFORE), len(doc))
-    before = doc[:start]
-    if before and before[-1] != "":
-        before.append("")
-    own = lines if not lines or lines[-1] == "" else [*lines, ""]
-    return "\n".join([*before, *own, *doc[end:]]).rstrip("\n") + "\n"
+    return splice_section(markdown, HEADING, lines, BEFORE)
 
 
 def carry_over(measured: dict[str, Any] | None, previous: dict[str, Any] | None) -> None:

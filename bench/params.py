@@ -38,6 +38,7 @@ class Parameters:
     lag_single: int = 20
     lag_burst: int = 20
     multihost: bool = True
+    nested: bool = True
     lag_poll_s: float = LAG_POLL_S
     idle_fraction: float = IDLE_FRACTION
     idle_window_s: float = IDLE_WINDOW_S
@@ -117,6 +118,12 @@ def parse_args(argv: Sequence[str] | None, doc: str | None = None) -> argparse.N
         action="store_false",
         help="skip the multi-host phase (python -m bench.multihost runs it alone)",
     )
+    parser.add_argument(
+        "--no-nested",
+        dest="nested",
+        action="store_false",
+        help="skip the nested phase (python -m bench.nested runs it alone)",
+    )
     parser.add_argument("--only", default="", help="driver keys to run, comma-separated")
     parser.add_argument("--docs", type=Path, default=REPO / "docs")
     parser.add_argument("--results", type=Path, default=REPO / "bench" / "results")
@@ -138,4 +145,5 @@ def of(args: argparse.Namespace) -> Parameters:
         lag_single=args.lag_single,
         lag_burst=args.lag_burst,
         multihost=args.multihost,
+        nested=args.nested,
     )

@@ -14,6 +14,7 @@ from bench import (
     lag_report,
     method,
     multihost_report,
+    nested_report,
     publish,
     scale_report,
 )
@@ -25,6 +26,7 @@ REPRODUCE = """\
 make bench            # = kuryr stack up && .venv/bin/python -m bench
 .venv/bin/python -m bench --help   # fewer runs, a subset of drivers (--only), other sizes
 .venv/bin/python -m bench.multihost   # the "Several hosts" phase alone (only its section)
+.venv/bin/python -m bench.nested      # the "Nested mode" phase alone (only its section)
 ```
 The run installs kuryr-libnetwork 18.0.0 from PyPI into /var/lib/kuryr-bench/kuryrlib-venv
 (once), starts it on 127.0.0.1:23750 (driver `kuryrlib`, spec file
@@ -186,6 +188,7 @@ SECTIONS: list[Section] = [
     calls_report.section,
     lag_report.section,
     _rss_section,
+    nested_report.section,
     multihost_report.section,
     method.section,
     _reproduce_section,

@@ -18,6 +18,7 @@ from bench import (
     machine,
     multihost,
     multihost_report,
+    nested,
     neutron,
     params,
     procs,
@@ -269,6 +270,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             # Last: adding simulated hosts restarts the machine's daemon (TX checksum offload
             # off while hosts exist), which no single-host figure may see.
             results["multihost"] = _phase("several hosts", phases, watch, multihost.measure)
+        if args.nested:
+            # After the hosts are gone: the multi-host phase wants no simulated VM beside them.
+            results["nested"] = _phase("nested", phases, watch, nested.measure)
     except Disturbed as exc:
         print(f"bench: {exc}: no report written; run again on a quiet stack", flush=True)
         _save(results, args.results)
