@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import secrets
 import sys
@@ -38,7 +37,7 @@ import time
 import urllib.error
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +51,7 @@ from bench import (
     mhthroughput,
     multihost_report,
     neutron,
+    phase_cli,
 )
 from bench.dockercli import IMAGE, Outcome
 from bench.mhhosts import Host
@@ -674,35 +674,11 @@ def measure(settings: Settings | None = None) -> dict[str, Any]:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.multihost",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    for f in fields(Settings):
-        option = "--" + f.name.replace("_", "-")
-        kind = float if isinstance(f.default, float) else int
-        parser.add_argument(option, type=kind, default=f.default)
-    parser.add_argument("--docs", type=Path, default=REPO / "docs")
-    parser.add_argument("--results", type=Path, default=REPO / "bench" / "results")
-    return parser.parse_args(argv)
+    return phase_cli.parse_args("multihost", __doc__, Settings, argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    if not neutron.answers():
-        raise SystemExit("bench.multihost: Neutron does not answer on 127.0.0.1:9696")
-    settings = Settings(**{f.name: getattr(args, f.name) for f in fields(Settings)})
-    measured = measure(settings)
-    args.results.mkdir(parents=True, exist_ok=True)
-    raw = json.dumps(measured, indent=1, sort_keys=True) + "\n"
-    (args.results / "multihost.json").write_text(raw)
-    if "error" in measured:
-        say(f"no report written (raw results in {args.results / 'multihost.json'})")
-        return 1
-    multihost_report.write(measured, args.docs)
-    say(f"took {measured['duration_s']} s; wrote {args.docs / 'benchmarks.md'} and .json")
-    return 0
+    return phase_cli.main("multihost", parse_args(argv), Settings, measure, multihost_report.write)
 
 
 if __name__ == "__main__":
