@@ -47,7 +47,7 @@ class PoolChoice:
     aux: set[str] = field(default_factory=set)
     # The subnetpool's one prefix is the CIDR: the PoolID is its bare uuid (kuryr.naming).
     dedicated: bool = False
-    # Docker's --ip-range: the CIDR is the range (kuryr.domain.networks.subnetpool_for).
+    # Docker's --ip-range: the CIDR is the range (kuryr.domain.network_subnets.subnetpool_for).
     ip_range: bool = False
     # A shared pool's CIDR: the marker subnetpool whose id is the PoolID (pool_markers).
     marker: str | None = None
@@ -95,12 +95,17 @@ class Ipam(IpamDriver):
             await self._removals.settled(overlapping([cidr]), [cidr], f"pool {cidr}")
             existing = await self._existing_subnet(req.options, cidr)
             subnetpool = named or await self._pool_of(existing)
-            subnetpool = subnetpool or await self._pool_for_cidr(
-                cidr, _shared(req.options), may_use_default=not req.sub_pool
-            )
+            fresh = False
+            if subnetpool is None:
+                subnetpool, fresh = await self._pool_for_cidr(
+                    cidr, _shared(req.options), may_use_default=not req.sub_pool
+                )
             if not cidrs.contains(subnetpool, cidr):
                 raise InvalidRequest(f"{cidr} is not inside subnetpool {subnetpool['name']}")
-            swarm = await self._check_unused(subnetpool, cidr, existing)
+            # A subnetpool this request just made holds no subnet: nothing to look for in it.
+            # (A subnet another host might make in it meanwhile is refused by Neutron when
+            # CreateNetwork makes its own, as one made right after the look-up would be.)
+            swarm = False if fresh else await self._check_unused(subnetpool, cidr, existing)
             choice = self.choice_for(cidr) or PoolChoice(
                 subnetpool["id"],
                 cidr,
@@ -336,23 +341,24 @@ class Ipam(IpamDriver):
 
     async def _pool_for_cidr(
         self, cidr: IPNetwork, shared: bool, may_use_default: bool = True
-    ) -> Resource:
+    ) -> tuple[Resource, bool]:
         """The default pool when it contains ``cidr`` (Neutron then keeps every network of the
-        pool apart), else the ``kuryrPool-<cidr>`` pool, created when missing. An ip range
-        never takes the default pool: kuryr-libnetwork gives each range a pool of its own."""
+        pool apart), else the ``kuryrPool-<cidr>`` pool, created when missing (then True). An
+        ip range never takes the default pool: kuryr-libnetwork gives each range a pool of its
+        own."""
         if may_use_default:
             try:
                 default = await self._default_pool(cidr.version)
             except NotFound:
                 default = None
             if default is not None and cidrs.contains(default, cidr):
-                return default
+                return default, False
         name = naming.subnetpool_name(str(cidr))
         pools = await self._neutron.query("subnetpools", {"name": name})
         if pools:
-            return pools[0]
+            return pools[0], False
         # The fields kuryr-libnetwork sets; min_prefixlen stays Neutron's default as with it.
-        return await self._neutron.create(
+        made = await self._neutron.create(
             "subnetpools",
             {
                 "name": name,
@@ -361,6 +367,7 @@ class Ipam(IpamDriver):
                 "shared": shared,
             },
         )
+        return made, True
 
     async def _existing_subnet(self, options: dict[str, str], cidr: IPNetwork) -> Resource | None:
         """The existing subnet the options name for ``cidr``'s version (adoption), if any."""

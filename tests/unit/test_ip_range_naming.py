@@ -11,7 +11,7 @@ from kuryr import naming
 from kuryr.backends.model import Network, Subnet
 from kuryr.domain.cidrs import subnet_cidr
 from kuryr.domain.ipam import PoolChoice
-from kuryr.domain.networks import subnetpool_for
+from kuryr.domain.network_subnets import subnetpool_for
 from kuryr.errors import InvalidRequest
 
 NET_A = "0b707c5c251527c195db82fd7df44a27d6926b90bacf7ae3a232b450c6b8e9da"
