@@ -3,6 +3,7 @@ and a bounded poll. Everything is argv-based; nothing goes through a shell."""
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import re
@@ -332,11 +333,16 @@ def ping(container: str, address: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def side_by_side(*calls: Callable[[], T]) -> list[T]:
+    """Each call's result, in order, the calls made at once: for traffic checks that do not
+    depend on each other, where each waits seconds (a ping for its three replies)."""
+    with ThreadPoolExecutor(max_workers=len(calls) or 1) as pool:
+        return list(pool.map(lambda call: call(), calls))
+
+
 def ping_all(jobs: list[tuple[str, str]]) -> list[subprocess.CompletedProcess[str]]:
-    """:func:`ping` for each (container, address), side by side, results in order: a ping
-    waits ~2 s for its three replies, and none of these depends on another."""
-    with ThreadPoolExecutor(max_workers=len(jobs) or 1) as pool:
-        return list(pool.map(lambda job: ping(*job), jobs))
+    """:func:`ping` for each (container, address), side by side, results in order."""
+    return side_by_side(*(functools.partial(ping, *job) for job in jobs))
 
 
 class DockerEnv:
