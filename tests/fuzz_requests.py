@@ -76,6 +76,11 @@ def _json_values() -> st.SearchStrategy[Any]:
     )
 
 
+# Built once: hypothesis validates a strategy on first use, and a recursive one built afresh
+# for every draw cost most of the generation time (the values drawn are the same).
+_JSON_VALUES = _json_values()
+
+
 _BAD_IDS = st.sampled_from(
     [
         "",
@@ -134,14 +139,24 @@ _ID_FIELDS = ("NetworkID", "EndpointID", "PoolID")
 _ADDRESS_FIELDS = ("Address", "AddressIPv6", "Pool", "SubPool", "Gateway", "MacAddress")
 
 
+@cache
+def _seeds_with(fields: tuple[str, ...]) -> st.SearchStrategy[tuple[Captured, list[Any]]]:
+    """Each seed with its key paths; with ``fields``, the seeds holding one of them and only
+    those paths. Computed once per ``fields`` rather than for every draw."""
+    choices = []
+    for seed in captured():
+        paths = _paths(seed.body)
+        if fields:
+            paths = [p for p in paths if p[-1] in fields]
+            if not paths:
+                continue
+        choices.append((seed, paths))
+    return st.sampled_from(choices)
+
+
 def _seed_paths(draw: st.DrawFn, fields: tuple[str, ...] = ()) -> tuple[Captured, list[Any]]:
     """A seed and its key paths; with ``fields``, a seed holding one of them and only those."""
-    seeds = captured()
-    if fields:
-        seeds = tuple(s for s in seeds if any(p[-1] in fields for p in _paths(s.body)))
-    seed = draw(st.sampled_from(seeds))
-    paths = _paths(seed.body)
-    return seed, [p for p in paths if p[-1] in fields] if fields else paths
+    return draw(_seeds_with(fields))
 
 
 @st.composite
@@ -156,12 +171,12 @@ def _mutated(draw: st.DrawFn) -> FuzzRequest:
     body: Any = seed.body
     path = seed.path
     if kind in ("replace", "bad-id", "bad-address"):
-        values = {"bad-id": _BAD_IDS, "bad-address": _BAD_ADDRESSES}.get(kind, _json_values())
+        values = {"bad-id": _BAD_IDS, "bad-address": _BAD_ADDRESSES}.get(kind, _JSON_VALUES)
         body = _replace(body, draw(st.sampled_from(paths)), draw(values))
     elif kind == "delete":
         body = _delete(body, draw(st.sampled_from(paths)))
     elif kind == "extra-key":
-        body = {**body, draw(st.text(min_size=1)): draw(_json_values())}
+        body = {**body, draw(st.text(min_size=1)): draw(_JSON_VALUES)}
     elif kind == "wrong-method":
         prefix = "/IpamDriver." if path.startswith("/NetworkDriver.") else "/NetworkDriver."
         path = prefix + draw(st.sampled_from(NETWORK_METHODS + IPAM_METHODS))
@@ -178,7 +193,7 @@ def _garbled(draw: st.DrawFn) -> FuzzRequest:
     elif kind == "bytes":
         body = draw(st.binary(max_size=200))
     elif kind == "not-object":
-        body = _encode(draw(st.lists(_json_values(), max_size=3) | st.text() | st.integers()))
+        body = _encode(draw(st.lists(_JSON_VALUES, max_size=3) | st.text() | st.integers()))
     elif kind == "deep":
         depth = draw(st.integers(10, 5000))
         body = b'{"NetworkID": ' + b"[" * depth + b"]" * depth + b"}"

@@ -3,6 +3,7 @@ and a bounded poll. Everything is argv-based; nothing goes through a shell."""
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import re
@@ -10,6 +11,7 @@ import secrets
 import subprocess
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -329,6 +331,18 @@ def ping(container: str, address: str) -> subprocess.CompletedProcess[str]:
     return run(
         [DOCKER, "exec", container, "ping", family, "-c", "3", "-w", "15", address], check=False
     )
+
+
+def side_by_side(*calls: Callable[[], T]) -> list[T]:
+    """Each call's result, in order, the calls made at once: for traffic checks that do not
+    depend on each other, where each waits seconds (a ping for its three replies)."""
+    with ThreadPoolExecutor(max_workers=len(calls) or 1) as pool:
+        return list(pool.map(lambda call: call(), calls))
+
+
+def ping_all(jobs: list[tuple[str, str]]) -> list[subprocess.CompletedProcess[str]]:
+    """:func:`ping` for each (container, address), side by side, results in order."""
+    return side_by_side(*(functools.partial(ping, *job) for job in jobs))
 
 
 class DockerEnv:

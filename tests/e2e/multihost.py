@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import itertools
 import json
 import secrets
 import subprocess
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -129,6 +131,21 @@ class Container:
 
     def served_md5(self) -> str:
         return wait_for(lambda: self.exec("cat", "/www/sum", check=False) or None, "/www/sum")
+
+
+def failed_pings(containers: list[Container], network: str, version: int) -> list[str]:
+    """Every ordered pair of ``containers`` pings on ``network``; "a->b" (host names) for each
+    pair that failed. Side by side: each ping waits seconds for its replies, and none depends
+    on another."""
+    addresses = [c.address(network, version) for c in containers]
+    pairs = list(itertools.permutations(range(len(containers)), 2))
+    with ThreadPoolExecutor(max_workers=len(pairs) or 1) as pool:
+        pinged = list(pool.map(lambda pair: containers[pair[0]].pings(addresses[pair[1]]), pairs))
+    return [
+        f"{containers[a].host.name}->{containers[b].host.name}"
+        for (a, b), ok in zip(pairs, pinged, strict=True)
+        if not ok
+    ]
 
 
 class HostsEnv:

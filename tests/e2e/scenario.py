@@ -30,7 +30,7 @@ from tests.e2e.helpers import (
     eth0,
     ovn_logical_ports,
     ovn_switch_exists,
-    ping,
+    ping_all,
     port_ips,
 )
 
@@ -100,11 +100,14 @@ def two_containers(
     for port in ports:
         assert port["id"] in lsps, f"logical port {port['id']} missing from {switch}: {lsps}"
 
-    for src, dst in ((eps[0], eps[1]), (eps[1], eps[0])):
-        for address in (dst.ipv4, dst.ipv6):
-            if address:
-                result = ping(src.container, address)
-                assert result.returncode == 0, f"{src.container} -> {address}: {result.stdout}"
+    jobs = [
+        (src.container, address)
+        for src, dst in ((eps[0], eps[1]), (eps[1], eps[0]))
+        for address in (dst.ipv4, dst.ipv6)
+        if address
+    ]
+    for (source, address), result in zip(jobs, ping_all(jobs), strict=True):
+        assert result.returncode == 0, f"{source} -> {address}: {result.stdout}"
 
     for name, port in zip(names, ports, strict=True):
         env.remove_container(name)

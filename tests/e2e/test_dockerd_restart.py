@@ -20,7 +20,7 @@ from tests.e2e.helpers import (
     docker_network_id,
     endpoint,
     eth0,
-    ping,
+    ping_all,
     port_ips,
 )
 
@@ -56,8 +56,9 @@ def test_networks_keep_working_after_dockerd_restart(
         assert port["network_id"] == neutron_net["id"]
         assert port_ips(port) == {ep.ipv4}
         assert ep.ipv4 in eth0(ep.container).addresses
-    assert ping(first, b.ipv4).returncode == 0
-    assert ping(second, a.ipv4).returncode == 0
+    there, back = ping_all([(first, b.ipv4), (second, a.ipv4)])
+    assert there.returncode == 0
+    assert back.returncode == 0
 
     rel_env.remove_container(first)
     rel_env.remove_container(second)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import pytest
 
 from tests.conftest import StackFacts
-from tests.e2e.helpers import Neutron, br_int_ports, run, wait_for
+from tests.e2e.helpers import Neutron, br_int_ports, run, side_by_side, wait_for
 from tests.e2e.private_dockerd import PrivateDockerd, private_dockerd
 from tests.integration.private_daemon import PrivateDaemon, private_daemon
 from tests.live_mutations import free_cidrs
@@ -103,8 +103,11 @@ def test_containers_keep_their_network_across_a_live_restore(setup: Setup, ipam:
 
     s.dockerd.stop()
     assert running(first.pid) and running(second.pid), "live-restore stopped the containers"
-    assert pings_from_netns(first, second.ip), "no traffic while dockerd is down"
-    assert pings_from_netns(second, first.ip)
+    there, back = side_by_side(
+        lambda: pings_from_netns(first, second.ip), lambda: pings_from_netns(second, first.ip)
+    )
+    assert there, "no traffic while dockerd is down"
+    assert back
 
     s.dockerd.start()
     for c in (first, second):
@@ -115,8 +118,11 @@ def test_containers_keep_their_network_across_a_live_restore(setup: Setup, ipam:
     third = start(s, f"{s.prefix}-c", network)
     third_port = neutron.port_of_endpoint(third.endpoint_id)
     neutron.wait_active(third_port["id"])
-    assert pings_via_docker(s, third, first.ip)
-    assert pings_via_docker(s, second, third.ip)
+    to_first, to_third = side_by_side(
+        lambda: pings_via_docker(s, third, first.ip), lambda: pings_via_docker(s, second, third.ip)
+    )
+    assert to_first
+    assert to_third
 
     every_port = [*ports.values(), third_port]
     for c in (first, second, third):

@@ -40,7 +40,7 @@ from tests.e2e.helpers import (
     docker,
     docker_network_id,
     endpoint,
-    ping,
+    ping_all,
     run,
     wait_for,
 )
@@ -174,8 +174,9 @@ def running(container: str) -> bool:
 def assert_connected(a: str, b: str, network: str) -> None:
     """Both containers answer each other on ``network``."""
     ea, eb = endpoint(a, network), endpoint(b, network)
-    assert ping(a, eb.ipv4).returncode == 0, f"{a} cannot reach {b} ({eb.ipv4}) on {network}"
-    assert ping(b, ea.ipv4).returncode == 0, f"{b} cannot reach {a} ({ea.ipv4}) on {network}"
+    there, back = ping_all([(a, eb.ipv4), (b, ea.ipv4)])
+    assert there.returncode == 0, f"{a} cannot reach {b} ({eb.ipv4}) on {network}"
+    assert back.returncode == 0, f"{b} cannot reach {a} ({ea.ipv4}) on {network}"
 
 
 @dataclass

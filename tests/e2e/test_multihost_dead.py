@@ -29,7 +29,7 @@ from kuryr.stack import hostplan, hosts, lifecycle, ovn, proc
 from kuryr.stack.daemon import executable
 from tests.conftest import StackFacts
 from tests.e2e.conftest import HOSTS
-from tests.e2e.helpers import IMAGE, Neutron, wait_for
+from tests.e2e.helpers import IMAGE, Neutron, side_by_side, wait_for
 from tests.e2e.multihost import SERVER, Container, Host, HostsEnv, hosts_from, span
 from tests.removals_wait import admin_status
 
@@ -56,15 +56,20 @@ def kill_host(stack: StackFacts, name: str) -> list[int]:
 
 
 def talk(a: Container, b: Container, network: str) -> list[str]:
-    """What fails between a and b: ping both ways, and a download each way (md5 checked)."""
-    failed = []
-    for client, server in ((a, b), (b, a)):
+    """What fails between a and b: ping both ways, and a download each way (md5 checked);
+    the two ways side by side."""
+
+    def one_way(client: Container, server: Container) -> list[str]:
+        failed = []
         address = server.address(network, 4)
         if not client.pings(address):
             failed.append(f"ping {client.host.name}->{server.host.name}")
         if client.md5_from(address) != server.served_md5():
             failed.append(f"tcp {client.host.name}<-{server.host.name}")
-    return failed
+        return failed
+
+    there, back = side_by_side(lambda: one_way(a, b), lambda: one_way(b, a))
+    return there + back
 
 
 def h3_container_ports(neutron: Neutron, network_id: str) -> list[dict[str, object]]:

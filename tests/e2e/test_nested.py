@@ -22,7 +22,7 @@ from kuryr import naming
 from kuryr.backends.binding.macvlan import device_mac
 from kuryr.stack import vmplan
 from tests.conftest import StackFacts
-from tests.e2e.helpers import DockerEnv, Neutron, settle, wait_for
+from tests.e2e.helpers import DockerEnv, Neutron, settle, side_by_side, wait_for
 from tests.e2e.multihost import (
     Container,
     Host,
@@ -116,14 +116,21 @@ def test_vm_containers_have_their_ports_addresses_and_macs(scene: Scene, neutron
 
 def test_two_containers_in_a_vm_ping_each_other(scene: Scene) -> None:
     first, second = scene.in_vm
-    assert first.pings(scene.address(second))
-    assert second.pings(scene.address(first))
+    there, back = side_by_side(
+        lambda: first.pings(scene.address(second)), lambda: second.pings(scene.address(first))
+    )
+    assert there
+    assert back
 
 
 def test_a_vm_container_and_a_host_container_ping_each_other(scene: Scene) -> None:
     in_vm = scene.in_vm[0]
-    assert in_vm.pings(scene.address(scene.on_host)), "VM container -> host container"
-    assert scene.on_host.pings(scene.address(in_vm)), "host container -> VM container"
+    there, back = side_by_side(
+        lambda: in_vm.pings(scene.address(scene.on_host)),
+        lambda: scene.on_host.pings(scene.address(in_vm)),
+    )
+    assert there, "VM container -> host container"
+    assert back, "host container -> VM container"
 
 
 def test_an_exposed_port_as_the_mode_filters_it(

@@ -8,6 +8,7 @@ DNS); scaling down, ``docker service rm`` and ``docker network rm`` leave nothin
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
 import time
@@ -19,7 +20,7 @@ import pytest
 from kuryr import naming
 from kuryr.stack.simplugin import DRIVER
 from tests.conftest import StackFacts
-from tests.e2e.helpers import IMAGE, Neutron, wait_for
+from tests.e2e.helpers import IMAGE, Neutron, side_by_side, wait_for
 from tests.e2e.multihost import Host
 from tests.e2e.swarm import Swarm, swarm_of
 
@@ -166,7 +167,8 @@ def test_dnsrr_service_across_three_hosts(swarm: Swarm, neutron: Neutron) -> Non
         ]
 
         addresses = sorted(ip for _, _, ip in placed)
-        for node, container, ip in placed:
+
+        def reaches_every_task(node: Host, container: str, ip: str) -> None:
             for other in addresses:
                 if other != ip:
                     node.docker("exec", container, "ping", "-c", "1", "-W", "3", other)
@@ -175,6 +177,9 @@ def test_dnsrr_service_across_three_hosts(swarm: Swarm, neutron: Neutron) -> Non
             assert sorted(a for a in addresses if f"Address: {a}" in said) == addresses, said
             node.docker("exec", container, "ping", "-c", "1", "-W", "3", service)
             node.docker("exec", container, "ping", "-c", "1", "-W", "3", f"tasks.{service}")
+
+        # The nodes' checks side by side: a failure in any is raised here all the same.
+        side_by_side(*(functools.partial(reaches_every_task, *task) for task in placed))
 
         manager.docker("service", "scale", "-d", f"{service}=1")
         wait_for(

@@ -157,8 +157,14 @@ def snapshot(neutron: Neutron, daemon: PrivateDaemon, live: Live) -> dict[str, A
     picture: dict[str, Any] = {}
     pools = _pools(daemon)
     subnetpools = neutron.find("subnetpools", ip_version="4")
+    # One listing for both live networks (Neutron spends ~0.4 s on any that finds networks):
+    # every network with any of their tags, then for each the ones with all of its tags, the
+    # same set as asking Neutron for tags=<all of them> network by network.
+    every_tag = [tag for net in live.networks for tag in network_tags(net.docker_id)]
+    tagged = neutron.find("networks", **{"tags-any": ",".join(every_tag)})
     for net in live.networks:
-        found = neutron.find("networks", tags=",".join(network_tags(net.docker_id)))
+        wanted = set(network_tags(net.docker_id))
+        found = [n for n in tagged if wanted <= set(n["tags"])]
         assert len(found) == 1, f"network {net.docker_id[:12]}: {found}"
         neutron_net = found[0]
         subnets = neutron.find("subnets", network_id=neutron_net["id"])

@@ -32,6 +32,8 @@ pytestmark = pytest.mark.stack
 
 # moby pkg/plugins: a plugin that cannot be dialled is retried for about 15 s.
 DOCKERD_PLUGIN_RETRY = 15.0
+# A previous test's final listing serves as the next "before" only this soon after it.
+SNAPSHOT_REUSE = 10.0
 KINDS = ("networks", "subnets", "ports", "subnetpools", "security-groups")
 HEX_ID = re.compile(r"\b[0-9a-f]{64}\b")
 CIDR = re.compile(r"[0-9a-fA-F.:]+/\d{1,3}")
@@ -55,6 +57,14 @@ def ovs_interfaces() -> dict[str, str]:
     return {name: json.dumps(ext) for name, ext in json.loads(out.stdout)["data"]}
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """Every Neutron resource id, by kind, at one moment."""
+
+    taken: float
+    neutron: dict[str, set[str]]
+
+
 @dataclass
 class Trace:
     """What was sent, and the resources that existed before it was."""
@@ -64,10 +74,20 @@ class Trace:
     networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = field(default_factory=list)
     before: dict[str, set[str]] = field(default_factory=dict)
     ovs_before: set[str] = field(default_factory=set)
+    # What the last leftovers() listing saw: the next test's "before".
+    last: Snapshot | None = None
 
-    def start(self) -> None:
-        self.before = {kind: {r["id"] for r in self.neutron.find(kind)} for kind in KINDS}
+    def start(self, earlier: Snapshot | None = None) -> None:
+        """Take "before" now; Neutron's part may come from ``earlier``, the previous test's
+        final listing taken moments ago. Neutron ids are never reused, so an older listing
+        only counts more resources as new (never fewer): it can fail a test but never pass
+        one. Listing Neutron's networks costs ~0.4 s each time, half of this module's run.
+        OVS interface names can come back, and listing them is cheap: always taken now."""
         self.ovs_before = set(ovs_interfaces())
+        if earlier is not None:
+            self.before = earlier.neutron
+            return
+        self.before = {kind: {r["id"] for r in self.neutron.find(kind)} for kind in KINDS}
 
     def note(self, body: bytes) -> None:
         text = body.decode(errors="replace")
@@ -91,15 +111,19 @@ class Trace:
     def leftovers(self) -> list[str]:
         marks = set(self.fingerprints)
         found = []
+        listed: dict[str, set[str]] = {}
         # Networks first: their Neutron ids then trace the subnets and ports on them.
         for kind in KINDS:
-            for resource in self.neutron.find(kind):
+            resources = self.neutron.find(kind)
+            listed[kind] = {r["id"] for r in resources}
+            for resource in resources:
                 if resource["id"] not in self.before[kind] and self._traced(kind, resource, marks):
                     found.append(f"{kind} {resource['id']} {resource.get('name')}")
                     marks.add(resource["id"])
         for name, ext in ovs_interfaces().items():
             if name not in self.ovs_before and any(m in name + ext for m in marks):
                 found.append(f"OVS interface {name} {ext}")
+        self.last = Snapshot(time.monotonic(), listed)
         return found
 
 
@@ -112,16 +136,27 @@ def overlaps(sent: ipaddress.IPv4Network | ipaddress.IPv6Network, prefix: str) -
     return False
 
 
+@pytest.fixture(scope="module")
+def snapshots() -> list[Snapshot]:
+    """The last test's final listing (at most one), kept for the next test's "before"."""
+    return []
+
+
 @pytest.fixture
-def trace(stack: StackFacts) -> Iterator[Trace]:
+def trace(stack: StackFacts, snapshots: list[Snapshot]) -> Iterator[Trace]:
     if not stack.kuryr_healthy:
         pytest.fail(f"the Kuryr daemon is not healthy: {stack.kuryr_detail}", pytrace=False)
     recorded = Trace(Neutron())
-    recorded.start()
+    fresh = [s for s in snapshots if time.monotonic() - s.taken < SNAPSHOT_REUSE]
+    snapshots.clear()
+    recorded.start(fresh[0] if fresh else None)
     yield recorded
     # Deletions may complete after the answer; the bound only stops a broken run.
     nothing: list[str] = []
     leftovers = settle(recorded.leftovers, nothing)
+    # Its listing includes anything this test left, so the next test does not blame it.
+    if recorded.last is not None:
+        snapshots.append(recorded.last)
     assert leftovers == [], f"the daemon left resources behind: {leftovers}"
 
 
