@@ -35,6 +35,7 @@ from typing import Any
 from bench.calls import Call, last_arrival, parse_log
 from bench.dockercli import IMAGE, docker
 from bench.params import REPO
+from kuryr.stack import proc
 
 SPEC_DIR = Path("/etc/docker/plugins")
 STACK_CONFIG = Path("/var/lib/kuryr-stack/kuryr.conf")
@@ -135,12 +136,7 @@ def private_driver(driver: str, port: int, code: Path) -> Iterator[tuple[Countin
         finally:
             spec.unlink(missing_ok=True)
             for process in (serve, proxy):
-                process.terminate()
-                try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+                proc.stop_child(process, timeout=30)
 
 
 def _status(calls: list[Call]) -> str:

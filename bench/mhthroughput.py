@@ -12,6 +12,7 @@ from pathlib import Path
 from types import TracebackType
 
 from bench.mhprobe import in_netns
+from kuryr.stack import proc
 
 SCRIPT = Path(__file__).resolve().with_name("tcpthroughput.py")
 PORT = 5201
@@ -50,12 +51,7 @@ class Sink:
     ) -> None:
         if self.child is None:
             return
-        self.child.terminate()
-        try:
-            self.child.wait(timeout=SINK_STOP_S)
-        except subprocess.TimeoutExpired:
-            self.child.kill()
-            self.child.wait()
+        proc.stop_child(self.child, timeout=SINK_STOP_S)
         if self.child.stdout is not None:
             self.child.stdout.close()
 

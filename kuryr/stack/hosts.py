@@ -9,6 +9,7 @@ its Neutron ports and agent, its chassis, namespace, links, cgroups and files)."
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import urllib.error
@@ -18,7 +19,7 @@ from pathlib import Path
 from kuryr import naming
 from kuryr.domain.ports.port import Port
 from kuryr.ops import admin_api
-from kuryr.stack import hostplan, neutron_api, proc, underlay
+from kuryr.stack import hostplan, neutron_api, proc, teardown, underlay
 from kuryr.stack.errors import StackError
 from kuryr.stack.hostplan import SimHost
 from kuryr.stack.layout import DOCKER_SOCK, Layout
@@ -187,17 +188,12 @@ def remove_all(layout: Layout) -> list[StackError]:
     """Remove every simulated host, then the machine's side of the underlay."""
     if not multihost(layout):
         return []
-    errors: list[StackError] = []
-    for host in reversed(hostplan.present(layout.root)):
-        errors += remove(layout, host)
-    if errors:
-        return errors
-    try:
-        underlay.restore_root()
-    except StackError as exc:
-        return [exc]
-    shutil.rmtree(hostplan.hosts_dir(layout.root), ignore_errors=True)
-    return []
+    return teardown.remove_members(
+        hostplan.present(layout.root),
+        functools.partial(remove, layout),
+        underlay.restore_root,
+        hostplan.hosts_dir(layout.root),
+    )
 
 
 def forget_ports(host: SimHost) -> None:

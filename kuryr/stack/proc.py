@@ -107,6 +107,19 @@ def terminate(pid: int, timeout: float = 10.0) -> None:
             return
 
 
+def stop_child(process: subprocess.Popen[bytes] | subprocess.Popen[str], timeout: float) -> None:
+    """Stop a child this process started: SIGTERM, up to ``timeout`` for it to exit, then
+    SIGKILL; reaped either way (no zombie left)."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def stop_pidfile(pidfile: Path, marker: str, timeout: float = 10.0) -> None:
     """Stop the process a pidfile names (if it is still the one we started) and drop the file."""
     pid = running(pidfile, marker)

@@ -11,11 +11,12 @@ trunk and port, its namespace, link, cgroups and files)."""
 
 from __future__ import annotations
 
+import functools
 import shutil
 from dataclasses import dataclass
 
 from kuryr.ops import admin_api
-from kuryr.stack import hosts, proc, vmnet, vmplan
+from kuryr.stack import hosts, proc, teardown, vmnet, vmplan
 from kuryr.stack.errors import StackError
 from kuryr.stack.hosts import Row
 from kuryr.stack.layout import Layout
@@ -138,17 +139,12 @@ def remove_all(layout: Layout) -> list[StackError]:
     directory = vmplan.vms_dir(layout.root)
     if not directory.is_dir():
         return []
-    errors: list[StackError] = []
-    for vm in reversed(vmplan.present(layout.root)):
-        errors += remove(layout, vm)
-    if errors:
-        return errors
-    try:
-        vmnet.delete_network()
-    except StackError as exc:
-        return [exc]
-    shutil.rmtree(directory, ignore_errors=True)
-    return []
+    return teardown.remove_members(
+        vmplan.present(layout.root),
+        functools.partial(remove, layout),
+        vmnet.delete_network,
+        directory,
+    )
 
 
 def describe(layout: Layout, chassis: str) -> list[dict[str, object]]:

@@ -234,10 +234,23 @@ def random_v6() -> str:
 def span(env: HostsEnv, neutron: Neutron, hosts: list[Host], dual_stack: bool = True) -> Span:
     """One Neutron network with a v4 (and v6) subnet, joined by a Docker network on each host
     with the same ``--subnet``s and ``-o neutron.net.name``."""
+    versions = (4, 6) if dual_stack else (4,)
+    made = neutron_span(env, neutron, versions)
+    args = [a for v in versions for a in ("--subnet", made.cidrs[v])]
+    if dual_stack:
+        args.append("--ipv6")
+    for host in hosts:
+        env.network(host, made.docker_name, *args, "-o", f"neutron.net.name={made.network['name']}")
+    return made
+
+
+def neutron_span(env: HostsEnv, neutron: Neutron, versions: tuple[int, ...]) -> Span:
+    """The Neutron side of a :func:`span`: a network with a random subnet of each version in
+    ``versions``, removed at teardown (with the ``kuryrPool-*`` Kuryr's IPAM may make for
+    each); the Docker networks are the caller's."""
     network = neutron.create("networks", name=env.name("net"))
     env.defer(lambda: delete_network(neutron, network["id"]))
     made = Span(network, env.name("docker-net"))
-    versions = (4, 6) if dual_stack else (4,)
     for version in versions:
         cidr = random_v4("10.64") if version == 4 else random_v6()
         neutron.create(
@@ -249,11 +262,6 @@ def span(env: HostsEnv, neutron: Neutron, hosts: list[Host], dual_stack: bool = 
         )
         made.cidrs[version] = cidr
         env.defer(functools.partial(delete_kuryr_pool, neutron, cidr))
-    args = [a for v in versions for a in ("--subnet", made.cidrs[v])]
-    if dual_stack:
-        args.append("--ipv6")
-    for host in hosts:
-        env.network(host, made.docker_name, *args, "-o", f"neutron.net.name={network['name']}")
     return made
 
 

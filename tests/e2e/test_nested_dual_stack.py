@@ -22,9 +22,7 @@ from tests.e2e.multihost import (
     Host,
     HostsEnv,
     Span,
-    delete_network,
-    random_v4,
-    random_v6,
+    neutron_span,
     span,
 )
 from tests.e2e.nested import NestedVm
@@ -44,26 +42,14 @@ def _ip_range(cidr: str, part: int) -> str:
 def _docker_ipam_span(env: HostsEnv, neutron: Neutron, hosts: list[Host]) -> Span:
     """As tests.e2e.multihost.span, on Docker's IPAM: each dockerd hands out addresses on
     its own, so each host's network gets ranges of the subnets no other host's has."""
-    network = neutron.create("networks", name=env.name("net"))
-    env.defer(lambda: delete_network(neutron, network["id"]))
-    made = Span(network, env.name("docker-net"))
-    for version in (4, 6):
-        cidr = random_v4("10.64") if version == 4 else random_v6()
-        neutron.create(
-            "subnets",
-            name=env.name(f"subnet{version}"),
-            network_id=network["id"],
-            ip_version=version,
-            cidr=cidr,
-        )
-        made.cidrs[version] = cidr
+    made = neutron_span(env, neutron, (4, 6))
     for part, host in enumerate(hosts, start=1):
         args = [
             a
             for cidr in made.cidrs.values()
             for a in ("--subnet", cidr, "--ip-range", _ip_range(cidr, part))
         ]
-        opts = ("--ipv6", "-o", f"neutron.net.name={network['name']}")
+        opts = ("--ipv6", "-o", f"neutron.net.name={made.network['name']}")
         env.network(host, made.docker_name, *args, *opts, ipam="docker")
     return made
 

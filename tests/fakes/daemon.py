@@ -16,6 +16,7 @@ from pathlib import Path
 from kuryr import naming
 from kuryr.backends.binding.base import HostBinders
 from kuryr.backends.neutron_api import Resource
+from kuryr.backends.state import State
 from kuryr.config import BindingConfig, Config, NeutronConfig, PoolConfig, ReconcileConfig
 from kuryr.domain.ports.pools import Pools
 from kuryr.driver import KuryrNetworkDriver, build
@@ -39,6 +40,15 @@ def default_subnetpools(neutron: FakeNeutron) -> None:
     """The subnetpool ``kuryr stack up`` makes for Kuryr IPAM."""
     name, prefix, length = DEFAULT_V4
     neutron.make("subnetpools", {"name": name, "prefixes": [prefix], "default_prefixlen": length})
+
+
+def intents(state_dir: Path) -> dict[str, dict[str, object]]:
+    """The intents a daemon on ``state_dir`` recorded and has not settled (kuryr.backends.state)."""
+    state = State.open(state_dir)
+    try:
+        return state.intents()
+    finally:
+        state.close()
 
 
 async def eventually(check: Callable[[], bool], what: str, timeout: float = 5.0) -> None:

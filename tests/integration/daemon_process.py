@@ -18,6 +18,7 @@ from typing import Any
 from kuryr import naming
 from kuryr.backends.neutron import Neutron
 from kuryr.backends.unixhttp import json_call
+from kuryr.stack import proc
 from kuryr.stack.layout import NEUTRON_URL
 from tests.integration.domain_helpers import cleanup, neutron_client
 from tests.integration.private_daemon import KURYR
@@ -43,9 +44,7 @@ def serve(root: Path, conf: Path) -> Iterator[subprocess.Popen[bytes]]:
             time.sleep(0.05)
         yield process
     finally:
-        if process.poll() is None:
-            process.terminate()
-            process.wait(timeout=60)
+        proc.stop_child(process, timeout=60)
 
 
 def plugin(root: Path, method: str, body: dict[str, Any]) -> Any:

@@ -30,6 +30,7 @@ from kuryr.domain.ports.mine import Mark
 from kuryr.domain.ports.port import Port
 from kuryr.stack.layout import NB_PORT, SB_PORT
 from tests.integration.domain_helpers import neutron_client
+from tests.integration.host_binders import plug_into
 from tests.netns import Namespaces, configure, move_link, ping
 from tests.vlan_responder import packet_socket
 
@@ -191,11 +192,7 @@ async def main() -> None:
         vm_port, peer = await bound("vm"), await bound("peer")
         vm_ns, peer_ns = spaces.new(), spaces.new()
         for port, ns in ((vm_port, vm_ns), (peer, peer_ns)):
-            vif = port.vif(secrets.token_hex(32), int(net["mtu"]))
-            await ovs.plug(vif, 15.0)
-            vifs.append(vif)
-            await move_link(vif.container_ifname, ns)
-            await configure(ns, vif.container_ifname, port.ips[0], 24)
+            vifs.append(await plug_into(ovs, port, ns, int(net["mtu"])))
         vm_nic, peer_nic = vifs[0].container_ifname, vifs[1].container_ifname
         netlink = Netlink(netns=vm_ns)
         binder = MacvlanBinder(neutron, netlink, VmNic(neutron, netlink, vm_nic))

@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from kuryr.stack import proc
+
 KURYR = Path(sys.executable).with_name("kuryr")
 START_TIMEOUT = 30.0
 
@@ -80,10 +82,4 @@ def private_daemon(
                 time.sleep(0.05)
             yield PrivateDaemon(process, sock, log, root)
         finally:
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+            proc.stop_child(process, timeout=30)

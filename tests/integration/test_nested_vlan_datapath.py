@@ -22,8 +22,8 @@ from kuryr.domain.ports import desired
 from kuryr.domain.ports.mine import Mark
 from kuryr.domain.ports.port import Port
 from tests.integration.domain_helpers import neutron_client
-from tests.integration.host_binders import host_binders_fixture
-from tests.netns import Namespaces, configure, move_link, namespaces_fixture, ping
+from tests.integration.host_binders import host_binders_fixture, plug_into
+from tests.netns import Namespaces, namespaces_fixture, ping
 from tests.vlan_responder import VlanResponder
 
 pytestmark = pytest.mark.stack
@@ -76,11 +76,7 @@ async def test_a_subport_gets_its_traffic_tagged_on_the_vm_nic(
         vm_port, peer = await bound_port(), await bound_port()
         vm_ns, peer_ns = namespaces.new(), namespaces.new()
         for port, ns in ((vm_port, vm_ns), (peer, peer_ns)):
-            vif = port.vif(secrets.token_hex(32), int(net["mtu"]))
-            await ovs.plug(vif, 15.0)
-            vifs.append(vif)
-            await move_link(vif.container_ifname, ns)
-            await configure(ns, vif.container_ifname, port.ips[0], 24)
+            vifs.append(await plug_into(ovs, port, ns, int(net["mtu"])))
         trunk = await neutron.create("trunks", {"port_id": vm_port.id, "name": name})
         attrs = {"network_id": net["id"], "name": name, "device_owner": "compute:kuryr"}
         if host:

@@ -6,32 +6,19 @@ from __future__ import annotations
 
 import ipaddress
 import secrets
-from collections.abc import Awaitable
 from typing import Any
 
 import pytest
 
-from kuryr.backends.neutron_api import NeutronApi, NeutronError, Resource
+from kuryr.backends.neutron_api import NeutronApi, Resource
 from tests.conftest import StackFacts
 from tests.fakes.neutron import FakeNeutron
 from tests.integration.domain_helpers import neutron_client
+from tests.integration.neutron_shapes import Shapes, refusal, shape
 
 pytestmark = pytest.mark.stack
 
 PREFIX = "wt15-trunkcmp-"
-Shapes = list[tuple[Any, ...]]  # (step, what it gave, ...)
-
-
-def shape(body: Resource) -> dict[str, str]:
-    return {key: type(value).__name__ for key, value in sorted(body.items())}
-
-
-async def refusal(call: Awaitable[Any]) -> tuple[int, str]:
-    try:
-        await call
-    except NeutronError as exc:
-        return exc.http_status, exc.neutron_type
-    return 0, "accepted"
 
 
 def sub(port_id: str, seg: Any, kind: str = "vlan") -> dict[str, Any]:

@@ -15,7 +15,15 @@ from kuryr.backends.state import State
 from kuryr.domain.lost_creates import Intent
 from kuryr.domain.networks import OPT_NET_NAME
 from kuryr.plugin import protocol as p
-from tests.fakes.daemon import HOST, Daemon, daemon, default_subnetpools, docker_id, eventually
+from tests.fakes.daemon import (
+    HOST,
+    Daemon,
+    daemon,
+    default_subnetpools,
+    docker_id,
+    eventually,
+    intents,
+)
 from tests.fakes.neutron import FakeNeutron
 
 CIDR = "10.181.0.0/24"
@@ -31,14 +39,6 @@ async def create(d: Daemon, did: str, cidr: str = CIDR, **options: str) -> None:
 
 def named(d: Daemon, did: str) -> list[str]:
     return [n["id"] for n in d.neutron.rows("networks", {"name": naming.network_name(did)})]
-
-
-def intents(tmp_path: Path) -> dict[str, dict[str, object]]:
-    state = State.open(tmp_path)
-    try:
-        return state.intents()
-    finally:
-        state.close()
 
 
 async def test_a_lost_network_create_fails_clearly_and_leaves_no_network(tmp_path: Path) -> None:

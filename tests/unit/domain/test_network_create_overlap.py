@@ -14,11 +14,10 @@ import pytest
 
 from kuryr import naming
 from kuryr.backends.neutron_api import NeutronError
-from kuryr.backends.state import State
 from kuryr.driver import KuryrNetworkDriver
 from kuryr.errors import Conflict, NotFound
 from kuryr.plugin import protocol as p
-from tests.fakes.daemon import Daemon, daemon, default_subnetpools, eventually
+from tests.fakes.daemon import Daemon, daemon, default_subnetpools, eventually, intents
 from tests.fakes.neutron import FakeNeutron
 
 CIDR = "10.181.7.0/24"  # outside the default subnetpool: RequestPool makes kuryrPool-<cidr>
@@ -37,14 +36,6 @@ def on_create_path(calls: Counter[tuple[str, str]]) -> Counter[tuple[str, str]]:
 
 def tagged(d: Daemon) -> list[str]:
     return [n["id"] for n in d.neutron.rows("networks") if naming.tag_claims(n.get("tags") or [])]
-
-
-def intents(tmp_path: Path) -> dict[str, dict[str, object]]:
-    state = State.open(tmp_path)
-    try:
-        return state.intents()
-    finally:
-        state.close()
 
 
 def left(d: Daemon) -> list[str]:

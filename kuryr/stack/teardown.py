@@ -1,0 +1,34 @@
+"""Removing a set of simulated machines (hosts, VMs) that share something on the machine's
+side: each one, last made first, then the shared part and their directory, only once every
+one of them is gone (a failure leaves the shared part for the next ``down`` to retry)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+from kuryr.stack.errors import StackError
+
+Member = TypeVar("Member")
+
+
+def remove_members(
+    members: Sequence[Member],
+    remove: Callable[[Member], list[StackError]],
+    shared: Callable[[], None],
+    directory: Path,
+) -> list[StackError]:
+    """The errors of removing ``members`` (last first), then ``shared`` and ``directory``."""
+    errors: list[StackError] = []
+    for member in reversed(members):
+        errors += remove(member)
+    if errors:
+        return errors
+    try:
+        shared()
+    except StackError as exc:
+        return [exc]
+    shutil.rmtree(directory, ignore_errors=True)
+    return []
