@@ -33,6 +33,7 @@ from kuryr.domain.routers import Routers
 from kuryr.domain.security_groups import SecurityGroups
 from kuryr.domain.swarm import Swarm
 from kuryr.domain.yielding import Yielding
+from kuryr.errors import BackendError
 from kuryr.ops import admin_api, admin_reports, admin_server, healing
 from kuryr.plugin import protocol as p
 from kuryr.plugin.api import NetworkDriver
@@ -206,7 +207,7 @@ async def build(
         undo.push_async_callback(pools.close)
         ipam = Ipam(
             neutron,
-            Broker(neutron, mine, state, pools, prewire),
+            Broker(neutron, mine, state, pools, prewire, functools.partial(_port_mac, binders)),
             removals,
             config.neutron.default_subnetpool_v4,
             config.neutron.default_subnetpool_v6,
@@ -290,6 +291,15 @@ async def _load_binders(config: Config, undo: AsyncExitStack, neutron: NeutronAp
     binders = await registry.load(config.binding, neutron)
     undo.push_async_callback(binders.close)
     return binders
+
+
+def _port_mac(binders: HostBinders, device_mac: str) -> str:
+    """The MAC of a port made for Docker's ``--mac-address``: the binder of a port not made
+    yet is asked as Endpoints asks it (a nested binder serves every vif_type)."""
+    try:
+        return binders.for_vif_type("ovs").port_mac(device_mac)
+    except BackendError:
+        return device_mac
 
 
 def _mtu_of(state: State, neutron_id: str) -> int | None:

@@ -201,6 +201,7 @@ class Endpoints:
                 endpoint_id, network, wanted, mac, owned=not self._plugs_before_bookkeeping()
             )
         main, *extra = ports.values()
+        mac = self._broker.port_mac(mac) if mac else ""
         try:
             merge = bool(extra) or len(held) != len(ports) or None in held
             new_mac = bool(mac) and mac.lower() != main.mac_address.lower()
@@ -232,7 +233,8 @@ class Endpoints:
         )
 
     async def _set_mac(self, port: Port, mac: str) -> Port:
-        """Docker's --mac-address: Neutron changes the MAC only of an unbound port."""
+        """Docker's --mac-address (``mac``: the port's for it, Binder.port_mac): Neutron
+        changes the MAC only of an unbound port."""
         try:
             return Port.from_neutron(
                 await self._neutron.update("ports", port.id, desired.with_mac(mac))

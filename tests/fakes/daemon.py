@@ -73,6 +73,8 @@ class Container:
     net: Net
     endpoint_id: str
     address: str
+    # What CreateEndpoint answered of the interface (None: nothing).
+    interface: p.EndpointInterface | None = None
 
 
 @dataclass
@@ -154,16 +156,16 @@ class Daemon:
             p.ReleaseAddressRequest.model_validate({"PoolID": pool_id, "Address": address})
         )
 
-    async def create_endpoint(self, net: Net, address: str) -> Container:
+    async def create_endpoint(self, net: Net, address: str, mac: str = "") -> Container:
+        """``mac``: ``docker run --mac-address``, sent in the endpoint's interface."""
         endpoint_id = docker_id()
         prefix = net.cidr.split("/")[1]
-        request = {
-            "NetworkID": net.docker_id,
-            "EndpointID": endpoint_id,
-            "Interface": {"Address": f"{address}/{prefix}"},
-        }
-        await self.network.create_endpoint(p.CreateEndpointRequest.model_validate(request))
-        return Container(net, endpoint_id, address)
+        iface = {"Address": f"{address}/{prefix}"}
+        if mac:
+            iface["MacAddress"] = mac
+        request = {"NetworkID": net.docker_id, "EndpointID": endpoint_id, "Interface": iface}
+        answer = await self.network.create_endpoint(p.CreateEndpointRequest.model_validate(request))
+        return Container(net, endpoint_id, address, answer.interface)
 
     async def join(self, container: Container) -> p.JoinResponse:
         request = {

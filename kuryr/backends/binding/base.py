@@ -109,6 +109,11 @@ class Binder(ABC):
         """The MAC the container's device carries (Docker is told it): the port's."""
         return port_mac
 
+    def port_mac(self, device_mac: str) -> str:
+        """The MAC a port is given for the device MAC Docker asks for (``--mac-address``),
+        such that :meth:`device_mac` of it is that MAC again: here the same."""
+        return device_mac
+
     async def filtering_port(self) -> str | None:
         """The Neutron port whose security groups filter the traffic of this binder's ports
         in their stead, when not each port itself (None, the default): there a group on a

@@ -6,13 +6,14 @@ Docker moves it into the container. Neutron sees the traffic on the VM's port, w
 security lets through only its own addresses and its ``allowed_address_pairs``: each
 container's (address, MAC) is added there while it is plugged.
 
-The device's MAC is not its port's but one derived from it (:func:`device_mac`, locally
-administered, unicast), in the pair too. ML2/OVN makes the container's port, unbound and
+The device's MAC is not its port's but one derived from it (:func:`device_mac`, bit 2 of
+the first octet flipped), in the pair too. ML2/OVN makes the container's port, unbound and
 holding an address of the VM port's pairs, an OVN ``virtual`` port with the port's MAC, and
 lists each pair's MAC among the VM port's addresses: with the same MAC, OVN's L2 lookup has
 two flows for it and br-int kept the virtual port's, which delivers nothing until OVN claims
 it (issue 15, finding 3: the network's answers to a container were lost). With a MAC of its
-own, only the VM port claims it.
+own, only the VM port claims it. Docker's ``--mac-address X`` is honoured the other way
+round: the device and its pair carry X, the port X with that bit flipped.
 
 The pairs are one list on one port, written by every start and removal in the VM at once: a
 write is a read of the port, the change, and a PUT with ``If-Match`` on the revision read,
@@ -51,10 +52,13 @@ Change = Callable[[list[Pair]], list[Pair] | None]
 
 
 def device_mac(port_mac: str) -> str:
-    """The container device's MAC: the port's with bit 2 of the first octet flipped, locally
-    administered and unicast (Neutron's fa:16:3e:... becomes fe:16:3e:...)."""
+    """The container device's MAC: the port's with bit 2 of the first octet flipped
+    (Neutron's fa:16:3e:... becomes fe:16:3e:..., locally administered as the port's is).
+
+    Its own inverse, so it is also the port's MAC for a device MAC Docker asks for
+    (``--mac-address``): any unicast MAC maps to a unicast MAC that differs from it."""
     first, _, rest = port_mac.lower().partition(":")
-    return f"{((int(first, 16) ^ 0x04) | 0x02) & 0xFE:02x}:{rest}"
+    return f"{int(first, 16) ^ 0x04:02x}:{rest}"
 
 
 def _key(pair: Mapping[str, Any]) -> tuple[str, str]:
@@ -137,6 +141,11 @@ class MacvlanBinder(Binder):
 
     def device_mac(self, port_mac: str) -> str:
         return device_mac(port_mac)
+
+    def port_mac(self, device_mac_: str) -> str:
+        """``--mac-address X``: the device and its pair carry X, the port X's image, never
+        X itself (the module's docstring: one MAC for both and OVN delivers to neither)."""
+        return device_mac(device_mac_)
 
     async def filtering_port(self) -> str:
         """The VM's port: a container's traffic is delivered to its device's MAC, a pair of

@@ -15,6 +15,7 @@ between DeleteEndpoint and ReleaseAddress must not change what the latter does.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from kuryr import naming
@@ -76,11 +77,14 @@ class Broker:
         state: State,
         pools: Pools | None,
         wiring: Wiring,
+        port_mac: Callable[[str], str] = lambda mac: mac,
     ) -> None:
         """``pools``: served from when they are on (``[pool] max``; None: no pools), else every
         port taken is made and every port given back deleted; ``wiring``: decides the VIF of
-        a port given back by its endpoint."""
+        a port given back by its endpoint; ``port_mac``: the port's MAC for the device MAC
+        Docker asks for (``Binder.port_mac``; nested macvlan: not the same)."""
         self._neutron = neutron
+        self.port_mac = port_mac
         self.mine = mine
         self._state = state
         self._pools = pools if pools is not None and pools.enabled else None
@@ -94,7 +98,7 @@ class Broker:
         the endpoint that will use it; returns its address."""
         if address and (subnet.id, address) in self._reserved:
             return address
-        port = await self._take(subnet, address, mac)
+        port = await self._take(subnet, address, self.port_mac(mac) if mac else None)
         ip = port.ip_on(subnet.id) or ""
         # A release still owed for an earlier holder of this address stays owed: dockerd
         # sends that ReleaseAddress after the DeleteEndpoint, and it must not take this port.
@@ -146,9 +150,14 @@ class Broker:
         pool port already holding them, else one made for the endpoint. ``owned``: made
         with the endpoint's device_id; False where the port must be plugged before its
         bookkeeping (``Binder.plug_before_bookkeeping``: Neutron takes no port with a
-        device_id into a trunk), which the journal then writes."""
-        ready = None if mac else await self._take_pooled(wanted)
-        return ready or await self._create_for_endpoint(endpoint_id, network, wanted, mac, owned)
+        device_id into a trunk), which the journal then writes. ``mac``: the device MAC
+        Docker asked for, if any."""
+        if mac:
+            return await self._create_for_endpoint(
+                endpoint_id, network, wanted, self.port_mac(mac), owned
+            )
+        ready = await self._take_pooled(wanted)
+        return ready or await self._create_for_endpoint(endpoint_id, network, wanted, "", owned)
 
     async def _take_pooled(self, wanted: list[tuple[Subnet, str | None]]) -> Port | None:
         if self._pools is None or len(wanted) != 1:
