@@ -35,7 +35,7 @@ from typing import Any
 from bench.calls import Call, last_arrival, parse_log
 from bench.dockercli import IMAGE, docker
 from bench.params import REPO
-from kuryr.stack import proc
+from kuryr.stack import daemon, proc
 
 SPEC_DIR = Path("/etc/docker/plugins")
 STACK_CONFIG = Path("/var/lib/kuryr-stack/kuryr.conf")
@@ -126,7 +126,8 @@ def private_driver(driver: str, port: int, code: Path) -> Iterator[tuple[Countin
         spec = SPEC_DIR / f"{driver}.spec"
         try:
             deadline = time.monotonic() + 30
-            while not sock.exists():
+            # The socket's file exists from bind(), before listen(): wait for an answer.
+            while not daemon.activates(sock)[0]:
                 if serve.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError("private daemon did not start:\n" + serve_log.read_text())
                 time.sleep(0.05)

@@ -18,7 +18,7 @@ from typing import Any
 from kuryr import naming
 from kuryr.backends.neutron import Neutron
 from kuryr.backends.unixhttp import json_call
-from kuryr.stack import proc
+from kuryr.stack import daemon, proc
 from kuryr.stack.layout import NEUTRON_URL
 from tests.integration.domain_helpers import cleanup, neutron_client
 from tests.integration.private_daemon import KURYR
@@ -38,7 +38,8 @@ def serve(root: Path, conf: Path) -> Iterator[subprocess.Popen[bytes]]:
         )
     try:
         deadline = time.monotonic() + START_TIMEOUT
-        while not sock.exists():
+        # The socket's file exists from bind(), before listen(): wait for an answer.
+        while not daemon.activates(sock)[0]:
             assert process.poll() is None, (root / "serve.log").read_text()
             assert time.monotonic() < deadline, "socket never appeared"
             time.sleep(0.05)

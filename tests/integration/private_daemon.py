@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from kuryr.stack import proc
+from kuryr.stack import daemon, proc
 
 KURYR = Path(sys.executable).with_name("kuryr")
 START_TIMEOUT = 30.0
@@ -76,7 +76,8 @@ def private_daemon(
             )
         try:
             deadline = time.monotonic() + START_TIMEOUT
-            while not sock.exists():
+            # The socket's file exists from bind(), before listen(): wait for an answer.
+            while not daemon.activates(sock)[0]:
                 assert process.poll() is None, log.read_text()
                 assert time.monotonic() < deadline, "socket never appeared\n" + log.read_text()
                 time.sleep(0.05)
