@@ -125,12 +125,8 @@ def private_driver(driver: str, port: int, code: Path) -> Iterator[tuple[Countin
             )
         spec = SPEC_DIR / f"{driver}.spec"
         try:
-            deadline = time.monotonic() + 30
-            # The socket's file exists from bind(), before listen(): wait for an answer.
-            while not daemon.activates(sock)[0]:
-                if serve.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("private daemon did not start:\n" + serve_log.read_text())
-                time.sleep(0.05)
+            if not daemon.child_answers(sock, serve, 30):
+                raise RuntimeError("private daemon did not start:\n" + serve_log.read_text())
             SPEC_DIR.mkdir(parents=True, exist_ok=True)
             spec.write_text(f"unix://{sock}\n")
             yield Counting(log), serve_log

@@ -6,6 +6,7 @@ so that a test run always exercises the code in the tree; otherwise it is left a
 from __future__ import annotations
 
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -76,6 +77,21 @@ def activates(sock: Path = PLUGIN_SOCK) -> tuple[bool, str]:
     if status != 200 or b"NetworkDriver" not in body:
         return False, f"Plugin.Activate answered {status}: {body[:80]!r}"
     return True, body.decode(errors="replace").strip()
+
+
+def child_answers(sock: Path, process: subprocess.Popen[bytes], timeout: float) -> bool:
+    """Whether a ``kuryr serve`` this process started answers Plugin.Activate on ``sock``
+    within ``timeout``; False as soon as it has exited. Only an answer says it serves: the
+    socket's file exists from bind(), before listen()."""
+    answered = False
+
+    def ready() -> bool:
+        nonlocal answered
+        answered = activates(sock)[0]
+        return answered or process.poll() is not None
+
+    proc.wait_for(ready, timeout, 0.05)
+    return answered
 
 
 class KuryrDaemon:

@@ -37,12 +37,8 @@ def serve(root: Path, conf: Path) -> Iterator[subprocess.Popen[bytes]]:
             [str(KURYR), "--config-file", str(conf), "serve"], stdout=log, stderr=log
         )
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        # The socket's file exists from bind(), before listen(): wait for an answer.
-        while not daemon.activates(sock)[0]:
-            assert process.poll() is None, (root / "serve.log").read_text()
-            assert time.monotonic() < deadline, "socket never appeared"
-            time.sleep(0.05)
+        answers = daemon.child_answers(sock, process, START_TIMEOUT)
+        assert answers, "the daemon never answered\n" + (root / "serve.log").read_text()
         yield process
     finally:
         proc.stop_child(process, timeout=60)

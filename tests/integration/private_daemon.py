@@ -10,7 +10,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -75,12 +74,8 @@ def private_daemon(
                 env={**os.environ, **(env or {})},
             )
         try:
-            deadline = time.monotonic() + START_TIMEOUT
-            # The socket's file exists from bind(), before listen(): wait for an answer.
-            while not daemon.activates(sock)[0]:
-                assert process.poll() is None, log.read_text()
-                assert time.monotonic() < deadline, "socket never appeared\n" + log.read_text()
-                time.sleep(0.05)
+            answers = daemon.child_answers(sock, process, START_TIMEOUT)
+            assert answers, "the daemon never answered\n" + log.read_text()
             yield PrivateDaemon(process, sock, log, root)
         finally:
             proc.stop_child(process, timeout=30)
