@@ -14,6 +14,8 @@ REPORT = """<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="p
 </testcase>
 <testcase classname="tests.e2e.test_vif" name="test_b"><failure message="x" /></testcase>
 <testcase classname="tests.e2e.test_vif" name="test_c"><error message="y" /></testcase>
+<testcase classname="tests.e2e.test_crash" name="test_v6">
+<skipped type="pytest.xfail" message="bug" /></testcase>
 </testsuite></testsuites>"""
 
 
@@ -25,6 +27,7 @@ def test_outcomes_are_read_from_the_children() -> None:
         "skipped",
         "failure",
         "error",
+        "xfailed",
     ]
 
 
@@ -32,6 +35,12 @@ def test_every_module_needs_a_pass_and_no_skip() -> None:
     gaps = e2e_gaps(cases(REPORT), ["tests.e2e.test_crash", "tests.e2e.test_expose"])
     assert gaps == ["tests.e2e.test_expose::test_udp was skipped"]
     assert e2e_gaps(cases(REPORT), ["tests.e2e.test_vif"]) == ["tests.e2e.test_vif: no test passed"]
+
+
+def test_an_expected_failure_ran_and_is_no_gap() -> None:
+    xfailed = Case("tests.e2e.test_crash", "test_v6", "xfailed")
+    assert e2e_gaps([xfailed], ["tests.e2e.test_crash"]) == ["tests.e2e.test_crash: no test passed"]
+    assert e2e_gaps(cases(REPORT), ["tests.e2e.test_crash"]) == []
 
 
 def test_a_class_in_a_module_counts_for_it_but_a_longer_name_does_not() -> None:
