@@ -20,7 +20,9 @@ A released port comes back cleaned of its container's bookkeeping (journaled), o
 the background when the pool is full. The free ports the next starts take (the oldest; in exact
 mode the lowest addresses) are plugged ahead, ``batch`` at first, one more each time a start
 takes a port that was not (up to ``max``); a port back from its container keeps its VIF when
-still whole; a free port leaving the pool for deletion is unplugged (:class:`Wiring`,
+still whole, and is the first a start in ``any`` mode takes (last back, first out: its join
+reads no status, as Neutron has it ACTIVE, and a steady state cycles a few ports while the
+rest rest); a free port leaving the pool for deletion is unplugged (:class:`Wiring`,
 kuryr.domain.ports.prewire). So a start finds its VIF wired, while a new network does not plug
 its whole pool at once: each first plug costs Neutron one port status change (~1-3 s of its one
 OVN event thread under load), and a port goes ACTIVE only after those queued before it.
@@ -174,7 +176,7 @@ class Pools:
         if pool is None or pool.closing or not self.enabled:
             return None
         if pool.free:
-            return self.take(pool, next(iter(pool.free)))
+            return self.take(pool, pool.next_free())
         return await self._refill.wait(pool)
 
     def take(self, pool: PortPool, port_id: str) -> Port:

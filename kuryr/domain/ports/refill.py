@@ -291,7 +291,7 @@ class Refill:
         while pool.waiters and pool.free:
             waiter = pool.waiters.pop(0)
             if not waiter.done():
-                waiter.set_result(self._ledger.take(pool, next(iter(pool.free))))
+                waiter.set_result(self._ledger.take(pool, pool.next_free()))
 
     def fail_waiters(self, pool: PortPool, exc: Exception) -> None:
         error = exc if isinstance(exc, KuryrError) else BackendError(str(exc))

@@ -71,3 +71,33 @@ async def test_a_steady_state_lifecycle_costs_neutron_its_bookkeeping_only(
         made.subtract(before)
         requests = {call: n for call, n in made.items() if n}
         assert requests == {("PUT", "ports"): 4 * LIFECYCLES}, requests
+
+
+async def test_a_start_takes_the_port_the_last_stop_gave_back(tmp_path: Path) -> None:
+    """Without warming every pool port: once one container has come and gone, each next start
+    takes that port again (its VIF kept, ACTIVE in Neutron), so its join reads no status."""
+    async with daemon(tmp_path, STACK, clock=Clock()) as d:
+        net = await d.kuryr_network()
+        await eventually(lambda: len(d.ports(net)) >= STACK.initial, "the first fill")
+        first = await d.run(net)
+        await kuryr_driver(d).endpoints.flush()
+        port = d.port_holding(net, first.address)
+        assert port is not None
+        d.neutron.change("ports", port["id"], status=ACTIVE)
+        await kuryr_driver(d).watch.check()
+        await d.stop(first)
+        await kuryr_driver(d).endpoints.flush()
+        before = Counter(d.neutron.calls)
+
+        for _ in range(LIFECYCLES):
+            container = await d.run(net)
+            assert container.address == first.address, "the port back last is taken first"
+            await kuryr_driver(d).endpoints.flush()
+            await kuryr_driver(d).watch.check()
+            await d.stop(container)
+            await kuryr_driver(d).endpoints.flush()
+
+        made = Counter(d.neutron.calls)
+        made.subtract(before)
+        requests = {call: n for call, n in made.items() if n}
+        assert requests == {("PUT", "ports"): 4 * LIFECYCLES}, requests
