@@ -56,7 +56,7 @@ def write_config_copy(
     parser = configparser.ConfigParser(interpolation=None)
     parser.read(original)
     for (section, key), value in settings.items():
-        if not parser.has_section(section):
+        if section != parser.default_section and not parser.has_section(section):
             parser.add_section(section)
         parser.set(section, key, value)
     with open(config_copy, "w") as out:
