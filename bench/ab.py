@@ -1,15 +1,17 @@
 """Two Kuryr checkouts measured in turns on the one stack, to tell whether a change made the
-bench's ratios worse: ``python -m bench.ab OTHER_CHECKOUT [--other-pool min=20,max=40]``.
+bench's ratios worse: ``python -m bench.ab OTHER_CHECKOUT [--other-pool min=20,max=40]
+[--this-pool initial=20]``.
 
 Each round restarts the stack's daemon on one side's code (this checkout, or OTHER_CHECKOUT
 put first on PYTHONPATH: the same venv and dependencies), with a fresh state directory of its
 own and the stack's config (``--other-pool`` overrides ``[pool]`` keys on the other side, as
-its own stack wrote them). It makes the bench's networks (Docker bridge, Kuryr with each
-IPAM), measures ``docker run --rm`` interleaved across them, then the ``--parallel``-at-once
-burst, and optionally the scale steps, as ``make bench`` does (bench.scenarios); removes
-its networks with that daemon, waits for the machine to be idle, and hands over. Rounds go
-other, this, this, other, ... so a drift of the machine falls on both sides alike. The
-stack's daemon is put back as it was at the end.
+its own stack wrote them; ``--this-pool`` on this side, to compare the code on like pools).
+It makes the bench's networks (Docker bridge, Kuryr with each IPAM), measures ``docker run
+--rm`` interleaved across them, then the ``--parallel``-at-once burst, and optionally the
+scale steps, as ``make bench`` does (bench.scenarios); removes its networks with that daemon,
+waits for the machine to be idle, and hands over. Rounds go other, this, this, other, ... so
+a drift of the machine falls on both sides alike. The stack's daemon is put back as it was at
+the end.
 
 The ratios (each Kuryr network's median against the bridge's of the same round) and the raw
 samples go to ``--out`` as JSON."""
@@ -109,6 +111,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.ab", description=__doc__)
     parser.add_argument("other", type=Path, help="the other Kuryr checkout")
     parser.add_argument("--other-pool", default="", help="[pool] keys for the other side")
+    parser.add_argument("--this-pool", default="", help="[pool] keys for this side")
     parser.add_argument("--rounds", type=int, default=2, help="pairs of rounds")
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=3)
@@ -128,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = base.config_file() if base is not None else None
     if base is None or config is None:
         raise SystemExit("bench.ab: the stack's Kuryr daemon does not run: `kuryr stack up`")
-    overrides = {THIS: {}, OTHER: _pool_overrides(args.other_pool)}
+    overrides = {THIS: _pool_overrides(args.this_pool), OTHER: _pool_overrides(args.other_pool)}
     rounds: list[dict[str, Any]] = []
     work = Path(tempfile.mkdtemp(prefix="kuryr-ab-"))
     try:
@@ -149,7 +152,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         ours.restore(base)
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        text = {"other": str(args.other), "other_pool": args.other_pool, "rounds": rounds}
+        text = {
+            "other": str(args.other),
+            "other_pool": args.other_pool,
+            "this_pool": args.this_pool,
+            "rounds": rounds,
+        }
         args.out.write_text(json.dumps(text, indent=1) + "\n")
     return 0
 
