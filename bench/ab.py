@@ -19,6 +19,7 @@ samples go to ``--out`` as JSON."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -69,19 +70,36 @@ def _ratios(medians: dict[str, float | None]) -> dict[str, float | None]:
     }
 
 
-def _round(args: argparse.Namespace, drivers: Sequence[Driver]) -> dict[str, Any]:
+def _round_drivers(index: int) -> list[Driver]:
+    """The drivers under names and subnets of their own for round ``index``: dockerd 20.10
+    can refuse to remove a network whose containers were removed at once ("has active
+    endpoints", its endpoint count drifted), and the next round must not need that name."""
+    return [dataclasses.replace(d, key=f"{d.key}-{index}") for d in DRIVERS]
+
+
+def _by_driver(results: dict[str, Any], drivers: Sequence[Driver]) -> dict[str, Any]:
+    return {base.key: results[d.key] for base, d in zip(DRIVERS, drivers, strict=True)}
+
+
+def _round(args: argparse.Namespace, index: int) -> dict[str, Any]:
+    drivers = _round_drivers(index)
     dockercli.cleanup()
     for driver in drivers:
-        command = driver.create_command(driver.network)
+        command = driver.create_command(driver.network, index)
         if command is not None:
             made = dockercli.docker(*command)
             if not made.ok:
                 raise SystemExit(f"bench.ab: {driver.key}: {made.error}")
     try:
-        latency = scenarios.start_latency(drivers, args.runs, args.warmup)
-        burst = scenarios.parallel_starts(drivers, args.parallel, args.parallel_reps)
+        latency = _by_driver(scenarios.start_latency(drivers, args.runs, args.warmup), drivers)
+        burst = _by_driver(
+            scenarios.parallel_starts(drivers, args.parallel, args.parallel_reps), drivers
+        )
         scale = (
-            scenarios.scale(drivers, args.scale, args.scale_probes, 8, args.fill_budget)
+            _by_driver(
+                scenarios.scale(drivers, args.scale, args.scale_probes, 8, args.fill_budget),
+                drivers,
+            )
             if args.scale
             else None
         )
@@ -141,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings = {("DEFAULT", "state_dir"): str(state / "state"), **overrides[side]}
             ours.restart_with(_launch(base, side, args.other), settings, state / "kuryr.conf")
             print(f"bench.ab: round {i + 1}: {side}", flush=True)
-            measured = _round(args, DRIVERS)
+            measured = _round(args, i)
             machine.wait_idle()
             rounds.append({"side": side, **measured})
             print(

@@ -5,7 +5,16 @@ from __future__ import annotations
 import configparser
 from pathlib import Path
 
-from bench.ab import OTHER, THIS, _launch, _order, _pool_overrides, _ratios
+from bench.ab import (
+    OTHER,
+    THIS,
+    _by_driver,
+    _launch,
+    _order,
+    _pool_overrides,
+    _ratios,
+    _round_drivers,
+)
 from bench.ourdaemon import Launch, write_config_copy
 
 
@@ -44,3 +53,10 @@ def test_a_config_copy_sets_default_keys_and_new_sections(tmp_path: Path) -> Non
     parser.read(copy)
     assert parser.defaults()["state_dir"] == "/b"
     assert parser.get("pool", "min") == "20" and parser.get("neutron", "x") == "y"
+
+
+def test_each_round_has_networks_of_its_own() -> None:
+    first, second = _round_drivers(0), _round_drivers(1)
+    assert {d.network for d in first}.isdisjoint(d.network for d in second)
+    assert [d.subnet(0) for d in first] != [d.subnet(1) for d in second]
+    assert _by_driver({d.key: d.key for d in second}, second)["kuryr"] == "kuryr-1"
