@@ -201,7 +201,7 @@ class Endpoints:
                 endpoint_id, network, wanted, mac, owned=not self._plugs_before_bookkeeping()
             )
         main, *extra = ports.values()
-        mac = self._broker.port_mac(mac) if mac else ""
+        mac = self._broker.mac_for(mac)
         try:
             merge = bool(extra) or len(held) != len(ports) or None in held
             new_mac = bool(mac) and mac.lower() != main.mac_address.lower()

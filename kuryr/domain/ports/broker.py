@@ -84,12 +84,17 @@ class Broker:
         a port given back by its endpoint; ``port_mac``: the port's MAC for the device MAC
         Docker asks for (``Binder.port_mac``; nested macvlan: not the same)."""
         self._neutron = neutron
-        self.port_mac = port_mac
+        self._port_mac = port_mac
         self.mine = mine
         self._state = state
         self._pools = pools if pools is not None and pools.enabled else None
         self.wiring = wiring
         self._reserved: dict[tuple[str, str], Port] = {}  # (subnet id, ip) -> port
+
+    def mac_for(self, device_mac: str | None) -> str:
+        """The port's MAC for the device MAC Docker asks for; "" when it asks for none (a
+        binder's ``port_mac`` of no MAC is not defined)."""
+        return self._port_mac(device_mac) if device_mac else ""
 
     # --- taking ---------------------------------------------------------------------------------
 
@@ -98,7 +103,7 @@ class Broker:
         the endpoint that will use it; returns its address."""
         if address and (subnet.id, address) in self._reserved:
             return address
-        port = await self._take(subnet, address, self.port_mac(mac) if mac else None)
+        port = await self._take(subnet, address, self.mac_for(mac) or None)
         ip = port.ip_on(subnet.id) or ""
         # A release still owed for an earlier holder of this address stays owed: dockerd
         # sends that ReleaseAddress after the DeleteEndpoint, and it must not take this port.
@@ -154,7 +159,7 @@ class Broker:
         Docker asked for, if any."""
         if mac:
             return await self._create_for_endpoint(
-                endpoint_id, network, wanted, self.port_mac(mac), owned
+                endpoint_id, network, wanted, self.mac_for(mac), owned
             )
         ready = await self._take_pooled(wanted)
         return ready or await self._create_for_endpoint(endpoint_id, network, wanted, "", owned)
