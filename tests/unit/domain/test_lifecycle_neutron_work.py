@@ -16,7 +16,7 @@ from kuryr.config import PoolConfig
 from kuryr.domain.ports.status import ACTIVE
 from kuryr.driver import KuryrNetworkDriver
 from tests.fakes.clock import Clock
-from tests.fakes.daemon import Daemon, Net, daemon, eventually
+from tests.fakes.daemon import Container, Daemon, Net, daemon, eventually
 
 # As the local stack runs the daemon (kuryr/stack/daemon.py), bookkeeping written at once.
 STACK = PoolConfig(min=2, max=40, batch=4, initial=4, window=10.0, idle_after=300.0)
@@ -36,14 +36,20 @@ async def warmed(d: Daemon, net: Net) -> None:
     assert pool is not None
     await eventually(lambda: pool.refill is None and not pool.creating, "the first fill is over")
     for _ in range(len(pool.free)):
-        container = await d.run(net)
-        await kuryr_driver(d).endpoints.flush()
-        port = d.port_holding(net, container.address)
-        assert port is not None
-        d.neutron.change("ports", port["id"], status=ACTIVE)
-        await kuryr_driver(d).watch.check()
-        await d.stop(container)
-        await kuryr_driver(d).endpoints.flush()
+        await seen_active(d, net)
+
+
+async def seen_active(d: Daemon, net: Net) -> Container:
+    """A container that came and went, its port seen ACTIVE while it ran (OVN reported it up)."""
+    container = await d.run(net)
+    await kuryr_driver(d).endpoints.flush()
+    port = d.port_holding(net, container.address)
+    assert port is not None
+    d.neutron.change("ports", port["id"], status=ACTIVE)
+    await kuryr_driver(d).watch.check()
+    await d.stop(container)
+    await kuryr_driver(d).endpoints.flush()
+    return container
 
 
 @pytest.mark.parametrize("ipam", ["kuryr", "docker"])
@@ -79,14 +85,7 @@ async def test_a_start_takes_the_port_the_last_stop_gave_back(tmp_path: Path) ->
     async with daemon(tmp_path, STACK, clock=Clock()) as d:
         net = await d.kuryr_network()
         await eventually(lambda: len(d.ports(net)) >= STACK.initial, "the first fill")
-        first = await d.run(net)
-        await kuryr_driver(d).endpoints.flush()
-        port = d.port_holding(net, first.address)
-        assert port is not None
-        d.neutron.change("ports", port["id"], status=ACTIVE)
-        await kuryr_driver(d).watch.check()
-        await d.stop(first)
-        await kuryr_driver(d).endpoints.flush()
+        first = await seen_active(d, net)
         before = Counter(d.neutron.calls)
 
         for _ in range(LIFECYCLES):
