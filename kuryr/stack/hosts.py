@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import os
-import shutil
 import urllib.error
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,7 +160,6 @@ def _in_netns(pid: int, dev: int, ino: int) -> bool:
 def remove(layout: Layout, host: SimHost) -> list[StackError]:
     """Take the host away for good; every step is attempted, the errors met are returned."""
     p = parts(layout, host)
-    errors: list[StackError] = []
     steps = (
         p.docker.clear,
         p.docker.stop,
@@ -174,14 +172,7 @@ def remove(layout: Layout, host: SimHost) -> list[StackError]:
         lambda: underlay.unlink_host(host),
         lambda: remove_cgroups(host),
     )
-    for step in steps:
-        try:
-            step()
-        except StackError as exc:
-            errors.append(exc)
-    if not errors:
-        shutil.rmtree(host.root, ignore_errors=True)
-    return errors
+    return teardown.remove_one(steps, host.root)
 
 
 def remove_all(layout: Layout) -> list[StackError]:

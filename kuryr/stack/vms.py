@@ -12,7 +12,6 @@ trunk and port, its namespace, link, cgroups and files)."""
 from __future__ import annotations
 
 import functools
-import shutil
 from dataclasses import dataclass
 
 from kuryr.ops import admin_api
@@ -103,7 +102,6 @@ def check(layout: Layout, vm: SimVm) -> Row:
 def remove(layout: Layout, vm: SimVm) -> list[StackError]:
     """Take the VM away for good; every step is attempted, the errors met are returned."""
     p = parts(layout, vm)
-    errors: list[StackError] = []
     steps = [
         p.docker.clear,
         p.docker.stop,
@@ -119,14 +117,7 @@ def remove(layout: Layout, vm: SimVm) -> list[StackError]:
         lambda: vmnet.unplug_nic(vm),
         lambda: hosts.remove_cgroups(vm),
     ]
-    for step in steps:
-        try:
-            step()
-        except StackError as exc:
-            errors.append(exc)
-    if not errors:
-        shutil.rmtree(vm.root, ignore_errors=True)
-    return errors
+    return teardown.remove_one(steps, vm.root)
 
 
 def _terminate(pids: list[int]) -> None:
