@@ -211,7 +211,7 @@ class Endpoints:
             if merge:
                 main = await self._merge(main, extra, wanted)
             if new_mac:
-                main = await self._set_mac(main, mac)
+                main = self._broker.chose_mac(await self._set_mac(main, mac))
         except BaseException:
             with deadline.cleanup():
                 for port in ports.values():

@@ -90,6 +90,15 @@ class Broker:
         self._pools = pools if pools is not None and pools.enabled else None
         self.wiring = wiring
         self._reserved: dict[tuple[str, str], Port] = {}  # (subnet id, ip) -> port
+        # Ports carrying a MAC Docker chose (--mac-address): deleted when given back, never
+        # pooled, or the next container would get that MAC instead of one of Neutron's. In
+        # memory: a restart between such a start and its stop pools the port.
+        self._docker_macs: set[str] = set()
+
+    def chose_mac(self, port: Port) -> Port:
+        """``port`` now carries a MAC Docker chose: it serves no other container."""
+        self._docker_macs.add(port.id)
+        return port
 
     def mac_for(self, device_mac: str | None) -> str:
         """The port's MAC for the device MAC Docker asks for; "" when it asks for none (a
@@ -197,7 +206,8 @@ class Broker:
             mac=mac,
         )
         try:
-            return Port.from_neutron(await self._neutron.create("ports", body))
+            port = Port.from_neutron(await self._neutron.create("ports", body))
+            return self.chose_mac(port) if mac else port
         except NeutronError as exc:
             if mac and exc.neutron_type == "MacAddressInUse":
                 raise Conflict(
@@ -244,7 +254,8 @@ class Broker:
             mac=mac,
         )
         try:
-            return Port.from_neutron(await self._neutron.create("ports", body))
+            port = Port.from_neutron(await self._neutron.create("ports", body))
+            return self.chose_mac(port) if mac else port
         except NeutronError as exc:
             if exc.neutron_type not in desired.IP_TAKEN:
                 raise
@@ -304,12 +315,15 @@ class Broker:
             except NeutronError as exc:
                 if not exc.not_found:
                     raise
+        elif self._pools is not None and port.id in self._docker_macs:
+            self._pools.drop(port)
         elif self._pools is not None:
             self._pools.give_back(port)
         else:
             if vif is not None and await self.wiring.unplug_for_delete(vif):
                 vif = None  # gone already: Neutron refuses the delete while it is plugged
             await self._neutron.delete("ports", port.id)
+        self._docker_macs.discard(port.id)
         if vif is not None:
             self.wiring.released(vif)
 

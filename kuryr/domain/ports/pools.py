@@ -229,6 +229,11 @@ class Pools:
         self._level(pool)
         self._refill.serve_waiters(pool)
 
+    def drop(self, port: Port) -> None:
+        """A released port that must serve no other container: deleted, not pooled."""
+        pool = self._pools.get(port.fixed_ips[0][0]) if len(port.fixed_ips) == 1 else None
+        self.delete(pool, port.id)
+
     def _evicted_for(self, pool: PortPool, ip: str) -> str | None:
         """Exact mode keeps the lowest addresses: a full pool gives up its highest free port
         for a lower one coming back. Returns that free port's id, or None to delete the

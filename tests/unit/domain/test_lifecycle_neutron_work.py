@@ -15,6 +15,7 @@ from kuryr import naming
 from kuryr.config import PoolConfig
 from kuryr.domain.ports.status import ACTIVE
 from kuryr.driver import KuryrNetworkDriver
+from kuryr.plugin import protocol as p
 from tests.fakes.clock import Clock
 from tests.fakes.daemon import Container, Daemon, Net, daemon, eventually
 
@@ -100,3 +101,24 @@ async def test_a_start_takes_the_port_the_last_stop_gave_back(tmp_path: Path) ->
         made.subtract(before)
         requests = {call: n for call, n in made.items() if n}
         assert requests == {("PUT", "ports"): 4 * LIFECYCLES}, requests
+
+
+async def test_a_port_made_for_a_docker_mac_is_not_pooled(tmp_path: Path) -> None:
+    """``docker run --mac-address``: its port carries Docker's MAC, so when the container goes
+    the port is deleted, and the next container gets a port with one of Neutron's MACs."""
+    mac = "02:42:ac:11:00:99"
+    async with daemon(tmp_path, STACK, clock=Clock()) as d:
+        net = await d.kuryr_network()
+        await eventually(lambda: len(d.ports(net)) >= STACK.initial, "the first fill")
+        address = await d.request_address(net.pool_id, options={p.OPT_MAC_ADDRESS: mac})
+        container = await d.create_endpoint(net, address, mac=mac)
+        await d.join(container)
+        port = d.port_holding(net, address)
+        assert port is not None and port["mac_address"] == mac
+        await d.stop(container)
+        await kuryr_driver(d).endpoints.flush()
+
+        after = await d.run(net)
+        again = d.port_holding(net, after.address)
+        assert again is not None and again["mac_address"] != mac
+        await eventually(lambda: d.neutron.get("ports", port["id"]) is None, "its deletion")
