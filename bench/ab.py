@@ -22,13 +22,12 @@ import argparse
 import dataclasses
 import json
 import os
-import statistics
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import dockercli, machine, scenarios
+from bench import dockercli, machine, scenarios, stats
 from bench.drivers import BRIDGE, KURYR, KURYR_DOCKER_IPAM, Driver
 from bench.ourdaemon import Launch, OurDaemon
 from bench.params import REPO
@@ -57,16 +56,15 @@ def _launch(base: Launch, side: str, other: Path) -> Launch:
 
 
 def _median(result: dict[str, Any]) -> float | None:
-    samples = result.get("samples") or []
-    return statistics.median(samples) if samples else None
+    summary = result.get("summary")
+    return None if summary is None else float(summary["median"])
 
 
 def _ratios(medians: dict[str, float | None]) -> dict[str, float | None]:
     bridge = medians.get(BRIDGE.key)
+    ratios = {key: stats.ratio(value, bridge) for key, value in medians.items()}
     return {
-        key: None if value is None or not bridge else round(value / bridge, 3)
-        for key, value in medians.items()
-        if key != BRIDGE.key
+        key: None if r is None else round(r, 3) for key, r in ratios.items() if key != BRIDGE.key
     }
 
 
