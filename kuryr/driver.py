@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 
 from kuryr import deadline, metrics
+from kuryr.backends.binding import registry
 from kuryr.backends.binding.base import HostBinders, Vif
 from kuryr.backends.neutron import Neutron, connect
 from kuryr.backends.neutron_api import CAUSE_UNREACHABLE, NeutronApi, NeutronError
@@ -182,14 +183,15 @@ async def build(
             client = connect(config.neutron, metrics.neutron_call)
             await _authenticate(client)
             neutron = client
+        state = State.open(config.state_dir)
+        undo.callback(state.close)
+        loaded: registry.Binders | None = None
         if binders is None:
             # Nested binders call Neutron on the start path: the client itself, not Yielding.
-            binders = await _load_binders(config, undo, neutron)
+            binders = loaded = await _load_binders(config, undo, neutron, state)
         quiet = Quiet(config.pool.background_pause, config.pool.background_longest)
         # Calls made by background work that gives way to Docker wait for a pause first.
         neutron = Yielding(neutron, quiet)
-        state = State.open(config.state_dir)
-        undo.callback(state.close)
         removals = Removals(state)
         journal = Journal(state, neutron, config.pool.bookkeeping_delay, quiet=quiet)
         undo.push_async_callback(journal.stop)
@@ -264,7 +266,10 @@ async def build(
         # Reconciliation runs beside serving, its first pass a few seconds after the start:
         # dockerd may be waiting for this daemon. Stopped first, before what it releases with.
         local = healing.DaemonSide(state, ipam, pools, endpoints, driver.revoke, journal)
-        driver.healer = healing.Healer(config, neutron, local, quiet)
+        # The passes unplug through the serving binders: two binders of one VM port would
+        # write its pairs at once, and Neutron can lose one of two writes of one revision
+        # (kuryr.backends.binding.macvlan). Binders a caller gave (tests) stay the caller's.
+        driver.healer = healing.Healer(config, neutron, local, quiet, loaded)
         undo.push_async_callback(driver.healer.stop)
         driver.healer.start()
         await undo.enter_async_context(
@@ -285,10 +290,10 @@ async def build(
     return Domain(driver, ipam, quiet.serving, config.capability_scope), close
 
 
-async def _load_binders(config: Config, undo: AsyncExitStack, neutron: NeutronApi) -> HostBinders:
-    from kuryr.backends.binding import registry  # deferred: pulls in OVSDB and netlink clients
-
-    binders = await registry.load(config.binding, neutron)
+async def _load_binders(
+    config: Config, undo: AsyncExitStack, neutron: NeutronApi, state: State
+) -> registry.Binders:
+    binders = await registry.load(config.binding, neutron, state)
     undo.push_async_callback(binders.close)
     return binders
 

@@ -6,6 +6,7 @@ core matches replies by sequence number, so many coroutines may share it at once
 
 from __future__ import annotations
 
+import asyncio
 import errno
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +45,9 @@ class Netlink:
     def __init__(self, netns: str | None = None) -> None:
         self._netns = netns
         self._ipr: AsyncIPRoute | None = None
+        # The kernel runs one dump at a time per socket and answers a second with EBUSY
+        # (seen live: a VIF's unplug failed beside a reconciliation pass's survey).
+        self._dumping = asyncio.Lock()
 
     def _socket(self) -> AsyncIPRoute:
         # Opened lazily so the socket belongs to the running event loop.
@@ -160,19 +164,21 @@ class Netlink:
     async def aliased(self, prefix: str) -> dict[str, str]:
         """Alias -> interface name, for every link whose alias starts with ``prefix``."""
         found: dict[str, str] = {}
-        async for link in await self._socket().link("dump"):
-            alias = link.get("ifalias")
-            if alias and alias.startswith(prefix):
-                found[alias] = link.get("ifname")
+        async with self._dumping:
+            async for link in await self._socket().link("dump"):
+                alias = link.get("ifalias")
+                if alias and alias.startswith(prefix):
+                    found[alias] = link.get("ifname")
         return found
 
     async def names(self, prefix: str) -> set[str]:
         """The names of every link whose name starts with ``prefix``."""
         found: set[str] = set()
-        async for link in await self._socket().link("dump"):
-            name = link.get("ifname")
-            if name and name.startswith(prefix):
-                found.add(str(name))
+        async with self._dumping:
+            async for link in await self._socket().link("dump"):
+                name = link.get("ifname")
+                if name and name.startswith(prefix):
+                    found.add(str(name))
         return found
 
     async def link(self, ifname: str) -> Link | None:

@@ -14,7 +14,8 @@ deleted whose removal from Neutron is not finished), ``release_markers`` (addres
 port DeleteEndpoint already released, so dockerd's later ReleaseAddress must take nothing) and
 ``published`` (the floating IPs an endpoint's ``-p`` ports are, or are being, forwarded from,
 and where each is reachable: kuryr.domain.published), ``intents`` (creates whose answer may
-be lost: kuryr.domain.lost_creates).
+be lost: kuryr.domain.lost_creates), ``vm_pairs`` (macvlan mode: the pairs this host wrote on
+the VM's port, kuryr.backends.binding.macvlan).
 The schema is versioned in ``meta``: an older file is upgraded in place, step by step, and a
 newer file than this code understands is refused rather than guessed at.
 """
@@ -25,13 +26,14 @@ import ipaddress
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kuryr.backends.model import Network, Subnet
+from kuryr.backends.model import Network
 from kuryr.backends.neutron_api import Resource
+from kuryr.backends.state_codec import network_from_json, network_to_json
 
 SCHEMA_VERSION = 3
 DB_NAME = "kuryr.db"
@@ -79,6 +81,9 @@ CREATE TABLE IF NOT EXISTS port_status (
 _ADDITIVE = """
 CREATE TABLE IF NOT EXISTS published (endpoint_id TEXT PRIMARY KEY, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS intents (key TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS vm_pairs (
+    ip TEXT NOT NULL, mac TEXT NOT NULL, port_id TEXT NOT NULL, at REAL NOT NULL,
+    PRIMARY KEY (ip, mac));
 """
 
 
@@ -109,6 +114,14 @@ class JournalEntry:
     seq: int
     at: float
     desired: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PairRow:
+    ip: str
+    mac: str  # lower case
+    port_id: str  # the container's port whose device the pair lets through
+    at: float  # wall clock of the last write of the pair, added or removed
 
 
 @dataclass(frozen=True)
@@ -375,6 +388,29 @@ class State:
     def forget_release_markers(self, subnet_id: str) -> None:
         self._db.execute("DELETE FROM release_markers WHERE subnet_id = ?", (subnet_id,))
 
+    # --- pairs on the VM's port (macvlan mode) -------------------------------------------------
+
+    def pairs_written(self, port_id: str, ips: Iterable[str], mac: str) -> None:
+        now = time.time()
+        rows = [(ip, mac.lower(), port_id, now) for ip in ips]
+        self._db.executemany("INSERT OR REPLACE INTO vm_pairs VALUES (?, ?, ?, ?)", rows)
+
+    def pairs_removed(self, mac: str, ips: Iterable[str] | None = None) -> None:
+        """The pairs of ``mac`` (only those of ``ips`` when given) were taken off just now."""
+        now, mac = time.time(), mac.lower()
+        if ips is None:
+            self._db.execute("UPDATE vm_pairs SET at = ? WHERE mac = ?", (now, mac))
+            return
+        rows = [(now, ip, mac) for ip in ips]
+        self._db.executemany("UPDATE vm_pairs SET at = ? WHERE ip = ? AND mac = ?", rows)
+
+    def vm_pairs(self) -> list[PairRow]:
+        rows = self._db.execute("SELECT ip, mac, port_id, at FROM vm_pairs ORDER BY ip, mac")
+        return [PairRow(ip, mac, port_id, float(at)) for ip, mac, port_id, at in rows]
+
+    def forget_vm_pair(self, ip: str, mac: str) -> None:
+        self._db.execute("DELETE FROM vm_pairs WHERE ip = ? AND mac = ?", (ip, mac.lower()))
+
     # --- transactions -------------------------------------------------------------------------
 
     def transaction(self) -> _Transaction:
@@ -392,50 +428,6 @@ class _Transaction:
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         self._db.execute("ROLLBACK" if exc_type is not None else "COMMIT")
-
-
-def network_to_json(network: Network) -> dict[str, Any]:
-    return {
-        "docker_id": network.docker_id,
-        "neutron_id": network.neutron_id,
-        "mtu": network.mtu,
-        "tags": list(network.tags),
-        "subnets": [subnet_to_json(s) for s in network.subnets],
-    }
-
-
-def network_from_json(data: dict[str, Any]) -> Network:
-    return Network(
-        docker_id=data["docker_id"],
-        neutron_id=data["neutron_id"],
-        mtu=int(data["mtu"]),
-        tags=list(data["tags"]),
-        subnets=[subnet_from_json(s) for s in data["subnets"]],
-    )
-
-
-def subnet_to_json(subnet: Subnet) -> dict[str, Any]:
-    return {
-        "id": subnet.id,
-        "network_id": subnet.network_id,
-        "cidr": str(subnet.cidr),
-        "gateway_ip": subnet.gateway_ip,
-        "host_routes": [list(r) for r in subnet.host_routes],
-        "subnetpool_id": subnet.subnetpool_id,
-        "name": subnet.name,
-    }
-
-
-def subnet_from_json(data: dict[str, Any]) -> Subnet:
-    return Subnet(
-        id=data["id"],
-        network_id=data["network_id"],
-        cidr=ipaddress.ip_network(data["cidr"]),
-        gateway_ip=data.get("gateway_ip"),
-        host_routes=tuple((d, h) for d, h in data.get("host_routes", [])),
-        subnetpool_id=data.get("subnetpool_id"),
-        name=data.get("name", ""),
-    )
 
 
 def iter_hosts(ranges: list[tuple[str, str]]) -> Iterator[str]:

@@ -40,6 +40,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 
 from kuryr import naming
+from kuryr.backends.binding.registry import Binders
 from kuryr.backends.neutron_api import NeutronApi
 from kuryr.backends.state import State
 from kuryr.config import Config
@@ -181,10 +182,13 @@ class Healer:
         neutron: NeutronApi,
         local: DaemonSide,
         quiet: Quiet,
+        binders: Binders | None = None,
         start_delay: float = START_DELAY,
     ) -> None:
+        """``binders``: the serving daemon's (None: the passes load their own)."""
         self._config = config
         self._neutron = neutron
+        self._binders = binders
         self._local = local
         self._quiet = quiet
         self._start_delay = start_delay
@@ -224,8 +228,14 @@ class Healer:
 
     def reconciler(self) -> AbstractAsyncContextManager[Reconciler]:
         """The passes' reconciler: no age grace of its own (the passes' confirmation is the
-        grace), the daemon's view and Neutron client."""
-        return opened(self._config, grace=0.0, local=self._local, neutron=self._neutron)
+        grace), the daemon's view, Neutron client and binders."""
+        return opened(
+            self._config,
+            grace=0.0,
+            local=self._local,
+            neutron=self._neutron,
+            binders=self._binders,
+        )
 
     async def one_pass(self, reconciler: Reconciler) -> list[str]:
         """Plan, note, and reclaim what is confirmed; returns the failures."""

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -48,7 +48,8 @@ from kuryr.backends import dockerd
 from kuryr.backends.binding import registry
 from kuryr.backends.neutron import connect
 from kuryr.backends.neutron_api import NeutronApi, NeutronError
-from kuryr.config import Config
+from kuryr.backends.state import State
+from kuryr.config import BINDING_MACVLAN, Config
 from kuryr.domain import sharing
 from kuryr.domain.ports.broker import hand_back
 from kuryr.domain.ports.mine import Mine
@@ -328,12 +329,19 @@ async def opened(
     scope: frozenset[str] | None = None,
     local: Local | None = None,
     neutron: NeutronApi | None = None,
+    binders: registry.Binders | None = None,
 ) -> AsyncIterator[Reconciler]:
-    """A reconciler with binders of its own (their OVSDB connection and netlink socket), and
-    its own Neutron client unless given one."""
+    """A reconciler with its own Neutron client and binders unless given them; what is given
+    stays the caller's. The serving daemon gives its own binders: a nested binder is then the
+    one writer of the VM port's pairs and subports (kuryr.backends.binding.macvlan)."""
     neutron = neutron or connect(config.neutron)
-    binders = await registry.load(config.binding, neutron)
-    try:
+    async with AsyncExitStack() as owned:
+        if binders is None:
+            state = None
+            if config.binding.driver == BINDING_MACVLAN:
+                # The daemon's record of the pairs it wrote on the VM's port (MacvlanBinder).
+                state = State.open(config.state_dir)
+                owned.callback(state.close)
+            binders = await registry.load(config.binding, neutron, state)
+            owned.push_async_callback(binders.close)
         yield Reconciler(neutron, binders, docker_socket, grace, scope, local)
-    finally:
-        await binders.close()

@@ -54,13 +54,33 @@ async def _judge_nested(plan: Plan, binder: Binder, neutron: NeutronApi, ports: 
     port is gone: the daemon was killed between the port's delete and the VIF's unplug
     (kuryr.domain.ports.prewire unplugs after the delete). An orphaned port's VIF goes with
     its release, or on a later pass once the port is deleted; a VIF of a port that is not
-    this host's (an operator's subport) is not judged."""
+    this host's (an operator's subport) is not judged. Then a pair on the VM's port whose
+    port is gone and no device names (:meth:`MacvlanBinder.traces`)."""
+    removed: set[str] = set()
     for port_id, name in sorted((await binder.plugged()).items()):
         if port_id in ports or await neutron.show("ports", port_id) is not None:
             plan.keep("nested-vif")
             continue
         why = f"its port {port_id} is gone"
         plan.add("nested-vif", name, why, _nested_remover(binder, neutron, name, port_id))
+        removed.add(port_id)
+    for trace, port_id in sorted((await binder.traces()).items()):
+        if port_id in removed:
+            continue  # goes with its device
+        if port_id in ports or await neutron.show("ports", port_id) is not None:
+            plan.keep("vm-port-pair")
+            continue
+        why = f"its port {port_id} is gone (a write Neutron applied late)"
+        plan.add("vm-port-pair", trace, why, _eraser(binder, neutron, trace, port_id))
+
+
+def _eraser(binder: Binder, neutron: NeutronApi, trace: str, port_id: str) -> Run:
+    async def erase() -> None:
+        if await neutron.show("ports", port_id) is not None:
+            return  # made again after the plan read Neutron: not this trace's port
+        await binder.erase(trace)
+
+    return erase
 
 
 def _nested_remover(binder: Binder, neutron: NeutronApi, name: str, port_id: str) -> Run:

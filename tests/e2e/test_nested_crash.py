@@ -230,3 +230,42 @@ def test_sigkill_in_a_vm_during_concurrent_starts_and_stops_leaks_nothing(
         assert vm.pairs(neutron) == before.pairs
     finally:
         env.close()
+
+
+def test_a_pair_a_late_write_puts_back_is_taken_off_by_the_vms_daemon(
+    stack: StackFacts, sim_vms: list[NestedVm], neutron: Neutron
+) -> None:
+    """Neutron applies a write of the VM port's pairs after a later one (a killed daemon's PUT
+    still in its hands; the crash test above failed on it in CI): the pairs of gone ports
+    come back and no device names them. The VM's daemon takes them off by itself, from its
+    record of the pairs it wrote; a pair the operator added stays."""
+    vm = next(v for v in sim_vms if v.mode == vmplan.MACVLAN)
+    (network,) = neutron.find("networks", name=vmplan.NETWORK)
+    env = HostsEnv()
+    env.defer(lambda: delete_kuryr_pool(neutron, vmplan.SUBNET_CIDR))
+    vrrp = {"ip_address": "10.99.0.250", "mac_address": "00:00:5e:00:01:01"}
+    try:
+        before = vm.pairs(neutron)
+        name = env.name("docker-net")
+        opts = ("--subnet", vmplan.SUBNET_CIDR, "-o", f"neutron.net.name={network['name']}")
+        env.network(vm.host, name, *opts)
+        container = env.name("c")
+        vm.host.docker("run", "-d", "--name", container, "--net", name, IMAGE, "sleep", "3600")
+        held = (neutron.show("ports", vm.port_id) or {})["allowed_address_pairs"]
+        assert len(held) > len(before), "the container's pair is on the VM's port"
+        vm.host.docker("rm", "-f", container)
+        env.remove_network(vm.host, name)
+        wait_for(lambda: vm.pairs(neutron) == before or None, "the network's pairs to go")
+
+        neutron.update("ports", vm.port_id, allowed_address_pairs=[*held, vrrp])
+
+        healed = before | {(vrrp["ip_address"], vrrp["mac_address"])}
+        wait_for(
+            lambda: vm.pairs(neutron) == healed or None,
+            "the VM's daemon to take the gone ports' pairs off",
+            timeout=HEAL_BOUND,
+        )
+    finally:
+        pairs = (neutron.show("ports", vm.port_id) or {})["allowed_address_pairs"]
+        neutron.update("ports", vm.port_id, allowed_address_pairs=[p for p in pairs if p != vrrp])
+        env.close()

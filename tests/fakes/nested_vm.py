@@ -9,6 +9,7 @@ from kuryr.backends.binding.macvlan import MacvlanBinder
 from kuryr.backends.binding.nested import VmNic
 from kuryr.backends.binding.registry import Binders
 from kuryr.backends.binding.vlan import VlanBinder
+from kuryr.backends.state import State
 from tests.fakes.daemon import default_subnetpools
 from tests.fakes.links import FakeLinks
 from tests.fakes.neutron import FakeNeutron
@@ -33,7 +34,11 @@ class NestedVm:
         self.vm_port = port
         nic = VmNic(self.neutron, self.links, "eth0")
         self.binder = VlanBinder(self.neutron, self.links, nic)
-        nested: Binder = MacvlanBinder(self.neutron, self.links, nic) if macvlan else self.binder
+        nested: Binder = (
+            MacvlanBinder(self.neutron, self.links, nic, State.in_memory())
+            if macvlan
+            else self.binder
+        )
         self.binders = Binders(host, {}, {}, self.links, None, nested=nested, nic=nic)
 
     def subports(self) -> dict[str, int]:

@@ -24,6 +24,7 @@ from kuryr.backends.binding.macvlan import MacvlanBinder
 from kuryr.backends.binding.nested import VmNic
 from kuryr.backends.binding.registry import load
 from kuryr.backends.netlink import Netlink
+from kuryr.backends.state import State
 from kuryr.config import BindingConfig
 from kuryr.domain.ports import desired
 from kuryr.domain.ports.mine import Mark
@@ -195,7 +196,7 @@ async def main() -> None:
             vifs.append(await plug_into(ovs, port, ns, int(net["mtu"])))
         vm_nic, peer_nic = vifs[0].container_ifname, vifs[1].container_ifname
         netlink = Netlink(netns=vm_ns)
-        binder = MacvlanBinder(neutron, netlink, VmNic(neutron, netlink, vm_nic))
+        binder = MacvlanBinder(neutron, netlink, VmNic(neutron, netlink, vm_nic), State.in_memory())
         mark = Mark("", vm_port.id)
         for i in range(2):
             body = desired.create_body(net["id"], [], mark, PREFIX + f"c{i}")

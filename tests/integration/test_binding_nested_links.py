@@ -7,6 +7,7 @@ untags a subport's traffic); two macvlans in bridge mode reach each other. No st
 
 from __future__ import annotations
 
+import asyncio
 import errno
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -121,3 +122,19 @@ async def test_two_macvlans_of_the_nic_reach_each_other(vm: Vm, namespaces: Name
     await configure(two, "t_ctwo", "10.15.43.12", 24)
 
     assert ping(one, "10.15.43.12").returncode == 0
+
+
+async def test_concurrent_surveys_of_one_socket_all_answer(vm: Vm) -> None:
+    """A reconciliation pass and a VIF's unplug survey the links at once through the one
+    socket (seen live: the unplug failed with EBUSY); each survey gets its answer."""
+    for i in range(4):
+        name = f"t_c{i:011d}"
+        await vm.netlink.create_sublink(name, vm.nic_index, f"fe:16:3e:15:00:{i + 10}", 1442)
+        await vm.netlink.set_alias(name, f"kuryr-port:{i}")
+
+    found = await asyncio.gather(
+        *(vm.netlink.aliased("kuryr-port:") for _ in range(20)),
+        *(vm.netlink.names("t_c") for _ in range(20)),
+    )
+
+    assert all(len(f) == 4 for f in found)

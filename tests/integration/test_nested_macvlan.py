@@ -24,6 +24,7 @@ from kuryr.backends.binding.nested import VmNic
 from kuryr.backends.binding.registry import Binders
 from kuryr.backends.netlink import Netlink
 from kuryr.backends.neutron import Neutron
+from kuryr.backends.state import State
 from kuryr.domain.ports.port import Port
 from tests.integration.domain_helpers import neutron_client
 from tests.integration.host_binders import host_binders_fixture
@@ -98,7 +99,10 @@ async def test_vm_containers_on_macvlans_reach_each_other_and_the_network(
     peer_vif = await plug_into(host_binders, lan, peer, peer_ns)
     netlink = Netlink(netns=vm_ns)
     binder = MacvlanBinder(
-        lan.neutron, netlink, VmNic(lan.neutron, netlink, vm_vif.container_ifname)
+        lan.neutron,
+        netlink,
+        VmNic(lan.neutron, netlink, vm_vif.container_ifname),
+        State.in_memory(),
     )
     containers: list[tuple[str, Port, Vif]] = []
     try:

@@ -28,6 +28,7 @@ from kuryr.backends.binding.nested import VmNic
 from kuryr.backends.binding.registry import Binders, load
 from kuryr.backends.netlink import Netlink
 from kuryr.backends.neutron import Neutron
+from kuryr.backends.state import State
 from kuryr.config import BindingConfig, Config, NeutronConfig, PoolConfig
 from kuryr.domain.ports.port import Port
 from kuryr.driver import KuryrNetworkDriver, build
@@ -95,7 +96,7 @@ async def nested_daemon(
     neutron = neutron_client(stack.neutron_url)
     netlink = Netlink(netns=vm_ns)
     vm_nic = VmNic(neutron, netlink, nic)
-    binder = MacvlanBinder(neutron, netlink, vm_nic)
+    binder = MacvlanBinder(neutron, netlink, vm_nic, State.in_memory())
     binders = Binders("wt15-vm", {}, {}, netlink, None, nested=binder, nic=vm_nic)
     domain, close = await build(config, neutron, binders)
     assert isinstance(domain.network, KuryrNetworkDriver)

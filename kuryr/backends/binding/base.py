@@ -156,6 +156,16 @@ class Binder(ABC):
         port is gone, named whatever plugged them); a missing one is not an error."""
         raise BackendError(f"{type(self).__name__} cannot remove interface {host_ifname}")
 
+    async def traces(self) -> dict[str, str]:
+        """What this binder wrote on Neutron for a port, outside the port, that the port's
+        delete leaves behind (macvlan: a pair on the VM's port), as this host recorded it:
+        trace -> port id. Reconciliation erases those whose port is gone."""
+        return {}
+
+    async def erase(self, trace: str) -> None:
+        """Take one of :meth:`traces` off Neutron."""
+        raise BackendError(f"{type(self).__name__} leaves no traces to erase ({trace})")
+
     async def rewire(self, vif: Vif, ready_timeout: float) -> None:
         """Attach the host end of a running container's VIF to the backend again, so the
         backend reports the port down and up afresh (the container end stays in place)."""

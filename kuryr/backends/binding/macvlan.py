@@ -26,13 +26,21 @@ for a list that holds none is taken as the lost race it is: read again, change a
 
 A pair lives only while its device does: a plug makes the device (with its alias, the port
 id) before the pair, an unplug removes the pair before the device. A daemon killed between
-two steps so leaves at most a device, which reconciliation finds by its alias; never a pair
-that nothing on the VM names (seen live: pairs of deleted ports left after SIGKILL rounds).
+two steps so leaves at most a device, which reconciliation finds by its alias (seen live:
+pairs of deleted ports left after SIGKILL rounds). Neutron can still apply a write after a
+later one: a write of a killed daemon still in its hands, or either of two writes of one
+revision. A pair can so come back after its device went, and no device names it. So every
+pair written is recorded in the state file (``vm_pairs``) before its write, and
+reconciliation takes off the recorded pairs that the VM's port holds for a gone port
+(:meth:`MacvlanBinder.traces`); a record whose pair the port does not hold is forgotten once
+no late write can bring the pair back (:data:`LATE_WRITE_BOUND`). Pairs not recorded (an
+operator's, such as a VRRP address) are never touched.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -40,12 +48,16 @@ from kuryr.backends.binding.base import Binder, Vif
 from kuryr.backends.binding.nested import VmNic
 from kuryr.backends.netlink import Netlink
 from kuryr.backends.neutron_api import NeutronApi, NeutronError
+from kuryr.backends.state import State
 from kuryr.errors import BackendError
 
 ALIAS_PREFIX = "kuryr-port:"
 # Conditional writes refused (412) before giving up: each refusal means another writer won.
 _ATTEMPTS = 20
 DUPLICATE_PAIR = "DuplicateAddressPairInRequest"
+# How long after a pair's last write Neutron may still apply an older write of the VM's port
+# (a PUT takes up to 1.5 s under the crash tests' load).
+LATE_WRITE_BOUND = 60.0
 
 Pair = dict[str, str]
 Change = Callable[[list[Pair]], list[Pair] | None]
@@ -129,10 +141,11 @@ class MacvlanBinder(Binder):
     vif_types: ClassVar[frozenset[str]] = frozenset()  # every port (registry.Binders.nested)
     plugs_unbound: ClassVar[bool] = True
 
-    def __init__(self, neutron: NeutronApi, netlink: Netlink, nic: VmNic) -> None:
+    def __init__(self, neutron: NeutronApi, netlink: Netlink, nic: VmNic, state: State) -> None:
         self._neutron = neutron
         self._netlink = netlink
         self._nic = nic
+        self._state = state  # the record of the pairs written (the module's docstring)
         # OVN delivers to a container's (virtual) port once the VM announces its address.
         # Ports whose pairs this daemon wrote: ready() reads no Neutron (the fast path).
         self._paired: set[str] = set()
@@ -160,6 +173,7 @@ class MacvlanBinder(Binder):
                 vif.container_ifname, await self._nic.index(), mac, vif.mtu
             )
             await self._netlink.set_alias(vif.container_ifname, ALIAS_PREFIX + vif.port_id)
+            self._state.pairs_written(vif.port_id, vif.ips, mac)
             await self._change_pairs(lambda cur: with_pairs(cur, vif.ips, mac))
             self._paired.add(vif.port_id)
         except BaseException:
@@ -182,6 +196,7 @@ class MacvlanBinder(Binder):
     async def unplug(self, vif: Vif) -> None:
         mac = device_mac(vif.mac_address)
         await self._change_pairs(lambda cur: without_pairs(cur, vif.ips, mac))
+        self._state.pairs_removed(mac, vif.ips)
         self._paired.discard(vif.port_id)
         await self._netlink.delete_link(vif.container_ifname)
 
@@ -194,8 +209,33 @@ class MacvlanBinder(Binder):
         link = await self._netlink.link(host_ifname)
         if link is not None and link.alias.startswith(ALIAS_PREFIX):
             await self._change_pairs(lambda cur: without_mac(cur, link.mac))
+            self._state.pairs_removed(link.mac)
             self._paired.discard(link.alias[len(ALIAS_PREFIX) :])
         await self._netlink.delete_link(host_ifname)
+
+    async def traces(self) -> dict[str, str]:
+        """The recorded pairs the VM's port holds ("ip mac" -> port id). Records of pairs it
+        does not hold, last written over :data:`LATE_WRITE_BOUND` ago, are forgotten."""
+        records = self._state.vm_pairs()
+        if not records:
+            return {}
+        vm = await self._nic.port()
+        raw = await self._neutron.show("ports", vm.id)
+        if raw is None:
+            raise BackendError(f"the VM's port {vm.id} is gone")
+        held = {_key(p) for p in raw.get("allowed_address_pairs") or []}
+        found: dict[str, str] = {}
+        for record in records:
+            if (record.ip, record.mac) in held:
+                found[f"{record.ip} {record.mac}"] = record.port_id
+            elif time.time() - record.at > LATE_WRITE_BOUND:
+                self._state.forget_vm_pair(record.ip, record.mac)
+        return found
+
+    async def erase(self, trace: str) -> None:
+        ip, mac = trace.split()
+        await self._change_pairs(lambda cur: without_pairs(cur, [ip], mac))
+        self._state.pairs_removed(mac, [ip])
 
     async def _change_pairs(self, change: Change) -> None:
         vm = await self._nic.port()

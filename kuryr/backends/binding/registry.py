@@ -5,7 +5,7 @@ builds it from the host's backends; :func:`load` builds each one whose backend i
 (OVS needs a reachable OVSDB) and remembers why the others are not.
 
 Nested mode (``[binding] driver`` ``vlan`` or ``macvlan``: a daemon inside a Nova VM) has no
-OVSDB and one binder, ``NESTED_BINDERS[driver]``, for every port: the vif_type Neutron reports
+OVSDB and one binder (:func:`load_nested`) for every port: the vif_type Neutron reports
 is the hypervisor's side (a subport is ``ovs`` on the hypervisor's br-int), not the VM's.
 """
 
@@ -26,7 +26,8 @@ from kuryr.backends.binding.vlan_ovs import VlanOvsBinder, connect
 from kuryr.backends.netlink import Netlink
 from kuryr.backends.neutron_api import NeutronApi
 from kuryr.backends.ovsdb import Ovsdb
-from kuryr.config import BINDING_MACVLAN, BINDING_VLAN, VLAN_DEVICE_OVS, BindingConfig
+from kuryr.backends.state import State
+from kuryr.config import BINDING_MACVLAN, VLAN_DEVICE_OVS, BindingConfig
 from kuryr.errors import BackendError
 
 LOG = logging.getLogger(__name__)
@@ -45,11 +46,6 @@ def _linuxbridge_binder(config: BindingConfig, netlink: Netlink, ovsdb: Ovsdb | 
 BINDER_CLASSES: Mapping[type[Binder], Callable[[BindingConfig, Netlink, Ovsdb | None], Binder]] = {
     OvsBinder: _ovs_binder,
     LinuxBridgeBinder: _linuxbridge_binder,
-}
-
-NESTED_BINDERS: Mapping[str, type[VlanBinder] | type[MacvlanBinder]] = {
-    BINDING_VLAN: VlanBinder,
-    BINDING_MACVLAN: MacvlanBinder,
 }
 
 # What Neutron reports when it could not bind a port, and why.
@@ -106,14 +102,17 @@ class Binders:
             await self.ovsdb.close()
 
 
-async def load(config: BindingConfig, neutron: NeutronApi | None = None) -> Binders:
-    """The host's binders; in nested mode the one nested binder, which needs ``neutron``."""
+async def load(
+    config: BindingConfig, neutron: NeutronApi | None = None, state: State | None = None
+) -> Binders:
+    """The host's binders; in nested mode the one nested binder, which needs ``neutron``
+    (and ``state`` in macvlan mode: the pairs it writes are recorded there)."""
     if config.nested:
         if neutron is None:
             raise BackendError(f"[binding] driver = {config.driver} needs a Neutron client")
         if config.vlan_device == VLAN_DEVICE_OVS:
             return await load_vlan_ovs(config, neutron)
-        return load_nested(config, neutron)
+        return load_nested(config, neutron, state)
     netlink = Netlink()
     by_vif_type: dict[str, Binder] = {}
     unavailable: dict[str, str] = {}
@@ -142,12 +141,18 @@ async def load(config: BindingConfig, neutron: NeutronApi | None = None) -> Bind
     return Binders(host, by_vif_type, unavailable, netlink, ovsdb)
 
 
-def load_nested(config: BindingConfig, neutron: NeutronApi) -> Binders:
+def load_nested(config: BindingConfig, neutron: NeutronApi, state: State | None) -> Binders:
     """A VM has no OVSDB: its name is ``[binding] host``, else the VM's hostname (for logs:
     its ports are marked by the VM's port, kuryr.domain.ports.mine)."""
     netlink = Netlink()
     nic = VmNic(neutron, netlink, config.link_iface)
-    binder = NESTED_BINDERS[config.driver](neutron, netlink, nic)
+    binder: Binder
+    if config.driver == BINDING_MACVLAN:
+        if state is None:
+            raise BackendError("[binding] driver = macvlan needs the state file")
+        binder = MacvlanBinder(neutron, netlink, nic, state)
+    else:
+        binder = VlanBinder(neutron, netlink, nic)
     host = config.host or socket.gethostname()
     return Binders(host, {}, {}, netlink, None, nested=binder, nic=nic)
 

@@ -6,16 +6,20 @@ that no concurrent start loses."""
 from __future__ import annotations
 
 import asyncio
+import time
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from kuryr import naming
+from kuryr.backends.binding import macvlan
 from kuryr.backends.binding.base import Vif
-from kuryr.backends.binding.macvlan import MacvlanBinder, device_mac
+from kuryr.backends.binding.macvlan import LATE_WRITE_BOUND, MacvlanBinder, device_mac
 from kuryr.backends.binding.nested import VmNic
 from kuryr.backends.binding.registry import load
 from kuryr.backends.binding.vlan import VlanBinder
+from kuryr.backends.state import State
 from kuryr.config import BindingConfig
 from kuryr.domain.ports.port import Port
 from kuryr.errors import BackendError
@@ -53,6 +57,7 @@ class Vm:
         )
         self.links = FakeLinks(mac=VM_MAC)
         self.nic = VmNic(self.neutron, self.links, "eth0")
+        self.state = State.in_memory()
 
     def container_port(self, **attrs: Any) -> Vif:
         raw = self.neutron.make(
@@ -262,7 +267,7 @@ async def test_neutron_refuses_to_delete_a_subport() -> None:
 
 async def test_a_macvlan_plug_adds_the_pair_and_the_device() -> None:
     vm = Vm(trunk=False)
-    binder = MacvlanBinder(vm.neutron, vm.links, vm.nic)
+    binder = MacvlanBinder(vm.neutron, vm.links, vm.nic, vm.state)
     vif = vm.container_port()
 
     await binder.plug(vif, 5)
@@ -278,7 +283,7 @@ async def test_a_macvlan_plug_adds_the_pair_and_the_device() -> None:
 
 async def test_concurrent_macvlan_starts_and_stops_lose_no_pair() -> None:
     vm = Vm(trunk=False)
-    binder = MacvlanBinder(vm.neutron, vm.links, vm.nic)
+    binder = MacvlanBinder(vm.neutron, vm.links, vm.nic, vm.state)
     staying = [vm.container_port() for _ in range(6)]
     leaving = [vm.container_port() for _ in range(6)]
     await asyncio.gather(*(binder.plug(v, 5) for v in leaving))
@@ -298,7 +303,7 @@ async def test_concurrent_writers_in_two_daemons_lose_no_pair() -> None:
     """Two daemons' binders on one VM port (a restart's overlap): If-Match, then a read
     again, keeps every pair."""
     vm = Vm(trunk=False)
-    binders = [MacvlanBinder(vm.neutron, vm.links, vm.nic) for _ in range(2)]
+    binders = [MacvlanBinder(vm.neutron, vm.links, vm.nic, vm.state) for _ in range(2)]
     vifs = [vm.container_port() for _ in range(8)]
 
     await asyncio.gather(*(binders[i % 2].plug(v, 5) for i, v in enumerate(vifs)))
@@ -335,9 +340,38 @@ async def test_a_write_without_if_match_would_lose_pairs() -> None:
     assert len(vm.pairs()) < len(vifs)
 
 
+async def test_pairs_are_recorded_and_only_the_recorded_ones_are_traces() -> None:
+    vm = Vm(trunk=False)
+    binder = MacvlanBinder(vm.neutron, vm.links, vm.nic, vm.state)
+    vif = vm.container_port()
+    vrrp = {"ip_address": "10.15.0.200", "mac_address": "00:00:5e:00:01:01"}
+    await vm.neutron.update("ports", vm.port["id"], {"allowed_address_pairs": [vrrp]})
+
+    await binder.plug(vif, 5)
+
+    assert await binder.traces() == {f"{vif.ips[0]} {device_mac(vif.mac_address)}": vif.port_id}
+
+
+async def test_a_record_is_forgotten_once_no_late_write_can_bring_its_pair_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    vm = Vm(trunk=False)
+    binder = MacvlanBinder(vm.neutron, vm.links, vm.nic, vm.state)
+    vif = vm.container_port()
+    await binder.plug(vif, 5)
+    await binder.unplug(vif)
+
+    assert await binder.traces() == {}
+    assert [r.port_id for r in vm.state.vm_pairs()] == [vif.port_id], "kept: a write may come"
+    later = time.time() + LATE_WRITE_BOUND + 1
+    monkeypatch.setattr(macvlan, "time", SimpleNamespace(time=lambda: later))
+    assert await binder.traces() == {}
+    assert vm.state.vm_pairs() == []
+
+
 async def test_remove_by_name_drops_the_pairs_of_the_device_mac() -> None:
     vm = Vm(trunk=False)
-    binder = MacvlanBinder(vm.neutron, vm.links, vm.nic)
+    binder = MacvlanBinder(vm.neutron, vm.links, vm.nic, vm.state)
     vif, other = vm.container_port(), vm.container_port()
     await binder.plug(vif, 5)
     await binder.plug(other, 5)
@@ -360,6 +394,18 @@ async def test_nested_mode_serves_every_vif_type_with_its_one_binder() -> None:
     for vif_type in ("ovs", "unbound", "binding_failed"):
         assert binders.for_vif_type(vif_type) is binders.nested
     assert binders.host == "vm1" and binders.ovsdb is None
+    await binders.close()
+
+
+async def test_macvlan_mode_records_its_pairs_in_the_state_it_is_given() -> None:
+    vm = Vm(trunk=False)
+    config = BindingConfig(host="vm1", driver="macvlan", link_iface="eth0")
+    with pytest.raises(BackendError, match="needs the state file"):
+        await load(config, vm.neutron)
+
+    binders = await load(config, vm.neutron, vm.state)
+
+    assert isinstance(binders.nested, MacvlanBinder)
     await binders.close()
 
 

@@ -189,6 +189,43 @@ async def test_a_macvlan_vif_of_a_port_deleted_behind_the_daemon_is_reconciled(
         assert vm.macvlan_devices() == {f"t_c{kept['id'][:11]}"}
 
 
+async def test_a_pair_a_late_write_put_back_after_its_port_went_is_reconciled(
+    tmp_path: Path,
+) -> None:
+    """Neutron applied a write of the VM port's pairs after a later one (a killed daemon's PUT
+    still in its hands, or the loser of two writes of one revision; seen in CI after SIGKILL
+    rounds): the pair of a deleted port is back, and no device names it. A reconciliation pass
+    finds it in the record of the pairs this host wrote and takes it off; the live port's pair
+    and a pair the operator added stay."""
+    vm = NestedVm(macvlan=True)
+    pools = PoolConfig(min=2, max=2, batch=2)
+    async with (
+        serving(tmp_path / "docker.sock") as dockerd,
+        daemon(tmp_path, pools, neutron=vm.neutron, binders=vm.binders) as d,
+    ):
+        net = await d.kuryr_network()
+        await eventually(lambda: len(vm.pairs()) == 2, "two pool ports plugged ahead")
+        gone, kept = d.ports(net)
+        earlier = (vm.neutron.get("ports", vm.vm_port["id"]) or {})["allowed_address_pairs"]
+        await vm.binders.for_vif_type("ovs").remove(f"t_c{gone['id'][:11]}")
+        vm.neutron.store.tables["ports"].pop(gone["id"])
+        vrrp = {"ip_address": "10.151.0.200", "mac_address": "00:00:5e:00:01:01"}
+        late = {"allowed_address_pairs": [*earlier, vrrp]}
+        await vm.neutron.update("ports", vm.vm_port["id"], late)
+        reconciler = Reconciler(vm.neutron, vm.binders, dockerd.socket, 0.0)
+
+        plan = await reconciler.plan()
+        errors = await reconciler.apply(plan)
+
+        trace = f"{gone['fixed_ips'][0]['ip_address']} {device_mac(gone['mac_address'])}"
+        assert [(a.kind, a.ident) for a in plan.actions] == [("vm-port-pair", trace)]
+        assert errors == []
+        assert vm.pairs() == {
+            (kept["fixed_ips"][0]["ip_address"], device_mac(kept["mac_address"])),
+            (vrrp["ip_address"], vrrp["mac_address"]),
+        }
+
+
 async def test_a_subport_not_plugged_ahead_by_this_daemon_leaves_the_trunk_when_deleted() -> None:
     """A port plugged by the daemon before a restart (or taken when it was killed) is not
     one this daemon plugged ahead, yet still a subport: when the pools delete it, its VIF goes
