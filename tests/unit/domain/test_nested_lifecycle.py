@@ -7,7 +7,11 @@ leaves no subport, no VLAN id and no VLAN device behind."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from kuryr import naming
 from kuryr.backends.binding.macvlan import device_mac
@@ -159,13 +163,22 @@ async def test_a_macvlan_network_removal_returns_with_no_pair_left(tmp_path: Pat
         assert d.ports(net) == []
 
 
-async def test_a_macvlan_vif_of_a_port_deleted_behind_the_daemon_is_reconciled(
-    tmp_path: Path,
-) -> None:
-    """The daemon killed between a port's delete and its VIF's unplug (which comes after the
-    delete): the macvlan device and its pair on the VM's port outlive the port. A
-    reconciliation pass finds the VIF by the port named in its alias and removes both; the
-    VIFs of live ports stay."""
+@dataclass
+class TwoPlugged:
+    """A macvlan VM's daemon whose pool holds two ports plugged ahead: the one the test takes
+    away behind the daemon and the one kept."""
+
+    vm: NestedVm
+    reconciler: Reconciler
+    gone: dict[str, Any]
+    kept: dict[str, Any]
+
+    def kept_pair(self) -> tuple[str, str]:
+        return self.kept["fixed_ips"][0]["ip_address"], device_mac(self.kept["mac_address"])
+
+
+@asynccontextmanager
+async def two_plugged_ahead(tmp_path: Path) -> AsyncIterator[TwoPlugged]:
     vm = NestedVm(macvlan=True)
     pools = PoolConfig(min=2, max=2, batch=2)
     async with (
@@ -175,18 +188,28 @@ async def test_a_macvlan_vif_of_a_port_deleted_behind_the_daemon_is_reconciled(
         net = await d.kuryr_network()
         await eventually(lambda: len(vm.pairs()) == 2, "two pool ports plugged ahead")
         gone, kept = d.ports(net)
-        vm.neutron.store.tables["ports"].pop(gone["id"])  # deleted by a journal the kill cut short
-        reconciler = Reconciler(vm.neutron, vm.binders, dockerd.socket, 0.0)
+        yield TwoPlugged(vm, Reconciler(vm.neutron, vm.binders, dockerd.socket, 0.0), gone, kept)
 
-        plan = await reconciler.plan()
-        errors = await reconciler.apply(plan)
+
+async def test_a_macvlan_vif_of_a_port_deleted_behind_the_daemon_is_reconciled(
+    tmp_path: Path,
+) -> None:
+    """The daemon killed between a port's delete and its VIF's unplug (which comes after the
+    delete): the macvlan device and its pair on the VM's port outlive the port. A
+    reconciliation pass finds the VIF by the port named in its alias and removes both; the
+    VIFs of live ports stay."""
+    async with two_plugged_ahead(tmp_path) as t:
+        t.vm.neutron.store.tables["ports"].pop(t.gone["id"])  # a journal the kill cut short
+
+        plan = await t.reconciler.plan()
+        errors = await t.reconciler.apply(plan)
 
         assert [(a.kind, a.ident) for a in plan.actions] == [
-            ("nested-vif", f"t_c{gone['id'][:11]}")
+            ("nested-vif", f"t_c{t.gone['id'][:11]}")
         ]
         assert errors == []
-        assert vm.pairs() == {(kept["fixed_ips"][0]["ip_address"], device_mac(kept["mac_address"]))}
-        assert vm.macvlan_devices() == {f"t_c{kept['id'][:11]}"}
+        assert t.vm.pairs() == {t.kept_pair()}
+        assert t.vm.macvlan_devices() == {f"t_c{t.kept['id'][:11]}"}
 
 
 async def test_a_pair_a_late_write_put_back_after_its_port_went_is_reconciled(
@@ -197,33 +220,22 @@ async def test_a_pair_a_late_write_put_back_after_its_port_went_is_reconciled(
     rounds): the pair of a deleted port is back, and no device names it. A reconciliation pass
     finds it in the record of the pairs this host wrote and takes it off; the live port's pair
     and a pair the operator added stay."""
-    vm = NestedVm(macvlan=True)
-    pools = PoolConfig(min=2, max=2, batch=2)
-    async with (
-        serving(tmp_path / "docker.sock") as dockerd,
-        daemon(tmp_path, pools, neutron=vm.neutron, binders=vm.binders) as d,
-    ):
-        net = await d.kuryr_network()
-        await eventually(lambda: len(vm.pairs()) == 2, "two pool ports plugged ahead")
-        gone, kept = d.ports(net)
+    async with two_plugged_ahead(tmp_path) as t:
+        vm, gone = t.vm, t.gone
         earlier = (vm.neutron.get("ports", vm.vm_port["id"]) or {})["allowed_address_pairs"]
         await vm.binders.for_vif_type("ovs").remove(f"t_c{gone['id'][:11]}")
         vm.neutron.store.tables["ports"].pop(gone["id"])
         vrrp = {"ip_address": "10.151.0.200", "mac_address": "00:00:5e:00:01:01"}
         late = {"allowed_address_pairs": [*earlier, vrrp]}
         await vm.neutron.update("ports", vm.vm_port["id"], late)
-        reconciler = Reconciler(vm.neutron, vm.binders, dockerd.socket, 0.0)
 
-        plan = await reconciler.plan()
-        errors = await reconciler.apply(plan)
+        plan = await t.reconciler.plan()
+        errors = await t.reconciler.apply(plan)
 
         trace = f"{gone['fixed_ips'][0]['ip_address']} {device_mac(gone['mac_address'])}"
         assert [(a.kind, a.ident) for a in plan.actions] == [("vm-port-pair", trace)]
         assert errors == []
-        assert vm.pairs() == {
-            (kept["fixed_ips"][0]["ip_address"], device_mac(kept["mac_address"])),
-            (vrrp["ip_address"], vrrp["mac_address"]),
-        }
+        assert vm.pairs() == {t.kept_pair(), (vrrp["ip_address"], vrrp["mac_address"])}
 
 
 async def test_a_subport_not_plugged_ahead_by_this_daemon_leaves_the_trunk_when_deleted() -> None:
