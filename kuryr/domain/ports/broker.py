@@ -315,10 +315,8 @@ class Broker:
             except NeutronError as exc:
                 if not exc.not_found:
                     raise
-        elif self._pools is not None and port.id in self._docker_macs:
-            self._pools.drop(port)
         elif self._pools is not None:
-            self._pools.give_back(port)
+            self._pools.give_back(port, reusable=port.id not in self._docker_macs)
         else:
             if vif is not None and await self.wiring.unplug_for_delete(vif):
                 vif = None  # gone already: Neutron refuses the delete while it is plugged

@@ -197,18 +197,16 @@ class Pools:
         self._refill.kick(pool)
         return Port.from_neutron(pp.port)
 
-    def give_back(self, port: Port) -> None:
+    def give_back(self, port: Port, reusable: bool = True) -> None:
         """Put a released port back in its subnet's pool (cleaning journaled); one that does
-        not belong in a pool (no pool for its subnet, dual stack, pool full) is deleted."""
-        if len(port.fixed_ips) != 1:
-            self.delete(None, port.id)
-            return
-        subnet_id, ip = port.fixed_ips[0]
-        pool = self._pools.get(subnet_id)
+        not belong in a pool is deleted: not ``reusable`` (it must serve no other container),
+        no pool for its subnet, dual stack, or the pool full."""
+        pool = self._pools.get(port.fixed_ips[0][0]) if len(port.fixed_ips) == 1 else None
         port_id = port.id
-        if pool is None or pool.closing:
+        if not reusable or pool is None or pool.closing:
             self.delete(pool, port_id)
             return
+        subnet_id, ip = port.fixed_ips[0]
         pool.demand.returned(port_id)  # its start no longer counts as demand
         if len(pool.free) + pool.creating >= self.config.max:
             evicted = self._evicted_for(pool, ip)
@@ -228,11 +226,6 @@ class Pools:
         self._ahead(clean)
         self._level(pool)
         self._refill.serve_waiters(pool)
-
-    def drop(self, port: Port) -> None:
-        """A released port that must serve no other container: deleted, not pooled."""
-        pool = self._pools.get(port.fixed_ips[0][0]) if len(port.fixed_ips) == 1 else None
-        self.delete(pool, port.id)
 
     def _evicted_for(self, pool: PortPool, ip: str) -> str | None:
         """Exact mode keeps the lowest addresses: a full pool gives up its highest free port
