@@ -8,6 +8,7 @@ unplugged through the binders (kuryr.backends.binding).
 
 from __future__ import annotations
 
+import functools
 import re
 
 from kuryr.backends.binding.base import HOST_IF_PREFIX, Binder, host_ifname
@@ -34,9 +35,11 @@ async def judge_vifs(
             if port_id in kept or state.name in live:
                 plan.keep("ovs-interface")
                 continue
-            gone = port_id not in ports
-            why = "its port is gone" if gone else "its port is orphaned"
-            unplug = _unplugger(binders, neutron, state.name, port_id if gone else "")
+            unplug: Run = functools.partial(binders.for_vif_type("ovs").remove, state.name)
+            if port_id not in ports:
+                why, unplug = "its port is gone", _while_gone(neutron, port_id, unplug)
+            else:
+                why = "its port is orphaned"
             plan.add("ovs-interface", state.name, why, unplug)
     if binders.nested is not None:
         await _judge_nested(plan, binders.nested, neutron, ports)
@@ -46,7 +49,8 @@ async def judge_vifs(
         if name in live:
             plan.keep("veth")
             continue
-        plan.add("veth", name, "not on OVS and no live port", _stray_remover(binders, name))
+        remove = functools.partial(binders.remove_stray, name)
+        plan.add("veth", name, "not on OVS and no live port", remove)
 
 
 async def _judge_nested(plan: Plan, binder: Binder, neutron: NeutronApi, ports: set[str]) -> None:
@@ -58,54 +62,35 @@ async def _judge_nested(plan: Plan, binder: Binder, neutron: NeutronApi, ports: 
     port is gone and no device names (:meth:`MacvlanBinder.traces`)."""
     removed: set[str] = set()
     for port_id, name in sorted((await binder.plugged()).items()):
-        if port_id in ports or await neutron.show("ports", port_id) is not None:
+        if not await _gone(neutron, ports, port_id):
             plan.keep("nested-vif")
             continue
         why = f"its port {port_id} is gone"
-        plan.add("nested-vif", name, why, _nested_remover(binder, neutron, name, port_id))
+        remove = functools.partial(binder.remove, name)
+        plan.add("nested-vif", name, why, _while_gone(neutron, port_id, remove))
         removed.add(port_id)
     for trace, port_id in sorted((await binder.traces()).items()):
         if port_id in removed:
             continue  # goes with its device
-        if port_id in ports or await neutron.show("ports", port_id) is not None:
+        if not await _gone(neutron, ports, port_id):
             plan.keep("vm-port-pair")
             continue
         why = f"its port {port_id} is gone (a write Neutron applied late)"
-        plan.add("vm-port-pair", trace, why, _eraser(binder, neutron, trace, port_id))
+        erase = functools.partial(binder.erase, trace)
+        plan.add("vm-port-pair", trace, why, _while_gone(neutron, port_id, erase))
 
 
-def _eraser(binder: Binder, neutron: NeutronApi, trace: str, port_id: str) -> Run:
-    async def erase() -> None:
-        if await neutron.show("ports", port_id) is not None:
-            return  # made again after the plan read Neutron: not this trace's port
-        await binder.erase(trace)
-
-    return erase
+async def _gone(neutron: NeutronApi, ports: set[str], port_id: str) -> bool:
+    """Not among this host's ports, nor in Neutron (a port of another host stays alone)."""
+    return port_id not in ports and await neutron.show("ports", port_id) is None
 
 
-def _nested_remover(binder: Binder, neutron: NeutronApi, name: str, port_id: str) -> Run:
-    async def remove() -> None:
-        if await neutron.show("ports", port_id) is not None:
-            return  # made after the plan read Neutron (a pool refill), plugged ahead
-        await binder.remove(name)
+def _while_gone(neutron: NeutronApi, port_id: str, run: Run) -> Run:
+    """``run``, unless the port is back: made after the plan read Neutron (a pool refill),
+    plugged ahead, so what the plan judged is that port's now."""
 
-    return remove
+    async def run_while_gone() -> None:
+        if await neutron.show("ports", port_id) is None:
+            await run()
 
-
-def _unplugger(binders: Binders, neutron: NeutronApi, name: str, gone_port: str = "") -> Run:
-    """``gone_port``: the port the plan found missing. One made after the plan read Neutron
-    (a pool refill) is plugged ahead at once, and its VIF stays."""
-
-    async def unplug() -> None:
-        if gone_port and await neutron.show("ports", gone_port) is not None:
-            return
-        await binders.for_vif_type("ovs").remove(name)
-
-    return unplug
-
-
-def _stray_remover(binders: Binders, name: str) -> Run:
-    async def remove() -> None:
-        await binders.remove_stray(name)
-
-    return remove
+    return run_while_gone

@@ -206,8 +206,7 @@ class Broker:
             mac=mac,
         )
         try:
-            port = Port.from_neutron(await self._neutron.create("ports", body))
-            return self.chose_mac(port) if mac else port
+            return await self._post(body, mac)
         except NeutronError as exc:
             if mac and exc.neutron_type == "MacAddressInUse":
                 raise Conflict(
@@ -216,6 +215,11 @@ class Broker:
             if not (address and exc.neutron_type in desired.IP_TAKEN):
                 raise
         return await self._take_over(subnet, address)
+
+    async def _post(self, body: dict[str, Any], mac: str | None) -> Port:
+        """Create the port; one made with a MAC Docker chose is marked (:meth:`chose_mac`)."""
+        port = Port.from_neutron(await self._neutron.create("ports", body))
+        return self.chose_mac(port) if mac else port
 
     async def _take_over(self, subnet: Subnet, address: str) -> Port:
         """The address is held by a port already: reuse it if it is free to take.
@@ -254,8 +258,7 @@ class Broker:
             mac=mac,
         )
         try:
-            port = Port.from_neutron(await self._neutron.create("ports", body))
-            return self.chose_mac(port) if mac else port
+            return await self._post(body, mac)
         except NeutronError as exc:
             if exc.neutron_type not in desired.IP_TAKEN:
                 raise
