@@ -3,7 +3,9 @@
 
 A call is *sync* when it reached Neutron while the docker command was still running (the
 user waited for it) and *async* when it came after the command returned, before the
-daemon went quiet (bookkeeping, pool refills)."""
+daemon went quiet (bookkeeping, pool refills). A request of Kuryr's periodic reconciliation
+pass is neither: the pass runs every ``[reconcile] interval`` whatever the containers do, so
+it is counted apart (*periodic*), not as a share of the operation it happened to fall in."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
 _HEX_ID = re.compile(r"^[0-9a-f]{32}$", re.I)
@@ -46,6 +48,25 @@ def kind_of_path(path: str) -> str:
     return "/".join(named) or "/"
 
 
+def periodic(call: Call) -> bool:
+    """A request of one periodic reconciliation pass of Kuryr's daemon (kuryr.ops.reconcile):
+    this host's ports, Kuryr's expose groups (read without their rules), its floating IPs."""
+    if call.method != "GET":
+        return False
+    parts = urlsplit(call.path)
+    query = parse_qsl(parts.query)
+    keys = sorted({key for key, _ in query})
+    if parts.path == "/v2.0/ports":
+        return keys == ["binding:host_id", "device_owner"] and (
+            ("device_owner", "compute:kuryr") in query
+        )
+    if parts.path == "/v2.0/security-groups":
+        return keys == ["fields"] and ("fields", "created_at") in query
+    if parts.path == "/v2.0/floatingips":
+        return query == [("tags", "kuryr.publish")]
+    return False
+
+
 def parse_log(lines: Iterable[str]) -> Iterator[Call]:
     """Calls from the proxy's JSON lines; blank or truncated lines (a write in progress)
     are skipped."""
@@ -74,6 +95,8 @@ class CallCount:
     sync_kinds: Counter[str] = field(default_factory=Counter)
     background_kinds: Counter[str] = field(default_factory=Counter)
     errors: int = 0
+    # Requests of the periodic reconciliation pass in the window: not in the total.
+    periodic: int = 0
 
     @property
     def total(self) -> int:
@@ -87,6 +110,7 @@ class CallCount:
             "http_errors": self.errors,
             "sync_kinds": dict(sorted(self.sync_kinds.items())),
             "async_kinds": dict(sorted(self.background_kinds.items())),
+            "periodic": self.periodic,
         }
 
 
@@ -94,10 +118,13 @@ def count_window(
     calls: Iterable[Call], who: str, started: float, returned: float, quiet: float
 ) -> CallCount:
     """Count ``who``'s calls that arrived in [started, returned] (sync) and in
-    (returned, quiet] (async)."""
+    (returned, quiet] (async); the periodic pass's apart."""
     count = CallCount()
     for call in calls:
         if call.who != who or call.arrived < started or call.arrived > quiet:
+            continue
+        if periodic(call):
+            count.periodic += 1
             continue
         if call.status >= 400:
             count.errors += 1

@@ -19,6 +19,8 @@ class Driver:
     daemon: str | None
     # Each driver's networks get their own address range, so no two ever overlap.
     octet: int
+    # Length of the network's prefix: /23 holds make bench's 200 containers and their pool.
+    prefix_len: int = 23
 
     @property
     def network(self) -> str:
@@ -30,8 +32,11 @@ class Driver:
         return f"--net={network or self.network}"
 
     def subnet(self, index: int = 0) -> ipaddress.IPv4Network:
-        """One of 128 disjoint /23 subnets of the driver's /16, picked by ``index``."""
-        return ipaddress.IPv4Network(f"10.{self.octet}.{(index % 128) * 2}.0/23")
+        """One of the disjoint subnets of ``prefix_len`` in the driver's /16 (128 of /23),
+        picked by ``index``."""
+        third_octets = 2 ** (24 - self.prefix_len)
+        third = (index * third_octets) % 256
+        return ipaddress.IPv4Network(f"10.{self.octet}.{third}.0/{self.prefix_len}")
 
     def create_command(self, network: str, index: int = 0) -> list[str] | None:
         """``docker network create`` argv for a network of this driver on ``subnet(index)``,

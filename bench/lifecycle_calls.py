@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.calls import Call, last_arrival, parse_log
+from bench.calls import Call, kind_of_path, last_arrival, parse_log, periodic
 from bench.dockercli import IMAGE, docker
 from bench.params import REPO
 from kuryr.stack import daemon, proc
@@ -103,37 +103,36 @@ def private_driver(driver: str, port: int, code: Path) -> Iterator[tuple[Countin
     log."""
     kuryr = Path(sys.executable).with_name("kuryr")
     # Kept after the run: the daemon's log says what each request was for.
-    if True:
-        root = Path(tempfile.mkdtemp(prefix=f"{driver}-calls-", dir="/tmp"))
-        log, serve_log = root / "calls.jsonl", root / "serve.log"
-        log.write_text("")
-        # One path per driver name for good: dockerd keeps the address of a plugin it has
-        # once activated until it restarts, whatever its spec file says later.
-        sock = Path(f"/tmp/{driver}.kuryr.sock")
-        sock.unlink(missing_ok=True)
-        conf = daemon_config(root, sock, f"http://127.0.0.1:{port}")
-        proxy_argv = [sys.executable, "-m", "bench.proxy", "--upstream", NEUTRON]
-        proxy_argv += ["--log", str(log), "--listen", f"{WHO}=127.0.0.1:{port}"]
-        with (root / "proxy.out").open("wb") as out:
-            proxy = subprocess.Popen(proxy_argv, stdout=out, stderr=subprocess.STDOUT)
-        with serve_log.open("wb") as out:
-            serve = subprocess.Popen(
-                [str(kuryr), "--config-file", conf, "serve"],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONPATH": str(code)},
-            )
-        spec = SPEC_DIR / f"{driver}.spec"
-        try:
-            if not daemon.child_answers(sock, serve, 30):
-                raise RuntimeError("private daemon did not start:\n" + serve_log.read_text())
-            SPEC_DIR.mkdir(parents=True, exist_ok=True)
-            spec.write_text(f"unix://{sock}\n")
-            yield Counting(log), serve_log
-        finally:
-            spec.unlink(missing_ok=True)
-            for process in (serve, proxy):
-                proc.stop_child(process, timeout=30)
+    root = Path(tempfile.mkdtemp(prefix=f"{driver}-calls-", dir="/tmp"))
+    log, serve_log = root / "calls.jsonl", root / "serve.log"
+    log.write_text("")
+    # One path per driver name for good: dockerd keeps the address of a plugin it has
+    # once activated until it restarts, whatever its spec file says later.
+    sock = Path(f"/tmp/{driver}.kuryr.sock")
+    sock.unlink(missing_ok=True)
+    conf = daemon_config(root, sock, f"http://127.0.0.1:{port}")
+    proxy_argv = [sys.executable, "-m", "bench.proxy", "--upstream", NEUTRON]
+    proxy_argv += ["--log", str(log), "--listen", f"{WHO}=127.0.0.1:{port}"]
+    with (root / "proxy.out").open("wb") as out:
+        proxy = subprocess.Popen(proxy_argv, stdout=out, stderr=subprocess.STDOUT)
+    with serve_log.open("wb") as out:
+        serve = subprocess.Popen(
+            [str(kuryr), "--config-file", conf, "serve"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONPATH": str(code)},
+        )
+    spec = SPEC_DIR / f"{driver}.spec"
+    try:
+        if not daemon.child_answers(sock, serve, 30):
+            raise RuntimeError("private daemon did not start:\n" + serve_log.read_text())
+        SPEC_DIR.mkdir(parents=True, exist_ok=True)
+        spec.write_text(f"unix://{sock}\n")
+        yield Counting(log), serve_log
+    finally:
+        spec.unlink(missing_ok=True)
+        for process in (serve, proxy):
+            proc.stop_child(process, timeout=30)
 
 
 def _status(calls: list[Call]) -> str:
@@ -177,21 +176,6 @@ def _pool_ports(network: str) -> int:
     return len(_get(query)["ports"])
 
 
-def _reconcile(call: Call) -> bool:
-    """A request of the daemon's periodic reconciliation pass (kuryr.ops.reconcile: this
-    host's ports, Kuryr's expose groups, its floating IPs), made every ``[reconcile]
-    interval`` whatever the containers do."""
-    path, _, query = call.path.partition("?")
-    if call.method != "GET":
-        return False
-    if path in ("/v2.0/security-groups", "/v2.0/floatingips"):
-        return True
-    return path == "/v2.0/ports" and sorted(query.split("&")) == [
-        "binding%3Ahost_id=" + query.split("binding%3Ahost_id=")[-1].split("&")[0],
-        "device_owner=compute%3Akuryr",
-    ]
-
-
 def _kinds(calls: list[Call]) -> list[str]:
     return [
         f"{c.method} {c.path.split('?')[0]}" + (f" -> {c.status}" if c.status >= 400 else "")
@@ -232,7 +216,7 @@ def one(counting: Counting, network: str, name: str) -> dict[str, Any]:
         "stop_sync": sum(c.arrived <= gone.returned for c in stop),
         "stop": _kinds(stop),
         "total": len(start) + len(stop),
-        "reconcile": sum(map(_reconcile, start + stop)),
+        "reconcile": sum(map(periodic, start + stop)),
         "quiet_after_start_s": round(up - ran.returned, 2),
         "port_status": status,
     }
@@ -263,7 +247,7 @@ def measure(
             for run in runs:
                 for call in run["start"] + run["stop"]:
                     method, path = call.split(" ", 1)
-                    kinds[f"{method} {_shape(path)}"] += 1
+                    kinds[f"{method} {kind_of_path(path)}"] += 1
             results[ipam] = {
                 "lifecycles": len(runs),
                 "mean_total": sum(r["total"] for r in runs) / len(runs),
@@ -276,12 +260,6 @@ def measure(
             }
         results["daemon_log"] = str(serve_log)
     return results
-
-
-def _shape(path: str) -> str:
-    from bench.calls import kind_of_path
-
-    return kind_of_path(path)
 
 
 def main(argv: list[str]) -> None:

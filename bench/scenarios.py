@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from bench.dockercli import (
@@ -127,13 +127,15 @@ def scale(
     probes: int,
     fill_width: int,
     fill_budget_s: float,
+    at_top: Callable[[Driver], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Start latency on a network already holding each of ``sizes`` running containers:
     probed right after filling, and again once the machine is idle (the daemons' work left
     by the fill, such as pool refills and bookkeeping, is done), which is the figure compared.
 
     Filling stops growing a network once ``fill_budget_s`` of filling would be exceeded;
-    the step then records how many it reached and why."""
+    the step then records how many it reached and why. ``at_top(driver)`` measures what it
+    likes while the last step's containers still run (kept as ``at_top``)."""
     results: dict[str, Any] = {}
     for driver in drivers:
         if driver.create_args is None:
@@ -169,9 +171,12 @@ def scale(
             steps.append(step)
             if len(held) < size:
                 break
+        top = at_top(driver) if at_top is not None else None
         rm_started = time.time()
         remove_containers(held)
         results[driver.key] = {"steps": steps, "cleanup_s": time.time() - rm_started}
+        if top is not None:
+            results[driver.key]["at_top"] = top
     return results
 
 

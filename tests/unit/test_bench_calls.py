@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from bench.calls import Call, count_window, kind_of_path, last_arrival, parse_log
+from bench.calls import Call, count_window, kind_of_path, last_arrival, parse_log, periodic
 from bench.procs import parse_vmhwm
 
 PORT_ID = "0b1f6f6e-4a57-4c1e-9a51-3f1f2d6e9c10"
@@ -73,6 +73,7 @@ def test_count_window_with_no_calls_is_zero() -> None:
         "http_errors": 0,
         "sync_kinds": {},
         "async_kinds": {},
+        "periodic": 0,
     }
 
 
@@ -86,3 +87,31 @@ def test_parse_vmhwm_reads_peak_rss_in_kib() -> None:
     status = "Name:\tkuryr\nVmPeak:\t  300000 kB\nVmHWM:\t   51234 kB\nVmRSS:\t   40000 kB\n"
     assert parse_vmhwm(status) == 51234
     assert parse_vmhwm("Name:\tkthreadd\n") is None
+
+
+# The three reads of one reconciliation pass, as Kuryr's Neutron client sends them.
+PASS = [
+    "/v2.0/ports?binding%3Ahost_id=host-1&device_owner=compute%3Akuryr",
+    "/v2.0/security-groups?fields=id&fields=name&fields=tags&fields=created_at&fields=updated_at",
+    "/v2.0/floatingips?tags=kuryr.publish",
+]
+
+
+def test_the_periodic_passs_reads_are_told_from_an_operations_requests() -> None:
+    assert all(periodic(Call("kuryr", 1.0, 1.1, "GET", path, 200)) for path in PASS)
+    operations = [
+        ("GET", f"/v2.0/ports?id={PORT_ID}&fields=id&fields=status"),  # a status read
+        ("GET", "/v2.0/ports?device_owner=compute%3Akuryr"),  # not this host's alone
+        ("GET", "/v2.0/security-groups?name=kuryr-expose-x&fields=id"),  # an expose group
+        ("GET", "/v2.0/floatingips?port_id=x"),
+        ("PUT", PASS[0]),
+    ]
+    for method, path in operations:
+        assert not periodic(Call("kuryr", 1.0, 1.1, method, path, 200)), path
+
+
+def test_count_window_counts_the_periodic_pass_apart_from_the_operation() -> None:
+    lines = [_line("kuryr", 100.2 + i / 10, "GET", path) for i, path in enumerate(PASS)]
+    lines.append(_line("kuryr", 101.0, "PUT", f"/v2.0/ports/{PORT_ID}"))
+    count = count_window(parse_log(lines), "kuryr", started=100.0, returned=100.5, quiet=102.0)
+    assert (count.sync, count.background, count.total, count.periodic) == (0, 1, 1, 3)

@@ -82,7 +82,7 @@ def test_scale_section_headlines_both_ratios() -> None:
 def counted(*totals: int, ok: bool = True) -> dict[str, Any]:
     runs = [
         {"ok": ok, "sync": t, "async": 0, "total": t, "sync_kinds": {"POST /v2.0/ports": t}}
-        | {"async_kinds": {}}
+        | {"async_kinds": {}, "periodic": 1}
         for t in totals
     ]
     good = sorted(totals)
@@ -104,7 +104,21 @@ def test_pool_misses_have_their_own_table() -> None:
     hit_rows = [line for line in lines[:miss_title] if line.startswith("| Kuryr")]
     miss_rows = [line for line in lines[miss_title:] if line.startswith("| Kuryr")]
     assert [row.split(" | ")[1] for row in hit_rows] == ["network_create", "start"]
-    assert miss_rows == ["| Kuryr, Kuryr IPAM | start_pool_miss | 3 of 3 | 3.0 | 0.0 | 3.0 | 3-4 |"]
+    assert miss_rows == [
+        "| Kuryr, Kuryr IPAM | start_pool_miss | 3 of 3 | 3.0 | 0.0 | 3.0 | 3-4 | 3 |"
+    ]
+
+
+def test_a_run_counted_before_the_periodic_pass_was_apart_says_so() -> None:
+    old = counted(2, 2)
+    for run in old["runs"]:
+        del run["periodic"]
+    [row] = [
+        line
+        for line in calls_report.section({"neutron_calls": {"kuryr": {"start": old}}})
+        if line.startswith("| Kuryr")
+    ]
+    assert row.endswith("| in the totals |")
 
 
 def test_typical_run_is_the_one_closest_to_the_median() -> None:
