@@ -248,8 +248,10 @@ async def build(
             config.neutron.port_active_timeout,
             config.neutron.vif_plugging_timeout,
         )
-        # A port whose VIF changes has its Neutron status read again at its next join.
+        # A port whose VIF changes has its Neutron status read again at its next join; one
+        # plugged ahead has it read along with other ports before its first join.
         prewire.rewired = watch.rewired
+        prewire.plugged = watch.plugged_ahead
         published = Published(neutron, state, config.neutron.floating_ip_per)
         swarm = Swarm(neutron, networks, ipam) if config.capability_scope == "global" else None
         driver = KuryrNetworkDriver(

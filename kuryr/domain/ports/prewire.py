@@ -73,6 +73,8 @@ class Prewire:
         # Told of every port whose VIF is (to be) plugged or unplugged, or that goes: what
         # was known of its status in Neutron may change (kuryr.domain.ports.status).
         self.rewired: Callable[[str], None] = lambda _port_id: None
+        # Told of every free port whose VIF is whole ahead of its container.
+        self.plugged: Callable[[str], None] = lambda _port_id: None
 
     # --- pool side -------------------------------------------------------------------------
 
@@ -295,6 +297,7 @@ class Prewire:
             if not await binder.ready(vif):
                 self.rewired(vif.port_id)
                 await binder.plug(vif, self._timeout)
+            self.plugged(vif.port_id)
 
     def _slots_of(self, binder: Binder) -> asyncio.Semaphore:
         slots = self._slots.get(binder)

@@ -23,7 +23,10 @@ A port seen ACTIVE whose VIF nobody has plugged, unplugged or re-attached since 
 left and it went back to its pool with its VIF kept, kuryr.domain.ports.prewire) is ACTIVE
 when its next container joins: OVN never released it, so Neutron never changed its status.
 That join costs Neutron no status read (steady state: a start's only requests are its
-bookkeeping); the sweep still reads it with every other endpoint's port.
+bookkeeping); the sweep still reads it with every other endpoint's port. A free port plugged
+ahead (a refill's) is read along with the next read the watcher makes anyway, or by the next
+sweep: once seen ACTIVE, its first container's join reads nothing either, where each join
+from a fresh refill would otherwise read its own.
 """
 
 from __future__ import annotations
@@ -105,6 +108,9 @@ class PortStatus:
         # Seen ACTIVE, and their VIF untouched since (kuryr.domain.ports.prewire says when
         # it is not): a container joining one of them finds it ACTIVE.
         self._settled: set[str] = set()
+        # Plugged ahead, free, not seen ACTIVE yet (read along with other ports): port id ->
+        # its plug's token, so a read that began before a later plug teaches nothing.
+        self._ahead: dict[str, object] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._next_sweep = 0.0
@@ -114,6 +120,7 @@ class PortStatus:
     def joined(self, port_id: str) -> None:
         """The port's container joined: poll its status until ACTIVE, unless it was ACTIVE
         with the very VIF the container got (no status read: nothing changed for Neutron)."""
+        self._ahead.pop(port_id, None)
         if port_id in self._settled:
             self._state.save_port_status(port_id, ACTIVE)
             return
@@ -131,6 +138,13 @@ class PortStatus:
         """The port's VIF is (to be) plugged, unplugged or re-attached, or the port goes:
         Neutron may change its status, so its next container's join reads it again."""
         self._settled.discard(port_id)
+        self._ahead.pop(port_id, None)
+
+    def plugged_ahead(self, port_id: str) -> None:
+        """A free pool port's VIF is plugged (or found whole) ahead of any container: its
+        status is read along with the next read, so its first join need not read it."""
+        if port_id not in self._settled:
+            self._ahead[port_id] = object()
 
     # --- the loop ------------------------------------------------------------------------------
 
@@ -161,24 +175,40 @@ class PortStatus:
                 await asyncio.sleep(POLL)
 
     async def check(self) -> None:
-        """One round: the ports being watched, and every endpoint's port when a sweep is due."""
+        """One round: the ports being watched, and every endpoint's port when a sweep is due;
+        ports plugged ahead ride along."""
         now = time.monotonic()
         endpoint_ports = self._endpoint_ports()
         for port_id in [p for p in self._watched if p not in endpoint_ports]:
             del self._watched[port_id]
         self._given_up &= endpoint_ports
         ids = set(self._watched)
-        if now >= self._next_sweep:
+        sweep = now >= self._next_sweep
+        if sweep:
             ids |= endpoint_ports
             self._next_sweep = now + SWEEP
             # Endpoints that went without a DeleteEndpoint (reconciliation reclaimed them).
             for port_id in self._state.port_status_ids() - endpoint_ports:
                 self._state.forget_port_status(port_id)
-        if not ids:
+        if not ids and not sweep:
             return
-        statuses = await self._statuses(sorted(ids))
+        ahead = {port_id: token for port_id, token in self._ahead.items() if port_id not in ids}
+        statuses = await self._statuses(sorted(ids | ahead.keys()))
         for port_id in sorted(ids):
             await self._judge(port_id, statuses.get(port_id, GONE), now)
+        self._learn_ahead(ahead, statuses)
+
+    def _learn_ahead(self, ahead: dict[str, object], statuses: dict[str, str]) -> None:
+        """Ports plugged ahead seen ACTIVE are settled; a gone one is forgotten. A port
+        claimed, unplugged or plugged again since the read began is left as it is now."""
+        for port_id, token in ahead.items():
+            if self._ahead.get(port_id) is not token:
+                continue
+            status = statuses.get(port_id, GONE)
+            if status == ACTIVE:
+                self._settled.add(port_id)
+            if status in (ACTIVE, GONE):
+                del self._ahead[port_id]
 
     def _endpoint_ports(self) -> set[str]:
         return {str(port["id"]) for _, port in self._state.endpoints().values()}

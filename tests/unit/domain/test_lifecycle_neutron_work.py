@@ -122,3 +122,35 @@ async def test_a_port_made_for_a_docker_mac_is_not_pooled(tmp_path: Path) -> Non
         again = d.port_holding(net, after.address)
         assert again is not None and again["mac_address"] != mac
         await eventually(lambda: d.neutron.get("ports", port["id"]) is None, "its deletion")
+
+
+async def test_the_ports_a_refill_plugged_ahead_are_read_along_with_the_first_join(
+    tmp_path: Path,
+) -> None:
+    """A fresh pool's ports are plugged ahead, then read along with the first read the watcher
+    makes (the first container's join): seen ACTIVE there, the containers that take the other
+    ports next, with no stop between, read no status of their own."""
+    async with daemon(tmp_path, STACK, clock=Clock()) as d:
+        net = await d.kuryr_network()
+        pool = d.pools.pool(net.subnet_id)
+        assert pool is not None
+        await eventually(lambda: len(pool.free) >= STACK.initial, "the first fill")
+        await eventually(
+            lambda: all(d.binder.plugs(p) for p in pool.free), "the pool plugged ahead"
+        )
+        for port in d.ports(net):
+            d.neutron.change("ports", port["id"], status=ACTIVE)
+        first = await d.run(net)
+        await kuryr_driver(d).endpoints.flush()
+        reads = Counter(d.neutron.calls)[("GET", "ports")]
+        await kuryr_driver(d).watch.check()
+        assert Counter(d.neutron.calls)[("GET", "ports")] == reads + 1, "one read for all"
+
+        taken = {first.address}
+        for _ in range(STACK.initial - 2):
+            container = await d.run(net)
+            await kuryr_driver(d).endpoints.flush()
+            await kuryr_driver(d).watch.check()
+            taken.add(container.address)
+        assert len(taken) == STACK.initial - 1, "each container took another pool port"
+        assert Counter(d.neutron.calls)[("GET", "ports")] == reads + 1, "no read per join"
