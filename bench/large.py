@@ -8,8 +8,9 @@ memory of the host's processes by role: the Kuryr daemon (RSS now and its peak),
 containerd, the shims and the containers. Each network is a /22: a /23 holds make bench's
 200 containers, not 500 and a pool beside them.
 
-The figures go to docs/benchmarks.json (its ``large`` key, which make bench carries over)
-and the "500 containers" section of docs/benchmarks.md; the rest of both stays as it is."""
+The figures go to docs/benchmarks.json (its ``large`` key, which make bench carries over),
+its section of docs/benchmarks.md and the lines of the goals' section they give; the rest of
+both stays as it is."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import dockercli, machine, mhmemory, phase_cli, procs, scenarios
+from bench import dockercli, goals_report, machine, mhmemory, phase_cli, procs, scenarios
 from bench.drivers import BRIDGE, KURYR, KURYR_DOCKER_IPAM, Driver
 from bench.large_report import HEADING, section
 from bench.markdown import splice_section
@@ -141,7 +142,11 @@ def write(measured: dict[str, Any], docs: Path) -> None:
     path.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
     page = docs / "benchmarks.md"
     markdown = page.read_text() if page.exists() else "# Benchmarks\n"
-    page.write_text(splice_section(markdown, HEADING, section(results), BEFORE))
+    markdown = splice_section(markdown, HEADING, section(results), BEFORE)
+    goals = goals_report.section(results)
+    if goals:
+        markdown = splice_section(markdown, goals_report.HEADING, goals, ())
+    page.write_text(markdown)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -11,7 +11,9 @@ from typing import Any
 from bench import (
     calls_report,
     config_report,
+    goals_report,
     lag_report,
+    large_report,
     method,
     multihost_report,
     nested_report,
@@ -27,6 +29,7 @@ make bench            # = kuryr stack up && .venv/bin/python -m bench
 .venv/bin/python -m bench --help   # fewer runs, a subset of drivers (--only), other sizes
 .venv/bin/python -m bench.multihost   # the "Several hosts" phase alone (only its section)
 .venv/bin/python -m bench.nested      # the "Nested mode" phase alone (only its section)
+.venv/bin/python -m bench.large       # 500 containers on one host (only its section)
 ```
 The run installs kuryr-libnetwork 18.0.0 from PyPI into /var/lib/kuryr-bench/kuryrlib-venv
 (once), starts it on 127.0.0.1:23750 (driver `kuryrlib`, spec file
@@ -178,6 +181,7 @@ def _reproduce_section(_results: dict[str, Any]) -> list[str]:
 
 
 SECTIONS: list[Section] = [
+    goals_report.section,
     config_report.section,
     _setup_section,
     _start_section,
@@ -188,6 +192,7 @@ SECTIONS: list[Section] = [
     calls_report.section,
     lag_report.section,
     _rss_section,
+    large_report.section,
     nested_report.section,
     multihost_report.section,
     method.section,
