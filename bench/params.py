@@ -33,7 +33,7 @@ class Parameters:
     scale: tuple[int, ...] = (10, 200)
     scale_probes: int = 10
     fill_width: int = 8
-    fill_budget_s: float = 120.0
+    fill_budget_s: float = 240.0
     count_reps: int = 10
     lag_single: int = 20
     lag_burst: int = 20
