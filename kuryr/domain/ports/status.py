@@ -58,6 +58,9 @@ SWEEP = 30.0
 REPAIRS = 2
 # A VIF the backend has wired is re-attached this many bounds after its container joined.
 WIRED_PATIENCE = 4
+# Reads of a port plugged ahead that found it not ACTIVE before it is left to its join (a
+# port that never goes ACTIVE, e.g. an unbound one, is not read at every sweep forever).
+AHEAD_READS = 3
 # Port ids per Neutron GET (the URL stays well under common limits).
 _CHUNK = 50
 
@@ -66,6 +69,14 @@ class Binders(Protocol):
     """What the watcher needs of kuryr.backends.binding.registry.Binders."""
 
     def for_vif_type(self, vif_type: str) -> Binder: ...
+
+
+@dataclass(eq=False)
+class _Ahead:
+    """A plug ahead of a free port; compared by identity: a read that began before a later
+    plug of the port teaches nothing about it."""
+
+    reads: int = 0
 
 
 @dataclass
@@ -108,9 +119,8 @@ class PortStatus:
         # Seen ACTIVE, and their VIF untouched since (kuryr.domain.ports.prewire says when
         # it is not): a container joining one of them finds it ACTIVE.
         self._settled: set[str] = set()
-        # Plugged ahead, free, not seen ACTIVE yet (read along with other ports): port id ->
-        # its plug's token, so a read that began before a later plug teaches nothing.
-        self._ahead: dict[str, object] = {}
+        # Plugged ahead, free, not seen ACTIVE yet: read along with other ports.
+        self._ahead: dict[str, _Ahead] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._next_sweep = 0.0
@@ -144,7 +154,7 @@ class PortStatus:
         """A free pool port's VIF is plugged (or found whole) ahead of any container: its
         status is read along with the next read, so its first join need not read it."""
         if port_id not in self._settled:
-            self._ahead[port_id] = object()
+            self._ahead[port_id] = _Ahead()
 
     # --- the loop ------------------------------------------------------------------------------
 
@@ -192,22 +202,24 @@ class PortStatus:
                 self._state.forget_port_status(port_id)
         if not ids and not sweep:
             return
-        ahead = {port_id: token for port_id, token in self._ahead.items() if port_id not in ids}
+        ahead = {port_id: plug for port_id, plug in self._ahead.items() if port_id not in ids}
         statuses = await self._statuses(sorted(ids | ahead.keys()))
         for port_id in sorted(ids):
             await self._judge(port_id, statuses.get(port_id, GONE), now)
         self._learn_ahead(ahead, statuses)
 
-    def _learn_ahead(self, ahead: dict[str, object], statuses: dict[str, str]) -> None:
-        """Ports plugged ahead seen ACTIVE are settled; a gone one is forgotten. A port
-        claimed, unplugged or plugged again since the read began is left as it is now."""
-        for port_id, token in ahead.items():
-            if self._ahead.get(port_id) is not token:
+    def _learn_ahead(self, ahead: dict[str, _Ahead], statuses: dict[str, str]) -> None:
+        """Ports plugged ahead seen ACTIVE are settled; a gone one, or one read
+        :data:`AHEAD_READS` times not ACTIVE, is no longer read. A port claimed, unplugged or
+        plugged again since the read began is left as it is now."""
+        for port_id, plug in ahead.items():
+            if self._ahead.get(port_id) is not plug:
                 continue
             status = statuses.get(port_id, GONE)
+            plug.reads += 1
             if status == ACTIVE:
                 self._settled.add(port_id)
-            if status in (ACTIVE, GONE):
+            if status in (ACTIVE, GONE) or plug.reads >= AHEAD_READS:
                 del self._ahead[port_id]
 
     def _endpoint_ports(self) -> set[str]:

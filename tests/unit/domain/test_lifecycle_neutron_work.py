@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from kuryr import naming
+from kuryr.backends.neutron_api import Params, Resource
 from kuryr.config import PoolConfig
-from kuryr.domain.ports.status import ACTIVE
+from kuryr.domain.ports.status import ACTIVE, AHEAD_READS
 from kuryr.driver import KuryrNetworkDriver
 from kuryr.plugin import protocol as p
 from tests.fakes.clock import Clock
@@ -154,3 +155,36 @@ async def test_the_ports_a_refill_plugged_ahead_are_read_along_with_the_first_jo
             taken.add(container.address)
         assert len(taken) == STACK.initial - 1, "each container took another pool port"
         assert Counter(d.neutron.calls)[("GET", "ports")] == reads + 1, "no read per join"
+
+
+async def test_a_port_plugged_ahead_that_never_goes_active_is_read_a_bounded_number_of_times(
+    tmp_path: Path,
+) -> None:
+    """A free port Neutron never reports ACTIVE (an unbound one, say) rides along with the
+    watcher's reads at most AHEAD_READS times, then is left to its join."""
+    async with daemon(tmp_path, STACK, clock=Clock()) as d:
+        net = await d.kuryr_network()
+        pool = d.pools.pool(net.subnet_id)
+        assert pool is not None
+        await eventually(lambda: len(pool.free) >= STACK.initial, "the first fill")
+        await eventually(
+            lambda: all(d.binder.plugs(p) for p in pool.free), "the pool plugged ahead"
+        )
+        ahead = set(pool.free)
+        read: list[set[str]] = []
+        query = d.neutron.query
+
+        async def recording(resource: str, params: Params | None = None) -> list[Resource]:
+            if resource == "ports" and params and params.get("fields") == ["id", "status"]:
+                read.append(set(params["id"]))
+            return await query(resource, params)
+
+        d.neutron.query = recording  # type: ignore[method-assign]
+        container = await d.run(net)  # its port never goes ACTIVE either: watched each round
+        await kuryr_driver(d).endpoints.flush()
+        for _ in range(AHEAD_READS + 2):
+            await kuryr_driver(d).watch.check()
+        taken = d.port_holding(net, container.address)
+        assert taken is not None
+        still_free = ahead - {taken["id"]}
+        assert [bool(still_free & ids) for ids in read] == [True] * AHEAD_READS + [False] * 2
