@@ -14,6 +14,7 @@ import pytest
 from kuryr import naming
 from kuryr.backends.neutron_api import Params, Resource
 from kuryr.config import PoolConfig
+from kuryr.domain.ports.ledger import PortPool
 from kuryr.domain.ports.status import ACTIVE, AHEAD_READS
 from kuryr.driver import KuryrNetworkDriver
 from kuryr.plugin import protocol as p
@@ -125,6 +126,16 @@ async def test_a_port_made_for_a_docker_mac_is_not_pooled(tmp_path: Path) -> Non
         await eventually(lambda: d.neutron.get("ports", port["id"]) is None, "its deletion")
 
 
+async def plugged_ahead(d: Daemon) -> tuple[Net, PortPool]:
+    """A new Kuryr network whose first fill is in and plugged ahead, no container yet."""
+    net = await d.kuryr_network()
+    pool = d.pools.pool(net.subnet_id)
+    assert pool is not None
+    await eventually(lambda: len(pool.free) >= STACK.initial, "the first fill")
+    await eventually(lambda: all(d.binder.plugs(p) for p in pool.free), "the pool plugged ahead")
+    return net, pool
+
+
 async def test_the_ports_a_refill_plugged_ahead_are_read_along_with_the_first_join(
     tmp_path: Path,
 ) -> None:
@@ -132,13 +143,7 @@ async def test_the_ports_a_refill_plugged_ahead_are_read_along_with_the_first_jo
     makes (the first container's join): seen ACTIVE there, the containers that take the other
     ports next, with no stop between, read no status of their own."""
     async with daemon(tmp_path, STACK, clock=Clock()) as d:
-        net = await d.kuryr_network()
-        pool = d.pools.pool(net.subnet_id)
-        assert pool is not None
-        await eventually(lambda: len(pool.free) >= STACK.initial, "the first fill")
-        await eventually(
-            lambda: all(d.binder.plugs(p) for p in pool.free), "the pool plugged ahead"
-        )
+        net, _ = await plugged_ahead(d)
         for port in d.ports(net):
             d.neutron.change("ports", port["id"], status=ACTIVE)
         first = await d.run(net)
@@ -163,13 +168,7 @@ async def test_a_port_plugged_ahead_that_never_goes_active_is_read_a_bounded_num
     """A free port Neutron never reports ACTIVE (an unbound one, say) rides along with the
     watcher's reads at most AHEAD_READS times, then is left to its join."""
     async with daemon(tmp_path, STACK, clock=Clock()) as d:
-        net = await d.kuryr_network()
-        pool = d.pools.pool(net.subnet_id)
-        assert pool is not None
-        await eventually(lambda: len(pool.free) >= STACK.initial, "the first fill")
-        await eventually(
-            lambda: all(d.binder.plugs(p) for p in pool.free), "the pool plugged ahead"
-        )
+        net, pool = await plugged_ahead(d)
         ahead = set(pool.free)
         read: list[set[str]] = []
         query = d.neutron.query
