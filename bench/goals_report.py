@@ -142,23 +142,8 @@ def _large(results: dict[str, Any]) -> list[Line]:
     large = results.get("large")
     if not large or "scale" not in large:
         return [("500 containers on one host (`python -m bench.large`)", "not run", None)]
-    target = int(large["settings"]["containers"])
-    reached, growth = large_report.top_growth(large, "kuryr")
-    top = large["scale"].get("kuryr", {}).get("at_top", {})
-    peak = top.get("kuryr_peak_rss_kib")
     when = f" (run of {large['date']})"
-    return [
-        (
-            f"{target} vs {large['settings']['first']} running, settled ≤ 1.3x (Kuryr IPAM)",
-            f"{reached} of {target}: {_x(growth)}{when}",
-            reached >= target and growth is not None and growth <= 1.3,
-        ),
-        (
-            f"daemon peak RSS at {target} ≤ 150 MiB",
-            "n/a" if peak is None else f"{peak / 1024:.0f} MiB{when}",
-            None if peak is None else peak / 1024 <= 150,
-        ),
-    ]
+    return [(goal, figure + when, met) for goal, figure, met in large_report.goals(large)]
 
 
 def _memory(results: dict[str, Any]) -> Line:

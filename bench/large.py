@@ -23,7 +23,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import dockercli, goals_report, machine, mhmemory, phase_cli, procs, scenarios
+from bench import (
+    dockercli,
+    goals_report,
+    machine,
+    mhmemory,
+    multihost_report,
+    phase_cli,
+    procs,
+    scenarios,
+)
 from bench.drivers import BRIDGE, KURYR, KURYR_DOCKER_IPAM, Driver
 from bench.large_report import HEADING, section
 from bench.markdown import splice_section
@@ -132,14 +141,10 @@ def measure(settings: Settings) -> dict[str, Any]:
 
 def write(measured: dict[str, Any], docs: Path) -> None:
     """Into docs/benchmarks.json's ``large`` key and its section of docs/benchmarks.md."""
-    path = docs / "benchmarks.json"
-    try:
-        results: dict[str, Any] = json.loads(path.read_text())
-    except (OSError, ValueError):
-        results = {}
+    results = multihost_report.previous_of(docs)
     results[NAME] = measured
     docs.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
+    (docs / "benchmarks.json").write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
     page = docs / "benchmarks.md"
     markdown = page.read_text() if page.exists() else "# Benchmarks\n"
     markdown = splice_section(markdown, HEADING, section(results), BEFORE)
