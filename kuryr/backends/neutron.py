@@ -7,9 +7,10 @@ creates, ``PUT .../tags``) and costs one HTTP round trip per call, which is what
 performance budget counts. Each call runs in a worker thread with a bounded timeout (cut to
 what the Docker request has left, see :mod:`kuryr.deadline`), is retried with backoff only
 when the connection failed in a way that cannot duplicate a write (refused, or dropped
-during a GET/PUT/DELETE), is counted, and fails as a :class:`NeutronError` naming the call
-and the cause. No state is kept about a failed backend: the next call simply tries again,
-so the daemon serves again as soon as Neutron is back.
+during a GET/PUT/DELETE), is counted, carries the Docker request's id (as
+``X-OpenStack-Request-ID``, :mod:`kuryr.request_ids`), and fails as a :class:`NeutronError`
+naming the call and the cause. No state is kept about a failed backend: the next call simply
+tries again, so the daemon serves again as soon as Neutron is back.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from keystoneauth1 import exceptions as ks_exc
 from requests.adapters import HTTPAdapter
 from urllib3 import exceptions as urllib3_exc
 
-from kuryr import deadline
+from kuryr import deadline, request_ids
 from kuryr.backends import neutron_auth
 from kuryr.backends.neutron_api import (
     CAUSE_CLIENT,
@@ -314,11 +315,9 @@ class Neutron(TrunkCalls):
         timeout: float,
         headers: Mapping[str, str] | None = None,
     ) -> Any:
-        kwargs: dict[str, Any] = {
-            "raise_exc": False,
-            "timeout": timeout,
-            "connect_retries": 0,
-        }
+        kwargs: dict[str, Any] = {"raise_exc": False, "timeout": timeout, "connect_retries": 0}
+        if (rid := request_ids.current()) is not None:
+            kwargs["global_request_id"] = rid
         if json is not None:
             kwargs["json"] = json
         if params:

@@ -23,6 +23,8 @@ import contextvars
 import time
 from collections.abc import Iterator
 
+from kuryr import request_ids
+
 # The nudge of the background work the current task does, when it gives way to Docker.
 _GIVING_WAY: contextvars.ContextVar[asyncio.Event | None] = contextvars.ContextVar(
     "kuryr_giving_way", default=None
@@ -38,11 +40,16 @@ def give_way(nudge: asyncio.Event) -> None:
 
 def giving_way() -> contextvars.Context:
     """A fresh context (no Docker request's deadline) for a task doing part of the current
-    task's work: it gives way as the current task does, if it does."""
+    task's work: it gives way as the current task does, if it does, and its Neutron requests
+    carry the id of the Docker request the current task serves, if it serves one (that request
+    waits for them: they are its own)."""
     context = contextvars.Context()
     nudge = _GIVING_WAY.get()
     if nudge is not None:
         context.run(give_way, nudge)
+    rid = request_ids.current()
+    if rid is not None:
+        context.run(request_ids.adopt, rid)
     return context
 
 

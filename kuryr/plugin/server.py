@@ -29,7 +29,7 @@ from typing import Any, Protocol
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from kuryr import deadline, metrics
+from kuryr import deadline, metrics, request_ids
 from kuryr.errors import CAUSE_HEADER, BackendError, InvalidRequest, KuryrError
 from kuryr.plugin import protocol as p
 from kuryr.plugin.api import IpamDriver, NetworkDriver
@@ -304,6 +304,7 @@ async def _answer(
     """The answer to one request; every failure is turned into an envelope."""
     # Docker shows this message to users; the method name alone reads best there.
     name = request.path.rpartition(".")[2]
+    rid = request_ids.current()
     try:
         if request.method != "POST":
             raise ProtocolError(405, f"{name}: only POST is allowed")
@@ -315,10 +316,10 @@ async def _answer(
         return Answer(200, json.dumps({} if result is None else result.wire()), {})
     except KuryrError as exc:
         level = logging.WARNING if exc.status >= 500 else logging.INFO
-        log.log(level, "%s refused (%d): %s", name, exc.status, exc.message)
+        log.log(level, "%s refused (%d) [%s]: %s", name, exc.status, rid, exc.message)
         return _refusal(route.interface, exc)
     except Exception as exc:
-        log.exception("%s failed", name)
+        log.exception("%s failed [%s]", name, rid)
         message = f"internal error: {type(exc).__name__}: {_clip(str(exc), 500)}"
         return Answer(500, json.dumps(envelope(route.interface, message)), {})
 
@@ -328,12 +329,14 @@ def make_app(
 ) -> web.Application:
     """The plugin application: every path goes to the dispatcher, which owns the envelopes.
 
-    Each domain call runs under a ``request_timeout`` budget that its backend calls share.
+    Each domain call runs under a ``request_timeout`` budget that its backend calls share,
+    and under an id they all send to Neutron (kuryr.request_ids).
     """
 
     async def dispatch(request: web.Request) -> web.Response:
         start = time.perf_counter()
         route = ROUTES.get(request.path)
+        rid: str | None = None  # an unknown method reaches no backend: no id to follow
         if route is None:
             method = "unknown"
             message = f"unknown method {_clip(request.path, 100)!r}"
@@ -341,10 +344,12 @@ def make_app(
             answer = Answer(404, body, {})
         else:
             method = request.path.removeprefix("/")
-            answer = await _answer(domain, request, route, request_timeout, start)
+            with request_ids.serving() as rid:
+                answer = await _answer(domain, request, route, request_timeout, start)
         elapsed = time.perf_counter() - start
         metrics.observe_request(method, answer.status, elapsed)
-        log.debug("%s %s -> %d in %.1f ms", request.method, method, answer.status, elapsed * 1000)
+        ms = elapsed * 1000
+        log.debug("%s %s -> %d in %.1f ms [%s]", request.method, method, answer.status, ms, rid)
         return web.Response(
             text=answer.text,
             status=answer.status,

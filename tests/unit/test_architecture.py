@@ -23,13 +23,14 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "kuryr.config",
         "kuryr.errors",
         "kuryr.deadline",
+        "kuryr.request_ids",
         "kuryr.metrics",
         "kuryr.naming",
         "kuryr.sdnotify",
     ),
     ("kuryr.backends.",),
     ("kuryr.plugin.protocol", "kuryr.plugin.api"),
-    # quiet imports nothing of kuryr's: the ports wing's background work waits on it.
+    # quiet imports only the lowest layer: the ports wing's background work waits on it.
     ("kuryr.domain.ports.", "kuryr.domain.quiet"),
     ("kuryr.domain.",),
     ("kuryr.plugin.server", "kuryr.ops."),
