@@ -1,11 +1,19 @@
-"""Neutron calls counted by the proxy: parsing its log, naming each request by its kind
-(method plus path with ids and tags elided) and counting them per operation window.
+"""Neutron calls counted by the proxy: parsing its log, naming each request by its kind (method
+plus path with ids and tags elided) and counting them per operation window.
 
-A call is *sync* when it reached Neutron while the docker command was still running (the
-user waited for it) and *async* when it came after the command returned, before the
-daemon went quiet (bookkeeping, pool refills). A request of Kuryr's periodic reconciliation
-pass is neither: the pass runs every ``[reconcile] interval`` whatever the containers do, so
-it is counted apart (*periodic*), not as a share of the operation it happened to fall in."""
+A call is *sync* when a Docker request waited for it, and *async* when it is background work
+(bookkeeping, pool refills, status checks) of the operation, counted until the daemon went
+quiet. Kuryr's daemon marks the calls it makes while serving a Docker request with that
+request's id (``X-OpenStack-Request-ID``, kuryr.request_ids; the proxy logs it as ``rid``):
+for a daemon that marks them (``count_window``'s ``marked``), a call is sync exactly when it
+carries an id, whenever in the window it arrived, so a background read that happens to land
+while the docker command runs is not sync (work already under way that a request then waits
+for, such as a network removal it collides with, carries no id: async). kuryr-libnetwork
+marks nothing: its call is sync when it reached Neutron while the docker command was still
+running (the user waited for it), async when it came after the command returned. A request
+of Kuryr's periodic reconciliation pass is neither: the pass runs every ``[reconcile]
+interval`` whatever the containers do, so it is counted apart (*periodic*), not as a share
+of the operation it happened to fall in."""
 
 from __future__ import annotations
 
@@ -28,6 +36,8 @@ class Call:
     method: str
     path: str
     status: int
+    # The Docker request's id the daemon sent (None: none sent, or a log older than ids).
+    rid: str | None = None
 
     @property
     def kind(self) -> str:
@@ -83,6 +93,7 @@ def parse_log(lines: Iterable[str]) -> Iterator[Call]:
                 method=str(raw["method"]),
                 path=str(raw["path"]),
                 status=int(raw["status"]),
+                rid=str(raw["rid"]) if raw.get("rid") else None,
             )
         except (ValueError, KeyError, TypeError):
             continue
@@ -115,10 +126,17 @@ class CallCount:
 
 
 def count_window(
-    calls: Iterable[Call], who: str, started: float, returned: float, quiet: float
+    calls: Iterable[Call],
+    who: str,
+    started: float,
+    returned: float,
+    quiet: float,
+    *,
+    marked: bool = False,
 ) -> CallCount:
-    """Count ``who``'s calls that arrived in [started, returned] (sync) and in
-    (returned, quiet] (async); the periodic pass's apart."""
+    """Count ``who``'s calls that arrived in [started, quiet]; the periodic pass's apart.
+    ``marked`` (``who`` sends each Docker request's id): those carrying an id are sync, the
+    others async. Otherwise those that arrived by ``returned`` are sync, later ones async."""
     count = CallCount()
     for call in calls:
         if call.who != who or call.arrived < started or call.arrived > quiet:
@@ -128,7 +146,8 @@ def count_window(
             continue
         if call.status >= 400:
             count.errors += 1
-        if call.arrived <= returned:
+        sync = call.rid is not None if marked else call.arrived <= returned
+        if sync:
             count.sync += 1
             count.sync_kinds[call.kind] += 1
         else:

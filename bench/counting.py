@@ -19,6 +19,10 @@ from bench.drivers import Driver
 from bench.params import PROXY_PORTS, QUIET_GAP_S, QUIET_MAX_S
 
 PROXY_MARKER = "bench.proxy"
+# The daemons that send each Docker request's id with the Neutron requests made for it
+# (Kuryr's: kuryr.request_ids), so their sync calls are told by id (bench.calls); the stack's
+# daemon runs this checkout. kuryr-libnetwork sends none: its calls are told by time.
+MARKS_REQUESTS = frozenset({"kuryr"})
 # Subnet indexes (Driver.subnet) of the counting networks: the containers' one, then one per
 # counted network create/rm.
 CONTAINERS_SUBNET = 99
@@ -91,7 +95,14 @@ def _settle(proxy: Proxy, who: str, returned: float) -> float:
 
 def _measure(proxy: Proxy, who: str, outcome: Outcome) -> dict[str, Any]:
     quiet = _settle(proxy, who, outcome.returned)
-    counted = count_window(proxy.calls(), who, outcome.started, outcome.returned, quiet)
+    counted = count_window(
+        proxy.calls(),
+        who,
+        outcome.started,
+        outcome.returned,
+        quiet,
+        marked=who in MARKS_REQUESTS,
+    )
     result = counted.as_dict()
     result["ok"] = outcome.ok
     if not outcome.ok:

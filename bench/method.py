@@ -47,9 +47,13 @@ def text(p: Parameters) -> str:
   `network_rm` on networks of their own, `start` = `docker run -d ... sleep`, `stop` =
   `docker rm -f`, `run_rm` = `docker run --rm ... true` (start and stop), and for Kuryr
   `start_pool_miss` = `docker run -d --ip X ... sleep` with an address X no port holds, so
-  that no pool port can serve it, and its `stop_pool_miss`. *sync*: the request reached
-  Neutron while the docker command was running; *async*: after it returned, until the
-  daemon had made no request for {p.quiet_gap_s:g} s (at most {p.quiet_max_s:g} s).
+  that no pool port can serve it, and its `stop_pool_miss`. Each operation is counted from
+  the docker command's start until the daemon had made no request for {p.quiet_gap_s:g} s (at
+  most {p.quiet_max_s:g} s). *sync*: a Docker request waited for it: for Kuryr, the request
+  carried the id of the Docker request being served (`X-OpenStack-Request-ID`, which Kuryr
+  sends with every Neutron request it makes for one and with none of its background work),
+  whenever it arrived; for kuryr-libnetwork, which sends no id, it reached Neutron while
+  the docker command was running. *async*: the others.
 - Bookkeeping lag: on a Kuryr network (Kuryr IPAM), the daemon restarted with `[pool]
   bookkeeping` set to each mode in turn (the rest of its config unchanged), then, from an
   idle machine, {p.lag_single} `docker run -d ... sleep` one at a time (each after the

@@ -77,9 +77,13 @@ def window(
     calls: Iterable[Call], who: Sequence[str], outcome: Outcome, quiet: float
 ) -> dict[str, Any]:
     """The calls of each of ``who`` while ``outcome``'s command ran and until ``quiet``,
-    summed over them, with each daemon's total."""
+    summed over them, with each daemon's total. Every one of ``who`` is a Kuryr daemon of this
+    checkout, which sends each Docker request's id: sync is told by id (bench.calls)."""
     listed = list(calls)
-    counts = {w: count_window(listed, w, outcome.started, outcome.returned, quiet) for w in who}
+    counts = {
+        w: count_window(listed, w, outcome.started, outcome.returned, quiet, marked=True)
+        for w in who
+    }
     kinds: dict[str, int] = {}
     for count in counts.values():
         for kind, n in (count.sync_kinds + count.background_kinds).items():

@@ -404,8 +404,9 @@ def _method(mh: dict[str, Any]) -> list[str]:
         "  namespace), and with periodic reconciliation off (`[reconcile] interval = 0`: its",
         "  queries come from every daemon whatever the containers do). Proxies rather than",
         "  the daemon's Prometheus counters: those are served only with `metrics_listen`, so",
-        "  a restart was needed anyway, and the proxy also tells the requests made while the",
-        "  command ran (sync) from those after (async, until every daemon was quiet for 2 s).",
+        "  a restart was needed anyway, and the proxy also tells the requests a Docker request",
+        "  waited for (sync: they carry its id, `X-OpenStack-Request-ID`) from background work",
+        "  (async), counted until every daemon was quiet for 2 s.",
         f"  {p.get('count_reps')} containers started and removed on the machine's host, on a"
         " network that only it",
         "  has, then again once h2 and h3 adopted it; the daemons are then put back.",

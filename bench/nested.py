@@ -10,7 +10,8 @@ README: Simulated VMs on one machine), against that VM's own dockerd:
   ratio Kuryr / bridge (issue 15's target: at most 1.3x);
 - the Neutron requests of ``docker run --rm`` on the Kuryr network, the VM's daemon
   restarted behind a counting proxy inside the VM (bench.mhcount) and put back after:
-  "sync" are those made while the command ran, which a pool hit should not need;
+  "sync" are those a Docker request waited for (they carry its id: bench.calls), which a
+  pool hit should not need;
 - nested kuryr-libnetwork is not measured (NESTED_KURYRLIB says why).
 
 In macvlan mode the Kuryr network is the VMs' own Neutron network (a container's address

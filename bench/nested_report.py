@@ -117,7 +117,8 @@ def _notes(nested: dict[str, Any]) -> list[str]:
         "- Neutron requests: the VM's daemon restarted with `[neutron] endpoint` on a counting"
         " proxy inside the VM (periodic reconciliation off), one unmeasured run, then"
         f" {p.get('count_reps', '?')} runs each counted from the command's start until the"
-        " daemon was quiet for 2 s; *sync* are those that arrived while `docker run` ran. The"
+        " daemon was quiet for 2 s; *sync* are those a Docker request waited for (they carry"
+        " its id, `X-OpenStack-Request-ID`), the others background work. The"
         " daemon is put back as the stack runs it afterwards.",
     ]
     waits = {m: e["settle_s"] for m, e in nested.get("modes", {}).items() if "settle_s" in e}

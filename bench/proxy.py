@@ -1,7 +1,9 @@
 """A counting HTTP proxy in front of Neutron: each listening port stands for one daemon, and
-every request it forwards is appended to a JSON-lines log (who, arrival and completion
-time, method, path, status). Run as ``python -m bench.proxy --upstream URL --log FILE
---listen kuryr=127.0.0.1:19697 --listen kuryrlib=127.0.0.1:19696``."""
+every request it forwards is appended to a JSON-lines log (who, arrival and completion time,
+method, path, status, and the request's ``X-OpenStack-Request-ID`` as ``rid``: Kuryr's
+daemon sends the id of the Docker request it serves, null for its background work). Run as
+``python -m bench.proxy --upstream URL --log FILE --listen kuryr=127.0.0.1:19697 --listen
+kuryrlib=127.0.0.1:19696``."""
 
 from __future__ import annotations
 
@@ -30,6 +32,8 @@ _HOP_HEADERS = frozenset(
 )
 
 Handler = Callable[[web.Request], Awaitable[web.Response]]
+# keystoneauth's global_request_id header (kuryr.request_ids).
+REQUEST_ID_HEADER = "X-OpenStack-Request-ID"
 
 
 def _forwardable(headers: Mapping[str, str]) -> dict[str, str]:
@@ -57,6 +61,7 @@ def make_handler(who: str, upstream: str, session: ClientSession, log: IO[str]) 
             "method": request.method,
             "path": request.path_qs,
             "status": status,
+            "rid": request.headers.get(REQUEST_ID_HEADER),
         }
         log.write(json.dumps(record) + "\n")
         log.flush()

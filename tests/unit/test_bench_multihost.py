@@ -439,24 +439,28 @@ def test_the_counting_copies_point_at_the_proxy_without_periodic_reconciliation(
     }
 
 
-def call(who: str, at: float, method: str = "GET", path: str = "/v2.0/ports") -> Call:
-    return Call(who, at, at + 0.01, method, path, 200)
+def call(
+    who: str, at: float, method: str = "GET", path: str = "/v2.0/ports", rid: str | None = None
+) -> Call:
+    return Call(who, at, at + 0.01, method, path, 200, rid)
 
 
 def test_a_window_sums_every_daemons_calls_while_and_after_the_command() -> None:
+    """Every daemon is Kuryr's: sync are the calls carrying a Docker request's id."""
     ran = Outcome(("docker", "run"), 100.0, 101.0, 0, "", "")
     calls = [
         call("vm", 99.0),  # before: not counted
-        call("vm", 100.5, "POST"),
+        call("vm", 100.5, "POST", rid="req-3f1c2b9e-8d7a-4c6b-9e5f-1a2b3c4d5e6f"),
+        call("vm", 100.7),  # a background read while the command ran: async
         call("vm", 102.0, "PUT", "/v2.0/ports/0d3c5c3e-4a3b-4c1e-9d7e-2f1a3b4c5d6e"),
         call("h2", 101.5),
         call("h3", 104.0),  # after quiet: not counted
     ]
     counted = mhcount.window(calls, ["vm", "h2", "h3"], ran, quiet=103.0)
-    assert counted["sync"] == 1 and counted["async"] == 2 and counted["total"] == 3
-    assert counted["by_host"] == {"vm": 2, "h2": 1, "h3": 0}
+    assert counted["sync"] == 1 and counted["async"] == 3 and counted["total"] == 4
+    assert counted["by_host"] == {"vm": 3, "h2": 1, "h3": 0}
     assert counted["kinds"] == {
-        "GET /v2.0/ports": 1,
+        "GET /v2.0/ports": 2,
         "POST /v2.0/ports": 1,
         "PUT /v2.0/ports/{id}": 1,
     }
