@@ -156,6 +156,9 @@ async def _filters(
     seen.append(("not-tags", await ids({"not-tags": "a"})))
     by_ip = {"fixed_ips": [f"subnet_id={subnet['id']}", f"ip_address={ip}"]}
     seen.append(("fixed_ips", await ids(by_ip)))
+    unused = str(ipaddress.ip_address(ip) + 100)
+    any_of = {"fixed_ips": [f"ip_address={unused}", f"ip_address={ip}"]}
+    seen.append(("fixed_ips, any of several addresses", await ids(any_of)))
     seen.append(("empty filter", await ids({"device_id": ""})))
     seen.append(("id list", await ids({"id": [port["id"], secrets.token_hex(16)]})))
     fields = await neutron.query("ports", {"id": port["id"], "fields": ["id", "status"]})

@@ -27,6 +27,9 @@ class PortPool:
     started: bool = False  # keep the pool filled (its network exists, or a container asked)
     target: int = 0  # refill up to this many free ports; follows demand, up to max
     waiters: list[asyncio.Future[Port]] = field(default_factory=list)  # starts on a miss
+    # Exact mode: starts that missed the address Docker chose, by address; None tells one its
+    # address could not be made in a bulk create (it makes its own port).
+    exact_waiters: dict[str, asyncio.Future[Port | None]] = field(default_factory=dict)
     nudge: asyncio.Event = field(default_factory=asyncio.Event)  # a refill must not wait
     blocked: set[str] = field(default_factory=set)  # exact mode: addresses Neutron refused
     # Until then (monotonic), ports of a bulk create that got no answer may still show up.
@@ -37,6 +40,11 @@ class PortPool:
     @property
     def subnet_id(self) -> str:
         return self.row.subnet_id
+
+    @property
+    def waiting(self) -> int:
+        """Starts waiting for a port of this pool's next bulk create."""
+        return len(self.waiters) + len(self.exact_waiters)
 
     def next_free(self) -> str:
         """The free port the next start takes (the pool has one): the newest plugged ahead,
@@ -54,6 +62,6 @@ class PortPool:
             "taken": len(self.taken),
             "creating": self.creating,
             "target": self.target,
-            "waiting": len(self.waiters),
+            "waiting": self.waiting,
             "free_addresses": sorted(pp.ip for pp in self.free.values()),
         }

@@ -155,11 +155,14 @@ class Pools:
     async def take_exact_or_wait(self, subnet_id: str, ip: str) -> Port | None:
         """The pool port holding ``ip``; when a bulk create in flight is making it, the port
         once that create is over (Neutron holds the address from the start of the create, so
-        a port made for it meanwhile would be refused)."""
+        a port made for it meanwhile would be refused); on a miss, the port the pool's next
+        bulk create makes on ``ip`` with the other misses meanwhile. None when the pool
+        cannot make it: the caller creates the port itself."""
         pool = self._pools.get(subnet_id)
-        if pool is not None:
-            await self._refill.made(pool, ip)
-        return self.take_exact(subnet_id, ip)
+        if pool is None:
+            return None
+        await self._refill.made(pool, ip)
+        return self.take_exact(subnet_id, ip) or await self._refill.wait_exact(pool, ip)
 
     def forget(self, port: Port) -> None:
         """A pool port deleted outside the pools (its address moved to another port): no pool

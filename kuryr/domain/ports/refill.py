@@ -16,8 +16,13 @@ network's first fill runs once Docker pauses, not beside the requests that follo
 the bulk POST), and a network removed at once costs no ports; a start that misses meanwhile
 makes it urgent.
 
-Exact mode (Docker's own IPAM) makes ports on the lowest addresses no container holds. What the
-refill makes goes into the pool through :class:`Ledger` (kuryr.domain.ports.pools).
+Exact mode (Docker's own IPAM) makes ports on the lowest addresses no container holds. A start
+that misses there asked for the address Docker chose: it waits for the next bulk POST, which
+makes the addresses of the starts waiting first, so a burst's misses share POSTs as they do
+with Kuryr's IPAM instead of each making its own port. Neutron refuses a bulk whole when one
+address is held; the round then makes its ports one by one, and a start whose address was
+refused makes its own port (which finds out who holds the address). What the refill makes goes
+into the pool through :class:`Ledger` (kuryr.domain.ports.pools).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from kuryr import deadline, naming
 from kuryr.backends.neutron_api import NeutronApi, NeutronError
@@ -66,6 +71,8 @@ class Ledger(Protocol):
 
     def take(self, pool: PortPool, port_id: str) -> Port: ...
 
+    def take_exact(self, subnet_id: str, ip: str) -> Port | None: ...
+
 
 class Refill:
     def __init__(
@@ -96,7 +103,7 @@ class Refill:
         batch or below ``min`` (kuryr.domain.ports.sizing.refill_due)."""
         if not self._ledger.enabled or pool.closing or not pool.started or pool.refill is not None:
             return
-        if pool.waiters or sizing.refill_due(
+        if pool.waiting or sizing.refill_due(
             pool.target, len(pool.free) + pool.creating, self._config
         ):
             pool.refill = background(self._refill(pool), f"pool-{pool.subnet_id}")
@@ -105,7 +112,7 @@ class Refill:
         """The refill must not wait for a pause in Docker's requests: starts wait, the pool
         closes, or starts took it low."""
         low = len(pool.free) < max(self._config.batch, 1)
-        return bool(pool.waiters) or pool.closing or (low and bool(pool.demand.takes))
+        return bool(pool.waiting) or pool.closing or (low and bool(pool.demand.takes))
 
     def _short(self, pool: PortPool) -> int:
         return max(pool.target, self._config.min) - len(pool.free) - pool.creating
@@ -119,14 +126,14 @@ class Refill:
                 await self._quiet.calm(pool.nudge)
             if time.monotonic() < pool.strays_until:
                 await self._adopt_strays(pool)
-            if pool.waiters:
+            if pool.waiting:
                 await asyncio.sleep(_COALESCE_SECONDS)
-            while not pool.closing and (pool.waiters or self._short(pool) > 0):
+            while not pool.closing and (pool.waiting or self._short(pool) > 0):
                 if await self._fill_round(pool) == 0:
                     if pool.waiters:
                         raise BackendError(f"subnet {pool.subnet_id} has no address left")
                     return
-            if pool.closing and pool.waiters:
+            if pool.closing and pool.waiting:
                 raise BackendError(f"the network of subnet {pool.subnet_id} is being removed")
         except Exception as exc:
             LOG.warning("refill of the pool of subnet %s failed: %s", pool.subnet_id, exc)
@@ -136,21 +143,37 @@ class Refill:
 
     async def _fill_round(self, pool: PortPool) -> int:
         """One bulk create: a port per waiting start when some wait, else a refill batch,
-        capped so free ports never exceed ``max``."""
-        if pool.waiters:
+        capped so free ports never exceed ``max``. Returns how many ports it tried to make
+        (an exact-mode round whose addresses were all refused made none, yet the next round
+        has other addresses to try)."""
+        asked = self._asked_addresses(pool)
+        if pool.waiting:
             count = len(pool.waiters)
         else:
             room = self._config.max - len(pool.free) - pool.creating
             count = min(self._config.batch or self._short(pool), room)
-        wanted = self._fixed_ips(pool, max(count, 0))
+        wanted = [desired.fixed_ip(pool.subnet_id, ip) for ip in asked]
+        wanted += self._fixed_ips(pool, max(count, 0), exclude=set(asked))
         if not wanted:
+            self._serve_exact(pool, asked)
             return 0
-        created = await self._create_round(pool, wanted)
+        try:
+            await self._create_round(pool, wanted)
+        finally:
+            self._serve_exact(pool, asked)
         self.serve_waiters(pool)
         # Ports made for starts that gave up meanwhile: beyond max they go.
         while len(pool.free) > self._config.max:
             self._ledger.delete(pool, next(reversed(pool.free)))
-        return len(created)
+        return len(wanted)
+
+    def _asked_addresses(self, pool: PortPool) -> list[str]:
+        """The addresses of the exact-mode starts waiting that a bulk create may make (one
+        Kuryr knows as held or refused is answered at once: its start makes its own port)."""
+        held = self._used_addresses(pool) | pool.blocked if pool.exact_waiters else set()
+        for ip in [ip for ip in pool.exact_waiters if ip in held]:
+            _answer(pool.exact_waiters.pop(ip), None)
+        return list(pool.exact_waiters)
 
     async def _adopt_strays(self, pool: PortPool) -> None:
         """Take in this subnet's pool ports that no pool knows: made by a bulk create whose
@@ -204,11 +227,15 @@ class Refill:
             pool.round_done = asyncio.Event()
         return created
 
-    def _fixed_ips(self, pool: PortPool, count: int) -> list[dict[str, str]]:
+    def _fixed_ips(
+        self, pool: PortPool, count: int, exclude: set[str] | None = None
+    ) -> list[dict[str, str]]:
         subnet_id = pool.subnet_id
+        if count <= 0:
+            return []
         if pool.row.mode != MODE_EXACT:
             return [desired.fixed_ip(subnet_id) for _ in range(count)]
-        used = self._used_addresses(pool)
+        used = self._used_addresses(pool) | (exclude or set())
         wanted: list[dict[str, str]] = []
         for ip in iter_hosts(pool.row.ranges):
             if ip in used or ip in pool.blocked:
@@ -225,6 +252,10 @@ class Refill:
         return used
 
     async def _create(self, pool: PortPool, wanted: list[dict[str, str]]) -> list[Port]:
+        if pool.row.mode == MODE_EXACT:
+            wanted = await self._unheld(pool, wanted)
+            if not wanted:
+                return []
         tags = self._post_tags.tags()
         mark = await self._mine.mark()
         items = [
@@ -253,6 +284,26 @@ class Refill:
                 pool.blocked.add(fixed.get("ip_address", ""))
         return ports
 
+    async def _unheld(self, pool: PortPool, wanted: list[dict[str, str]]) -> list[dict[str, str]]:
+        """The addresses no Neutron port holds, read in one request before an exact-mode bulk
+        create: Neutron refuses a bulk whole when one address is held, and keeps the
+        addresses of its other ports allocated for good (found on the real one,
+        tests/integration/test_neutron_fake.py), so a start given one of those could never
+        have its port. The ones held are blocked for the pool."""
+        query = {
+            "network_id": pool.row.network_id,
+            "fixed_ips": [f"ip_address={f['ip_address']}" for f in wanted],
+            "fields": ["id", "fixed_ips"],
+        }
+        held = {
+            ip
+            for raw in await self._neutron.query("ports", query)
+            for sid, ip in Port.from_neutron(raw).fixed_ips
+            if sid == pool.subnet_id
+        }
+        pool.blocked |= held
+        return [f for f in wanted if f["ip_address"] not in held]
+
     # --- starts waiting ---------------------------------------------------------------------------
 
     async def wait(self, pool: PortPool) -> Port:
@@ -275,6 +326,39 @@ class Refill:
             if waiter in pool.waiters:
                 pool.waiters.remove(waiter)
 
+    async def wait_exact(self, pool: PortPool, ip: str) -> Port | None:
+        """An exact-mode start that missed: the port a bulk create makes on ``ip`` together
+        with the other misses meanwhile; None when the pool cannot make it (the caller makes
+        its own port)."""
+        if pool.closing or not pool.started or not self._ledger.enabled:
+            return None
+        if ip in pool.exact_waiters or ip in pool.blocked:
+            return None
+        waiter: asyncio.Future[Port | None] = asyncio.get_running_loop().create_future()
+        pool.exact_waiters[ip] = waiter
+        pool.nudge.set()
+        pool.target = min(self._config.max, max(pool.target, self._config.min) + 1)
+        self.kick(pool)
+        timeout = deadline.clamp(_WAIT_TIMEOUT, f"waiting for the pool port of {ip}")
+        try:
+            return await asyncio.wait_for(waiter, timeout)
+        except TimeoutError:
+            raise BackendError(
+                f"no port for {ip} within {timeout:g}s: Neutron did not create the pool's "
+                "ports in time"
+            ) from None
+        finally:
+            if pool.exact_waiters.get(ip) is waiter:
+                del pool.exact_waiters[ip]
+
+    def _serve_exact(self, pool: PortPool, asked: list[str]) -> None:
+        """The round that was to make ``asked`` is over: each start waiting for one of them
+        gets its port, or None when Neutron refused the address."""
+        for ip in asked:
+            waiter = pool.exact_waiters.pop(ip, None)
+            if waiter is not None and not waiter.done():
+                _answer(waiter, self._ledger.take_exact(pool.subnet_id, ip))
+
     async def made(self, pool: PortPool, ip: str) -> None:
         """Return once no bulk create in flight is making a port on ``ip`` (Neutron holds the
         address from the start of the create, so a port made for it meanwhile is refused)."""
@@ -296,6 +380,13 @@ class Refill:
     def fail_waiters(self, pool: PortPool, exc: Exception) -> None:
         error = exc if isinstance(exc, KuryrError) else BackendError(str(exc))
         waiters, pool.waiters = pool.waiters, []
-        for waiter in waiters:
+        exact, pool.exact_waiters = pool.exact_waiters, {}
+        pending: list[asyncio.Future[Any]] = [*waiters, *exact.values()]
+        for waiter in pending:
             if not waiter.done():
                 waiter.set_exception(error)
+
+
+def _answer(waiter: asyncio.Future[Port | None], port: Port | None) -> None:
+    if not waiter.done():
+        waiter.set_result(port)

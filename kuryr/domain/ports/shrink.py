@@ -66,7 +66,7 @@ class Shrink:
         keep = sizing.floor(self._config)
         gone = 0
         for pool in self._ledger.all():
-            busy = pool.closing or pool.waiters or pool.refill is not None
+            busy = pool.closing or pool.waiting or pool.refill is not None
             if busy or not pool.demand.idle(now, self._config.idle_after):
                 continue
             pool.target = keep
