@@ -7,8 +7,9 @@ quiet. Kuryr's daemon marks the calls it makes while serving a Docker request wi
 request's id (``X-OpenStack-Request-ID``, kuryr.request_ids; the proxy logs it as ``rid``):
 for a daemon that marks them (``count_window``'s ``marked``), a call is sync exactly when it
 carries an id, whenever in the window it arrived, so a background read that happens to land
-while the docker command runs is not sync (work already under way that a request then waits
-for, such as a network removal it collides with, carries no id: async). kuryr-libnetwork
+while the docker command runs is not sync. A pool's bulk create that starts which missed wait
+for carries the id of one of them (sync); other work already under way that a request then
+waits for, such as a network removal it collides with, carries no id (async). kuryr-libnetwork
 marks nothing: its call is sync when it reached Neutron while the docker command was still
 running (the user waited for it), async when it came after the command returned. A request
 of Kuryr's periodic reconciliation pass is neither: the pass runs every ``[reconcile]

@@ -32,6 +32,17 @@ def serving() -> Iterator[str]:
         _current.reset(token)
 
 
+@contextmanager
+def waited_for_by(rid: str | None) -> Iterator[None]:
+    """The block's Neutron requests carry ``rid``: background work a Docker request waits
+    for (a pool's bulk create for the starts that missed), or none when no request waits."""
+    token = _current.set(rid)
+    try:
+        yield
+    finally:
+        _current.reset(token)
+
+
 def adopt(rid: str) -> None:
     """From now on the current context's Neutron requests carry ``rid``: for a task started
     with a context of its own to do part of that request's work (kuryr.domain.quiet)."""

@@ -30,6 +30,9 @@ class PortPool:
     # Exact mode: starts that missed the address Docker chose, by address; None tells one its
     # address could not be made in a bulk create (it makes its own port).
     exact_waiters: dict[str, asyncio.Future[Port | None]] = field(default_factory=dict)
+    # The id (kuryr.request_ids) of a Docker request waiting for the next bulk create, which
+    # sends it: the create is that request's own Neutron work.
+    asked_by: str | None = None
     nudge: asyncio.Event = field(default_factory=asyncio.Event)  # a refill must not wait
     blocked: set[str] = field(default_factory=set)  # exact mode: addresses Neutron refused
     # Until then (monotonic), ports of a bulk create that got no answer may still show up.

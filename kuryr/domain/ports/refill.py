@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from kuryr import deadline, naming
+from kuryr import deadline, naming, request_ids
 from kuryr.backends.neutron_api import NeutronApi, NeutronError
 from kuryr.backends.state import MODE_EXACT, State, iter_hosts
 from kuryr.config import PoolConfig
@@ -147,6 +147,7 @@ class Refill:
         (an exact-mode round whose addresses were all refused made none, yet the next round
         has other addresses to try)."""
         asked = self._asked_addresses(pool)
+        asked_by, pool.asked_by = pool.asked_by, None
         if pool.waiting:
             count = len(pool.waiters)
         else:
@@ -158,7 +159,8 @@ class Refill:
             self._serve_exact(pool, asked)
             return 0
         try:
-            await self._create_round(pool, wanted)
+            with request_ids.waited_for_by(asked_by if pool.waiting else None):
+                await self._create_round(pool, wanted)
         finally:
             self._serve_exact(pool, asked)
         self.serve_waiters(pool)
@@ -311,6 +313,7 @@ class Refill:
         with every other start waiting meanwhile)."""
         waiter: asyncio.Future[Port] = asyncio.get_running_loop().create_future()
         pool.waiters.append(waiter)
+        pool.asked_by = pool.asked_by or request_ids.current()
         pool.nudge.set()
         pool.target = min(self._config.max, max(pool.target, self._config.min) + 1)
         self.kick(pool)
@@ -336,6 +339,7 @@ class Refill:
             return None
         waiter: asyncio.Future[Port | None] = asyncio.get_running_loop().create_future()
         pool.exact_waiters[ip] = waiter
+        pool.asked_by = pool.asked_by or request_ids.current()
         pool.nudge.set()
         pool.target = min(self._config.max, max(pool.target, self._config.min) + 1)
         self.kick(pool)

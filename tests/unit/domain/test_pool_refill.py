@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from kuryr import naming
+from kuryr import naming, request_ids
 from kuryr.config import PoolConfig
 from kuryr.domain.ports.port import Port
 from kuryr.errors import BackendError
@@ -188,3 +189,30 @@ async def test_a_miss_whose_address_neutron_holds_gets_that_port_and_the_others_
         adopted = holders[chosen[5]]
         assert adopted is not None and adopted["id"] == by_hand["id"], "the hand-made port"
         assert len({str(port["id"]) for port in holders.values() if port}) == len(chosen)
+
+
+async def test_a_bulk_create_starts_wait_for_carries_a_waiting_request_id_a_refill_none(
+    tmp_path: Path,
+) -> None:
+    async with daemon(tmp_path, PoolConfig(min=0, max=4, batch=0, initial=0)) as d:
+        net = await d.kuryr_network()
+        sent: list[str | None] = []
+        real = d.neutron.create_bulk
+
+        async def create_bulk(resource: str, items: Any, timeout: float | None = None) -> Any:
+            sent.append(request_ids.current())
+            return await real(resource, items, timeout)
+
+        d.neutron.create_bulk = create_bulk  # type: ignore[method-assign]
+
+        async def start() -> str:
+            with request_ids.serving() as rid:
+                await d.request_address(net.pool_id)
+            return rid
+
+        rids = set(await asyncio.gather(*(start() for _ in range(3))))
+
+        await eventually(lambda: len(sent) >= 2, "the refill after the misses")
+        missed, refill = sent[0], sent[-1]
+        assert missed in rids, f"the misses' bulk create carried {missed!r}"
+        assert refill is None, "a refill no start waits for is background work"
