@@ -289,8 +289,8 @@ class Refill:
     async def _unheld(self, pool: PortPool, wanted: list[dict[str, str]]) -> list[dict[str, str]]:
         """The addresses no Neutron port holds, read in one request before an exact-mode bulk
         create: Neutron refuses a bulk whole when one address is held, and keeps the
-        addresses of its other ports allocated for good (found on the real one,
-        tests/integration/test_neutron_fake.py), so a start given one of those could never
+        addresses of its other ports allocated (on the real one still a minute later,
+        tests/integration/test_neutron_fake.py), so a start given one of those could not
         have its port. The ones held are blocked for the pool."""
         query = {
             "network_id": pool.row.network_id,
