@@ -335,7 +335,8 @@ class Refill:
         its own port)."""
         if pool.closing or not pool.started or not self._ledger.enabled:
             return None
-        if ip in pool.exact_waiters or ip in pool.blocked:
+        # Kuryr's IPAM pools make no exact addresses: their bulk creates have no fallback.
+        if pool.row.mode != MODE_EXACT or ip in pool.exact_waiters or ip in pool.blocked:
             return None
         waiter: asyncio.Future[Port | None] = asyncio.get_running_loop().create_future()
         pool.exact_waiters[ip] = waiter

@@ -216,3 +216,25 @@ async def test_a_bulk_create_starts_wait_for_carries_a_waiting_request_id_a_refi
         missed, refill = sent[0], sent[-1]
         assert missed in rids, f"the misses' bulk create carried {missed!r}"
         assert refill is None, "a refill no start waits for is background work"
+
+
+async def test_an_unreserved_address_on_a_kuryr_ipam_network_never_joins_a_bulk_create(
+    tmp_path: Path,
+) -> None:
+    async with daemon(tmp_path, PoolConfig(min=0, max=4, batch=0, initial=0)) as d:
+        net = await d.kuryr_network("10.81.0.0/24")
+        held = addresses(net.cidr, 40, 1)[0]
+        await d.neutron.create(
+            "ports",
+            {
+                "network_id": net.neutron_id,
+                "fixed_ips": [{"subnet_id": net.subnet_id, "ip_address": held}],
+            },
+        )
+
+        # A CreateEndpoint whose address RequestAddress no longer holds (a daemon restarted
+        # in between), among starts that miss the empty pool.
+        unreserved = d.create_endpoint(net, held)
+        answers = await asyncio.gather(unreserved, burst(d, net, 4), return_exceptions=True)
+
+        assert not any(isinstance(a, BaseException) for a in answers), answers
