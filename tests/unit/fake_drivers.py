@@ -6,12 +6,18 @@ server tests check, and "the domain saw no call" is how they prove a rejection c
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import json
+import tempfile
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 from kuryr.plugin import protocol as p
+from kuryr.plugin import server
 from kuryr.plugin.api import IpamDriver, NetworkDriver
 from kuryr.plugin.server import Domain
 
@@ -117,3 +123,21 @@ class FakeIpam(IpamDriver):
 def fake_domain() -> tuple[Domain, Recorder]:
     recorder = Recorder()
     return Domain(FakeNetwork(recorder), FakeIpam(recorder), recorder.mark_busy), recorder
+
+
+@asynccontextmanager
+async def plugin() -> AsyncIterator[tuple[aiohttp.ClientSession, Recorder]]:
+    """The server on a throwaway socket in front of the fake drivers, and a client for it."""
+    domain, recorder = fake_domain()
+    with tempfile.TemporaryDirectory(prefix="srv-") as name:
+        path = Path(name) / "kuryr.sock"
+        async with (
+            server.serving(path, domain),
+            aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(path))) as session,
+        ):
+            yield session, recorder
+
+
+async def post(session: aiohttp.ClientSession, path: str, body: dict[str, Any]) -> int:
+    async with session.post(f"http://plugin{path}", data=json.dumps(body)) as resp:
+        return resp.status

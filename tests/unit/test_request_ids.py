@@ -4,46 +4,21 @@ Neutron requests it waits for carry and background work does not."""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
-import tempfile
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from pathlib import Path
-from typing import Any
 
-import aiohttp
 import pytest
 
 from kuryr import errors, request_ids
 from kuryr.domain.ports.journal import background
 from kuryr.domain.quiet import giving_way
-from kuryr.plugin import server
-from tests.unit.fake_drivers import Recorder, fake_domain
+from tests.unit.fake_drivers import plugin, post
 
 NET = "0b707c5c251527c195db82fd7df44a27d6926b90bacf7ae3a232b450c6b8e9da"
 EP = "5e1f0c0b7dd5d7b1d6f2a0c3e9a4b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1"
 ENDPOINT = {"NetworkID": NET, "EndpointID": EP}
 # What neutron-server's request_id middleware (oslo.middleware) takes as a global request id.
 OSLO_ID = re.compile(r"^req-[a-f0-9]{8}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12}$")
-
-
-@asynccontextmanager
-async def plugin() -> AsyncIterator[tuple[aiohttp.ClientSession, Recorder]]:
-    domain, recorder = fake_domain()
-    with tempfile.TemporaryDirectory(prefix="rid-") as name:
-        path = Path(name) / "kuryr.sock"
-        async with (
-            server.serving(path, domain),
-            aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(path))) as session,
-        ):
-            yield session, recorder
-
-
-async def post(session: aiohttp.ClientSession, path: str, body: dict[str, Any]) -> int:
-    async with session.post(f"http://plugin{path}", data=json.dumps(body)) as resp:
-        return resp.status
 
 
 def test_an_id_is_set_only_while_a_request_is_served() -> None:

@@ -3,18 +3,10 @@ served; container requests move the start/stop clocks."""
 
 from __future__ import annotations
 
-import json
-import tempfile
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
-import aiohttp
-
 from kuryr import errors, metrics
-from kuryr.plugin import server
-from tests.unit.fake_drivers import Recorder, fake_domain
+from tests.unit.fake_drivers import plugin, post
 
 NET = "0b707c5c251527c195db82fd7df44a27d6926b90bacf7ae3a232b450c6b8e9da"
 EP = "5e1f0c0b7dd5d7b1d6f2a0c3e9a4b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1"
@@ -29,23 +21,6 @@ CONTAINER_STEPS: list[tuple[str, dict[str, Any]]] = [
     ("/NetworkDriver.DeleteEndpoint", ENDPOINT),
     ("/IpamDriver.ReleaseAddress", {**POOL, "Address": "10.0.0.7"}),
 ]
-
-
-@asynccontextmanager
-async def plugin() -> AsyncIterator[tuple[aiohttp.ClientSession, Recorder]]:
-    domain, recorder = fake_domain()
-    with tempfile.TemporaryDirectory(prefix="srv-") as name:
-        path = Path(name) / "kuryr.sock"
-        async with (
-            server.serving(path, domain),
-            aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(path))) as session,
-        ):
-            yield session, recorder
-
-
-async def post(session: aiohttp.ClientSession, path: str, body: dict[str, Any]) -> int:
-    async with session.post(f"http://plugin{path}", data=json.dumps(body)) as resp:
-        return resp.status
 
 
 def observed(histogram: str) -> float:

@@ -31,7 +31,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from kuryr import deadline, naming, request_ids
 from kuryr.backends.neutron_api import NeutronApi, NeutronError
@@ -47,6 +47,7 @@ from kuryr.domain.quiet import Quiet
 from kuryr.errors import BackendError, KuryrError
 
 LOG = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Misses arriving this close together share one bulk POST.
 _COALESCE_SECONDS = 0.005
@@ -313,18 +314,8 @@ class Refill:
         with every other start waiting meanwhile)."""
         waiter: asyncio.Future[Port] = asyncio.get_running_loop().create_future()
         pool.waiters.append(waiter)
-        pool.asked_by = pool.asked_by or request_ids.current()
-        pool.nudge.set()
-        pool.target = min(self._config.max, max(pool.target, self._config.min) + 1)
-        self.kick(pool)
-        timeout = deadline.clamp(_WAIT_TIMEOUT, f"waiting for a port of subnet {pool.subnet_id}")
         try:
-            return await asyncio.wait_for(waiter, timeout)
-        except TimeoutError:
-            raise BackendError(
-                f"no port for subnet {pool.subnet_id} within {timeout:g}s: NeutronApi did not "
-                "create the pool's ports in time"
-            ) from None
+            return await self._waited(pool, waiter, f"a port of subnet {pool.subnet_id}")
         finally:
             if waiter in pool.waiters:
                 pool.waiters.remove(waiter)
@@ -340,21 +331,26 @@ class Refill:
             return None
         waiter: asyncio.Future[Port | None] = asyncio.get_running_loop().create_future()
         pool.exact_waiters[ip] = waiter
+        try:
+            return await self._waited(pool, waiter, f"a port on {ip}")
+        finally:
+            if pool.exact_waiters.get(ip) is waiter:
+                del pool.exact_waiters[ip]
+
+    async def _waited(self, pool: PortPool, waiter: asyncio.Future[T], what: str) -> T:
+        """A start now waits for ``what``: the refill starts at once, the pool's target grows
+        by one, and the start waits as long as its request may."""
         pool.asked_by = pool.asked_by or request_ids.current()
         pool.nudge.set()
         pool.target = min(self._config.max, max(pool.target, self._config.min) + 1)
         self.kick(pool)
-        timeout = deadline.clamp(_WAIT_TIMEOUT, f"waiting for the pool port of {ip}")
+        timeout = deadline.clamp(_WAIT_TIMEOUT, f"waiting for {what}")
         try:
             return await asyncio.wait_for(waiter, timeout)
         except TimeoutError:
             raise BackendError(
-                f"no port for {ip} within {timeout:g}s: Neutron did not create the pool's "
-                "ports in time"
+                f"no {what} within {timeout:g}s: Neutron did not create the pool's ports in time"
             ) from None
-        finally:
-            if pool.exact_waiters.get(ip) is waiter:
-                del pool.exact_waiters[ip]
 
     def _serve_exact(self, pool: PortPool, asked: list[str]) -> None:
         """The round that was to make ``asked`` is over: each start waiting for one of them
