@@ -72,13 +72,17 @@ def _requests(results: dict[str, Any]) -> list[Line]:
     counted = results.get("neutron_calls", {})
     totals: list[float | None] = []
     syncs: list[bool | None] = []
+    with_sync: list[str] = []
     apart = True
     for key in KURYRS:
         ops = counted.get(key, {})
         start, stop = (ops.get(op, {}).get("median") for op in ("start", "stop"))
         totals.append(None if not start or not stop else start["total"] + stop["total"])
         runs = [r for op in ("start", "run_rm") for r in ops.get(op, {}).get("runs", [])]
-        syncs.append(None if not runs else all(r["sync"] == 0 for r in runs if r["ok"]))
+        done = [r for r in runs if r["ok"]]
+        syncs.append(None if not runs else all(r["sync"] == 0 for r in done))
+        waited = sum(1 for r in done if r["sync"])
+        with_sync.append(f"{waited} of {len(done)}" if runs else "n/a")
         apart = apart and all("periodic" in r for r in runs)
     note = "" if apart else " (a run of before it was counted apart: the pass in the totals)"
     return [
@@ -87,7 +91,11 @@ def _requests(results: dict[str, Any]) -> list[Line]:
             " / ".join("n/a" if t is None else f"{t:g}" for t in totals) + note,
             _all([None if t is None else t <= 4 for t in totals]),
         ),
-        ("no synchronous Neutron request on a start with a pool hit", "", _all(syncs)),
+        (
+            "no synchronous Neutron request on a start with a pool hit",
+            " / ".join(with_sync) + " starts had one",
+            _all(syncs),
+        ),
     ]
 
 
