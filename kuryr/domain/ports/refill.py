@@ -55,6 +55,9 @@ _COALESCE_SECONDS = 0.005
 # bound port create per item: under load it needs far longer than a request-path call, and a
 # caller that gives up early does not stop Neutron from making the ports.
 BULK_TIMEOUT = 120.0
+# Addresses read per request before an exact-mode bulk create: 40 (IPv4) to 65 (IPv6) bytes of
+# URL each, and neutron-server (eventlet) refuses a request line beyond 8 KiB.
+_HELD_CHUNK = 100
 # A start waiting for a pool port outside any request's deadline (tools, tests): as long as
 # the bulk create it waits for may take.
 _WAIT_TIMEOUT = BULK_TIMEOUT
@@ -288,22 +291,26 @@ class Refill:
         return ports
 
     async def _unheld(self, pool: PortPool, wanted: list[dict[str, str]]) -> list[dict[str, str]]:
-        """The addresses no Neutron port holds, read in one request before an exact-mode bulk
-        create: Neutron refuses a bulk whole when one address is held, and keeps the
-        addresses of its other ports allocated (on the real one still a minute later,
-        tests/integration/test_neutron_fake.py), so a start given one of those could not
-        have its port. The ones held are blocked for the pool."""
-        query = {
-            "network_id": pool.row.network_id,
-            "fixed_ips": [f"ip_address={f['ip_address']}" for f in wanted],
-            "fields": ["id", "fixed_ips"],
-        }
-        held = {
-            ip
-            for raw in await self._neutron.query("ports", query)
-            for sid, ip in Port.from_neutron(raw).fixed_ips
-            if sid == pool.subnet_id
-        }
+        """The addresses no Neutron port holds, read before an exact-mode bulk create (one
+        request per ``_HELD_CHUNK`` addresses): Neutron refuses a bulk whole when one address
+        is held, and keeps the addresses of its other ports allocated (on the real one still
+        a minute later, tests/integration/test_neutron_fake.py), so a start given one of those
+        could not have its port. The ones held are blocked for the pool."""
+        held: set[str] = set()
+        for start in range(0, len(wanted), _HELD_CHUNK):
+            query = {
+                "network_id": pool.row.network_id,
+                "fixed_ips": [
+                    f"ip_address={f['ip_address']}" for f in wanted[start : start + _HELD_CHUNK]
+                ],
+                "fields": ["id", "fixed_ips"],
+            }
+            held |= {
+                ip
+                for raw in await self._neutron.query("ports", query)
+                for sid, ip in Port.from_neutron(raw).fixed_ips
+                if sid == pool.subnet_id
+            }
         pool.blocked |= held
         return [f for f in wanted if f["ip_address"] not in held]
 

@@ -238,3 +238,25 @@ async def test_an_unreserved_address_on_a_kuryr_ipam_network_never_joins_a_bulk_
         answers = await asyncio.gather(unreserved, burst(d, net, 4), return_exceptions=True)
 
         assert not any(isinstance(a, BaseException) for a in answers), answers
+
+
+async def test_the_read_before_a_large_bulk_create_keeps_each_request_short(
+    tmp_path: Path,
+) -> None:
+    async with daemon(tmp_path, PoolConfig(min=0, max=4, batch=0, initial=0)) as d:
+        net = await d.docker_network("10.82.0.0/24")
+        asked: list[int] = []
+        real = d.neutron.query
+
+        async def query(resource: str, params: Any = None) -> Any:
+            if resource == "ports" and params and "fixed_ips" in params:
+                asked.append(len(params["fixed_ips"]))
+            return await real(resource, params)
+
+        d.neutron.query = query  # type: ignore[method-assign]
+        chosen = addresses(net.cidr, 2, 150)
+
+        made = await asyncio.gather(*(d.create_endpoint(net, ip) for ip in chosen))
+
+        assert all(d.port_holding(net, c.address) for c in made), "an address has no port"
+        assert asked and max(asked) <= 100, f"addresses per read: {asked}"
