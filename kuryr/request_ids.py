@@ -25,11 +25,8 @@ _current: ContextVar[str | None] = ContextVar("kuryr_request_id", default=None)
 def serving() -> Iterator[str]:
     """Serve the block as one Docker request under a fresh id; yields the id."""
     rid = f"req-{uuid.uuid4()}"
-    token = _current.set(rid)
-    try:
+    with waited_for_by(rid):
         yield rid
-    finally:
-        _current.reset(token)
 
 
 @contextmanager

@@ -150,7 +150,9 @@ class Refill:
         capped so free ports never exceed ``max``. Returns how many ports it tried to make
         (an exact-mode round whose addresses were all refused made none, yet the next round
         has other addresses to try)."""
-        asked = self._asked_addresses(pool)
+        # Read once: the addresses of the local state's endpoints, decoded row by row.
+        used = self._used_addresses(pool) if pool.row.mode == MODE_EXACT else set()
+        asked = self._asked_addresses(pool, used)
         asked_by, pool.asked_by = pool.asked_by, None
         if pool.waiting:
             count = len(pool.waiters)
@@ -158,7 +160,7 @@ class Refill:
             room = self._config.max - len(pool.free) - pool.creating
             count = min(self._config.batch or self._short(pool), room)
         wanted = [desired.fixed_ip(pool.subnet_id, ip) for ip in asked]
-        wanted += self._fixed_ips(pool, max(count, 0), exclude=set(asked))
+        wanted += self._fixed_ips(pool, max(count, 0), used | set(asked))
         if not wanted:
             self._serve_exact(pool, asked)
             return 0
@@ -173,10 +175,10 @@ class Refill:
             self._ledger.delete(pool, next(reversed(pool.free)))
         return len(wanted)
 
-    def _asked_addresses(self, pool: PortPool) -> list[str]:
+    def _asked_addresses(self, pool: PortPool, used: set[str]) -> list[str]:
         """The addresses of the exact-mode starts waiting that a bulk create may make (one
-        Kuryr knows as held or refused is answered at once: its start makes its own port)."""
-        held = self._used_addresses(pool) | pool.blocked if pool.exact_waiters else set()
+        ``used`` or refused is answered at once: its start makes its own port)."""
+        held = used | pool.blocked
         for ip in [ip for ip in pool.exact_waiters if ip in held]:
             _answer(pool.exact_waiters.pop(ip), None)
         return list(pool.exact_waiters)
@@ -234,14 +236,17 @@ class Refill:
         return created
 
     def _fixed_ips(
-        self, pool: PortPool, count: int, exclude: set[str] | None = None
+        self, pool: PortPool, count: int, used: set[str] | None = None
     ) -> list[dict[str, str]]:
+        """``count`` fixed IPs for new pool ports; in exact mode the lowest addresses not
+        ``used`` (read from the pool and the local state when not given) nor blocked."""
         subnet_id = pool.subnet_id
         if count <= 0:
             return []
         if pool.row.mode != MODE_EXACT:
             return [desired.fixed_ip(subnet_id) for _ in range(count)]
-        used = self._used_addresses(pool) | (exclude or set())
+        if used is None:
+            used = self._used_addresses(pool)
         wanted: list[dict[str, str]] = []
         for ip in iter_hosts(pool.row.ranges):
             if ip in used or ip in pool.blocked:
